@@ -1,0 +1,156 @@
+// Package taskspec is the contract between the scheduler and the executor:
+// the versioned document the scheduler puts in TaskInfo.data and the executor
+// reads back before it starts the Consul agent.
+//
+// The scheduler is the only writer and the executor the only reader, but the
+// two can run different builds during an upgrade, so the document carries a
+// version and Decode refuses versions it does not know instead of guessing.
+package taskspec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Version is the version of the document this build writes and reads.
+const Version = 1
+
+// Role is what the Consul agent of a task is.
+type Role string
+
+const (
+	RoleServer Role = "server"
+	RoleClient Role = "client"
+)
+
+// Ports are the Consul agent's ports. A port of -1 disables that listener
+// (Consul's own convention); 0 is not allowed.
+type Ports struct {
+	Server  int `json:"server"`
+	SerfLAN int `json:"serf_lan"`
+	SerfWAN int `json:"serf_wan"`
+	HTTP    int `json:"http"`
+	HTTPS   int `json:"https"`
+	GRPC    int `json:"grpc"`
+	DNS     int `json:"dns"`
+}
+
+// Spec is one task's instructions to the executor.
+type Spec struct {
+	Version int  `json:"version"`
+	Role    Role `json:"role"`
+	// NodeName is the Consul node name; the task name (consul-server-0,
+	// consul-client-<agent>) so that it is stable across relaunches.
+	NodeName   string `json:"node_name"`
+	Datacenter string `json:"datacenter"`
+	Domain     string `json:"domain"`
+	// BootstrapExpect is the number of servers (servers only).
+	BootstrapExpect int `json:"bootstrap_expect,omitempty"`
+	// JoinDNSNames are the Mesos-DNS names of every server task
+	// (<task>.<framework>.mesos).
+	JoinDNSNames []string `json:"join_dns_names"`
+	// JoinAddrs are serf LAN addresses (ip:port) of servers the scheduler
+	// already knows to be running, so bootstrap never waits for Mesos-DNS.
+	JoinAddrs []string `json:"join_addrs,omitempty"`
+	Ports     Ports    `json:"ports"`
+	// DataDir is where Consul keeps its state, relative to the sandbox
+	// (for servers: the persistent volume's container path).
+	DataDir        string `json:"data_dir"`
+	RaftMultiplier int    `json:"raft_multiplier,omitempty"`
+	UI             bool   `json:"ui"`
+	LogLevel       string `json:"log_level,omitempty"`
+	// ExtraConfig is operator-supplied Consul agent configuration (a JSON
+	// object), applied over what the executor generates.
+	ExtraConfig json.RawMessage `json:"extra_config,omitempty"`
+	// DNSServer, when set (ip:port), is the resolver the executor uses for
+	// the Mesos-DNS names instead of the system one (dev uses the simulator's).
+	DNSServer string `json:"dns_server,omitempty"`
+	// ConfigID identifies the target configuration the task was launched
+	// with; a change means the task needs a rolling restart.
+	ConfigID string `json:"config_id,omitempty"`
+}
+
+// Encode validates s and returns the document for TaskInfo.data.
+func Encode(s Spec) ([]byte, error) {
+	if s.Version == 0 {
+		s.Version = Version
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
+}
+
+// Decode parses and validates a document from TaskInfo.data.
+func Decode(data []byte) (Spec, error) {
+	if len(data) == 0 {
+		return Spec{}, errors.New("taskspec: TaskInfo.data is empty: the task was not launched by the dcos-consul scheduler")
+	}
+	var probe struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return Spec{}, fmt.Errorf("taskspec: TaskInfo.data is not a task spec document: %w", err)
+	}
+	if probe.Version != Version {
+		return Spec{}, fmt.Errorf("taskspec: document version %d is not supported by this executor (it reads version %d): upgrade the executor binary", probe.Version, Version)
+	}
+	var s Spec
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("taskspec: version %d document: %w", Version, err)
+	}
+	if err := s.Validate(); err != nil {
+		return Spec{}, err
+	}
+	return s, nil
+}
+
+// Validate reports the first problem of s, naming the field.
+func (s Spec) Validate() error {
+	if s.Version != Version {
+		return fmt.Errorf("taskspec: version %d, want %d", s.Version, Version)
+	}
+	switch s.Role {
+	case RoleServer:
+		if s.BootstrapExpect < 1 {
+			return fmt.Errorf("taskspec: bootstrap_expect %d: a server needs at least 1", s.BootstrapExpect)
+		}
+	case RoleClient:
+	default:
+		return fmt.Errorf("taskspec: role %q: want %q or %q", s.Role, RoleServer, RoleClient)
+	}
+	if s.NodeName == "" {
+		return errors.New("taskspec: node_name is empty")
+	}
+	if s.Datacenter == "" {
+		return errors.New("taskspec: datacenter is empty")
+	}
+	if s.DataDir == "" {
+		return errors.New("taskspec: data_dir is empty")
+	}
+	for name, p := range map[string]int{
+		"server": s.Ports.Server, "serf_lan": s.Ports.SerfLAN, "serf_wan": s.Ports.SerfWAN,
+		"http": s.Ports.HTTP, "https": s.Ports.HTTPS, "grpc": s.Ports.GRPC, "dns": s.Ports.DNS,
+	} {
+		if p == -1 {
+			continue
+		}
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("taskspec: ports.%s %d: want 1-65535, or -1 to disable", name, p)
+		}
+	}
+	if s.Ports.Server == -1 || s.Ports.SerfLAN == -1 {
+		return errors.New("taskspec: ports.server and ports.serf_lan cannot be disabled")
+	}
+	if len(s.ExtraConfig) > 0 {
+		var obj map[string]any
+		if err := json.Unmarshal(s.ExtraConfig, &obj); err != nil {
+			return fmt.Errorf("taskspec: extra_config must be a JSON object: %w", err)
+		}
+	}
+	return nil
+}
