@@ -7,6 +7,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
+// subcommands are added by the files of this package, each in its own init,
+// so that every command lives beside the code that registers it.
+var subcommands []func() *cobra.Command
+
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "dcos-consul",
@@ -21,5 +25,8 @@ func newRootCommand() *cobra.Command {
 			cmd.Println(version)
 		},
 	})
+	for _, sub := range subcommands {
+		root.AddCommand(sub())
+	}
 	return root
 }
