@@ -48,10 +48,12 @@ type Config struct {
 	InProcess bool
 	// Timing; zero values take the real Mesos defaults.
 	ExecutorShutdownGrace  time.Duration // 5s
-	StatusUpdateRetry      time.Duration // 10s, doubling, capped at 10min
+	StatusUpdateRetry      time.Duration // 10s, doubling, capped at StatusUpdateRetryMax
+	StatusUpdateRetryMax   time.Duration // 10min
 	ExecutorRegisterTimout time.Duration // 1min
 	RecoveryTimeout        time.Duration // 15min (MESOS_RECOVERY_TIMEOUT)
 	SubscriptionBackoffMax time.Duration // 2s (MESOS_SUBSCRIPTION_BACKOFF_MAX)
+	ExecutorHeartbeat      time.Duration // 30min: HEARTBEAT events on executor streams
 }
 
 // Launch is one LAUNCH or LAUNCH_GROUP operation the master validated and

@@ -1,0 +1,397 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+// Real Mesos agent defaults (mesos-api.md section 9).
+const (
+	DefaultPort                   = 5051
+	DefaultExecutorShutdownGrace  = 5 * time.Second
+	DefaultStatusUpdateRetry      = 10 * time.Second
+	MaxStatusUpdateRetry          = 10 * time.Minute
+	DefaultExecutorRegisterTimout = time.Minute
+	DefaultRecoveryTimeout        = 15 * time.Minute
+	DefaultSubscriptionBackoffMax = 2 * time.Second
+	DefaultExecutorHeartbeat      = 30 * time.Minute
+)
+
+// Agent is one simulated Mesos agent. All state sits behind mu; calls to the
+// Master are queued under mu and delivered, in order, by a drainer goroutine
+// that exists only while there is something to deliver (so an idle agent
+// costs no goroutine).
+type Agent struct {
+	cfg    Config
+	master Master
+
+	mu          sync.Mutex
+	frameworks  map[string]*framework
+	streams     map[streamKey]*updateStream
+	partitioned bool
+	stopped     bool
+	started     bool
+	// held are master notifications (executor terminations) that could not
+	// be delivered during a partition; they go out at Reregistered().
+	held []func()
+
+	outbox   []func()
+	draining bool
+	drained  *sync.Cond // signalled when the outbox empties
+
+	ln    net.Listener
+	srv   *http.Server
+	procs sync.WaitGroup // executor process waiters and fetch/launch goroutines
+
+	fetchMu sync.Mutex // serialises the fetcher cache
+}
+
+type framework struct {
+	info      mesos.FrameworkInfo
+	executors map[string]*executor
+	// terminating: ShutdownFramework was called; no more status updates.
+	terminating bool
+}
+
+// New validates cfg, fills in the real Mesos defaults and returns an agent
+// that does nothing until Start.
+func New(cfg Config, m Master) (*Agent, error) {
+	if cfg.ID.Value == "" {
+		return nil, errors.New("agent: Config.ID is required")
+	}
+	if m == nil {
+		return nil, errors.New("agent: a Master is required")
+	}
+	if cfg.IP == "" {
+		cfg.IP = "127.0.0.1"
+	}
+	if net.ParseIP(cfg.IP).To4() == nil {
+		return nil, fmt.Errorf("agent %s: IP %q is not an IPv4 address", cfg.ID.Value, cfg.IP)
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = cfg.IP
+	}
+	if cfg.Port == 0 {
+		cfg.Port = DefaultPort
+	}
+	if !cfg.InProcess && cfg.WorkDir == "" {
+		return nil, fmt.Errorf("agent %s: Config.WorkDir is required unless InProcess", cfg.ID.Value)
+	}
+	if cfg.WorkDir != "" {
+		abs, err := filepath.Abs(cfg.WorkDir)
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: work dir: %w", cfg.ID.Value, err)
+		}
+		cfg.WorkDir = abs
+	}
+	if cfg.ExecutorShutdownGrace <= 0 {
+		cfg.ExecutorShutdownGrace = DefaultExecutorShutdownGrace
+	}
+	if cfg.StatusUpdateRetry <= 0 {
+		cfg.StatusUpdateRetry = DefaultStatusUpdateRetry
+	}
+	if cfg.StatusUpdateRetryMax <= 0 {
+		cfg.StatusUpdateRetryMax = MaxStatusUpdateRetry
+	}
+	if cfg.StatusUpdateRetryMax < cfg.StatusUpdateRetry {
+		cfg.StatusUpdateRetryMax = cfg.StatusUpdateRetry
+	}
+	if cfg.ExecutorRegisterTimout <= 0 {
+		cfg.ExecutorRegisterTimout = DefaultExecutorRegisterTimout
+	}
+	if cfg.RecoveryTimeout <= 0 {
+		cfg.RecoveryTimeout = DefaultRecoveryTimeout
+	}
+	if cfg.SubscriptionBackoffMax <= 0 {
+		cfg.SubscriptionBackoffMax = DefaultSubscriptionBackoffMax
+	}
+	if cfg.ExecutorHeartbeat <= 0 {
+		cfg.ExecutorHeartbeat = DefaultExecutorHeartbeat
+	}
+	a := &Agent{cfg: cfg, master: m}
+	a.drained = sync.NewCond(&a.mu)
+	return a, nil
+}
+
+// Config returns the agent's configuration with defaults filled in.
+func (a *Agent) Config() Config { return a.cfg }
+
+// Endpoint is the executor API address, IP:PORT (MESOS_AGENT_ENDPOINT).
+func (a *Agent) Endpoint() string {
+	return net.JoinHostPort(a.cfg.IP, strconv.Itoa(a.cfg.Port))
+}
+
+// PID is the agent's libprocess id, slave(1)@IP:PORT.
+func (a *Agent) PID() string { return "slave(1)@" + a.Endpoint() }
+
+// Start listens on IP:Port and serves POST /api/v1/executor. It does
+// nothing for an InProcess agent.
+func (a *Agent) Start() error {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return errors.New("agent: Start after Stop")
+	}
+	if a.started {
+		a.mu.Unlock()
+		return nil
+	}
+	a.started = true
+	a.mu.Unlock()
+	if a.cfg.InProcess {
+		return nil
+	}
+	for _, d := range []string{a.slaveDir(), a.volumesDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("agent %s: %w", a.cfg.ID.Value, err)
+		}
+	}
+	ln, err := net.Listen("tcp", a.Endpoint())
+	if err != nil {
+		return fmt.Errorf("agent %s: listen on %s: %w", a.cfg.ID.Value, a.Endpoint(), err)
+	}
+	mux := http.NewServeMux()
+	h := http.HandlerFunc(a.serveExecutorAPI)
+	mux.Handle("/api/v1/executor", h)
+	mux.Handle("/slave(1)/api/v1/executor", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	a.mu.Lock()
+	a.ln, a.srv = ln, srv
+	a.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return nil
+}
+
+// Stop kills every executor (its whole process group), closes the listener
+// and every executor stream, and stops all timers. Nothing reaches the
+// master afterwards. Stop waits (bounded) for the processes to be reaped.
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.stopped = true
+	srv := a.srv
+	var pgids []int
+	for _, fw := range a.frameworks {
+		for _, e := range fw.executors {
+			e.stopTimers()
+			if e.sub != nil {
+				e.sub.close()
+				e.sub = nil
+			}
+			if e.pid > 0 && !e.exited {
+				pgids = append(pgids, e.pid)
+			}
+		}
+	}
+	for _, s := range a.streams {
+		s.stopTimer()
+	}
+	a.outbox = nil
+	a.held = nil
+	a.mu.Unlock()
+
+	for _, pg := range pgids {
+		_ = syscall.Kill(-pg, syscall.SIGKILL)
+	}
+	if srv != nil {
+		_ = srv.Close()
+	}
+	done := make(chan struct{})
+	go func() { a.procs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// SetPartitioned cuts (true) or restores (false) the agent's link to the
+// master. While cut, no status update, executor message or executor
+// termination reaches the master; updates keep queueing and retrying.
+func (a *Agent) SetPartitioned(p bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.partitioned = p
+}
+
+// Reregistered tells the agent it (re)registered with a master (master
+// restart, healed partition, framework re-subscribed): held executor
+// terminations are delivered and the head update of every task stream is
+// sent again at once, with the current latest state.
+func (a *Agent) Reregistered() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped || a.partitioned {
+		return
+	}
+	for _, f := range a.held {
+		a.emit(f)
+	}
+	a.held = nil
+	keys := make([]streamKey, 0, len(a.streams))
+	for k := range a.streams {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].fw != keys[j].fw {
+			return keys[i].fw < keys[j].fw
+		}
+		return keys[i].task < keys[j].task
+	})
+	for _, k := range keys {
+		s := a.streams[k]
+		if len(s.pending) > 0 {
+			s.backoff = a.cfg.StatusUpdateRetry
+			a.forwardHead(s)
+		}
+	}
+}
+
+// emit queues a call to the master; it runs after mu is released, in order.
+// Caller holds mu.
+func (a *Agent) emit(f func()) {
+	if a.stopped {
+		return
+	}
+	a.outbox = append(a.outbox, f)
+	if !a.draining {
+		a.draining = true
+		go a.drain()
+	}
+}
+
+func (a *Agent) drain() {
+	a.mu.Lock()
+	for len(a.outbox) > 0 {
+		f := a.outbox[0]
+		a.outbox[0] = nil
+		a.outbox = a.outbox[1:]
+		a.mu.Unlock()
+		f()
+		a.mu.Lock()
+	}
+	a.outbox = nil
+	a.draining = false
+	a.drained.Broadcast()
+	a.mu.Unlock()
+}
+
+// Quiesce blocks until every queued master notification has been delivered.
+// Tests use it to observe a settled agent.
+func (a *Agent) Quiesce() {
+	a.mu.Lock()
+	for a.draining {
+		a.drained.Wait()
+	}
+	a.mu.Unlock()
+}
+
+// Executors lists the live executor runs (not the ones that terminated),
+// sorted by framework and executor ID.
+func (a *Agent) Executors() []ExecutorState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []ExecutorState
+	for _, fw := range a.frameworks {
+		for _, e := range fw.executors {
+			st := ExecutorState{
+				Framework: e.fwID,
+				Executor:  e.info.ExecutorID,
+				Directory: e.dir,
+				PID:       e.pid,
+				Tasks:     make(map[string]mesos.TaskState, len(e.tasks)),
+			}
+			for id, t := range e.tasks {
+				st.Tasks[id] = t.state
+			}
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Framework.Value != out[j].Framework.Value {
+			return out[i].Framework.Value < out[j].Framework.Value
+		}
+		return out[i].Executor.Value < out[j].Executor.Value
+	})
+	return out
+}
+
+func (a *Agent) framework(id string) *framework {
+	if a.frameworks == nil {
+		return nil
+	}
+	return a.frameworks[id]
+}
+
+// executorByID finds a live executor. Caller holds mu.
+func (a *Agent) executorByID(fw, ex string) *executor {
+	f := a.framework(fw)
+	if f == nil {
+		return nil
+	}
+	return f.executors[ex]
+}
+
+// executorOfTask finds the live executor holding a task. Caller holds mu.
+func (a *Agent) executorOfTask(fw, task string) *executor {
+	f := a.framework(fw)
+	if f == nil {
+		return nil
+	}
+	for _, e := range f.executors {
+		if _, ok := e.tasks[task]; ok {
+			return e
+		}
+	}
+	return nil
+}
+
+// maybeForgetFramework drops a framework with nothing left on this agent,
+// keeping idle agents small. Caller holds mu.
+func (a *Agent) maybeForgetFramework(id string) {
+	f := a.framework(id)
+	if f == nil || len(f.executors) > 0 {
+		return
+	}
+	for k := range a.streams {
+		if k.fw == id {
+			return
+		}
+	}
+	delete(a.frameworks, id)
+}
+
+func (a *Agent) slaveDir() string {
+	return filepath.Join(a.cfg.WorkDir, "slaves", a.cfg.ID.Value)
+}
+
+func (a *Agent) volumesDir() string {
+	return filepath.Join(a.cfg.WorkDir, "volumes", "roles")
+}
+
+func partitionAware(info mesos.FrameworkInfo) bool {
+	for _, c := range info.Capabilities {
+		if c.Type == mesos.FrameworkInfo_Capability_PARTITION_AWARE {
+			return true
+		}
+	}
+	return false
+}
+
+func nowSeconds() *float64 {
+	t := float64(time.Now().UnixNano()) / 1e9
+	return &t
+}
