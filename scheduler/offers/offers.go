@@ -1,0 +1,633 @@
+// Package offers turns one Mesos offer into the operations that use it, or
+// a decline with the reason and a filter. It is a pure function of the
+// target, the task records, the reconcile result and the offer.
+//
+// Servers run on dynamically reserved resources (role, principal, labels
+// naming the server and the reservation) with a persistent volume for
+// their data: a first launch is RESERVE + CREATE + LAUNCH in one ACCEPT; a
+// relaunch uses the same reservation and volume on the same agent. Clients
+// run on unreserved resources, one per agent without a server.
+package offers
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/dcos-consul/dcos-consul/internal/mesosdns"
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// Filters: a short one when something could use this agent later, a long
+// one when nothing can (the scheduler revives, which clears filters, as
+// soon as something new needs offers).
+const (
+	ShortRefuse = 5 * time.Second
+	LongRefuse  = 5 * time.Minute
+)
+
+// KillGracePeriod is given to every task: the executor's graceful leave.
+const KillGracePeriod = 30 * time.Second
+
+// Input is one offer and everything the decision depends on.
+type Input struct {
+	Target      state.Target
+	FrameworkID string
+	Tasks       state.Tasks
+	// Launch are the records waiting for an offer (reconcile.Result.Launch).
+	Launch map[string]string
+	// Blocked are records that must not be launched now (e.g. waiting for
+	// reconciliation), with why.
+	Blocked map[string]string
+	// AgentAttrs are the attributes of agents seen so far (for placement
+	// constraints across agents).
+	AgentAttrs map[string]map[string]string
+	Offer      mesos.Offer
+	Now        time.Time
+	// NewID returns a fresh unique string (a UUID in production).
+	NewID func() string
+}
+
+// Decision is what to do with the offer.
+type Decision struct {
+	// Records must be persisted before the ACCEPT is sent.
+	Records []state.Task
+	// Operations for one ACCEPT; empty means decline.
+	Operations []mesos.Offer_Operation
+	// Launched names the tasks launched by Operations.
+	Launched []string
+	// Cleanup describes unexplained reservations being destroyed.
+	Cleanup []string
+	// Reason explains the decision (always set).
+	Reason string
+	// Refuse is the filter for the unused remainder or the decline.
+	Refuse time.Duration
+	// Waiting maps tasks that could have used this offer but did not to why.
+	Waiting map[string]string
+}
+
+// Accept reports whether the decision uses the offer.
+func (d Decision) Accept() bool { return len(d.Operations) > 0 }
+
+// Evaluate decides what to do with one offer.
+func Evaluate(in Input) Decision {
+	o := in.Offer
+	agent := o.AgentID.Value
+	d := Decision{Waiting: map[string]string{}, Refuse: LongRefuse}
+	role := in.Target.Role
+	if o.AllocationInfo != nil && o.AllocationInfo.GetRole() != "" && o.AllocationInfo.GetRole() != role {
+		d.Reason = fmt.Sprintf("offer allocated to role %q, not %q", o.AllocationInfo.GetRole(), role)
+		return d
+	}
+
+	groups := ourGroups(o, role)
+	onAgent := in.Tasks.OnAgent(agent)
+
+	// 1. Reservations no record explains: destroy and unreserve them.
+	explained := map[string]bool{}
+	for _, t := range onAgent {
+		if t.Reservation != nil {
+			explained[t.Reservation.ID] = true
+		}
+	}
+	for _, id := range sortedGroupIDs(groups) {
+		if explained[id] {
+			continue
+		}
+		g := groups[id]
+		var destroy, unreserve []mesos.Resource
+		for _, r := range g.resources {
+			if persistenceID(r) != "" {
+				destroy = append(destroy, r)
+				unreserve = append(unreserve, withoutVolume(r))
+			} else {
+				unreserve = append(unreserve, r)
+			}
+		}
+		if len(destroy) > 0 {
+			d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_DESTROY, Destroy: &mesos.Offer_Operation_Destroy{Volumes: destroy}})
+		}
+		d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_UNRESERVE, Unreserve: &mesos.Offer_Operation_Unreserve{Resources: unreserve}})
+		d.Cleanup = append(d.Cleanup, fmt.Sprintf("reservation %s (task %q) is not explained by any task record: destroying its volume and unreserving it", id, g.task))
+	}
+
+	// 2. A task already placed on this agent that needs a (re)launch.
+	var placedHere *state.Task
+	busy := false // an active task of ours, or a placed server, occupies the agent
+	for i := range onAgent {
+		t := onAgent[i]
+		if t.Active() || t.Role == taskspec.RoleServer {
+			busy = true
+		}
+		if _, wants := in.Launch[t.Name]; wants {
+			tt := t
+			placedHere = &tt
+		}
+	}
+	if placedHere != nil {
+		t := *placedHere
+		if why, blocked := in.Blocked[t.Name]; blocked {
+			d.Waiting[t.Name] = why
+			d.Reason = fmt.Sprintf("%s is placed on this agent but %s", t.Name, why)
+			d.Refuse = ShortRefuse
+			return finish(d)
+		}
+		if wait := backoffLeft(t, in.Now); wait > 0 {
+			d.Waiting[t.Name] = fmt.Sprintf("relaunch delayed %s after %d failures", wait.Round(time.Second), t.Failures)
+			d.Reason = t.Name + ": " + d.Waiting[t.Name]
+			d.Refuse = ShortRefuse
+			return finish(d)
+		}
+		var l launchPlan
+		var err error
+		if t.Role == taskspec.RoleServer {
+			l, err = relaunchServer(in, t, groups)
+		} else {
+			l, err = launchClient(in, t)
+		}
+		if err != nil {
+			d.Waiting[t.Name] = err.Error()
+			d.Reason = t.Name + ": " + err.Error()
+			d.Refuse = ShortRefuse
+			return finish(d)
+		}
+		return finish(l.apply(d))
+	}
+	if busy {
+		d.Reason = "this agent already runs " + names(onAgent)
+		return finish(d)
+	}
+
+	// 3. A server not yet placed.
+	var unplaced []state.Task
+	allPlaced := true
+	for _, t := range in.Tasks.Sorted() {
+		if t.Role != taskspec.RoleServer || t.Index >= in.Target.Servers {
+			continue
+		}
+		if t.AgentID == "" {
+			allPlaced = false
+			if _, wants := in.Launch[t.Name]; wants {
+				unplaced = append(unplaced, t)
+			}
+		}
+	}
+	public := isPublic(o)
+	if len(unplaced) > 0 {
+		t := unplaced[0]
+		if why, blocked := in.Blocked[t.Name]; blocked {
+			d.Waiting[t.Name] = why
+			d.Reason = t.Name + ": " + why
+			d.Refuse = ShortRefuse
+			return finish(d)
+		}
+		var err error
+		if public {
+			err = fmt.Errorf("agent %s is a public agent: servers run on private agents", o.Hostname)
+		} else {
+			var servers []state.Task
+			for _, s := range in.Tasks {
+				if s.Role == taskspec.RoleServer {
+					servers = append(servers, s)
+				}
+			}
+			if err = checkPlacement(in.Target.Placement, o, servers, in.AgentAttrs); err == nil {
+				var l launchPlan
+				l, err = placeServer(in, t)
+				if err == nil {
+					return finish(l.apply(d))
+				}
+			}
+		}
+		for _, u := range unplaced {
+			d.Waiting[u.Name] = fmt.Sprintf("offer from %s does not fit: %v", o.Hostname, err)
+		}
+		d.Reason = fmt.Sprintf("cannot place %s: %v", t.Name, err)
+		d.Refuse = ShortRefuse
+		return finish(d)
+	}
+
+	// 4. A client on an agent without one.
+	if in.Target.ClientsEnabled {
+		switch {
+		case public && !in.Target.ClientsOnPublic:
+			d.Reason = "public agent and clients on public agents are disabled"
+		case !allPlaced:
+			d.Reason = "clients wait until every server is placed (servers need agents of their own)"
+			d.Refuse = ShortRefuse
+		default:
+			name := state.ClientName(agent)
+			if why, blocked := in.Blocked[name]; blocked {
+				d.Reason = name + ": " + why
+				d.Refuse = ShortRefuse
+				return finish(d)
+			}
+			t := state.Task{Name: name, Role: taskspec.RoleClient}
+			l, err := launchClient(in, t)
+			if err != nil {
+				d.Reason = fmt.Sprintf("cannot launch %s: %v", name, err)
+				return finish(d)
+			}
+			return finish(l.apply(d))
+		}
+		return finish(d)
+	}
+	if len(in.Launch) == 0 {
+		d.Reason = "nothing to launch"
+	} else {
+		d.Reason = "nothing waiting can use this agent"
+	}
+	return finish(d)
+}
+
+func finish(d Decision) Decision {
+	if len(d.Cleanup) > 0 && d.Reason == "" {
+		d.Reason = strings.Join(d.Cleanup, "; ")
+	} else if len(d.Cleanup) > 0 {
+		d.Reason += "; " + strings.Join(d.Cleanup, "; ")
+	}
+	if len(d.Cleanup) > 0 {
+		d.Refuse = 0 // the unreserved remainder may be wanted right away
+	}
+	return d
+}
+
+func names(ts []state.Task) string {
+	var ns []string
+	for _, t := range ts {
+		ns = append(ns, t.Name)
+	}
+	sort.Strings(ns)
+	return strings.Join(ns, ", ")
+}
+
+func backoffLeft(t state.Task, now time.Time) time.Duration {
+	if t.Failures <= 1 {
+		return 0
+	}
+	d := time.Second << uint(t.Failures-2)
+	if d > time.Minute || d <= 0 {
+		d = time.Minute
+	}
+	return d - now.Sub(t.UpdatedAt)
+}
+
+// launchPlan is the operations and the record for one task launch.
+type launchPlan struct {
+	ops    []mesos.Offer_Operation
+	record state.Task
+	what   string
+}
+
+func (l launchPlan) apply(d Decision) Decision {
+	d.Operations = append(d.Operations, l.ops...)
+	d.Records = append(d.Records, l.record)
+	d.Launched = append(d.Launched, l.record.Name)
+	d.Reason = l.what
+	d.Refuse = LongRefuse
+	return d
+}
+
+// placeServer: RESERVE + CREATE + LAUNCH of a server on fresh resources.
+func placeServer(in Input, t state.Task) (launchPlan, error) {
+	id := in.NewID()
+	t.Reservation = &state.Reservation{ID: id, PersistenceID: t.Name + "-" + shortID(id)}
+	l, err := reserveAndLaunch(in, t)
+	if err != nil {
+		return l, err
+	}
+	l.what = fmt.Sprintf("placing %s on %s: reserve, create volume %s, launch", t.Name, in.Offer.Hostname, t.Reservation.PersistenceID)
+	return l, nil
+}
+
+func shortID(id string) string {
+	id = strings.ReplaceAll(id, "-", "")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return id
+}
+
+// reserveAndLaunch builds RESERVE + CREATE + LAUNCH from unreserved resources.
+func reserveAndLaunch(in Input, t state.Task) (launchPlan, error) {
+	o, tg := in.Offer, in.Target
+	p := unreservedPool(o)
+	want := tg.Server
+	if p.cpus < want.CPUs {
+		return launchPlan{}, fmt.Errorf("cpus %.2f offered, %.2f needed", p.cpus, want.CPUs)
+	}
+	if p.mem < want.Mem {
+		return launchPlan{}, fmt.Errorf("mem %.0f MB offered, %.0f MB needed", p.mem, want.Mem)
+	}
+	ports := tg.PortList()
+	if miss, ok := missingPort(p.ports, ports); ok {
+		return launchPlan{}, fmt.Errorf("port %d is not offered (offered ports: %s)", miss, describePorts(p.ports))
+	}
+	var disk mesos.Resource
+	if want.DiskType == "MOUNT" {
+		found := false
+		for _, m := range p.mounts {
+			if m.GetScalar().GetValue() >= want.Disk {
+				disk, found = m, true
+				break
+			}
+		}
+		if !found {
+			return launchPlan{}, fmt.Errorf("no MOUNT disk of at least %.0f MB offered", want.Disk)
+		}
+	} else {
+		if p.disk < want.Disk {
+			return launchPlan{}, fmt.Errorf("disk %.0f MB offered, %.0f MB needed", p.disk, want.Disk)
+		}
+		disk = scalar("disk", want.Disk, tg.Role)
+	}
+	disk.AllocationInfo = alloc(tg.Role)
+	res := t.Reservation
+	rv := func(r mesos.Resource) mesos.Resource { return reserve(r, tg.Role, tg.Principal, t.Name, res.ID) }
+	cpus, mem, prt, dsk := rv(scalar("cpus", want.CPUs, tg.Role)), rv(scalar("mem", want.Mem, tg.Role)), rv(portsResource(ports, tg.Role)), rv(disk)
+	vol := withVolume(dsk, res.PersistenceID, tg.Principal)
+	t = placedOn(t, o)
+	t.Ports = tg.Ports
+	ops := []mesos.Offer_Operation{
+		{Type: mesos.Offer_Operation_RESERVE, Reserve: &mesos.Offer_Operation_Reserve{Resources: []mesos.Resource{cpus, mem, prt, dsk}}},
+		{Type: mesos.Offer_Operation_CREATE, Create: &mesos.Offer_Operation_Create{Volumes: []mesos.Resource{vol}}},
+	}
+	launch, rec, err := launchOp(in, t, []mesos.Resource{cpus, mem, prt, vol})
+	if err != nil {
+		return launchPlan{}, err
+	}
+	return launchPlan{ops: append(ops, launch), record: rec}, nil
+}
+
+// relaunchServer: LAUNCH on the server's own reservation and volume.
+func relaunchServer(in Input, t state.Task, groups map[string]*group) (launchPlan, error) {
+	if t.Reservation == nil {
+		// A server record placed on an agent always has a reservation;
+		// treat a missing one as a fresh placement on this agent.
+		id := in.NewID()
+		t.Reservation = &state.Reservation{ID: id, PersistenceID: t.Name + "-" + shortID(id)}
+	}
+	g, ok := groups[t.Reservation.ID]
+	if !ok {
+		if t.Reservation.Confirmed {
+			return launchPlan{}, fmt.Errorf("waiting for its reservation %s on %s to be offered (its resources may still be in use)", t.Reservation.ID, hostOr(t))
+		}
+		// The reservation was recorded but Mesos never showed it (the
+		// scheduler stopped before the ACCEPT, or the RESERVE failed):
+		// make it now, on the same agent.
+		l, err := reserveAndLaunch(in, t)
+		if err != nil {
+			return l, fmt.Errorf("its reservation %s was never confirmed and cannot be made again here: %w", t.Reservation.ID, err)
+		}
+		l.what = fmt.Sprintf("relaunching %s on %s: reservation %s was not found, reserving and creating volume %s again", t.Name, in.Offer.Hostname, t.Reservation.ID, t.Reservation.PersistenceID)
+		return l, nil
+	}
+	cpus, okc := g.find("cpus")
+	mem, okm := g.find("mem")
+	prt, okp := g.find("ports")
+	if !okc || !okm {
+		return launchPlan{}, fmt.Errorf("its reservation %s is offered without cpus or mem (partial offer); waiting", t.Reservation.ID)
+	}
+	res := []mesos.Resource{cpus, mem}
+	var ops []mesos.Offer_Operation
+	vol, hasVol := g.volume()
+	switch {
+	case hasVol && persistenceID(vol) == t.Reservation.PersistenceID:
+	case hasVol:
+		return launchPlan{}, fmt.Errorf("its reservation carries volume %s, not %s", persistenceID(vol), t.Reservation.PersistenceID)
+	default:
+		dsk, okd := g.find("disk")
+		if !okd {
+			return launchPlan{}, fmt.Errorf("its reservation %s is offered without its disk or volume %s; waiting", t.Reservation.ID, t.Reservation.PersistenceID)
+		}
+		vol = withVolume(dsk, t.Reservation.PersistenceID, in.Target.Principal)
+		ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_CREATE, Create: &mesos.Offer_Operation_Create{Volumes: []mesos.Resource{vol}}})
+	}
+	res = append(res, vol)
+	t = placedOn(t, in.Offer)
+	if okp {
+		res = append(res, prt)
+		t.Ports = portsFrom(in.Target.Ports, prt)
+	} else {
+		return launchPlan{}, fmt.Errorf("its reservation %s is offered without its ports; waiting", t.Reservation.ID)
+	}
+	t.Reservation.Confirmed = true
+	launch, rec, err := launchOp(in, t, res)
+	if err != nil {
+		return launchPlan{}, err
+	}
+	return launchPlan{ops: append(ops, launch), record: rec,
+		what: fmt.Sprintf("relaunching %s on %s with its reservation %s and volume %s", t.Name, in.Offer.Hostname, t.Reservation.ID, t.Reservation.PersistenceID)}, nil
+}
+
+// portsFrom keeps the target's port numbers that the reserved ranges hold.
+func portsFrom(want taskspec.Ports, r mesos.Resource) taskspec.Ports {
+	var have mesos.Ranges
+	if r.Ranges != nil {
+		have = r.Ranges.Range
+	}
+	keep := func(p int) int {
+		if p <= 0 {
+			return p
+		}
+		if _, miss := missingPort(have, []int{p}); miss {
+			return -1
+		}
+		return p
+	}
+	return taskspec.Ports{Server: keep(want.Server), SerfLAN: keep(want.SerfLAN), SerfWAN: keep(want.SerfWAN),
+		HTTP: keep(want.HTTP), HTTPS: keep(want.HTTPS), GRPC: keep(want.GRPC), DNS: keep(want.DNS)}
+}
+
+// launchClient: LAUNCH of a client on unreserved resources.
+func launchClient(in Input, t state.Task) (launchPlan, error) {
+	o, tg := in.Offer, in.Target
+	p := unreservedPool(o)
+	if p.cpus < tg.Client.CPUs {
+		return launchPlan{}, fmt.Errorf("cpus %.2f offered, %.2f needed", p.cpus, tg.Client.CPUs)
+	}
+	if p.mem < tg.Client.Mem {
+		return launchPlan{}, fmt.Errorf("mem %.0f MB offered, %.0f MB needed", p.mem, tg.Client.Mem)
+	}
+	ports, list := clientPorts(tg)
+	if miss, ok := missingPort(p.ports, list); ok {
+		return launchPlan{}, fmt.Errorf("port %d is not offered (offered ports: %s)", miss, describePorts(p.ports))
+	}
+	t = placedOn(t, o)
+	t.Role = taskspec.RoleClient
+	t.Ports = ports
+	res := []mesos.Resource{scalar("cpus", tg.Client.CPUs, tg.Role), scalar("mem", tg.Client.Mem, tg.Role), portsResource(list, tg.Role)}
+	launch, rec, err := launchOp(in, t, res)
+	if err != nil {
+		return launchPlan{}, err
+	}
+	return launchPlan{ops: []mesos.Offer_Operation{launch}, record: rec,
+		what: fmt.Sprintf("launching %s on %s", t.Name, o.Hostname)}, nil
+}
+
+// clientPorts: a client listens on serf LAN, HTTP(S), gRPC and DNS. It
+// does not use the server RPC port or serf WAN, so those are not taken
+// from the offer (the server port keeps its number: the spec needs one).
+func clientPorts(tg state.Target) (taskspec.Ports, []int) {
+	p := tg.Ports
+	p.SerfWAN = -1
+	var list []int
+	for _, v := range []int{p.SerfLAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS} {
+		if v > 0 {
+			list = append(list, v)
+		}
+	}
+	sort.Ints(list)
+	return p, list
+}
+
+func placedOn(t state.Task, o mesos.Offer) state.Task {
+	t.AgentID = o.AgentID.Value
+	t.Hostname = o.Hostname
+	t.IP = agentIP(o)
+	return t
+}
+
+func hostOr(t state.Task) string {
+	if t.Hostname != "" {
+		return t.Hostname
+	}
+	return t.AgentID
+}
+
+// launchOp builds the LAUNCH operation and the record written before it.
+func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operation, state.Task, error) {
+	tg := in.Target
+	taskID := state.NewTaskID(t.Name, in.NewID())
+	spec := taskspec.Spec{
+		Role:           t.Role,
+		NodeName:       t.Name,
+		Datacenter:     tg.Datacenter,
+		Domain:         tg.Domain,
+		JoinDNSNames:   serverDNSNames(tg),
+		JoinAddrs:      joinAddrs(in.Tasks, t.Name, tg),
+		Ports:          t.Ports,
+		RaftMultiplier: tg.RaftMultiplier,
+		UI:             tg.UI,
+		LogLevel:       strings.ToLower(tg.LogLevel),
+		ExtraConfig:    tg.ExtraConfig,
+		DNSServer:      tg.DNSServer,
+		ConfigID:       tg.ConfigID,
+		DataDir:        state.ClientDataDir,
+	}
+	if t.Role == taskspec.RoleServer {
+		spec.BootstrapExpect = tg.Servers
+		spec.DataDir = state.VolumePath
+	}
+	data, err := taskspec.Encode(spec)
+	if err != nil {
+		return mesos.Offer_Operation{}, t, fmt.Errorf("task spec: %w", err)
+	}
+	cmd, err := executorCommand(tg.ExecutorURI)
+	if err != nil {
+		return mesos.Offer_Operation{}, t, err
+	}
+	fw := mesos.FrameworkID{Value: in.FrameworkID}
+	grace := KillGracePeriod.Nanoseconds()
+	ti := mesos.TaskInfo{
+		Name:      t.Name,
+		TaskID:    mesos.TaskID{Value: taskID},
+		AgentID:   in.Offer.AgentID,
+		Resources: res,
+		Executor: &mesos.ExecutorInfo{
+			Type:        mesos.ExecutorInfo_CUSTOM,
+			ExecutorID:  mesos.ExecutorID{Value: taskID},
+			FrameworkID: &fw,
+			Name:        strPtr("dcos-consul executor for " + t.Name),
+			Source:      strPtr(t.Name),
+			Command:     cmd,
+		},
+		KillPolicy: &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: grace}},
+		Data:       data,
+		Labels: &mesos.Labels{Labels: []mesos.Label{
+			{Key: "dcos_consul_role", Value: strPtr(string(t.Role))},
+			{Key: "dcos_consul_config_id", Value: strPtr(tg.ConfigID)},
+		}},
+	}
+	t.TaskID = taskID
+	t.State = "TASK_STAGING"
+	t.Reason, t.Message = "", ""
+	t.Healthy = nil
+	t.ConfigID = tg.ConfigID
+	t.Goal = state.GoalRunning
+	t.LaunchedAt = in.Now
+	t.UpdatedAt = in.Now
+	return mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: []mesos.TaskInfo{ti}}}, t, nil
+}
+
+// ExecutorFile is the name the fetcher gives the executor binary in the
+// sandbox: the last path element of the URI.
+func ExecutorFile(uri string) (string, error) {
+	if uri == "" {
+		return "", fmt.Errorf("no executor URI configured (EXECUTOR_URI)")
+	}
+	p := uri
+	if u, err := url.Parse(uri); err == nil && u.Path != "" {
+		p = u.Path
+	}
+	name := path.Base(p)
+	if name == "." || name == "/" || name == "" {
+		return "", fmt.Errorf("executor URI %q names no file", uri)
+	}
+	return name, nil
+}
+
+func executorCommand(uri string) (*mesos.CommandInfo, error) {
+	name, err := ExecutorFile(uri)
+	if err != nil {
+		return nil, err
+	}
+	t := true
+	return &mesos.CommandInfo{
+		URIs:  []mesos.CommandInfo_URI{{Value: uri, Executable: &t, Cache: &t}},
+		Shell: &t,
+		Value: strPtr("./" + shellQuote(name) + " executor"),
+	}, nil
+}
+
+func shellQuote(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// serverDNSNames are the Mesos-DNS names of every server task.
+func serverDNSNames(tg state.Target) []string {
+	out := make([]string, 0, tg.Servers)
+	for i := 0; i < tg.Servers; i++ {
+		out = append(out, mesosdns.TaskHost(state.ServerName(i), tg.ServiceName, tg.MesosDNSDomain))
+	}
+	return out
+}
+
+// joinAddrs: serf LAN addresses of the servers known to be running.
+func joinAddrs(ts state.Tasks, self string, tg state.Target) []string {
+	var out []string
+	for _, t := range ts.Sorted() {
+		if t.Role != taskspec.RoleServer || t.Name == self || !t.Running() || t.IP == "" {
+			continue
+		}
+		port := t.Ports.SerfLAN
+		if port <= 0 {
+			port = tg.Ports.SerfLAN
+		}
+		out = append(out, net.JoinHostPort(t.IP, strconv.Itoa(port)))
+	}
+	return out
+}

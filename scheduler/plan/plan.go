@@ -1,0 +1,239 @@
+// Package plan reports deployment progress in the DC/OS SDK's plan shape
+// (plans, phases, steps, each with a status and a message saying what it
+// waits for). It is a pure function of the target and the task records.
+package plan
+
+import (
+	"crypto/sha1"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// Status strings, as the DC/OS SDK uses them.
+const (
+	Pending    = "PENDING"
+	Prepared   = "PREPARED"
+	Starting   = "STARTING"
+	Complete   = "COMPLETE"
+	Delayed    = "DELAYED"
+	Error      = "ERROR"
+	InProgress = "IN_PROGRESS"
+	Waiting    = "WAITING"
+)
+
+// Step is one task's progress.
+type Step struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// Phase groups steps.
+type Phase struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Status   string `json:"status"`
+	Strategy string `json:"strategy"`
+	Steps    []Step `json:"steps"`
+}
+
+// Plan is one plan.
+type Plan struct {
+	Name     string   `json:"-"`
+	Status   string   `json:"status"`
+	Strategy string   `json:"strategy"`
+	Phases   []Phase  `json:"phases"`
+	Errors   []string `json:"errors"`
+}
+
+// Input is what progress is computed from.
+type Input struct {
+	Target state.Target
+	Tasks  state.Tasks
+	// Launch: records waiting for an offer, with why (reconcile.Result).
+	Launch map[string]string
+	// Waiting: the latest reason an offer did not suit a record.
+	Waiting map[string]string
+	// Blocked: records held back (e.g. reconciliation), with why.
+	Blocked map[string]string
+	// Agents known from offers, for client steps not launched yet.
+	Agents map[string]reconcile.Agent
+	Now    time.Time
+}
+
+// Names of the plans.
+const (
+	Deploy   = "deploy"
+	Recovery = "recovery"
+)
+
+// Build returns the deploy and recovery plans.
+func Build(in Input) map[string]Plan {
+	return map[string]Plan{Deploy: deploy(in), Recovery: recovery(in)}
+}
+
+func id(s string) string {
+	h := sha1.Sum([]byte(s))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+func deploy(in Input) Plan {
+	servers := Phase{ID: id("deploy/server"), Name: "server", Strategy: "parallel"}
+	for i := 0; i < in.Target.Servers; i++ {
+		name := state.ServerName(i)
+		servers.Steps = append(servers.Steps, step(in, name, in.Tasks[name]))
+	}
+	clients := Phase{ID: id("deploy/client"), Name: "client", Strategy: "parallel"}
+	if in.Target.ClientsEnabled {
+		seen := map[string]bool{}
+		for _, t := range in.Tasks.Sorted() {
+			if t.Role != taskspec.RoleClient || t.Goal == state.GoalStop {
+				continue
+			}
+			clients.Steps = append(clients.Steps, step(in, t.Name, t))
+			seen[t.AgentID] = true
+		}
+		var pending []string
+		for _, a := range in.Agents {
+			if a.Gone || seen[a.ID] || (a.Public && !in.Target.ClientsOnPublic) || len(in.Tasks.OnAgent(a.ID)) > 0 {
+				continue
+			}
+			pending = append(pending, a.ID)
+		}
+		sort.Strings(pending)
+		for _, a := range pending {
+			name := state.ClientName(a)
+			msg := "waiting for an offer from agent " + hostOf(in.Agents[a])
+			if w := in.Waiting[name]; w != "" {
+				msg = w
+			}
+			clients.Steps = append(clients.Steps, Step{ID: id(name), Name: name + ":[client]", Status: Pending, Message: msg})
+		}
+	}
+	servers.Status = aggregate(servers.Steps)
+	clients.Status = aggregate(clients.Steps)
+	p := Plan{Name: Deploy, Strategy: "serial", Phases: []Phase{servers, clients}, Errors: []string{}}
+	p.Status = aggregatePhases(p.Phases)
+	for _, ph := range p.Phases {
+		for _, s := range ph.Steps {
+			if s.Status == Error {
+				p.Errors = append(p.Errors, s.Name+": "+s.Message)
+			}
+		}
+	}
+	return p
+}
+
+func hostOf(a reconcile.Agent) string {
+	if a.Hostname != "" {
+		return a.Hostname
+	}
+	return a.ID
+}
+
+// step is the deploy step of one record.
+func step(in Input, name string, t state.Task) Step {
+	role := "server"
+	if strings.HasPrefix(name, state.ClientPrefix) {
+		role = "client"
+	}
+	s := Step{ID: id(name), Name: name + ":[" + role + "]"}
+	why := in.Launch[name]
+	if w := in.Waiting[name]; w != "" {
+		if why != "" {
+			why += "; "
+		}
+		why += "last offer: " + w
+	}
+	if b := in.Blocked[name]; b != "" {
+		why = b
+	}
+	switch {
+	case t.Name == "" || !t.Launched():
+		s.Status = Pending
+		s.Message = "waiting for an offer"
+		if why != "" {
+			s.Message = why
+		}
+	case t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Goal == state.GoalStop:
+		s.Status = Prepared
+		s.Message = fmt.Sprintf("%s: killing %s, %s", strings.ToLower(string(t.Goal)), t.TaskID, t.Describe())
+	case t.Running() && t.ConfigID != "" && t.ConfigID != in.Target.ConfigID:
+		s.Status = Pending
+		s.Message = fmt.Sprintf("running with configuration %s, target is %s: waiting for its turn in the rolling restart", t.ConfigID, in.Target.ConfigID)
+	case t.Running():
+		s.Status = Complete
+		s.Message = "TASK_RUNNING on " + t.Hostname
+		if t.Healthy != nil && !*t.Healthy {
+			s.Message += " (not healthy yet)"
+		}
+	case t.Active():
+		s.Status = Starting
+		s.Message = t.Describe()
+	case t.State == "TASK_ERROR" && t.Failures >= 3:
+		s.Status = Error
+		s.Message = fmt.Sprintf("%d launches failed, the last with %s", t.Failures, t.Describe())
+	default:
+		s.Status = Pending
+		if reconcile.Backoff(t.Failures)-in.Now.Sub(t.UpdatedAt) > 0 {
+			s.Status = Delayed
+		}
+		s.Message = t.Describe()
+		if why != "" {
+			s.Message += "; " + why
+		}
+	}
+	return s
+}
+
+func aggregate(steps []Step) string {
+	if len(steps) == 0 {
+		return Complete
+	}
+	counts := map[string]int{}
+	for _, s := range steps {
+		counts[s.Status]++
+	}
+	switch {
+	case counts[Error] > 0:
+		return Error
+	case counts[Complete] == len(steps):
+		return Complete
+	case counts[Pending]+counts[Delayed] == len(steps):
+		return Pending
+	default:
+		return InProgress
+	}
+}
+
+func aggregatePhases(ps []Phase) string {
+	steps := make([]Step, 0, len(ps))
+	for _, p := range ps {
+		steps = append(steps, Step{Status: p.Status})
+	}
+	return aggregate(steps)
+}
+
+// recovery lists tasks that ran and now need a relaunch or replacement.
+func recovery(in Input) Plan {
+	ph := Phase{ID: id("recovery/tasks"), Name: "recovery", Strategy: "parallel"}
+	for _, t := range in.Tasks.Sorted() {
+		recovering := (t.Launched() && !t.Active() && t.Goal != state.GoalStop) ||
+			t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Reason == "REPLACED" && !t.Launched()
+		if !recovering {
+			continue
+		}
+		ph.Steps = append(ph.Steps, step(in, t.Name, t))
+	}
+	ph.Status = aggregate(ph.Steps)
+	p := Plan{Name: Recovery, Strategy: "serial", Phases: []Phase{ph}, Errors: []string{}}
+	p.Status = ph.Status
+	return p
+}

@@ -1,0 +1,253 @@
+// Package reconcile compares the desired state (the target) with the task
+// records and returns what must change, as named sets in the style of
+// Nomad's scheduler/reconcile. It is pure: the scheduler applies the result
+// (persisting records before acting) and turns Kill into KILL calls.
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// Agent is what the scheduler knows of an agent.
+type Agent struct {
+	ID       string
+	Hostname string
+	Public   bool
+	// Gone is true once Mesos said the agent was removed for good.
+	Gone bool
+}
+
+// Input is everything one reconciliation looks at.
+type Input struct {
+	Target state.Target
+	Tasks  state.Tasks
+	Agents map[string]Agent
+	Now    time.Time
+}
+
+// Kill is one task incarnation to kill, with why.
+type Kill struct {
+	Name, TaskID, AgentID, Why string
+}
+
+// Result is what changes. Tasks is the new set of records; Changed and
+// Deleted name the records to persist or remove before acting.
+type Result struct {
+	Tasks   state.Tasks
+	Changed []string
+	Deleted []string
+	// Place: server slots created (not yet on an agent).
+	Place []string
+	// Launch: records waiting for an offer (not active, goal running),
+	// with why they need one.
+	Launch map[string]string
+	// Kill: incarnations to kill (restart, replace, stop, rolling update).
+	Kill []Kill
+	// Update: running tasks launched with another configuration.
+	Update []string
+	// Replace: servers moved off their agent (permanent failure or the
+	// operator's replace): their reservation is abandoned.
+	Replace []string
+	// Lost: records whose agent is gone.
+	Lost []string
+}
+
+// NeedsOffers reports whether anything waits for an offer.
+func (r Result) NeedsOffers() bool { return len(r.Launch) > 0 }
+
+// Backoff is the delay before relaunching a task that failed n times in a row.
+func Backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	d := time.Second << uint(n-2)
+	if d > time.Minute || d <= 0 {
+		d = time.Minute
+	}
+	return d
+}
+
+// Reconcile computes the result. It never mutates in.Tasks.
+func Reconcile(in Input) Result {
+	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}}
+	changed := map[string]bool{}
+	set := func(t state.Task) { r.Tasks[t.Name] = t; changed[t.Name] = true }
+
+	// Server slots.
+	for i := 0; i < in.Target.Servers; i++ {
+		name := state.ServerName(i)
+		if _, ok := r.Tasks[name]; !ok {
+			set(state.Task{Name: name, Role: taskspec.RoleServer, Index: i})
+			r.Place = append(r.Place, name)
+		}
+	}
+
+	names := make([]string, 0, len(r.Tasks))
+	for n := range r.Tasks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	serverReplacing := false
+	for _, n := range names {
+		t := r.Tasks[n]
+		if t.Role == taskspec.RoleServer && t.AgentID == "" && t.Index < in.Target.Servers && anyLaunchedBefore(t) {
+			serverReplacing = true
+		}
+	}
+
+	for _, n := range names {
+		t := r.Tasks[n]
+		agent, known := in.Agents[t.AgentID]
+		agentGone := t.AgentID != "" && known && agent.Gone
+		gone := agentGone || t.State == "TASK_GONE_BY_OPERATOR"
+
+		// Clients that should not exist any more.
+		if t.Role == taskspec.RoleClient {
+			if !in.Target.ClientsEnabled || (agent.Public && !in.Target.ClientsOnPublic) || gone {
+				if gone {
+					r.Lost = append(r.Lost, n)
+				}
+				if t.Active() && !gone {
+					t.Goal = state.GoalStop
+					set(t)
+					r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "clients are not wanted on this agent any more"})
+					continue
+				}
+				delete(r.Tasks, n)
+				r.Deleted = append(r.Deleted, n)
+				continue
+			}
+		}
+		// Servers above the configured count are left alone: scaling
+		// down needs raft peer removal first (not automatic yet).
+
+		switch t.Goal {
+		case state.GoalStop:
+			if t.Active() {
+				r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "stopping"})
+			} else {
+				delete(r.Tasks, n)
+				r.Deleted = append(r.Deleted, n)
+			}
+			continue
+		case state.GoalRestart:
+			if t.Active() {
+				r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "restart requested"})
+				continue
+			}
+			t.Goal = state.GoalRunning
+			t.Failures = 0
+			set(t)
+		case state.GoalReplace:
+			if t.Active() && !gone {
+				r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "replace requested"})
+				continue
+			}
+			if t.Role == taskspec.RoleClient {
+				delete(r.Tasks, n)
+				r.Deleted = append(r.Deleted, n)
+				continue
+			}
+			t = moved(t)
+			set(t)
+			r.Replace = append(r.Replace, n)
+		}
+
+		// Permanent failure of a server: agent gone, or failing longer
+		// than ReplaceAfter. One replacement at a time.
+		if t.Role == taskspec.RoleServer && t.AgentID != "" && !serverReplacing {
+			failingTooLong := !t.FailingSince.IsZero() && in.Target.ReplaceAfter > 0 &&
+				in.Now.Sub(t.FailingSince) >= in.Target.ReplaceAfter && !t.Running()
+			if gone || failingTooLong {
+				if gone {
+					r.Lost = append(r.Lost, n)
+				}
+				t = moved(t)
+				set(t)
+				r.Replace = append(r.Replace, n)
+				serverReplacing = true
+			}
+		}
+
+		if t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers {
+			continue
+		}
+		if !t.Active() {
+			why := "not launched yet"
+			if t.Launched() {
+				why = fmt.Sprintf("last incarnation ended %s", t.State)
+				if t.Reason != "" {
+					why += " (" + t.Reason + ")"
+				}
+			}
+			if t.AgentID != "" {
+				why += "; relaunching on the same agent " + hostOrID(t)
+			}
+			if wait := Backoff(t.Failures) - in.Now.Sub(t.UpdatedAt); t.Failures > 1 && wait > 0 {
+				why = fmt.Sprintf("%s; delayed %s after %d failures", why, wait.Round(time.Second), t.Failures)
+			}
+			r.Launch[n] = why
+		}
+	}
+
+	// Rolling configuration update: one server at a time, only while
+	// every server runs; clients all at once.
+	allServersRunning := true
+	for i := 0; i < in.Target.Servers; i++ {
+		t := r.Tasks[state.ServerName(i)]
+		if !t.Running() || t.Goal != state.GoalRunning {
+			allServersRunning = false
+		}
+	}
+	serverUpdating := false
+	for _, n := range names {
+		t, ok := r.Tasks[n]
+		if !ok || !t.Running() || t.ConfigID == "" || t.ConfigID == in.Target.ConfigID || t.Goal != state.GoalRunning {
+			continue
+		}
+		r.Update = append(r.Update, n)
+		if t.Role == taskspec.RoleServer {
+			if !allServersRunning || serverUpdating {
+				continue
+			}
+			serverUpdating = true
+		}
+		t.Goal = state.GoalRestart
+		set(t)
+		r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "configuration changed (rolling restart)"})
+	}
+
+	for n := range changed {
+		if _, ok := r.Tasks[n]; ok {
+			r.Changed = append(r.Changed, n)
+		}
+	}
+	sort.Strings(r.Changed)
+	sort.Strings(r.Deleted)
+	sort.Strings(r.Place)
+	sort.Slice(r.Kill, func(i, j int) bool { return r.Kill[i].Name < r.Kill[j].Name })
+	return r
+}
+
+// moved abandons a server's agent and reservation so it is placed anew.
+func moved(t state.Task) state.Task {
+	return state.Task{Name: t.Name, Role: t.Role, Index: t.Index, Failures: 0, UpdatedAt: t.UpdatedAt,
+		State: "", Reason: "REPLACED", Message: "replaced; was on " + hostOrID(t)}
+}
+
+// anyLaunchedBefore tells a moved server (a replacement in progress) from
+// a fresh slot.
+func anyLaunchedBefore(t state.Task) bool { return t.Reason == "REPLACED" }
+
+func hostOrID(t state.Task) string {
+	if t.Hostname != "" {
+		return t.Hostname
+	}
+	return t.AgentID
+}

@@ -1,0 +1,275 @@
+// Package state is the scheduler's plain data: the target derived from the
+// configuration, one record per Consul task, and the pure function that
+// turns a Mesos status update into a task's new state.
+//
+// Nothing here does I/O; the scheduler persists these records through its
+// store and hands them to the decision packages (reconcile, offers, plan).
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+)
+
+// Names of tasks. Servers are consul-server-<i>, clients consul-client-<agent>.
+const (
+	ServerPrefix = "consul-server-"
+	ClientPrefix = "consul-client-"
+	// VolumePath is the persistent volume's container path (relative to the
+	// sandbox), which is the servers' Consul data directory.
+	VolumePath = "consul-data"
+	// ClientDataDir is the clients' data directory inside the sandbox.
+	ClientDataDir = "consul-data"
+)
+
+// Reservation label keys. Every dynamically reserved resource of a server
+// carries both, so an offer says whose it is.
+const (
+	LabelTask        = "dcos_consul_task"
+	LabelReservation = "dcos_consul_reservation"
+)
+
+// ServerName is the stable name of server i.
+func ServerName(i int) string { return fmt.Sprintf("%s%d", ServerPrefix, i) }
+
+// ClientName is the stable name of the client on an agent.
+func ClientName(agentID string) string { return ClientPrefix + strings.ToLower(agentID) }
+
+// Resources is what one task asks for.
+type Resources struct {
+	CPUs     float64 `json:"cpus"`
+	Mem      float64 `json:"mem"`
+	Disk     float64 `json:"disk"` // servers only: the persistent volume
+	DiskType string  `json:"disk_type,omitempty"`
+}
+
+// Target is the desired state, derived from the configuration alone.
+type Target struct {
+	ServiceName     string          `json:"service_name"`
+	Role            string          `json:"role"`
+	Principal       string          `json:"principal"`
+	User            string          `json:"user"`
+	Servers         int             `json:"servers"`
+	Server          Resources       `json:"server"`
+	Client          Resources       `json:"client"`
+	ClientsEnabled  bool            `json:"clients_enabled"`
+	ClientsOnPublic bool            `json:"clients_on_public"`
+	Placement       [][]string      `json:"placement,omitempty"`
+	Ports           taskspec.Ports  `json:"ports"`
+	Datacenter      string          `json:"datacenter"`
+	Domain          string          `json:"domain"`
+	RaftMultiplier  int             `json:"raft_multiplier"`
+	UI              bool            `json:"ui"`
+	LogLevel        string          `json:"log_level"`
+	ExtraConfig     json.RawMessage `json:"extra_config,omitempty"`
+	MesosDNSDomain  string          `json:"mesos_dns_domain"`
+	DNSServer       string          `json:"dns_server,omitempty"`
+	ExecutorURI     string          `json:"executor_uri"`
+	ReplaceAfter    time.Duration   `json:"replace_after"`
+	// ConfigID is a hash of everything a running task depends on; a task
+	// launched with another ConfigID needs a rolling restart.
+	ConfigID string `json:"config_id"`
+}
+
+// TargetFrom derives the target from a validated configuration.
+func TargetFrom(c config.Config) Target {
+	t := Target{
+		ServiceName:     c.ServiceName,
+		Role:            c.Role,
+		Principal:       c.Principal,
+		User:            c.User,
+		Servers:         c.ServerCount,
+		Server:          Resources{CPUs: c.ServerCPUs, Mem: c.ServerMem, Disk: c.ServerDisk, DiskType: c.ServerDiskType},
+		Client:          Resources{CPUs: c.ClientCPUs, Mem: c.ClientMem},
+		ClientsEnabled:  c.ClientsEnabled,
+		ClientsOnPublic: c.ClientsOnPublic,
+		Ports: taskspec.Ports{
+			Server: c.Ports.Server, SerfLAN: c.Ports.SerfLAN, SerfWAN: c.Ports.SerfWAN,
+			HTTP: c.Ports.HTTP, HTTPS: c.Ports.HTTPS, GRPC: c.Ports.GRPC, DNS: c.Ports.DNS,
+		},
+		Datacenter:     c.Datacenter,
+		Domain:         c.Domain,
+		RaftMultiplier: c.RaftMultiplier,
+		UI:             c.UI,
+		LogLevel:       c.LogLevel,
+		ExtraConfig:    c.ExtraConfig,
+		MesosDNSDomain: c.MesosDNSDomain,
+		DNSServer:      c.ExecutorDNSServer,
+		ExecutorURI:    c.ExecutorURI,
+		ReplaceAfter:   c.ReplaceAfter,
+	}
+	if c.ServerPlacement != "" {
+		_ = json.Unmarshal([]byte(c.ServerPlacement), &t.Placement) // validated by config
+	}
+	t.ConfigID = t.configHash()
+	return t
+}
+
+// configHash hashes the fields a running Consul agent depends on. Counts,
+// placement and timeouts are not part of it: changing them does not
+// restart tasks.
+func (t Target) configHash() string {
+	v := struct {
+		Server, Client                Resources
+		Ports                         taskspec.Ports
+		Datacenter, Domain, LogLevel  string
+		RaftMultiplier                int
+		UI                            bool
+		Extra                         string
+		DNSDomain, DNSServer, ExecURI string
+	}{t.Server, t.Client, t.Ports, t.Datacenter, t.Domain, strings.ToLower(t.LogLevel), t.RaftMultiplier, t.UI,
+		string(t.ExtraConfig), t.MesosDNSDomain, t.DNSServer, t.ExecutorURI}
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// PortList is the enabled ports of the target, sorted.
+func (t Target) PortList() []int {
+	var out []int
+	p := t.Ports
+	for _, v := range []int{p.Server, p.SerfLAN, p.SerfWAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS} {
+		if v > 0 {
+			out = append(out, v)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Goal is what the operator or the scheduler wants of a task.
+type Goal string
+
+const (
+	GoalRunning Goal = ""        // keep it running
+	GoalRestart Goal = "RESTART" // kill it, relaunch in place
+	GoalReplace Goal = "REPLACE" // kill it, relaunch on another agent
+	GoalStop    Goal = "STOP"    // kill it, then forget it
+)
+
+// Reservation identifies a server's reserved resources and volume.
+type Reservation struct {
+	// ID is the value of LabelReservation on every reserved resource.
+	ID            string `json:"id"`
+	PersistenceID string `json:"persistence_id"`
+	// Confirmed is true once Mesos has shown the reservation exists (an
+	// offer carried it, or a task ran on it). Until then a relaunch may
+	// RESERVE and CREATE again.
+	Confirmed bool `json:"confirmed"`
+}
+
+// Task is the scheduler's record of one Consul task (both the desired slot
+// and its current incarnation).
+type Task struct {
+	Name     string        `json:"name"`
+	Role     taskspec.Role `json:"role"`
+	Index    int           `json:"index,omitempty"`
+	TaskID   string        `json:"task_id,omitempty"`
+	AgentID  string        `json:"agent_id,omitempty"`
+	Hostname string        `json:"hostname,omitempty"`
+	IP       string        `json:"ip,omitempty"`
+	// State is the Mesos task state name of the current incarnation;
+	// empty when it was never launched. TASK_STAGING is written before the
+	// ACCEPT that launches it.
+	State       string         `json:"state,omitempty"`
+	Reason      string         `json:"reason,omitempty"`
+	Message     string         `json:"message,omitempty"`
+	Healthy     *bool          `json:"healthy,omitempty"`
+	Reservation *Reservation   `json:"reservation,omitempty"`
+	Ports       taskspec.Ports `json:"ports"`
+	ConfigID    string         `json:"config_id,omitempty"`
+	Goal        Goal           `json:"goal,omitempty"`
+	// Failures counts consecutive failed incarnations (reset on RUNNING).
+	Failures   int       `json:"failures,omitempty"`
+	LaunchedAt time.Time `json:"launched_at,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at,omitempty"`
+	// UnreachableSince is when the task went TASK_UNREACHABLE (or its
+	// server failed) without coming back; zero otherwise.
+	FailingSince time.Time `json:"failing_since,omitempty"`
+}
+
+// Launched reports whether an incarnation exists (launched or about to be).
+func (t Task) Launched() bool { return t.TaskID != "" && t.State != "" }
+
+// Active reports whether the current incarnation may be alive.
+func (t Task) Active() bool { return t.Launched() && !IsTerminal(t.State) }
+
+// Running reports whether the current incarnation is TASK_RUNNING.
+func (t Task) Running() bool { return t.State == "TASK_RUNNING" }
+
+// Tasks is the whole set of records, by name.
+type Tasks map[string]Task
+
+// Sorted returns the records ordered: servers by index, then clients by name.
+func (ts Tasks) Sorted() []Task {
+	out := make([]Task, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Role != b.Role {
+			return a.Role == taskspec.RoleServer
+		}
+		if a.Role == taskspec.RoleServer {
+			return a.Index < b.Index
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
+
+// ByTaskID finds the record whose current incarnation has this task ID.
+func (ts Tasks) ByTaskID(id string) (Task, bool) {
+	for _, t := range ts {
+		if t.TaskID == id {
+			return t, true
+		}
+	}
+	return Task{}, false
+}
+
+// OnAgent lists the records placed on an agent.
+func (ts Tasks) OnAgent(agentID string) []Task {
+	var out []Task
+	for _, t := range ts {
+		if t.AgentID == agentID {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Clone copies the map (records are values).
+func (ts Tasks) Clone() Tasks {
+	out := make(Tasks, len(ts))
+	for k, v := range ts {
+		out[k] = v
+	}
+	return out
+}
+
+// NameOfTaskID returns the record name a task ID was made for
+// (<name>__<uuid>), or "" when the ID is not one of ours.
+func NameOfTaskID(id string) string {
+	i := strings.Index(id, "__")
+	if i <= 0 {
+		return ""
+	}
+	name := id[:i]
+	if strings.HasPrefix(name, ServerPrefix) || strings.HasPrefix(name, ClientPrefix) {
+		return name
+	}
+	return ""
+}
+
+// NewTaskID builds a task ID for a record name from a unique suffix.
+func NewTaskID(name, unique string) string { return name + "__" + unique }

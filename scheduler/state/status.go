@@ -1,0 +1,118 @@
+package state
+
+import (
+	"fmt"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+// IsTerminal reports whether a Mesos task state is final for an incarnation.
+// TASK_UNKNOWN (only ever a reconciliation answer: the master does not know
+// the task) counts as terminal here: the incarnation is gone.
+func IsTerminal(state string) bool {
+	switch state {
+	case "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
+		"TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN":
+		return true
+	}
+	return false
+}
+
+// revivable states may be followed by a live state for the same task ID
+// (a partitioned agent that comes back).
+func revivable(state string) bool {
+	return state == "TASK_LOST" || state == "TASK_UNKNOWN" || state == "TASK_UNREACHABLE"
+}
+
+// Outcome says what ApplyStatus did with an update, for logs and tests.
+type Outcome string
+
+const (
+	Applied Outcome = "applied"
+	Stale   Outcome = "stale"   // an older incarnation, or a state already superseded
+	Ignored Outcome = "ignored" // no change
+)
+
+// ApplyStatus returns the record after a status update for it, and what it
+// did. Updates for another incarnation (task ID) are stale; a terminal
+// state is final except after LOST/UNKNOWN/UNREACHABLE (a partitioned
+// agent that comes back).
+func ApplyStatus(t Task, st mesos.TaskStatus, now time.Time) (Task, Outcome) {
+	if st.TaskID.Value != t.TaskID || t.TaskID == "" {
+		return t, Stale
+	}
+	newState := st.GetState().String()
+	if IsTerminal(t.State) && !revivable(t.State) {
+		return t, Stale
+	}
+	if IsTerminal(t.State) && revivable(t.State) && IsTerminal(newState) && newState == t.State {
+		return t, Ignored
+	}
+	old := t
+	if t.Reservation != nil {
+		r := *t.Reservation // never mutate the caller's record
+		t.Reservation = &r
+	}
+	t.State = newState
+	t.Reason = ""
+	if st.Reason != nil {
+		t.Reason = st.GetReason().String()
+	}
+	t.Message = st.GetMessage()
+	if st.Healthy != nil {
+		h := st.GetHealthy()
+		t.Healthy = &h
+	} else if newState != old.State {
+		t.Healthy = nil
+	}
+	if st.AgentID != nil && t.AgentID == "" {
+		t.AgentID = st.AgentID.Value
+	}
+	switch newState {
+	case "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING":
+		if t.Reservation != nil {
+			t.Reservation.Confirmed = true
+		}
+	}
+	if newState == "TASK_RUNNING" {
+		t.Failures = 0
+		t.FailingSince = time.Time{}
+	}
+	if IsTerminal(newState) || newState == "TASK_UNREACHABLE" {
+		if t.FailingSince.IsZero() {
+			t.FailingSince = now
+		}
+		if IsTerminal(newState) && !(newState == "TASK_KILLED" && t.Goal != GoalRunning) {
+			t.Failures++
+		}
+	}
+	if t.State == old.State && t.Message == old.Message && t.Reason == old.Reason && boolEq(t.Healthy, old.Healthy) &&
+		(t.Reservation == nil || t.Reservation.Confirmed == old.Reservation.Confirmed) {
+		return old, Ignored
+	}
+	t.UpdatedAt = now
+	return t, Applied
+}
+
+func boolEq(a, b *bool) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// Describe is a one-line human summary of a record's state.
+func (t Task) Describe() string {
+	if !t.Launched() {
+		return "not launched"
+	}
+	s := fmt.Sprintf("%s on %s", t.State, t.Hostname)
+	if t.Reason != "" {
+		s += " (" + t.Reason + ")"
+	}
+	if t.Message != "" {
+		s += ": " + t.Message
+	}
+	return s
+}
