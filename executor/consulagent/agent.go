@@ -1,0 +1,356 @@
+// Package consulagent runs one Consul agent (server or client) in-process,
+// from a dcos-consul task spec: configuration, start, readiness, Consul's
+// own health, graceful leave and stop. It knows nothing about Mesos, so it
+// is tested with real Consul clusters on loopback addresses.
+package consulagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	consul "github.com/hashicorp/consul/agent"
+	"github.com/hashicorp/consul/agent/config"
+	"github.com/hashicorp/consul/agent/structs"
+	"github.com/hashicorp/serf/serf"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
+
+// Agent is one running Consul agent.
+type Agent struct {
+	spec    taskspec.Spec
+	log     *zap.Logger
+	agent   *consul.Agent
+	nodeID  string
+	selfLAN string // ip:serf_lan
+	httpURL string // "" when the HTTP port is disabled
+
+	cancelJoin context.CancelFunc
+	stopOnce   sync.Once
+	done       chan struct{}
+	mu         sync.Mutex
+	err        error // why the agent stopped
+	stopping   bool
+}
+
+// Start configures and starts the Consul agent of spec on env. It returns
+// once the agent's listeners are up and it has begun joining; use Ready to
+// wait until it serves and has joined. An error means no agent runs (a
+// port in use, a bad extra_config...) and says why.
+func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*Agent, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	doc, err := Config(spec, env)
+	if err != nil {
+		return nil, err
+	}
+	dataDir, _ := DataDir(spec, env.Sandbox)
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("consulagent: data dir: %w", err)
+	}
+	log = log.With(zap.String("consul_node", spec.NodeName))
+	loader := func(source config.Source) (config.LoadResult, error) {
+		return config.Load(config.LoadOpts{
+			DefaultConfig: source,
+			Overrides: []config.Source{config.FileSource{
+				Name:   "dcos-consul-task-spec.json",
+				Format: "json",
+				Data:   string(doc),
+			}},
+		})
+	}
+	bd, err := consul.NewBaseDeps(loader, &logWriter{log: log.Named("consul")}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("consul agent configuration: %w", err)
+	}
+	ca, err := consul.New(bd)
+	if err != nil {
+		bd.Close()
+		return nil, fmt.Errorf("consul agent: %w", err)
+	}
+	if err := ca.Start(ctx); err != nil {
+		ca.ShutdownAgent()
+		ca.ShutdownEndpoints()
+		return nil, fmt.Errorf("consul agent did not start: %w", err)
+	}
+	ca.StartSync()
+
+	a := &Agent{
+		spec:    spec,
+		log:     log,
+		agent:   ca,
+		nodeID:  string(bd.RuntimeConfig.NodeID),
+		selfLAN: net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.SerfLAN)),
+		done:    make(chan struct{}),
+	}
+	if spec.Ports.HTTP > 0 {
+		a.httpURL = "http://" + net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.HTTP))
+	}
+	dnsServer := env.DNSServer
+	if dnsServer == "" {
+		dnsServer = spec.DNSServer
+	}
+	jctx, cancel := context.WithCancel(context.Background())
+	a.cancelJoin = cancel
+	go a.joinLoop(jctx, NewResolver(dnsServer), joinTargets(spec))
+	go a.watch()
+	log.Info("consul agent started",
+		zap.String("role", string(spec.Role)), zap.String("node_id", a.nodeID),
+		zap.String("serf_lan", a.selfLAN), zap.String("http", a.httpURL),
+		zap.String("data_dir", dataDir), zap.String("dns_server", dnsServer))
+	return a, nil
+}
+
+// watch notices the agent failing or shutting down by itself.
+func (a *Agent) watch() {
+	select {
+	case <-a.agent.Failed():
+		a.stop(errors.New("consul agent: its HTTP/DNS endpoints failed"))
+	case <-a.agent.ShutdownCh():
+		a.stop(errors.New("consul agent shut down"))
+	case <-a.done:
+	}
+}
+
+// NodeID is the agent's Consul node ID (kept in the data dir, so the same
+// across relaunches on the same data).
+func (a *Agent) NodeID() string { return a.nodeID }
+
+// HTTPAddr is the agent's HTTP API URL, "" when HTTP is disabled.
+func (a *Agent) HTTPAddr() string { return a.httpURL }
+
+// Done is closed once the agent has stopped, by Stop/Leave or by itself.
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+// Err says why the agent stopped (nil while it runs, and after Stop).
+func (a *Agent) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// Health is Consul's own view of this agent.
+type Health struct {
+	// Healthy: for a server, a raft leader is known; for a client, it is a
+	// member of a LAN pool with at least one alive server.
+	Healthy bool
+	// Message explains Healthy in one sentence.
+	Message string
+	// Leader is the raft leader's address as this agent knows it.
+	Leader string
+	// AliveMembers and AliveServers count the alive LAN members, this
+	// agent included.
+	AliveMembers, AliveServers int
+}
+
+// Health reports Consul's own state of the agent, in-process (it works with
+// the HTTP port disabled too).
+func (a *Agent) Health() Health {
+	var h Health
+	select {
+	case <-a.done:
+		h.Message = "the consul agent has stopped"
+		return h
+	default:
+	}
+	for _, m := range a.agent.LANMembersInAgentPartition() {
+		if m.Status != serf.StatusAlive {
+			continue
+		}
+		h.AliveMembers++
+		if m.Tags["role"] == "consul" {
+			h.AliveServers++
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var leader string
+	if err := a.agent.RPC(ctx, "Status.Leader", &structs.DCSpecificRequest{Datacenter: a.spec.Datacenter}, &leader); err == nil {
+		h.Leader = leader
+	}
+	if a.spec.Role == taskspec.RoleServer {
+		h.Healthy = h.Leader != ""
+		if h.Healthy {
+			h.Message = fmt.Sprintf("consul server: raft leader %s known; %d alive LAN members", h.Leader, h.AliveMembers)
+		} else {
+			h.Message = fmt.Sprintf("consul server: no raft leader known; %d alive LAN members, %d alive servers of %d expected",
+				h.AliveMembers, h.AliveServers, a.spec.BootstrapExpect)
+		}
+		return h
+	}
+	serversElsewhere := h.AliveServers
+	h.Healthy = serversElsewhere > 0
+	if h.Healthy {
+		h.Message = fmt.Sprintf("consul client: joined, %d alive LAN members of which %d servers", h.AliveMembers, h.AliveServers)
+	} else {
+		h.Message = fmt.Sprintf("consul client: no alive server in its LAN pool (%d alive members)", h.AliveMembers)
+	}
+	return h
+}
+
+// aliveMembers returns the ip:port of the alive LAN members and how many
+// of them are not this agent.
+func (a *Agent) aliveMembers() (map[string]bool, int) {
+	alive := map[string]bool{}
+	others := 0
+	for _, m := range a.agent.LANMembersInAgentPartition() {
+		if m.Status != serf.StatusAlive {
+			continue
+		}
+		addr := net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+		alive[addr] = true
+		if addr != a.selfLAN {
+			others++
+		}
+	}
+	return alive, others
+}
+
+// joined reports whether the agent is in the LAN pool it needs for
+// TASK_RUNNING: a server expecting other servers has at least one other
+// alive member, a single server itself, a client at least one alive server.
+func (a *Agent) joined() (bool, string) {
+	servers, others := 0, 0
+	for _, m := range a.agent.LANMembersInAgentPartition() {
+		if m.Status != serf.StatusAlive {
+			continue
+		}
+		isSelf := net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))) == a.selfLAN
+		if !isSelf {
+			others++
+			if m.Tags["role"] == "consul" {
+				servers++
+			}
+		}
+	}
+	switch {
+	case a.spec.Role == taskspec.RoleServer && a.spec.BootstrapExpect <= 1:
+		return true, ""
+	case a.spec.Role == taskspec.RoleServer:
+		return others > 0, "no other member in the LAN pool yet"
+	default:
+		return servers > 0, "no server in the LAN pool yet"
+	}
+}
+
+// Ready waits until the agent's HTTP API answers (when HTTP is enabled) and
+// it has joined the LAN pool (see joined). It fails when ctx ends first,
+// saying what it was still waiting for, or when the agent stops.
+func (a *Agent) Ready(ctx context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	waiting := "starting"
+	for {
+		select {
+		case <-a.done:
+			if err := a.Err(); err != nil {
+				return err
+			}
+			return errors.New("consul agent stopped before it was ready")
+		default:
+		}
+		waiting = a.notReady(ctx, client)
+		if waiting == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consul agent not ready: %s: %w", waiting, ctx.Err())
+		case <-a.done:
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Agent) notReady(ctx context.Context, client *http.Client) string {
+	if a.httpURL != "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.httpURL+"/v1/agent/self", nil)
+		if err != nil {
+			return err.Error()
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "HTTP API does not answer: " + err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return "HTTP API answers " + resp.Status
+		}
+	}
+	if ok, why := a.joined(); !ok {
+		return why
+	}
+	return ""
+}
+
+// Leave gracefully leaves the cluster (consul leave: the node leaves the
+// LAN pool; a server is first removed from the raft configuration by the
+// leader, so the remaining servers keep their quorum) and then stops the
+// agent. When ctx ends first, it stops the agent anyway and returns the
+// context's error. The data dir keeps the node ID and raft data, so a
+// server started again on it rejoins as the same raft peer.
+func (a *Agent) Leave(ctx context.Context) error {
+	select {
+	case <-a.done:
+		return a.Err()
+	default:
+	}
+	a.mu.Lock()
+	a.stopping = true
+	a.mu.Unlock()
+	a.cancelJoin()
+	a.log.Info("consul agent leaving the cluster")
+	left := make(chan error, 1)
+	go func() { left <- a.agent.Leave() }()
+	var err error
+	select {
+	case err = <-left:
+		if err != nil {
+			err = fmt.Errorf("consul leave: %w", err)
+		}
+	case <-ctx.Done():
+		err = fmt.Errorf("consul leave did not finish in time: %w", ctx.Err())
+	}
+	if err != nil {
+		a.log.Warn("graceful leave failed; stopping the agent anyway", zap.Error(err))
+	} else {
+		a.log.Info("consul agent left the cluster")
+	}
+	a.Stop()
+	return err
+}
+
+// Stop stops the agent without leaving (the others see it fail). It is
+// safe to call more than once and after Leave.
+func (a *Agent) Stop() { a.stop(nil) }
+
+func (a *Agent) stop(cause error) {
+	a.stopOnce.Do(func() {
+		a.mu.Lock()
+		if cause != nil && !a.stopping {
+			a.err = cause
+		}
+		a.stopping = true
+		a.mu.Unlock()
+		if cause != nil && a.Err() != nil {
+			a.log.Error("consul agent stopped by itself", zap.Error(cause))
+		}
+		a.cancelJoin()
+		if err := a.agent.ShutdownAgent(); err != nil {
+			a.log.Warn("consul agent shutdown", zap.Error(err))
+		}
+		a.agent.ShutdownEndpoints()
+		close(a.done)
+		a.log.Info("consul agent stopped")
+	})
+}

@@ -1,0 +1,164 @@
+package consulagent
+
+import (
+	"context"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Why the agent joins by itself instead of using Consul's retry_join:
+// memberlist resolves retry_join host names with the system resolver only
+// (a TCP query to the first nameserver of /etc/resolv.conf, then
+// net.LookupIP), so names served by another DNS server (the simulator's
+// Mesos-DNS in dev) would never resolve; and retry_join stops after its
+// first successful join, so two groups of servers that each found one peer
+// first would stay apart forever. The joiner re-resolves the names on every
+// round and keeps joining until every target is an alive LAN member.
+
+// Resolver is the part of net.Resolver the joiner uses.
+type Resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+}
+
+// NewResolver returns a resolver that sends every query to dnsServer
+// (ip:port), or the system resolver when dnsServer is empty.
+func NewResolver(dnsServer string) Resolver {
+	if dnsServer == "" {
+		return net.DefaultResolver
+	}
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, dnsServer)
+		},
+	}
+}
+
+// resolveTargets returns the ip:port join addresses of t, sorted and
+// without duplicates, and the names that did not resolve with why.
+func resolveTargets(ctx context.Context, r Resolver, t JoinTargets) (addrs []string, failed map[string]error) {
+	set := map[string]bool{}
+	for _, a := range t.Addrs {
+		if host, port, err := net.SplitHostPort(a); err == nil {
+			set[net.JoinHostPort(host, port)] = true
+		} else {
+			set[net.JoinHostPort(a, strconv.Itoa(t.Port))] = true
+		}
+	}
+	for _, name := range t.DNSNames {
+		host, port := name, strconv.Itoa(t.Port)
+		if h, p, err := net.SplitHostPort(name); err == nil {
+			host, port = h, p
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			set[net.JoinHostPort(ip.String(), port)] = true
+			continue
+		}
+		// Absolute name: no search-domain expansion of Mesos-DNS names.
+		fqdn := host
+		if !strings.HasSuffix(fqdn, ".") {
+			fqdn += "."
+		}
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		ips, err := r.LookupIPAddr(lctx, fqdn)
+		cancel()
+		if err != nil {
+			if failed == nil {
+				failed = map[string]error{}
+			}
+			failed[name] = err
+			continue
+		}
+		for _, ip := range ips {
+			if ip.IP.To4() == nil && ip.IP.To16() == nil {
+				continue
+			}
+			set[net.JoinHostPort(ip.IP.String(), port)] = true
+		}
+	}
+	for a := range set {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	return addrs, failed
+}
+
+// missingTargets are the targets that are neither this agent nor an alive
+// member of its LAN pool.
+func missingTargets(targets []string, self string, alive map[string]bool) []string {
+	var out []string
+	for _, t := range targets {
+		if t == self || alive[t] {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// joinLoop joins the LAN pool until ctx ends: quickly while the agent is
+// alone, slowly while some targets are still missing, and it keeps
+// re-resolving names so that Mesos-DNS's refresh delay only ever adds
+// targets, never blocks on them.
+func (a *Agent) joinLoop(ctx context.Context, r Resolver, t JoinTargets) {
+	const (
+		fast = 1 * time.Second
+		slow = 10 * time.Second
+	)
+	var lastResolved string
+	for {
+		addrs, failed := resolveTargets(ctx, r, t)
+		if ctx.Err() != nil {
+			return
+		}
+		if s := strings.Join(addrs, ","); s != lastResolved {
+			lastResolved = s
+			a.log.Info("join targets", zap.Strings("addresses", addrs), zap.Int("unresolved_names", len(failed)))
+		}
+		for name, err := range failed {
+			a.log.Debug("join target name does not resolve (yet)", zap.String("name", name), zap.Error(err))
+		}
+		alive, others := a.aliveMembers()
+		missing := missingTargets(addrs, a.selfLAN, alive)
+		if len(missing) > 0 {
+			a.joinEach(missing)
+			alive, others = a.aliveMembers()
+			missing = missingTargets(addrs, a.selfLAN, alive)
+		}
+		wait := slow
+		if others == 0 {
+			wait = fast
+		} else if len(missing) == 0 && len(failed) == 0 {
+			wait = 3 * slow
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// joinEach joins every address on its own, concurrently: one unreachable
+// address (memberlist waits up to its TCP timeout) must not hold up the
+// others.
+func (a *Agent) joinEach(addrs []string) {
+	var wg sync.WaitGroup
+	for _, addr := range addrs {
+		wg.Add(1)
+		go func(addr string) {
+			defer wg.Done()
+			if _, err := a.agent.JoinLAN([]string{addr}, nil); err != nil {
+				a.log.Debug("join failed, will retry", zap.String("address", addr), zap.Error(err))
+			}
+		}(addr)
+	}
+	wg.Wait()
+}
