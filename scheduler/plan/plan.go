@@ -216,6 +216,9 @@ func aggregate(steps []Step) string {
 func aggregatePhases(ps []Phase) string {
 	steps := make([]Step, 0, len(ps))
 	for _, p := range ps {
+		if len(p.Steps) == 0 {
+			continue // an empty phase neither starts nor finishes the plan
+		}
 		steps = append(steps, Step{Status: p.Status})
 	}
 	return aggregate(steps)
@@ -226,7 +229,7 @@ func recovery(in Input) Plan {
 	ph := Phase{ID: id("recovery/tasks"), Name: "recovery", Strategy: "parallel"}
 	for _, t := range in.Tasks.Sorted() {
 		recovering := (t.Launched() && !t.Active() && t.Goal != state.GoalStop) ||
-			t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Reason == "REPLACED" && !t.Launched()
+			t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Replacement
 		if !recovering {
 			continue
 		}

@@ -96,7 +96,7 @@ func Reconcile(in Input) Result {
 	serverReplacing := false
 	for _, n := range names {
 		t := r.Tasks[n]
-		if t.Role == taskspec.RoleServer && t.AgentID == "" && t.Index < in.Target.Servers && anyLaunchedBefore(t) {
+		if t.Role == taskspec.RoleServer && t.Replacement && t.Index < in.Target.Servers {
 			serverReplacing = true
 		}
 	}
@@ -238,12 +238,8 @@ func Reconcile(in Input) Result {
 // moved abandons a server's agent and reservation so it is placed anew.
 func moved(t state.Task) state.Task {
 	return state.Task{Name: t.Name, Role: t.Role, Index: t.Index, Failures: 0, UpdatedAt: t.UpdatedAt,
-		State: "", Reason: "REPLACED", Message: "replaced; was on " + hostOrID(t)}
+		Replacement: true, Message: "replaced; was on " + hostOrID(t)}
 }
-
-// anyLaunchedBefore tells a moved server (a replacement in progress) from
-// a fresh slot.
-func anyLaunchedBefore(t state.Task) bool { return t.Reason == "REPLACED" }
 
 func hostOrID(t state.Task) string {
 	if t.Hostname != "" {

@@ -191,7 +191,10 @@ type Task struct {
 	Failures   int       `json:"failures,omitempty"`
 	LaunchedAt time.Time `json:"launched_at,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at,omitempty"`
-	// UnreachableSince is when the task went TASK_UNREACHABLE (or its
+	// Replacement is true from the moment a server is moved to another
+	// agent until its new incarnation runs: replacements go one at a time.
+	Replacement bool `json:"replacement,omitempty"`
+	// FailingSince is when the task went TASK_UNREACHABLE (or its
 	// server failed) without coming back; zero otherwise.
 	FailingSince time.Time `json:"failing_since,omitempty"`
 }

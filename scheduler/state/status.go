@@ -76,6 +76,7 @@ func ApplyStatus(t Task, st mesos.TaskStatus, now time.Time) (Task, Outcome) {
 		}
 	}
 	if newState == "TASK_RUNNING" {
+		t.Replacement = false
 		t.Failures = 0
 		t.FailingSince = time.Time{}
 	}

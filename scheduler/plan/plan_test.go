@@ -1,0 +1,101 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+var now = time.Date(2026, 11, 25, 5, 0, 0, 0, time.UTC)
+
+func target() state.Target { return state.TargetFrom(config.Defaults()) }
+
+func srv(i int, st string) state.Task {
+	return state.Task{Name: state.ServerName(i), Role: taskspec.RoleServer, Index: i, TaskID: fmt.Sprint("t", i), AgentID: fmt.Sprint("S", i),
+		Hostname: fmt.Sprint("h", i), State: st, ConfigID: target().ConfigID}
+}
+
+func build(tasks state.Tasks, waiting map[string]string, agents map[string]reconcile.Agent) map[string]Plan {
+	r := reconcile.Reconcile(reconcile.Input{Target: target(), Tasks: tasks, Now: now})
+	return Build(Input{Target: target(), Tasks: r.Tasks, Launch: r.Launch, Waiting: waiting, Agents: agents, Now: now})
+}
+
+func TestDeployPlan(t *testing.T) {
+	cases := []struct {
+		name    string
+		tasks   state.Tasks
+		waiting map[string]string
+		agents  map[string]reconcile.Agent
+		status  string
+		server  []string
+		client  []string
+		message string
+	}{
+		{name: "nothing yet", tasks: state.Tasks{}, status: Pending, server: []string{Pending, Pending, Pending},
+			waiting: map[string]string{"consul-server-1": "offer from h9 does not fit: mem 10 MB offered"}, message: "mem 10 MB offered"},
+		{name: "starting", tasks: state.Tasks{"consul-server-0": srv(0, "TASK_STAGING"), "consul-server-1": srv(1, "TASK_RUNNING")}, status: InProgress,
+			server: []string{Starting, Complete, Pending}},
+		{name: "deployed with a client pending on a known agent", tasks: state.Tasks{"consul-server-0": srv(0, "TASK_RUNNING"), "consul-server-1": srv(1, "TASK_RUNNING"), "consul-server-2": srv(2, "TASK_RUNNING")},
+			agents: map[string]reconcile.Agent{"S0": {ID: "S0"}, "S7": {ID: "S7", Hostname: "h7"}, "S8": {ID: "S8", Public: true}},
+			status: InProgress, server: []string{Complete, Complete, Complete}, client: []string{Pending}, message: "waiting for an offer from agent h7"},
+		{name: "complete", tasks: state.Tasks{"consul-server-0": srv(0, "TASK_RUNNING"), "consul-server-1": srv(1, "TASK_RUNNING"), "consul-server-2": srv(2, "TASK_RUNNING"),
+			"consul-client-s7": {Name: "consul-client-s7", Role: taskspec.RoleClient, TaskID: "c", AgentID: "S7", State: "TASK_RUNNING", ConfigID: target().ConfigID}},
+			agents: map[string]reconcile.Agent{"S7": {ID: "S7"}}, status: Complete, server: []string{Complete, Complete, Complete}, client: []string{Complete}},
+		{name: "repeated TASK_ERROR is an error", tasks: state.Tasks{"consul-server-0": func() state.Task {
+			s := srv(0, "TASK_ERROR")
+			s.Failures, s.Message = 3, "bad resources"
+			return s
+		}()}, status: Error, server: []string{Error, Pending, Pending}, message: "bad resources"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := build(c.tasks, c.waiting, c.agents)[Deploy]
+			if p.Status != c.status {
+				t.Errorf("status %s, want %s", p.Status, c.status)
+			}
+			var got []string
+			for _, s := range p.Phases[0].Steps {
+				got = append(got, s.Status)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.server) {
+				t.Errorf("server steps %v, want %v", got, c.server)
+			}
+			got = nil
+			for _, s := range p.Phases[1].Steps {
+				got = append(got, s.Status)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.client) {
+				t.Errorf("client steps %v, want %v", got, c.client)
+			}
+			if c.message != "" {
+				all := fmt.Sprint(p)
+				if !strings.Contains(all, c.message) {
+					t.Errorf("plan does not explain %q: %s", c.message, all)
+				}
+			}
+			if p.Errors == nil {
+				t.Error("errors must be a list, not null")
+			}
+		})
+	}
+}
+
+func TestRecoveryPlanListsRelaunches(t *testing.T) {
+	tasks := state.Tasks{"consul-server-0": srv(0, "TASK_FAILED"), "consul-server-1": srv(1, "TASK_RUNNING"), "consul-server-2": srv(2, "TASK_RUNNING")}
+	p := build(tasks, nil, nil)[Recovery]
+	if len(p.Phases[0].Steps) != 1 || p.Phases[0].Steps[0].Name != "consul-server-0:[server]" || p.Status != Pending {
+		t.Fatalf("recovery %+v", p)
+	}
+	if !strings.Contains(p.Phases[0].Steps[0].Message, "same agent h0") {
+		t.Fatalf("message %q", p.Phases[0].Steps[0].Message)
+	}
+	if p := build(state.Tasks{"consul-server-0": srv(0, "TASK_RUNNING")}, nil, nil)[Recovery]; p.Status != Complete || len(p.Phases[0].Steps) != 0 {
+		t.Fatalf("idle recovery %+v", p)
+	}
+}

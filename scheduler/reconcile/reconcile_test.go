@@ -1,0 +1,181 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+var now = time.Date(2026, 11, 25, 5, 0, 0, 0, time.UTC)
+
+func target(mod ...func(*config.Config)) state.Target {
+	c := config.Defaults()
+	for _, m := range mod {
+		m(&c)
+	}
+	return state.TargetFrom(c)
+}
+
+func srv(i int, st string) state.Task {
+	tg := target()
+	return state.Task{Name: state.ServerName(i), Role: taskspec.RoleServer, Index: i, TaskID: fmt.Sprintf("%s__%d", state.ServerName(i), i),
+		AgentID: fmt.Sprint("S", i), Hostname: fmt.Sprint("h", i), State: st, ConfigID: tg.ConfigID,
+		Reservation: &state.Reservation{ID: fmt.Sprint("r", i), PersistenceID: fmt.Sprint("p", i), Confirmed: true}}
+}
+
+func cli(agent string, st string) state.Task {
+	tg := target()
+	return state.Task{Name: state.ClientName(agent), Role: taskspec.RoleClient, TaskID: state.ClientName(agent) + "__1", AgentID: agent, State: st, ConfigID: tg.ConfigID}
+}
+
+func tasks(ts ...state.Task) state.Tasks {
+	out := state.Tasks{}
+	for _, t := range ts {
+		out[t.Name] = t
+	}
+	return out
+}
+
+func keys(m map[string]string) string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return fmt.Sprint(sortStrings(out))
+}
+
+func sortStrings(s []string) []string {
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s
+}
+
+func kills(r Result) string {
+	var out []string
+	for _, k := range r.Kill {
+		out = append(out, k.Name)
+	}
+	return fmt.Sprint(out)
+}
+
+func TestReconcile(t *testing.T) {
+	running3 := []state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")}
+	cases := []struct {
+		name                         string
+		tg                           state.Target
+		tasks                        state.Tasks
+		agents                       map[string]Agent
+		place, launch, kill, replace string
+		deleted, lost, update        string
+	}{
+		{name: "fresh install places every server", tg: target(), tasks: tasks(),
+			place: "[consul-server-0 consul-server-1 consul-server-2]", launch: "[consul-server-0 consul-server-1 consul-server-2]", kill: "[]"},
+		{name: "steady state needs nothing", tg: target(), tasks: tasks(append(running3, cli("S9", "TASK_RUNNING"))...),
+			launch: "[]", kill: "[]"},
+		{name: "a failed server is relaunched in place", tg: target(), tasks: tasks(srv(0, "TASK_FAILED"), running3[1], running3[2]),
+			launch: "[consul-server-0]", kill: "[]"},
+		{name: "five servers", tg: target(func(c *config.Config) { c.ServerCount = 5 }), tasks: tasks(running3...),
+			place: "[consul-server-3 consul-server-4]", launch: "[consul-server-3 consul-server-4]", kill: "[]"},
+		{name: "clients disabled: running clients are stopped", tg: target(func(c *config.Config) { c.ClientsEnabled = false }),
+			tasks:  tasks(append(running3, cli("S9", "TASK_RUNNING"), cli("S8", "TASK_KILLED"))...),
+			launch: "[]", kill: "[consul-client-s9]", deleted: "[consul-client-s8]"},
+		{name: "client on a gone agent is forgotten", tg: target(), tasks: tasks(append(running3, cli("S9", "TASK_GONE_BY_OPERATOR"))...),
+			launch: "[]", kill: "[]", deleted: "[consul-client-s9]", lost: "[consul-client-s9]"},
+		{name: "client on a public agent when not allowed", tg: target(), tasks: tasks(append(running3, cli("S9", "TASK_RUNNING"))...),
+			agents: map[string]Agent{"S9": {ID: "S9", Public: true}}, launch: "[]", kill: "[consul-client-s9]"},
+		{name: "server on a gone agent is replaced", tg: target(), tasks: tasks(srv(0, "TASK_GONE_BY_OPERATOR"), running3[1], running3[2]),
+			launch: "[consul-server-0]", kill: "[]", replace: "[consul-server-0]", lost: "[consul-server-0]"},
+		{name: "only one server replaced at a time", tg: target(), tasks: tasks(srv(0, "TASK_GONE_BY_OPERATOR"), srv(1, "TASK_GONE_BY_OPERATOR"), running3[2]),
+			launch: "[consul-server-0 consul-server-1]", kill: "[]", replace: "[consul-server-0]", lost: "[consul-server-0]"},
+		{name: "next replacement waits until the previous one runs", tg: target(), tasks: tasks(func() state.Task {
+			s := srv(0, "TASK_STARTING")
+			s.Replacement = true
+			return s
+		}(), srv(1, "TASK_GONE_BY_OPERATOR"), running3[2]), launch: "[consul-server-1]", kill: "[]"},
+		{name: "server failing longer than replace_after is replaced", tg: target(), tasks: tasks(func() state.Task {
+			s := srv(0, "TASK_UNREACHABLE")
+			s.FailingSince = now.Add(-11 * time.Minute)
+			return s
+		}(), running3[1], running3[2]), launch: "[consul-server-0]", kill: "[]", replace: "[consul-server-0]"},
+		{name: "server failing briefly is kept", tg: target(), tasks: tasks(func() state.Task {
+			s := srv(0, "TASK_FAILED")
+			s.FailingSince = now.Add(-time.Minute)
+			return s
+		}(), running3[1], running3[2]), launch: "[consul-server-0]", kill: "[]"},
+		{name: "restart requested kills", tg: target(), tasks: tasks(func() state.Task { s := srv(0, "TASK_RUNNING"); s.Goal = state.GoalRestart; return s }(), running3[1], running3[2]),
+			launch: "[]", kill: "[consul-server-0]"},
+		{name: "restart done relaunches in place", tg: target(), tasks: tasks(func() state.Task { s := srv(0, "TASK_KILLED"); s.Goal = state.GoalRestart; return s }(), running3[1], running3[2]),
+			launch: "[consul-server-0]", kill: "[]"},
+		{name: "replace requested kills then moves", tg: target(), tasks: tasks(func() state.Task { s := srv(0, "TASK_KILLED"); s.Goal = state.GoalReplace; return s }(), running3[1], running3[2]),
+			launch: "[consul-server-0]", kill: "[]", replace: "[consul-server-0]"},
+		{name: "config change: one server at a time, clients together", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
+			tasks: tasks(append(running3, cli("S8", "TASK_RUNNING"), cli("S9", "TASK_RUNNING"))...), launch: "[]",
+			kill: "[consul-client-s8 consul-client-s9 consul-server-0]", update: "[consul-client-s8 consul-client-s9 consul-server-0 consul-server-1 consul-server-2]"},
+		{name: "config change waits while a server is down", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
+			tasks: tasks(srv(0, "TASK_FAILED"), running3[1], running3[2]), launch: "[consul-server-0]", kill: "[]", update: "[consul-server-1 consul-server-2]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := fmt.Sprint(c.tasks)
+			r := Reconcile(Input{Target: c.tg, Tasks: c.tasks, Agents: c.agents, Now: now})
+			if fmt.Sprint(c.tasks) != before {
+				t.Fatal("Reconcile mutated its input")
+			}
+			check := func(what, got, want string) {
+				if want == "" {
+					want = "[]"
+				}
+				if got != want {
+					t.Errorf("%s = %s, want %s", what, got, want)
+				}
+			}
+			check("place", fmt.Sprint(r.Place), c.place)
+			check("launch", keys(r.Launch), c.launch)
+			check("kill", kills(r), c.kill)
+			check("replace", fmt.Sprint(r.Replace), c.replace)
+			check("deleted", fmt.Sprint(r.Deleted), c.deleted)
+			check("lost", fmt.Sprint(r.Lost), c.lost)
+			check("update", fmt.Sprint(r.Update), c.update)
+			for _, n := range r.Replace {
+				if tk := r.Tasks[n]; tk.AgentID != "" || tk.Reservation != nil || tk.TaskID != "" {
+					t.Errorf("replaced %s still tied to its agent: %+v", n, tk)
+				}
+			}
+			for _, n := range r.Changed {
+				if _, ok := r.Tasks[n]; !ok {
+					t.Errorf("changed %s is not in the result", n)
+				}
+			}
+		})
+	}
+}
+
+func TestLaunchReasonsExplain(t *testing.T) {
+	s := srv(0, "TASK_FAILED")
+	s.Reason, s.Failures, s.UpdatedAt = "REASON_EXECUTOR_TERMINATED", 3, now
+	r := Reconcile(Input{Target: target(), Tasks: tasks(s, srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")), Now: now})
+	why := r.Launch["consul-server-0"]
+	for _, want := range []string{"TASK_FAILED", "REASON_EXECUTOR_TERMINATED", "same agent h0", "delayed 2s after 3 failures"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("reason %q lacks %q", why, want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: 0, 1: 0, 2: time.Second, 3: 2 * time.Second, 8: time.Minute, 100: time.Minute} {
+		if got := Backoff(n); got != want {
+			t.Errorf("Backoff(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
