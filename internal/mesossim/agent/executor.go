@@ -321,6 +321,9 @@ func (a *Agent) startExecutor(e *executor) {
 		go func() {
 			defer a.procs.Done()
 			_ = cmd.Wait()
+			// The container ends with its leader: whatever else runs in the
+			// process group (the executor under `sh -c`, its children) goes.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			status := int32(-1)
 			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 				status = int32(ws)
