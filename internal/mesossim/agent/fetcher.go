@@ -268,7 +268,7 @@ func extractZip(file, dir string) error {
 		if err != nil {
 			return err
 		}
-		mode := zf.Mode().Perm()
+		mode := zf.Mode().Perm() &^ 0o022 // unzip under the usual umask
 		if mode == 0 {
 			mode = 0o644
 		}
