@@ -1,0 +1,245 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
+
+// consulAgent is what the executor needs of a running Consul agent
+// (*consulagent.Agent; tests substitute it).
+type consulAgent interface {
+	Ready(ctx context.Context) error
+	Health() consulagent.Health
+	Leave(ctx context.Context) error
+	Stop()
+	Done() <-chan struct{}
+	Err() error
+	NodeID() string
+}
+
+// startFunc starts a Consul agent (consulagent.Start).
+type startFunc func(ctx context.Context, spec taskspec.Spec, env consulagent.Env, log *zap.Logger) (consulAgent, error)
+
+func startConsul(ctx context.Context, spec taskspec.Spec, env consulagent.Env, log *zap.Logger) (consulAgent, error) {
+	a, err := consulagent.Start(ctx, spec, env, log)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// taskEvent is what a task runner reports; the executor loop turns each
+// into a status update.
+type taskEvent struct {
+	taskID  mesos.TaskID
+	state   mesos.TaskState
+	message string
+	healthy *bool
+	reason  *mesos.TaskStatus_Reason
+	nodeID  string
+}
+
+// killRequest asks a task runner to stop its agent gracefully within grace.
+type killRequest struct {
+	grace time.Duration
+	why   string
+}
+
+// taskRunner runs one task's Consul agent in its own goroutine and reports
+// its life as taskEvents: STARTING, RUNNING (healthy or not), RUNNING again
+// when Consul's health changes, and one terminal event.
+type taskRunner struct {
+	id    mesos.TaskID
+	spec  taskspec.Spec
+	env   consulagent.Env
+	start startFunc
+	log   *zap.Logger
+	out   chan<- taskEvent
+
+	healthEvery time.Duration
+	kill        chan killRequest // buffered 1
+	hardStop    context.CancelFunc
+	ctx         context.Context
+	done        chan struct{}
+}
+
+func newTaskRunner(id mesos.TaskID, spec taskspec.Spec, env consulagent.Env, start startFunc, out chan<- taskEvent, log *zap.Logger) *taskRunner {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &taskRunner{
+		id: id, spec: spec, env: env, start: start, out: out,
+		log:         log.With(zap.String("task_id", id.Value)),
+		healthEvery: time.Second,
+		kill:        make(chan killRequest, 1),
+		ctx:         ctx,
+		hardStop:    cancel,
+		done:        make(chan struct{}),
+	}
+}
+
+// requestKill asks for a graceful stop; later requests are ignored.
+func (r *taskRunner) requestKill(k killRequest) {
+	select {
+	case r.kill <- k:
+	default:
+	}
+}
+
+// stopNow stops the agent without a graceful leave and waits (bounded) for
+// the runner to end. For an executor that must exit now.
+func (r *taskRunner) stopNow(wait time.Duration) {
+	r.hardStop()
+	select {
+	case <-r.done:
+	case <-time.After(wait):
+		r.log.Warn("task runner did not stop in time")
+	}
+}
+
+func (r *taskRunner) emit(ev taskEvent) {
+	ev.taskID = r.id
+	select {
+	case r.out <- ev:
+	case <-r.ctx.Done():
+		// The executor is exiting; it reads no more events.
+	}
+}
+
+func boolp(b bool) *bool { return &b }
+
+func reasonp(r mesos.TaskStatus_Reason) *mesos.TaskStatus_Reason { return &r }
+
+func (r *taskRunner) run() {
+	defer close(r.done)
+	role := string(r.spec.Role)
+	r.emit(taskEvent{state: mesos.TASK_STARTING,
+		message: fmt.Sprintf("starting the Consul %s agent %s on %s", role, r.spec.NodeName, r.env.BindIP)})
+
+	// A kill during start or readiness cancels them.
+	startCtx, cancelStart := context.WithCancel(r.ctx)
+	defer cancelStart()
+	killedEarly := make(chan killRequest, 1)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		select {
+		case k := <-r.kill:
+			killedEarly <- k
+			cancelStart()
+		case <-startCtx.Done():
+		}
+	}()
+	// stopWatching ends the watcher and returns the kill it saw, or one that
+	// arrived since.
+	stopWatching := func() *killRequest {
+		cancelStart()
+		<-watching
+		select {
+		case k := <-killedEarly:
+			return &k
+		default:
+		}
+		select {
+		case k := <-r.kill:
+			return &k
+		default:
+			return nil
+		}
+	}
+
+	began := time.Now()
+	agent, err := r.start(startCtx, r.spec, r.env, r.log)
+	if err != nil {
+		k := stopWatching()
+		switch {
+		case r.ctx.Err() != nil:
+		case k != nil:
+			r.emit(taskEvent{state: mesos.TASK_KILLED, reason: reasonp(mesos.REASON_TASK_KILLED_DURING_LAUNCH),
+				message: "killed while the Consul agent was starting: " + k.why})
+		default:
+			r.emit(taskEvent{state: mesos.TASK_FAILED, message: "the Consul agent could not start: " + err.Error()})
+		}
+		return
+	}
+	err = agent.Ready(startCtx)
+	k := stopWatching()
+	switch {
+	case r.ctx.Err() != nil:
+		agent.Stop()
+		return
+	case k != nil:
+		prefix := ""
+		if err != nil {
+			prefix = "killed before the Consul agent was ready"
+		}
+		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster: " + k.why})
+		r.leave(agent, k, prefix)
+		return
+	case err != nil:
+		agent.Stop()
+		r.emit(taskEvent{state: mesos.TASK_FAILED, message: "the Consul agent stopped before it was ready: " + err.Error()})
+		return
+	}
+	h := agent.Health()
+	r.log.Info("consul agent ready", zap.Duration("since_start", time.Since(began)), zap.Bool("healthy", h.Healthy))
+	r.emit(taskEvent{state: mesos.TASK_RUNNING, healthy: boolp(h.Healthy), nodeID: agent.NodeID(),
+		message: "Consul agent is up and joined: " + h.Message})
+	healthy := h.Healthy
+
+	tick := time.NewTicker(r.healthEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			agent.Stop()
+			return
+		case k := <-r.kill:
+			r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster: " + k.why})
+			r.leave(agent, &k, "")
+			return
+		case <-agent.Done():
+			msg := "the Consul agent stopped unexpectedly"
+			if err := agent.Err(); err != nil {
+				msg += ": " + err.Error()
+			}
+			r.emit(taskEvent{state: mesos.TASK_FAILED, message: msg})
+			return
+		case <-tick.C:
+			h := agent.Health()
+			if h.Healthy != healthy {
+				healthy = h.Healthy
+				r.log.Info("consul health changed", zap.Bool("healthy", healthy), zap.String("why", h.Message))
+				r.emit(taskEvent{state: mesos.TASK_RUNNING, healthy: boolp(healthy), nodeID: agent.NodeID(),
+					reason: reasonp(mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED), message: h.Message})
+			}
+		}
+	}
+}
+
+// leave gracefully leaves within the kill's grace and reports TASK_KILLED.
+func (r *taskRunner) leave(agent consulAgent, k *killRequest, prefix string) {
+	ctx, cancel := context.WithTimeout(r.ctx, k.grace)
+	defer cancel()
+	began := time.Now()
+	err := agent.Leave(ctx)
+	took := time.Since(began).Round(time.Millisecond)
+	msg := fmt.Sprintf("the Consul agent left the cluster gracefully in %v and stopped", took)
+	if err != nil {
+		msg = fmt.Sprintf("the Consul agent stopped; its graceful leave did not complete: %v", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = fmt.Sprintf("the Consul agent stopped; its graceful leave did not finish within %v", k.grace)
+		}
+	}
+	if prefix != "" {
+		msg = prefix + "; " + msg
+	}
+	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("leave", took), zap.Error(err))
+	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
+}
