@@ -3,11 +3,16 @@
 // every variable below from the package options), validated at start.
 //
 // The environment variable names are a contract with the package template:
-// tests render the template and feed its env through Load.
+// tests in internal/universe render the template the way Cosmos does and
+// feed its env through Load, so a variable the template passes that Load
+// does not read, or one Load reads that the template does not pass, fails a
+// test. Options lists every variable with the config.json option it comes
+// from.
 package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -19,22 +24,24 @@ import (
 )
 
 // Env var names. Marathon itself sets PORT_API / PORT0 for the scheduler's
-// port and MESOS_SANDBOX; every other name is set by the package template.
+// port; every other name is set by the package template, except the
+// development-only ones listed in DevOnly.
 const (
-	EnvServiceName          = "SERVICE_NAME"
-	EnvUser                 = "FRAMEWORK_USER"
-	EnvRole                 = "FRAMEWORK_ROLE"
-	EnvPrincipal            = "FRAMEWORK_PRINCIPAL"
-	EnvServiceAccountSecret = "SERVICE_ACCOUNT_SECRET"
-	EnvLogLevel             = "LOG_LEVEL"
-	EnvMesosMaster          = "MESOS_MASTER"
-	EnvZK                   = "STATE_ZK"
-	EnvStateDir             = "STATE_DIR"
-	EnvAPIPort              = "PORT_API"
-	EnvAPIPort0             = "PORT0"
-	EnvExecutorURI          = "EXECUTOR_URI"
-	EnvMesosDNSDomain       = "MESOS_DNS_DOMAIN"
-	EnvExecutorDNSServer    = "EXECUTOR_DNS_SERVER"
+	EnvServiceName              = "SERVICE_NAME"
+	EnvUser                     = "FRAMEWORK_USER"
+	EnvRole                     = "FRAMEWORK_ROLE"
+	EnvPrincipal                = "FRAMEWORK_PRINCIPAL"
+	EnvServiceAccountSecret     = "SERVICE_ACCOUNT_SECRET"
+	EnvServiceAccountCredential = "DCOS_SERVICE_ACCOUNT_CREDENTIAL"
+	EnvLogLevel                 = "LOG_LEVEL"
+	EnvMesosMaster              = "MESOS_MASTER"
+	EnvZK                       = "STATE_ZK"
+	EnvStateDir                 = "STATE_DIR"
+	EnvAPIPort                  = "PORT_API"
+	EnvAPIPort0                 = "PORT0"
+	EnvExecutorURI              = "EXECUTOR_URI"
+	EnvMesosDNSDomain           = "MESOS_DNS_DOMAIN"
+	EnvExecutorDNSServer        = "EXECUTOR_DNS_SERVER"
 
 	EnvServerCount     = "SERVER_COUNT"
 	EnvServerCPUs      = "SERVER_CPUS"
@@ -78,17 +85,21 @@ type Ports struct {
 type Config struct {
 	ServiceName          string
 	User                 string
-	Role                 string
-	Principal            string
-	ServiceAccountSecret string // a secret's path, never its value
-	LogLevel             string
-	MesosMaster          string // http(s)://host:port or zk://hosts/mesos
-	ZK                   string // ZooKeeper connection string; empty: file store
-	StateDir             string // file store directory when ZK is empty
-	APIPort              int
-	ExecutorURI          string
-	MesosDNSDomain       string
-	ExecutorDNSServer    string // ip:port; empty: the system resolver
+	Role                 string // unset: <service name>-role (see DefaultRole)
+	Principal            string // unset: <service name>-principal (see DefaultPrincipal)
+	ServiceAccountSecret string // the secret's name in the DC/OS secret store, never its value
+	// ServiceAccountCredential is the sandbox path of the file Marathon
+	// writes the service account secret to (DC/OS strict mode); empty when
+	// no secret is configured.
+	ServiceAccountCredential string
+	LogLevel                 string
+	MesosMaster              string // http(s)://host:port or zk://hosts/mesos
+	ZK                       string // ZooKeeper connection string; empty: file store
+	StateDir                 string // file store directory when ZK is empty
+	APIPort                  int
+	ExecutorURI              string
+	MesosDNSDomain           string
+	ExecutorDNSServer        string // ip:port; empty: the system resolver
 
 	ServerCount     int
 	ServerCPUs      float64
@@ -117,12 +128,13 @@ type Config struct {
 }
 
 // Defaults are the values of every option the environment leaves unset.
+// They equal the defaults of the package's config.json (a test checks it).
 func Defaults() Config {
 	return Config{
 		ServiceName:     "consul",
 		User:            "nobody",
-		Role:            "consul-role",
-		Principal:       "consul-principal",
+		Role:            DefaultRole("consul"),
+		Principal:       DefaultPrincipal("consul"),
 		LogLevel:        "info",
 		MesosMaster:     "http://leader.mesos:5050",
 		StateDir:        "state",
@@ -146,19 +158,36 @@ func Defaults() Config {
 	}
 }
 
+// DefaultRole is the Mesos role a service uses when none is configured,
+// the DC/OS SDK's convention: "<name>-role", folders joined with "__"
+// ("dev/consul" → "dev__consul-role"). Each installed service gets its own
+// role, so two services never see each other's reservations.
+func DefaultRole(serviceName string) string { return sdkName(serviceName) + "-role" }
+
+// DefaultPrincipal is the principal used when none is configured:
+// "<name>-principal", folders joined with "__".
+func DefaultPrincipal(serviceName string) string { return sdkName(serviceName) + "-principal" }
+
+func sdkName(serviceName string) string {
+	return strings.ReplaceAll(strings.Trim(serviceName, "/"), "/", "__")
+}
+
 // FromEnviron loads the configuration from the process environment.
 func FromEnviron() (Config, error) { return Load(os.LookupEnv) }
 
 // Load reads every variable through lookup, applies defaults and validates.
-// The error names the variable, the value and what is allowed.
+// Every problem is reported, each naming the variable, the package option
+// it comes from, the value and what is allowed.
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	c := Defaults()
 	r := reader{lookup: lookup}
 	r.str(EnvServiceName, &c.ServiceName)
 	r.str(EnvUser, &c.User)
-	r.str(EnvRole, &c.Role)
-	r.str(EnvPrincipal, &c.Principal)
+	var role, principal string
+	r.str(EnvRole, &role)
+	r.str(EnvPrincipal, &principal)
 	r.str(EnvServiceAccountSecret, &c.ServiceAccountSecret)
+	r.str(EnvServiceAccountCredential, &c.ServiceAccountCredential)
 	r.str(EnvLogLevel, &c.LogLevel)
 	r.str(EnvMesosMaster, &c.MesosMaster)
 	r.str(EnvZK, &c.ZK)
@@ -196,112 +225,168 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
 	r.duration(EnvReplaceAft, &c.ReplaceAfter)
-	if r.err != nil {
-		return Config{}, r.err
+
+	// An empty role or principal means the per-service default, as in the
+	// DC/OS SDK: the package's defaults are "".
+	c.Role = strings.TrimSpace(role)
+	if c.Role == "" {
+		c.Role = DefaultRole(c.ServiceName)
 	}
+	c.Principal = strings.TrimSpace(principal)
+	if c.Principal == "" {
+		c.Principal = DefaultPrincipal(c.ServiceName)
+	}
+	c.ServerPlacement = strings.TrimSpace(c.ServerPlacement)
 	if extra = strings.TrimSpace(extra); extra != "" {
 		c.ExtraConfig = json.RawMessage(extra)
 	}
+	errs := r.errs
 	if err := c.Validate(); err != nil {
-		return Config{}, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
 	}
 	return c, nil
 }
 
-// Validate checks every option against what is allowed.
+// ValueError is one bad setting: the variable, the package option it comes
+// from, the value and what is allowed.
+type ValueError struct {
+	Env     string
+	Option  string // the config.json option, e.g. "servers.count"; "" if none
+	Value   string
+	Allowed string
+}
+
+func (e *ValueError) Error() string {
+	where := e.Env
+	if e.Option != "" {
+		where += " (option " + e.Option + ")"
+	}
+	return fmt.Sprintf("config: %s=%q is not allowed: %s", where, e.Value, e.Allowed)
+}
+
+func bad(env string, v any, allowed string) error {
+	return &ValueError{Env: env, Option: OptionOf(env), Value: fmt.Sprint(v), Allowed: allowed}
+}
+
+// Validate checks every option against what is allowed and reports every
+// problem (errors.Join of *ValueError).
 func (c Config) Validate() error {
-	bad := func(env string, v any, allowed string) error {
-		return fmt.Errorf("config: %s=%v is not allowed: %s", env, v, allowed)
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if !validServiceName(c.ServiceName) {
-		return bad(EnvServiceName, c.ServiceName, "lower-case letters, digits, '-' and '/' (for folders), starting with a letter, at most 63 characters per part")
+		add(bad(EnvServiceName, c.ServiceName, "lower-case letters, digits and '-', starting with a letter and not ending with '-', at most 63 characters; '/' separates folders (dev/consul)"))
 	}
-	if c.Role == "" || c.Role == "*" || strings.ContainsAny(c.Role, " \t") {
-		return bad(EnvRole, c.Role, "a non-empty Mesos role other than '*' without spaces")
+	if c.User == "" || strings.ContainsAny(c.User, " \t\n/:") {
+		add(bad(EnvUser, c.User, "a Linux user name that exists on every agent, such as nobody or root"))
+	}
+	add(validRole(c.Role))
+	if c.Principal == "" || strings.ContainsAny(c.Principal, " \t\n") {
+		add(bad(EnvPrincipal, c.Principal, "a Mesos principal without spaces, or empty for <service name>-principal"))
+	}
+	if (c.ServiceAccountSecret == "") != (c.ServiceAccountCredential == "") {
+		add(bad(EnvServiceAccountCredential, c.ServiceAccountCredential,
+			"set together with "+EnvServiceAccountSecret+" (the package sets both when service.service_account_secret is given)"))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
-		return bad(EnvLogLevel, c.LogLevel, "one of debug, info, warn, error")
+		add(bad(EnvLogLevel, c.LogLevel, "one of debug, info, warn, error"))
 	}
 	if err := validMaster(c.MesosMaster); err != nil {
-		return bad(EnvMesosMaster, c.MesosMaster, err.Error())
+		add(bad(EnvMesosMaster, c.MesosMaster, err.Error()))
 	}
 	if c.ZK == "" && c.StateDir == "" {
-		return bad(EnvStateDir, c.StateDir, "a directory for the file state store (or set "+EnvZK+")")
+		add(bad(EnvStateDir, c.StateDir, "a directory for the file state store (or set "+EnvZK+")"))
+	}
+	if c.ZK != "" {
+		add(validZK(c.ZK))
 	}
 	if c.ExecutorDNSServer != "" {
 		if _, _, err := net.SplitHostPort(c.ExecutorDNSServer); err != nil {
-			return bad(EnvExecutorDNSServer, c.ExecutorDNSServer, "ip:port of a DNS server, or empty for the system resolver")
+			add(bad(EnvExecutorDNSServer, c.ExecutorDNSServer, "ip:port of a DNS server, or empty for the system resolver"))
 		}
 	}
 	if c.APIPort < 0 || c.APIPort > 65535 {
-		return bad(EnvAPIPort, c.APIPort, "0-65535")
+		add(bad(EnvAPIPort, c.APIPort, "0-65535"))
+	}
+	if !validDomain(c.MesosDNSDomain) {
+		add(bad(EnvMesosDNSDomain, c.MesosDNSDomain, "a DNS domain such as mesos"))
 	}
 	switch c.ServerCount {
 	case 1, 3, 5, 7:
 	default:
-		return bad(EnvServerCount, c.ServerCount, "1, 3, 5 or 7")
+		add(bad(EnvServerCount, c.ServerCount, "1, 3, 5 or 7 (an odd number of servers keeps a majority through failures)"))
 	}
-	if c.ServerCPUs < 0.1 {
-		return bad(EnvServerCPUs, c.ServerCPUs, "at least 0.1")
+	if c.ServerCPUs < MinServerCPUs {
+		add(bad(EnvServerCPUs, c.ServerCPUs, fmt.Sprintf("at least %g", MinServerCPUs)))
 	}
-	if c.ServerMem < 128 {
-		return bad(EnvServerMem, c.ServerMem, "at least 128 (MB)")
+	if c.ServerMem < MinServerMem {
+		add(bad(EnvServerMem, c.ServerMem, fmt.Sprintf("at least %g (MB)", MinServerMem)))
 	}
-	if c.ServerDisk < 64 {
-		return bad(EnvServerDisk, c.ServerDisk, "at least 64 (MB)")
+	if c.ServerDisk < MinServerDisk {
+		add(bad(EnvServerDisk, c.ServerDisk, fmt.Sprintf("at least %g (MB)", MinServerDisk)))
 	}
 	if c.ServerDiskType != "ROOT" && c.ServerDiskType != "MOUNT" {
-		return bad(EnvServerDiskType, c.ServerDiskType, "ROOT or MOUNT")
+		add(bad(EnvServerDiskType, c.ServerDiskType, "ROOT or MOUNT"))
 	}
-	if c.ServerPlacement != "" {
-		var cons [][]string
-		if err := json.Unmarshal([]byte(c.ServerPlacement), &cons); err != nil {
-			return bad(EnvServerPlacement, c.ServerPlacement, `a Marathon constraint list such as [["hostname","UNIQUE"]]`)
-		}
+	if _, err := ParsePlacement(c.ServerPlacement); err != nil {
+		add(bad(EnvServerPlacement, c.ServerPlacement, err.Error()))
 	}
-	if c.ClientCPUs < 0.05 {
-		return bad(EnvClientCPUs, c.ClientCPUs, "at least 0.05")
+	if c.ClientCPUs < MinClientCPUs {
+		add(bad(EnvClientCPUs, c.ClientCPUs, fmt.Sprintf("at least %g", MinClientCPUs)))
 	}
-	if c.ClientMem < 64 {
-		return bad(EnvClientMem, c.ClientMem, "at least 64 (MB)")
+	if c.ClientMem < MinClientMem {
+		add(bad(EnvClientMem, c.ClientMem, fmt.Sprintf("at least %g (MB)", MinClientMem)))
 	}
-	if !validLabel(c.Datacenter) {
-		return bad(EnvDatacenter, c.Datacenter, "lower-case letters, digits, '-' and '_'")
+	if !validDatacenter(c.Datacenter) {
+		add(bad(EnvDatacenter, c.Datacenter, "1-63 lower-case letters, digits, '-' and '_' (Consul's rule for datacenter names)"))
 	}
-	if !validLabel(c.Domain) {
-		return bad(EnvDomain, c.Domain, "a DNS label")
+	if !validDomain(c.Domain) {
+		add(bad(EnvDomain, c.Domain, "a DNS domain such as consul or consul.example (lower-case labels of letters, digits and '-')"))
 	}
 	if c.RaftMultiplier < 1 || c.RaftMultiplier > 10 {
-		return bad(EnvRaftMultiplier, c.RaftMultiplier, "1-10")
+		add(bad(EnvRaftMultiplier, c.RaftMultiplier, "1-10 (1 for production, higher on slow machines)"))
 	}
-	if len(c.ExtraConfig) > 0 {
-		var obj map[string]any
-		if err := json.Unmarshal(c.ExtraConfig, &obj); err != nil {
-			return bad(EnvExtraConfig, string(c.ExtraConfig), "a JSON object of Consul agent configuration")
-		}
-	}
-	if err := c.Ports.validate(); err != nil {
-		return err
-	}
+	add(validExtraConfig(c.ExtraConfig))
+	add(c.Ports.validate())
 	if c.TLS {
-		return bad(EnvTLS, c.TLS, "false: TLS is not supported yet")
+		add(bad(EnvTLS, c.TLS, "false: TLS is not supported yet"))
 	}
 	if c.ACL {
-		return bad(EnvACL, c.ACL, "false: ACLs are not supported yet")
+		add(bad(EnvACL, c.ACL, "false: ACLs are not supported yet"))
 	}
 	if c.GossipEncryption {
-		return bad(EnvGossipKey, c.GossipEncryption, "false: gossip encryption is not supported yet")
+		add(bad(EnvGossipKey, c.GossipEncryption, "false: gossip encryption is not supported yet"))
 	}
-	if c.FailoverTimeout < time.Minute {
-		return bad(EnvFailover, c.FailoverTimeout, "at least 1m")
+	if c.Ports.HTTPS != -1 && !c.TLS {
+		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
 	}
-	if c.ReplaceAfter < 10*time.Second {
-		return bad(EnvReplaceAft, c.ReplaceAfter, "at least 10s")
+	if c.FailoverTimeout < MinFailoverTimeout {
+		add(bad(EnvFailover, c.FailoverTimeout, "at least "+MinFailoverTimeout.String()))
 	}
-	return nil
+	if c.ReplaceAfter < MinReplaceAfter {
+		add(bad(EnvReplaceAft, c.ReplaceAfter, "at least "+MinReplaceAfter.String()))
+	}
+	return errors.Join(errs...)
 }
+
+// Lower bounds of the numeric options; config.json has the same minimums.
+const (
+	MinServerCPUs      = 0.1
+	MinServerMem       = 128.0
+	MinServerDisk      = 64.0
+	MinClientCPUs      = 0.05
+	MinClientMem       = 64.0
+	MinFailoverTimeout = time.Minute
+	MinReplaceAfter    = 10 * time.Second
+)
 
 func (p Ports) validate() error {
 	type named struct {
@@ -314,6 +399,7 @@ func (p Ports) validate() error {
 		{EnvPortSerfWAN, p.SerfWAN, true}, {EnvPortHTTP, p.HTTP, false},
 		{EnvPortHTTPS, p.HTTPS, true}, {EnvPortGRPC, p.GRPC, true}, {EnvPortDNS, p.DNS, true},
 	}
+	var errs []error
 	seen := map[int]string{}
 	for _, n := range all {
 		if n.port == -1 && n.optional {
@@ -324,14 +410,16 @@ func (p Ports) validate() error {
 			if n.optional {
 				allowed += ", or -1 to disable"
 			}
-			return fmt.Errorf("config: %s=%d is not allowed: %s", n.env, n.port, allowed)
+			errs = append(errs, bad(n.env, n.port, allowed))
+			continue
 		}
 		if other, ok := seen[n.port]; ok {
-			return fmt.Errorf("config: %s=%d is not allowed: the port is already used by %s", n.env, n.port, other)
+			errs = append(errs, bad(n.env, n.port, "a port no other Consul listener uses; "+other+" already uses it"))
+			continue
 		}
 		seen[n.port] = n.env
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // List returns the enabled ports, sorted, for resource requests.
@@ -344,6 +432,123 @@ func (p Ports) List() []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// Constraint is one Marathon-style placement rule: [field, operator] or
+// [field, operator, value].
+type Constraint struct {
+	Field, Operator, Value string
+}
+
+// Operators are the Marathon constraint operators and whether each needs a
+// value ("required"), takes one ("optional") or takes none ("none").
+var operators = map[string]string{
+	"UNIQUE": "none", "CLUSTER": "optional", "GROUP_BY": "optional",
+	"LIKE": "required", "UNLIKE": "required", "MAX_PER": "required", "IS": "required",
+}
+
+// ParsePlacement parses a placement constraint option: empty (no rule), or
+// a JSON list of Marathon constraints such as [["hostname","UNIQUE"]] or
+// [["@zone","GROUP_BY","3"]]. Servers always run on distinct agents; these
+// rules come on top of that.
+func ParsePlacement(s string) ([]Constraint, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	var raw [][]string
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, fmt.Errorf(`empty, or a JSON list of Marathon constraints such as [["hostname","UNIQUE"]] or [["@zone","GROUP_BY","3"]] (%v)`, err)
+	}
+	out := make([]Constraint, 0, len(raw))
+	for i, r := range raw {
+		if len(r) < 2 || len(r) > 3 || r[0] == "" {
+			return nil, fmt.Errorf("constraint %d %q: want [field, operator] or [field, operator, value]", i+1, r)
+		}
+		c := Constraint{Field: r[0], Operator: strings.ToUpper(r[1])}
+		if len(r) == 3 {
+			c.Value = r[2]
+		}
+		arity, ok := operators[c.Operator]
+		if !ok {
+			return nil, fmt.Errorf("constraint %d %q: operator %q is not one of UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS", i+1, r, r[1])
+		}
+		switch {
+		case arity == "none" && len(r) == 3:
+			return nil, fmt.Errorf("constraint %d %q: %s takes no value", i+1, r, c.Operator)
+		case arity == "required" && len(r) != 3:
+			return nil, fmt.Errorf("constraint %d %q: %s needs a value", i+1, r, c.Operator)
+		}
+		if c.Operator == "MAX_PER" || (c.Operator == "GROUP_BY" && c.Value != "") {
+			if n, err := strconv.Atoi(c.Value); err != nil || n < 1 {
+				return nil, fmt.Errorf("constraint %d %q: %s needs a positive number, not %q", i+1, r, c.Operator, c.Value)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// managedKeys are top-level Consul agent settings the framework sets itself
+// from options (or will, with the security issue); extra configuration may
+// not override them.
+var managedKeys = map[string]string{
+	"datacenter":       "the consul.datacenter option",
+	"domain":           "the consul.domain option",
+	"data_dir":         "the framework (the server's persistent volume)",
+	"node_name":        "the framework (the task name)",
+	"server":           "the framework (servers.count decides which tasks are servers)",
+	"bootstrap":        "the framework (servers.count)",
+	"bootstrap_expect": "the framework (servers.count)",
+	"retry_join":       "the framework (it joins the servers' Mesos-DNS names)",
+	"start_join":       "the framework (it joins the servers' Mesos-DNS names)",
+	"ports":            "the ports options",
+	"ui":               "the consul.ui option",
+	"encrypt":          "the security.gossip_encryption options (not supported yet)",
+	"acl":              "the security.acl options (not supported yet)",
+	"tls":              "the security.tls options (not supported yet)",
+}
+
+func validExtraConfig(raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return bad(EnvExtraConfig, string(raw), `empty, or a JSON object of Consul agent configuration such as {"log_json": true}`)
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if owner, ok := managedKeys[k]; ok {
+			return bad(EnvExtraConfig, string(raw), fmt.Sprintf("Consul agent configuration without %q: it is set by %s", k, owner))
+		}
+	}
+	return nil
+}
+
+func validRole(role string) error {
+	// Mesos role rules (master/validation.cpp, roles::validate): not empty,
+	// not "*" (the default role cannot hold reservations), no "." or ".."
+	// path components, no leading '-', no whitespace or '/' at the ends.
+	fail := func() error {
+		return bad(EnvRole, role, "a Mesos role other than '*': no spaces, not starting with '-' or '/', no '.' or '..' parts; empty for <service name>-role")
+	}
+	if role == "" || role == "*" || strings.HasPrefix(role, "-") || strings.HasPrefix(role, "/") || strings.HasSuffix(role, "/") {
+		return fail()
+	}
+	if strings.ContainsAny(role, " \t\n\\") {
+		return fail()
+	}
+	for _, part := range strings.Split(role, "/") {
+		if part == "" || part == "." || part == ".." || part == "*" {
+			return fail()
+		}
+	}
+	return nil
 }
 
 func validMaster(m string) error {
@@ -366,13 +571,22 @@ func validMaster(m string) error {
 	return nil
 }
 
+func validZK(zk string) error {
+	for _, hp := range strings.Split(zk, ",") {
+		if _, port, err := net.SplitHostPort(strings.TrimSpace(hp)); err != nil || port == "" {
+			return bad(EnvZK, zk, "host:port[,host:port...] of ZooKeeper, such as master.mesos:2181, or empty for the file store")
+		}
+	}
+	return nil
+}
+
 func validServiceName(s string) bool {
 	s = strings.TrimPrefix(s, "/")
 	if s == "" {
 		return false
 	}
 	for _, part := range strings.Split(s, "/") {
-		if len(part) == 0 || len(part) > 63 || part[0] < 'a' || part[0] > 'z' {
+		if len(part) == 0 || len(part) > 63 || part[0] < 'a' || part[0] > 'z' || part[len(part)-1] == '-' {
 			return false
 		}
 		for _, r := range part {
@@ -384,7 +598,7 @@ func validServiceName(s string) bool {
 	return true
 }
 
-func validLabel(s string) bool {
+func validDatacenter(s string) bool {
 	if s == "" || len(s) > 63 {
 		return false
 	}
@@ -396,72 +610,82 @@ func validLabel(s string) bool {
 	return true
 }
 
-type reader struct {
-	lookup func(string) (string, bool)
-	err    error
+func validDomain(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
-func (r *reader) get(env string) (string, bool) {
-	if r.err != nil {
-		return "", false
-	}
-	v, ok := r.lookup(env)
-	return v, ok
+type reader struct {
+	lookup func(string) (string, bool)
+	errs   []error
 }
 
 func (r *reader) str(env string, dst *string) {
-	if v, ok := r.get(env); ok {
+	if v, ok := r.lookup(env); ok {
 		*dst = v
 	}
 }
 
 func (r *reader) integer(env string, dst *int) {
-	v, ok := r.get(env)
+	v, ok := r.lookup(env)
 	if !ok || v == "" {
 		return
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil {
-		r.err = fmt.Errorf("config: %s=%q is not allowed: an integer", env, v)
+		r.errs = append(r.errs, bad(env, v, "an integer"))
 		return
 	}
 	*dst = n
 }
 
 func (r *reader) float(env string, dst *float64) {
-	v, ok := r.get(env)
+	v, ok := r.lookup(env)
 	if !ok || v == "" {
 		return
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 	if err != nil {
-		r.err = fmt.Errorf("config: %s=%q is not allowed: a number", env, v)
+		r.errs = append(r.errs, bad(env, v, "a number"))
 		return
 	}
 	*dst = f
 }
 
 func (r *reader) boolean(env string, dst *bool) {
-	v, ok := r.get(env)
+	v, ok := r.lookup(env)
 	if !ok || v == "" {
 		return
 	}
 	b, err := strconv.ParseBool(strings.TrimSpace(v))
 	if err != nil {
-		r.err = fmt.Errorf("config: %s=%q is not allowed: true or false", env, v)
+		r.errs = append(r.errs, bad(env, v, "true or false"))
 		return
 	}
 	*dst = b
 }
 
 func (r *reader) duration(env string, dst *time.Duration) {
-	v, ok := r.get(env)
+	v, ok := r.lookup(env)
 	if !ok || v == "" {
 		return
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(v))
 	if err != nil {
-		r.err = fmt.Errorf("config: %s=%q is not allowed: a duration such as 90s, 10m or 168h", env, v)
+		r.errs = append(r.errs, bad(env, v, "a duration such as 90s, 10m or 168h"))
 		return
 	}
 	*dst = d

@@ -1,0 +1,259 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Effect is what applying one changed setting takes.
+type Effect string
+
+const (
+	// EffectScheduler: the scheduler applies it when it starts; no task
+	// restarts (log level, timeouts, credentials, the master's address).
+	EffectScheduler Effect = "scheduler"
+	// EffectServers: the servers restart one at a time, each waiting for
+	// the previous one to be a healthy voter again.
+	EffectServers Effect = "restart-servers"
+	// EffectClients: the clients restart.
+	EffectClients Effect = "restart-clients"
+	// EffectAllTasks: servers (one at a time) and clients restart.
+	EffectAllTasks Effect = "restart-all"
+	// EffectScaleServers: servers are added or removed one at a time.
+	EffectScaleServers Effect = "scale-servers"
+	// EffectClientSet: clients are started or stopped (enabled, public agents).
+	EffectClientSet Effect = "client-set"
+	// EffectNewPlacements: applies to servers placed from now on
+	// (replacements, new servers); running servers are not moved.
+	EffectNewPlacements Effect = "new-placements"
+)
+
+// FieldChange is one setting whose value changed, and what applying it
+// takes.
+type FieldChange struct {
+	Env      string
+	Option   string // config.json option; "" for template-fixed settings
+	Old, New string
+	Effect   Effect
+}
+
+func (f FieldChange) String() string {
+	name := f.Env
+	if f.Option != "" {
+		name = f.Option
+	}
+	return fmt.Sprintf("%s %q -> %q (%s)", name, f.Old, f.New, f.Effect)
+}
+
+// Change is the difference between the stored target configuration and
+// the one the scheduler started with. The zero Change means "no change".
+type Change struct {
+	Fields []FieldChange
+	// ServersFrom and ServersTo are the server counts; equal unless
+	// servers.count changed.
+	ServersFrom, ServersTo int
+}
+
+// None reports whether nothing changed.
+func (c Change) None() bool { return len(c.Fields) == 0 }
+
+// RestartServers reports whether running servers must be restarted (one
+// at a time) to apply the change.
+func (c Change) RestartServers() bool {
+	return c.has(EffectServers) || c.has(EffectAllTasks)
+}
+
+// RestartClients reports whether running clients must be restarted.
+func (c Change) RestartClients() bool {
+	return c.has(EffectClients) || c.has(EffectAllTasks)
+}
+
+func (c Change) has(e Effect) bool {
+	for _, f := range c.Fields {
+		if f.Effect == e {
+			return true
+		}
+	}
+	return false
+}
+
+func (c Change) String() string {
+	if c.None() {
+		return "no change"
+	}
+	parts := make([]string, len(c.Fields))
+	for i, f := range c.Fields {
+		parts[i] = f.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Refusal is one change that cannot be applied to a running service: why,
+// and what to do instead.
+type Refusal struct {
+	Env, Option string
+	Old, New    string
+	Why         string
+	Instead     string
+}
+
+func (r Refusal) String() string {
+	name := r.Env
+	if r.Option != "" {
+		name = r.Option + " (" + r.Env + ")"
+	}
+	return fmt.Sprintf("%s cannot change from %q to %q: %s. Instead: %s", name, r.Old, r.New, r.Why, r.Instead)
+}
+
+// UpdateError lists every refused change. The scheduler keeps running
+// with the stored configuration and reports this error (logs, /v1/plans)
+// until the options are set back.
+type UpdateError struct {
+	Refused []Refusal
+}
+
+func (e *UpdateError) Error() string {
+	parts := make([]string, len(e.Refused))
+	for i, r := range e.Refused {
+		parts[i] = r.String()
+	}
+	return "config: the new configuration cannot be applied to the running service, which keeps its current configuration; " +
+		"set these options back to their current values (Edit in the DC/OS UI, or dcos marathon app update): " +
+		strings.Join(parts, "; ")
+}
+
+// reinstall is the advice for settings that are fixed for the life of a
+// service.
+const reinstall = "install a second service with the new value under another service.name, move the data over (consul snapshot save on this one, consul snapshot restore on the new one), then uninstall this one"
+
+type updateRule struct {
+	env    string
+	get    func(Config) string
+	effect Effect // when allowed
+	// refuse, when set, explains why a change is refused and what to do.
+	why, instead string
+}
+
+func fstr(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// compactJSON drops insignificant whitespace so that re-indenting the
+// extra configuration is not a change.
+func compactJSON(raw []byte) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+var updateRules = []updateRule{
+	{env: EnvServiceName, get: func(c Config) string { return c.ServiceName },
+		why:     "the service name is the Marathon app id, the Mesos framework name, the tasks' DNS names and the key of the stored state",
+		instead: reinstall},
+	{env: EnvUser, get: func(c Config) string { return c.User },
+		why:     "the servers' data on their persistent volumes belongs to the current user; Consul running as another user could not read or write it",
+		instead: reinstall},
+	{env: EnvRole, get: func(c Config) string { return c.Role },
+		why:     "the servers' reserved resources and persistent volumes are held under the current role; with another role the service would lose them",
+		instead: reinstall},
+	{env: EnvPrincipal, get: func(c Config) string { return c.Principal },
+		why:     "the reservations and volumes were made by the current principal, and Mesos lets only it release them",
+		instead: "keep the principal; to change the service account's credentials, change service.service_account_secret; for another principal, " + reinstall},
+	{env: EnvServiceAccountSecret, get: func(c Config) string { return c.ServiceAccountSecret }, effect: EffectScheduler},
+	{env: EnvServiceAccountCredential, get: func(c Config) string { return c.ServiceAccountCredential }, effect: EffectScheduler},
+	{env: EnvLogLevel, get: func(c Config) string { return c.LogLevel }, effect: EffectScheduler},
+	{env: EnvFailover, get: func(c Config) string { return c.FailoverTimeout.String() }, effect: EffectScheduler},
+	{env: EnvMesosMaster, get: func(c Config) string { return c.MesosMaster }, effect: EffectScheduler},
+	{env: EnvZK, get: func(c Config) string { return c.ZK },
+		why:     "the service's state (framework ID, tasks, reservations) is stored there; a scheduler using another store would not find its own tasks",
+		instead: "keep STATE_ZK; the package sets it for you"},
+	{env: EnvStateDir, get: func(c Config) string { return c.StateDir },
+		why:     "the service's state is stored there; a scheduler using another directory would not find its own tasks",
+		instead: "keep STATE_DIR"},
+	{env: EnvAPIPort, get: func(c Config) string { return strconv.Itoa(c.APIPort) }, effect: EffectScheduler},
+
+	{env: EnvServerCount, get: func(c Config) string { return strconv.Itoa(c.ServerCount) }, effect: EffectScaleServers},
+	{env: EnvServerCPUs, get: func(c Config) string { return fstr(c.ServerCPUs) }, effect: EffectServers},
+	{env: EnvServerMem, get: func(c Config) string { return fstr(c.ServerMem) }, effect: EffectServers},
+	{env: EnvServerDisk, get: func(c Config) string { return fstr(c.ServerDisk) },
+		why:     "the servers' persistent volumes were created with the current size and Mesos cannot resize a volume",
+		instead: reinstall},
+	{env: EnvServerDiskType, get: func(c Config) string { return c.ServerDiskType },
+		why:     "the servers' persistent volumes were created on the current disk type and cannot move to another",
+		instead: reinstall},
+	{env: EnvServerPlacement, get: func(c Config) string { return c.ServerPlacement }, effect: EffectNewPlacements},
+	{env: EnvReplaceAft, get: func(c Config) string { return c.ReplaceAfter.String() }, effect: EffectScheduler},
+
+	{env: EnvClientsEnabled, get: func(c Config) string { return strconv.FormatBool(c.ClientsEnabled) }, effect: EffectClientSet},
+	{env: EnvClientCPUs, get: func(c Config) string { return fstr(c.ClientCPUs) }, effect: EffectClients},
+	{env: EnvClientMem, get: func(c Config) string { return fstr(c.ClientMem) }, effect: EffectClients},
+	{env: EnvClientsOnPublic, get: func(c Config) string { return strconv.FormatBool(c.ClientsOnPublic) }, effect: EffectClientSet},
+
+	{env: EnvDatacenter, get: func(c Config) string { return c.Datacenter },
+		why:     "Consul servers keep their datacenter in their raft data and refuse to start in another one",
+		instead: reinstall + " (or federate the two datacenters over the serf WAN port)"},
+	{env: EnvDomain, get: func(c Config) string { return c.Domain },
+		why:     "during a rolling restart half of the agents would answer DNS under the old domain and half under the new one, and applications resolving either would fail",
+		instead: "keep consul.domain and add the new name with Consul's alt_domain in consul.extra_config, e.g. {\"alt_domain\": \"new.domain\"}"},
+	{env: EnvRaftMultiplier, get: func(c Config) string { return strconv.Itoa(c.RaftMultiplier) }, effect: EffectServers},
+	{env: EnvUI, get: func(c Config) string { return strconv.FormatBool(c.UI) }, effect: EffectAllTasks},
+	{env: EnvExtraConfig, get: func(c Config) string { return compactJSON(c.ExtraConfig) }, effect: EffectAllTasks},
+
+	{env: EnvPortServer, get: func(c Config) string { return strconv.Itoa(c.Ports.Server) },
+		why:     "servers reach each other on it; during a rolling restart the restarted servers could not reach the others and the cluster would lose its leader",
+		instead: reinstall},
+	{env: EnvPortSerfLAN, get: func(c Config) string { return strconv.Itoa(c.Ports.SerfLAN) },
+		why:     "every agent gossips on it; during a rolling restart the agents would split into two pools",
+		instead: reinstall},
+	{env: EnvPortSerfWAN, get: func(c Config) string { return strconv.Itoa(c.Ports.SerfWAN) },
+		why:     "federated datacenters reach this one's servers on it",
+		instead: reinstall},
+	{env: EnvPortHTTP, get: func(c Config) string { return strconv.Itoa(c.Ports.HTTP) }, effect: EffectAllTasks},
+	{env: EnvPortHTTPS, get: func(c Config) string { return strconv.Itoa(c.Ports.HTTPS) }, effect: EffectAllTasks},
+	{env: EnvPortGRPC, get: func(c Config) string { return strconv.Itoa(c.Ports.GRPC) }, effect: EffectAllTasks},
+	{env: EnvPortDNS, get: func(c Config) string { return strconv.Itoa(c.Ports.DNS) }, effect: EffectAllTasks},
+
+	{env: EnvTLS, get: func(c Config) string { return strconv.FormatBool(c.TLS) },
+		why:     "turning TLS on or off on a running cluster is not supported yet",
+		instead: "keep security.tls.enabled as it was at install"},
+	{env: EnvACL, get: func(c Config) string { return strconv.FormatBool(c.ACL) },
+		why:     "turning ACLs on or off on a running cluster is not supported yet",
+		instead: "keep security.acl.enabled as it was at install"},
+	{env: EnvGossipKey, get: func(c Config) string { return strconv.FormatBool(c.GossipEncryption) },
+		why:     "turning gossip encryption on or off on a running cluster is not supported yet",
+		instead: "keep security.gossip_encryption.enabled as it was at install"},
+
+	{env: EnvExecutorURI, get: func(c Config) string { return c.ExecutorURI }, effect: EffectAllTasks},
+	{env: EnvMesosDNSDomain, get: func(c Config) string { return c.MesosDNSDomain }, effect: EffectAllTasks},
+	{env: EnvExecutorDNSServer, get: func(c Config) string { return c.ExecutorDNSServer }, effect: EffectAllTasks},
+}
+
+// CheckUpdate classifies the change from old (the stored target
+// configuration of a running service) to new (the configuration the
+// scheduler started with, e.g. after Edit in the DC/OS UI). Both must be
+// valid (Validate). It returns every changed setting with its effect, or
+// an *UpdateError naming every change that cannot be applied, why, and
+// what to do instead. It is pure: the scheduler calls it at start, keeps
+// old on error, and stores new otherwise.
+func CheckUpdate(old, new Config) (Change, error) {
+	ch := Change{ServersFrom: old.ServerCount, ServersTo: new.ServerCount}
+	var refused []Refusal
+	for _, r := range updateRules {
+		o, n := r.get(old), r.get(new)
+		if o == n {
+			continue
+		}
+		if r.why != "" {
+			refused = append(refused, Refusal{Env: r.env, Option: OptionOf(r.env), Old: o, New: n, Why: r.why, Instead: r.instead})
+			continue
+		}
+		ch.Fields = append(ch.Fields, FieldChange{Env: r.env, Option: OptionOf(r.env), Old: o, New: n, Effect: r.effect})
+	}
+	if len(refused) > 0 {
+		return Change{}, &UpdateError{Refused: refused}
+	}
+	return ch, nil
+}

@@ -1,0 +1,192 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckUpdate(t *testing.T) {
+	base := Defaults()
+	for _, tc := range []struct {
+		name    string
+		change  func(*Config)
+		effects []Effect // allowed: the effects, in rule order
+		refused []string // refused: the variables named
+		why     string   // refused: part of the message
+	}{
+		{name: "no change", change: func(c *Config) {}},
+		{name: "scale up 3 to 5", change: func(c *Config) { c.ServerCount = 5 }, effects: []Effect{EffectScaleServers}},
+		{name: "scale down 3 to 1", change: func(c *Config) { c.ServerCount = 1 }, effects: []Effect{EffectScaleServers}},
+		{name: "scale 3 to 7", change: func(c *Config) { c.ServerCount = 7 }, effects: []Effect{EffectScaleServers}},
+		{name: "server resources", change: func(c *Config) { c.ServerCPUs, c.ServerMem = 1, 1024 },
+			effects: []Effect{EffectServers, EffectServers}},
+		{name: "clients", change: func(c *Config) {
+			c.ClientsEnabled, c.ClientCPUs, c.ClientMem, c.ClientsOnPublic = false, 0.5, 512, true
+		}, effects: []Effect{EffectClientSet, EffectClients, EffectClients, EffectClientSet}},
+		{name: "log level and timeouts", change: func(c *Config) {
+			c.LogLevel, c.FailoverTimeout, c.ReplaceAfter = "debug", time.Hour, time.Minute
+		}, effects: []Effect{EffectScheduler, EffectScheduler, EffectScheduler}},
+		{name: "consul settings", change: func(c *Config) {
+			c.RaftMultiplier, c.UI, c.ExtraConfig = 5, false, []byte(`{"log_json":true}`)
+		}, effects: []Effect{EffectServers, EffectAllTasks, EffectAllTasks}},
+		{name: "client-facing ports", change: func(c *Config) {
+			c.Ports.HTTP, c.Ports.GRPC, c.Ports.DNS = 9500, 8502, -1
+		}, effects: []Effect{EffectAllTasks, EffectAllTasks, EffectAllTasks}},
+		{name: "placement", change: func(c *Config) { c.ServerPlacement = `[["@zone","GROUP_BY","3"]]` },
+			effects: []Effect{EffectNewPlacements}},
+		{name: "package upgrade (executor URI)", change: func(c *Config) { c.ExecutorURI = "http://h/0.2.0/dcos-consul" },
+			effects: []Effect{EffectAllTasks}},
+		{name: "service account secret", change: func(c *Config) {
+			c.ServiceAccountSecret, c.ServiceAccountCredential = "consul/sa", "secrets/service-account.json"
+		}, effects: []Effect{EffectScheduler, EffectScheduler}},
+		{name: "api port moves with Marathon", change: func(c *Config) { c.APIPort = 31234 }, effects: []Effect{EffectScheduler}},
+
+		{name: "service name", change: func(c *Config) { c.ServiceName = "consul2" }, refused: []string{EnvServiceName}, why: "Marathon app id"},
+		{name: "user", change: func(c *Config) { c.User = "root" }, refused: []string{EnvUser}, why: "persistent volumes belongs"},
+		{name: "role", change: func(c *Config) { c.Role = "other" }, refused: []string{EnvRole}, why: "reserved resources"},
+		{name: "principal", change: func(c *Config) { c.Principal = "other" }, refused: []string{EnvPrincipal}, why: "only it release"},
+		{name: "datacenter", change: func(c *Config) { c.Datacenter = "dc2" }, refused: []string{EnvDatacenter}, why: "raft data"},
+		{name: "domain", change: func(c *Config) { c.Domain = "other" }, refused: []string{EnvDomain}, why: "alt_domain"},
+		{name: "server port", change: func(c *Config) { c.Ports.Server = 9300 }, refused: []string{EnvPortServer}, why: "lose its leader"},
+		{name: "serf ports", change: func(c *Config) { c.Ports.SerfLAN, c.Ports.SerfWAN = 9301, -1 },
+			refused: []string{EnvPortSerfLAN, EnvPortSerfWAN}, why: "two pools"},
+		{name: "disk size", change: func(c *Config) { c.ServerDisk = 2048 }, refused: []string{EnvServerDisk}, why: "cannot resize"},
+		{name: "disk type", change: func(c *Config) { c.ServerDiskType = "MOUNT" }, refused: []string{EnvServerDiskType}, why: "disk type"},
+		{name: "state store", change: func(c *Config) { c.ZK = "zk2:2181" }, refused: []string{EnvZK}, why: "not find its own tasks"},
+		{name: "TLS", change: func(c *Config) { c.TLS = true }, refused: []string{EnvTLS}, why: "not supported yet"},
+		{name: "refused and allowed together: only the refusal", change: func(c *Config) {
+			c.ServerCount, c.Datacenter = 5, "dc2"
+		}, refused: []string{EnvDatacenter}, why: "Instead"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := base
+			tc.change(&next)
+			ch, err := CheckUpdate(base, next)
+			if len(tc.refused) > 0 {
+				var ue *UpdateError
+				if !errors.As(err, &ue) {
+					t.Fatalf("want *UpdateError, got %v (change %v)", err, ch)
+				}
+				var envs []string
+				for _, r := range ue.Refused {
+					envs = append(envs, r.Env)
+					if r.Why == "" || r.Instead == "" {
+						t.Errorf("%s: refusal without why or instead", r.Env)
+					}
+				}
+				if !reflect.DeepEqual(envs, tc.refused) {
+					t.Errorf("refused %v, want %v", envs, tc.refused)
+				}
+				msg := err.Error()
+				if !strings.Contains(msg, tc.why) || !strings.Contains(msg, "Instead:") || !strings.Contains(msg, "keeps its current configuration") {
+					t.Errorf("message lacks %q / advice: %s", tc.why, msg)
+				}
+				if opt := OptionOf(tc.refused[0]); opt != "" && !strings.Contains(msg, opt) {
+					t.Errorf("message does not name option %s: %s", opt, msg)
+				}
+				if !ch.None() {
+					t.Errorf("refused update returned a change: %v", ch)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			var effects []Effect
+			for _, f := range ch.Fields {
+				effects = append(effects, f.Effect)
+				if f.Old == f.New {
+					t.Errorf("%s listed with equal values %q", f.Env, f.Old)
+				}
+			}
+			if !reflect.DeepEqual(effects, tc.effects) {
+				t.Errorf("effects %v, want %v (%v)", effects, tc.effects, ch)
+			}
+			if ch.ServersFrom != base.ServerCount || ch.ServersTo != next.ServerCount {
+				t.Errorf("servers %d->%d, want %d->%d", ch.ServersFrom, ch.ServersTo, base.ServerCount, next.ServerCount)
+			}
+		})
+	}
+}
+
+func TestChangeRestarts(t *testing.T) {
+	base := Defaults()
+	next := base
+	next.ServerMem = 1024
+	ch, err := CheckUpdate(base, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ch.RestartServers() || ch.RestartClients() {
+		t.Errorf("server mem: restart servers %v clients %v", ch.RestartServers(), ch.RestartClients())
+	}
+	next = base
+	next.UI = false
+	ch, _ = CheckUpdate(base, next)
+	if !ch.RestartServers() || !ch.RestartClients() {
+		t.Errorf("ui: restart servers %v clients %v", ch.RestartServers(), ch.RestartClients())
+	}
+	next = base
+	next.LogLevel = "debug"
+	ch, _ = CheckUpdate(base, next)
+	if ch.RestartServers() || ch.RestartClients() || ch.None() {
+		t.Errorf("log level: %v", ch)
+	}
+	if !strings.Contains(ch.String(), `service.log_level "info" -> "debug" (scheduler)`) {
+		t.Errorf("String: %s", ch)
+	}
+}
+
+func TestExtraConfigReformattingIsNoChange(t *testing.T) {
+	a, b := Defaults(), Defaults()
+	a.ExtraConfig = []byte(`{"log_json": true}`)
+	b.ExtraConfig = []byte("{\n  \"log_json\":true\n}")
+	if ch, err := CheckUpdate(a, b); err != nil || !ch.None() {
+		t.Fatalf("reformatted extra config: %v %v", ch, err)
+	}
+}
+
+// TestEveryFieldIsClassified changes each field of Config in turn and
+// checks that CheckUpdate notices: a field added to Config without an
+// update rule fails here.
+func TestEveryFieldIsClassified(t *testing.T) {
+	base := Defaults()
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			name := path + v.Type().Field(i).Name
+			if f.Kind() == reflect.Struct {
+				walk(f, name+".")
+				continue
+			}
+			next := base
+			nv := reflect.ValueOf(&next).Elem().FieldByName(v.Type().Field(i).Name)
+			if path != "" {
+				nv = reflect.ValueOf(&next).Elem().FieldByName(strings.TrimSuffix(path, ".")).FieldByName(v.Type().Field(i).Name)
+			}
+			switch nv.Kind() {
+			case reflect.String:
+				nv.SetString(nv.String() + "x")
+			case reflect.Int, reflect.Int64:
+				nv.SetInt(nv.Int() + 2)
+			case reflect.Float64:
+				nv.SetFloat(nv.Float() + 1)
+			case reflect.Bool:
+				nv.SetBool(!nv.Bool())
+			case reflect.Slice:
+				nv.SetBytes([]byte(`{"x":1}`))
+			default:
+				t.Fatalf("%s: kind %s not handled by this test", name, nv.Kind())
+			}
+			ch, err := CheckUpdate(base, next)
+			if err == nil && ch.None() {
+				t.Errorf("changing %s is not noticed by CheckUpdate", name)
+			}
+		}
+	}
+	walk(reflect.ValueOf(base), "")
+}
