@@ -1,0 +1,42 @@
+# dcos-consul: HashiCorp Consul as a DC/OS service.
+#   make dev     a real Consul cluster on a simulated Mesos cluster, on loopback
+#   make test    every test (installs and starts ZooKeeper for the store tests)
+GO        ?= go
+BIN       := bin/dcos-consul
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+export GONOSUMDB := github.com/hashicorp,github.com/mesos
+# Tests run real Consul clusters and simulated Mesos clusters; 40 minutes is
+# a ceiling for a loaded 2-core machine, not an expectation.
+TEST_TIMEOUT ?= 40m
+
+.PHONY: build test dev bench zookeeper universe marathon vet clean
+
+build: $(BIN)
+
+$(BIN): FORCE
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dcos-consul
+
+FORCE:
+
+dev: build
+	./$(BIN) dev $(DEV_ARGS)
+
+zookeeper:
+	bash .ci/zookeeper.sh
+
+test: zookeeper
+	$(GO) vet ./...
+	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./...
+
+universe: build
+	$(GO) run ./cmd/universe-repo -out dist/universe -binary $(BIN)
+
+marathon:
+	$(GO) run ./cmd/universe-repo -marathon marathon.json
+
+clean:
+	rm -rf bin dist
