@@ -25,6 +25,7 @@ const (
 	DefaultExecutorRegisterTimout = time.Minute
 	DefaultRecoveryTimeout        = 15 * time.Minute
 	DefaultSubscriptionBackoffMax = 2 * time.Second
+	MaxSubscriptionBackoff        = 15 * time.Second // the executor re-registration timeout's cap
 	DefaultExecutorHeartbeat      = 30 * time.Minute
 )
 
@@ -115,6 +116,9 @@ func New(cfg Config, m Master) (*Agent, error) {
 	}
 	if cfg.SubscriptionBackoffMax <= 0 {
 		cfg.SubscriptionBackoffMax = DefaultSubscriptionBackoffMax
+	}
+	if cfg.SubscriptionBackoffMax > MaxSubscriptionBackoff {
+		cfg.SubscriptionBackoffMax = MaxSubscriptionBackoff
 	}
 	if cfg.ExecutorHeartbeat <= 0 {
 		cfg.ExecutorHeartbeat = DefaultExecutorHeartbeat

@@ -58,8 +58,11 @@ type executor struct {
 	// killedBeforeUse: every queued task was killed before the executor
 	// subscribed; its SUBSCRIBE gets SHUTDOWN.
 	killedBeforeUse bool
-	termReason      *mesos.TaskStatus_Reason
-	termMessage     string
+	// destroyRequested: the container was to be destroyed before its
+	// process existed (still fetching); the spawner kills it at once.
+	destroyRequested bool
+	termReason       *mesos.TaskStatus_Reason
+	termMessage      string
 
 	regTimer, graceTimer, killTimer *time.Timer
 }
@@ -104,9 +107,11 @@ func (a *Agent) Launch(l Launch) {
 		f = &framework{executors: make(map[string]*executor)}
 		a.frameworks[fid.Value] = f
 	}
+	if f.terminating {
+		return // a real agent ignores tasks of a framework it is shutting down
+	}
 	f.info = l.Framework
 	f.info.ID = &fid
-	f.terminating = false
 
 	e := f.executors[l.Executor.ExecutorID.Value]
 	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
@@ -165,18 +170,6 @@ func (a *Agent) Launch(l Launch) {
 	case isNew:
 		a.startExecutor(e)
 	case e.state == execRunning:
-		// Volumes of tasks joining a running executor appear in its sandbox.
-		var res []mesos.Resource
-		for _, t := range l.Tasks {
-			res = append(res, t.Resources...)
-		}
-		if err := a.linkVolumes(e.dir, res); err != nil {
-			for _, t := range l.Tasks {
-				a.agentUpdate(fid, e, t.TaskID, mesos.TASK_FAILED, mesos.REASON_CONTAINER_UPDATE_FAILED, err.Error())
-			}
-			e.queue = e.queue[:len(e.queue)-1]
-			return
-		}
 		a.deliverQueued(e)
 	}
 	// registering: stays queued until SUBSCRIBE.
@@ -198,6 +191,18 @@ func (a *Agent) deliverQueued(e *executor) {
 			for _, ti := range pl.tasks {
 				a.standIn(e, ti.TaskID, mesos.TASK_STARTING, "")
 				a.standIn(e, ti.TaskID, mesos.TASK_RUNNING, "")
+			}
+			continue
+		}
+		// Volumes of tasks that join after the container started appear in
+		// its sandbox before the executor hears of the task.
+		var res []mesos.Resource
+		for _, ti := range pl.tasks {
+			res = append(res, ti.Resources...)
+		}
+		if err := a.linkVolumes(e.dir, res); err != nil {
+			for _, ti := range pl.tasks {
+				a.agentUpdate(e.fwID, e, ti.TaskID, mesos.TASK_FAILED, mesos.REASON_CONTAINER_UPDATE_FAILED, err.Error())
 			}
 			continue
 		}
@@ -311,10 +316,7 @@ func (a *Agent) startExecutor(e *executor) {
 			return
 		}
 		e.pid = cmd.Process.Pid
-		if a.stopped || e.state == execTerminated {
-			_ = syscall.Kill(-e.pid, syscall.SIGKILL)
-		} else if e.state == execTerminating && e.graceTimer == nil && e.killTimer == nil {
-			// Killed (registration timeout) or shut down while fetching.
+		if a.stopped || e.state == execTerminated || e.destroyRequested {
 			_ = syscall.Kill(-e.pid, syscall.SIGKILL)
 		}
 		a.procs.Add(1)
@@ -450,6 +452,8 @@ func (a *Agent) registrationTimeout(e *executor, d time.Duration) {
 	e.state = execTerminating
 	if e.pid > 0 {
 		_ = syscall.Kill(-e.pid, syscall.SIGKILL)
+	} else {
+		e.destroyRequested = true
 	}
 }
 
@@ -650,6 +654,7 @@ func (a *Agent) destroy(e *executor) {
 	}
 	if e.pid <= 0 {
 		// Still fetching: the spawner kills it as soon as it starts.
+		e.destroyRequested = true
 		return
 	}
 	_ = syscall.Kill(-e.pid, syscall.SIGTERM)
