@@ -296,7 +296,9 @@ func (s *ZKStore) do(ctx context.Context, what string, checkLock bool, fn func()
 		select {
 		case err = <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("%s: outcome unknown: %w", what, ctx.Err())
+			// A write may or may not have been applied: the caller must
+			// treat it as failed and retry (every write here is idempotent).
+			return fmt.Errorf("%s: no reply before the deadline (ZooKeeper connection %s; a write's outcome is unknown): %w", what, s.conn.State(), ctx.Err())
 		}
 		if err == nil || !retryable(err) {
 			if err != nil {
@@ -312,7 +314,7 @@ func (s *ZKStore) do(ctx context.Context, what string, checkLock bool, fn func()
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: gave up after %d attempts: %w (last error: %v)", what, attempt, ctx.Err(), err)
+			return fmt.Errorf("%s: gave up after %d attempts (ZooKeeper connection %s, last error: %v): %w", what, attempt, s.conn.State(), err, ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
