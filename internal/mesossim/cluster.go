@@ -25,10 +25,10 @@ import (
 // Options configures a simulated cluster. Zero values take the defaults.
 type Options struct {
 	MasterIP       string // default "127.0.0.1"
-	MasterPort     int    // default 5050; -1 picks a free port
+	MasterPort     int    // 0 picks a free port (the sim command uses 5050)
 	Agents         int    // number of agents started at once
 	FirstAgentIP   string // default "127.0.0.2"; agents take consecutive addresses
-	AgentPort      int    // default 5051; -1 picks a free port per agent
+	AgentPort      int    // 0 picks a free port per agent (the sim command uses 5051)
 	AgentResources string // Mesos syntax, default DefaultAgentResources
 	// AgentAttributes are given to every agent (Mesos syntax "k:v;k2:v2").
 	AgentAttributes string
@@ -188,14 +188,8 @@ func (o *Options) setDefaults() error {
 	if o.MasterIP == "" {
 		o.MasterIP = "127.0.0.1"
 	}
-	if o.MasterPort == 0 {
-		o.MasterPort = 5050
-	}
 	if o.FirstAgentIP == "" {
 		o.FirstAgentIP = "127.0.0.2"
-	}
-	if o.AgentPort == 0 {
-		o.AgentPort = agent.DefaultPort
 	}
 	if o.AgentResources == "" {
 		o.AgentResources = DefaultAgentResources
@@ -290,9 +284,6 @@ func (c *Cluster) startMaster(recovering ...string) error {
 	port := c.opts.MasterPort
 	if c.port != 0 {
 		port = c.port
-	}
-	if port < 0 {
-		port = 0
 	}
 	addr := net.JoinHostPort(c.opts.MasterIP, strconv.Itoa(port))
 	var ln net.Listener
@@ -463,7 +454,9 @@ func (c *Cluster) AddAgent() (AgentInfo, error) {
 	c.agentSeq++
 	c.mu.Unlock()
 	port := c.opts.AgentPort
-	if port < 0 {
+	if port == 0 && c.opts.InProcess {
+		port = agent.DefaultPort // nothing listens
+	} else if port == 0 {
 		p, err := freePort(ip.String())
 		if err != nil {
 			return AgentInfo{}, err

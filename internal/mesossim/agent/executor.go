@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -713,8 +714,47 @@ func (a *Agent) KillExecutorProcess(fw mesos.FrameworkID, ex mesos.ExecutorID) e
 	if e.pid <= 0 {
 		return fmt.Errorf("agent %s: executor %s has no process yet", a.cfg.ID.Value, ex.Value)
 	}
-	if err := syscall.Kill(-e.pid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("agent %s: kill executor %s: %w", a.cfg.ID.Value, ex.Value, err)
+	// Kill the executor itself: under `sh -c` that is the shell's child (the
+	// shell then exits 137, FAILURE status 35072, as in 10-executor-crash);
+	// the rest of the group goes when the leader is reaped.
+	members := groupMembers(e.pid)
+	if len(members) == 0 {
+		members = []int{e.pid}
+	}
+	for _, pid := range members {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("agent %s: kill executor %s: %w", a.cfg.ID.Value, ex.Value, err)
+		}
 	}
 	return nil
+}
+
+// groupMembers lists the processes of process group pgid other than its
+// leader, from /proc.
+func groupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == pgid {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may contain spaces.
+		rest := string(b)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
