@@ -248,6 +248,7 @@ func TestExecutorCrash(t *testing.T) {
 	launch(a, executorInfo("e10", nil), taskInfo(a, "t10b", ""))
 	waitState(t, m, "t10b", mesos.TASK_RUNNING)
 	st, _ := executorState(a, "e10")
+	execPID, _ := strconv.Atoi(readFile(t, filepath.Join(st.Directory, "pid.txt")))
 	if err := a.KillExecutorProcess(*testFramework.ID, mesos.ExecutorID{Value: "e10"}); err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +258,7 @@ func TestExecutorCrash(t *testing.T) {
 	if len(terms) != 2 || terms[1].status != 137<<8 {
 		t.Fatalf("terminations = %+v, want a second with status 35072", terms)
 	}
+	waitFor(t, "executor and shell gone", func() bool { return processGone(execPID) && processGone(st.PID) })
 	runs, _ := os.ReadDir(filepath.Dir(st.Directory))
 	if len(runs) != 3 { // two runs + latest
 		t.Errorf("runs dir has %d entries, want 2 runs and latest", len(runs))
