@@ -464,3 +464,19 @@ func TestStopKillsEverything(t *testing.T) {
 		t.Errorf("master called after Stop: %d→%d updates, %d→%d terminations", len(before), len(after), len(terms), len(terms2))
 	}
 }
+
+// A CUSTOM executor receives LAUNCH_GROUP for a task group.
+func TestLaunchGroupToRealExecutor(t *testing.T) {
+	a, m := newTestAgent(t, nil)
+	ex := executorInfo("e-grp", nil)
+	tasks := []mesos.TaskInfo{taskInfo(a, "g1", ""), taskInfo(a, "g2", "")}
+	for i := range tasks {
+		e := ex
+		tasks[i].Executor = &e
+	}
+	a.Launch(Launch{Framework: testFramework, Executor: ex, Tasks: tasks, Group: true})
+	waitState(t, m, "g1", mesos.TASK_RUNNING)
+	waitState(t, m, "g2", mesos.TASK_RUNNING)
+	st, _ := executorState(a, "e-grp")
+	waitEventsLog(t, st.Directory, "LAUNCH_GROUP g1,g2")
+}

@@ -422,3 +422,52 @@ func TestLateUpdateAfterTerminalAck(t *testing.T) {
 		t.Fatalf("want MESSAGE, got %v", ev)
 	}
 }
+
+// Work launched before the executor subscribes is queued and delivered
+// after SUBSCRIBED in order: LAUNCH per task, LAUNCH_GROUP per group. A KILL
+// of a queued group member kills the whole group before delivery.
+func TestQueuedLaunchesAndGroups(t *testing.T) {
+	a, m := newTestAgent(t, nil)
+	ex := sleeperExecutor("e-q")
+	launch(a, ex, taskInfo(a, "t-1", ""))
+	group := []mesos.TaskInfo{taskInfo(a, "g-a", ""), taskInfo(a, "g-b", "")}
+	for i := range group {
+		e := ex
+		group[i].Executor = &e
+	}
+	a.Launch(Launch{Framework: testFramework, Executor: ex, Tasks: group, Group: true})
+	doomed := []mesos.TaskInfo{taskInfo(a, "k-a", ""), taskInfo(a, "k-b", "")}
+	a.Launch(Launch{Framework: testFramework, Executor: ex, Tasks: doomed, Group: true})
+	a.Kill(*testFramework.ID, mesos.TaskID{Value: "k-b"}, nil)
+	for _, id := range []string{"k-a", "k-b"} {
+		k := waitState(t, m, id, mesos.TASK_KILLED).status
+		if k.GetReason() != mesos.REASON_TASK_KILLED_DURING_LAUNCH || k.GetSource() != mesos.SOURCE_AGENT {
+			t.Errorf("%s: %+v", id, k)
+		}
+	}
+	st, _ := executorState(a, "e-q")
+	if st.Tasks["t-1"] != mesos.TASK_STAGING || st.Tasks["g-a"] != mesos.TASK_STAGING {
+		t.Errorf("queued tasks not STAGING: %v", st.Tasks)
+	}
+	waitFor(t, "sleeper process", func() bool { st, ok := executorState(a, "e-q"); return ok && st.PID > 0 })
+	s := rawSubscribe(t, a, "application/json", "", subscribeBody("e-q"))
+	if ev := s.jsonEvent(true); ev["type"] != "SUBSCRIBED" {
+		t.Fatalf("got %v", ev)
+	}
+	if ev := s.jsonEvent(true); ev["type"] != "LAUNCH" {
+		t.Fatalf("got %v", ev)
+	}
+	ev := s.jsonEvent(true)
+	if ev["type"] != "LAUNCH_GROUP" {
+		t.Fatalf("got %v", ev)
+	}
+	tasks := ev["launch_group"].(map[string]interface{})["task_group"].(map[string]interface{})["tasks"].([]interface{})
+	if len(tasks) != 2 {
+		t.Errorf("group has %d tasks", len(tasks))
+	}
+	// Nothing else: the killed group is never delivered.
+	a.Message(*testFramework.ID, mesos.ExecutorID{Value: "e-q"}, []byte("ping"))
+	if ev := s.jsonEvent(true); ev["type"] != "MESSAGE" {
+		t.Fatalf("got %v", ev)
+	}
+}
