@@ -480,3 +480,36 @@ func TestLaunchGroupToRealExecutor(t *testing.T) {
 	st, _ := executorState(a, "e-grp")
 	waitEventsLog(t, st.Directory, "LAUNCH_GROUP g1,g2")
 }
+
+// shell=false: value is the program, arguments its argv, no shell in
+// between (so no PWD), and a kill of the process gives status 9 directly.
+func TestArgvCommand(t *testing.T) {
+	a, m := newTestAgent(t, nil)
+	ex := executorInfo("e-argv", nil)
+	ex.Command = &mesos.CommandInfo{Value: strp(testExecutorBin), Shell: boolp(false), Arguments: []string{"custom-argv0"}}
+	launch(a, ex, taskInfo(a, "t-argv", ""))
+	waitState(t, m, "t-argv", mesos.TASK_RUNNING)
+	st, _ := executorState(a, "e-argv")
+	env := readFile(t, filepath.Join(st.Directory, "env.txt"))
+	if strings.Contains(env, "PWD=") {
+		t.Error("PWD set without a shell")
+	}
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(st.PID) + "/cmdline")
+	if !strings.HasPrefix(string(cmdline), "custom-argv0\x00") {
+		t.Errorf("argv = %q", cmdline)
+	}
+	if err := a.KillExecutorProcess(*testFramework.ID, mesos.ExecutorID{Value: "e-argv"}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, "t-argv", mesos.TASK_FAILED)
+	if _, terms := m.snapshot(); len(terms) != 1 || terms[0].status != int32(syscall.SIGKILL) {
+		t.Errorf("terminations %+v", terms)
+	}
+
+	// A bare program name is looked up in the executor's PATH.
+	ex2 := executorInfo("e-path", map[string]string{"PATH": filepath.Dir(testExecutorBin) + ":/usr/bin:/bin"})
+	ex2.Command.Value = strp(filepath.Base(testExecutorBin))
+	ex2.Command.Shell = boolp(false)
+	launch(a, ex2, taskInfo(a, "t-path", ""))
+	waitState(t, m, "t-path", mesos.TASK_RUNNING)
+}
