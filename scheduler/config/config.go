@@ -260,11 +260,11 @@ type ValueError struct {
 }
 
 func (e *ValueError) Error() string {
-	where := e.Env
+	opt := ""
 	if e.Option != "" {
-		where += " (option " + e.Option + ")"
+		opt = " (option " + e.Option + ")"
 	}
-	return fmt.Sprintf("config: %s=%q is not allowed: %s", where, e.Value, e.Allowed)
+	return fmt.Sprintf("config: %s=%q%s is not allowed: %s", e.Env, e.Value, opt, e.Allowed)
 }
 
 func bad(env string, v any, allowed string) error {
