@@ -92,6 +92,7 @@ type sched struct {
 	resp     *http.Response
 	events   chan *scheduler.Event
 	done     chan error // stream end
+	stash    []*scheduler.Event
 }
 
 func frameworkInfo(name string, roles ...string) mesos.FrameworkInfo {
@@ -135,7 +136,8 @@ func subscribeRaw(t testing.TB, url string, info mesos.FrameworkInfo) *sched {
 	if info.ID != nil {
 		call.FrameworkID = info.ID
 	}
-	resp, err := postJSON(url, protoToJSON(call), nil)
+	body, _ := json.Marshal(call) // as mesos-go encodes it
+	resp, err := postJSON(url, body, nil)
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
@@ -203,8 +205,16 @@ func (s *sched) next(typ scheduler.Event_Type, d time.Duration) *scheduler.Event
 	return ev
 }
 
+// Skipped events (other than heartbeats) are kept and returned first by a
+// later call for their type.
 func (s *sched) nextOr(typ scheduler.Event_Type, d time.Duration) *scheduler.Event {
 	s.t.Helper()
+	for i, ev := range s.stash {
+		if ev.Type == typ {
+			s.stash = append(s.stash[:i:i], s.stash[i+1:]...)
+			return ev
+		}
+	}
 	deadline := time.After(d)
 	for {
 		select {
@@ -215,21 +225,38 @@ func (s *sched) nextOr(typ scheduler.Event_Type, d time.Duration) *scheduler.Eve
 			if ev.Type == typ {
 				return ev
 			}
+			if ev.Type != scheduler.Event_HEARTBEAT {
+				s.stash = append(s.stash, ev)
+			}
 		case <-deadline:
 			return nil
 		}
 	}
 }
 
+// drop forgets stashed events of a type.
+func (s *sched) drop(typ scheduler.Event_Type) {
+	var keep []*scheduler.Event
+	for _, ev := range s.stash {
+		if ev.Type != typ {
+			keep = append(keep, ev)
+		}
+	}
+	s.stash = keep
+}
+
 // update waits for the next UPDATE of task id.
 func (s *sched) update(id string, d time.Duration) mesos.TaskStatus {
 	s.t.Helper()
 	deadline := time.Now().Add(d)
+	var other []*scheduler.Event
+	defer func() { s.stash = append(other, s.stash...) }()
 	for {
 		ev := s.next(scheduler.Event_UPDATE, time.Until(deadline))
 		if ev.Update.Status.TaskID.Value == id {
 			return ev.Update.Status
 		}
+		other = append(other, ev)
 	}
 }
 
@@ -243,7 +270,8 @@ func (s *sched) call(c *scheduler.Call) (int, string) {
 	if c.FrameworkID == nil && c.Type != scheduler.Call_SUBSCRIBE {
 		c.FrameworkID = &mesos.FrameworkID{Value: s.fwID}
 	}
-	resp, err := postJSON(s.url, protoToJSON(c), map[string]string{"Mesos-Stream-Id": s.streamID})
+	body, _ := json.Marshal(c) // as mesos-go encodes it
+	resp, err := postJSON(s.url, body, map[string]string{"Mesos-Stream-Id": s.streamID})
 	if err != nil {
 		s.t.Fatalf("call %s: %v", c.Type, err)
 	}

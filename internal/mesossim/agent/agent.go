@@ -41,6 +41,11 @@ type Agent struct {
 	frameworks  map[string]*framework
 	streams     map[streamKey]*updateStream
 	partitioned bool
+	// restarting: the simulated agent process is down or recovering
+	// (Restart); like a partition, nothing reaches the master.
+	restarting   bool
+	recovering   bool // listening again, waiting for executors to re-subscribe
+	restartTimer *time.Timer
 	stopped     bool
 	started     bool
 	// held are master notifications (executor terminations) that could not
@@ -161,6 +166,11 @@ func (a *Agent) Start() error {
 			return fmt.Errorf("agent %s: %w", a.cfg.ID.Value, err)
 		}
 	}
+	return a.listen()
+}
+
+// listen serves the executor API on IP:Port.
+func (a *Agent) listen() error {
 	ln, err := net.Listen("tcp", a.Endpoint())
 	if err != nil {
 		return fmt.Errorf("agent %s: listen on %s: %w", a.cfg.ID.Value, a.Endpoint(), err)
@@ -171,6 +181,11 @@ func (a *Agent) Start() error {
 	mux.Handle("/slave(1)/api/v1/executor", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		ln.Close()
+		return errors.New("agent: stopped")
+	}
 	a.ln, a.srv = ln, srv
 	a.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
@@ -203,6 +218,9 @@ func (a *Agent) Stop() {
 	}
 	for _, s := range a.streams {
 		s.stopTimer()
+	}
+	if a.restartTimer != nil {
+		a.restartTimer.Stop()
 	}
 	a.outbox = nil
 	a.held = nil
@@ -238,9 +256,18 @@ func (a *Agent) SetPartitioned(p bool) {
 func (a *Agent) Reregistered() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.stopped || a.partitioned {
+	if a.stopped || a.offline() {
 		return
 	}
+	a.resendAll()
+}
+
+// offline: the master cannot be reached. Caller holds mu.
+func (a *Agent) offline() bool { return a.partitioned || a.restarting }
+
+// resendAll delivers held notifications and resends every stream head.
+// Caller holds mu.
+func (a *Agent) resendAll() {
 	for _, f := range a.held {
 		a.emit(f)
 	}

@@ -515,7 +515,7 @@ func (a *Agent) executorGone(e *executor, status int32) {
 func (a *Agent) notifyTerminated(e *executor, status int32) {
 	agentID, fw, ex := a.cfg.ID, e.fwID, e.info.ExecutorID
 	f := func() { a.master.ExecutorTerminated(agentID, fw, ex, status) }
-	if a.partitioned {
+	if a.offline() {
 		a.held = append(a.held, f)
 		return
 	}

@@ -193,7 +193,7 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	case mexec.Call_MESSAGE:
-		if !a.partitioned && !a.stopped {
+		if !a.offline() && !a.stopped {
 			agentID, fw, ex, data := a.cfg.ID, e.fwID, e.info.ExecutorID, call.Message.Data
 			a.emit(func() { a.master.ExecutorMessage(agentID, fw, ex, data) })
 		}

@@ -85,7 +85,7 @@ func (a *Agent) forwardHead(s *updateStream) {
 	if a.stopped || len(s.pending) == 0 {
 		return
 	}
-	if !a.partitioned {
+	if !a.offline() {
 		head, latest, agentID, fw := s.pending[0], s.latest, a.cfg.ID, s.fw
 		a.emit(func() { a.master.StatusUpdate(agentID, fw, head, latest) })
 	}
