@@ -324,7 +324,7 @@ func TestEnvContract(t *testing.T) {
 			continue
 		}
 		switch source[k] {
-		case config.FromMarathon, config.DevOnly:
+		case config.FromMarathon, config.FromCosmos, config.DevOnly:
 		default:
 			t.Errorf("config.Load reads %s but the template never passes it", k)
 		}

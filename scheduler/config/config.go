@@ -74,6 +74,12 @@ const (
 	EnvGossipKey  = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
 	EnvFailover   = "FRAMEWORK_FAILOVER_TIMEOUT"
 	EnvReplaceAft = "SERVER_REPLACE_AFTER"
+
+	// EnvUninstall is set ("true") by Cosmos on `dcos package uninstall`
+	// (the DC/OS SDK uninstall protocol, label DCOS_COMMONS_UNINSTALL):
+	// Marathon restarts the scheduler with it, and the scheduler then
+	// removes everything the service made.
+	EnvUninstall = "SDK_UNINSTALL"
 )
 
 // Ports are Consul's ports; -1 disables an optional listener.
@@ -125,6 +131,11 @@ type Config struct {
 
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
+
+	// Uninstall: SDK_UNINSTALL is set (any value but "false"): run the
+	// uninstall plan (kill tasks, destroy volumes, unreserve, delete the
+	// stored state, tear down the framework) instead of the service.
+	Uninstall bool
 }
 
 // Defaults are the values of every option the environment leaves unset.
@@ -225,6 +236,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
 	r.duration(EnvReplaceAft, &c.ReplaceAfter)
+	// Cosmos sets SDK_UNINSTALL=true; the SDK treats its presence as the
+	// signal, so any value but an explicit false means uninstall.
+	if v, ok := r.lookup(EnvUninstall); ok && strings.TrimSpace(strings.ToLower(v)) != "false" {
+		c.Uninstall = true
+	}
 
 	// An empty role or principal means the per-service default, as in the
 	// DC/OS SDK: the package's defaults are "".

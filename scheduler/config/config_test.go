@@ -67,7 +67,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		EnvPortServer:  "9300", EnvPortSerfLAN: "9301", EnvPortSerfWAN: "-1", EnvPortHTTP: "9500",
 		EnvPortHTTPS: "-1", EnvPortGRPC: "9502", EnvPortDNS: "-1",
 		EnvTLS: "false", EnvACL: "false", EnvGossipKey: "false",
-		EnvFailover: "48h", EnvReplaceAft: "90s",
+		EnvFailover: "48h", EnvReplaceAft: "90s", EnvUninstall: "true",
 	}
 	seen := map[string]bool{}
 	c, err := Load(func(k string) (string, bool) {
@@ -91,6 +91,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		ExtraConfig:     []byte(`{"log_json": true}`),
 		Ports:           Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 9502, DNS: -1},
 		FailoverTimeout: 48 * time.Hour, ReplaceAfter: 90 * time.Second,
+		Uninstall: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load\n got %+v\nwant %+v", c, want)
@@ -282,5 +283,20 @@ func TestOptionsHaveUniqueEnvAndPath(t *testing.T) {
 	sort.Strings(list)
 	if len(list) == 0 {
 		t.Fatal("no options")
+	}
+}
+
+func TestUninstallFlag(t *testing.T) {
+	for v, want := range map[string]bool{"true": true, "": true, "1": true, "false": false, " FALSE ": false} {
+		c, err := Load(env(map[string]string{EnvUninstall: v}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Uninstall != want {
+			t.Errorf("SDK_UNINSTALL=%q: Uninstall %v, want %v", v, c.Uninstall, want)
+		}
+	}
+	if c, _ := Load(env(nil)); c.Uninstall {
+		t.Error("Uninstall without SDK_UNINSTALL")
 	}
 }

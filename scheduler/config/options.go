@@ -22,6 +22,8 @@ const (
 	FromTemplate Source = "template"
 	// FromMarathon: Marathon itself (the scheduler's API port).
 	FromMarathon Source = "marathon"
+	// FromCosmos: Cosmos, when it uninstalls the service (SDK_UNINSTALL).
+	FromCosmos Source = "cosmos"
 	// DevOnly: not set on DC/OS; used by `dcos-consul dev` and tests.
 	DevOnly Source = "dev"
 )
@@ -81,6 +83,9 @@ var Options = []Option{
 	// Marathon sets PORT_API for the port named "api" (and PORT0).
 	{EnvAPIPort, "", FromMarathon},
 	{EnvAPIPort0, "", FromMarathon},
+
+	// Cosmos adds SDK_UNINSTALL=true to the app on dcos package uninstall.
+	{EnvUninstall, "", FromCosmos},
 
 	// Development only: the file store directory (unused when STATE_ZK is
 	// set) and the simulator's DNS server for the executors.

@@ -238,6 +238,9 @@ var updateRules = []updateRule{
 // an *UpdateError naming every change that cannot be applied, why, and
 // what to do instead. It is pure: the scheduler calls it at start, keeps
 // old on error, and stores new otherwise.
+//
+// Uninstall is not a configuration change and is not compared: the
+// scheduler checks it before anything else.
 func CheckUpdate(old, new Config) (Change, error) {
 	ch := Change{ServersFrom: old.ServerCount, ServersTo: new.ServerCount}
 	var refused []Refusal
