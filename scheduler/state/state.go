@@ -276,3 +276,9 @@ func NameOfTaskID(id string) string {
 
 // NewTaskID builds a task ID for a record name from a unique suffix.
 func NewTaskID(name, unique string) string { return name + "__" + unique }
+
+// WithConfigID returns t with its ConfigID recomputed (after a field changed).
+func (t Target) WithConfigID() Target {
+	t.ConfigID = t.configHash()
+	return t
+}

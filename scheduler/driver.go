@@ -1,0 +1,369 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/extras/scheduler/callrules"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"go.uber.org/zap"
+)
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// caller talks to the leading master.
+type caller struct {
+	calls.Caller
+	transport *leaderTransport
+	endpoint  *url.URL
+}
+
+func (s *Scheduler) newCaller() (*caller, error) {
+	endpoint := s.cfg.MesosMaster
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("master %q: %w", endpoint, err)
+	}
+	if u.Scheme == "zk" {
+		// The real endpoint is found in ZooKeeper before each SUBSCRIBE;
+		// the transport rewrites the host.
+		u = &url.URL{Scheme: "http", Host: "leader.mesos:5050"}
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/api/v1/scheduler"
+	lt := &leaderTransport{log: s.log}
+	if !strings.HasPrefix(s.cfg.MesosMaster, "zk://") {
+		lt.leader = u.Host
+	}
+	cli := httpcli.New(
+		httpcli.Endpoint(u.String()),
+		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeJSON]),
+		httpcli.Do(httpcli.With(
+			httpcli.Timeout(10*time.Second),
+			httpcli.Transport(func(t *http.Transport) { t.MaxIdleConnsPerHost = 16 }),
+			httpcli.WrapRoundTripper(func(rt http.RoundTripper) http.RoundTripper { lt.base = rt; return lt }),
+		)),
+	)
+	hc := httpsched.NewCaller(cli, httpsched.AllowReconnection(true), httpsched.Listener(func(n httpsched.Notification) {
+		s.log.Debug("mesos connection", zap.Stringer("state", n.Type))
+	}))
+	c := callrules.New(callrules.WithFrameworkID(func() string { return s.frameworkID })).Caller(hc)
+	return &caller{Caller: c, transport: lt, endpoint: u}, nil
+}
+
+func (s *Scheduler) frameworkInfo() *mesos.FrameworkInfo {
+	failover := s.cfg.FailoverTimeout.Seconds()
+	checkpoint := true
+	principal := s.target.Principal
+	hostname, _ := os.Hostname()
+	fi := &mesos.FrameworkInfo{
+		User:            s.target.User,
+		Name:            s.target.ServiceName,
+		Roles:           []string{s.target.Role},
+		Principal:       &principal,
+		FailoverTimeout: &failover,
+		Checkpoint:      &checkpoint,
+		Hostname:        &hostname,
+		Capabilities: []mesos.FrameworkInfo_Capability{
+			{Type: mesos.FrameworkInfo_Capability_MULTI_ROLE},
+			{Type: mesos.FrameworkInfo_Capability_RESERVATION_REFINEMENT},
+			{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE},
+			{Type: mesos.FrameworkInfo_Capability_TASK_KILLING_STATE},
+		},
+		Labels: &mesos.Labels{Labels: []mesos.Label{{Key: "dcos_consul_config_id", Value: &s.target.ConfigID}}},
+	}
+	if s.cfg.APIPort > 0 && hostname != "" {
+		webui := fmt.Sprintf("http://%s:%d", hostname, s.cfg.APIPort)
+		fi.WebUiURL = &webui
+	}
+	if s.frameworkID != "" {
+		fi.ID = &mesos.FrameworkID{Value: s.frameworkID}
+	}
+	return fi
+}
+
+// loop keeps a subscription alive until ctx is done.
+func (s *Scheduler) loop(ctx context.Context) error {
+	c, err := s.newCaller()
+	if err != nil {
+		return err
+	}
+	s.caller = c
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if strings.HasPrefix(s.cfg.MesosMaster, "zk://") {
+			leader, err := detectLeader(ctx, s.cfg.MesosMaster, s.log)
+			if err != nil {
+				s.log.Warn("cannot find the leading master in ZooKeeper", zap.Error(err))
+			} else {
+				c.transport.setLeader(leader)
+			}
+		}
+		started := time.Now()
+		err := s.subscription(ctx)
+		s.subscribed = false
+		s.metrics.subscribed.Set(0)
+		s.publish()
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return fatal.err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
+		}
+		s.log.Warn("subscription ended; subscribing again", zap.Error(err), zap.Duration("backoff", backoff))
+		if !s.wait(ctx, backoff) {
+			return nil
+		}
+		backoff *= 2
+		if backoff > s.opts.ResubscribeMax {
+			backoff = s.opts.ResubscribeMax
+		}
+	}
+	return nil
+}
+
+// wait sleeps d while still serving operator commands; false if ctx ended.
+func (s *Scheduler) wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case f := <-s.cmds:
+			f()
+			s.publish()
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+
+// subscription runs one SUBSCRIBE and its event stream.
+func (s *Scheduler) subscription(ctx context.Context) error {
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	call := calls.Subscribe(s.frameworkInfo())
+	if s.frameworkID != "" {
+		call = call.With(calls.SubscribeTo(s.frameworkID))
+	}
+	s.log.Info("subscribing", zap.String("master", s.caller.transport.current()), zap.String("framework_id", s.frameworkID))
+	resp, err := s.caller.Call(subCtx, call)
+	if err != nil {
+		return fmt.Errorf("SUBSCRIBE: %w", err)
+	}
+	defer resp.Close()
+
+	events := make(chan *scheduler.Event, 1024)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			e := new(scheduler.Event)
+			if err := resp.Decode(e); err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case events <- e:
+			case <-subCtx.Done():
+				errc <- subCtx.Err()
+				return
+			}
+		}
+	}()
+
+	interval := 15 * time.Second
+	if s.opts.HeartbeatInterval > 0 {
+		interval = s.opts.HeartbeatInterval
+	}
+	silence := time.Duration(s.opts.HeartbeatMisses) * interval
+	watchdog := time.NewTimer(silence)
+	defer watchdog.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+
+	for {
+		select {
+		case e := <-events:
+			batch := []*scheduler.Event{e}
+		drain:
+			for len(batch) < 2048 {
+				select {
+				case e := <-events:
+					batch = append(batch, e)
+				default:
+					break drain
+				}
+			}
+			for _, e := range batch {
+				if e.GetType() == scheduler.Event_SUBSCRIBED && e.Subscribed.HeartbeatIntervalSeconds != nil && s.opts.HeartbeatInterval == 0 {
+					interval = time.Duration(*e.Subscribed.HeartbeatIntervalSeconds * float64(time.Second))
+					silence = time.Duration(s.opts.HeartbeatMisses) * interval
+				}
+			}
+			if !watchdog.Stop() {
+				select {
+				case <-watchdog.C:
+				default:
+				}
+			}
+			watchdog.Reset(silence)
+			if err := s.handle(subCtx, batch); err != nil {
+				return err
+			}
+		case err := <-errc:
+			return fmt.Errorf("event stream: %w", err)
+		case <-watchdog.C:
+			return fmt.Errorf("no event (not even a heartbeat) for %s: dropping the subscription", silence)
+		case <-tick.C:
+			if s.subscribed {
+				if err := s.tick(subCtx); err != nil {
+					return err
+				}
+			}
+		case f := <-s.cmds:
+			f()
+			if s.subscribed {
+				if err := s.tick(subCtx); err != nil {
+					return err
+				}
+			} else {
+				s.publish()
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// outbox collects the calls of one batch; they are sent after the state
+// is written.
+type outbox struct {
+	calls []*scheduler.Call
+	acks  []*scheduler.Call
+}
+
+func (o *outbox) add(c *scheduler.Call) { o.calls = append(o.calls, c) }
+
+// handle applies a batch of events, writes the state, then acts.
+func (s *Scheduler) handle(ctx context.Context, batch []*scheduler.Event) error {
+	now := s.now()
+	var out outbox
+	var offerList []mesos.Offer
+	for _, e := range batch {
+		switch e.GetType() {
+		case scheduler.Event_SUBSCRIBED:
+			if err := s.onSubscribed(ctx, e.Subscribed, now, &out); err != nil {
+				return err
+			}
+		case scheduler.Event_OFFERS:
+			offerList = append(offerList, e.Offers.Offers...)
+		case scheduler.Event_UPDATE:
+			s.onUpdate(e.Update.Status, now, &out)
+		case scheduler.Event_RESCIND:
+			s.log.Debug("offer rescinded", zap.String("offer", e.Rescind.OfferID.Value))
+		case scheduler.Event_FAILURE:
+			f := e.Failure
+			if f.ExecutorID != nil {
+				s.log.Warn("executor terminated", zap.String("executor", f.ExecutorID.Value), zap.String("agent", f.GetAgentID().GetValue()),
+					zap.Int32("wait_status", f.GetStatus()))
+			} else if f.AgentID != nil {
+				s.log.Warn("agent lost", zap.String("agent", f.AgentID.Value))
+			}
+		case scheduler.Event_MESSAGE:
+			s.log.Info("executor message", zap.String("executor", e.Message.ExecutorID.Value), zap.ByteString("data", e.Message.Data))
+		case scheduler.Event_ERROR:
+			msg := e.GetError().GetMessage()
+			s.log.Error("Mesos master sent ERROR", zap.String("message", msg))
+			if strings.Contains(msg, "Framework has been removed") {
+				// The framework was torn down (or its failover timeout
+				// passed). Its ID cannot be used again: register anew and
+				// keep the task records, whose reservations survive.
+				s.log.Error("framework removed by Mesos: registering a new framework; tasks will be relaunched on their reservations",
+					zap.String("old_framework_id", s.frameworkID))
+				s.frameworkID = ""
+				if err := s.store.Delete(ctx, keyFrameworkID); err != nil {
+					return &fatalError{fmt.Errorf("forget the removed framework ID: %w", err)}
+				}
+			}
+			return fmt.Errorf("master error: %s", msg)
+		case scheduler.Event_HEARTBEAT:
+		default:
+			s.log.Debug("event ignored", zap.Stringer("type", e.GetType()))
+		}
+	}
+	if len(offerList) > 0 {
+		s.onOffers(offerList, now, &out)
+	}
+	return s.act(ctx, now, &out)
+}
+
+// act reconciles, writes the state and sends the batch's calls.
+func (s *Scheduler) act(ctx context.Context, now time.Time, out *outbox) error {
+	s.afterChange(now, out)
+	if err := s.flush(ctx); err != nil {
+		s.setErr(err)
+		s.log.Error("cannot write the state: nothing is sent to Mesos until it works again", zap.Error(err))
+		return err // drop the subscription: unacknowledged updates come back
+	}
+	s.setErr(nil)
+	s.send(ctx, out.calls)
+	s.send(ctx, out.acks)
+	s.publish()
+	return nil
+}
+
+// tick handles time: reconciliation retries, backoffs, replacements.
+func (s *Scheduler) tick(ctx context.Context) error {
+	var out outbox
+	now := s.now()
+	s.reconcileCalls(now, &out)
+	return s.act(ctx, now, &out)
+}
+
+// send runs calls with a few in parallel.
+func (s *Scheduler) send(ctx context.Context, cs []*scheduler.Call) {
+	if len(cs) == 0 {
+		return
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(c *scheduler.Call) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+			defer cancel()
+			resp, err := s.caller.Call(cctx, c)
+			if resp != nil {
+				resp.Close()
+			}
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("call to the master failed", zap.Stringer("call", c.GetType()), zap.Error(err))
+			}
+		}(c)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,275 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/offers"
+	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// killRepeat is how long a KILL is given before it is sent again.
+const killRepeat = 30 * time.Second
+
+func (s *Scheduler) onSubscribed(ctx context.Context, sub *scheduler.Event_Subscribed, now time.Time, out *outbox) error {
+	id := sub.FrameworkID.Value
+	if s.frameworkID != "" && s.frameworkID != id {
+		s.log.Error("the master gave this scheduler a new framework ID; the old framework's tasks are orphaned",
+			zap.String("old", s.frameworkID), zap.String("new", id))
+	}
+	if s.frameworkID != id {
+		// Written before anything else happens under this ID.
+		if err := s.store.Put(ctx, keyFrameworkID, []byte(id)); err != nil {
+			return fmt.Errorf("write the framework ID: %w", err)
+		}
+		s.frameworkID = id
+	}
+	s.subscribed = true
+	s.suppressed = nil
+	s.metrics.subscriptions.Inc()
+	master := ""
+	if mi := sub.MasterInfo; mi != nil {
+		master = fmt.Sprintf("%s:%d", mi.GetHostname(), mi.GetPort())
+	}
+	s.log.Info("subscribed", zap.String("framework_id", id), zap.String("master", master),
+		zap.Float64("heartbeat_interval_seconds", sub.GetHeartbeatIntervalSeconds()))
+
+	// Explicit reconciliation of every task we know, until each one is
+	// answered; then implicit.
+	s.reconciling = map[string]string{}
+	for _, t := range s.tasks {
+		if t.TaskID != "" && t.State != "" {
+			s.reconciling[t.TaskID] = t.AgentID
+		}
+	}
+	s.reconcileDelay = 5 * time.Second
+	s.reconcileNext = now // sent by reconcileCalls below
+	s.periodicNext = now.Add(s.opts.ReconcileInterval)
+	if len(s.reconciling) == 0 {
+		out.add(calls.Reconcile())
+	}
+	s.reconcileCalls(now, out)
+	return nil
+}
+
+// reconcileCalls sends the explicit reconciliation again (with backoff)
+// until every task has been answered, and the periodic one.
+func (s *Scheduler) reconcileCalls(now time.Time, out *outbox) {
+	s.metrics.reconciling.Set(float64(len(s.reconciling)))
+	if len(s.reconciling) > 0 && !now.Before(s.reconcileNext) {
+		out.add(calls.Reconcile(calls.ReconcileTasks(s.reconciling)))
+		s.log.Info("explicit reconciliation", zap.Int("tasks", len(s.reconciling)), zap.Duration("retry_in", s.reconcileDelay))
+		s.reconcileNext = now.Add(s.reconcileDelay)
+		s.reconcileDelay *= 2
+		if s.reconcileDelay > time.Minute {
+			s.reconcileDelay = time.Minute
+		}
+	}
+	if len(s.reconciling) == 0 && !s.periodicNext.IsZero() && !now.Before(s.periodicNext) {
+		active := map[string]string{}
+		for _, t := range s.tasks {
+			if t.Active() {
+				active[t.TaskID] = t.AgentID
+			}
+		}
+		if len(active) > 0 {
+			out.add(calls.Reconcile(calls.ReconcileTasks(active)))
+		}
+		out.add(calls.Reconcile())
+		s.log.Info("periodic reconciliation", zap.Int("tasks", len(active)))
+		s.periodicNext = now.Add(s.opts.ReconcileInterval)
+	}
+}
+
+func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time, out *outbox) {
+	taskID := st.TaskID.Value
+	stateName := st.GetState().String()
+	agentID := st.GetAgentID().GetValue()
+	s.metrics.updates.WithLabelValues(stateName).Inc()
+	if len(st.UUID) > 0 {
+		// Acknowledged after the new state is written (act flushes first).
+		out.acks = append(out.acks, calls.Acknowledge(agentID, taskID, st.UUID))
+	}
+	if _, ok := s.reconciling[taskID]; ok {
+		delete(s.reconciling, taskID)
+		if len(s.reconciling) == 0 {
+			s.log.Info("explicit reconciliation complete; reconciling implicitly")
+			out.add(calls.Reconcile())
+		}
+	}
+	if stateName == "TASK_GONE_BY_OPERATOR" && agentID != "" {
+		a := s.agents[agentID]
+		a.ID, a.Gone = agentID, true
+		s.agents[agentID] = a
+	}
+	name := state.NameOfTaskID(taskID)
+	t, ok := s.tasks[name]
+	if !ok || t.TaskID != taskID {
+		if !state.IsTerminal(stateName) && stateName != "TASK_UNREACHABLE" {
+			s.killOnce(taskID, agentID, now, "the task is not the current incarnation of any record (a duplicate or a leftover): killing it", out)
+		} else {
+			s.log.Debug("update for a task no record tracks", zap.String("task_id", taskID), zap.String("state", stateName))
+		}
+		return
+	}
+	nt, outcome := state.ApplyStatus(t, st, now)
+	if outcome != state.Applied {
+		return
+	}
+	if nt.State != t.State {
+		lvl := s.log.Info
+		if state.IsTerminal(nt.State) && t.Goal == state.GoalRunning {
+			lvl = s.log.Warn
+		}
+		lvl("task state", zap.String("task", name), zap.String("task_id", taskID), zap.String("state", nt.State),
+			zap.String("from", t.State), zap.String("reason", nt.Reason), zap.String("message", nt.Message),
+			zap.String("source", st.GetSource().String()), zap.String("agent", nt.Hostname))
+	}
+	s.setTask(nt)
+}
+
+func (s *Scheduler) killOnce(taskID, agentID string, now time.Time, why string, out *outbox) {
+	if last, ok := s.lastKill[taskID]; ok && now.Sub(last) < killRepeat {
+		return
+	}
+	s.lastKill[taskID] = now
+	s.log.Info("killing task", zap.String("task_id", taskID), zap.String("agent", agentID), zap.String("why", why))
+	out.add(calls.Kill(taskID, agentID))
+}
+
+func (s *Scheduler) onOffers(list []mesos.Offer, now time.Time, out *outbox) {
+	s.applyReconcile(s.reconcile(now))
+	blocked := s.blocked()
+	for _, o := range list {
+		s.metrics.offers.Inc()
+		s.noteAgent(o)
+		d := offers.Evaluate(offers.Input{
+			Target: s.target, FrameworkID: s.frameworkID, Tasks: s.tasks, Launch: s.last.Launch, Blocked: blocked,
+			AgentAttrs: s.agentAttrs, Offer: o, Now: now, NewID: s.opts.NewID,
+		})
+		for _, rec := range d.Records {
+			s.setTask(rec)
+			delete(s.last.Launch, rec.Name)
+			delete(s.waiting, rec.Name)
+			s.metrics.launched.WithLabelValues(string(rec.Role)).Inc()
+		}
+		for n, why := range d.Waiting {
+			s.waiting[n] = why
+		}
+		if d.Accept() {
+			s.metrics.accepted.Inc()
+			call := calls.Accept(calls.OfferOperations(d.Operations).WithOffers(o.ID)).With(calls.RefuseSeconds(d.Refuse))
+			out.add(call)
+			fields := []zap.Field{zap.String("agent", agentHost(o)), zap.String("offer", o.ID.Value), zap.String("operations", opNames(d.Operations)), zap.String("why", d.Reason)}
+			for _, rec := range d.Records {
+				fields = append(fields, zap.String("task_id", rec.TaskID))
+			}
+			s.log.Info("offer accepted", fields...)
+			continue
+		}
+		s.metrics.declined.Inc()
+		out.add(calls.Decline(o.ID).With(calls.RefuseSeconds(d.Refuse)))
+		lvl := s.log.Debug
+		if len(d.Waiting) > 0 {
+			lvl = s.log.Info
+		}
+		lvl("offer declined", zap.String("agent", agentHost(o)), zap.String("offer", o.ID.Value), zap.String("why", d.Reason),
+			zap.Duration("refuse", d.Refuse))
+	}
+}
+
+func (s *Scheduler) noteAgent(o mesos.Offer) {
+	id := o.AgentID.Value
+	a := s.agents[id]
+	a.ID, a.Hostname, a.Gone = id, o.Hostname, false
+	a.Public = false
+	attrs := map[string]string{}
+	for _, at := range o.Attributes {
+		switch {
+		case at.Text != nil:
+			attrs[at.Name] = at.Text.Value
+		case at.Scalar != nil:
+			attrs[at.Name] = fmt.Sprint(at.Scalar.Value)
+		}
+		if at.Name == "public_ip" && attrs[at.Name] == "true" {
+			a.Public = true
+		}
+	}
+	s.agents[id] = a
+	s.agentAttrs[id] = attrs
+}
+
+func opNames(ops []mesos.Offer_Operation) string {
+	var out []string
+	for _, op := range ops {
+		out = append(out, op.Type.String())
+	}
+	return strings.Join(out, ",")
+}
+
+// afterChange reconciles desired and known state: kills, suppress/revive.
+func (s *Scheduler) afterChange(now time.Time, out *outbox) {
+	r := s.reconcile(now)
+	s.applyReconcile(r)
+	if !s.subscribed {
+		return
+	}
+	for _, k := range r.Kill {
+		s.killOnce(k.TaskID, k.AgentID, now, k.Name+": "+k.Why, out)
+	}
+	for _, n := range r.Lost {
+		s.log.Warn("task lost with its agent", zap.String("task", n))
+	}
+	need := len(r.Launch) > 0
+	var fresh []string
+	for n := range r.Launch {
+		if !s.wanted[n] {
+			fresh = append(fresh, n)
+		}
+	}
+	sort.Strings(fresh)
+	switch {
+	case need && (s.suppressed == nil || *s.suppressed || len(fresh) > 0):
+		out.add(calls.Revive())
+		f := false
+		s.suppressed = &f
+		s.log.Info("reviving offers", zap.String("for", joinNames(fresh)))
+	case !need && !s.target.ClientsEnabled && (s.suppressed == nil || !*s.suppressed):
+		// With clients enabled offers keep flowing (declined with long
+		// filters) so that agents joining later get a client.
+		out.add(calls.Suppress())
+		t := true
+		s.suppressed = &t
+		s.log.Info("suppressing offers: nothing to launch")
+	case s.suppressed == nil:
+		f := false
+		s.suppressed = &f
+	}
+	s.wanted = map[string]bool{}
+	for n := range r.Launch {
+		s.wanted[n] = true
+	}
+}
+
+// serversRunning lists the running servers (for logs and the API).
+func serversRunning(ts state.Tasks) []state.Task {
+	var out []state.Task
+	for _, t := range ts.Sorted() {
+		if t.Role == taskspec.RoleServer && t.Running() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+var _ = reconcile.Agent{}

@@ -1,0 +1,436 @@
+// Package scheduler is the dcos-consul Mesos framework: the imperative
+// shell around the pure decision packages (state, reconcile, offers, plan).
+//
+// One goroutine owns the state. It reads the subscription's events in
+// batches, applies them with the pure functions, writes every changed
+// record to the store, and only then talks to Mesos (ACCEPT, DECLINE,
+// KILL, ACKNOWLEDGE, RECONCILE, REVIVE/SUPPRESS): a crash between the write
+// and the call is always safe, because reconciliation after a restart
+// finds out what happened.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/api"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/offers"
+	"github.com/dcos-consul/dcos-consul/scheduler/plan"
+	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+	"github.com/dcos-consul/dcos-consul/scheduler/store"
+)
+
+// Options tune the scheduler; the zero value is production behaviour.
+type Options struct {
+	// Store is the state store; nil opens the one cfg names (file or ZooKeeper).
+	Store Store
+	// Listener serves the HTTP API; nil listens on cfg.APIPort (all addresses).
+	Listener net.Listener
+	// Registry receives the metrics; nil makes a private one served on /metrics.
+	Registry *prometheus.Registry
+	// HeartbeatMisses: the subscription is dropped after this many heartbeat
+	// intervals without any event (default 5).
+	HeartbeatMisses int
+	// HeartbeatInterval overrides the master's advertised interval (tests).
+	HeartbeatInterval time.Duration
+	// ReconcileInterval is the period of the explicit+implicit
+	// reconciliation after the first one (default 5 minutes).
+	ReconcileInterval time.Duration
+	// CallTimeout bounds one call to the master (default 30 s).
+	CallTimeout time.Duration
+	// ResubscribeMax caps the re-subscribe backoff (default 15 s).
+	ResubscribeMax time.Duration
+	// Now and NewID make time and IDs deterministic in tests.
+	Now   func() time.Time
+	NewID func() string
+
+	onStart func(*Scheduler) // tests: the scheduler once loaded
+}
+
+func (o *Options) defaults() {
+	if o.HeartbeatMisses <= 0 {
+		o.HeartbeatMisses = 5
+	}
+	if o.ReconcileInterval <= 0 {
+		o.ReconcileInterval = 5 * time.Minute
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	if o.ResubscribeMax <= 0 {
+		o.ResubscribeMax = 15 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = func() string { return uuid.NewString() }
+	}
+}
+
+// Run runs the scheduler until ctx is done: it opens the state store that
+// cfg names, serves the API on cfg.APIPort and keeps a subscription to the
+// Mesos master. It returns nil after ctx is cancelled, or the error that
+// stopped it (a broken state store, an unusable configuration).
+func Run(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	return RunWith(ctx, cfg, log, Options{})
+}
+
+// RunWith is Run with options (tests and the dev command).
+func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if _, err := offers.ExecutorFile(cfg.ExecutorURI); err != nil {
+		return fmt.Errorf("config: %s: %w", config.EnvExecutorURI, err)
+	}
+	opts.defaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("service", cfg.ServiceName))
+	st := opts.Store
+	if st == nil {
+		s, err := store.Open(ctx, store.Config{ZK: cfg.ZK, Dir: cfg.StateDir, Service: cfg.ServiceName, Logger: log})
+		if err != nil {
+			return fmt.Errorf("open the state store: %w", err)
+		}
+		defer s.Close()
+		st = s
+	}
+	s, err := newScheduler(ctx, cfg, log, st, opts)
+	if err != nil {
+		return err
+	}
+	ln := opts.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.APIPort)))
+		if err != nil {
+			return fmt.Errorf("listen for the API on port %d: %w", cfg.APIPort, err)
+		}
+	}
+	srv := &http.Server{Handler: api.Handler(s, s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("API server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("scheduler API listening", zap.String("address", ln.Addr().String()))
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if opts.onStart != nil {
+		opts.onStart(s)
+	}
+	err = s.loop(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Scheduler is the running framework.
+type Scheduler struct {
+	cfg   config.Config
+	log   *zap.Logger
+	store Store
+	opts  Options
+
+	target      state.Target
+	frameworkID string
+	tasks       state.Tasks
+	agents      map[string]reconcile.Agent
+	agentAttrs  map[string]map[string]string
+	// waiting is the latest reason an offer did not suit a record.
+	waiting map[string]string
+	// reconciling: task ID → agent ID of records not yet answered by the
+	// explicit reconciliation since the last SUBSCRIBED.
+	reconciling    map[string]string
+	reconcileNext  time.Time
+	reconcileDelay time.Duration
+	periodicNext   time.Time
+	lastKill       map[string]time.Time
+	suppressed     *bool
+	wanted         map[string]bool // names in Launch at the last revive
+	last           reconcile.Result
+
+	dirty   map[string]bool
+	deleted map[string]bool
+
+	subscribed bool
+	caller     *caller
+	cmds       chan func()
+
+	metrics *metrics
+
+	mu   sync.RWMutex
+	view api.View
+}
+
+func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st Store, opts Options) (*Scheduler, error) {
+	opts.defaults()
+	p, err := load(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scheduler{
+		cfg: cfg, log: log, store: st, opts: opts,
+		frameworkID: p.FrameworkID,
+		tasks:       p.Tasks,
+		agents:      map[string]reconcile.Agent{},
+		agentAttrs:  map[string]map[string]string{},
+		waiting:     map[string]string{},
+		reconciling: map[string]string{},
+		lastKill:    map[string]time.Time{},
+		wanted:      map[string]bool{},
+		dirty:       map[string]bool{},
+		deleted:     map[string]bool{},
+		cmds:        make(chan func()),
+		metrics:     newMetrics(opts.Registry),
+	}
+	s.target = state.TargetFrom(cfg)
+	if p.Target != nil {
+		s.target = mergeTarget(*p.Target, s.target, log)
+	}
+	if err := putJSON(ctx, st, keyTarget, s.target); err != nil {
+		return nil, fmt.Errorf("write the target configuration: %w", err)
+	}
+	for _, t := range s.tasks {
+		if t.AgentID != "" {
+			s.agents[t.AgentID] = reconcile.Agent{ID: t.AgentID, Hostname: t.Hostname}
+		}
+	}
+	log.Info("scheduler state loaded", zap.String("framework_id", s.frameworkID), zap.Int("tasks", len(s.tasks)),
+		zap.String("config_id", s.target.ConfigID), zap.Int("servers", s.target.Servers))
+	s.last = s.reconcile(opts.Now())
+	s.publish()
+	return s, nil
+}
+
+// mergeTarget applies the new configuration to the stored target, keeping
+// what cannot change safely, and says why.
+func mergeTarget(old, next state.Target, log *zap.Logger) state.Target {
+	if next.Servers < old.Servers {
+		log.Error("configuration asks for fewer servers than are deployed; scaling servers down is not supported yet, keeping the deployed count",
+			zap.Int("deployed", old.Servers), zap.Int("requested", next.Servers))
+		next.Servers = old.Servers
+	}
+	if old.Server.DiskType != "" && next.Server.DiskType != old.Server.DiskType {
+		log.Error("the servers' disk type cannot change after install; keeping it", zap.String("deployed", old.Server.DiskType), zap.String("requested", next.Server.DiskType))
+		next.Server.DiskType = old.Server.DiskType
+		next = next.WithConfigID()
+	}
+	if old.Role != next.Role || old.Principal != next.Principal {
+		log.Error("the role and principal cannot change after install (reservations belong to them); keeping them",
+			zap.String("role", old.Role), zap.String("principal", old.Principal))
+		next.Role, next.Principal = old.Role, old.Principal
+	}
+	if old.ConfigID != next.ConfigID {
+		log.Info("target configuration changed: tasks will be restarted one server at a time",
+			zap.String("from", old.ConfigID), zap.String("to", next.ConfigID))
+	}
+	return next
+}
+
+func (s *Scheduler) now() time.Time { return s.opts.Now() }
+
+// reconcile runs the pure reconciliation over the current state.
+func (s *Scheduler) reconcile(now time.Time) reconcile.Result {
+	return reconcile.Reconcile(reconcile.Input{Target: s.target, Tasks: s.tasks, Agents: s.agents, Now: now})
+}
+
+// applyReconcile adopts a reconciliation result's records.
+func (s *Scheduler) applyReconcile(r reconcile.Result) {
+	for _, n := range r.Changed {
+		s.setTask(r.Tasks[n])
+	}
+	for _, n := range r.Deleted {
+		s.deleteTask(n)
+	}
+	for _, n := range r.Replace {
+		s.log.Warn("server replaced: it will be placed on another agent and its old reservation destroyed", zap.String("task", n))
+		s.metrics.replacements.Inc()
+	}
+	s.last = r
+}
+
+func (s *Scheduler) setTask(t state.Task) {
+	s.tasks[t.Name] = t
+	s.dirty[t.Name] = true
+	delete(s.deleted, t.Name)
+}
+
+func (s *Scheduler) deleteTask(name string) {
+	if _, ok := s.tasks[name]; !ok {
+		return
+	}
+	delete(s.tasks, name)
+	delete(s.dirty, name)
+	delete(s.waiting, name)
+	s.deleted[name] = true
+}
+
+// flush writes every changed record. Nothing is sent to Mesos before it
+// returns nil.
+func (s *Scheduler) flush(ctx context.Context) error {
+	if len(s.dirty) == 0 && len(s.deleted) == 0 {
+		return nil
+	}
+	changed := make([]string, 0, len(s.dirty))
+	for n := range s.dirty {
+		changed = append(changed, n)
+	}
+	deleted := make([]string, 0, len(s.deleted))
+	for n := range s.deleted {
+		deleted = append(deleted, n)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := saveTasks(wctx, s.store, s.tasks, changed, deleted); err != nil {
+		s.metrics.storeErrors.Inc()
+		return fmt.Errorf("state store: %w", err)
+	}
+	s.metrics.storeWrite.Observe(time.Since(start).Seconds())
+	s.dirty = map[string]bool{}
+	s.deleted = map[string]bool{}
+	return nil
+}
+
+// publish makes a snapshot for the API and the metrics.
+func (s *Scheduler) publish() {
+	now := s.now()
+	blocked := s.blocked()
+	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
+		Blocked: blocked, Agents: s.agents, Now: now})
+	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans}
+	s.mu.Lock()
+	if s.view.Err != "" && s.subscribed {
+		v.Err = ""
+	} else {
+		v.Err = s.view.Err
+	}
+	s.view = v
+	s.mu.Unlock()
+	s.metrics.observe(v)
+}
+
+func (s *Scheduler) setErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.view.Err = ""
+	} else {
+		s.view.Err = err.Error()
+	}
+}
+
+// Snapshot implements api.Source.
+func (s *Scheduler) Snapshot() api.View {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.view
+}
+
+// Restart implements api.Source.
+func (s *Scheduler) Restart(ctx context.Context, pod string) ([]string, error) {
+	return s.command(ctx, pod, state.GoalRestart)
+}
+
+// Replace implements api.Source.
+func (s *Scheduler) Replace(ctx context.Context, pod string) ([]string, error) {
+	return s.command(ctx, pod, state.GoalReplace)
+}
+
+func (s *Scheduler) command(ctx context.Context, pod string, goal state.Goal) ([]string, error) {
+	type result struct {
+		names []string
+		err   error
+	}
+	done := make(chan result, 1)
+	f := func() {
+		t, ok := s.tasks[pod]
+		if !ok {
+			done <- result{err: fmt.Errorf("%w %q (GET /v1/pod lists the pods)", api.ErrUnknownPod, pod)}
+			return
+		}
+		if t.Goal == state.GoalStop {
+			done <- result{err: fmt.Errorf("pod %q is being stopped", pod)}
+			return
+		}
+		if !t.Launched() && goal == state.GoalRestart {
+			done <- result{err: fmt.Errorf("pod %q has no task to restart yet", pod)}
+			return
+		}
+		t.Goal = goal
+		s.setTask(t)
+		if err := s.flush(ctx); err != nil {
+			done <- result{err: err}
+			return
+		}
+		s.log.Info("operator command", zap.String("pod", pod), zap.String("goal", string(goal)))
+		done <- result{names: []string{pod}}
+	}
+	select {
+	case s.cmds <- f:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the scheduler is busy: %w", ctx.Err())
+	}
+	select {
+	case r := <-done:
+		return r.names, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// blocked are records that must not launch now, with why.
+func (s *Scheduler) blocked() map[string]string {
+	out := map[string]string{}
+	if !s.subscribed {
+		for n := range s.last.Launch {
+			out[n] = "waiting for the subscription to the Mesos master"
+		}
+	}
+	for id := range s.reconciling {
+		if n := state.NameOfTaskID(id); n != "" {
+			if t, ok := s.tasks[n]; ok && t.TaskID == id && t.Active() {
+				out[n] = "waiting for Mesos to reconcile its last task " + id
+			}
+		}
+	}
+	return out
+}
+
+func putJSON(ctx context.Context, st Store, key string, v any) error {
+	b, err := jsonMarshal(v)
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, key, b)
+}
+
+func agentHost(o mesos.Offer) string {
+	if o.Hostname != "" {
+		return o.Hostname
+	}
+	return o.AgentID.Value
+}
+
+func joinNames(ns []string) string { return strings.Join(ns, ",") }
