@@ -46,8 +46,8 @@ type Agent struct {
 	restarting   bool
 	recovering   bool // listening again, waiting for executors to re-subscribe
 	restartTimer *time.Timer
-	stopped     bool
-	started     bool
+	stopped      bool
+	started      bool
 	// held are master notifications (executor terminations) that could not
 	// be delivered during a partition; they go out at Reregistered().
 	held []func()

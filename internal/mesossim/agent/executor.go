@@ -64,6 +64,9 @@ type executor struct {
 	destroyRequested bool
 	termReason       *mesos.TaskStatus_Reason
 	termMessage      string
+	termState        *mesos.TaskState // TASK_FAILED unless set
+	// reregistered: subscribed since the last agent restart.
+	reregistered bool
 
 	regTimer, graceTimer, killTimer *time.Timer
 }
@@ -496,6 +499,10 @@ func (a *Agent) executorGone(e *executor, status int32) {
 	if e.termReason != nil {
 		reason, msg = *e.termReason, e.termMessage
 	}
+	state := mesos.TASK_FAILED
+	if e.termState != nil {
+		state = *e.termState
+	}
 	ids := make([]string, 0, len(e.tasks))
 	for id, t := range e.tasks {
 		if !isTerminal(t.state) {
@@ -505,7 +512,7 @@ func (a *Agent) executorGone(e *executor, status int32) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		t := e.tasks[id]
-		a.agentUpdate(e.fwID, e, t.info.TaskID, mesos.TASK_FAILED, reason, msg)
+		a.agentUpdate(e.fwID, e, t.info.TaskID, state, reason, msg)
 	}
 	a.maybeForgetFramework(e.fwID.Value)
 }

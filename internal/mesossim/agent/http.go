@@ -164,6 +164,11 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	}
 
 	a.mu.Lock()
+	if a.recovering && call.GetType() != mexec.Call_SUBSCRIBE {
+		a.mu.Unlock()
+		httpError(w, http.StatusServiceUnavailable, "Agent has not finished recovery")
+		return
+	}
 	f := a.framework(call.FrameworkID.Value)
 	if f == nil {
 		a.mu.Unlock()
@@ -312,6 +317,7 @@ func validateCall(c *mexec.Call) string {
 // serve (mesos-api.md 5.4, 5.6). Caller holds mu.
 func (a *Agent) subscribe(f *framework, e *executor, req *mexec.Call_Subscribe) *subscription {
 	sub := newSubscription()
+	e.reregistered = true
 	if a.stopped || f.terminating || e.state == execTerminating || e.state == execTerminated {
 		sub.push(eventShutdown())
 		sub.close()
