@@ -259,6 +259,36 @@ func runConformance(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("LargeBatch", func(t *testing.T) {
+		// The scheduler writes task records in chunks of 400 per Apply.
+		s := mustOpen(t, open, uniqueService(t))
+		rec := bytes.Repeat([]byte("r"), 1500)
+		var puts, dels []Op
+		for i := 0; i < 400; i++ {
+			k := fmt.Sprintf("tasks/consul-client-%03d", i)
+			puts = append(puts, PutOp(k, rec))
+			dels = append(dels, DeleteOp(k))
+		}
+		mustPut(t, s, "tasks/keep", "k")
+		if err := s.Apply(ctxT(t), puts...); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustList(t, s, "tasks/consul-client-"); len(got) != 400 {
+			t.Fatalf("after a 400-record Apply: %d keys", len(got))
+		}
+		// Updating them all again (existing keys) is one transaction too.
+		if err := s.Apply(ctxT(t), puts...); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctxT(t), append(dels, DeleteOp("tasks/keep"))...); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustList(t, s, ""); len(got) != 0 {
+			t.Fatalf("after deleting all: %v", got)
+		}
+		mustPut(t, s, "tasks", "a leaf again: the directory is gone")
+	})
+
 	t.Run("Persistence", func(t *testing.T) {
 		svc := uniqueService(t)
 		s, err := open(t, svc, 5*time.Second)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -376,6 +375,26 @@ func (s *ZKStore) Apply(ctx context.Context, ops ...Op) error {
 	}
 	for replan := 0; ; replan++ {
 		err := s.do(ctx, what, true, func() error {
+			if len(ops) == 1 && !ops[0].Delete {
+				// Fast path, one round trip: most writes update an
+				// existing record.
+				value := ops[0].Value
+				if value == nil {
+					value = []byte{}
+				}
+				st, err := s.conn.Set(s.nodePath(ops[0].Key), value, -1)
+				if err == nil {
+					if st.NumChildren > 0 {
+						// A directory: the data set on it is never read
+						// (and goes with it when it empties).
+						return fmt.Errorf("%w: %q: it is a directory", ErrInvalidKey, ops[0].Key)
+					}
+					return nil
+				}
+				if !errors.Is(err, zk.ErrNoNode) {
+					return err
+				}
+			}
 			reqs, err := s.plan(ops)
 			if err != nil || len(reqs) == 0 {
 				return err
@@ -418,36 +437,68 @@ func multiErr(res []zk.MultiResponse, err error) error {
 	return first
 }
 
-// plan reads the tree and returns the multi requests for ops.
+// plan reads the tree and returns the multi requests for ops. It needs no
+// child lists: a node's child count (from its stat), adjusted by the ops
+// before it in the batch, tells a directory from a key and an emptied
+// directory from one that still holds keys.
 func (s *ZKStore) plan(ops []Op) ([]any, error) {
 	type node struct {
-		exists   bool
-		children map[string]bool // known only for directories we touch
+		exists bool
+		kids   int32
 	}
 	nodes := map[string]*node{}
-	stat := func(key string) (*node, error) {
-		if n, ok := nodes[key]; ok {
-			return n, nil
-		}
+	var mu sync.Mutex
+	fetch := func(key string) (*node, error) {
 		ok, st, err := s.conn.Exists(s.nodePath(key))
 		if err != nil {
 			return nil, err
 		}
 		n := &node{exists: ok}
-		if ok && st.NumChildren > 0 {
-			kids, _, err := s.conn.Children(s.nodePath(key))
-			if err != nil && !errors.Is(err, zk.ErrNoNode) {
-				return nil, err
-			}
-			n.children = map[string]bool{}
-			for _, k := range kids {
-				n.children[k] = true
-			}
+		if ok {
+			n.kids = st.NumChildren
+		}
+		return n, nil
+	}
+	// Stat the keys of the batch concurrently (pipelined on the one
+	// connection); parents are shared and read as needed.
+	if len(ops) > 1 {
+		var wg sync.WaitGroup
+		var firstErr error
+		sem := make(chan struct{}, 32)
+		for _, op := range ops {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(key string) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				n, err := fetch(key)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					return
+				}
+				nodes[key] = n
+			}(op.Key)
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return nil, firstErr
+		}
+	}
+	stat := func(key string) (*node, error) {
+		if n, ok := nodes[key]; ok {
+			return n, nil
+		}
+		n, err := fetch(key)
+		if err != nil {
+			return nil, err
 		}
 		nodes[key] = n
 		return n, nil
 	}
-	isDir := func(n *node) bool { return len(n.children) > 0 }
 	var reqs []any
 	for _, op := range ops {
 		n, err := stat(op.Key)
@@ -455,30 +506,28 @@ func (s *ZKStore) plan(ops []Op) ([]any, error) {
 			return nil, err
 		}
 		if op.Delete {
-			if !n.exists || isDir(n) {
+			if !n.exists || n.kids > 0 {
 				continue // missing, or a directory (not a key)
 			}
 			reqs = append(reqs, &zk.DeleteRequest{Path: s.nodePath(op.Key), Version: -1})
 			n.exists = false
 			// Remove the directories this leaves empty, deepest first.
 			ps := parents(op.Key)
-			child := op.Key
 			for i := len(ps) - 1; i >= 0; i-- {
 				pn, err := stat(ps[i])
 				if err != nil {
 					return nil, err
 				}
-				delete(pn.children, path.Base(child))
-				if len(pn.children) > 0 || !pn.exists {
+				pn.kids--
+				if pn.kids > 0 || !pn.exists {
 					break
 				}
 				reqs = append(reqs, &zk.DeleteRequest{Path: s.nodePath(ps[i]), Version: -1})
 				pn.exists = false
-				child = ps[i]
 			}
 			continue
 		}
-		if isDir(n) {
+		if n.kids > 0 {
 			return nil, fmt.Errorf("%w: %q: it is a directory", ErrInvalidKey, op.Key)
 		}
 		value := op.Value
@@ -489,7 +538,6 @@ func (s *ZKStore) plan(ops []Op) ([]any, error) {
 			reqs = append(reqs, &zk.SetDataRequest{Path: s.nodePath(op.Key), Data: value, Version: -1})
 			continue
 		}
-		child := op.Key
 		var creates []any
 		ps := parents(op.Key)
 		for i := len(ps) - 1; i >= 0; i-- {
@@ -497,19 +545,15 @@ func (s *ZKStore) plan(ops []Op) ([]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if pn.exists && !isDir(pn) {
+			if pn.exists && pn.kids == 0 {
 				return nil, fmt.Errorf("%w: %q: %q is a key, not a directory", ErrInvalidKey, op.Key, ps[i])
 			}
-			if pn.children == nil {
-				pn.children = map[string]bool{}
-			}
-			pn.children[path.Base(child)] = true
+			pn.kids++
 			if pn.exists {
 				break
 			}
 			creates = append([]any{&zk.CreateRequest{Path: s.nodePath(ps[i]), Data: nil, Acl: s.acl}}, creates...)
 			pn.exists = true
-			child = ps[i]
 		}
 		reqs = append(reqs, creates...)
 		reqs = append(reqs, &zk.CreateRequest{Path: s.nodePath(op.Key), Data: value, Acl: s.acl})
