@@ -716,3 +716,33 @@ func TestResolve(t *testing.T) {
 		t.Error("a base URL with a quote accepted")
 	}
 }
+
+// TestDocsListEveryOption keeps docs/dcos-install.md's option table in step
+// with config.json: each option's row shows its default and its variable.
+func TestDocsListEveryOption(t *testing.T) {
+	s := source(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "dcos-install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPath := map[string]string{}
+	for _, o := range config.Options {
+		byPath[o.Path] = o.Env
+	}
+	for path, leaf := range optionLeaves(decode(t, s.Config).(map[string]any)) {
+		def, _ := json.Marshal(leaf["default"])
+		row := "| `" + path + "` | `" + string(def) + "` |"
+		i := bytes.Index(doc, []byte(row))
+		if i < 0 {
+			t.Errorf("docs/dcos-install.md has no row %s", row)
+			continue
+		}
+		line := doc[i:]
+		if j := bytes.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		if !bytes.Contains(line, []byte("`"+byPath[path]+"`")) {
+			t.Errorf("the docs row of %s does not name %s: %s", path, byPath[path], line)
+		}
+	}
+}
