@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -59,6 +60,9 @@ type Agent struct {
 	ln    net.Listener
 	srv   *http.Server
 	procs sync.WaitGroup // executor process waiters and fetch/launch goroutines
+	// ctx ends with Stop, cancelling downloads in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	fetchMu sync.Mutex // serialises the fetcher cache
 }
@@ -130,6 +134,7 @@ func New(cfg Config, m Master) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, master: m}
 	a.drained = sync.NewCond(&a.mu)
+	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
 }
 
@@ -225,6 +230,7 @@ func (a *Agent) Stop() {
 	a.outbox = nil
 	a.held = nil
 	a.mu.Unlock()
+	a.cancel()
 
 	for _, pg := range pgids {
 		_ = syscall.Kill(-pg, syscall.SIGKILL)

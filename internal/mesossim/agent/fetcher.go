@@ -77,7 +77,7 @@ func (a *Agent) fetch(u mesos.CommandInfo_URI, sandbox string) error {
 		src = cached
 	}
 	if src == "" {
-		if err := download(u.Value, dest); err != nil {
+		if err := download(a.ctx, u.Value, dest); err != nil {
 			return err
 		}
 	} else if err := copyFile(src, dest); err != nil {
@@ -108,7 +108,7 @@ func (a *Agent) cached(uri string) (string, error) {
 		return p, nil
 	}
 	tmp := p + ".part"
-	if err := download(uri, tmp); err != nil {
+	if err := download(a.ctx, uri, tmp); err != nil {
 		os.Remove(tmp)
 		return "", err
 	}
@@ -116,7 +116,7 @@ func (a *Agent) cached(uri string) (string, error) {
 }
 
 // download copies a URI's content to dest.
-func download(uri, dest string) error {
+func download(ctx context.Context, uri, dest string) error {
 	switch {
 	case strings.HasPrefix(uri, "/"):
 		return copyFile(uri, dest)
@@ -127,7 +127,7 @@ func download(uri, dest string) error {
 		}
 		return copyFile(pu.Path, dest)
 	case strings.HasPrefix(uri, "http://"), strings.HasPrefix(uri, "https://"):
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 		if err != nil {

@@ -429,7 +429,8 @@ func TestLateUpdateAfterTerminalAck(t *testing.T) {
 func TestQueuedLaunchesAndGroups(t *testing.T) {
 	a, m := newTestAgent(t, nil)
 	ex := sleeperExecutor("e-q")
-	launch(a, ex, taskInfo(a, "t-1", ""))
+	// A big record still travels as exactly one chunk.
+	launch(a, ex, taskInfo(a, "t-1", strings.Repeat("x", 20000)))
 	group := []mesos.TaskInfo{taskInfo(a, "g-a", ""), taskInfo(a, "g-b", "")}
 	for i := range group {
 		e := ex
