@@ -62,6 +62,9 @@ type Config struct {
 	IPSources []string
 	// Masters are the configured masters (host:port), for masterN records.
 	Masters []string
+	// EnforceRFC952 uses Mesos-DNS's RFC 952 labels (24 characters, no
+	// leading digit) instead of the default RFC 1123 ones.
+	EnforceRFC952 bool
 	// SOAMname and SOARname, default ns1.<domain>. and root.ns1.<domain>.
 	SOAMname, SOARname string
 	Logger             *zap.Logger
@@ -263,7 +266,12 @@ func (s *Server) Refresh(ctx context.Context) error {
 		s.log.Warn("mesos-dns state rejected; keeping the previous records", zap.Error(err))
 		return err
 	}
+	label := mesosdns.RFC1123
+	if s.cfg.EnforceRFC952 {
+		label = mesosdns.RFC952
+	}
 	recs := mesosdns.Generate(st, mesosdns.Options{
+		Label:       label,
 		Domain:      s.cfg.Domain,
 		IPSources:   s.cfg.IPSources,
 		Masters:     s.cfg.Masters,

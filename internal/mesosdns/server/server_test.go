@@ -141,11 +141,12 @@ func TestAnswersFromRealMasterState(t *testing.T) {
 				"consul-client-0.consul-fixture.slave.mesos":                                                         {"127.0.0.22"},
 				mesosdns.CanonicalTaskHost("consul-server-0", "consul-server-0", agentS0, "consul-fixture", "mesos"): {"127.0.0.21"},
 				mesosdns.CanonicalTaskHost("consul-client-0", "consul-client-0", agentS1, "consul-fixture", "mesos"): {"127.0.0.22"},
-				srvCanon:       {"127.0.0.21"},
-				"leader.mesos": {"127.0.0.1"},
-				"master.mesos": {"127.0.0.1"},
-				"slave.mesos":  {"127.0.0.21", "127.0.0.22"},
-				"ns1.mesos":    {"127.1.100.1"},
+				srvCanon:        {"127.0.0.21"},
+				"leader.mesos":  {"127.0.0.1"},
+				"master.mesos":  {"127.0.0.1"},
+				"master0.mesos": {"127.0.0.1"},
+				"slave.mesos":   {"127.0.0.21", "127.0.0.22"},
+				"ns1.mesos":     {"127.1.100.1"},
 			} {
 				m := query(t, addr, netw, name, dns.TypeA)
 				if m.Rcode != dns.RcodeSuccess || !m.Authoritative || !eq(aValues(m), want) {
@@ -219,6 +220,7 @@ func TestFrameworkAndCustomDomainAndTTL(t *testing.T) {
 		"frameworks": []any{
 			map[string]any{"name": "Prod.Consul_DC1", "hostname": "10.0.0.9", "tasks": []any{
 				map[string]any{"id": "t1", "name": "Consul_Client.web", "slave_id": "a-S0", "state": "TASK_RUNNING", "resources": map[string]any{"ports": "[8500-8500]"}},
+				map[string]any{"id": "t2", "name": "0-Long_Task-Name-That-Exceeds-24", "slave_id": "a-S0", "state": "TASK_RUNNING"},
 			}},
 			map[string]any{"name": "marathon", "pid": "scheduler(1)@10.0.0.8:25501", "hostname": "m1", "tasks": []any{}},
 		},
@@ -227,10 +229,11 @@ func TestFrameworkAndCustomDomainAndTTL(t *testing.T) {
 	s := start(t, Config{Addr: "127.1.100.2:0", Domain: "Example.", TTL: 7 * time.Second, Source: StaticSource(doc)})
 	waitReady(t, s)
 	for name, want := range map[string][]string{
-		"consul-client-web.prod.consul-dc1.example": {"10.0.0.5"},
-		"prod.consul-dc1.example":                   {"10.0.0.9"},
-		"marathon.example":                          {"10.0.0.8"},
-		"leader.example":                            {"10.0.0.1"},
+		"consul-client-web.prod.consul-dc1.example":                {"10.0.0.5"},
+		"prod.consul-dc1.example":                                  {"10.0.0.9"},
+		"marathon.example":                                         {"10.0.0.8"},
+		"leader.example":                                           {"10.0.0.1"},
+		"0-long-task-name-that-exceeds-24.prod.consul-dc1.example": {"10.0.0.5"},
 	} {
 		m := query(t, s.Addr(), "udp", name, dns.TypeA)
 		if !eq(aValues(m), want) {
@@ -246,6 +249,19 @@ func TestFrameworkAndCustomDomainAndTTL(t *testing.T) {
 	if !eq(srvValues(m), []string{"marathon.example.:25501"}) {
 		t.Errorf("_framework._tcp = %v", srvValues(m))
 	}
+	// RFC 952 labels on request, as Mesos-DNS's EnforceRFC952.
+	s952 := start(t, Config{Addr: "127.1.100.2:0", EnforceRFC952: true, Source: StaticSource(doc)})
+	waitReady(t, s952)
+	if m := query(t, s952.Addr(), "udp", "consul-client-web.prod.consul-dc1.mesos", dns.TypeA); !eq(aValues(m), []string{"10.0.0.5"}) {
+		t.Errorf("RFC 952 name: %v", aValues(m))
+	}
+	if m := query(t, s952.Addr(), "udp", "long-task-name-that-exce.prod.consul-dc1.mesos", dns.TypeA); !eq(aValues(m), []string{"10.0.0.5"}) {
+		t.Errorf("RFC 952 cut name: %v", aValues(m))
+	}
+	if m := query(t, s952.Addr(), "udp", "0-long-task-name-that-exceeds-24.prod.consul-dc1.mesos", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("RFC 1123 name on an RFC 952 server: %s", dns.RcodeToString[m.Rcode])
+	}
+
 	// The .mesos domain is not served here: it is forwarded (and refused).
 	m = query(t, s.Addr(), "udp", "leader.mesos", dns.TypeA)
 	if m.Rcode != dns.RcodeRefused {
