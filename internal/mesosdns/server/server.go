@@ -534,3 +534,27 @@ func reply(w dns.ResponseWriter, r, m *dns.Msg) {
 	}
 	_ = w.WriteMsg(m)
 }
+
+// SystemResolvers returns the name servers of /etc/resolv.conf (ip:port),
+// for Config.Upstreams when the server should forward like the host does.
+// Loopback resolvers are left out unless they are all there is, since the
+// server itself may be one of them.
+func SystemResolvers() ([]string, error) {
+	cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	if err != nil {
+		return nil, fmt.Errorf("read /etc/resolv.conf: %w", err)
+	}
+	var out, loop []string
+	for _, s := range cc.Servers {
+		addr := net.JoinHostPort(s, cc.Port)
+		if ip := net.ParseIP(s); ip != nil && ip.IsLoopback() {
+			loop = append(loop, addr)
+			continue
+		}
+		out = append(out, addr)
+	}
+	if len(out) == 0 {
+		out = loop
+	}
+	return out, nil
+}

@@ -525,3 +525,19 @@ func TestNewValidates(t *testing.T) {
 		t.Error("binding a taken address: no error")
 	}
 }
+
+func TestSystemResolvers(t *testing.T) {
+	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
+		t.Skip("no /etc/resolv.conf")
+	}
+	ups, err := SystemResolvers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range ups {
+		if _, _, err := net.SplitHostPort(u); err != nil {
+			t.Errorf("resolver %q is not host:port", u)
+		}
+	}
+	t.Logf("system resolvers: %v", ups)
+}
