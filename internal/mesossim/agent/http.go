@@ -234,6 +234,7 @@ func decodeJSONCall(body []byte, call *mexec.Call) string {
 			missing = append(missing, k)
 		}
 	}
+	missing = append(missing, missingNested(raw)...)
 	if len(missing) > 0 {
 		return "Failed to convert JSON into Call protobuf: Missing required fields: " + strings.Join(missing, ", ")
 	}
@@ -245,6 +246,35 @@ func decodeJSONCall(body []byte, call *mexec.Call) string {
 		call.Type = -1 // absent, distinct from an explicit UNKNOWN
 	}
 	return ""
+}
+
+// missingNested lists absent proto2 required fields of update and message.
+func missingNested(raw map[string]json.RawMessage) []string {
+	var out []string
+	obj := func(m json.RawMessage) map[string]json.RawMessage {
+		var o map[string]json.RawMessage
+		_ = json.Unmarshal(m, &o)
+		return o
+	}
+	if u, ok := raw["update"]; ok {
+		st, ok := obj(u)["status"]
+		if !ok {
+			out = append(out, "update.status")
+		} else {
+			so := obj(st)
+			for _, k := range []string{"task_id", "state"} {
+				if _, ok := so[k]; !ok {
+					out = append(out, "update.status."+k)
+				}
+			}
+		}
+	}
+	if m, ok := raw["message"]; ok {
+		if _, ok := obj(m)["data"]; !ok {
+			out = append(out, "message.data")
+		}
+	}
+	return out
 }
 
 func jsonKind(m json.RawMessage) string {

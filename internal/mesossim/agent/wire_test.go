@@ -305,6 +305,7 @@ func TestExecutorAPIErrors(t *testing.T) {
 		{"broken JSON", "POST", "application/json", `{"type":"SUBSCRIBE",`, nil, 400, "Failed to parse body into JSON: "},
 		{"broken protobuf", "POST", "application/x-protobuf", "\xff\xff\xff", nil, 400, "Failed to parse body into Call protobuf"},
 		{"missing ids", "POST", "application/json", `{"type":"SUBSCRIBE","subscribe":{}}`, nil, 400, "Failed to convert JSON into Call protobuf: Missing required fields: executor_id, framework_id"},
+		{"missing state", "POST", "application/json", `{"type":"UPDATE","executor_id":{"value":"e-err"},"framework_id":{"value":"` + fw + `"},"update":{"status":{"task_id":{"value":"t"}}}}`, nil, 400, "Failed to convert JSON into Call protobuf: Missing required fields: update.status.state"},
 		{"unknown type name", "POST", "application/json", `{"type":"BOGUS","executor_id":{"value":"e-err"},"framework_id":{"value":"` + fw + `"}}`, nil, 400, "Failed to validate Executor::Call: Expecting 'type' to be present"},
 		{"subscribe without body", "POST", "application/json", `{"type":"SUBSCRIBE","executor_id":{"value":"e-err"},"framework_id":{"value":"` + fw + `"}}`, nil, 400, "Failed to validate Executor::Call: Expecting 'subscribe' to be present"},
 		{"not acceptable", "POST", "application/json", subscribeBody("e-err"), map[string]string{"Accept": "text/plain"}, 406, "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'"},
