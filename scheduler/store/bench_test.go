@@ -125,3 +125,39 @@ func BenchmarkGetParallel(b *testing.B) {
 		reportOps(b, start)
 	})
 }
+
+// BenchmarkList10k lists 10,000 task records (what a restarted scheduler
+// does before reading them), and reads them back one by one:
+//
+//	go test -run '^$' -bench List10k -benchtime 1x ./scheduler/store/
+func BenchmarkList10k(b *testing.B) {
+	benchStores(b, func(b *testing.B, s Store) {
+		ctx := context.Background()
+		rec := bytes.Repeat([]byte("r"), 1024)
+		for c := 0; c < 25; c++ {
+			var ops []Op
+			for i := 0; i < 400; i++ {
+				ops = append(ops, PutOp(fmt.Sprintf("tasks/consul-client-%05d", c*400+i), rec))
+			}
+			if err := s.Apply(ctx, ops...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		for n := 0; n < b.N; n++ {
+			start := time.Now()
+			keys, err := s.List(ctx, "tasks/")
+			if err != nil || len(keys) != 10000 {
+				b.Fatalf("List: %d keys, %v", len(keys), err)
+			}
+			listed := time.Since(start)
+			for _, k := range keys {
+				if _, err := s.Get(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(listed.Seconds(), "list-s")
+			b.ReportMetric(time.Since(start).Seconds(), "list+get-s")
+		}
+	})
+}
