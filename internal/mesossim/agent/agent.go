@@ -184,6 +184,9 @@ func (a *Agent) listen() error {
 	h := http.HandlerFunc(a.serveExecutorAPI)
 	mux.Handle("/api/v1/executor", h)
 	mux.Handle("/slave(1)/api/v1/executor", h)
+	mux.HandleFunc("/files/browse", a.serveBrowse)
+	mux.HandleFunc("/files/read", a.serveRead)
+	mux.HandleFunc("/files/download", a.serveDownload)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	a.mu.Lock()
 	if a.stopped {

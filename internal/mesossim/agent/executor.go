@@ -342,7 +342,10 @@ func (a *Agent) startExecutor(e *executor) {
 // prepare builds the sandbox (stdout/stderr, latest link), runs the fetcher,
 // links the volumes and returns the command ready to start.
 func (a *Agent) prepare(info mesos.ExecutorInfo, containerID, runs, dir string, res []mesos.Resource, env []string) (*exec.Cmd, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(runs, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create sandbox: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("failed to create sandbox: %w", err)
 	}
 	if err := os.Chmod(dir, 0o750); err != nil {

@@ -5,8 +5,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,5 +303,60 @@ func TestStoutDuration(t *testing.T) {
 		if got := stoutDuration(d); got != want {
 			t.Errorf("stoutDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// The agent's /files endpoints read a sandbox as in 04a/04b.
+func TestFilesEndpoints(t *testing.T) {
+	a, m := newTestAgent(t, nil)
+	a.CreateVolume("consul-role", "fv")
+	launch(a, executorInfo("e-files", nil), taskInfo(a, "t-files", "", volumeResource("consul-role", "fv", "consul-data")))
+	waitState(t, m, "t-files", mesos.TASK_RUNNING)
+	st, _ := executorState(a, "e-files")
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + a.Endpoint() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/files/browse?path=" + url.QueryEscape(st.Directory))
+	var list []map[string]interface{}
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil {
+		t.Fatalf("browse: %d %s", code, body)
+	}
+	modes := map[string]string{}
+	for _, e := range list {
+		modes[filepath.Base(e["path"].(string))] = e["mode"].(string)
+	}
+	if modes["consul-data"] != "drwxr-xr-x" || modes["stdout"] != "-rw-r--r--" || modes["env.txt"] == "" {
+		t.Errorf("browse modes %v", modes)
+	}
+	code, body = get("/files/read?offset=0&path=" + url.QueryEscape(filepath.Join(st.Directory, "env.txt")))
+	var rd struct {
+		Data   string `json:"data"`
+		Offset int64  `json:"offset"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &rd) != nil || !strings.Contains(rd.Data, "MESOS_EXECUTOR_ID=e-files") || rd.Offset != 0 {
+		t.Errorf("read: %d %s", code, body)
+	}
+	code, body = get("/files/read?offset=-1&path=" + url.QueryEscape(filepath.Join(st.Directory, "env.txt")))
+	if json.Unmarshal([]byte(body), &rd) != nil || rd.Data != "" || rd.Offset != int64(len(readFile(t, filepath.Join(st.Directory, "env.txt")))) {
+		t.Errorf("read offset -1: %d %s", code, body)
+	}
+	if code, _ := get("/files/read?offset=0&path=/etc/passwd"); code != 404 {
+		t.Errorf("a path outside the agent was served: %d", code)
+	}
+	if code, _ := get("/files/browse"); code != 400 {
+		t.Errorf("browse without path: %d", code)
+	}
+	if code, body := get("/files/download?path=" + url.QueryEscape(filepath.Join(st.Directory, "pid.txt"))); code != 200 || body == "" {
+		t.Errorf("download: %d %q", code, body)
+	}
+	// The runs directory is drwxr-xr-x, the sandbox drwxr-x--- (04a ls -la).
+	if fi, _ := os.Stat(filepath.Dir(st.Directory)); fi.Mode().Perm() != 0o755 {
+		t.Errorf("runs dir mode %v", fi.Mode().Perm())
 	}
 }
