@@ -1,0 +1,618 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/executor"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
+
+// Tests of this package use loopback addresses in 127.3.0.0/16 only.
+
+// testLogger logs to a file (goroutines may log after the test) and prints
+// its tail when the test failed.
+func testLogger(t *testing.T) *zap.Logger {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "test.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(f), zap.DebugLevel)
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv("EXECUTOR_TEST_LOG") == "" {
+			return
+		}
+		data, _ := os.ReadFile(path)
+		lines := strings.Split(string(data), "\n")
+		if len(lines) > 200 {
+			lines = lines[len(lines)-200:]
+		}
+		t.Logf("last log lines:\n%s", strings.Join(lines, "\n"))
+	})
+	return zap.New(core)
+}
+
+// fakeConsul stands in for a Consul agent in tests of the Mesos side.
+type fakeConsul struct {
+	mu      sync.Mutex
+	healthy bool
+	ready   chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	left    bool
+	err     error
+}
+
+func newFakeConsul() *fakeConsul {
+	return &fakeConsul{ready: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (f *fakeConsul) Ready(ctx context.Context) error {
+	select {
+	case <-f.ready:
+		return nil
+	case <-f.done:
+		return errors.New("stopped")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fakeConsul) Health() consulagent.Health {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return consulagent.Health{Healthy: f.healthy, Message: "fake health " + strconv.FormatBool(f.healthy)}
+}
+
+func (f *fakeConsul) setHealthy(b bool) {
+	f.mu.Lock()
+	f.healthy = b
+	f.mu.Unlock()
+}
+
+func (f *fakeConsul) Leave(ctx context.Context) error {
+	f.mu.Lock()
+	f.left = true
+	f.mu.Unlock()
+	f.Stop()
+	return nil
+}
+
+func (f *fakeConsul) hasLeft() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.left
+}
+
+func (f *fakeConsul) Stop()                 { f.once.Do(func() { close(f.done) }) }
+func (f *fakeConsul) Done() <-chan struct{} { return f.done }
+func (f *fakeConsul) Err() error            { f.mu.Lock(); defer f.mu.Unlock(); return f.err }
+func (f *fakeConsul) NodeID() string        { return "11111111-2222-3333-4444-555555555555" }
+
+func fakeStart(fc *fakeConsul) startFunc {
+	return func(ctx context.Context, spec taskspec.Spec, env consulagent.Env, log *zap.Logger) (consulAgent, error) {
+		return fc, nil
+	}
+}
+
+func testSpec(t *testing.T, expect int, ports taskspec.Ports) []byte {
+	t.Helper()
+	b, err := taskspec.Encode(taskspec.Spec{
+		Role: taskspec.RoleServer, NodeName: "consul-server-0", Datacenter: "dc1",
+		BootstrapExpect: expect, Ports: ports, DataDir: "consul-data", RaftMultiplier: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func anyPorts() taskspec.Ports {
+	return taskspec.Ports{Server: 8300, SerfLAN: 8301, SerfWAN: -1, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: -1}
+}
+
+func testConfig(fa *fakeAgent, bindIP, sandbox string) Config {
+	return Config{
+		FrameworkID: fa.fwID, ExecutorID: fa.execID, Sandbox: sandbox,
+		AgentEndpoint: fa.addr, BindIP: bindIP,
+		Checkpoint: true, RecoveryTimeout: time.Minute, SubscriptionBackoffMax: 200 * time.Millisecond,
+		ShutdownGracePeriod: 5 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
+	}
+}
+
+// runExecutor runs the executor in the background; the returned channel
+// yields Run's result.
+func runExecutor(t *testing.T, ctx context.Context, cfg Config, start startFunc) <-chan error {
+	t.Helper()
+	res := make(chan error, 1)
+	e := newExecutor(cfg, testLogger(t), start)
+	go func() { res <- e.run(ctx) }()
+	return res
+}
+
+func waitExit(t *testing.T, res <-chan error, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-res:
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("executor did not exit within %v", timeout)
+		return nil
+	}
+}
+
+// checkUpdates asserts what every update must carry.
+func checkUpdates(t *testing.T, fa *fakeAgent, ups []mesos.TaskStatus) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, u := range ups {
+		if len(u.UUID) != 16 {
+			t.Errorf("update %s has a uuid of %d bytes", u.State, len(u.UUID))
+		}
+		if _, err := uuid.FromBytes(u.UUID); err != nil {
+			t.Errorf("update %s: uuid is not a UUID: %v", u.State, err)
+		}
+		if seen[string(u.UUID)] {
+			t.Errorf("uuid of update %s used twice", u.State)
+		}
+		seen[string(u.UUID)] = true
+		if u.Source == nil || *u.Source != mesos.SOURCE_EXECUTOR {
+			t.Errorf("update %s: source %v, want SOURCE_EXECUTOR", u.State, u.Source)
+		}
+		if u.GetMessage() == "" {
+			t.Errorf("update %s has no message", u.State)
+		}
+		if u.ExecutorID == nil || u.ExecutorID.Value != fa.execID {
+			t.Errorf("update %s: executor_id %v", u.State, u.ExecutorID)
+		}
+		if u.Timestamp == nil {
+			t.Errorf("update %s has no timestamp", u.State)
+		}
+	}
+}
+
+func states(ups []mesos.TaskStatus) []string {
+	var out []string
+	for _, u := range ups {
+		s := strings.TrimPrefix(u.State.String(), "TASK_")
+		if u.Healthy != nil && *u.State == mesos.TASK_RUNNING {
+			if *u.Healthy {
+				s += "(healthy)"
+			} else {
+				s += "(unhealthy)"
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func freePortsOn(t *testing.T, ip string, n int) []int {
+	t.Helper()
+	var ports []int
+	for len(ports) < n {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// TestExecutorRunsConsulServer is the happy path with a real Consul
+// server: STARTING → RUNNING → RUNNING(healthy) → KILLING → KILLED, every
+// update well-formed, and the executor exits once KILLED is acknowledged.
+func TestExecutorRunsConsulServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real Consul server")
+	}
+	const ip = "127.3.0.21"
+	fa := newFakeAgent(t, ip)
+	p := freePortsOn(t, ip, 3)
+	ports := taskspec.Ports{Server: p[0], SerfLAN: p[1], SerfWAN: -1, HTTP: p[2], HTTPS: -1, GRPC: -1, DNS: -1}
+	sandbox := t.TempDir()
+	res := runExecutor(t, context.Background(), testConfig(fa, ip, sandbox), startConsul)
+
+	fa.waitFor(30*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	launched := time.Now()
+	fa.send(launchEvent("consul-server-0__1", testSpec(t, 1, ports)))
+	fa.waitState(30*time.Second, mesos.TASK_STARTING, nil)
+	running := fa.waitState(60*time.Second, mesos.TASK_RUNNING, nil)
+	toRunning := time.Since(launched)
+	// RUNNING means the HTTP API answers.
+	resp, err := http.Get("http://" + net.JoinHostPort(ip, strconv.Itoa(ports.HTTP)) + "/v1/agent/self")
+	if err != nil {
+		t.Fatalf("RUNNING reported but Consul's HTTP API does not answer: %v", err)
+	}
+	resp.Body.Close()
+	if running.Labels == nil || len(running.Labels.Labels) == 0 || running.Labels.Labels[0].GetValue() == "" {
+		t.Errorf("RUNNING carries no consul_node_id label: %v", running.Labels)
+	}
+	fa.waitState(60*time.Second, mesos.TASK_RUNNING, boolp(true))
+	toHealthy := time.Since(launched)
+	t.Logf("LAUNCH → RUNNING %v, → healthy (leader elected) %v", toRunning.Round(time.Millisecond), toHealthy.Round(time.Millisecond))
+	if _, err := os.Stat(filepath.Join(sandbox, "consul-data", "node-id")); err != nil {
+		t.Errorf("the data dir is not sandbox/data_dir: %v", err)
+	}
+
+	fa.send(executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "consul-server-0__1"}}})
+	if err := waitExit(t, res, 60*time.Second); err != nil {
+		t.Fatalf("executor exit: %v", err)
+	}
+	_, ups, bad, _ := fa.snapshot()
+	if len(bad) > 0 {
+		t.Errorf("the agent refused calls: %v", bad)
+	}
+	checkUpdates(t, fa, ups)
+	got := strings.Join(states(ups), " ")
+	want := []string{"STARTING RUNNING(unhealthy) RUNNING(healthy) KILLING KILLED", "STARTING RUNNING(healthy) KILLING KILLED"}
+	if got != want[0] && got != want[1] {
+		t.Errorf("updates %q, want one of %q", got, want)
+	}
+	last := ups[len(ups)-1]
+	if !strings.Contains(last.GetMessage(), "left the cluster gracefully") {
+		t.Errorf("KILLED message %q does not say the agent left gracefully", last.GetMessage())
+	}
+	// The Consul agent is gone.
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(ports.HTTP)), time.Second); err == nil {
+		c.Close()
+		t.Errorf("Consul's HTTP port still accepts connections after TASK_KILLED")
+	}
+}
+
+// TestExecutorResendsUnacknowledgedUpdates: updates the agent has not
+// acknowledged go out again in the next SUBSCRIBE, with the task, after
+// the agent comes back; health changes while it was away are not lost.
+func TestExecutorResendsUnacknowledgedUpdates(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.22")
+	fa.setAutoAck(false)
+	fc := newFakeConsul()
+	res := runExecutor(t, context.Background(), testConfig(fa, "127.3.0.22", t.TempDir()), fakeStart(fc))
+
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_STARTING, nil)
+	close(fc.ready)
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, boolp(false))
+	_, before, _, _ := fa.snapshot()
+
+	// The agent restarts; meanwhile Consul becomes healthy.
+	fa.setDown(true)
+	fc.setHealthy(true)
+	time.Sleep(2 * time.Second)
+	fa.setAutoAck(true)
+	fa.setDown(false)
+	fa.waitFor(20*time.Second, "re-SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) >= 2 })
+	subs, _, _, _ := fa.snapshot()
+	re := subs[len(subs)-1]
+	if len(re.UnacknowledgedTasks) != 1 || re.UnacknowledgedTasks[0].TaskID.Value != "t1" {
+		t.Errorf("re-SUBSCRIBE lists tasks %v, want t1 (no update of it was acknowledged)", re.UnacknowledgedTasks)
+	}
+	var listed []string
+	for _, u := range re.UnacknowledgedUpdates {
+		listed = append(listed, uuidString(u.Status.UUID))
+	}
+	for _, u := range before {
+		if !contains(listed, uuidString(u.UUID)) {
+			t.Errorf("unacknowledged %s update %s missing from the re-SUBSCRIBE", u.State, uuidString(u.UUID))
+		}
+	}
+	healthyListed := false
+	for _, u := range re.UnacknowledgedUpdates {
+		if *u.Status.State == mesos.TASK_RUNNING && u.Status.Healthy != nil && *u.Status.Healthy {
+			healthyListed = true
+		}
+	}
+	if !healthyListed {
+		// It may also have been posted right after the SUBSCRIBE.
+		fa.waitState(10*time.Second, mesos.TASK_RUNNING, boolp(true))
+	}
+	if s := re.UnacknowledgedUpdates; len(s) >= 2 && *s[0].Status.State != mesos.TASK_STARTING {
+		t.Errorf("re-SUBSCRIBE lists updates out of order: first is %s", s[0].Status.State)
+	}
+
+	// Once acknowledged, the next SUBSCRIBE lists nothing.
+	fa.dropStream()
+	fa.waitFor(20*time.Second, "third SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) >= 3 })
+	subs, _, _, _ = fa.snapshot()
+	if last := subs[len(subs)-1]; len(last.UnacknowledgedTasks) != 0 || len(last.UnacknowledgedUpdates) != 0 {
+		t.Errorf("after the acknowledgements the SUBSCRIBE still lists %d tasks, %d updates",
+			len(last.UnacknowledgedTasks), len(last.UnacknowledgedUpdates))
+	}
+
+	fa.send(executor.Event{Type: executor.Event_SHUTDOWN})
+	if err := waitExit(t, res, 10*time.Second); err != nil {
+		t.Fatalf("exit after SHUTDOWN: %v", err)
+	}
+	if !fc.hasLeft() {
+		t.Errorf("SHUTDOWN did not make Consul leave gracefully")
+	}
+	_, ups, bad, _ := fa.snapshot()
+	if len(bad) > 0 {
+		t.Errorf("the agent refused calls: %v", bad)
+	}
+	if last := ups[len(ups)-1]; *last.State != mesos.TASK_KILLED {
+		t.Errorf("last update %s, want TASK_KILLED", last.State)
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestExecutorBadTaskSpec: a TaskInfo.data that is not a task spec fails
+// the task with the decode error, and the executor exits.
+func TestExecutorBadTaskSpec(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.23")
+	fc := newFakeConsul()
+	res := runExecutor(t, context.Background(), testConfig(fa, "127.3.0.23", t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", []byte(`{"version":1,"role":"leader"}`)))
+	if err := waitExit(t, res, 20*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	_, ups, _, _ := fa.snapshot()
+	checkUpdates(t, fa, ups)
+	if len(ups) != 1 || *ups[0].State != mesos.TASK_FAILED {
+		t.Fatalf("updates %v, want one TASK_FAILED", states(ups))
+	}
+	if !strings.Contains(ups[0].GetMessage(), `role "leader"`) || ups[0].GetReason() != mesos.REASON_TASK_INVALID {
+		t.Errorf("TASK_FAILED message %q reason %s: want the decode error and REASON_TASK_INVALID", ups[0].GetMessage(), ups[0].GetReason())
+	}
+}
+
+// TestExecutorRefusesSecondTaskAndTaskGroups: one Consul agent per
+// executor; a LAUNCH_GROUP and a second LAUNCH fail cleanly while the
+// first task keeps running.
+func TestExecutorRefusesSecondTaskAndTaskGroups(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.24")
+	fc := newFakeConsul()
+	close(fc.ready)
+	fc.setHealthy(true)
+	res := runExecutor(t, context.Background(), testConfig(fa, "127.3.0.24", t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, boolp(true))
+	fa.send(launchEvent("t2", testSpec(t, 1, anyPorts())))
+	fa.send(executor.Event{Type: executor.Event_LAUNCH_GROUP, LaunchGroup: &executor.Event_LaunchGroup{
+		TaskGroup: mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{{Name: "g1", TaskID: mesos.TaskID{Value: "g1"}}, {Name: "g2", TaskID: mesos.TaskID{Value: "g2"}}}}}})
+	// Unknown-to-this-executor messages and heartbeats are harmless.
+	fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: []byte("hi")}})
+	fa.send(executor.Event{Type: executor.Event_HEARTBEAT})
+	fa.waitFor(10*time.Second, "three TASK_FAILED", func() bool {
+		_, ups, _, _ := fa.snapshot()
+		n := 0
+		for _, u := range ups {
+			if *u.State == mesos.TASK_FAILED {
+				n++
+			}
+		}
+		return n == 3
+	})
+	_, ups, _, _ := fa.snapshot()
+	for _, u := range ups {
+		if *u.State != mesos.TASK_FAILED {
+			continue
+		}
+		if u.TaskID.Value == "t1" {
+			t.Errorf("the running task failed: %q", u.GetMessage())
+		}
+		if u.TaskID.Value == "g1" && u.GetReason() != mesos.REASON_TASK_GROUP_INVALID {
+			t.Errorf("task group refused with reason %s", u.GetReason())
+		}
+	}
+	select {
+	case err := <-res:
+		t.Fatalf("executor exited while its task runs: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	fa.send(executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "t1"}}})
+	if err := waitExit(t, res, 10*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	_, ups, bad, _ := fa.snapshot()
+	if len(bad) > 0 {
+		t.Errorf("the agent refused calls: %v", bad)
+	}
+	checkUpdates(t, fa, ups)
+}
+
+// TestExecutorExitsOnDisconnectWithoutCheckpoint: a framework that does
+// not checkpoint cannot keep its executor across an agent restart; the
+// executor leaves Consul and exits with an error.
+func TestExecutorExitsOnDisconnectWithoutCheckpoint(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.25")
+	fc := newFakeConsul()
+	close(fc.ready)
+	cfg := testConfig(fa, "127.3.0.25", t.TempDir())
+	cfg.Checkpoint = false
+	res := runExecutor(t, context.Background(), cfg, fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+	fa.setDown(true)
+	err := waitExit(t, res, 20*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "does not checkpoint") {
+		t.Fatalf("exit error %v, want one about checkpointing", err)
+	}
+	if !fc.hasLeft() {
+		t.Errorf("Consul did not leave before the executor exited")
+	}
+}
+
+// TestExecutorGivesUpAfterRecoveryTimeout: a checkpointing executor
+// re-subscribes with backoff, but not beyond the recovery timeout.
+func TestExecutorGivesUpAfterRecoveryTimeout(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.26")
+	fc := newFakeConsul()
+	close(fc.ready)
+	cfg := testConfig(fa, "127.3.0.26", t.TempDir())
+	cfg.RecoveryTimeout = 2 * time.Second
+	res := runExecutor(t, context.Background(), cfg, fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+	lost := time.Now()
+	fa.setDown(true)
+	err := waitExit(t, res, 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "recovery timeout") {
+		t.Fatalf("exit error %v, want the recovery timeout", err)
+	}
+	if d := time.Since(lost); d < 2*time.Second {
+		t.Errorf("gave up after %v, before the 2s recovery timeout", d)
+	}
+	if !fc.hasLeft() {
+		t.Errorf("Consul did not leave before the executor exited")
+	}
+}
+
+// TestExecutorHeartbeatWatchdog: when the agent stops answering the
+// executor's HEARTBEAT calls, the executor drops the stream and
+// re-subscribes.
+func TestExecutorHeartbeatWatchdog(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.27")
+	fc := newFakeConsul()
+	res := runExecutor(t, context.Background(), testConfig(fa, "127.3.0.27", t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.waitFor(10*time.Second, "HEARTBEAT calls", func() bool { _, _, _, hb := fa.snapshot(); return hb >= 2 })
+	fa.mu.Lock()
+	fa.hbFail = true
+	fa.mu.Unlock()
+	fa.waitFor(20*time.Second, "re-SUBSCRIBE after failed heartbeats", func() bool { s, _, _, _ := fa.snapshot(); return len(s) >= 2 })
+	fa.mu.Lock()
+	fa.hbFail = false
+	fa.mu.Unlock()
+	fa.send(executor.Event{Type: executor.Event_SHUTDOWN})
+	if err := waitExit(t, res, 10*time.Second); err != nil {
+		t.Fatalf("exit after SHUTDOWN with no task: %v", err)
+	}
+}
+
+// TestExecutorKilledWhileStarting: a KILL before Consul is ready ends the
+// task KILLED, not FAILED, and without TASK_KILLING for a framework that
+// does not know that state.
+func TestExecutorKilledWhileStarting(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.28")
+	fa.killing = false
+	fc := newFakeConsul() // never ready
+	res := runExecutor(t, context.Background(), testConfig(fa, "127.3.0.28", t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_STARTING, nil)
+	fa.send(executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "t1"}}})
+	if err := waitExit(t, res, 10*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	_, ups, _, _ := fa.snapshot()
+	if got := strings.Join(states(ups), " "); got != "STARTING KILLED" {
+		t.Errorf("updates %q, want \"STARTING KILLED\"", got)
+	}
+	checkUpdates(t, fa, ups)
+}
+
+// TestExecutorConsulCannotStart: an agent that cannot start (its port is
+// taken) fails the task with the reason.
+func TestExecutorConsulCannotStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real Consul agent")
+	}
+	const ip = "127.3.0.29"
+	fa := newFakeAgent(t, ip)
+	p := freePortsOn(t, ip, 3)
+	taken, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ports := taskspec.Ports{Server: p[0], SerfLAN: p[1], SerfWAN: -1, HTTP: p[2], HTTPS: -1, GRPC: -1, DNS: -1}
+	res := runExecutor(t, context.Background(), testConfig(fa, ip, t.TempDir()), startConsul)
+	fa.waitFor(30*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 1, ports)))
+	if err := waitExit(t, res, 60*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	_, ups, _, _ := fa.snapshot()
+	last := ups[len(ups)-1]
+	if *last.State != mesos.TASK_FAILED || !strings.Contains(last.GetMessage(), "address already in use") {
+		t.Errorf("last update %s %q, want TASK_FAILED saying the address is in use", last.State, last.GetMessage())
+	}
+}
+
+// TestExecutorStopsOnSignal: the command's context ending (SIGTERM) is a
+// SHUTDOWN: graceful leave, TASK_KILLED, exit.
+func TestExecutorStopsOnSignal(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.30")
+	fc := newFakeConsul()
+	close(fc.ready)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := runExecutor(t, ctx, testConfig(fa, "127.3.0.30", t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+	cancel()
+	if err := waitExit(t, res, 10*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	fa.waitState(time.Second, mesos.TASK_KILLED, nil)
+	if !fc.hasLeft() {
+		t.Errorf("Consul did not leave")
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	env := map[string]string{
+		"MESOS_FRAMEWORK_ID": "fw", "MESOS_EXECUTOR_ID": "ex", "MESOS_DIRECTORY": "/sb",
+		"MESOS_SANDBOX": "/sb", "MESOS_AGENT_ENDPOINT": "127.3.0.31:5051",
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "5secs", "MESOS_CHECKPOINT": "1",
+		"MESOS_RECOVERY_TIMEOUT": "15mins", "MESOS_SUBSCRIPTION_BACKOFF_MAX": "2secs", "LIBPROCESS_IP": "",
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	c, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BindIP != "127.3.0.31" || !c.Checkpoint || c.RecoveryTimeout != 15*time.Minute ||
+		c.SubscriptionBackoffMax != 2*time.Second || c.ShutdownGracePeriod != 5*time.Second || c.Sandbox != "/sb" {
+		t.Errorf("config %+v", c)
+	}
+	t.Setenv("LIBPROCESS_IP", "127.3.0.32")
+	if c, _ := FromEnv(); c.BindIP != "127.3.0.32" {
+		t.Errorf("LIBPROCESS_IP not preferred: %s", c.BindIP)
+	}
+	t.Setenv("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "5s")
+	if _, err := FromEnv(); err == nil {
+		t.Errorf("Go duration syntax accepted; Mesos gives stout syntax")
+	}
+}
