@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,6 +94,8 @@ type sched struct {
 	events   chan *scheduler.Event
 	done     chan error // stream end
 	stash    []*scheduler.Event
+	pool     []mesos.Offer // offers seen but not used by offerFrom
+	rescinds sync.Map      // offer ID -> true
 }
 
 func frameworkInfo(name string, roles ...string) mesos.FrameworkInfo {
@@ -137,7 +140,14 @@ func subscribeRaw(t testing.TB, url string, info mesos.FrameworkInfo) *sched {
 		call.FrameworkID = info.ID
 	}
 	body, _ := json.Marshal(call) // as mesos-go encodes it
-	resp, err := postJSON(url, body, nil)
+	var resp *http.Response
+	var err error
+	for i := 0; i < 5; i++ { // a kept-alive connection may be to a dead master
+		if resp, err = postJSON(url, body, nil); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
@@ -189,6 +199,9 @@ func (s *sched) read() {
 			s.done <- fmt.Errorf("decode %s: %w", rec, err)
 			close(s.events)
 			return
+		}
+		if ev.Type == scheduler.Event_RESCIND {
+			s.rescinds.Store(ev.Rescind.OfferID.Value, true)
 		}
 		s.events <- &ev
 	}

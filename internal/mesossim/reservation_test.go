@@ -39,18 +39,26 @@ func findRes(rs []mesos.Resource, name string, reservedOnly bool) *mesos.Resourc
 	return nil
 }
 
+// offerFrom returns an outstanding offer from agentID; offers from other
+// agents are kept for later calls.
 func offerFrom(t *testing.T, s *sched, agentID string) mesos.Offer {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
-	for time.Now().Before(deadline) {
-		for _, o := range s.offers(time.Until(deadline)) {
+	for {
+		for i, o := range s.pool {
+			if _, gone := s.rescinds.Load(o.ID.Value); gone {
+				continue
+			}
 			if o.AgentID.Value == agentID {
+				s.pool = append(s.pool[:i:i], s.pool[i+1:]...)
 				return o
 			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no offer from %s", agentID)
+		}
+		s.pool = append(s.pool, s.offers(time.Until(deadline))...)
 	}
-	t.Fatalf("no offer from %s", agentID)
-	return mesos.Offer{}
 }
 
 // 03-reserve-create-volume.txt and 03b: RESERVE + CREATE in one ACCEPT;
