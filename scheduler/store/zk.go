@@ -20,9 +20,15 @@ import (
 )
 
 // lockNode is the ephemeral node, under the service node, held by the
-// scheduler that owns the state. Keys cannot start with "__", so it never
+// scheduler that owns the state; epochNode is a persistent node whose
+// version each new holder of the lock bumps, and every write checks in the
+// same transaction (a fencing token: a scheduler that lost the lock without
+// noticing yet cannot write). Keys cannot start with "__", so neither
 // collides with one.
-const lockNode = "__lock"
+const (
+	lockNode  = "__lock"
+	epochNode = "__epoch"
+)
 
 // ZKStore keeps the state in ZooKeeper: one node per key under
 // /dcos-service-<name> (hierarchical keys are nested nodes; directories are
@@ -33,7 +39,9 @@ const lockNode = "__lock"
 // deadline (Config.OpTimeout without one). A write whose outcome is unknown
 // when the deadline passes returns an error. After a session expiry the
 // store takes its lock again before the next operation, and refuses to go
-// on (ErrLockLost) if another scheduler took it meanwhile.
+// on (ErrLockLost) if another scheduler took it meanwhile. Every write
+// transaction also checks the epoch node's version, so even a write queued
+// before the store noticed cannot land after another scheduler took over.
 type ZKStore struct {
 	conn      *zk.Conn
 	root      string // "/dcos-service-consul" (with a chroot prefix if any)
@@ -44,8 +52,9 @@ type ZKStore struct {
 	lockData  []byte
 	owner     string
 
-	relock   atomic.Bool // the session expired: take the lock again
-	lost     atomic.Bool // another scheduler holds the lock: refuse everything
+	epoch    atomic.Int32 // version of epochNode set when the lock was taken
+	relock   atomic.Bool  // the session expired: take the lock again
+	lost     atomic.Bool  // another scheduler holds the lock: refuse everything
 	closed   atomic.Bool
 	lockMu   sync.Mutex
 	lockWait time.Duration
@@ -229,6 +238,9 @@ func (s *ZKStore) acquire(ctx context.Context, wait time.Duration) error {
 			return fmt.Errorf("store: %w", err)
 		}
 		if held {
+			if err := s.bumpEpoch(ctx); err != nil {
+				return err
+			}
 			s.relock.Store(false)
 			return nil
 		}
@@ -242,6 +254,46 @@ func (s *ZKStore) acquire(ctx context.Context, wait time.Duration) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// bumpEpoch advances the epoch node, under the lock, and remembers its
+// version: writes of any earlier holder now fail their check.
+func (s *ZKStore) bumpEpoch(ctx context.Context) error {
+	epochPath := s.root + "/" + epochNode
+	return s.do(ctx, "advance "+epochPath, false, func() error {
+		st, err := s.conn.Set(epochPath, s.lockData, -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			if _, err = s.conn.Create(epochPath, s.lockData, 0, s.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				return err
+			}
+			st, err = s.conn.Set(epochPath, s.lockData, -1)
+		}
+		if err != nil {
+			return err
+		}
+		s.epoch.Store(st.Version)
+		return nil
+	})
+}
+
+// fenced is returned when a write's epoch check failed.
+var errFenced = errors.New("epoch check failed")
+
+// checkFence decides, after a failed epoch check, whether our own newer
+// epoch explains it (retry) or another scheduler took the lock (lost).
+func (s *ZKStore) checkFence() error {
+	data, _, err := s.conn.Get(s.root + "/" + epochNode)
+	if err != nil {
+		return err
+	}
+	var li lockInfo
+	_ = json.Unmarshal(data, &li)
+	if li.Owner == s.owner {
+		return fmt.Errorf("%w: %v", errReplan, errFenced)
+	}
+	s.lost.Store(true)
+	s.log.Error("another scheduler took the state lock (the epoch moved on); refusing to write", zap.ByteString("holder", data))
+	return fmt.Errorf("%w: the state epoch belongs to %s", ErrLockLost, data)
 }
 
 // ensureLock takes the lock again after a session expiry; if another
@@ -382,16 +434,17 @@ func (s *ZKStore) Apply(ctx context.Context, ops ...Op) error {
 				if value == nil {
 					value = []byte{}
 				}
-				st, err := s.conn.Set(s.nodePath(ops[0].Key), value, -1)
+				res, err := s.conn.Multi(s.fence(), &zk.SetDataRequest{Path: s.nodePath(ops[0].Key), Data: value, Version: -1})
+				err = s.multiErr(res, err)
 				if err == nil {
-					if st.NumChildren > 0 {
+					if st := res[1].Stat; st != nil && st.NumChildren > 0 {
 						// A directory: the data set on it is never read
 						// (and goes with it when it empties).
 						return fmt.Errorf("%w: %q: it is a directory", ErrInvalidKey, ops[0].Key)
 					}
 					return nil
 				}
-				if !errors.Is(err, zk.ErrNoNode) {
+				if !errors.Is(err, errReplan) {
 					return err
 				}
 			}
@@ -399,7 +452,7 @@ func (s *ZKStore) Apply(ctx context.Context, ops ...Op) error {
 			if err != nil || len(reqs) == 0 {
 				return err
 			}
-			return multiErr(s.conn.Multi(reqs...))
+			return s.multiErr(s.conn.Multi(append([]any{s.fence()}, reqs...)...))
 		})
 		if errors.Is(err, errReplan) && replan < 10 {
 			s.log.Debug("ZooKeeper transaction raced; planning again", zap.String("op", what), zap.Error(err))
@@ -407,6 +460,36 @@ func (s *ZKStore) Apply(ctx context.Context, ops ...Op) error {
 		}
 		return err
 	}
+}
+
+// fence is the epoch check every write transaction starts with.
+func (s *ZKStore) fence() *zk.CheckVersionRequest {
+	return &zk.CheckVersionRequest{Path: s.root + "/" + epochNode, Version: s.epoch.Load()}
+}
+
+// multiErr interprets a multi whose first op is the fence.
+func (s *ZKStore) multiErr(res []zk.MultiResponse, err error) error {
+	if len(res) > 0 && res[0].Error != nil && !errors.Is(res[0].Error, zk.ErrAPIError) && !isRuntimeInconsistency(res[0].Error) {
+		if errors.Is(res[0].Error, zk.ErrBadVersion) {
+			return s.checkFence()
+		}
+		if errors.Is(res[0].Error, zk.ErrNoNode) {
+			return fmt.Errorf("the service node %s or its epoch is gone (service uninstalled?): %w", s.root, res[0].Error)
+		}
+		return res[0].Error
+	}
+	if len(res) == 0 && errors.Is(err, zk.ErrBadVersion) {
+		// The failed op is not identified, but only the fence checks a
+		// version (every other op uses -1).
+		return s.checkFence()
+	}
+	return multiErr(res, err)
+}
+
+// isRuntimeInconsistency is how ZooKeeper marks the ops of a failed multi
+// that did not fail themselves (code -2, unknown to the client library).
+func isRuntimeInconsistency(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "unknown error: -2")
 }
 
 func multiErr(res []zk.MultiResponse, err error) error {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -125,8 +126,9 @@ func TestZKStoreLayout(t *testing.T) {
 		t.Errorf("%s/tasks still exists after its last key was deleted", root)
 	}
 	kids, _, _ := raw.Children(root)
-	if strings.Join(kids, ",") != "__lock,framework-id" && strings.Join(kids, ",") != "framework-id,__lock" {
-		t.Errorf("children of %s: %v", root, kids)
+	sort.Strings(kids)
+	if strings.Join(kids, ",") != "__epoch,__lock,framework-id" {
+		t.Errorf("children of %s: %v, want __epoch, __lock and the one key", root, kids)
 	}
 	if got := mustList(t, s, ""); strings.Join(got, ",") != "framework-id" {
 		t.Errorf("List hides the lock node: %v", got)
@@ -440,4 +442,38 @@ func TestZKStoreNoServer(t *testing.T) {
 		t.Fatalf("open took %s, past its 2 s deadline", d)
 	}
 	t.Logf("no server: %v", err)
+}
+
+// A scheduler whose lock was taken over without it noticing (its session
+// never expired) cannot write: every write checks the epoch.
+func TestZKStoreFencedByEpoch(t *testing.T) {
+	addr := zkAddr(t)
+	svc := uniqueService(t)
+	s := mustOpen(t, zkOpener(addr), svc)
+	mustPut(t, s, "framework-id", "fw-1")
+	mustPut(t, s, "tasks/a", "1")
+	raw := rawZK(t, addr)
+	// Another holder advances the epoch.
+	if _, err := raw.Set(ServiceRootPath(svc)+"/"+epochNode, []byte(`{"owner":"someone-else"}`), -1); err != nil {
+		t.Fatal(err)
+	}
+	for name, write := range map[string]func() error{
+		"update": func() error { return s.Put(ctxT(t), "framework-id", []byte("fw-2")) },
+		"create": func() error { return s.Put(ctxT(t), "tasks/b", []byte("2")) },
+		"delete": func() error { return s.Delete(ctxT(t), "tasks/a") },
+		"batch":  func() error { return s.Apply(ctxT(t), PutOp("tasks/c", nil), DeleteOp("tasks/a")) },
+	} {
+		if err := write(); !errors.Is(err, ErrLockLost) {
+			t.Errorf("%s after the epoch moved: %v, want ErrLockLost", name, err)
+		}
+	}
+	for k, want := range map[string]string{"framework-id": "fw-1", "tasks/a": "1"} {
+		data, _, err := raw.Get(ServiceRootPath(svc) + "/" + k)
+		if err != nil || string(data) != want {
+			t.Errorf("%s = %q %v: a fenced write went through", k, data, err)
+		}
+	}
+	if ok, _, _ := raw.Exists(ServiceRootPath(svc) + "/tasks/b"); ok {
+		t.Error("tasks/b created by a fenced write")
+	}
 }
