@@ -616,3 +616,8 @@ func TestFromEnv(t *testing.T) {
 		t.Errorf("Go duration syntax accepted; Mesos gives stout syntax")
 	}
 }
+
+func testSpecPorts(t *testing.T, p []int) []byte {
+	t.Helper()
+	return testSpec(t, 1, taskspec.Ports{Server: p[0], SerfLAN: p[1], SerfWAN: -1, HTTP: p[2], HTTPS: -1, GRPC: -1, DNS: -1})
+}
