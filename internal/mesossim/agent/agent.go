@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"go.uber.org/zap"
 )
 
 // Real Mesos agent defaults (mesos-api.md section 9).
@@ -37,6 +38,7 @@ const (
 type Agent struct {
 	cfg    Config
 	master Master
+	log    *zap.Logger
 
 	mu          sync.Mutex
 	frameworks  map[string]*framework
@@ -132,7 +134,13 @@ func New(cfg Config, m Master) (*Agent, error) {
 	if cfg.ExecutorHeartbeat <= 0 {
 		cfg.ExecutorHeartbeat = DefaultExecutorHeartbeat
 	}
-	a := &Agent{cfg: cfg, master: m}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	} else {
+		log = log.With(zap.String("agent", cfg.ID.Value))
+	}
+	a := &Agent{cfg: cfg, master: m, log: log}
 	a.drained = sync.NewCond(&a.mu)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
@@ -197,7 +205,23 @@ func (a *Agent) listen() error {
 	a.ln, a.srv = ln, srv
 	a.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
+	a.log.Info("agent serving the executor API", zap.String("endpoint", a.Endpoint()))
 	return nil
+}
+
+// event logs at Info for agents with real executors and at Debug for
+// in-process ones (thousands of them would drown the log).
+func (a *Agent) event(msg string, fields ...zap.Field) {
+	if a.cfg.InProcess {
+		a.log.Debug(msg, fields...)
+		return
+	}
+	a.log.Info(msg, fields...)
+}
+
+func execFields(e *executor) []zap.Field {
+	return []zap.Field{zap.String("framework", e.fwID.Value), zap.String("executor", e.info.ExecutorID.Value),
+		zap.String("container", e.containerID)}
 }
 
 // Stop kills every executor (its whole process group), closes the listener

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"go.uber.org/zap"
 )
 
 // Master is what an agent tells the master. The master implements it.
@@ -54,6 +55,9 @@ type Config struct {
 	RecoveryTimeout        time.Duration // 15min (MESOS_RECOVERY_TIMEOUT)
 	SubscriptionBackoffMax time.Duration // 2s (MESOS_SUBSCRIPTION_BACKOFF_MAX)
 	ExecutorHeartbeat      time.Duration // 30min: HEARTBEAT events on executor streams
+	// Logger receives the agent's account of executors (launch, exit,
+	// timeouts, shutdowns); nil discards it.
+	Logger *zap.Logger
 }
 
 // Launch is one LAUNCH or LAUNCH_GROUP operation the master validated and

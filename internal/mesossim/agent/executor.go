@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"go.uber.org/zap"
 )
 
 type execState int
@@ -299,6 +300,8 @@ func (a *Agent) startExecutor(e *executor) {
 	}
 	f := a.framework(e.fwID.Value)
 	env := a.executorEnv(e, f.info)
+	a.event("launching executor", append(execFields(e), zap.String("sandbox", e.dir),
+		zap.Int("uris", len(e.info.Command.GetURIs())))...)
 	info := e.info
 	a.procs.Add(1)
 	go func() {
@@ -320,6 +323,7 @@ func (a *Agent) startExecutor(e *executor) {
 			return
 		}
 		e.pid = cmd.Process.Pid
+		a.event("executor process started", append(execFields(e), zap.Int("pid", e.pid))...)
 		if a.stopped || e.state == execTerminated || e.destroyRequested {
 			_ = syscall.Kill(-e.pid, syscall.SIGKILL)
 		}
@@ -441,6 +445,7 @@ func (a *Agent) launchFailed(e *executor, err error) {
 	reason := mesos.REASON_CONTAINER_LAUNCH_FAILED
 	e.termReason = &reason
 	e.termMessage = "Failed to launch container: " + err.Error()
+	a.log.Warn("executor failed to launch", append(execFields(e), zap.Error(err))...)
 	a.executorGone(e, -1)
 }
 
@@ -457,6 +462,7 @@ func (a *Agent) registrationTimeout(e *executor, d time.Duration) {
 	e.termReason = &reason
 	e.termMessage = "Executor did not register within " + stoutDuration(d)
 	e.state = execTerminating
+	a.log.Warn("executor did not subscribe in time; destroying it", append(execFields(e), zap.Duration("timeout", d))...)
 	if e.pid > 0 {
 		_ = syscall.Kill(-e.pid, syscall.SIGKILL)
 	} else {
@@ -479,6 +485,8 @@ func (a *Agent) executorExited(e *executor, status int32) {
 // then every unfinished task gets TASK_FAILED / SOURCE_AGENT with the
 // recorded cause or REASON_EXECUTOR_TERMINATED. Caller holds mu.
 func (a *Agent) executorGone(e *executor, status int32) {
+	a.event("executor terminated", append(execFields(e), zap.Int32("wait_status", status),
+		zap.Int("tasks", len(e.tasks)))...)
 	e.state = execTerminated
 	e.stopTimers()
 	if e.sub != nil {
@@ -652,6 +660,7 @@ func (a *Agent) shutdownExecutor(e *executor) {
 		e.sub.push(eventShutdown())
 	}
 	grace := e.graceperiod(a.cfg.ExecutorShutdownGrace)
+	a.event("shutting down executor", append(execFields(e), zap.Duration("grace", grace))...)
 	e.graceTimer = time.AfterFunc(grace, func() { a.destroy(e) })
 }
 
@@ -660,7 +669,7 @@ func (a *Agent) shutdownExecutor(e *executor) {
 func (a *Agent) destroy(e *executor) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if e.exited || e.state == execTerminated {
+	if a.stopped || e.exited || e.state == execTerminated {
 		return
 	}
 	if e.pid <= 0 {
@@ -668,6 +677,8 @@ func (a *Agent) destroy(e *executor) {
 		e.destroyRequested = true
 		return
 	}
+	a.log.Warn("executor outlived its shutdown grace period; sending SIGTERM, then SIGKILL",
+		append(execFields(e), zap.Int("pid", e.pid))...)
 	_ = syscall.Kill(-e.pid, syscall.SIGTERM)
 	pid := e.pid
 	e.killTimer = time.AfterFunc(killEscalation, func() {

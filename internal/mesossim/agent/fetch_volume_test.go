@@ -18,6 +18,8 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func tarGz(t *testing.T, files map[string]string, modes map[string]int64) []byte {
@@ -358,5 +360,26 @@ func TestFilesEndpoints(t *testing.T) {
 	// The runs directory is drwxr-xr-x, the sandbox drwxr-x--- (04a ls -la).
 	if fi, _ := os.Stat(filepath.Dir(st.Directory)); fi.Mode().Perm() != 0o755 {
 		t.Errorf("runs dir mode %v", fi.Mode().Perm())
+	}
+}
+
+// The agent explains itself: a failed launch is logged with its cause.
+func TestLaunchFailureIsLogged(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	a, m := newTestAgent(t, func(c *Config) { c.Logger = zap.New(core) })
+	ex := executorInfo("e-log", nil)
+	ex.Command.URIs = []mesos.CommandInfo_URI{uri("file:///does/not/exist.bin", nil, nil, nil, "")}
+	launch(a, ex, taskInfo(a, "t-log", ""))
+	waitState(t, m, "t-log", mesos.TASK_FAILED)
+	found := false
+	for _, e := range logs.All() {
+		if e.Message == "executor failed to launch" && e.Level == zap.WarnLevel &&
+			strings.Contains(e.ContextMap()["error"].(string), "does/not/exist.bin") &&
+			e.ContextMap()["agent"] == a.cfg.ID.Value && e.ContextMap()["executor"] == "e-log" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no warning explaining the failed launch; logs: %+v", logs.All())
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	mexec "github.com/mesos/mesos-go/api/v1/lib/executor"
+	"go.uber.org/zap"
 )
 
 // The executor HTTP API, POST /api/v1/executor (mesos-api.md 5.1, the
@@ -362,6 +363,7 @@ func (a *Agent) subscribe(f *framework, e *executor, req *mexec.Call_Subscribe) 
 		}
 		e.state = execRunning
 		e.subscribed = true
+		a.event("executor subscribed", execFields(e)...)
 		if e.regTimer != nil {
 			e.regTimer.Stop()
 			e.regTimer = nil
@@ -372,6 +374,12 @@ func (a *Agent) subscribe(f *framework, e *executor, req *mexec.Call_Subscribe) 
 		return sub
 	}
 	// Re-subscription of a running executor: the new connection takes over.
+	nu, nt := 0, 0
+	if req != nil {
+		nu, nt = len(req.UnacknowledgedUpdates), len(req.UnacknowledgedTasks)
+	}
+	a.event("executor re-subscribed", append(execFields(e), zap.Int("unacknowledged_updates", nu),
+		zap.Int("unacknowledged_tasks", nt))...)
 	if e.sub != nil {
 		e.sub.close()
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"go.uber.org/zap"
 )
 
 // Restart simulates the agent process dying and being started again after
@@ -49,6 +50,7 @@ func (a *Agent) Restart(down time.Duration) error {
 		}
 	}
 	a.restartTimer = time.AfterFunc(down, a.recover)
+	a.event("agent restarting", zap.Duration("down", down))
 	a.mu.Unlock()
 	if srv != nil {
 		_ = srv.Close()
@@ -132,6 +134,7 @@ func (a *Agent) destroyForRecovery(f *framework, e *executor, reason mesos.TaskS
 	e.termState, e.termReason, e.termMessage = &state, &reason, msg
 	e.state = execTerminating
 	e.stopTimers()
+	a.log.Warn("destroying executor after agent restart", append(execFields(e), zap.String("reason", msg))...)
 	if e.pid > 0 {
 		_ = syscall.Kill(-e.pid, syscall.SIGKILL)
 	} else {
