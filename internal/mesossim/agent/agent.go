@@ -31,6 +31,8 @@ const (
 	DefaultExecutorHeartbeat      = 30 * time.Minute
 )
 
+var nopLogger = zap.NewNop()
+
 // Agent is one simulated Mesos agent. All state sits behind mu; calls to the
 // Master are queued under mu and delivered, in order, by a drainer goroutine
 // that exists only while there is something to deliver (so an idle agent
@@ -136,7 +138,7 @@ func New(cfg Config, m Master) (*Agent, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = zap.NewNop()
+		log = nopLogger
 	} else {
 		log = log.With(zap.String("agent", cfg.ID.Value))
 	}
