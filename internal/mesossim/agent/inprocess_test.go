@@ -240,3 +240,37 @@ func (s *scaleMaster) StatusUpdate(agentID mesos.AgentID, fw mesos.FrameworkID, 
 }
 func (s *scaleMaster) ExecutorTerminated(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, int32) {}
 func (s *scaleMaster) ExecutorMessage(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, []byte)   {}
+
+// BenchmarkInProcessTaskLifecycle: launch, STARTING/RUNNING acked, kill,
+// KILLED acked, on one in-process agent; the per-task cost of scale mode.
+func BenchmarkInProcessTaskLifecycle(b *testing.B) {
+	var a *Agent
+	m := &scaleMaster{onUpdate: func(_ mesos.AgentID, fw mesos.FrameworkID, st mesos.TaskStatus) {
+		go a.Acknowledge(fw, st.TaskID, st.UUID)
+	}}
+	var err error
+	a, err = New(Config{ID: mesos.AgentID{Value: "bench-S0"}, IP: "127.1.200.251", InProcess: true}, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Stop()
+	ex := executorInfo("bench-exec", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := mesos.TaskID{Value: fmt.Sprintf("t%d", i)}
+		ti := mesos.TaskInfo{Name: id.Value, TaskID: id, AgentID: a.cfg.ID}
+		a.Launch(Launch{Framework: testFramework, Executor: ex, Tasks: []mesos.TaskInfo{ti}})
+		a.Kill(*testFramework.ID, id, nil)
+	}
+	for {
+		a.Quiesce()
+		a.mu.Lock()
+		n := len(a.streams)
+		a.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
