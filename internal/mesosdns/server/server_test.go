@@ -23,7 +23,9 @@ import (
 
 // Listeners of these tests use 127.1.100.x (other packages use other ranges).
 
-func fixture(t *testing.T) []byte {
+func fixture(t *testing.T) []byte { return fixtureB(t) }
+
+func fixtureB(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile("../testdata/master-state.json")
 	if err != nil {
