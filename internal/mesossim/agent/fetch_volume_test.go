@@ -286,7 +286,6 @@ func TestVolumeOfSecondTaskLinked(t *testing.T) {
 	if _, err := os.Readlink(filepath.Join(st.Directory, "data")); err != nil {
 		t.Errorf("volume of the second task not linked: %v", err)
 	}
-	_ = time.Second
 }
 
 func TestStoutDuration(t *testing.T) {
