@@ -271,6 +271,14 @@ func TestExecutorOnSimulatedAgent(t *testing.T) {
 	m.waitFor(t, time.Minute, "KILLED after SHUTDOWN and exit", func(ups []mesos.TaskStatus, terms []int32) bool {
 		return hasUpdate("consul-server-0__2", mesos.TASK_KILLED, nil)(ups, nil) && len(terms) == 2
 	}, sandboxOf("exec-2"))
+	m.mu.Lock()
+	for _, u := range m.updates {
+		if u.GetState() == mesos.TASK_KILLED {
+			t.Logf("%s KILLED: %s", u.TaskID.Value, u.GetMessage())
+		}
+	}
+	m.mu.Unlock()
+	t.Logf("SHUTDOWN → executor exit %v", time.Since(shutdownAt).Round(time.Millisecond))
 	if d := time.Since(shutdownAt); d > 6*time.Second {
 		t.Errorf("SHUTDOWN took %v, beyond the 5s grace period", d)
 	}
