@@ -74,6 +74,10 @@ type Agent struct {
 type framework struct {
 	info      mesos.FrameworkInfo
 	executors map[string]*executor
+	// terminated are ended executor runs whose tasks' terminal updates are
+	// not acknowledged yet; they still count in Executors() (as a real
+	// agent reports them when it re-registers) and go with the last ack.
+	terminated []*executor
 	// terminating: ShutdownFramework was called; no more status updates.
 	terminating bool
 }
@@ -365,32 +369,44 @@ func (a *Agent) Quiesce() {
 	a.mu.Unlock()
 }
 
-// Executors lists the live executor runs (not the ones that terminated),
-// sorted by framework and executor ID.
+// Executors lists the executor runs: live ones, and terminated ones
+// (Terminated set) while some task of theirs still awaits the
+// acknowledgement of its terminal update. Sorted by framework, executor ID
+// and then live before terminated.
 func (a *Agent) Executors() []ExecutorState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []ExecutorState
+	add := func(e *executor) {
+		st := ExecutorState{
+			Framework:  e.fwID,
+			Executor:   e.info.ExecutorID,
+			Directory:  e.dir,
+			PID:        e.pid,
+			Tasks:      make(map[string]mesos.TaskState, len(e.tasks)),
+			Terminated: e.state == execTerminated,
+		}
+		for id, t := range e.tasks {
+			st.Tasks[id] = t.state
+		}
+		out = append(out, st)
+	}
 	for _, fw := range a.frameworks {
 		for _, e := range fw.executors {
-			st := ExecutorState{
-				Framework: e.fwID,
-				Executor:  e.info.ExecutorID,
-				Directory: e.dir,
-				PID:       e.pid,
-				Tasks:     make(map[string]mesos.TaskState, len(e.tasks)),
-			}
-			for id, t := range e.tasks {
-				st.Tasks[id] = t.state
-			}
-			out = append(out, st)
+			add(e)
+		}
+		for _, e := range fw.terminated {
+			add(e)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
+	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Framework.Value != out[j].Framework.Value {
 			return out[i].Framework.Value < out[j].Framework.Value
 		}
-		return out[i].Executor.Value < out[j].Executor.Value
+		if out[i].Executor.Value != out[j].Executor.Value {
+			return out[i].Executor.Value < out[j].Executor.Value
+		}
+		return !out[i].Terminated && out[j].Terminated
 	})
 	return out
 }
@@ -425,11 +441,33 @@ func (a *Agent) executorOfTask(fw, task string) *executor {
 	return nil
 }
 
+// taskDone forgets a task whose terminal update was acknowledged, and a
+// terminated executor run once nothing of it is left. Caller holds mu.
+func (a *Agent) taskDone(fw, task string) {
+	f := a.framework(fw)
+	if f == nil {
+		return
+	}
+	if e := a.executorOfTask(fw, task); e != nil {
+		delete(e.tasks, task)
+		return
+	}
+	for i, e := range f.terminated {
+		if _, ok := e.tasks[task]; ok {
+			delete(e.tasks, task)
+			if len(e.tasks) == 0 {
+				f.terminated = append(f.terminated[:i], f.terminated[i+1:]...)
+			}
+			return
+		}
+	}
+}
+
 // maybeForgetFramework drops a framework with nothing left on this agent,
 // keeping idle agents small. Caller holds mu.
 func (a *Agent) maybeForgetFramework(id string) {
 	f := a.framework(id)
-	if f == nil || len(f.executors) > 0 {
+	if f == nil || len(f.executors) > 0 || len(f.terminated) > 0 {
 		return
 	}
 	for k := range a.streams {

@@ -95,4 +95,7 @@ type ExecutorState struct {
 	Directory string // sandbox
 	PID       int    // 0 when InProcess
 	Tasks     map[string]mesos.TaskState
+	// Terminated: the run has ended; it is listed while some of its tasks'
+	// terminal updates await acknowledgement.
+	Terminated bool
 }

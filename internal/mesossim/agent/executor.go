@@ -525,6 +525,15 @@ func (a *Agent) executorGone(e *executor, status int32) {
 		t := e.tasks[id]
 		a.agentUpdate(e.fwID, e, t.info.TaskID, state, reason, msg)
 	}
+	// Tasks already acknowledged are gone; the rest keep the run listed.
+	for id := range e.tasks {
+		if _, pending := a.streams[streamKey{e.fwID.Value, id}]; !pending {
+			delete(e.tasks, id)
+		}
+	}
+	if len(e.tasks) > 0 {
+		f.terminated = append(f.terminated, e)
+	}
 	a.maybeForgetFramework(e.fwID.Value)
 }
 
@@ -700,10 +709,11 @@ func (a *Agent) ShutdownFramework(fw mesos.FrameworkID) {
 	if a.stopped || f == nil {
 		return
 	}
+	f.terminating = true
 	for _, e := range f.executors {
 		a.shutdownExecutor(e)
 	}
-	f.terminating = true
+	f.terminated = nil
 	a.dropStreams(fw.Value)
 	a.maybeForgetFramework(fw.Value)
 }

@@ -187,9 +187,10 @@ func TestExecutorHappyPath(t *testing.T) {
 				t.Errorf("TASK_FAILED = %+v", f)
 			}
 			assertTerminationFirst(t, m, "t9b")
-			if _, ok := executorState(a, "e9"); ok {
-				t.Error("terminated executor still listed")
-			}
+			waitFor(t, "the terminated run to go once its task is acknowledged", func() bool {
+				_, ok := executorState(a, "e9")
+				return !ok
+			})
 			if !processGone(st.PID) {
 				t.Error("executor process still alive")
 			}
@@ -510,4 +511,34 @@ func TestArgvCommand(t *testing.T) {
 	ex2.Command.Shell = boolp(false)
 	launch(a, ex2, taskInfo(a, "t-path", ""))
 	waitState(t, m, "t-path", mesos.TASK_RUNNING)
+}
+
+// A terminated run stays listed (Terminated) while its tasks' terminal
+// updates are unacknowledged, so a re-registering agent still reports them.
+func TestTerminatedRunListedUntilAcked(t *testing.T) {
+	// No retries during the test: the TASK_FAILED head must stay unacked.
+	a, m := newTestAgent(t, func(c *Config) { c.StatusUpdateRetry = time.Minute })
+	launch(a, executorInfo("e-tl", nil), taskInfo(a, "t-tl", ""))
+	waitState(t, m, "t-tl", mesos.TASK_RUNNING)
+	m.autoAck.Store(false)
+	if err := a.KillExecutorProcess(*testFramework.ID, mesos.ExecutorID{Value: "e-tl"}); err != nil {
+		t.Fatal(err)
+	}
+	f := waitState(t, m, "t-tl", mesos.TASK_FAILED)
+	st, ok := executorState(a, "e-tl")
+	if !ok || !st.Terminated || st.Tasks["t-tl"] != mesos.TASK_FAILED {
+		t.Fatalf("terminated run: %+v (listed %v)", st, ok)
+	}
+	// A new run of the same executor ID is listed before the old one.
+	m.autoAck.Store(true)
+	launch(a, executorInfo("e-tl", nil), taskInfo(a, "t-tl2", ""))
+	waitState(t, m, "t-tl2", mesos.TASK_RUNNING)
+	if live, _ := executorState(a, "e-tl"); live.Terminated || live.Tasks["t-tl2"] != mesos.TASK_RUNNING {
+		t.Errorf("first listed run: %+v", live)
+	}
+	if n := len(a.Executors()); n != 2 {
+		t.Errorf("%d runs listed, want the live one and the terminated one", n)
+	}
+	a.Acknowledge(*testFramework.ID, mesos.TaskID{Value: "t-tl"}, f.status.UUID)
+	waitFor(t, "the terminated run to go", func() bool { return len(a.Executors()) == 1 })
 }

@@ -186,9 +186,7 @@ func TestFetchFailureFailsTasks(t *testing.T) {
 	if len(terms) != 3 || terms[0].status != -1 {
 		t.Errorf("terminations = %+v, want 3 with status -1", terms)
 	}
-	if len(a.Executors()) != 0 {
-		t.Errorf("failed executors still listed: %+v", a.Executors())
-	}
+	waitFor(t, "failed executors to go", func() bool { return len(a.Executors()) == 0 })
 }
 
 func volumeResource(role, id, containerPath string) mesos.Resource {

@@ -65,9 +65,7 @@ func TestInProcessLaunchKillShutdown(t *testing.T) {
 		t.Errorf("terminations %+v", terms)
 	}
 	a.Quiesce()
-	if n := len(a.Executors()); n != 0 {
-		t.Errorf("%d executors left", n)
-	}
+	waitFor(t, "no executors left", func() bool { return len(a.Executors()) == 0 })
 }
 
 // One unacknowledged update per task: the head is resent with the same uuid

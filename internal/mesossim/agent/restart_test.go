@@ -115,9 +115,7 @@ func TestAgentRestartDestroysUnrecoveredExecutors(t *testing.T) {
 			t.Errorf("termination %+v, want status 9", tm)
 		}
 	}
-	if len(a.Executors()) != 0 {
-		t.Errorf("executors left: %+v", a.Executors())
-	}
+	waitFor(t, "no executors left", func() bool { return len(a.Executors()) == 0 })
 }
 
 func TestInProcessRestartIsAnOutage(t *testing.T) {

@@ -125,9 +125,7 @@ func (a *Agent) Acknowledge(fw mesos.FrameworkID, task mesos.TaskID, id []byte) 
 	s.stopTimer()
 	if isTerminal(head.GetState()) {
 		delete(a.streams, k)
-		if e := a.executorOfTask(fw.Value, task.Value); e != nil {
-			delete(e.tasks, task.Value)
-		}
+		a.taskDone(fw.Value, task.Value)
 		a.maybeForgetFramework(fw.Value)
 		return
 	}
