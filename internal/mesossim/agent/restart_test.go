@@ -16,7 +16,7 @@ import (
 // re-subscribes (same run), replays the update the dead agent never took,
 // and nothing else happens to its task.
 func TestAgentRestartExecutorResubscribes(t *testing.T) {
-	a, m := newTestAgent(t, func(c *Config) { c.SubscriptionBackoffMax = 1500 * time.Millisecond })
+	a, m := newTestAgent(t, func(c *Config) { c.SubscriptionBackoffMax = 3 * time.Second })
 	launch(a, executorInfo("e11", nil), taskInfo(a, "t11", ""))
 	waitState(t, m, "t11", mesos.TASK_RUNNING)
 	st, _ := executorState(a, "e11")
@@ -48,7 +48,7 @@ func TestAgentRestartExecutorResubscribes(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(st.Directory, "events.log"))
 		return strings.Count(string(b), "SUBSCRIBED") == 2
 	})
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	if n := len(m.updatesFor("t11")); n != before {
 		t.Fatalf("the master heard %d updates while the agent was recovering", n-before)
 	}
