@@ -158,7 +158,8 @@ var ipCounter atomic.Int32
 
 // nextIP hands out 127.1.200.10, .11, ... (this package's loopback range).
 func nextIP() string {
-	return fmt.Sprintf("127.1.200.%d", 10+ipCounter.Add(1))
+	// Wraps (for -count=N); earlier agents on a reused address are stopped.
+	return fmt.Sprintf("127.1.200.%d", 10+ipCounter.Add(1)%230)
 }
 
 // newTestAgent starts an agent on a fresh 127.1.200.x address with short
