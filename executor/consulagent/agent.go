@@ -140,13 +140,19 @@ func (a *Agent) Err() error {
 
 // Health is Consul's own view of this agent.
 type Health struct {
-	// Healthy: for a server, a raft leader is known; for a client, it is a
-	// member of a LAN pool with at least one alive server.
+	// Healthy: for a server, a raft leader is known and the server is a
+	// voting raft peer (a server that rejoins or joins is first a non-voter
+	// until autopilot promotes it; a rolling restart must wait for that);
+	// for a client, it is a member of a LAN pool with at least one alive
+	// server.
 	Healthy bool
 	// Message explains Healthy in one sentence.
 	Message string
 	// Leader is the raft leader's address as this agent knows it.
 	Leader string
+	// Voter: this server is a voting raft peer in its own view of the raft
+	// configuration (servers only).
+	Voter bool
 	// AliveMembers and AliveServers count the alive LAN members, this
 	// agent included.
 	AliveMembers, AliveServers int
@@ -178,12 +184,20 @@ func (a *Agent) Health() Health {
 		h.Leader = leader
 	}
 	if a.spec.Role == taskspec.RoleServer {
-		h.Healthy = h.Leader != ""
-		if h.Healthy {
-			h.Message = fmt.Sprintf("consul server: raft leader %s known; %d alive LAN members", h.Leader, h.AliveMembers)
-		} else {
+		voter, known := a.isVoter(ctx)
+		h.Voter = voter
+		switch {
+		case h.Leader == "":
 			h.Message = fmt.Sprintf("consul server: no raft leader known; %d alive LAN members, %d alive servers of %d expected",
 				h.AliveMembers, h.AliveServers, a.spec.BootstrapExpect)
+		case known && !voter:
+			h.Message = fmt.Sprintf("consul server: raft leader %s known, but this server is not a voting raft peer yet (autopilot promotes it once it is stable)", h.Leader)
+		default:
+			h.Healthy = true
+			h.Message = fmt.Sprintf("consul server: raft leader %s known; %d alive LAN members", h.Leader, h.AliveMembers)
+			if known {
+				h.Message += "; this server is a voting raft peer"
+			}
 		}
 		return h
 	}
@@ -195,6 +209,23 @@ func (a *Agent) Health() Health {
 		h.Message = fmt.Sprintf("consul client: no alive server in its LAN pool (%d alive members)", h.AliveMembers)
 	}
 	return h
+}
+
+// isVoter reads the local raft configuration (a stale read, no leader
+// round trip). known is false when it cannot tell, e.g. when ACLs deny
+// operator:read to the agent's own RPCs; health then rests on the leader.
+func (a *Agent) isVoter(ctx context.Context) (voter, known bool) {
+	var rc structs.RaftConfigurationResponse
+	req := structs.DCSpecificRequest{Datacenter: a.spec.Datacenter, QueryOptions: structs.QueryOptions{AllowStale: true}}
+	if err := a.agent.RPC(ctx, "Operator.RaftGetConfiguration", &req, &rc); err != nil {
+		return false, false
+	}
+	for _, s := range rc.Servers {
+		if string(s.ID) == a.nodeID {
+			return s.Voter, true
+		}
+	}
+	return false, true
 }
 
 // aliveMembers returns the ip:port of the alive LAN members and how many

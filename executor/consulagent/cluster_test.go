@@ -230,11 +230,13 @@ func TestClusterThreeServersOneClient(t *testing.T) {
 	if err := again.Ready(ctx); err != nil {
 		t.Fatalf("restarted server not ready: %v", err)
 	}
+	t.Logf("restarted server ready (joined) %v after its start; health: %s",
+		time.Since(restartAt).Round(time.Millisecond), again.Health().Message)
 	eventually(t, 2*time.Minute, "restarted server is a raft voter again", checkPeers(wantIDs, true))
 	t.Logf("restarted server back as a raft voter %v after its start", time.Since(restartAt).Round(time.Millisecond))
 	eventually(t, 30*time.Second, "key on the restarted server", readFrom(again))
-	eventually(t, 30*time.Second, "restarted server knows the leader", func() error {
-		if h := again.Health(); !h.Healthy {
+	eventually(t, 30*time.Second, "restarted server healthy (leader known, voter)", func() error {
+		if h := again.Health(); !h.Healthy || !h.Voter {
 			return errors.New(h.Message)
 		}
 		return nil
