@@ -179,11 +179,12 @@ func (a *Agent) Health() Health {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var leader string
-	if err := a.agent.RPC(ctx, "Status.Leader", &structs.DCSpecificRequest{Datacenter: a.spec.Datacenter}, &leader); err == nil {
-		h.Leader = leader
-	}
 	if a.spec.Role == taskspec.RoleServer {
+		// The server's own raft view: no forwarding, no leader round trip.
+		var leader string
+		if err := a.agent.RPC(ctx, "Status.Leader", &structs.DCSpecificRequest{Datacenter: a.spec.Datacenter}, &leader); err == nil {
+			h.Leader = leader
+		}
 		voter, known := a.isVoter(ctx)
 		h.Voter = voter
 		switch {
