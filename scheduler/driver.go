@@ -289,6 +289,9 @@ func (s *Scheduler) handle(ctx context.Context, batch []*scheduler.Event) error 
 					zap.Int32("wait_status", f.GetStatus()))
 			} else if f.AgentID != nil {
 				s.log.Warn("agent lost", zap.String("agent", f.AgentID.Value))
+				a := s.agents[f.AgentID.Value]
+				a.ID, a.Unreachable = f.AgentID.Value, true
+				s.agents[f.AgentID.Value] = a
 			}
 		case scheduler.Event_MESSAGE:
 			s.log.Info("executor message", zap.String("executor", e.Message.ExecutorID.Value), zap.ByteString("data", e.Message.Data))

@@ -35,6 +35,7 @@ func (s *Scheduler) onSubscribed(ctx context.Context, sub *scheduler.Event_Subsc
 		s.frameworkID = id
 	}
 	s.subscribed = true
+	s.subscribeCount++
 	s.suppressed = nil
 	s.metrics.subscriptions.Inc()
 	master := ""
@@ -155,8 +156,15 @@ func (s *Scheduler) onOffers(list []mesos.Offer, now time.Time, out *outbox) {
 		s.noteAgent(o)
 		d := offers.Evaluate(offers.Input{
 			Target: s.target, FrameworkID: s.frameworkID, Tasks: s.tasks, Launch: s.last.Launch, Blocked: blocked,
-			AgentAttrs: s.agentAttrs, Offer: o, Now: now, NewID: s.opts.NewID,
+			AgentAttrs: s.agentAttrs, Offer: o, Now: now, NewID: s.opts.NewID, EvictAfter: s.opts.EvictAfter,
 		})
+		for _, n := range d.Evict {
+			if t, ok := s.tasks[n]; ok && t.Goal == state.GoalRunning {
+				t.Goal = state.GoalStop
+				s.setTask(t)
+				s.log.Warn("stopping a client to make room for a server", zap.String("client", n), zap.String("why", d.Reason))
+			}
+		}
 		for _, rec := range d.Records {
 			s.setTask(rec)
 			delete(s.last.Launch, rec.Name)
@@ -191,7 +199,7 @@ func (s *Scheduler) onOffers(list []mesos.Offer, now time.Time, out *outbox) {
 func (s *Scheduler) noteAgent(o mesos.Offer) {
 	id := o.AgentID.Value
 	a := s.agents[id]
-	a.ID, a.Hostname, a.Gone = id, o.Hostname, false
+	a.ID, a.Hostname, a.Gone, a.Unreachable = id, o.Hostname, false, false
 	a.Public = false
 	attrs := map[string]string{}
 	for _, at := range o.Attributes {

@@ -54,6 +54,9 @@ type Options struct {
 	CallTimeout time.Duration
 	// ResubscribeMax caps the re-subscribe backoff (default 15 s).
 	ResubscribeMax time.Duration
+	// EvictAfter: a server without an agent of its own for this long stops
+	// a client to take its agent (default 30 s).
+	EvictAfter time.Duration
 	// Now and NewID make time and IDs deterministic in tests.
 	Now   func() time.Time
 	NewID func() string
@@ -70,6 +73,9 @@ func (o *Options) defaults() {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 30 * time.Second
+	}
+	if o.EvictAfter <= 0 {
+		o.EvictAfter = 30 * time.Second
 	}
 	if o.ResubscribeMax <= 0 {
 		o.ResubscribeMax = 15 * time.Second
@@ -173,9 +179,10 @@ type Scheduler struct {
 	dirty   map[string]bool
 	deleted map[string]bool
 
-	subscribed bool
-	caller     *caller
-	cmds       chan func()
+	subscribed     bool
+	subscribeCount int
+	caller         *caller
+	cmds           chan func()
 
 	metrics *metrics
 
@@ -434,3 +441,23 @@ func agentHost(o mesos.Offer) string {
 }
 
 func joinNames(ns []string) string { return strings.Join(ns, ",") }
+
+// reconcilingSnapshot and subscriptions are for tests; they read state the
+// loop owns, so they go through the command channel.
+func (s *Scheduler) reconcilingSnapshot() map[string]string {
+	out := make(chan map[string]string, 1)
+	s.cmds <- func() {
+		m := map[string]string{}
+		for k, v := range s.reconciling {
+			m[k] = v
+		}
+		out <- m
+	}
+	return <-out
+}
+
+func (s *Scheduler) subscriptions() int {
+	out := make(chan int, 1)
+	s.cmds <- func() { out <- s.subscribeCount }
+	return <-out
+}

@@ -94,7 +94,7 @@ func (h *harness) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	schedCh := make(chan *Scheduler, 1)
-	opts := Options{Store: h.store, Listener: ln, ResubscribeMax: 2 * time.Second, onStart: func(s *Scheduler) { schedCh <- s }}
+	opts := Options{Store: h.store, Listener: ln, ResubscribeMax: 2 * time.Second, EvictAfter: 3 * time.Second, onStart: func(s *Scheduler) { schedCh <- s }}
 	go func() { h.done <- RunWith(ctx, h.cfg, h.log.Named("scheduler"), opts) }()
 	select {
 	case h.sched = <-schedCh:
@@ -242,7 +242,9 @@ func TestSimDeploysServersOnReservationsAndClientsEverywhereElse(t *testing.T) {
 	}
 }
 
-func contains(b []byte, s string) bool { return len(b) > 0 && string(b) != "" && (len(s) == 0 || indexOf(string(b), s) >= 0) }
+func contains(b []byte, s string) bool {
+	return len(b) > 0 && string(b) != "" && (len(s) == 0 || indexOf(string(b), s) >= 0)
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {
@@ -251,4 +253,193 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+func TestSimRelaunchesAFailedServerOnItsAgentWithItsVolume(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	before := taskByName(v, "consul-server-1")
+	if err := h.cluster.KillExecutor(before.AgentID, v.FrameworkID, before.TaskID); err != nil {
+		t.Fatalf("kill executor: %v", err)
+	}
+	v = h.eventually("consul-server-1 relaunched", 60*time.Second, func(v api.View) error {
+		now := taskByName(v, "consul-server-1")
+		if now.TaskID == before.TaskID {
+			return fmt.Errorf("still the old task: %s", now.Describe())
+		}
+		return deployed(3, 1)(v)
+	})
+	after := taskByName(v, "consul-server-1")
+	if after.AgentID != before.AgentID || after.Reservation.ID != before.Reservation.ID || after.Reservation.PersistenceID != before.Reservation.PersistenceID {
+		t.Fatalf("relaunched elsewhere or on other resources:\nbefore %+v %+v\nafter  %+v %+v", before, before.Reservation, after, after.Reservation)
+	}
+	for _, name := range []string{"consul-server-0", "consul-server-2"} {
+		if taskByName(v, name).TaskID == "" {
+			t.Fatalf("%s lost", name)
+		}
+	}
+}
+
+func TestSimSchedulerRestartKeepsFrameworkAndTasks(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	h.stop()
+	h.start()
+	v2 := h.eventually("deployed again", 60*time.Second, func(v api.View) error {
+		if len(h.sched.reconcilingSnapshot()) > 0 {
+			return fmt.Errorf("reconciliation pending")
+		}
+		return deployed(3, 1)(v)
+	})
+	if v2.FrameworkID != v1.FrameworkID {
+		t.Fatalf("framework id changed: %s -> %s", v1.FrameworkID, v2.FrameworkID)
+	}
+	for _, a := range v1.Tasks {
+		if b := taskByName(v2, a.Name); b.TaskID != a.TaskID {
+			t.Errorf("%s relaunched across a scheduler restart: %s -> %s", a.Name, a.TaskID, b.TaskID)
+		}
+	}
+}
+
+func TestSimTasksChangedWhileSchedulerWasAwayArePickedUp(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	h.stop()
+	victim := taskByName(v1, "consul-server-0")
+	if err := h.cluster.KillExecutor(victim.AgentID, v1.FrameworkID, victim.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	h.start()
+	v2 := h.eventually("server relaunched after the restart", 60*time.Second, func(v api.View) error {
+		if taskByName(v, "consul-server-0").TaskID == victim.TaskID {
+			return fmt.Errorf("consul-server-0 still %s", taskByName(v, "consul-server-0").Describe())
+		}
+		return deployed(3, 1)(v)
+	})
+	if got := taskByName(v2, "consul-server-0"); got.AgentID != victim.AgentID {
+		t.Fatalf("moved from %s to %s", victim.AgentID, got.AgentID)
+	}
+}
+
+func TestSimMasterRestartCostsNoTask(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	if err := h.cluster.RestartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("resubscribed and reconciled", 90*time.Second, func(v api.View) error {
+		if h.sched.subscriptions() < 2 {
+			return fmt.Errorf("not re-subscribed yet")
+		}
+		if len(h.sched.reconcilingSnapshot()) > 0 {
+			return fmt.Errorf("reconciliation pending")
+		}
+		return deployed(3, 1)(v)
+	})
+	v2 := h.sched.Snapshot()
+	if v2.FrameworkID != v1.FrameworkID {
+		t.Fatalf("framework id changed")
+	}
+	for _, a := range v1.Tasks {
+		if b := taskByName(v2, a.Name); b.TaskID != a.TaskID {
+			t.Errorf("%s relaunched across a master restart", a.Name)
+		}
+	}
+}
+
+func TestSimClientsFollowAgents(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	info, err := h.cluster.AddAgent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := h.eventually("a client on the new agent", 60*time.Second, deployed(3, 2))
+	if taskByName(v, state.ClientName(info.ID)).TaskID == "" {
+		t.Fatalf("no client on %s", info.ID)
+	}
+}
+
+func TestSimRemovedAgentsServerIsReplacedElsewhere(t *testing.T) {
+	h := startSim(t, 5)
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 2))
+	gone := taskByName(v, "consul-server-2")
+	if err := h.cluster.RemoveAgent(gone.AgentID); err != nil {
+		t.Fatal(err)
+	}
+	// The server is unreachable; after ReplaceAfter (10s) it is moved. No
+	// agent is free, so after EvictAfter it stops a client and takes its
+	// agent; the client on the removed agent is forgotten.
+	v = h.eventually("consul-server-2 replaced on another agent", 90*time.Second, func(v api.View) error {
+		s := taskByName(v, "consul-server-2")
+		if s.AgentID == gone.AgentID || !s.Running() {
+			return fmt.Errorf("consul-server-2: %s on %s", s.Describe(), s.AgentID)
+		}
+		return deployed(3, 1)(v)
+	})
+	s := taskByName(v, "consul-server-2")
+	if s.Reservation == nil || s.Reservation.ID == gone.Reservation.ID {
+		t.Errorf("replacement reuses the old reservation")
+	}
+	// A new agent gets a client.
+	info, err := h.cluster.AddAgent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = h.eventually("client on the new agent", 60*time.Second, deployed(3, 2))
+	if taskByName(v, state.ClientName(info.ID)).TaskID == "" {
+		t.Fatalf("no client on the new agent")
+	}
+}
+
+func TestSimRestartAndReplaceThroughTheAPI(t *testing.T) {
+	h := startSim(t, 5)
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 2))
+	before := taskByName(v, "consul-server-0")
+	if code, body := h.post("/v1/pod/consul-server-0/restart"); code != 200 {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	v = h.eventually("restarted in place", 60*time.Second, func(v api.View) error {
+		s := taskByName(v, "consul-server-0")
+		if s.TaskID == before.TaskID || !s.Running() {
+			return fmt.Errorf("consul-server-0 %s", s.Describe())
+		}
+		return nil
+	})
+	if s := taskByName(v, "consul-server-0"); s.AgentID != before.AgentID || s.Reservation.ID != before.Reservation.ID {
+		t.Fatalf("restart moved the server")
+	}
+	if code, _ := h.post("/v1/pod/nope/restart"); code != 404 {
+		t.Fatalf("unknown pod: %d", code)
+	}
+	if code, _ := h.get("/v1/pod/consul-server-0/restart"); code != 405 {
+		t.Fatalf("GET restart: %d", code)
+	}
+	// Replace a client: it is killed and relaunched (clients belong to
+	// their agent, so "replace" starts it afresh there).
+	cl := ""
+	for _, tk := range v.Tasks {
+		if tk.Role == taskspec.RoleClient {
+			cl = tk.Name
+		}
+	}
+	old := taskByName(v, cl)
+	if code, body := h.post("/v1/pod/" + cl + "/replace"); code != 200 {
+		t.Fatalf("replace: %d %s", code, body)
+	}
+	h.eventually("client replaced", 60*time.Second, func(v api.View) error {
+		c := taskByName(v, cl)
+		if c.TaskID == old.TaskID || !c.Running() {
+			return fmt.Errorf("%s: %s", cl, c.Describe())
+		}
+		return nil
+	})
 }

@@ -54,6 +54,9 @@ type Input struct {
 	Now        time.Time
 	// NewID returns a fresh unique string (a UUID in production).
 	NewID func() string
+	// EvictAfter: a server that found no free agent for this long takes
+	// the agent of a client (the client is stopped first). 0: never.
+	EvictAfter time.Duration
 }
 
 // Decision is what to do with the offer.
@@ -72,6 +75,9 @@ type Decision struct {
 	Refuse time.Duration
 	// Waiting maps tasks that could have used this offer but did not to why.
 	Waiting map[string]string
+	// Evict names client records to stop so that a server can have
+	// their agent.
+	Evict []string
 }
 
 // Accept reports whether the decision uses the offer.
@@ -162,7 +168,20 @@ func Evaluate(in Input) Decision {
 		return finish(l.apply(d))
 	}
 	if busy {
+		if victim, server, ok := evictFor(in, onAgent); ok {
+			d.Evict = []string{victim}
+			d.Reason = fmt.Sprintf("%s has found no free agent for %s: stopping client %s to give it this agent", server, in.EvictAfter, victim)
+			d.Waiting[server] = "waiting for client " + victim + " to stop on " + o.Hostname
+			d.Refuse = 0
+			return finish(d)
+		}
 		d.Reason = "this agent already runs " + names(onAgent)
+		if waiting := unplacedServer(in); waiting != "" && len(onAgent) == 1 && onAgent[0].Role == taskspec.RoleClient {
+			// Come back soon: the server may take this agent once it has
+			// waited EvictAfter for a free one.
+			d.Refuse = ShortRefuse
+			d.Waiting[waiting] = fmt.Sprintf("no free agent offered; after %s without one it takes the agent of a client", in.EvictAfter)
+		}
 		return finish(d)
 	}
 
@@ -246,6 +265,59 @@ func Evaluate(in Input) Decision {
 		d.Reason = "nothing waiting can use this agent"
 	}
 	return finish(d)
+}
+
+// unplacedServer names a server waiting for an agent of its own.
+func unplacedServer(in Input) string {
+	for _, t := range in.Tasks.Sorted() {
+		if t.Role == taskspec.RoleServer && t.AgentID == "" && t.Index < in.Target.Servers {
+			if _, wants := in.Launch[t.Name]; wants {
+				return t.Name
+			}
+		}
+	}
+	return ""
+}
+
+// evictFor picks the client on this agent to stop for a server that has
+// waited EvictAfter for an agent of its own.
+func evictFor(in Input, onAgent []state.Task) (victim, server string, ok bool) {
+	if in.EvictAfter <= 0 || len(onAgent) != 1 || onAgent[0].Role != taskspec.RoleClient || !onAgent[0].Active() ||
+		onAgent[0].Goal != state.GoalRunning || isPublic(in.Offer) {
+		return "", "", false
+	}
+	client := onAgent[0]
+	for _, t := range in.Tasks {
+		if t.Role == taskspec.RoleClient && t.Goal == state.GoalStop {
+			return "", "", false // one eviction at a time
+		}
+	}
+	for _, t := range in.Tasks.Sorted() {
+		if t.Role != taskspec.RoleServer || t.AgentID != "" || t.Index >= in.Target.Servers {
+			continue
+		}
+		if _, wants := in.Launch[t.Name]; !wants {
+			continue
+		}
+		if _, blocked := in.Blocked[t.Name]; blocked || in.Now.Sub(t.UpdatedAt) < in.EvictAfter {
+			continue
+		}
+		var servers []state.Task
+		for _, s := range in.Tasks {
+			if s.Role == taskspec.RoleServer {
+				servers = append(servers, s)
+			}
+		}
+		if checkPlacement(in.Target.Placement, in.Offer, servers, in.AgentAttrs) != nil {
+			continue
+		}
+		p := unreservedPool(in.Offer)
+		if p.cpus+in.Target.Client.CPUs < in.Target.Server.CPUs || p.mem+in.Target.Client.Mem < in.Target.Server.Mem {
+			continue
+		}
+		return client.Name, t.Name, true
+	}
+	return "", "", false
 }
 
 func finish(d Decision) Decision {

@@ -531,3 +531,50 @@ func TestLegacyReservationFormatIsRecognised(t *testing.T) {
 		t.Fatalf("groups %+v", g)
 	}
 }
+
+func TestServerWithoutAFreeAgentEvictsOneClient(t *testing.T) {
+	tg := target()
+	cl := func(agent int) state.Task {
+		c := running(state.ClientName(fmt.Sprintf("M-S%d", agent)), agent, nil)
+		return c
+	}
+	tasks := state.Tasks{
+		"consul-server-0":    running("consul-server-0", 1, &state.Reservation{ID: "r0", Confirmed: true}),
+		"consul-server-1":    running("consul-server-1", 2, &state.Reservation{ID: "r1", Confirmed: true}),
+		"consul-server-2":    {Name: "consul-server-2", Role: taskspec.RoleServer, Index: 2, Replacement: true, UpdatedAt: now.Add(-time.Minute)},
+		"consul-client-m-s4": cl(4),
+		"consul-client-m-s5": cl(5),
+	}
+	in := input(tg, tasks, offer(4))
+	in.EvictAfter = 30 * time.Second
+	d := Evaluate(in)
+	if d.Accept() || fmt.Sprint(d.Evict) != "[consul-client-m-s4]" || d.Refuse != 0 {
+		t.Fatalf("evict %v refuse %v: %s", d.Evict, d.Refuse, d.Reason)
+	}
+	// Only one eviction at a time.
+	stopping := tasks["consul-client-m-s4"]
+	stopping.Goal = state.GoalStop
+	tasks["consul-client-m-s4"] = stopping
+	in = input(tg, tasks, offer(5))
+	in.EvictAfter = 30 * time.Second
+	if d := Evaluate(in); len(d.Evict) != 0 {
+		t.Fatalf("second eviction %v", d.Evict)
+	}
+	// Not before EvictAfter, but the agent is asked back soon.
+	tasks = state.Tasks{
+		"consul-server-0":    running("consul-server-0", 1, &state.Reservation{ID: "r0", Confirmed: true}),
+		"consul-server-1":    running("consul-server-1", 2, &state.Reservation{ID: "r1", Confirmed: true}),
+		"consul-server-2":    {Name: "consul-server-2", Role: taskspec.RoleServer, Index: 2, Replacement: true, UpdatedAt: now.Add(-time.Second)},
+		"consul-client-m-s4": cl(4),
+	}
+	in = input(tg, tasks, offer(4))
+	in.EvictAfter = 30 * time.Second
+	d = Evaluate(in)
+	if len(d.Evict) != 0 || d.Refuse != ShortRefuse || !strings.Contains(d.Waiting["consul-server-2"], "no free agent") {
+		t.Fatalf("early eviction %v refuse %v waiting %v", d.Evict, d.Refuse, d.Waiting)
+	}
+	// A free agent is used directly.
+	if d := Evaluate(input(tg, tasks, offer(6))); len(d.Records) != 1 || d.Records[0].Name != "consul-server-2" {
+		t.Fatalf("free agent not used: %s", d.Reason)
+	}
+}

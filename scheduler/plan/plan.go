@@ -102,7 +102,7 @@ func deploy(in Input) Plan {
 		}
 		var pending []string
 		for _, a := range in.Agents {
-			if a.Gone || seen[a.ID] || (a.Public && !in.Target.ClientsOnPublic) || len(in.Tasks.OnAgent(a.ID)) > 0 {
+			if a.Gone || a.Unreachable || seen[a.ID] || (a.Public && !in.Target.ClientsOnPublic) || len(in.Tasks.OnAgent(a.ID)) > 0 {
 				continue
 			}
 			pending = append(pending, a.ID)

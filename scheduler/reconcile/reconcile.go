@@ -20,6 +20,9 @@ type Agent struct {
 	Public   bool
 	// Gone is true once Mesos said the agent was removed for good.
 	Gone bool
+	// Unreachable is true after a FAILURE event for the agent, until it
+	// offers again.
+	Unreachable bool
 }
 
 // Input is everything one reconciliation looks at.
@@ -82,7 +85,7 @@ func Reconcile(in Input) Result {
 	for i := 0; i < in.Target.Servers; i++ {
 		name := state.ServerName(i)
 		if _, ok := r.Tasks[name]; !ok {
-			set(state.Task{Name: name, Role: taskspec.RoleServer, Index: i})
+			set(state.Task{Name: name, Role: taskspec.RoleServer, Index: i, UpdatedAt: in.Now})
 			r.Place = append(r.Place, name)
 		}
 	}
@@ -107,8 +110,13 @@ func Reconcile(in Input) Result {
 		agentGone := t.AgentID != "" && known && agent.Gone
 		gone := agentGone || t.State == "TASK_GONE_BY_OPERATOR"
 
-		// Clients that should not exist any more.
+		// Clients that should not exist any more. A client whose agent
+		// stays unreachable longer than ReplaceAfter is forgotten (and a
+		// new one starts if the agent comes back).
 		if t.Role == taskspec.RoleClient {
+			lostTooLong := t.State == "TASK_UNREACHABLE" && !t.FailingSince.IsZero() && in.Target.ReplaceAfter > 0 &&
+				in.Now.Sub(t.FailingSince) >= in.Target.ReplaceAfter
+			gone = gone || lostTooLong
 			if !in.Target.ClientsEnabled || (agent.Public && !in.Target.ClientsOnPublic) || gone {
 				if gone {
 					r.Lost = append(r.Lost, n)
@@ -154,7 +162,7 @@ func Reconcile(in Input) Result {
 				r.Deleted = append(r.Deleted, n)
 				continue
 			}
-			t = moved(t)
+			t = moved(t, in.Now)
 			set(t)
 			r.Replace = append(r.Replace, n)
 		}
@@ -168,7 +176,7 @@ func Reconcile(in Input) Result {
 				if gone {
 					r.Lost = append(r.Lost, n)
 				}
-				t = moved(t)
+				t = moved(t, in.Now)
 				set(t)
 				r.Replace = append(r.Replace, n)
 				serverReplacing = true
@@ -236,8 +244,8 @@ func Reconcile(in Input) Result {
 }
 
 // moved abandons a server's agent and reservation so it is placed anew.
-func moved(t state.Task) state.Task {
-	return state.Task{Name: t.Name, Role: t.Role, Index: t.Index, Failures: 0, UpdatedAt: t.UpdatedAt,
+func moved(t state.Task, now time.Time) state.Task {
+	return state.Task{Name: t.Name, Role: t.Role, Index: t.Index, Failures: 0, UpdatedAt: now,
 		Replacement: true, Message: "replaced; was on " + hostOrID(t)}
 }
 

@@ -91,6 +91,15 @@ func TestReconcile(t *testing.T) {
 			launch: "[]", kill: "[consul-client-s9]", deleted: "[consul-client-s8]"},
 		{name: "client on a gone agent is forgotten", tg: target(), tasks: tasks(append(running3, cli("S9", "TASK_GONE_BY_OPERATOR"))...),
 			launch: "[]", kill: "[]", deleted: "[consul-client-s9]", lost: "[consul-client-s9]"},
+		{name: "client unreachable longer than replace_after is forgotten", tg: target(), tasks: tasks(append(running3, func() state.Task {
+			c := cli("S9", "TASK_UNREACHABLE")
+			c.FailingSince = now.Add(-11 * time.Minute)
+			return c
+		}(), func() state.Task {
+			c := cli("S8", "TASK_UNREACHABLE")
+			c.FailingSince = now.Add(-time.Minute)
+			return c
+		}())...), launch: "[]", kill: "[]", deleted: "[consul-client-s9]", lost: "[consul-client-s9]"},
 		{name: "client on a public agent when not allowed", tg: target(), tasks: tasks(append(running3, cli("S9", "TASK_RUNNING"))...),
 			agents: map[string]Agent{"S9": {ID: "S9", Public: true}}, launch: "[]", kill: "[consul-client-s9]"},
 		{name: "server on a gone agent is replaced", tg: target(), tasks: tasks(srv(0, "TASK_GONE_BY_OPERATOR"), running3[1], running3[2]),
