@@ -304,3 +304,128 @@ func volume(role, id, containerPath string) mesos.Resource {
 		},
 	}
 }
+
+// freePortsOnAll returns n ports free for TCP and UDP on every ip (a
+// Mesos-DNS name is joined on the joiner's own serf LAN port, so the
+// servers share one port plan, as they do with fixed ports on DC/OS).
+func freePortsOnAll(t *testing.T, ips []string, n int) []int {
+	t.Helper()
+	var out []int
+	for tries := 0; len(out) < n && tries < 100; tries++ {
+		cand := freePortsOn(t, ips[0], 1)[0]
+		ok := true
+		for _, ip := range ips[1:] {
+			addr := net.JoinHostPort(ip, strconv.Itoa(cand))
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+			u, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			u.Close()
+		}
+		if ok && !containsInt(out, cand) {
+			out = append(out, cand)
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("no %d common free ports on %v", n, ips)
+	}
+	return out
+}
+
+func containsInt(s []int, x int) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// simCluster is a few simulated agents, each with its own master recorder.
+type simCluster struct {
+	t       *testing.T
+	bin     string
+	agents  []*agent.Agent
+	masters []*simMaster
+	ips     []string
+	fw      mesos.FrameworkInfo
+}
+
+func newSimCluster(t *testing.T, ips []string) *simCluster {
+	t.Helper()
+	c := &simCluster{t: t, bin: dcosConsulBinary(t), ips: ips, fw: mesos.FrameworkInfo{
+		User: "root", Name: "consul", ID: &mesos.FrameworkID{Value: "sim-fw-0001"},
+		Checkpoint: boolp(true), Roles: []string{"consul"},
+		Capabilities: []mesos.FrameworkInfo_Capability{
+			{Type: mesos.FrameworkInfo_Capability_TASK_KILLING_STATE},
+			{Type: mesos.FrameworkInfo_Capability_MULTI_ROLE},
+		},
+	}}
+	for i, ip := range ips {
+		m := &simMaster{}
+		ag, err := agent.New(agent.Config{
+			ID: mesos.AgentID{Value: fmt.Sprintf("sim-S%d", i)}, Hostname: ip, IP: ip, Port: 5051, WorkDir: t.TempDir(),
+			Resources:              []mesos.Resource{resScalar("cpus", 4), resScalar("mem", 8192), resScalar("disk", 20000)},
+			StatusUpdateRetry:      200 * time.Millisecond,
+			StatusUpdateRetryMax:   time.Second,
+			ExecutorShutdownGrace:  15 * time.Second,
+			SubscriptionBackoffMax: time.Second,
+			RecoveryTimeout:        time.Minute,
+		}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.agent = ag
+		if err := ag.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ag.Stop)
+		c.agents = append(c.agents, ag)
+		c.masters = append(c.masters, m)
+	}
+	return c
+}
+
+// launch starts task on agent i with a new executor; volume is the
+// persistent volume holding the data dir ("" for none).
+func (c *simCluster) launch(i int, taskID, execID, volumeID string, spec []byte) {
+	shell := true
+	cmd := c.bin + " executor"
+	res := []mesos.Resource{resScalar("cpus", 0.5), resScalar("mem", 256)}
+	if volumeID != "" {
+		if err := c.agents[i].CreateVolume("consul", volumeID); err != nil {
+			c.t.Fatal(err)
+		}
+		res = append(res, volume("consul", volumeID, "consul-data"))
+	}
+	c.agents[i].Launch(agent.Launch{
+		Framework: c.fw,
+		Executor: mesos.ExecutorInfo{
+			Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: execID}, FrameworkID: c.fw.ID,
+			Command:   &mesos.CommandInfo{Value: &cmd, Shell: &shell},
+			Resources: []mesos.Resource{resScalar("cpus", 0.1), resScalar("mem", 32)},
+		},
+		Tasks: []mesos.TaskInfo{{
+			Name: taskID, TaskID: mesos.TaskID{Value: taskID}, AgentID: mesos.AgentID{Value: fmt.Sprintf("sim-S%d", i)},
+			Data: spec, Resources: res,
+		}},
+	})
+}
+
+func (c *simCluster) sandbox(i int, execID string) func() string {
+	return func() string {
+		for _, e := range c.agents[i].Executors() {
+			if e.Executor.Value == execID {
+				return e.Directory
+			}
+		}
+		return ""
+	}
+}

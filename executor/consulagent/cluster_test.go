@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/dcos-consul/dcos-consul/executor/internal/testdns"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
@@ -50,24 +51,24 @@ func TestClusterThreeServersOneClient(t *testing.T) {
 	}
 	ips := []string{"127.3.0.2", "127.3.0.3", "127.3.0.4", "127.3.0.5"}
 	ports := testPorts(freePorts(t, ips, 3))
-	dnsSrv := startDNS(t, "127.3.0.1")
+	dnsSrv := testdns.Start(t, "127.3.0.1")
 	names := []string{"consul-server-0.consul.mesos", "consul-server-1.consul.mesos", "consul-server-2.consul.mesos"}
 	// Only server-2's record exists at first: server-0 and the client can
 	// find the cluster through it; server-1 only through the address the
 	// scheduler handed over (server-0's).
-	dnsSrv.publish(names[2], ips[2])
+	dnsSrv.Publish(names[2], ips[2])
 
 	specs := make([]taskspec.Spec, 4)
 	for i := 0; i < 3; i++ {
 		specs[i] = serverSpec(fmt.Sprintf("consul-server-%d", i), 3, ports)
 		specs[i].JoinDNSNames = names
-		specs[i].DNSServer = dnsSrv.addr
+		specs[i].DNSServer = dnsSrv.Addr
 	}
 	specs[1].JoinAddrs = []string{addr(ips[0], ports.SerfLAN)}
 	specs[3] = taskspec.Spec{
 		Version: taskspec.Version, Role: taskspec.RoleClient, NodeName: "consul-client-a5",
 		Datacenter: "dc1", Ports: ports, DataDir: "consul-data", JoinDNSNames: names,
-		DNSServer: dnsSrv.addr, LogLevel: "INFO",
+		DNSServer: dnsSrv.Addr, LogLevel: "INFO",
 	}
 	sandboxes := make([]string, 4)
 	for i := range sandboxes {
@@ -92,8 +93,8 @@ func TestClusterThreeServersOneClient(t *testing.T) {
 	}
 	// Mesos-DNS catches up a little later.
 	time.AfterFunc(2*time.Second, func() {
-		dnsSrv.publish(names[0], ips[0])
-		dnsSrv.publish(names[1], ips[1])
+		dnsSrv.Publish(names[0], ips[0])
+		dnsSrv.Publish(names[1], ips[1])
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -113,7 +114,7 @@ func TestClusterThreeServersOneClient(t *testing.T) {
 		return nil
 	})
 	t.Logf("leader known on every server and the client joined %v after start", time.Since(start).Round(time.Millisecond))
-	if n := dnsSrv.queries(names[2]); n == 0 {
+	if n := dnsSrv.Queries(names[2]); n == 0 {
 		t.Errorf("nobody asked the test DNS server for %s: the names were not resolved through it", names[2])
 	}
 

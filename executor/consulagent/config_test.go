@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dcos-consul/dcos-consul/executor/internal/testdns"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
@@ -107,9 +108,9 @@ func TestConfigRefuses(t *testing.T) {
 }
 
 func TestResolveTargets(t *testing.T) {
-	dnsSrv := startDNS(t, "127.3.0.41")
-	dnsSrv.publish("consul-server-0.consul.mesos", "127.3.0.42")
-	r := NewResolver(dnsSrv.addr)
+	dnsSrv := testdns.Start(t, "127.3.0.41")
+	dnsSrv.Publish("consul-server-0.consul.mesos", "127.3.0.42")
+	r := NewResolver(dnsSrv.Addr)
 	addrs, failed := resolveTargets(context.Background(), r, JoinTargets{
 		Addrs:    []string{"127.3.0.43:9301", "127.3.0.42"},
 		DNSNames: []string{"consul-server-0.consul.mesos", "consul-server-1.consul.mesos", "127.3.0.44"},

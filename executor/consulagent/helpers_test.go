@@ -8,11 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -64,79 +62,6 @@ func portFree(ips []string, p int) bool {
 // and DNS are disabled unless a test turns them on.
 func testPorts(p []int) taskspec.Ports {
 	return taskspec.Ports{Server: p[0], SerfLAN: p[1], SerfWAN: -1, HTTP: p[2], HTTPS: -1, GRPC: -1, DNS: -1}
-}
-
-// dnsServer is a small authoritative DNS server standing in for Mesos-DNS:
-// A records that the test publishes (and can publish late).
-type dnsServer struct {
-	addr  string
-	mu    sync.Mutex
-	recs  map[string]string // fqdn -> ip
-	asked map[string]int
-	udp   *dns.Server
-	tcp   *dns.Server
-}
-
-func startDNS(t *testing.T, ip string) *dnsServer {
-	t.Helper()
-	s := &dnsServer{recs: map[string]string{}, asked: map[string]int{}}
-	pc, err := net.ListenPacket("udp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = net.JoinHostPort(ip, strconv.Itoa(port))
-	h := dns.HandlerFunc(s.serve)
-	s.udp = &dns.Server{PacketConn: pc, Handler: h}
-	s.tcp = &dns.Server{Listener: l, Handler: h}
-	go s.udp.ActivateAndServe()
-	go s.tcp.ActivateAndServe()
-	t.Cleanup(func() { s.udp.Shutdown(); s.tcp.Shutdown() })
-	return s
-}
-
-func (s *dnsServer) publish(name, ip string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recs[dns.Fqdn(strings.ToLower(name))] = ip
-}
-
-func (s *dnsServer) queries(name string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.asked[dns.Fqdn(strings.ToLower(name))]
-}
-
-func (s *dnsServer) serve(w dns.ResponseWriter, r *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(r)
-	m.Authoritative = true
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	found := false
-	for _, q := range r.Question {
-		name := strings.ToLower(q.Name)
-		s.asked[name]++
-		ip, ok := s.recs[name]
-		if !ok {
-			continue
-		}
-		found = true
-		if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
-			m.Answer = append(m.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
-				A:   net.ParseIP(ip).To4(),
-			})
-		}
-	}
-	if !found {
-		m.Rcode = dns.RcodeNameError
-	}
-	w.WriteMsg(m)
 }
 
 // testLogger logs to a file (Consul's goroutines may still log after the
