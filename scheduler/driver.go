@@ -247,9 +247,8 @@ func (s *Scheduler) subscription(ctx context.Context) error {
 				if err := s.tick(subCtx); err != nil {
 					return err
 				}
-			} else {
-				s.publish()
 			}
+			s.publish()
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -332,7 +331,7 @@ func (s *Scheduler) act(ctx context.Context, now time.Time, out *outbox) error {
 	s.setErr(nil)
 	s.send(ctx, out.calls)
 	s.send(ctx, out.acks)
-	s.publish()
+	s.maybePublish()
 	return nil
 }
 
@@ -341,7 +340,11 @@ func (s *Scheduler) tick(ctx context.Context) error {
 	var out outbox
 	now := s.now()
 	s.reconcileCalls(now, &out)
-	return s.act(ctx, now, &out)
+	if err := s.act(ctx, now, &out); err != nil {
+		return err
+	}
+	s.publish()
+	return nil
 }
 
 // send runs calls with a few in parallel.

@@ -12,7 +12,6 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"go.uber.org/zap"
 
-	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
@@ -151,21 +150,28 @@ func (s *Scheduler) killOnce(taskID, agentID string, now time.Time, why string, 
 func (s *Scheduler) onOffers(list []mesos.Offer, now time.Time, out *outbox) {
 	s.applyReconcile(s.reconcile(now))
 	blocked := s.blocked()
+	byAgent := offers.IndexByAgent(s.tasks)
+	evicting := offers.Evicting(s.tasks)
 	for _, o := range list {
 		s.metrics.offers.Inc()
 		s.noteAgent(o)
 		d := offers.Evaluate(offers.Input{
 			Target: s.target, FrameworkID: s.frameworkID, Tasks: s.tasks, Launch: s.last.Launch, Blocked: blocked,
 			AgentAttrs: s.agentAttrs, Offer: o, Now: now, NewID: s.opts.NewID, EvictAfter: s.opts.EvictAfter,
+			ByAgent: byAgent, Evicting: evicting,
 		})
 		for _, n := range d.Evict {
 			if t, ok := s.tasks[n]; ok && t.Goal == state.GoalRunning {
 				t.Goal = state.GoalStop
+				evicting = true
 				s.setTask(t)
 				s.log.Warn("stopping a client to make room for a server", zap.String("client", n), zap.String("why", d.Reason))
 			}
 		}
 		for _, rec := range d.Records {
+			if old, ok := s.tasks[rec.Name]; !ok || old.AgentID != rec.AgentID {
+				byAgent[rec.AgentID] = append(byAgent[rec.AgentID], rec.Name)
+			}
 			s.setTask(rec)
 			delete(s.last.Launch, rec.Name)
 			delete(s.waiting, rec.Name)
@@ -267,17 +273,6 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 	for n := range r.Launch {
 		s.wanted[n] = true
 	}
-}
-
-// serversRunning lists the running servers (for logs and the API).
-func serversRunning(ts state.Tasks) []state.Task {
-	var out []state.Task
-	for _, t := range ts.Sorted() {
-		if t.Role == taskspec.RoleServer && t.Running() {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 var _ = reconcile.Agent{}

@@ -181,6 +181,7 @@ type Scheduler struct {
 
 	subscribed     bool
 	subscribeCount int
+	lastPublish    time.Time
 	caller         *caller
 	cmds           chan func()
 
@@ -320,8 +321,17 @@ func (s *Scheduler) flush(ctx context.Context) error {
 	return nil
 }
 
+// maybePublish publishes at most every 200 ms (building the plans of
+// 10,000 tasks for every batch of updates would dominate the loop).
+func (s *Scheduler) maybePublish() {
+	if time.Since(s.lastPublish) >= 200*time.Millisecond {
+		s.publish()
+	}
+}
+
 // publish makes a snapshot for the API and the metrics.
 func (s *Scheduler) publish() {
+	s.lastPublish = time.Now()
 	now := s.now()
 	blocked := s.blocked()
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,

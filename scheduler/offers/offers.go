@@ -47,6 +47,9 @@ type Input struct {
 	// Blocked are records that must not be launched now (e.g. waiting for
 	// reconciliation), with why.
 	Blocked map[string]string
+	// ByAgent optionally indexes Tasks by agent ID (record names); nil
+	// means Evaluate scans Tasks (fine for tests, slow for 10,000 agents).
+	ByAgent map[string][]string
 	// AgentAttrs are the attributes of agents seen so far (for placement
 	// constraints across agents).
 	AgentAttrs map[string]map[string]string
@@ -57,6 +60,54 @@ type Input struct {
 	// EvictAfter: a server that found no free agent for this long takes
 	// the agent of a client (the client is stopped first). 0: never.
 	EvictAfter time.Duration
+	// Evicting: a client is already being stopped for a server.
+	Evicting bool
+}
+
+// Evicting reports whether a client is being stopped to make room for a
+// server (Input.Evicting).
+func Evicting(ts state.Tasks) bool {
+	for _, t := range ts {
+		if t.Role == taskspec.RoleClient && t.Goal == state.GoalStop && t.Active() {
+			return true
+		}
+	}
+	return false
+}
+
+// IndexByAgent builds Input.ByAgent.
+func IndexByAgent(ts state.Tasks) map[string][]string {
+	out := map[string][]string{}
+	for _, t := range ts {
+		if t.AgentID != "" {
+			out[t.AgentID] = append(out[t.AgentID], t.Name)
+		}
+	}
+	return out
+}
+
+// serverSlots are the records of servers 0..Servers-1 that exist, by index.
+func serverSlots(in Input) []state.Task {
+	out := make([]state.Task, 0, in.Target.Servers)
+	for i := 0; i < in.Target.Servers; i++ {
+		if t, ok := in.Tasks[state.ServerName(i)]; ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func tasksOn(in Input, agent string) []state.Task {
+	if in.ByAgent == nil {
+		return in.Tasks.OnAgent(agent)
+	}
+	var out []state.Task
+	for _, n := range in.ByAgent[agent] {
+		if t, ok := in.Tasks[n]; ok && t.AgentID == agent {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Decision is what to do with the offer.
@@ -95,7 +146,7 @@ func Evaluate(in Input) Decision {
 	}
 
 	groups := ourGroups(o, role)
-	onAgent := in.Tasks.OnAgent(agent)
+	onAgent := tasksOn(in, agent)
 
 	// 1. Reservations no record explains: destroy and unreserve them.
 	explained := map[string]bool{}
@@ -188,10 +239,7 @@ func Evaluate(in Input) Decision {
 	// 3. A server not yet placed.
 	var unplaced []state.Task
 	allPlaced := true
-	for _, t := range in.Tasks.Sorted() {
-		if t.Role != taskspec.RoleServer || t.Index >= in.Target.Servers {
-			continue
-		}
+	for _, t := range serverSlots(in) {
 		if t.AgentID == "" {
 			allPlaced = false
 			if _, wants := in.Launch[t.Name]; wants {
@@ -212,13 +260,7 @@ func Evaluate(in Input) Decision {
 		if public {
 			err = fmt.Errorf("agent %s is a public agent: servers run on private agents", o.Hostname)
 		} else {
-			var servers []state.Task
-			for _, s := range in.Tasks {
-				if s.Role == taskspec.RoleServer {
-					servers = append(servers, s)
-				}
-			}
-			if err = checkPlacement(in.Target.Placement, o, servers, in.AgentAttrs); err == nil {
+			if err = checkPlacement(in.Target.Placement, o, serverSlots(in), in.AgentAttrs); err == nil {
 				var l launchPlan
 				l, err = placeServer(in, t)
 				if err == nil {
@@ -269,8 +311,8 @@ func Evaluate(in Input) Decision {
 
 // unplacedServer names a server waiting for an agent of its own.
 func unplacedServer(in Input) string {
-	for _, t := range in.Tasks.Sorted() {
-		if t.Role == taskspec.RoleServer && t.AgentID == "" && t.Index < in.Target.Servers {
+	for _, t := range serverSlots(in) {
+		if t.AgentID == "" {
 			if _, wants := in.Launch[t.Name]; wants {
 				return t.Name
 			}
@@ -287,13 +329,11 @@ func evictFor(in Input, onAgent []state.Task) (victim, server string, ok bool) {
 		return "", "", false
 	}
 	client := onAgent[0]
-	for _, t := range in.Tasks {
-		if t.Role == taskspec.RoleClient && t.Goal == state.GoalStop {
-			return "", "", false // one eviction at a time
-		}
+	if in.Evicting {
+		return "", "", false // one eviction at a time
 	}
-	for _, t := range in.Tasks.Sorted() {
-		if t.Role != taskspec.RoleServer || t.AgentID != "" || t.Index >= in.Target.Servers {
+	for _, t := range serverSlots(in) {
+		if t.AgentID != "" {
 			continue
 		}
 		if _, wants := in.Launch[t.Name]; !wants {
@@ -302,13 +342,7 @@ func evictFor(in Input, onAgent []state.Task) (victim, server string, ok bool) {
 		if _, blocked := in.Blocked[t.Name]; blocked || in.Now.Sub(t.UpdatedAt) < in.EvictAfter {
 			continue
 		}
-		var servers []state.Task
-		for _, s := range in.Tasks {
-			if s.Role == taskspec.RoleServer {
-				servers = append(servers, s)
-			}
-		}
-		if checkPlacement(in.Target.Placement, in.Offer, servers, in.AgentAttrs) != nil {
+		if checkPlacement(in.Target.Placement, in.Offer, serverSlots(in), in.AgentAttrs) != nil {
 			continue
 		}
 		p := unreservedPool(in.Offer)
@@ -691,8 +725,9 @@ func serverDNSNames(tg state.Target) []string {
 // joinAddrs: serf LAN addresses of the servers known to be running.
 func joinAddrs(ts state.Tasks, self string, tg state.Target) []string {
 	var out []string
-	for _, t := range ts.Sorted() {
-		if t.Role != taskspec.RoleServer || t.Name == self || !t.Running() || t.IP == "" {
+	for i := 0; i < tg.Servers; i++ {
+		t, ok := ts[state.ServerName(i)]
+		if !ok || t.Name == self || !t.Running() || t.IP == "" {
 			continue
 		}
 		port := t.Ports.SerfLAN

@@ -91,7 +91,8 @@ func ids() func() string {
 
 func input(tg state.Target, tasks state.Tasks, o mesos.Offer) Input {
 	r := reconcile.Reconcile(reconcile.Input{Target: tg, Tasks: tasks, Now: now})
-	return Input{Target: tg, FrameworkID: "M-0000", Tasks: r.Tasks, Launch: r.Launch, Offer: o, Now: now, NewID: ids()}
+	return Input{Target: tg, FrameworkID: "M-0000", Tasks: r.Tasks, Launch: r.Launch, Offer: o, Now: now, NewID: ids(),
+		Evicting: Evicting(r.Tasks), ByAgent: IndexByAgent(r.Tasks)}
 }
 
 func opTypes(d Decision) string {

@@ -100,9 +100,15 @@ func deploy(in Input) Plan {
 			clients.Steps = append(clients.Steps, step(in, t.Name, t))
 			seen[t.AgentID] = true
 		}
+		used := map[string]bool{}
+		for _, t := range in.Tasks {
+			if t.AgentID != "" {
+				used[t.AgentID] = true
+			}
+		}
 		var pending []string
 		for _, a := range in.Agents {
-			if a.Gone || a.Unreachable || seen[a.ID] || (a.Public && !in.Target.ClientsOnPublic) || len(in.Tasks.OnAgent(a.ID)) > 0 {
+			if a.Gone || a.Unreachable || seen[a.ID] || (a.Public && !in.Target.ClientsOnPublic) || used[a.ID] {
 				continue
 			}
 			pending = append(pending, a.ID)
