@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -104,7 +105,12 @@ func newExecutor(cfg Config, log *zap.Logger, start startFunc) *executorLoop {
 	cli := httpcli.New(
 		httpcli.Endpoint(endpoint.String()),
 		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeJSON]),
-		httpcli.Do(httpcli.With(httpcli.Timeout(cfg.CallTimeout))),
+		httpcli.Do(httpcli.With(
+			httpcli.Timeout(cfg.CallTimeout),
+			// The agent is local: never through an http_proxy that an
+			// agent's --executor_environment_variables may carry.
+			httpcli.Transport(func(t *http.Transport) { t.Proxy = nil }),
+		)),
 	)
 	opts := executor.CallOptions{calls.Framework(cfg.FrameworkID), calls.Executor(cfg.ExecutorID)}
 	return &executorLoop{
@@ -233,6 +239,14 @@ func (e *executorLoop) run(ctx context.Context) error {
 
 		case <-exitTimer.C:
 			if !e.exitDeadline.IsZero() && !time.Now().Before(e.exitDeadline) {
+				if e.conn == nil && !e.shutdown && e.canReconnect() {
+					// The agent is away (restarting): the last updates
+					// must still reach it, or the task ends up FAILED
+					// (executor terminated) instead of what it is.
+					e.log.Info("waiting for the agent to come back to deliver the last updates", zap.Int("unacknowledged", e.ledger.pending()))
+					e.exitDeadline = time.Now().Add(e.cfg.AckWait)
+					continue
+				}
 				e.log.Warn("exiting before the agent acknowledged every update", zap.Int("unacknowledged", e.ledger.pending()))
 				return e.exitErr
 			}

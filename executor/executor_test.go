@@ -621,3 +621,44 @@ func testSpecPorts(t *testing.T, p []int) []byte {
 	t.Helper()
 	return testSpec(t, 1, taskspec.Ports{Server: p[0], SerfLAN: p[1], SerfWAN: -1, HTTP: p[2], HTTPS: -1, GRPC: -1, DNS: -1})
 }
+
+// TestExecutorDeliversTerminalUpdateAcrossAgentRestart: a KILLED update
+// the agent had not acknowledged when it went away is delivered by the
+// next SUBSCRIBE, even if the agent stays away longer than the usual
+// acknowledgement wait; only then does the executor exit.
+func TestExecutorDeliversTerminalUpdateAcrossAgentRestart(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.33")
+	fc := newFakeConsul()
+	close(fc.ready)
+	cfg := testConfig(fa, "127.3.0.33", t.TempDir())
+	cfg.AckWait = 300 * time.Millisecond
+	res := runExecutor(t, context.Background(), cfg, fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+	fa.setAutoAck(false)
+	fa.send(executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "t1"}}})
+	killed := fa.waitState(10*time.Second, mesos.TASK_KILLED, nil)
+	fa.setDown(true)
+	select {
+	case err := <-res:
+		t.Fatalf("executor exited (%v) with its KILLED update unacknowledged while the agent restarts", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	fa.setAutoAck(true)
+	fa.setDown(false)
+	if err := waitExit(t, res, 20*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	subs, _, _, _ := fa.snapshot()
+	last := subs[len(subs)-1]
+	found := false
+	for _, u := range last.UnacknowledgedUpdates {
+		if string(u.Status.UUID) == string(killed.UUID) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the re-SUBSCRIBE did not list the unacknowledged KILLED update")
+	}
+}

@@ -278,7 +278,8 @@ func (a *Agent) joined() (bool, string) {
 // it has joined the LAN pool (see joined). It fails when ctx ends first,
 // saying what it was still waiting for, or when the agent stops.
 func (a *Agent) Ready(ctx context.Context) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	// Straight to the agent's own address, never through an http_proxy.
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	waiting := "starting"
