@@ -198,3 +198,21 @@ func TestSingleServer(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestStartRejectsBadExtraConfig: Consul's own validation of the merged
+// configuration comes back as the start error, naming the problem.
+func TestStartRejectsBadExtraConfig(t *testing.T) {
+	spec := serverSpec("s", 1, testPorts([]int{18300, 18301, 18500}))
+	spec.ExtraConfig = json.RawMessage(`{"no_such_option": true}`)
+	_, err := Start(context.Background(), spec, Env{BindIP: "127.3.0.47", Sandbox: t.TempDir()}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "no_such_option") {
+		t.Fatalf("error %v, want one naming no_such_option", err)
+	}
+	spec.ExtraConfig = nil
+	spec.LogLevel = "LOUD"
+	if _, err := Start(context.Background(), spec, Env{BindIP: "127.3.0.47", Sandbox: t.TempDir()}, testLogger(t)); err == nil {
+		t.Fatalf("log level LOUD accepted")
+	} else {
+		t.Logf("bad log level: %v", err)
+	}
+}

@@ -27,10 +27,14 @@ type Resolver interface {
 }
 
 // NewResolver returns a resolver that sends every query to dnsServer
-// (ip:port), or the system resolver when dnsServer is empty.
+// (ip:port; port 53 when only an address is given), or the system
+// resolver when dnsServer is empty.
 func NewResolver(dnsServer string) Resolver {
 	if dnsServer == "" {
 		return net.DefaultResolver
+	}
+	if _, _, err := net.SplitHostPort(dnsServer); err != nil {
+		dnsServer = net.JoinHostPort(dnsServer, "53")
 	}
 	return &net.Resolver{
 		PreferGo: true,
