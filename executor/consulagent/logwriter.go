@@ -46,10 +46,11 @@ func (w *logWriter) emit(line []byte) {
 		return
 	}
 	msg, _ := rec["@message"].(string)
+	// Consul already filtered by the task's log_level; its debug and trace
+	// lines go out at info (with consul_level saying what they are), so a
+	// task spec asking for DEBUG gets them from an executor logging at info.
 	level := zapcore.InfoLevel
 	switch strings.ToLower(stringOf(rec["@level"])) {
-	case "trace", "debug":
-		level = zapcore.DebugLevel
 	case "warn":
 		level = zapcore.WarnLevel
 	case "error":
@@ -58,8 +59,12 @@ func (w *logWriter) emit(line []byte) {
 	fields := make([]zap.Field, 0, len(rec))
 	for k, v := range rec {
 		switch k {
-		case "@message", "@level", "@timestamp":
+		case "@message", "@timestamp":
 			continue
+		case "@level":
+			if l := stringOf(v); l == "debug" || l == "trace" {
+				fields = append(fields, zap.String("consul_level", l))
+			}
 		case "@module":
 			fields = append(fields, zap.Any("module", v))
 		default:
