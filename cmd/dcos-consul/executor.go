@@ -8,46 +8,40 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"golang.org/x/term"
 
 	"github.com/dcos-consul/dcos-consul/executor"
+	"github.com/dcos-consul/dcos-consul/internal/logging"
 )
 
 func init() { subcommands = append(subcommands, newExecutorCommand) }
 
 func newExecutorCommand() *cobra.Command {
-	return &cobra.Command{
+	var logLevel string
+	cmd := &cobra.Command{
 		Use:   "executor",
 		Short: "Run the custom Mesos executor (started by a Mesos agent, not by hand)",
 		Long: `Run the dcos-consul Mesos executor. A Mesos agent starts it for a task the
 dcos-consul scheduler launched; it reads the agent's MESOS_* environment, speaks
-the v1 executor API and runs the task's Consul agent in-process.
-SIGTERM or SIGINT stops it like a SHUTDOWN: the Consul agent leaves gracefully.`,
+the v1 executor API and runs the task's Consul agent in-process (its log level
+comes from the task spec). SIGTERM or SIGINT stops it like a SHUTDOWN: the
+Consul agent leaves gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := executorLogger()
-			defer log.Sync() //nolint:errcheck
+			log, err := logging.New(logLevel)
+			if err != nil {
+				return err
+			}
+			log = log.Named("executor")
+			defer func() { _ = log.Sync() }()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
-			err := executor.Run(ctx, log)
-			if err != nil {
+			if err := executor.Run(ctx, log); err != nil {
 				log.Error("executor ended with an error", zap.Error(err))
+				return err
 			}
-			return err
+			return nil
 		},
 	}
-}
-
-// executorLogger writes JSON to stderr (the sandbox's stderr file) unless
-// stderr is a terminal.
-func executorLogger() *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	encoder := zapcore.NewJSONEncoder(enc)
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		encoder = zapcore.NewConsoleEncoder(enc)
-	}
-	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(os.Stderr), zap.InfoLevel)).Named("executor")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "the executor's own log level (debug, info, warn, error)")
+	return cmd
 }
