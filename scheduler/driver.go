@@ -103,6 +103,11 @@ func (s *Scheduler) loop(ctx context.Context) error {
 	s.caller = c
 	backoff := time.Second
 	for ctx.Err() == nil {
+		if s.deregistered {
+			s.publish()
+			s.wait(ctx, 24*time.Hour) // uninstalled: serve the API until stopped
+			continue
+		}
 		if strings.HasPrefix(s.cfg.MesosMaster, "zk://") {
 			leader, err := detectLeader(ctx, s.cfg.MesosMaster, s.log)
 			if err != nil {
@@ -122,6 +127,9 @@ func (s *Scheduler) loop(ctx context.Context) error {
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
 			return fatal.err
+		}
+		if s.deregistered {
+			continue
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second
@@ -154,6 +162,8 @@ func (s *Scheduler) wait(ctx context.Context, d time.Duration) bool {
 		}
 	}
 }
+
+var errDeregistered = errors.New("uninstall finished: framework torn down")
 
 type fatalError struct{ err error }
 
@@ -297,6 +307,13 @@ func (s *Scheduler) handle(ctx context.Context, batch []*scheduler.Event) error 
 		case scheduler.Event_ERROR:
 			msg := e.GetError().GetMessage()
 			s.log.Error("Mesos master sent ERROR", zap.String("message", msg))
+			if strings.Contains(msg, "Framework has been removed") && s.target.Uninstall {
+				s.log.Info("uninstall: the framework is already removed")
+				if err := s.forgetState(ctx); err != nil {
+					return err
+				}
+				return errDeregistered
+			}
 			if strings.Contains(msg, "Framework has been removed") {
 				// The framework was torn down (or its failover timeout
 				// passed). Its ID cannot be used again: register anew and
@@ -331,6 +348,13 @@ func (s *Scheduler) act(ctx context.Context, now time.Time, out *outbox) error {
 	s.setErr(nil)
 	s.send(ctx, out.calls)
 	s.send(ctx, out.acks)
+	if s.target.Uninstall && s.subscribed && len(s.tasks) == 0 && !s.deregistered {
+		if err := s.deregister(ctx); err != nil {
+			return err
+		}
+		s.publish()
+		return errDeregistered
+	}
 	s.maybePublish()
 	return nil
 }

@@ -177,6 +177,10 @@ func (s *Scheduler) onOffers(list []mesos.Offer, now time.Time, out *outbox) {
 			delete(s.waiting, rec.Name)
 			s.metrics.launched.WithLabelValues(string(rec.Role)).Inc()
 		}
+		for _, n := range d.Released {
+			s.log.Info("uninstall: reservation released", zap.String("task", n), zap.String("agent", agentHost(o)))
+			s.deleteTask(n)
+		}
 		for n, why := range d.Waiting {
 			s.waiting[n] = why
 		}
@@ -244,9 +248,14 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 	for _, n := range r.Lost {
 		s.log.Warn("task lost with its agent", zap.String("task", n))
 	}
-	need := len(r.Launch) > 0
+	need := r.NeedsOffers()
 	var fresh []string
 	for n := range r.Launch {
+		if !s.wanted[n] {
+			fresh = append(fresh, n)
+		}
+	}
+	for n := range r.Release {
 		if !s.wanted[n] {
 			fresh = append(fresh, n)
 		}
@@ -258,7 +267,7 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 		f := false
 		s.suppressed = &f
 		s.log.Info("reviving offers", zap.String("for", joinNames(fresh)))
-	case !need && !s.target.ClientsEnabled && (s.suppressed == nil || !*s.suppressed):
+	case !need && (!s.target.ClientsEnabled || s.target.Uninstall) && (s.suppressed == nil || !*s.suppressed):
 		// With clients enabled offers keep flowing (declined with long
 		// filters) so that agents joining later get a client.
 		out.add(calls.Suppress())
@@ -271,6 +280,9 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 	}
 	s.wanted = map[string]bool{}
 	for n := range r.Launch {
+		s.wanted[n] = true
+	}
+	for n := range r.Release {
 		s.wanted[n] = true
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mesosscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -181,6 +182,7 @@ type Scheduler struct {
 
 	subscribed     bool
 	subscribeCount int
+	deregistered   bool // uninstall finished
 	lastPublish    time.Time
 	caller         *caller
 	cmds           chan func()
@@ -213,11 +215,27 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 		metrics:     newMetrics(opts.Registry),
 	}
 	s.target = state.TargetFrom(cfg)
-	if p.Target != nil {
-		s.target = mergeTarget(*p.Target, s.target, log)
-	}
-	if err := putJSON(ctx, st, keyTarget, s.target); err != nil {
-		return nil, fmt.Errorf("write the target configuration: %w", err)
+	switch {
+	case cfg.Uninstall:
+		// Uninstall what was deployed, as it was deployed.
+		if p.Target != nil {
+			s.target = *p.Target
+			s.target.Uninstall = true
+		}
+		if s.frameworkID == "" && len(s.tasks) == 0 {
+			s.deregistered = true
+			log.Info("uninstall: nothing is left of this service")
+		} else {
+			log.Warn("uninstall: killing every task, destroying volumes and reservations, then tearing down the framework",
+				zap.Int("tasks", len(s.tasks)))
+		}
+	default:
+		if p.Target != nil {
+			s.target = mergeTarget(*p.Target, s.target, log)
+		}
+		if err := putJSON(ctx, st, keyTarget, s.target); err != nil {
+			return nil, fmt.Errorf("write the target configuration: %w", err)
+		}
 	}
 	for _, t := range s.tasks {
 		if t.AgentID != "" {
@@ -335,7 +353,7 @@ func (s *Scheduler) publish() {
 	now := s.now()
 	blocked := s.blocked()
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
-		Blocked: blocked, Agents: s.agents, Now: now})
+		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered})
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans}
 	s.mu.Lock()
 	if s.view.Err != "" && s.subscribed {
@@ -470,4 +488,34 @@ func (s *Scheduler) subscriptions() int {
 	out := make(chan int, 1)
 	s.cmds <- func() { out <- s.subscribeCount }
 	return <-out
+}
+
+// deregister ends an uninstall: TEARDOWN, then the stored state goes.
+func (s *Scheduler) deregister(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	resp, err := s.caller.Call(cctx, &mesosscheduler.Call{Type: mesosscheduler.Call_TEARDOWN})
+	if resp != nil {
+		resp.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("uninstall: TEARDOWN: %w", err)
+	}
+	s.log.Info("uninstall: framework torn down", zap.String("framework_id", s.frameworkID))
+	return s.forgetState(ctx)
+}
+
+func (s *Scheduler) forgetState(ctx context.Context) error {
+	keys, err := s.store.List(ctx, prefixTasks)
+	if err != nil {
+		return fmt.Errorf("uninstall: list state: %w", err)
+	}
+	for _, k := range append(keys, keyTarget, keyFrameworkID) {
+		if err := s.store.Delete(ctx, k); err != nil {
+			return fmt.Errorf("uninstall: delete %s: %w", k, err)
+		}
+	}
+	s.deregistered = true
+	s.log.Info("uninstall complete: the service's state is deleted")
+	return nil
 }

@@ -443,3 +443,69 @@ func TestSimRestartAndReplaceThroughTheAPI(t *testing.T) {
 		return nil
 	})
 }
+
+// masterState reads the simulator's /master/state.
+func (h *harness) masterState() map[string]any {
+	h.t.Helper()
+	resp, err := http.Get(h.cluster.MasterURL() + "/master/state")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+func TestSimUninstallRemovesTasksReservationsAndTheFramework(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	reserved := 0
+	for _, a := range h.masterState()["slaves"].([]any) {
+		if res, _ := a.(map[string]any)["reserved_resources"].(map[string]any); len(res) > 0 {
+			reserved++
+		}
+	}
+	if reserved != 3 {
+		t.Fatalf("%d agents with reservations before the uninstall, want 3", reserved)
+	}
+	h.stop()
+	h.cfg.Uninstall = true
+	h.start()
+	h.eventually("uninstalled", 90*time.Second, func(v api.View) error {
+		if st := v.Plans[plan.Deploy].Status; st != plan.Complete {
+			return fmt.Errorf("uninstall plan %s", st)
+		}
+		return nil
+	})
+	if code, body := h.get("/v1/plans/deploy"); code != 200 {
+		t.Fatalf("deploy plan after uninstall: %d %s", code, body)
+	}
+	if keys, _ := h.store.List(context.Background(), ""); len(keys) != 0 {
+		t.Fatalf("state left behind: %v", keys)
+	}
+	st := h.masterState()
+	for _, fw := range st["frameworks"].([]any) {
+		if fw.(map[string]any)["id"] == v.FrameworkID {
+			t.Fatalf("framework %s still registered", v.FrameworkID)
+		}
+	}
+	for _, a := range st["slaves"].([]any) {
+		res, _ := a.(map[string]any)["reserved_resources"].(map[string]any)
+		if len(res) > 0 {
+			t.Fatalf("agent %v keeps reservations %v", a.(map[string]any)["hostname"], res)
+		}
+	}
+	// A second start in uninstall mode finds nothing to do and says so.
+	h.stop()
+	h.start()
+	h.eventually("still uninstalled", 10*time.Second, func(v api.View) error {
+		if st := v.Plans[plan.Deploy].Status; st != plan.Complete {
+			return fmt.Errorf("uninstall plan %s", st)
+		}
+		return nil
+	})
+}

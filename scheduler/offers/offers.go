@@ -129,6 +129,9 @@ type Decision struct {
 	// Evict names client records to stop so that a server can have
 	// their agent.
 	Evict []string
+	// Released (uninstall) names server records whose reservation and
+	// volume on this agent are gone after this decision.
+	Released []string
 }
 
 // Accept reports whether the decision uses the offer.
@@ -147,6 +150,9 @@ func Evaluate(in Input) Decision {
 
 	groups := ourGroups(o, role)
 	onAgent := tasksOn(in, agent)
+	if in.Target.Uninstall {
+		return uninstallOffer(in, d, groups, onAgent)
+	}
 
 	// 1. Reservations no record explains: destroy and unreserve them.
 	explained := map[string]bool{}
@@ -307,6 +313,46 @@ func Evaluate(in Input) Decision {
 		d.Reason = "nothing waiting can use this agent"
 	}
 	return finish(d)
+}
+
+// uninstallOffer destroys and unreserves every reservation of ours in the
+// offer.
+func uninstallOffer(in Input, d Decision, groups map[string]*group, onAgent []state.Task) Decision {
+	for _, id := range sortedGroupIDs(groups) {
+		g := groups[id]
+		var destroy, unreserve []mesos.Resource
+		for _, r := range g.resources {
+			if persistenceID(r) != "" {
+				destroy = append(destroy, r)
+				unreserve = append(unreserve, withoutVolume(r))
+			} else {
+				unreserve = append(unreserve, r)
+			}
+		}
+		if len(destroy) > 0 {
+			d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_DESTROY, Destroy: &mesos.Offer_Operation_Destroy{Volumes: destroy}})
+		}
+		d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_UNRESERVE, Unreserve: &mesos.Offer_Operation_Unreserve{Resources: unreserve}})
+		d.Cleanup = append(d.Cleanup, fmt.Sprintf("uninstall: destroying and unreserving reservation %s (task %q)", id, g.task))
+	}
+	// A record is released once its reservation is in an offer (destroyed
+	// now). An offer without it proves nothing: it may have been made
+	// before the task ended. Unconfirmed reservations are not waited for
+	// (reconcile forgets them).
+	for _, t := range onAgent {
+		if t.Role == taskspec.RoleServer && t.Reservation != nil && !t.Active() {
+			if _, ok := groups[t.Reservation.ID]; ok {
+				d.Released = append(d.Released, t.Name)
+			}
+		}
+	}
+	if len(d.Cleanup) == 0 {
+		d.Reason = "uninstall: no reservation of this service in the offer"
+	}
+	d.Refuse = LongRefuse
+	d = finish(d)
+	d.Refuse = LongRefuse
+	return d
 }
 
 // unplacedServer names a server waiting for an agent of its own.

@@ -579,3 +579,23 @@ func TestServerWithoutAFreeAgentEvictsOneClient(t *testing.T) {
 		t.Fatalf("free agent not used: %s", d.Reason)
 	}
 }
+
+func TestUninstallDestroysEveryReservationAndLaunchesNothing(t *testing.T) {
+	tg := target(func(c *config.Config) { c.Uninstall = true })
+	rec := running("consul-server-0", 1, &state.Reservation{ID: "r0", PersistenceID: "p", Confirmed: true})
+	rec.State = "TASK_KILLED"
+	tasks := state.Tasks{"consul-server-0": rec}
+	d := Evaluate(input(tg, tasks, reservedOffer(1, "consul-server-0", "r0", "p", true)))
+	if opTypes(d) != "DESTROY,UNRESERVE" || fmt.Sprint(d.Released) != "[consul-server-0]" || d.Refuse != LongRefuse {
+		t.Fatalf("ops %s released %v refuse %v: %s", opTypes(d), d.Released, d.Refuse, d.Reason)
+	}
+	// An offer without the reservation releases nothing (it may predate the kill).
+	d = Evaluate(input(tg, tasks, offer(1)))
+	if d.Accept() || len(d.Released) != 0 {
+		t.Fatalf("ops %s released %v", opTypes(d), d.Released)
+	}
+	// A free agent gets no task.
+	if d := Evaluate(input(tg, state.Tasks{}, offer(5))); d.Accept() {
+		t.Fatalf("launched during uninstall: %s", opTypes(d))
+	}
+}

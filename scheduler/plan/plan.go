@@ -66,6 +66,10 @@ type Input struct {
 	// Agents known from offers, for client steps not launched yet.
 	Agents map[string]reconcile.Agent
 	Now    time.Time
+	// Uninstall: Release is what waits for an offer (reconcile.Result)
+	// and Deregistered says the framework is torn down and the state gone.
+	Release      map[string]string
+	Deregistered bool
 }
 
 // Names of the plans.
@@ -76,7 +80,49 @@ const (
 
 // Build returns the deploy and recovery plans.
 func Build(in Input) map[string]Plan {
+	if in.Target.Uninstall {
+		return map[string]Plan{Deploy: uninstall(in)}
+	}
 	return map[string]Plan{Deploy: deploy(in), Recovery: recovery(in)}
+}
+
+// uninstall is the SDK's uninstall plan: kill-tasks, unreserve-resources,
+// deregister-service. Done steps disappear with their records, so the
+// plan shows what is left.
+func uninstall(in Input) Plan {
+	kill := Phase{ID: id("uninstall/kill-tasks"), Name: "kill-tasks", Strategy: "parallel"}
+	unreserve := Phase{ID: id("uninstall/unreserve-resources"), Name: "unreserve-resources", Strategy: "parallel"}
+	for _, t := range in.Tasks.Sorted() {
+		st := Step{ID: id("kill/" + t.Name), Name: "kill-task-" + t.Name, Status: Complete, Message: t.Describe()}
+		if t.Active() && t.State != "TASK_UNREACHABLE" {
+			st.Status = Starting
+			st.Message = "killing " + t.TaskID + ": " + t.Describe()
+		}
+		kill.Steps = append(kill.Steps, st)
+		if t.Reservation != nil {
+			u := Step{ID: id("unreserve/" + t.Reservation.ID), Name: "unreserve-" + t.Reservation.ID, Status: Pending,
+				Message: "waiting for the task to end"}
+			if why, ok := in.Release[t.Name]; ok {
+				u.Message = why + ": waiting for an offer from the agent"
+			}
+			unreserve.Steps = append(unreserve.Steps, u)
+		}
+	}
+	dereg := Phase{ID: id("uninstall/deregister-service"), Name: "deregister-service", Strategy: "serial",
+		Steps: []Step{{ID: id("deregister"), Name: "deregister", Status: Pending, Message: "waiting for every task and reservation to be removed"}}}
+	if in.Deregistered {
+		dereg.Steps[0].Status, dereg.Steps[0].Message = Complete, "framework torn down and its state deleted"
+	}
+	kill.Status, unreserve.Status, dereg.Status = aggregate(kill.Steps), aggregate(unreserve.Steps), aggregate(dereg.Steps)
+	p := Plan{Name: Deploy, Strategy: "serial", Phases: []Phase{kill, unreserve, dereg}, Errors: []string{}}
+	p.Status = aggregatePhases(p.Phases)
+	if !in.Deregistered && p.Status == Complete {
+		p.Status = InProgress
+	}
+	if in.Deregistered {
+		p.Status = Complete
+	}
+	return p
 }
 
 func id(s string) string {

@@ -99,3 +99,23 @@ func TestRecoveryPlanListsRelaunches(t *testing.T) {
 		t.Fatalf("idle recovery %+v", p)
 	}
 }
+
+func TestUninstallPlan(t *testing.T) {
+	c := config.Defaults()
+	c.Uninstall = true
+	tg := state.TargetFrom(c)
+	s0 := srv(0, "TASK_RUNNING")
+	s0.Reservation = &state.Reservation{ID: "r0", Confirmed: true}
+	p := Build(Input{Target: tg, Tasks: state.Tasks{"consul-server-0": s0}, Now: now})[Deploy]
+	if p.Status != InProgress || p.Phases[0].Name != "kill-tasks" || p.Phases[1].Steps[0].Name != "unreserve-r0" || p.Phases[2].Name != "deregister-service" {
+		t.Fatalf("%+v", p)
+	}
+	p = Build(Input{Target: tg, Tasks: state.Tasks{}, Now: now})[Deploy]
+	if p.Status == Complete {
+		t.Fatalf("complete before deregistering: %s", p.Status)
+	}
+	p = Build(Input{Target: tg, Tasks: state.Tasks{}, Now: now, Deregistered: true})[Deploy]
+	if p.Status != Complete {
+		t.Fatalf("deregistered: %s", p.Status)
+	}
+}

@@ -58,10 +58,13 @@ type Result struct {
 	Replace []string
 	// Lost: records whose agent is gone.
 	Lost []string
+	// Release (uninstall): servers whose reservation and volume wait for an
+	// offer from their agent to be destroyed, with why.
+	Release map[string]string
 }
 
 // NeedsOffers reports whether anything waits for an offer.
-func (r Result) NeedsOffers() bool { return len(r.Launch) > 0 }
+func (r Result) NeedsOffers() bool { return len(r.Launch) > 0 || len(r.Release) > 0 }
 
 // Backoff is the delay before relaunching a task that failed n times in a row.
 func Backoff(n int) time.Duration {
@@ -77,9 +80,20 @@ func Backoff(n int) time.Duration {
 
 // Reconcile computes the result. It never mutates in.Tasks.
 func Reconcile(in Input) Result {
-	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}}
+	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}, Release: map[string]string{}}
 	changed := map[string]bool{}
 	set := func(t state.Task) { r.Tasks[t.Name] = t; changed[t.Name] = true }
+	if in.Target.Uninstall {
+		uninstall(in, &r, set)
+		for n := range changed {
+			if _, ok := r.Tasks[n]; ok {
+				r.Changed = append(r.Changed, n)
+			}
+		}
+		sort.Strings(r.Changed)
+		sort.Strings(r.Deleted)
+		return r
+	}
 
 	// Server slots.
 	for i := 0; i < in.Target.Servers; i++ {
@@ -254,4 +268,32 @@ func hostOrID(t state.Task) string {
 		return t.Hostname
 	}
 	return t.AgentID
+}
+
+// uninstall: kill every task; forget clients and servers without a
+// reservation; servers with one wait for their agent's offer (Release).
+func uninstall(in Input, r *Result, set func(state.Task)) {
+	names := make([]string, 0, len(r.Tasks))
+	for n := range r.Tasks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t := r.Tasks[n]
+		if t.Active() && t.State != "TASK_UNREACHABLE" {
+			if t.Goal != state.GoalStop {
+				t.Goal = state.GoalStop
+				set(t)
+			}
+			r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "uninstalling"})
+			continue
+		}
+		agent := in.Agents[t.AgentID]
+		if t.Role == taskspec.RoleServer && t.Reservation != nil && t.Reservation.Confirmed && t.AgentID != "" && !agent.Gone {
+			r.Release[n] = "destroying volume " + t.Reservation.PersistenceID + " and unreserving on " + hostOrID(t)
+			continue
+		}
+		delete(r.Tasks, n)
+		r.Deleted = append(r.Deleted, n)
+	}
 }

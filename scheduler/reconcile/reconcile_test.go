@@ -188,3 +188,23 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestUninstall(t *testing.T) {
+	tg := target(func(c *config.Config) { c.Uninstall = true })
+	unconfirmed := srv(2, "TASK_UNKNOWN")
+	unconfirmed.Reservation.Confirmed = false
+	r := Reconcile(Input{Target: tg, Tasks: tasks(srv(0, "TASK_RUNNING"), srv(1, "TASK_KILLED"), unconfirmed,
+		cli("S8", "TASK_RUNNING"), cli("S9", "TASK_FINISHED")), Now: now})
+	if kills(r) != "[consul-client-s8 consul-server-0]" {
+		t.Errorf("kill %s", kills(r))
+	}
+	if keys(r.Release) != "[consul-server-1]" || len(r.Launch) != 0 || len(r.Place) != 0 {
+		t.Errorf("release %s launch %v place %v", keys(r.Release), r.Launch, r.Place)
+	}
+	if fmt.Sprint(r.Deleted) != "[consul-client-s9 consul-server-2]" {
+		t.Errorf("deleted %v", r.Deleted)
+	}
+	if r.Tasks["consul-server-0"].Goal != state.GoalStop || !r.NeedsOffers() {
+		t.Errorf("goal %s needs offers %v", r.Tasks["consul-server-0"].Goal, r.NeedsOffers())
+	}
+}

@@ -74,6 +74,9 @@ type Target struct {
 	DNSServer       string          `json:"dns_server,omitempty"`
 	ExecutorURI     string          `json:"executor_uri"`
 	ReplaceAfter    time.Duration   `json:"replace_after"`
+	// Uninstall: remove every task, volume and reservation, then the
+	// framework (the SDK uninstall protocol). Not part of ConfigID.
+	Uninstall bool `json:"uninstall,omitempty"`
 	// ConfigID is a hash of everything a running task depends on; a task
 	// launched with another ConfigID needs a rolling restart.
 	ConfigID string `json:"config_id"`
@@ -105,6 +108,7 @@ func TargetFrom(c config.Config) Target {
 		DNSServer:      c.ExecutorDNSServer,
 		ExecutorURI:    c.ExecutorURI,
 		ReplaceAfter:   c.ReplaceAfter,
+		Uninstall:      c.Uninstall,
 	}
 	if c.ServerPlacement != "" {
 		_ = json.Unmarshal([]byte(c.ServerPlacement), &t.Placement) // validated by config
