@@ -34,6 +34,9 @@ type Agent struct {
 	httpURL string // "" when the HTTP port is disabled
 
 	cancelJoin context.CancelFunc
+	joinMu     sync.Mutex
+	targets    JoinTargets   // what the joiner joins; grows with AddJoinAddrs
+	kick       chan struct{} // wakes the joiner at once
 	stopOnce   sync.Once
 	done       chan struct{}
 	mu         sync.Mutex
@@ -91,6 +94,8 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 		nodeID:  string(bd.RuntimeConfig.NodeID),
 		selfLAN: net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.SerfLAN)),
 		done:    make(chan struct{}),
+		targets: joinTargets(spec),
+		kick:    make(chan struct{}, 1),
 	}
 	if spec.Ports.HTTP > 0 {
 		a.httpURL = "http://" + net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.HTTP))
@@ -101,13 +106,49 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	}
 	jctx, cancel := context.WithCancel(context.Background())
 	a.cancelJoin = cancel
-	go a.joinLoop(jctx, NewResolver(dnsServer), joinTargets(spec))
+	go a.joinLoop(jctx, NewResolver(dnsServer))
 	go a.watch()
 	log.Info("consul agent started",
 		zap.String("role", string(spec.Role)), zap.String("node_id", a.nodeID),
 		zap.String("serf_lan", a.selfLAN), zap.String("http", a.httpURL),
 		zap.String("data_dir", dataDir), zap.String("dns_server", dnsServer))
 	return a, nil
+}
+
+// AddJoinAddrs adds serf LAN addresses (ip:port) to the join targets, for
+// addresses the scheduler learns after the launch, and has the joiner try
+// them at once.
+func (a *Agent) AddJoinAddrs(addrs []string) {
+	a.joinMu.Lock()
+	known := map[string]bool{}
+	for _, x := range a.targets.Addrs {
+		known[x] = true
+	}
+	added := 0
+	for _, x := range addrs {
+		if !known[x] {
+			known[x] = true
+			a.targets.Addrs = append(a.targets.Addrs, x)
+			added++
+		}
+	}
+	a.joinMu.Unlock()
+	if added == 0 {
+		return
+	}
+	a.log.Info("join addresses added", zap.Strings("addresses", addrs))
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) joinTargets() JoinTargets {
+	a.joinMu.Lock()
+	defer a.joinMu.Unlock()
+	t := a.targets
+	t.Addrs = append([]string(nil), t.Addrs...)
+	return t
 }
 
 // watch notices the agent failing or shutting down by itself.

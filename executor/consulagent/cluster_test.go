@@ -243,3 +243,49 @@ func TestClusterThreeServersOneClient(t *testing.T) {
 		return nil
 	})
 }
+
+// TestJoinAddrsAddedLater: two servers that know nobody at launch (no
+// address from the scheduler yet, names not in Mesos-DNS yet) find each
+// other once an address is handed over later (the scheduler's MESSAGE).
+func TestJoinAddrsAddedLater(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a real Consul cluster")
+	}
+	ips := []string{"127.3.0.50", "127.3.0.51"}
+	ports := testPorts(freePorts(t, ips, 3))
+	log := testLogger(t)
+	var agents []*Agent
+	t.Cleanup(func() {
+		for _, a := range agents {
+			a.Stop()
+		}
+	})
+	for i, ip := range ips {
+		a, err := Start(context.Background(), serverSpec(fmt.Sprintf("late-%d", i), 2, ports), Env{BindIP: ip, Sandbox: t.TempDir()}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := agents[0].Ready(ctx); err == nil {
+		t.Fatalf("a server expecting another one was ready alone")
+	}
+	cancel()
+	agents[1].AddJoinAddrs([]string{addr(ips[0], ports.SerfLAN)})
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, a := range agents {
+		if err := a.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, time.Minute, "leader", func() error {
+		for _, a := range agents {
+			if h := a.Health(); !h.Healthy {
+				return errors.New(h.Message)
+			}
+		}
+		return nil
+	})
+}

@@ -111,14 +111,14 @@ func missingTargets(targets []string, self string, alive map[string]bool) []stri
 // alone, slowly while some targets are still missing, and it keeps
 // re-resolving names so that Mesos-DNS's refresh delay only ever adds
 // targets, never blocks on them.
-func (a *Agent) joinLoop(ctx context.Context, r Resolver, t JoinTargets) {
+func (a *Agent) joinLoop(ctx context.Context, r Resolver) {
 	const (
 		fast = 1 * time.Second
 		slow = 10 * time.Second
 	)
 	var lastResolved string
 	for {
-		addrs, failed := resolveTargets(ctx, r, t)
+		addrs, failed := resolveTargets(ctx, r, a.joinTargets())
 		if ctx.Err() != nil {
 			return
 		}
@@ -145,6 +145,7 @@ func (a *Agent) joinLoop(ctx context.Context, r Resolver, t JoinTargets) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.kick:
 		case <-time.After(wait):
 		}
 	}
