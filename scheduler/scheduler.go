@@ -179,6 +179,10 @@ type Scheduler struct {
 
 	dirty   map[string]bool
 	deleted map[string]bool
+	// undo holds the persisted version of every record changed since the
+	// last successful flush (nil: it did not exist), so that a failed
+	// write leaves memory equal to the store.
+	undo map[string]*state.Task
 
 	subscribed     bool
 	subscribeCount int
@@ -211,6 +215,7 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 		wanted:      map[string]bool{},
 		dirty:       map[string]bool{},
 		deleted:     map[string]bool{},
+		undo:        map[string]*state.Task{},
 		cmds:        make(chan func()),
 		metrics:     newMetrics(opts.Registry),
 	}
@@ -296,7 +301,35 @@ func (s *Scheduler) applyReconcile(r reconcile.Result) {
 	s.last = r
 }
 
+func (s *Scheduler) touch(name string) {
+	if _, ok := s.undo[name]; ok {
+		return
+	}
+	if t, ok := s.tasks[name]; ok {
+		c := t
+		s.undo[name] = &c
+	} else {
+		s.undo[name] = nil
+	}
+}
+
+// rollback forgets every change not written to the store.
+func (s *Scheduler) rollback() {
+	for name, prev := range s.undo {
+		if prev == nil {
+			delete(s.tasks, name)
+		} else {
+			s.tasks[name] = *prev
+		}
+	}
+	s.undo = map[string]*state.Task{}
+	s.dirty = map[string]bool{}
+	s.deleted = map[string]bool{}
+	s.last = s.reconcile(s.now())
+}
+
 func (s *Scheduler) setTask(t state.Task) {
+	s.touch(t.Name)
 	s.tasks[t.Name] = t
 	s.dirty[t.Name] = true
 	delete(s.deleted, t.Name)
@@ -306,6 +339,7 @@ func (s *Scheduler) deleteTask(name string) {
 	if _, ok := s.tasks[name]; !ok {
 		return
 	}
+	s.touch(name)
 	delete(s.tasks, name)
 	delete(s.dirty, name)
 	delete(s.waiting, name)
@@ -331,8 +365,10 @@ func (s *Scheduler) flush(ctx context.Context) error {
 	start := time.Now()
 	if err := saveTasks(wctx, s.store, s.tasks, changed, deleted); err != nil {
 		s.metrics.storeErrors.Inc()
+		s.rollback()
 		return fmt.Errorf("state store: %w", err)
 	}
+	s.undo = map[string]*state.Task{}
 	s.metrics.storeWrite.Observe(time.Since(start).Seconds())
 	s.dirty = map[string]bool{}
 	s.deleted = map[string]bool{}

@@ -509,3 +509,42 @@ func TestSimUninstallRemovesTasksReservationsAndTheFramework(t *testing.T) {
 		return nil
 	})
 }
+
+func TestSimNothingIsSentWhileTheStateCannotBeWritten(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	victim := taskByName(v, "consul-server-1")
+	h.store.setFail(fmt.Errorf("disk full"))
+	if err := h.cluster.KillExecutor(victim.AgentID, v.FrameworkID, victim.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	// The TASK_FAILED cannot be recorded: no relaunch, and health says why.
+	deadline := time.Now().Add(4 * time.Second)
+	sawError := false
+	for time.Now().Before(deadline) {
+		if code, body := h.get("/v1/health"); code == 500 && contains(body, "disk full") {
+			sawError = true
+		}
+		if s := taskByName(h.sched.Snapshot(), "consul-server-1"); s.TaskID != victim.TaskID {
+			t.Fatalf("relaunched while the state could not be written: %+v", s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !sawError {
+		t.Error("health never reported the store failure")
+	}
+	h.store.setFail(nil)
+	v = h.eventually("relaunched once the store works", 60*time.Second, func(v api.View) error {
+		if taskByName(v, "consul-server-1").TaskID == victim.TaskID {
+			return fmt.Errorf("not relaunched")
+		}
+		return deployed(3, 1)(v)
+	})
+	if code, body := h.get("/v1/health"); code != 200 {
+		t.Fatalf("health after recovery %d %s", code, body)
+	}
+	if s := taskByName(v, "consul-server-1"); s.AgentID != victim.AgentID {
+		t.Fatal("moved")
+	}
+}

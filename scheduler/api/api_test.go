@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/plan"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+type fakeSource struct {
+	view     View
+	restarts []string
+	err      error
+}
+
+func (f *fakeSource) Snapshot() View { return f.view }
+func (f *fakeSource) Restart(_ context.Context, pod string) ([]string, error) {
+	f.restarts = append(f.restarts, "restart "+pod)
+	return []string{pod}, f.err
+}
+func (f *fakeSource) Replace(_ context.Context, pod string) ([]string, error) {
+	f.restarts = append(f.restarts, "replace "+pod)
+	return []string{pod}, f.err
+}
+
+func view(deploy string) View {
+	tg := state.TargetFrom(config.Defaults())
+	return View{
+		FrameworkID: "fw-1", Subscribed: true, Target: tg,
+		Tasks: []state.Task{
+			{Name: "consul-server-0", Role: taskspec.RoleServer, TaskID: "t0", State: "TASK_RUNNING", IP: "10.0.0.1", Hostname: "a1", Ports: tg.Ports},
+			{Name: "consul-client-s1", Role: taskspec.RoleClient, TaskID: "t1", State: "TASK_RUNNING", IP: "10.0.0.2", Hostname: "a2", Ports: tg.Ports},
+			{Name: "consul-server-1", Role: taskspec.RoleServer, TaskID: "t2", State: "TASK_STAGING", IP: "10.0.0.3", Ports: tg.Ports},
+		},
+		Plans: map[string]plan.Plan{plan.Deploy: {Status: deploy, Phases: []plan.Phase{}, Errors: []string{}}, plan.Recovery: {Status: plan.Complete, Errors: []string{}}},
+	}
+}
+
+func do(t *testing.T, h http.Handler, method, path string) (int, map[string]any, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	body, _ := io.ReadAll(rec.Body)
+	var obj map[string]any
+	_ = json.Unmarshal(body, &obj)
+	return rec.Code, obj, string(body)
+}
+
+func TestAPI(t *testing.T) {
+	src := &fakeSource{view: view(plan.InProgress)}
+	h := Handler(src, prometheus.NewRegistry())
+	cases := []struct {
+		method, path string
+		code         int
+		contains     string
+	}{
+		{"GET", "/v1/plans", 200, `"deploy"`},
+		{"GET", "/v1/plans/deploy", 202, `"IN_PROGRESS"`},
+		{"GET", "/v1/plans/recovery", 200, `"COMPLETE"`},
+		{"GET", "/v1/plans/nope", 404, `plan \"nope\" not found; plans: deploy, recovery`},
+		{"POST", "/v1/plans/deploy", 405, "only GET"},
+		{"GET", "/v1/health", 202, `"deploy": "IN_PROGRESS"`},
+		{"GET", "/v1/pod", 200, `"consul-client-s1"`},
+		{"GET", "/v1/pod/status", 200, `"consul-server-1"`},
+		{"GET", "/v1/pod/consul-server-0/info", 200, `"taskId": "t0"`},
+		{"GET", "/v1/pod/nope/info", 404, `pod \"nope\" not found`},
+		{"GET", "/v1/pod/consul-server-0/restart", 405, "use POST"},
+		{"POST", "/v1/pod/consul-server-0/restart", 200, `"consul-server-0"`},
+		{"POST", "/v1/pod/consul-server-0/replace", 200, `"consul-server-0"`},
+		{"POST", "/v1/pod/consul-server-0/explode", 404, "unknown pod command"},
+		{"GET", "/v1/pod/a/b/c", 404, "no such endpoint"},
+		{"GET", "/v1/endpoints", 200, `"serf-lan"`},
+		{"GET", "/v1/endpoints/http", 200, `"10.0.0.1:8500"`},
+		{"GET", "/v1/endpoints/server", 200, `"servers"`},
+		{"GET", "/v1/endpoints/https", 404, `endpoint \"https\" not found`},
+		{"GET", "/v1/state/frameworkId", 200, `"fw-1"`},
+		{"GET", "/v2/whatever", 404, "no such endpoint"},
+		{"DELETE", "/v1/health", 405, "only GET"},
+	}
+	for _, c := range cases {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			code, _, body := do(t, h, c.method, c.path)
+			if code != c.code || !strings.Contains(body, c.contains) {
+				t.Fatalf("%d %s, want %d containing %q", code, body, c.code, c.contains)
+			}
+			if code >= 400 && !strings.Contains(body, `"message"`) {
+				t.Fatalf("error without a JSON message: %s", body)
+			}
+		})
+	}
+	if fmt.Sprint(src.restarts) != "[restart consul-server-0 replace consul-server-0]" {
+		t.Fatalf("commands %v", src.restarts)
+	}
+}
+
+func TestEndpointsListRunningTasksOnly(t *testing.T) {
+	h := Handler(&fakeSource{view: view(plan.Complete)}, prometheus.NewRegistry())
+	_, obj, body := do(t, h, "GET", "/v1/endpoints/http")
+	addrs := fmt.Sprint(obj["address"])
+	if addrs != "[10.0.0.1:8500 10.0.0.2:8500]" || !strings.Contains(body, "consul-server-0.consul.mesos:8500") {
+		t.Fatalf("%s", body)
+	}
+	_, obj, _ = do(t, h, "GET", "/v1/endpoints/server")
+	if fmt.Sprint(obj["address"]) != "[10.0.0.1:8300]" {
+		t.Fatalf("server endpoint lists clients: %v", obj["address"])
+	}
+}
+
+func TestHealth(t *testing.T) {
+	for _, c := range []struct {
+		status string
+		err    string
+		code   int
+	}{{plan.Complete, "", 200}, {plan.InProgress, "", 202}, {plan.Pending, "", 202}, {plan.Error, "", 500}, {plan.Complete, "state store: down", 500}} {
+		v := view(c.status)
+		v.Err = c.err
+		code, _, body := do(t, Handler(&fakeSource{view: v}, prometheus.NewRegistry()), "GET", "/v1/health")
+		if code != c.code {
+			t.Errorf("%s/%q: %d %s, want %d", c.status, c.err, code, body, c.code)
+		}
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	src := &fakeSource{view: view(plan.Complete), err: fmt.Errorf("%w \"x\"", ErrUnknownPod)}
+	if code, _, _ := do(t, Handler(src, prometheus.NewRegistry()), "POST", "/v1/pod/x/restart"); code != 404 {
+		t.Fatalf("unknown pod: %d", code)
+	}
+	src.err = errors.New("pod \"x\" is being stopped")
+	if code, _, body := do(t, Handler(src, prometheus.NewRegistry()), "POST", "/v1/pod/x/restart"); code != 409 || !strings.Contains(body, "being stopped") {
+		t.Fatalf("conflict: %d %s", code, body)
+	}
+}
