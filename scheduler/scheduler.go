@@ -58,11 +58,15 @@ type Options struct {
 	// EvictAfter: a server without an agent of its own for this long stops
 	// a client to take its agent (default 30 s).
 	EvictAfter time.Duration
+	// PeerRemovalTimeout bounds how long a replacement waits for the old
+	// server's raft peer removal (default 2 minutes).
+	PeerRemovalTimeout time.Duration
 	// Now and NewID make time and IDs deterministic in tests.
 	Now   func() time.Time
 	NewID func() string
 
 	onStart func(*Scheduler) // tests: the scheduler once loaded
+	consul  consulAdmin      // tests: a fake Consul
 }
 
 func (o *Options) defaults() {
@@ -74,6 +78,9 @@ func (o *Options) defaults() {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 30 * time.Second
+	}
+	if o.PeerRemovalTimeout <= 0 {
+		o.PeerRemovalTimeout = 2 * time.Minute
 	}
 	if o.EvictAfter <= 0 {
 		o.EvictAfter = 30 * time.Second
@@ -146,6 +153,7 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		opts.onStart(s)
 	}
 	err = s.loop(ctx)
+	close(s.done)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -192,6 +200,11 @@ type Scheduler struct {
 	cmds           chan func()
 
 	metrics *metrics
+	consul  consulAdmin
+	// peerRemoval: replaced servers whose old raft peer is being removed
+	// (name → raft address); their placement waits.
+	peerRemoval map[string]string
+	done        chan struct{} // closed when the loop has returned
 
 	mu   sync.RWMutex
 	view api.View
@@ -216,8 +229,14 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 		dirty:       map[string]bool{},
 		deleted:     map[string]bool{},
 		undo:        map[string]*state.Task{},
+		peerRemoval: map[string]string{},
+		done:        make(chan struct{}),
+		consul:      opts.consul,
 		cmds:        make(chan func()),
 		metrics:     newMetrics(opts.Registry),
+	}
+	if s.consul == nil {
+		s.consul = httpConsul{log: log}
 	}
 	s.target = state.TargetFrom(cfg)
 	switch {
@@ -297,6 +316,9 @@ func (s *Scheduler) applyReconcile(r reconcile.Result) {
 	for _, n := range r.Replace {
 		s.log.Warn("server replaced: it will be placed on another agent and its old reservation destroyed", zap.String("task", n))
 		s.metrics.replacements.Inc()
+	}
+	if len(r.Old) > 0 {
+		s.startCleanup(r.Old)
 	}
 	s.last = r
 }
@@ -478,6 +500,9 @@ func (s *Scheduler) blocked() map[string]string {
 		for n := range s.last.Launch {
 			out[n] = "waiting for the subscription to the Mesos master"
 		}
+	}
+	for n, addr := range s.peerRemoval {
+		out[n] = "removing the old server's raft peer " + addr + " through the Consul operator API first"
 	}
 	for id := range s.reconciling {
 		if n := state.NameOfTaskID(id); n != "" {

@@ -47,6 +47,8 @@ type harness struct {
 	log     *zap.Logger
 	net     int
 
+	consul consulAdmin
+
 	cancel context.CancelFunc
 	done   chan error
 	sched  *Scheduler
@@ -94,7 +96,7 @@ func (h *harness) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	schedCh := make(chan *Scheduler, 1)
-	opts := Options{Store: h.store, Listener: ln, ResubscribeMax: 2 * time.Second, EvictAfter: 3 * time.Second, onStart: func(s *Scheduler) { schedCh <- s }}
+	opts := Options{Store: h.store, Listener: ln, ResubscribeMax: 2 * time.Second, EvictAfter: 3 * time.Second, consul: h.consul, onStart: func(s *Scheduler) { schedCh <- s }}
 	go func() { h.done <- RunWith(ctx, h.cfg, h.log.Named("scheduler"), opts) }()
 	select {
 	case h.sched = <-schedCh:
@@ -366,8 +368,34 @@ func TestSimClientsFollowAgents(t *testing.T) {
 	}
 }
 
+// fakeConsul records cleanup requests; RemoveServer takes a while, so a
+// replacement placed before it returns is caught.
+type fakeConsul struct {
+	mu      sync.Mutex
+	removed []string
+	done    time.Time
+}
+
+func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string) error {
+	time.Sleep(2 * time.Second)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, fmt.Sprintf("%s %s via %d", node, raftAddr, len(via)))
+	f.done = time.Now()
+	return nil
+}
+
+func (f *fakeConsul) ForceLeave(ctx context.Context, via []string, node string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, "force-leave "+node)
+	return nil
+}
+
 func TestSimRemovedAgentsServerIsReplacedElsewhere(t *testing.T) {
 	h := startSim(t, 5)
+	fc := &fakeConsul{}
+	h.consul = fc
 	h.start()
 	v := h.eventually("deployed", 60*time.Second, deployed(3, 2))
 	gone := taskByName(v, "consul-server-2")
@@ -387,6 +415,15 @@ func TestSimRemovedAgentsServerIsReplacedElsewhere(t *testing.T) {
 	s := taskByName(v, "consul-server-2")
 	if s.Reservation == nil || s.Reservation.ID == gone.Reservation.ID {
 		t.Errorf("replacement reuses the old reservation")
+	}
+	fc.mu.Lock()
+	removed, doneAt := fmt.Sprint(fc.removed), fc.done
+	fc.mu.Unlock()
+	if want := fmt.Sprintf("consul-server-2 %s:8300 via 2", gone.IP); !contains([]byte(removed), want) {
+		t.Errorf("raft peer removal %s, want %q", removed, want)
+	}
+	if s.LaunchedAt.Before(doneAt) {
+		t.Errorf("replacement launched at %s, before the old peer was removed at %s", s.LaunchedAt, doneAt)
 	}
 	// A new agent gets a client.
 	info, err := h.cluster.AddAgent()

@@ -58,6 +58,9 @@ type Result struct {
 	Replace []string
 	// Lost: records whose agent is gone.
 	Lost []string
+	// Old holds the records of replaced servers and forgotten clients as
+	// they were, for cleanup in Consul (raft peer removal, force-leave).
+	Old map[string]state.Task
 	// Release (uninstall): servers whose reservation and volume wait for an
 	// offer from their agent to be destroyed, with why.
 	Release map[string]string
@@ -80,7 +83,7 @@ func Backoff(n int) time.Duration {
 
 // Reconcile computes the result. It never mutates in.Tasks.
 func Reconcile(in Input) Result {
-	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}, Release: map[string]string{}}
+	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}, Release: map[string]string{}, Old: map[string]state.Task{}}
 	changed := map[string]bool{}
 	set := func(t state.Task) { r.Tasks[t.Name] = t; changed[t.Name] = true }
 	if in.Target.Uninstall {
@@ -134,6 +137,7 @@ func Reconcile(in Input) Result {
 			if !in.Target.ClientsEnabled || (agent.Public && !in.Target.ClientsOnPublic) || gone {
 				if gone {
 					r.Lost = append(r.Lost, n)
+					r.Old[n] = t
 				}
 				if t.Active() && !gone {
 					t.Goal = state.GoalStop
@@ -176,6 +180,7 @@ func Reconcile(in Input) Result {
 				r.Deleted = append(r.Deleted, n)
 				continue
 			}
+			r.Old[n] = t
 			t = moved(t, in.Now)
 			set(t)
 			r.Replace = append(r.Replace, n)
@@ -190,6 +195,7 @@ func Reconcile(in Input) Result {
 				if gone {
 					r.Lost = append(r.Lost, n)
 				}
+				r.Old[n] = t
 				t = moved(t, in.Now)
 				set(t)
 				r.Replace = append(r.Replace, n)

@@ -1,0 +1,197 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// consulAdmin is what the scheduler asks of the Consul cluster it runs.
+type consulAdmin interface {
+	// RemoveServer removes a dead server's raft peer (at raftAddr) and its
+	// LAN membership (node), through one of the servers at via (HTTP
+	// addresses), only if the remaining voters keep a quorum.
+	RemoveServer(ctx context.Context, via []string, node, raftAddr string) error
+	// ForceLeave removes a dead client from the LAN pool.
+	ForceLeave(ctx context.Context, via []string, node string) error
+}
+
+// errNoConsul: no server answered at all (the cluster is down, or the
+// tasks run without Consul as in the simulator's in-process mode).
+var errNoConsul = errors.New("no Consul server answered")
+
+type httpConsul struct{ log *zap.Logger }
+
+func (c httpConsul) client(addr string) (*consulapi.Client, error) {
+	cfg := consulapi.DefaultNonPooledConfig()
+	cfg.Address = addr
+	cfg.Scheme = "http"
+	cfg.HttpClient = &http.Client{Timeout: 5 * time.Second}
+	return consulapi.NewClient(cfg)
+}
+
+func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string) error {
+	var last error = errNoConsul
+	answered := false
+	for _, addr := range via {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		cl, err := c.client(addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		op := cl.Operator()
+		conf, err := op.RaftGetConfiguration(&consulapi.QueryOptions{})
+		if err != nil {
+			last = fmt.Errorf("%s: raft configuration: %w", addr, err)
+			continue
+		}
+		answered = true
+		var peer *consulapi.RaftServer
+		voters := 0
+		for _, s := range conf.Servers {
+			if s.Voter {
+				voters++
+			}
+			if s.Address == raftAddr {
+				peer = s
+			}
+		}
+		if peer == nil {
+			c.log.Info("the old server is not a raft peer any more", zap.String("node", node), zap.String("raft_address", raftAddr))
+		} else {
+			health, err := op.AutopilotServerHealth(&consulapi.QueryOptions{})
+			if err != nil {
+				last = fmt.Errorf("%s: autopilot health: %w", addr, err)
+				continue
+			}
+			healthy := 0
+			for _, s := range health.Servers {
+				if s.Healthy && s.Voter && s.ID != peer.ID && s.Address != raftAddr {
+					healthy++
+				}
+			}
+			remaining := voters
+			if peer.Voter {
+				remaining--
+			}
+			if quorum := remaining/2 + 1; healthy < quorum {
+				return fmt.Errorf("removing raft peer %s would leave %d healthy voters of %d (quorum %d): keeping it", raftAddr, healthy, remaining, quorum)
+			}
+			if err := op.RaftRemovePeerByID(peer.ID, &consulapi.WriteOptions{}); err != nil {
+				last = fmt.Errorf("%s: remove raft peer %s: %w", addr, raftAddr, err)
+				continue
+			}
+			c.log.Warn("removed the old server's raft peer", zap.String("node", node), zap.String("raft_address", raftAddr), zap.String("via", addr))
+		}
+		if err := cl.Agent().ForceLeavePrune(node); err != nil {
+			c.log.Info("force-leave of the old server node", zap.String("node", node), zap.Error(err))
+		}
+		return nil
+	}
+	if !answered {
+		return fmt.Errorf("%w: %v", errNoConsul, last)
+	}
+	return last
+}
+
+func (c httpConsul) ForceLeave(ctx context.Context, via []string, node string) error {
+	var last error = errNoConsul
+	for _, addr := range via {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		cl, err := c.client(addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		if err := cl.Agent().ForceLeavePrune(node); err != nil {
+			last = fmt.Errorf("%s: force-leave %s: %w", addr, node, err)
+			continue
+		}
+		return nil
+	}
+	return last
+}
+
+// consulHTTPAddrs are the HTTP addresses of the running servers.
+func consulHTTPAddrs(ts state.Tasks, tg state.Target, except string) []string {
+	var out []string
+	for i := 0; i < tg.Servers; i++ {
+		t, ok := ts[state.ServerName(i)]
+		if !ok || t.Name == except || !t.Running() || t.IP == "" || t.Ports.HTTP <= 0 {
+			continue
+		}
+		out = append(out, net.JoinHostPort(t.IP, strconv.Itoa(t.Ports.HTTP)))
+	}
+	return out
+}
+
+// startCleanup removes replaced servers from raft (placement of their
+// replacement waits, see blocked) and forgotten clients from the LAN pool.
+func (s *Scheduler) startCleanup(old map[string]state.Task) {
+	for name, t := range old {
+		if t.IP == "" {
+			continue
+		}
+		via := consulHTTPAddrs(s.tasks, s.target, name)
+		if t.Role == taskspec.RoleClient {
+			go func(node string) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := s.consul.ForceLeave(ctx, via, node); err != nil {
+					s.log.Info("could not force-leave a lost client", zap.String("node", node), zap.Error(err))
+				} else {
+					s.log.Info("lost client removed from the LAN pool", zap.String("node", node))
+				}
+			}(name)
+			continue
+		}
+		port := t.Ports.Server
+		if port <= 0 {
+			port = s.target.Ports.Server
+		}
+		raftAddr := net.JoinHostPort(t.IP, strconv.Itoa(port))
+		s.peerRemoval[name] = raftAddr
+		go s.removePeer(name, raftAddr, via)
+	}
+}
+
+// removePeer retries for a while; if no Consul server answers at all, or
+// time runs out, placement goes ahead (Consul's autopilot removes dead
+// servers eventually) and the logs say so.
+func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
+	deadline := time.Now().Add(s.opts.PeerRemovalTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.consul.RemoveServer(ctx, via, name, raftAddr)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errNoConsul) || time.Now().After(deadline) {
+			s.log.Warn("could not remove the old raft peer; placing the replacement anyway", zap.String("task", name),
+				zap.String("raft_address", raftAddr), zap.Error(err))
+			break
+		}
+		s.log.Warn("old raft peer not removed yet; retrying", zap.String("task", name), zap.Error(err))
+		time.Sleep(5 * time.Second)
+	}
+	select {
+	case s.cmds <- func() { delete(s.peerRemoval, name) }:
+	case <-s.done:
+	}
+}
