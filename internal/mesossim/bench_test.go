@@ -1,0 +1,107 @@
+package mesossim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+)
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchAgents is the cluster size of the offer-cycle benchmark.
+var benchAgents = 10000
+
+// BenchmarkOfferCycle measures one full allocation cycle over 10,000
+// in-process agents: every agent's resources offered to a subscribed JSON
+// framework, the OFFERS events encoded and written to its stream (read
+// and discarded by the client). Run:
+//
+//	go test ./internal/mesossim -run XXX -bench OfferCycle -benchtime 20x
+func BenchmarkOfferCycle(b *testing.B) {
+	o := testOptions(b, benchAgents, true)
+	o.AllocationInterval = time.Hour // cycles driven by the benchmark only
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	c, err := Start(context.Background(), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	setup := time.Since(start)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+
+	info := frameworkInfo("bench", "r")
+	call := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &info}}
+	body, _ := json.Marshal(call)
+	resp, err := http.Post(c.MasterURL()+"/api/v1/scheduler", "application/json", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	go io.Copy(io.Discard, resp.Body)
+
+	m := c.m
+	// Wait for the subscription-triggered cycle to offer everything.
+	for deadline := time.Now().Add(time.Minute); ; {
+		m.mu.Lock()
+		n := len(m.offers)
+		m.mu.Unlock()
+		if n == benchAgents {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d offers", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(benchAgents), "heap-bytes/agent")
+	b.ReportMetric(setup.Seconds(), "setup-s")
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	offers := 0
+	for i := 0; i < b.N; i++ {
+		m.mu.Lock()
+		for _, o := range m.offers {
+			m.removeOffer(o, false) // as DECLINE with refuse_seconds 0
+		}
+		for _, fw := range m.frameworks {
+			for k := range fw.filters {
+				delete(fw.filters, k)
+			}
+		}
+		m.allocate(time.Now())
+		offers += len(m.offers)
+		m.mu.Unlock()
+	}
+	elapsed := time.Since(t0)
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	if offers != b.N*benchAgents {
+		b.Fatalf("%d offers in %d cycles, want %d per cycle", offers, b.N, benchAgents)
+	}
+	b.ReportMetric(float64(offers)/elapsed.Seconds(), "offers/s")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/cycle")
+	b.Logf("%d agents: setup %v, %s heap/agent, %d cycles, %.3f s CPU per full cycle, %.0f offers/s",
+		benchAgents, setup.Round(time.Millisecond), strconv.FormatUint((after.HeapAlloc-before.HeapAlloc)/uint64(benchAgents), 10),
+		b.N, cpu.Seconds()/float64(b.N), float64(offers)/elapsed.Seconds())
+}
