@@ -352,6 +352,26 @@ func runConformance(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("Destroy", func(t *testing.T) {
+		svc := uniqueService(t)
+		s, err := open(t, svc, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, s, "framework-id", "fw")
+		mustPut(t, s, "tasks/a/b", "x")
+		if err := s.Destroy(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(ctxT(t), "k", nil); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Put after Destroy: %v, want ErrClosed", err)
+		}
+		s2 := mustOpen(t, open, svc) // not locked, and empty
+		if got := mustList(t, s2, ""); len(got) != 0 {
+			t.Fatalf("after Destroy: %v", got)
+		}
+	})
+
 	t.Run("ContextCancelled", func(t *testing.T) {
 		s := mustOpen(t, open, uniqueService(t))
 		ctx, cancel := context.WithCancel(context.Background())

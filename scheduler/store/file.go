@@ -217,3 +217,18 @@ func (s *FileStore) Close() error {
 	s.log.Info("state store closed")
 	return s.db.Close()
 }
+
+// Destroy implements Store: it closes the store and removes the state file.
+func (s *FileStore) Destroy(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return fmt.Errorf("destroy %s: %w", s.path, err)
+	}
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("destroy %s: %w", s.path, err)
+	}
+	s.log.Info("state destroyed")
+	return nil
+}

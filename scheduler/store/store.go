@@ -68,6 +68,10 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 	// Apply performs ops atomically: all of them or none.
 	Apply(ctx context.Context, ops ...Op) error
+	// Destroy removes the service's whole state (the ZooKeeper node with
+	// its lock, or the state file) and closes the store: the last step of
+	// an uninstall.
+	Destroy(ctx context.Context) error
 	Close() error
 }
 

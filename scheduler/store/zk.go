@@ -756,3 +756,53 @@ func (s *ZKStore) Close() error {
 	s.log.Info("state store closed")
 	return nil
 }
+
+// Destroy implements Store: it deletes the service node and everything
+// under it, the lock last, then closes the store. It is fenced like any
+// write: a scheduler that lost the lock cannot destroy the state.
+func (s *ZKStore) Destroy(ctx context.Context) error {
+	err := s.do(ctx, "destroy "+s.root, true, func() error {
+		// Check the fence first, then delete the tree bottom-up.
+		if _, err := s.conn.Multi(s.fence()); err != nil {
+			if errors.Is(err, zk.ErrBadVersion) {
+				return s.checkFence()
+			}
+			if !errors.Is(err, zk.ErrNoNode) {
+				return err
+			}
+		}
+		var del func(p string) error
+		del = func(p string) error {
+			kids, _, err := s.conn.Children(p)
+			if errors.Is(err, zk.ErrNoNode) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			for _, k := range kids {
+				if p == s.root && k == lockNode {
+					continue
+				}
+				if err := del(p + "/" + k); err != nil {
+					return err
+				}
+			}
+			if p == s.root {
+				if err := s.conn.Delete(p+"/"+lockNode, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+					return err
+				}
+			}
+			if err := s.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return err
+			}
+			return nil
+		}
+		return del(s.root)
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("state destroyed")
+	return s.Close()
+}

@@ -477,3 +477,19 @@ func TestZKStoreFencedByEpoch(t *testing.T) {
 		t.Error("tasks/b created by a fenced write")
 	}
 }
+
+func TestZKStoreDestroyRemovesNode(t *testing.T) {
+	addr := zkAddr(t)
+	svc := uniqueService(t)
+	s, err := zkOpener(addr)(t, svc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "tasks/consul-server-0", "x")
+	if err := s.Destroy(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := rawZK(t, addr).Exists(ServiceRootPath(svc)); ok || err != nil {
+		t.Fatalf("%s still exists after Destroy (%v)", ServiceRootPath(svc), err)
+	}
+}
