@@ -202,7 +202,7 @@ func requiredField(err error) string {
 		if j := strings.Index(rest, " "); j > 0 {
 			rest = rest[:j]
 		}
-		return rest
+		return strings.Trim(rest, `"`)
 	}
 	return s
 }
