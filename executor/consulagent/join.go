@@ -116,7 +116,7 @@ func (a *Agent) joinLoop(ctx context.Context, r Resolver) {
 		fast = 1 * time.Second
 		slow = 10 * time.Second
 	)
-	var lastResolved string
+	lastResolved := "\x00" // log the first round, even when it finds nothing
 	for {
 		addrs, failed := resolveTargets(ctx, r, a.joinTargets())
 		if ctx.Err() != nil {
@@ -124,7 +124,12 @@ func (a *Agent) joinLoop(ctx context.Context, r Resolver) {
 		}
 		if s := strings.Join(addrs, ","); s != lastResolved {
 			lastResolved = s
-			a.log.Info("join targets", zap.Strings("addresses", addrs), zap.Int("unresolved_names", len(failed)))
+			var unresolved []string
+			for name := range failed {
+				unresolved = append(unresolved, name)
+			}
+			sort.Strings(unresolved)
+			a.log.Info("join targets", zap.Strings("addresses", addrs), zap.Strings("unresolved_names", unresolved))
 		}
 		for name, err := range failed {
 			a.log.Debug("join target name does not resolve (yet)", zap.String("name", name), zap.Error(err))
