@@ -168,9 +168,8 @@ func (m *master) serveState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.mu.Lock()
-	st := m.state()
+	b, err := json.Marshal(m.state()) // the state shares the master's resource lists
 	m.mu.Unlock()
-	b, err := json.Marshal(st)
 	if err != nil {
 		textError(w, http.StatusInternalServerError, err.Error())
 		return
