@@ -111,14 +111,14 @@ func (m *master) allocate(now time.Time) {
 	}
 }
 
-// agentOrder returns agent IDs in a stable order (registration order),
-// rotated each cycle so no agent is always first.
+// agentOrder returns the agent IDs in Go's randomised map order, so that
+// no agent is always offered first (Mesos shuffles agents too).
 func (m *master) agentOrder() []string {
 	ids := make([]string, 0, len(m.agents))
 	for id := range m.agents {
 		ids = append(ids, id)
 	}
-	return ids // map order is already randomised per cycle
+	return ids
 }
 
 // offerProto renders an offer for fw: allocation_info only for MULTI_ROLE

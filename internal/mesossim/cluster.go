@@ -443,9 +443,9 @@ func (c *Cluster) startAgent(rec *agentRecord) error {
 // it with the master.
 func (c *Cluster) AddAgent() (AgentInfo, error) {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.m == nil {
 		c.mu.Unlock()
-		return AgentInfo{}, errors.New("mesossim: cluster closed")
+		return AgentInfo{}, errors.New("mesossim: cluster closed or master restarting")
 	}
 	ip := c.nextIP
 	c.nextIP = nextAddr(ip)

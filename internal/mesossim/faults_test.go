@@ -251,3 +251,61 @@ func TestResumeFromWorkDir(t *testing.T) {
 		return len(fw["tasks"].([]interface{})) == 0
 	})
 }
+
+// The faults API over HTTP: a short partition (below the ping timeout)
+// only rescinds offers and loses the tasks of a non-checkpointing
+// framework; executors are listed and killed; an agent removed; the master
+// restarted.
+func TestFaultsOverHTTP(t *testing.T) {
+	c := startCluster(t, testOptions(t, 2, false))
+	info := frameworkInfo("nocp", role)
+	info.Checkpoint = nil
+	s := subscribe(t, c.MasterURL(), info)
+	a, b := c.Agents()[0], c.Agents()[1]
+	launchRunning(t, s, a.ID, "t", "e")
+	post := func(path string) int {
+		t.Helper()
+		resp, err := http.Post(c.MasterURL()+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("/sim/v1/agents/" + a.ID + "/partition?duration=500ms"); code != http.StatusNoContent {
+		t.Fatalf("partition: %d", code)
+	}
+	assertMasterStatus(t, s.update("t", waitLong), mesos.TASK_LOST, mesos.REASON_AGENT_DISCONNECTED, "")
+	offerFrom(t, s, a.ID) // back after the partition
+
+	launchRunning(t, s, b.ID, "t2", "e2")
+	resp, err := http.Get(c.MasterURL() + "/sim/v1/agents/" + b.ID + "/executors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"executor_id":"e2"`) || !strings.Contains(string(body), `"t2":"TASK_RUNNING"`) {
+		t.Errorf("executors: %s", body)
+	}
+	if code := post("/sim/v1/agents/" + b.ID + "/executors/kill?framework_id=" + s.fwID + "&executor_id=e2"); code != http.StatusNoContent {
+		t.Fatalf("kill executor: %d", code)
+	}
+	s.next(scheduler.Event_FAILURE, waitLong)
+	req, _ := http.NewRequest(http.MethodDelete, c.MasterURL()+"/sim/v1/agents/"+b.ID, nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("remove agent: %v %v", err, resp)
+	}
+	if len(c.Agents()) != 1 {
+		t.Errorf("agents after remove: %v", c.Agents())
+	}
+	old := c.MasterID()
+	if code := post("/sim/v1/master/restart"); code != http.StatusAccepted {
+		t.Fatalf("restart: %d", code)
+	}
+	eventually(t, waitLong, "new master", func() bool { return c.MasterID() != "" && c.MasterID() != old })
+	if err := <-s.done; err == io.EOF {
+		t.Errorf("stream ended cleanly on a master restart")
+	}
+}
