@@ -364,6 +364,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 	var out outbox
 	now := s.now()
 	s.reconcileCalls(now, &out)
+	s.joinMessages(now, &out)
 	if err := s.act(ctx, now, &out); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
@@ -288,3 +289,31 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 }
 
 var _ = reconcile.Agent{}
+
+// joinMessages sends every launched server that is not running yet the
+// serf addresses of the other servers (taskspec.JoinUpdate). Servers
+// launched in one batch only know those placed before them; this closes
+// the gap. The agent drops a MESSAGE for an executor that has not
+// subscribed yet, so it is repeated until the task runs.
+func (s *Scheduler) joinMessages(now time.Time, out *outbox) {
+	if now.Sub(s.lastJoinMessage) < 2*time.Second {
+		return
+	}
+	s.lastJoinMessage = now
+	for i := 0; i < s.target.Servers; i++ {
+		t, ok := s.tasks[state.ServerName(i)]
+		if !ok || !t.Active() || t.Running() || t.AgentID == "" || t.State == "TASK_UNREACHABLE" {
+			continue
+		}
+		addrs := offers.JoinAddrs(s.tasks, s.target, t.Name)
+		if len(addrs) == 0 {
+			continue
+		}
+		data, err := taskspec.EncodeJoinUpdate(addrs)
+		if err != nil {
+			s.log.Error("join message", zap.Error(err))
+			continue
+		}
+		out.add(calls.Message(t.AgentID, t.TaskID, data))
+	}
+}

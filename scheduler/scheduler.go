@@ -192,12 +192,13 @@ type Scheduler struct {
 	// write leaves memory equal to the store.
 	undo map[string]*state.Task
 
-	subscribed     bool
-	subscribeCount int
-	deregistered   bool // uninstall finished
-	lastPublish    time.Time
-	caller         *caller
-	cmds           chan func()
+	subscribed      bool
+	subscribeCount  int
+	deregistered    bool // uninstall finished
+	lastPublish     time.Time
+	lastJoinMessage time.Time
+	caller          *caller
+	cmds            chan func()
 
 	metrics *metrics
 	consul  consulAdmin

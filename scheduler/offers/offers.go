@@ -768,12 +768,21 @@ func serverDNSNames(tg state.Target) []string {
 	return out
 }
 
-// joinAddrs: serf LAN addresses of the servers known to be running.
+// joinAddrs: serf LAN addresses of the other servers placed on an agent
+// and launched (running or starting). Not only running ones: a server
+// reports TASK_RUNNING only after it joined, and Mesos-DNS lists only
+// running tasks, so servers launched together must find each other here.
 func joinAddrs(ts state.Tasks, self string, tg state.Target) []string {
+	return JoinAddrs(ts, tg, self)
+}
+
+// JoinAddrs lists the serf LAN addresses of the launched servers except
+// the one named self.
+func JoinAddrs(ts state.Tasks, tg state.Target, self string) []string {
 	var out []string
 	for i := 0; i < tg.Servers; i++ {
 		t, ok := ts[state.ServerName(i)]
-		if !ok || t.Name == self || !t.Running() || t.IP == "" {
+		if !ok || t.Name == self || !t.Active() || t.IP == "" {
 			continue
 		}
 		port := t.Ports.SerfLAN

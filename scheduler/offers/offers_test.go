@@ -599,3 +599,22 @@ func TestUninstallDestroysEveryReservationAndLaunchesNothing(t *testing.T) {
 		t.Fatalf("launched during uninstall: %s", opTypes(d))
 	}
 }
+
+func TestServersLaunchedTogetherKnowEachOther(t *testing.T) {
+	// Servers go TASK_RUNNING only after joining, and Mesos-DNS lists only
+	// running tasks: a server must be given the addresses of servers that
+	// are merely launched.
+	tg := target()
+	staging := running("consul-server-0", 1, &state.Reservation{ID: "r0", Confirmed: false})
+	staging.State = "TASK_STAGING"
+	failed := running("consul-server-2", 3, &state.Reservation{ID: "r2", Confirmed: true})
+	failed.State = "TASK_FAILED"
+	tasks := state.Tasks{"consul-server-0": staging, "consul-server-2": failed}
+	spec, err := taskspec.Decode(launchedTask(t, Evaluate(input(tg, tasks, offer(2)))).Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(spec.JoinAddrs) != "[127.2.0.11:8301]" {
+		t.Fatalf("join addrs %v: want the staging server and not the failed one", spec.JoinAddrs)
+	}
+}
