@@ -585,3 +585,42 @@ func TestSimNothingIsSentWhileTheStateCannotBeWritten(t *testing.T) {
 		t.Fatal("moved")
 	}
 }
+
+func TestSimConfigChangeRestartsOneServerAtATime(t *testing.T) {
+	h := startSim(t, 5)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 2))
+	h.stop()
+	h.cfg.Datacenter = "dc2"
+	h.start()
+	maxDown := 0
+	v2 := h.eventually("every task on the new configuration", 120*time.Second, func(v api.View) error {
+		down := 0
+		for _, tk := range v.Tasks {
+			if tk.Role == taskspec.RoleServer && !tk.Running() {
+				down++
+			}
+		}
+		if down > maxDown {
+			maxDown = down
+		}
+		for _, tk := range v.Tasks {
+			if tk.ConfigID != v.Target.ConfigID {
+				return fmt.Errorf("%s still on %s", tk.Name, tk.ConfigID)
+			}
+		}
+		return deployed(3, 2)(v)
+	})
+	if maxDown > 1 {
+		t.Errorf("%d servers were down at once during the rolling restart", maxDown)
+	}
+	for _, a := range v1.Tasks {
+		b := taskByName(v2, a.Name)
+		if b.TaskID == a.TaskID {
+			t.Errorf("%s not restarted", a.Name)
+		}
+		if a.Role == taskspec.RoleServer && (b.AgentID != a.AgentID || b.Reservation.ID != a.Reservation.ID) {
+			t.Errorf("%s moved during a configuration restart", a.Name)
+		}
+	}
+}

@@ -229,8 +229,8 @@ func Reconcile(in Input) Result {
 	allServersRunning := true
 	for i := 0; i < in.Target.Servers; i++ {
 		t := r.Tasks[state.ServerName(i)]
-		if !t.Running() || t.Goal != state.GoalRunning {
-			allServersRunning = false
+		if !t.Running() || t.Goal != state.GoalRunning || (t.Healthy != nil && !*t.Healthy) {
+			allServersRunning = false // running and, when the executor says, healthy
 		}
 	}
 	serverUpdating := false

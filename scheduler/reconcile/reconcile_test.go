@@ -130,6 +130,13 @@ func TestReconcile(t *testing.T) {
 		{name: "config change: one server at a time, clients together", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
 			tasks: tasks(append(running3, cli("S8", "TASK_RUNNING"), cli("S9", "TASK_RUNNING"))...), launch: "[]",
 			kill: "[consul-client-s8 consul-client-s9 consul-server-0]", update: "[consul-client-s8 consul-client-s9 consul-server-0 consul-server-1 consul-server-2]"},
+		{name: "config change waits while a server is unhealthy", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
+			tasks: tasks(func() state.Task {
+				s := srv(0, "TASK_RUNNING")
+				f := false
+				s.Healthy = &f
+				return s
+			}(), running3[1], running3[2]), launch: "[]", kill: "[]", update: "[consul-server-0 consul-server-1 consul-server-2]"},
 		{name: "config change waits while a server is down", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
 			tasks: tasks(srv(0, "TASK_FAILED"), running3[1], running3[2]), launch: "[consul-server-0]", kill: "[]", update: "[consul-server-1 consul-server-2]"},
 	}
