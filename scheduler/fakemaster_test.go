@@ -86,8 +86,13 @@ func (f *fakeMaster) snapshot() (subs []string, calls []string) {
 
 func runAgainst(t *testing.T, master string, opts Options) (stop func()) {
 	t.Helper()
+	return runAgainstURL(t, "http://"+master, opts)
+}
+
+func runAgainstURL(t *testing.T, master string, opts Options) (stop func()) {
+	t.Helper()
 	cfg := config.Defaults()
-	cfg.MesosMaster = "http://" + master
+	cfg.MesosMaster = master
 	cfg.ExecutorURI = "http://127.2.0.1:1/dcos-consul"
 	ln, err := net.Listen("tcp", "127.2.200.1:0")
 	if err != nil {
