@@ -111,9 +111,17 @@ func (m *master) subscribe(call *scheduler.Call, s *stream) string {
 	m.log.Info("framework subscribed", zap.String("framework", fw.id), zap.String("name", info.Name), zap.Strings("roles", fw.roles))
 
 	// Agents re-send every pending unacknowledged update after a
-	// (re)subscription; recovered tasks' terminal updates likewise.
-	for _, e := range m.agents {
-		if e.connected {
+	// (re)subscription (only agents holding this framework's tasks can have
+	// any for it); recovered tasks' terminal updates likewise.
+	touched := map[string]bool{}
+	for _, t := range fw.tasks {
+		touched[t.agent] = true
+	}
+	for agentID := range fw.executors {
+		touched[agentID] = true
+	}
+	for agentID := range touched {
+		if e := m.agents[agentID]; e != nil && e.connected {
 			m.agentCall(e, func(h simAgent) { h.Reregistered() })
 		}
 	}

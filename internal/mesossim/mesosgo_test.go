@@ -161,3 +161,30 @@ func TestLatestStateAheadOfScheduler(t *testing.T) {
 		t.Errorf("states after ack: %v", states)
 	}
 }
+
+// After a re-subscription the agents re-send pending unacknowledged
+// updates at once (not at their next 10 s retry); while the framework was
+// disconnected its updates were not forwarded but the master kept the
+// task's state.
+func TestPendingUpdatesResentOnResubscribe(t *testing.T) {
+	c := startCluster(t, testOptions(t, 1, true))
+	s := subscribe(t, c.MasterURL(), paInfo("resend"))
+	a := c.Agents()[0]
+	of := offerFrom(t, s, a.ID)
+	s.accept([]mesos.Offer{of}, 0, launch(taskInfo("t", a.ID, customExecutor("e", role), res("cpus", 0.1, role), res("mem", 32, role))))
+	st := s.update("t", waitLong)
+	s.resp.Body.Close()
+	time.Sleep(200 * time.Millisecond)
+	info := paInfo("resend")
+	info.ID = &mesos.FrameworkID{Value: s.fwID}
+	start := time.Now()
+	s2 := subscribe(t, c.MasterURL(), info)
+	again := s2.update("t", waitLong)
+	if string(again.UUID) != string(st.UUID) || time.Since(start) > 5*time.Second {
+		t.Errorf("resent %s after %v (uuid match %v)", again.GetState(), time.Since(start), string(again.UUID) == string(st.UUID))
+	}
+	s2.ack(again)
+	if st := s2.update("t", waitLong); st.GetState() != mesos.TASK_RUNNING {
+		t.Errorf("after ack: %s", st.GetState())
+	}
+}
