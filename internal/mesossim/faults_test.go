@@ -309,3 +309,22 @@ func TestFaultsOverHTTP(t *testing.T) {
 		t.Errorf("stream ended cleanly on a master restart")
 	}
 }
+
+// A KILL for a task on a disconnected agent is sent when it re-registers.
+func TestKillDuringPartition(t *testing.T) {
+	c := startCluster(t, testOptions(t, 1, true))
+	s := subscribe(t, c.MasterURL(), paInfo("killpart"))
+	a := c.Agents()[0]
+	launchRunning(t, s, a.ID, "t", "e")
+	if err := c.PartitionAgent(a.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCall(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: "t"}}})
+	for {
+		st := s.update("t", waitLong)
+		s.ack(st)
+		if st.GetState() == mesos.TASK_KILLED {
+			break
+		}
+	}
+}

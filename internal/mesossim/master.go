@@ -115,6 +115,10 @@ type task struct {
 	// a cold start: the master answers for the (restarted) agent.
 	recoveredOnly bool
 	pending       *mesos.TaskStatus // its terminal update, retried until acked
+	// killPending: a KILL arrived while the agent was disconnected; it is
+	// sent when the agent re-registers.
+	killPending *mesos.KillPolicy
+	killWanted  bool
 }
 
 type offer struct {
