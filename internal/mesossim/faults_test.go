@@ -328,3 +328,22 @@ func TestKillDuringPartition(t *testing.T) {
 		}
 	}
 }
+
+// A non-partition-aware framework's tasks on an unreachable agent become
+// TASK_LOST; when the agent comes back they are re-added (TASK_LOST can
+// be followed by RUNNING).
+func TestLostTaskComesBack(t *testing.T) {
+	o := testOptions(t, 1, true)
+	o.AgentPingTimeout = 300 * time.Millisecond
+	c := startCluster(t, o)
+	s := subscribe(t, c.MasterURL(), frameworkInfo("old", role))
+	a := c.Agents()[0]
+	launchRunning(t, s, a.ID, "t", "e")
+	if err := c.PartitionAgent(a.ID, 1500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	assertMasterStatus(t, s.update("t", waitLong), mesos.TASK_LOST, mesos.REASON_AGENT_REMOVED, "health check timed out")
+	offerFrom(t, s, a.ID) // re-registered
+	s.mustCall(&scheduler.Call{Type: scheduler.Call_RECONCILE, Reconcile: &scheduler.Call_Reconcile{}})
+	assertMasterStatus(t, s.update("t", waitLong), mesos.TASK_RUNNING, mesos.REASON_RECONCILIATION, "Reconciliation: Latest task state")
+}

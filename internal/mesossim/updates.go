@@ -211,14 +211,14 @@ func (m *master) disconnectAgent(id string) {
 				continue
 			}
 			st := masterStatus(t.info.TaskID.Value, mesos.TASK_LOST, mesos.REASON_AGENT_DISCONNECTED, "Agent disconnected", id)
-			m.finishTaskByMaster(fw, t, st)
+			m.finishTaskByMaster(fw, t, st, false)
 		}
 	}
 }
 
 // finishTaskByMaster applies a master-generated terminal update: it is
 // sent without uuid and the task is removed at once (nothing to ack).
-func (m *master) finishTaskByMaster(fw *framework, t *task, st mesos.TaskStatus) {
+func (m *master) finishTaskByMaster(fw *framework, t *task, st mesos.TaskStatus, agentKeepsIt bool) {
 	if t.executorID != "" {
 		st.ExecutorID = &mesos.ExecutorID{Value: t.executorID}
 	}
@@ -227,6 +227,21 @@ func (m *master) finishTaskByMaster(fw *framework, t *task, st mesos.TaskStatus)
 	t.updateState = st.GetState()
 	fw.send(updateEvent(st))
 	m.removeTask(fw, t)
+	if agentKeepsIt {
+		// The agent still runs it: if it comes back, the task is re-added
+		// (Mesos >= 1.5 does so even for non-partition-aware frameworks).
+		m.cl.rememberTask(t.agent, fw.info, t.info, t.executorInfo(fw), t.role)
+	}
+}
+
+func (t *task) executorInfo(fw *framework) mesos.ExecutorInfo {
+	if ex := fw.executors[t.agent][t.executorID]; ex != nil {
+		return *ex
+	}
+	if t.info.Executor != nil {
+		return *t.info.Executor
+	}
+	return mesos.ExecutorInfo{}
 }
 
 // markUnreachable removes an agent from the cluster as the master does
@@ -270,7 +285,7 @@ func (m *master) markUnreachable(id string, reason string) {
 				continue
 			}
 			st := masterStatus(t.info.TaskID.Value, mesos.TASK_LOST, mesos.REASON_AGENT_REMOVED, reason, id)
-			m.finishTaskByMaster(fw, t, st)
+			m.finishTaskByMaster(fw, t, st, true)
 		}
 		if exs := fw.executors[id]; exs != nil {
 			for _, ex := range exs {
