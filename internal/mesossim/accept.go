@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -757,4 +756,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-var _ = strings.TrimSpace
