@@ -203,10 +203,19 @@ func (m *master) triggerAllocation() {
 func (m *master) run() {
 	t := time.NewTicker(m.allocEvery)
 	defer t.Stop()
+	retryEvery := m.cl.opts.StatusUpdateRetry
+	if retryEvery <= 0 {
+		retryEvery = 10 * time.Second
+	}
+	retry := time.NewTicker(retryEvery)
+	defer retry.Stop()
 	for {
 		select {
 		case <-m.quit:
 			return
+		case <-retry.C:
+			m.resendRecovered()
+			continue
 		case <-t.C:
 		case <-m.kick:
 		}
@@ -215,6 +224,20 @@ func (m *master) run() {
 			m.allocate(time.Now())
 		}
 		m.mu.Unlock()
+	}
+}
+
+// resendRecovered retries the terminal updates of tasks recovered from
+// the registry (the agent's part after a cold start) until acknowledged.
+func (m *master) resendRecovered() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, fw := range m.frameworks {
+		for _, t := range fw.tasks {
+			if t.pending != nil {
+				fw.send(updateEvent(*t.pending))
+			}
+		}
 	}
 }
 
