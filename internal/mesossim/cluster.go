@@ -409,6 +409,7 @@ func (c *Cluster) agentConfig(info AgentInfo) (agent.Config, error) {
 		ExecutorShutdownGrace:  c.opts.ExecutorShutdownGrace,
 		StatusUpdateRetry:      c.opts.StatusUpdateRetry,
 		ExecutorRegisterTimout: c.opts.ExecutorRegisterTimout,
+		Logger:                 c.log.Named("agent").With(zap.String("agent", info.ID), zap.String("ip", info.IP)),
 	}
 	if c.opts.WorkDir != "" {
 		cfg.WorkDir = filepath.Join(c.opts.WorkDir, "agents", info.IP)
@@ -614,6 +615,45 @@ func (c *Cluster) RestartMaster() error {
 		}
 	}))
 	c.mu.Unlock()
+	return nil
+}
+
+// RestartAgent kills the agent process and starts it again after down
+// with --recover=reconnect (11-agent-restart-checkpoint.txt): its offers
+// are rescinded at once; executors of checkpointing frameworks keep
+// running and re-subscribe, the others' tasks are lost; the agent then
+// re-registers (after its executor re-registration timeout) and re-sends
+// what it holds.
+func (c *Cluster) RestartAgent(id string, down time.Duration) error {
+	rec, m, err := c.record(id)
+	if err != nil {
+		return err
+	}
+	h := rec.handle()
+	if h == nil {
+		return fmt.Errorf("mesossim: agent %s is gone", id)
+	}
+	h.SetPartitioned(true)
+	if m != nil {
+		m.disconnectAgent(id)
+	}
+	if err := h.Restart(down); err != nil {
+		return err
+	}
+	wait := rec.cfg.SubscriptionBackoffMax
+	if wait <= 0 {
+		wait = agent.DefaultSubscriptionBackoffMax
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timers = append(c.timers, time.AfterFunc(down+wait+200*time.Millisecond, func() {
+		c.mu.Lock()
+		m, alive := c.m, c.agents[id] == rec && !c.closed
+		c.mu.Unlock()
+		if alive && m != nil {
+			m.registerAgent(rec)
+		}
+	}))
 	return nil
 }
 

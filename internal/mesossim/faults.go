@@ -6,6 +6,7 @@ package mesossim
 //	POST   /sim/v1/agents                                 add an agent
 //	DELETE /sim/v1/agents/<agent id>                      remove an agent
 //	POST   /sim/v1/agents/<agent id>/partition?duration=30s
+//	POST   /sim/v1/agents/<agent id>/restart?down=5s     agent process restart (recover=reconnect)
 //	GET    /sim/v1/agents/<agent id>/executors            executors on an agent
 //	POST   /sim/v1/agents/<agent id>/executors/kill?framework_id=F&executor_id=E
 //	POST   /sim/v1/master/restart                         (answered before the restart)
@@ -63,6 +64,17 @@ func (c *Cluster) serveFaults(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := c.PartitionAgent(parts[1], d); err != nil {
+			fail(err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case len(parts) == 3 && parts[0] == "agents" && parts[2] == "restart" && r.Method == http.MethodPost:
+		d, err := time.ParseDuration(r.URL.Query().Get("down"))
+		if err != nil || d < 0 {
+			textError(w, http.StatusBadRequest, "expecting ?down=<Go duration, e.g. 5s>")
+			return
+		}
+		if err := c.RestartAgent(parts[1], d); err != nil {
 			fail(err)
 			return
 		}

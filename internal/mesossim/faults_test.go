@@ -347,3 +347,31 @@ func TestLostTaskComesBack(t *testing.T) {
 	s.mustCall(&scheduler.Call{Type: scheduler.Call_RECONCILE, Reconcile: &scheduler.Call_Reconcile{}})
 	assertMasterStatus(t, s.update("t", waitLong), mesos.TASK_RUNNING, mesos.REASON_RECONCILIATION, "Reconciliation: Latest task state")
 }
+
+// 11-agent-restart-checkpoint.txt: an agent restart with a checkpointing
+// framework's task RUNNING gives the scheduler only a RESCIND; the executor
+// re-subscribes, the agent re-registers and reconciliation says RUNNING.
+func TestRestartAgentCheckpointing(t *testing.T) {
+	c := startCluster(t, testOptions(t, 1, false))
+	s := subscribe(t, c.MasterURL(), paInfo("agent-restart"))
+	a := c.Agents()[0]
+	launchRunning(t, s, a.ID, "t", "e")
+	of := offerFrom(t, s, a.ID)
+	resp, err := http.Post(c.MasterURL()+"/sim/v1/agents/"+a.ID+"/restart?down=500ms", "", nil)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("restart agent: %v %v", err, resp)
+	}
+	if ev := s.next(scheduler.Event_RESCIND, waitLong); ev.Rescind.OfferID != of.ID {
+		t.Errorf("rescind %v", ev.Rescind.OfferID)
+	}
+	offerFrom(t, s, a.ID) // re-registered
+	s.mustCall(&scheduler.Call{Type: scheduler.Call_RECONCILE, Reconcile: &scheduler.Call_Reconcile{}})
+	assertMasterStatus(t, s.update("t", waitLong), mesos.TASK_RUNNING, mesos.REASON_RECONCILIATION, "Reconciliation: Latest task state")
+	if ev := s.nextOr(scheduler.Event_FAILURE, 300*time.Millisecond); ev != nil {
+		t.Errorf("FAILURE after an agent restart: %+v", ev.Failure)
+	}
+	exs, _ := c.Executors(a.ID)
+	if len(exs) != 1 || exs[0].Tasks["t"] != mesos.TASK_RUNNING {
+		t.Errorf("executors after restart: %+v", exs)
+	}
+}

@@ -415,4 +415,5 @@ type simAgent interface {
 	SetPartitioned(bool)
 	KillExecutorProcess(fw mesos.FrameworkID, ex mesos.ExecutorID) error
 	Executors() []agent.ExecutorState
+	Restart(down time.Duration) error
 }
