@@ -388,6 +388,7 @@ func (m *master) kill(fw *framework, k *scheduler.Call_Kill) {
 	e := m.agents[t.agent]
 	if e == nil || !e.connected {
 		t.killWanted, t.killPending = true, k.KillPolicy // re-sent on re-registration
+		m.pendingKills[t.agent] = append(m.pendingKills[t.agent], t)
 		return
 	}
 	fid, tid, policy := mesos.FrameworkID{Value: fw.id}, k.TaskID, k.KillPolicy

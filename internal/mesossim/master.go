@@ -52,9 +52,12 @@ type master struct {
 	unreachable map[string]float64 // agent ID -> unreachable time
 	recovering  map[string]bool    // agents in the registry not yet re-registered
 	offers      map[string]*offer
-	nextFW      int
-	nextOffer   int
-	stopped     bool
+	// pendingKills: KILLs for tasks on disconnected agents, sent when the
+	// agent re-registers.
+	pendingKills map[string][]*task
+	nextFW       int
+	nextOffer    int
+	stopped      bool
 
 	kick chan struct{}
 	quit chan struct{}
@@ -143,23 +146,24 @@ type agentEntry struct {
 func newMaster(cl *Cluster, ip string, port int) *master {
 	now := nowSeconds()
 	return &master{
-		cl:          cl,
-		log:         cl.log.With(zap.String("component", "master")),
-		id:          uuid.NewString(),
-		ip:          ip,
-		port:        port,
-		startTime:   now,
-		heartbeat:   cl.opts.HeartbeatInterval,
-		allocEvery:  cl.opts.AllocationInterval,
-		pingTimeout: cl.opts.AgentPingTimeout,
-		frameworks:  map[string]*framework{},
-		removedFWs:  map[string]bool{},
-		agents:      map[string]*agentEntry{},
-		unreachable: map[string]float64{},
-		recovering:  map[string]bool{},
-		offers:      map[string]*offer{},
-		kick:        make(chan struct{}, 1),
-		quit:        make(chan struct{}),
+		cl:           cl,
+		log:          cl.log.With(zap.String("component", "master")),
+		id:           uuid.NewString(),
+		ip:           ip,
+		port:         port,
+		startTime:    now,
+		heartbeat:    cl.opts.HeartbeatInterval,
+		allocEvery:   cl.opts.AllocationInterval,
+		pingTimeout:  cl.opts.AgentPingTimeout,
+		frameworks:   map[string]*framework{},
+		removedFWs:   map[string]bool{},
+		agents:       map[string]*agentEntry{},
+		unreachable:  map[string]float64{},
+		recovering:   map[string]bool{},
+		offers:       map[string]*offer{},
+		pendingKills: map[string][]*task{},
+		kick:         make(chan struct{}, 1),
+		quit:         make(chan struct{}),
 	}
 }
 

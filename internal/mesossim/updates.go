@@ -149,15 +149,14 @@ func (m *master) registerAgent(rec *agentRecord) {
 			}
 		}
 	}
-	for _, fw := range m.frameworks {
-		for _, t := range fw.tasks {
-			if t.agent == id && t.killWanted && !isTerminal(t.state) {
-				t.killWanted = false
-				fid, tid, policy := mesos.FrameworkID{Value: fw.id}, t.info.TaskID, t.killPending
-				m.agentCall(e, func(h simAgent) { h.Kill(fid, tid, policy) })
-			}
+	for _, t := range m.pendingKills[id] {
+		if fw := m.frameworks[t.fw]; fw != nil && fw.tasks[t.info.TaskID.Value] == t && t.killWanted && !isTerminal(t.state) {
+			t.killWanted = false
+			fid, tid, policy := mesos.FrameworkID{Value: fw.id}, t.info.TaskID, t.killPending
+			m.agentCall(e, func(h simAgent) { h.Kill(fid, tid, policy) })
 		}
 	}
+	delete(m.pendingKills, id)
 	m.log.Info("agent registered", zap.String("agent", id), zap.String("ip", rec.info.IP), zap.Bool("was_unreachable", wasUnreachable))
 	m.agentCall(e, func(h simAgent) {
 		h.SetPartitioned(false)
