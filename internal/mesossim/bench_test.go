@@ -2,6 +2,7 @@ package mesossim
 
 import (
 	"bytes"
+	"os"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
 
@@ -103,4 +105,55 @@ func BenchmarkOfferCycle(b *testing.B) {
 	b.Logf("%d agents: setup %v, %s heap/agent, %d cycles, %.3f s CPU per full cycle, %.0f offers/s",
 		benchAgents, setup.Round(time.Millisecond), strconv.FormatUint((after.HeapAlloc-before.HeapAlloc)/uint64(benchAgents), 10),
 		b.N, cpu.Seconds()/float64(b.N), float64(offers)/elapsed.Seconds())
+}
+
+// TestScaleTasksAndMasterRestart (opt-in: MESOSSIM_SCALE=1) launches one
+// task on each of 10,000 in-process agents (one ACCEPT per offer),
+// restarts the master and checks every task is recovered.
+func TestScaleTasksAndMasterRestart(t *testing.T) {
+	if os.Getenv("MESOSSIM_SCALE") == "" {
+		t.Skip("set MESOSSIM_SCALE=1 to run")
+	}
+	o := testOptions(t, benchAgents, true)
+	o.AgentReregisterDelay = 100 * time.Millisecond
+	c := startCluster(t, o)
+	s := subscribe(t, c.MasterURL(), paInfo("scale"))
+	start := time.Now()
+	launched := 0
+	for launched < benchAgents {
+		for _, of := range s.offers(waitLong) {
+			id := "t" + strconv.Itoa(launched)
+			s.accept([]mesos.Offer{of}, 3600, launch(taskInfo(id, of.AgentID.Value, customExecutor("e", role), res("cpus", 0.1, role), res("mem", 32, role))))
+			launched++
+		}
+	}
+	running := 0
+	for running < benchAgents {
+		ev := s.next(scheduler.Event_UPDATE, waitLong)
+		if len(ev.Update.Status.UUID) == 0 {
+			t.Fatalf("update %s %s", ev.Update.Status.GetState(), ev.Update.Status.GetMessage())
+		}
+		s.ack(ev.Update.Status)
+		if ev.Update.Status.GetState() == mesos.TASK_RUNNING {
+			running++
+		}
+	}
+	t.Logf("%d tasks RUNNING in %v", running, time.Since(start))
+	start = time.Now()
+	if err := c.RestartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "agents re-registered", func() bool {
+		c.mu.Lock()
+		m := c.m
+		c.mu.Unlock()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		n := 0
+		for _, fw := range m.frameworks {
+			n += len(fw.tasks)
+		}
+		return len(m.recovering) == 0 && n == benchAgents
+	})
+	t.Logf("master restart: %d tasks recovered in %v", benchAgents, time.Since(start))
 }
