@@ -526,7 +526,7 @@ var managedKeys = map[string]string{
 }
 
 func validExtraConfig(raw json.RawMessage) error {
-	if len(raw) == 0 {
+	if len(raw) == 0 || string(raw) == "null" { // null: a Config stored as JSON without extra config
 		return nil
 	}
 	var obj map[string]json.RawMessage

@@ -142,6 +142,9 @@ func fstr(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 // compactJSON drops insignificant whitespace so that re-indenting the
 // extra configuration is not a change.
 func compactJSON(raw []byte) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {
 		return string(raw)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -192,4 +193,30 @@ func TestEveryFieldIsClassified(t *testing.T) {
 		}
 	}
 	walk(reflect.ValueOf(base), "")
+}
+
+// TestStoredConfigRoundTrips: a Config stored as JSON (as the scheduler
+// keeps its target) and read back is valid and equal for CheckUpdate.
+func TestStoredConfigRoundTrips(t *testing.T) {
+	for _, c := range []Config{Defaults(), func() Config {
+		c := Defaults()
+		c.ExtraConfig = json.RawMessage(`{"log_json": true}`)
+		c.ServerPlacement = `[["hostname","UNIQUE"]]`
+		return c
+	}()} {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Config
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if err := back.Validate(); err != nil {
+			t.Fatalf("stored config no longer valid: %v", err)
+		}
+		if ch, err := CheckUpdate(back, c); err != nil || !ch.None() {
+			t.Fatalf("round trip changed the config: %v %v", ch, err)
+		}
+	}
 }
