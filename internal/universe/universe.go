@@ -10,6 +10,10 @@
 // them in.
 package universe
 
+// Regenerate the top-level marathon.json (the template rendered with the
+// defaults; TestMarathonJSONIsTheDefaultRender keeps them equal).
+//go:generate go run ../../cmd/universe-repo -root ../.. -marathon ../../marathon.json
+
 import (
 	"bytes"
 	"encoding/base64"
