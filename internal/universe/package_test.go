@@ -746,3 +746,21 @@ func TestDocsListEveryOption(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionNamesTheConsulItEmbeds: the package version is
+// <framework version>-<Consul version> (the DC/OS SDK convention), and the
+// Consul part is the one go.mod builds in.
+func TestVersionNamesTheConsulItEmbeds(t *testing.T) {
+	s := source(t)
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*github\.com/hashicorp/consul v([0-9.]+)\s*$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod does not require github.com/hashicorp/consul")
+	}
+	if !strings.HasSuffix(s.Version(), "-"+string(m[1])) {
+		t.Errorf("package version %s does not end in the Consul version %s", s.Version(), m[1])
+	}
+}
