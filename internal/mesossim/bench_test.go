@@ -2,11 +2,11 @@ package mesossim
 
 import (
 	"bytes"
-	"os"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"syscall"
