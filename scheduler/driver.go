@@ -20,6 +20,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/offers"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -71,7 +73,7 @@ func (s *Scheduler) frameworkInfo() *mesos.FrameworkInfo {
 	fi := &mesos.FrameworkInfo{
 		User:            s.target.User,
 		Name:            s.target.ServiceName,
-		Roles:           []string{s.target.Role},
+		Roles:           s.roles(),
 		Principal:       &principal,
 		FailoverTimeout: &failover,
 		Checkpoint:      &checkpoint,
@@ -92,6 +94,15 @@ func (s *Scheduler) frameworkInfo() *mesos.FrameworkInfo {
 		fi.ID = &mesos.FrameworkID{Value: s.frameworkID}
 	}
 	return fi
+}
+
+// roles: the service role, and DC/OS public agents' role when clients run
+// there too.
+func (s *Scheduler) roles() []string {
+	if s.target.ClientsEnabled && s.target.ClientsOnPublic && !s.target.Uninstall && s.target.Role != offers.PublicRole {
+		return []string{s.target.Role, offers.PublicRole}
+	}
+	return []string{s.target.Role}
 }
 
 // loop keeps a subscription alive until ctx is done.

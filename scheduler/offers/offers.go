@@ -144,6 +144,9 @@ func Evaluate(in Input) Decision {
 	d := Decision{Waiting: map[string]string{}, Refuse: LongRefuse}
 	role := in.Target.Role
 	if o.AllocationInfo != nil && o.AllocationInfo.GetRole() != "" && o.AllocationInfo.GetRole() != role {
+		if o.AllocationInfo.GetRole() == PublicRole && in.Target.ClientsOnPublic && in.Target.ClientsEnabled && !in.Target.Uninstall {
+			return publicClientOffer(in, d)
+		}
 		d.Reason = fmt.Sprintf("offer allocated to role %q, not %q", o.AllocationInfo.GetRole(), role)
 		return d
 	}
@@ -623,6 +626,88 @@ func launchClient(in Input, t state.Task) (launchPlan, error) {
 	}
 	return launchPlan{ops: []mesos.Offer_Operation{launch}, record: rec,
 		what: fmt.Sprintf("launching %s on %s", t.Name, o.Hostname)}, nil
+}
+
+// PublicRole is the role of the resources of DC/OS public agents. With
+// CLIENTS_ON_PUBLIC_AGENTS the framework subscribes with it too, and runs
+// clients on those (statically reserved) resources.
+const PublicRole = "slave_public"
+
+// publicClientOffer handles an offer allocated to PublicRole: a client if
+// the agent has none, nothing else.
+func publicClientOffer(in Input, d Decision) Decision {
+	o := in.Offer
+	onAgent := tasksOn(in, o.AgentID.Value)
+	if len(onAgent) > 0 {
+		d.Reason = "this public agent already runs " + names(onAgent)
+		return d
+	}
+	for _, t := range serverSlots(in) {
+		if t.AgentID == "" {
+			d.Reason = "clients wait until every server is placed"
+			d.Refuse = ShortRefuse
+			return d
+		}
+	}
+	name := state.ClientName(o.AgentID.Value)
+	if why, blocked := in.Blocked[name]; blocked {
+		d.Reason, d.Refuse = name+": "+why, ShortRefuse
+		return d
+	}
+	okRole := func(r string) bool { return r == "" || r == PublicRole }
+	tg := in.Target
+	cpus, ok1 := takeScalar(o, "cpus", tg.Client.CPUs, okRole)
+	mem, ok2 := takeScalar(o, "mem", tg.Client.Mem, okRole)
+	ports, list := clientPorts(tg)
+	prt, ok3 := takePorts(o, list, okRole)
+	if !ok1 || !ok2 || !ok3 {
+		d.Reason = fmt.Sprintf("cannot launch %s on public agent %s: it offers no single cpus >= %.2f, mem >= %.0f MB and ports %v for role %s",
+			name, o.Hostname, tg.Client.CPUs, tg.Client.Mem, list, PublicRole)
+		return d
+	}
+	t := placedOn(state.Task{Name: name, Role: taskspec.RoleClient}, o)
+	t.Ports = ports
+	launch, rec, err := launchOp(in, t, []mesos.Resource{cpus, mem, prt})
+	if err != nil {
+		d.Reason = err.Error()
+		return d
+	}
+	return launchPlan{ops: []mesos.Offer_Operation{launch}, record: rec,
+		what: fmt.Sprintf("launching %s on public agent %s (role %s)", name, o.Hostname, PublicRole)}.apply(d)
+}
+
+// takeScalar copies an offered resource of an acceptable reservation role
+// (keeping its reservation and allocation) with the amount wanted.
+func takeScalar(o mesos.Offer, name string, amount float64, okRole func(string) bool) (mesos.Resource, bool) {
+	for _, r := range o.Resources {
+		if r.Name != name || r.Scalar == nil || !okRole(reservationRole(r)) || isDynamic(r) || r.Revocable != nil || r.Disk != nil {
+			continue
+		}
+		if r.Scalar.Value >= amount {
+			r.Scalar = &mesos.Value_Scalar{Value: amount}
+			return r, true
+		}
+	}
+	return mesos.Resource{}, false
+}
+
+// takePorts copies an offered ports resource holding every wanted port.
+func takePorts(o mesos.Offer, ports []int, okRole func(string) bool) (mesos.Resource, bool) {
+	for _, r := range o.Resources {
+		if r.Name != "ports" || r.Ranges == nil || !okRole(reservationRole(r)) || isDynamic(r) {
+			continue
+		}
+		if _, miss := missingPort(r.Ranges.Range, ports); miss {
+			continue
+		}
+		ns := make([]uint64, 0, len(ports))
+		for _, p := range ports {
+			ns = append(ns, uint64(p))
+		}
+		r.Ranges = &mesos.Value_Ranges{Range: mesos.NewRanges(ns...)}
+		return r, true
+	}
+	return mesos.Resource{}, false
 }
 
 // clientPorts: a client listens on serf LAN, HTTP(S), gRPC and DNS. It

@@ -618,3 +618,41 @@ func TestServersLaunchedTogetherKnowEachOther(t *testing.T) {
 		t.Fatalf("join addrs %v: want the staging server and not the failed one", spec.JoinAddrs)
 	}
 }
+
+// publicOffer is a DC/OS public agent's offer: everything statically
+// reserved for slave_public, allocated to slave_public.
+func publicOffer(n int) mesos.Offer {
+	o := offer(n, withAttr("public_ip", "true"))
+	static := mesos.Resource_ReservationInfo_STATIC
+	for i := range o.Resources {
+		o.Resources[i].AllocationInfo = alloc(PublicRole)
+		o.Resources[i].Reservations = []mesos.Resource_ReservationInfo{{Type: &static, Role: strPtr(PublicRole)}}
+	}
+	o.AllocationInfo = alloc(PublicRole)
+	return o
+}
+
+func TestClientsOnPublicAgentsUseTheirStaticReservation(t *testing.T) {
+	all := state.Tasks{
+		"consul-server-0": running("consul-server-0", 1, &state.Reservation{ID: "r0", Confirmed: true}),
+		"consul-server-1": running("consul-server-1", 2, &state.Reservation{ID: "r1", Confirmed: true}),
+		"consul-server-2": running("consul-server-2", 3, &state.Reservation{ID: "r2", Confirmed: true}),
+	}
+	if d := Evaluate(input(target(), all, publicOffer(7))); d.Accept() || !strings.Contains(d.Reason, `role "slave_public"`) {
+		t.Fatalf("public offer used without the option: %s", d.Reason)
+	}
+	tg := target(func(c *config.Config) { c.ClientsOnPublic = true })
+	d := Evaluate(input(tg, all, publicOffer(7)))
+	if opTypes(d) != "LAUNCH" {
+		t.Fatalf("%s", d.Reason)
+	}
+	for _, r := range launchedTask(t, d).Resources {
+		if reservationRole(r) != PublicRole || r.AllocationInfo.GetRole() != PublicRole || isDynamic(r) {
+			t.Fatalf("resource %s not taken from the slave_public reservation: %+v", r.Name, r)
+		}
+	}
+	// Servers never go there.
+	if d := Evaluate(input(tg, state.Tasks{}, publicOffer(7))); d.Accept() {
+		t.Fatalf("server on a public agent")
+	}
+}
