@@ -624,3 +624,28 @@ func TestSimConfigChangeRestartsOneServerAtATime(t *testing.T) {
 		}
 	}
 }
+
+func TestSimRecordWrittenButACCEPTNeverSent(t *testing.T) {
+	// The scheduler wrote consul-server-0's launch (TASK_STAGING, new
+	// reservation) and stopped before its ACCEPT: on the next start the
+	// task is reconciled as gone and relaunched on that agent, making the
+	// reservation it never made, with the same IDs.
+	h := startSim(t, 4)
+	agent := h.cluster.Agents()[1]
+	rec := state.Task{Name: "consul-server-0", Role: taskspec.RoleServer, TaskID: "consul-server-0__never-sent", AgentID: agent.ID,
+		Hostname: agent.Hostname, IP: agent.IP, State: "TASK_STAGING", Ports: state.TargetFrom(h.cfg).Ports,
+		Reservation: &state.Reservation{ID: "res-never-made", PersistenceID: "consul-server-0-never"}}
+	b, _ := json.Marshal(rec)
+	if err := h.store.Put(context.Background(), taskKey(rec.Name), b); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	s := taskByName(v, "consul-server-0")
+	if s.AgentID != agent.ID || s.Reservation.ID != "res-never-made" || s.Reservation.PersistenceID != "consul-server-0-never" || !s.Reservation.Confirmed {
+		t.Fatalf("consul-server-0: %+v %+v", s, s.Reservation)
+	}
+	if s.TaskID == rec.TaskID {
+		t.Fatal("the never-launched task ID was kept")
+	}
+}
