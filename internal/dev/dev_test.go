@@ -1,0 +1,427 @@
+package dev
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+	"go.uber.org/zap/zaptest"
+)
+
+// binary is the dcos-consul executable built once for these tests: the
+// scheduler process runs it and the simulated agents fetch it as the executor.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dcos-consul-dev-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "dcos-consul")
+	build := exec.Command("go", "build", "-o", binary, "github.com/dcos-consul/dcos-consul/cmd/dcos-consul")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building dcos-consul:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// masterTask is what the tests read of a task in /master/state.
+type masterTask struct {
+	ID, Name, State, AgentID, AgentIP, FrameworkID string
+}
+
+// runningTasks reads the master's state: the RUNNING tasks of the consul
+// framework, with their agents' addresses.
+func runningTasks(t *testing.T, c *Cluster) []masterTask {
+	t.Helper()
+	resp, err := http.Get(c.Sim.MasterURL() + "/master/state")
+	if err != nil {
+		t.Fatalf("GET /master/state: %v", err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Frameworks []struct {
+			ID    string `json:"id"`
+			Name  string `json:"name"`
+			Tasks []struct {
+				ID      string `json:"id"`
+				Name    string `json:"name"`
+				State   string `json:"state"`
+				SlaveID string `json:"slave_id"`
+			} `json:"tasks"`
+		} `json:"frameworks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("decoding /master/state: %v", err)
+	}
+	ips := map[string]string{}
+	for _, a := range c.Sim.Agents() {
+		ips[a.ID] = a.IP
+	}
+	var out []masterTask
+	for _, f := range st.Frameworks {
+		if f.Name != "consul" {
+			continue
+		}
+		for _, task := range f.Tasks {
+			if task.State == "TASK_RUNNING" {
+				out = append(out, masterTask{ID: task.ID, Name: task.Name, State: task.State, AgentID: task.SlaveID, AgentIP: ips[task.SlaveID], FrameworkID: f.ID})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func servers(ts []masterTask) []masterTask {
+	var out []masterTask
+	for _, task := range ts {
+		if strings.HasPrefix(task.Name, "consul-server-") {
+			out = append(out, task)
+		}
+	}
+	return out
+}
+
+// eventually retries f every half second until it returns nil or the
+// timeout passes; then it fails the test with f's last error.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s: %v", what, timeout, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func consulClient(t *testing.T, ip string) *consul.Client {
+	t.Helper()
+	c, err := consul.NewClient(&consul.Config{Address: net.JoinHostPort(ip, "8500")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// raftPeers returns the raft configuration as node name → (address, ID).
+func raftPeers(c *consul.Client) (map[string]*consul.RaftServer, error) {
+	cfg, err := c.Operator().RaftGetConfiguration(nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*consul.RaftServer{}
+	for _, s := range cfg.Servers {
+		out[s.Node] = s
+	}
+	return out, nil
+}
+
+func resolveA(server, name string) ([]string, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	r, err := dns.Exchange(m, server)
+	if err != nil {
+		return nil, err
+	}
+	var ips []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			ips = append(ips, a.A.String())
+		}
+	}
+	return ips, nil
+}
+
+// checkCluster asserts the issue's "done when" for a running dev cluster
+// with 5 agents and 3 servers, and returns the running tasks.
+func checkCluster(t *testing.T, c *Cluster) []masterTask {
+	t.Helper()
+	var tasks []masterTask
+	eventually(t, 3*time.Minute, "3 servers and 2 clients RUNNING", func() error {
+		tasks = runningTasks(t, c)
+		if len(tasks) != 5 || len(servers(tasks)) != 3 {
+			return fmt.Errorf("running tasks: %+v", tasks)
+		}
+		return nil
+	})
+	agents := map[string]bool{}
+	for _, task := range tasks {
+		if agents[task.AgentIP] {
+			t.Fatalf("two tasks on agent %s: %+v", task.AgentIP, tasks)
+		}
+		agents[task.AgentIP] = true
+	}
+
+	srv := servers(tasks)
+	client := consulClient(t, srv[0].AgentIP)
+	eventually(t, 2*time.Minute, "a leader and exactly the 3 server tasks' agents as raft peers", func() error {
+		leader, err := client.Status().Leader()
+		if err != nil || leader == "" {
+			return fmt.Errorf("leader %q: %v", leader, err)
+		}
+		peers, err := raftPeers(client)
+		if err != nil {
+			return err
+		}
+		var got, want []string
+		for _, p := range peers {
+			host, _, _ := net.SplitHostPort(p.Address)
+			got = append(got, p.Node+"@"+host)
+			if !p.Voter {
+				return fmt.Errorf("peer %s is not a voter yet", p.Node)
+			}
+		}
+		for _, s := range srv {
+			want = append(want, s.Name+"@"+s.AgentIP)
+		}
+		sort.Strings(got)
+		sort.Strings(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			return fmt.Errorf("raft peers %v, want %v", got, want)
+		}
+		return nil
+	})
+
+	eventually(t, 2*time.Minute, "5 alive LAN members, one per agent", func() error {
+		members, err := client.Agent().Members(false)
+		if err != nil {
+			return err
+		}
+		addrs := map[string]bool{}
+		for _, m := range members {
+			if m.Status != 1 { // serf StatusAlive
+				continue
+			}
+			addrs[m.Addr] = true
+		}
+		if len(addrs) != 5 {
+			return fmt.Errorf("alive members on %d addresses, want 5: %v", len(addrs), addrs)
+		}
+		for ip := range agents {
+			if !addrs[ip] {
+				return fmt.Errorf("no member on agent %s: %v", ip, addrs)
+			}
+		}
+		return nil
+	})
+
+	eventually(t, time.Minute, "Mesos-DNS resolves every server's name to its agent", func() error {
+		for _, s := range srv {
+			name := s.Name + ".consul.mesos"
+			ips, err := resolveA(c.DNS.Addr(), name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if len(ips) != 1 || ips[0] != s.AgentIP {
+				return fmt.Errorf("%s resolves to %v, want [%s]", name, ips, s.AgentIP)
+			}
+		}
+		return nil
+	})
+	return tasks
+}
+
+// writeThroughClient writes keys through a client agent and checks that
+// every server has them in its own state (stale reads answer locally).
+func writeThroughClient(t *testing.T, tasks []masterTask, prefix string, n int) {
+	t.Helper()
+	var clientIP string
+	for _, task := range tasks {
+		if strings.HasPrefix(task.Name, "consul-client-") {
+			clientIP = task.AgentIP
+			break
+		}
+	}
+	if clientIP == "" {
+		t.Fatalf("no client task among %+v", tasks)
+	}
+	kv := consulClient(t, clientIP).KV()
+	for i := 0; i < n; i++ {
+		key := fmt.Sprintf("%s/%d", prefix, i)
+		eventually(t, time.Minute, "writing "+key, func() error {
+			_, err := kv.Put(&consul.KVPair{Key: key, Value: []byte("v" + key)}, nil)
+			return err
+		})
+	}
+	for _, s := range servers(tasks) {
+		checkKeys(t, s.AgentIP, prefix, n)
+	}
+}
+
+func checkKeys(t *testing.T, ip, prefix string, n int) {
+	t.Helper()
+	kv := consulClient(t, ip).KV()
+	eventually(t, time.Minute, "keys "+prefix+" on "+ip, func() error {
+		for i := 0; i < n; i++ {
+			key := fmt.Sprintf("%s/%d", prefix, i)
+			p, _, err := kv.Get(key, &consul.QueryOptions{AllowStale: true})
+			if err != nil {
+				return err
+			}
+			if p == nil || string(p.Value) != "v"+key {
+				return fmt.Errorf("%s on %s: %v", key, ip, p)
+			}
+		}
+		return nil
+	})
+}
+
+// TestDevClusterEndToEnd is issue 3's acceptance test: dev with 5 agents
+// and 3 servers gives a real Consul cluster; a killed non-leader server is
+// relaunched on the same agent with the same data and raft identity; a
+// second start on the same work dir resumes the same cluster and keys.
+func TestDevClusterEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole dev cluster with real Consul")
+	}
+	workDir := t.TempDir()
+	opts := Options{
+		Agents: 5, Servers: 3, WorkDir: workDir, Binary: binary,
+		MasterIP: "127.4.0.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
+		DNSRefresh: time.Second, Logger: zaptest.NewLogger(t).Named("dev"),
+	}
+	ctx := context.Background()
+	start := time.Now()
+	c, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			c.Stop()
+		}
+		if t.Failed() {
+			dumpLogs(t, workDir)
+		}
+	}()
+	waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	_, leader, err := c.WaitForLeader(waitCtx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("leader %s after %s", leader, time.Since(start))
+
+	tasks := checkCluster(t, c)
+	writeThroughClient(t, tasks, "before-kill", 20)
+
+	// Kill the executor of a server that is not the leader.
+	srv := servers(tasks)
+	leaderHost, _, _ := net.SplitHostPort(leader)
+	var victim masterTask
+	for _, s := range srv {
+		if s.AgentIP != leaderHost {
+			victim = s
+			break
+		}
+	}
+	peers, err := raftPeers(consulClient(t, leaderHost))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := peers[victim.Name]
+	if before == nil {
+		t.Fatalf("%s is not a raft peer: %v", victim.Name, peers)
+	}
+	t.Logf("killing the executor of %s (%s) on %s, raft ID %s", victim.Name, victim.ID, victim.AgentIP, before.ID)
+	if err := c.Sim.KillExecutor(victim.AgentID, victim.FrameworkID, victim.ID); err != nil {
+		t.Fatalf("killing the executor: %v", err)
+	}
+	eventually(t, 3*time.Minute, victim.Name+" relaunched on the same agent", func() error {
+		for _, task := range runningTasks(t, c) {
+			if task.Name == victim.Name {
+				if task.ID == victim.ID {
+					return fmt.Errorf("still the old task %s", task.ID)
+				}
+				if task.AgentIP != victim.AgentIP {
+					t.Fatalf("%s relaunched on %s, want its own agent %s", victim.Name, task.AgentIP, victim.AgentIP)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not running", victim.Name)
+	})
+	eventually(t, 2*time.Minute, victim.Name+" back as the same raft peer", func() error {
+		peers, err := raftPeers(consulClient(t, leaderHost))
+		if err != nil {
+			return err
+		}
+		p := peers[victim.Name]
+		if p == nil || p.ID != before.ID || !p.Voter || len(peers) != 3 {
+			return fmt.Errorf("peers %v", peers)
+		}
+		return nil
+	})
+	checkKeys(t, victim.AgentIP, "before-kill", 20)
+	tasks = checkCluster(t, c)
+	writeThroughClient(t, tasks, "before-restart", 5)
+	ids := map[string]string{}
+	for name, p := range mustPeers(t, leaderHost) {
+		ids[name] = p.ID
+	}
+
+	// Stop everything and start again on the same work dir.
+	c.Stop()
+	stopped = true
+	c, err = Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	tasks = checkCluster(t, c)
+	for _, s := range servers(tasks) {
+		checkKeys(t, s.AgentIP, "before-kill", 20)
+		checkKeys(t, s.AgentIP, "before-restart", 5)
+	}
+	after := mustPeers(t, servers(tasks)[0].AgentIP)
+	for name, id := range ids {
+		if after[name] == nil || after[name].ID != id {
+			t.Fatalf("after resuming, %s has raft ID %v, want %s (the same data)", name, after[name], id)
+		}
+	}
+}
+
+func mustPeers(t *testing.T, ip string) map[string]*consul.RaftServer {
+	t.Helper()
+	var peers map[string]*consul.RaftServer
+	eventually(t, time.Minute, "raft configuration", func() error {
+		var err error
+		peers, err = raftPeers(consulClient(t, ip))
+		return err
+	})
+	return peers
+}
+
+func dumpLogs(t *testing.T, workDir string) {
+	b, err := os.ReadFile(filepath.Join(workDir, "scheduler.log"))
+	if err == nil {
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 80 {
+			lines = lines[len(lines)-80:]
+		}
+		t.Logf("scheduler.log (tail):\n%s", strings.Join(lines, "\n"))
+	}
+}
