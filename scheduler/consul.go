@@ -140,33 +140,36 @@ func consulHTTPAddrs(ts state.Tasks, tg state.Target, except string) []string {
 	return out
 }
 
-// startCleanup removes replaced servers from raft (placement of their
-// replacement waits, see blocked) and forgotten clients from the LAN pool.
-func (s *Scheduler) startCleanup(old map[string]state.Task) {
+// forceLeave removes forgotten clients from the LAN pool (best effort).
+func (s *Scheduler) forceLeave(old map[string]state.Task) {
 	for name, t := range old {
-		if t.IP == "" {
+		if t.Role != taskspec.RoleClient || t.IP == "" {
 			continue
 		}
-		via := consulHTTPAddrs(s.tasks, s.target, name)
-		if t.Role == taskspec.RoleClient {
-			go func(node string) {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if err := s.consul.ForceLeave(ctx, via, node); err != nil {
-					s.log.Info("could not force-leave a lost client", zap.String("node", node), zap.Error(err))
-				} else {
-					s.log.Info("lost client removed from the LAN pool", zap.String("node", node))
-				}
-			}(name)
+		via := consulHTTPAddrs(s.tasks, s.target, "")
+		go func(node string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := s.consul.ForceLeave(ctx, via, node); err != nil {
+				s.log.Info("could not force-leave a lost client", zap.String("node", node), zap.Error(err))
+			} else {
+				s.log.Info("lost client removed from the LAN pool", zap.String("node", node))
+			}
+		}(name)
+	}
+}
+
+// startPeerRemovals starts removing the old raft peer of every replaced
+// server that has one recorded (state.Task.OldPeer), including after a
+// scheduler restart. Placement waits (see blocked).
+func (s *Scheduler) startPeerRemovals() {
+	for i := 0; i < s.target.Servers; i++ {
+		t, ok := s.tasks[state.ServerName(i)]
+		if !ok || t.OldPeer == "" || s.peerRemoval[t.Name] != "" {
 			continue
 		}
-		port := t.Ports.Server
-		if port <= 0 {
-			port = s.target.Ports.Server
-		}
-		raftAddr := net.JoinHostPort(t.IP, strconv.Itoa(port))
-		s.peerRemoval[name] = raftAddr
-		go s.removePeer(name, raftAddr, via)
+		s.peerRemoval[t.Name] = t.OldPeer
+		go s.removePeer(t.Name, t.OldPeer, consulHTTPAddrs(s.tasks, s.target, t.Name))
 	}
 }
 
@@ -190,8 +193,15 @@ func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
 		s.log.Warn("old raft peer not removed yet; retrying", zap.String("task", name), zap.Error(err))
 		time.Sleep(5 * time.Second)
 	}
+	done := func() {
+		delete(s.peerRemoval, name)
+		if t, ok := s.tasks[name]; ok && t.OldPeer == raftAddr {
+			t.OldPeer = ""
+			s.setTask(t) // written by the next flush
+		}
+	}
 	select {
-	case s.cmds <- func() { delete(s.peerRemoval, name) }:
+	case s.cmds <- done:
 	case <-s.done:
 	}
 }

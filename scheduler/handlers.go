@@ -243,6 +243,7 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 	if !s.subscribed {
 		return
 	}
+	s.startPeerRemovals()
 	for _, k := range r.Kill {
 		s.killOnce(k.TaskID, k.AgentID, now, k.Name+": "+k.Why, out)
 	}

@@ -319,7 +319,7 @@ func (s *Scheduler) applyReconcile(r reconcile.Result) {
 		s.metrics.replacements.Inc()
 	}
 	if len(r.Old) > 0 {
-		s.startCleanup(r.Old)
+		s.forceLeave(r.Old)
 	}
 	s.last = r
 }
@@ -502,8 +502,10 @@ func (s *Scheduler) blocked() map[string]string {
 			out[n] = "waiting for the subscription to the Mesos master"
 		}
 	}
-	for n, addr := range s.peerRemoval {
-		out[n] = "removing the old server's raft peer " + addr + " through the Consul operator API first"
+	for i := 0; i < s.target.Servers; i++ {
+		if t, ok := s.tasks[state.ServerName(i)]; ok && t.OldPeer != "" {
+			out[t.Name] = "removing the old server's raft peer " + t.OldPeer + " through the Consul operator API first"
+		}
 	}
 	for id := range s.reconciling {
 		if n := state.NameOfTaskID(id); n != "" {

@@ -649,3 +649,29 @@ func TestSimRecordWrittenButACCEPTNeverSent(t *testing.T) {
 		t.Fatal("the never-launched task ID was kept")
 	}
 }
+
+func TestSimPendingPeerRemovalSurvivesARestart(t *testing.T) {
+	// The scheduler moved consul-server-0 off a dead agent and stopped
+	// before the old raft peer was removed: the next start removes it,
+	// then places the server.
+	h := startSim(t, 4)
+	fc := &fakeConsul{}
+	h.consul = fc
+	rec := state.Task{Name: "consul-server-0", Role: taskspec.RoleServer, Replacement: true, OldPeer: "127.2.9.9:8300"}
+	b, _ := json.Marshal(rec)
+	if err := h.store.Put(context.Background(), taskKey(rec.Name), b); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	fc.mu.Lock()
+	removed, doneAt := fmt.Sprint(fc.removed), fc.done
+	fc.mu.Unlock()
+	if !contains([]byte(removed), "consul-server-0 127.2.9.9:8300") {
+		t.Fatalf("removals %s", removed)
+	}
+	s := taskByName(v, "consul-server-0")
+	if s.LaunchedAt.Before(doneAt) || s.OldPeer != "" {
+		t.Fatalf("placed at %s before the removal at %s, or old peer kept %q", s.LaunchedAt, doneAt, s.OldPeer)
+	}
+}

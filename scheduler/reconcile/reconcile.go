@@ -6,7 +6,9 @@ package reconcile
 
 import (
 	"fmt"
+	"net"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
@@ -181,7 +183,7 @@ func Reconcile(in Input) Result {
 				continue
 			}
 			r.Old[n] = t
-			t = moved(t, in.Now)
+			t = moved(t, in.Now, in.Target)
 			set(t)
 			r.Replace = append(r.Replace, n)
 		}
@@ -196,7 +198,7 @@ func Reconcile(in Input) Result {
 					r.Lost = append(r.Lost, n)
 				}
 				r.Old[n] = t
-				t = moved(t, in.Now)
+				t = moved(t, in.Now, in.Target)
 				set(t)
 				r.Replace = append(r.Replace, n)
 				serverReplacing = true
@@ -264,9 +266,17 @@ func Reconcile(in Input) Result {
 }
 
 // moved abandons a server's agent and reservation so it is placed anew.
-func moved(t state.Task, now time.Time) state.Task {
+func moved(t state.Task, now time.Time, tg state.Target) state.Task {
+	peer := t.OldPeer // an earlier move not cleaned up yet
+	if t.IP != "" {
+		port := t.Ports.Server
+		if port <= 0 {
+			port = tg.Ports.Server
+		}
+		peer = net.JoinHostPort(t.IP, strconv.Itoa(port))
+	}
 	return state.Task{Name: t.Name, Role: t.Role, Index: t.Index, Failures: 0, UpdatedAt: now,
-		Replacement: true, Message: "replaced; was on " + hostOrID(t)}
+		Replacement: true, OldPeer: peer, Message: "replaced; was on " + hostOrID(t)}
 }
 
 func hostOrID(t state.Task) string {

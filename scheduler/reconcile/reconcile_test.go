@@ -24,7 +24,7 @@ func target(mod ...func(*config.Config)) state.Target {
 func srv(i int, st string) state.Task {
 	tg := target()
 	return state.Task{Name: state.ServerName(i), Role: taskspec.RoleServer, Index: i, TaskID: fmt.Sprintf("%s__%d", state.ServerName(i), i),
-		AgentID: fmt.Sprint("S", i), Hostname: fmt.Sprint("h", i), State: st, ConfigID: tg.ConfigID,
+		AgentID: fmt.Sprint("S", i), Hostname: fmt.Sprint("h", i), IP: fmt.Sprint("10.0.0.", i), State: st, ConfigID: tg.ConfigID, Ports: tg.Ports,
 		Reservation: &state.Reservation{ID: fmt.Sprint("r", i), PersistenceID: fmt.Sprint("p", i), Confirmed: true}}
 }
 
@@ -165,6 +165,9 @@ func TestReconcile(t *testing.T) {
 			for _, n := range r.Replace {
 				if tk := r.Tasks[n]; tk.AgentID != "" || tk.Reservation != nil || tk.TaskID != "" {
 					t.Errorf("replaced %s still tied to its agent: %+v", n, tk)
+				}
+				if tk, old := r.Tasks[n], c.tasks[n]; tk.OldPeer != old.IP+":8300" || !tk.Replacement || r.Old[n].TaskID != old.TaskID {
+					t.Errorf("replaced %s: old peer %q, want %s:8300", n, tk.OldPeer, old.IP)
 				}
 			}
 			for _, n := range r.Changed {

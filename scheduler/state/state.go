@@ -195,6 +195,10 @@ type Task struct {
 	Failures   int       `json:"failures,omitempty"`
 	LaunchedAt time.Time `json:"launched_at,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at,omitempty"`
+	// OldPeer is the raft address (ip:port) of the incarnation a
+	// replacement moved away from; the replacement is placed only after
+	// that peer is removed from raft (then it is cleared).
+	OldPeer string `json:"old_peer,omitempty"`
 	// Replacement is true from the moment a server is moved to another
 	// agent until its new incarnation runs: replacements go one at a time.
 	Replacement bool `json:"replacement,omitempty"`
