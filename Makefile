@@ -32,11 +32,15 @@ test: zookeeper
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./...
 
+# A local Universe repository in dist/universe, to be served from BASE_URL
+# (make universe BASE_URL=http://host:8080 SERVE=:8080 also serves it).
+BASE_URL ?= http://localhost:8080
 universe: build
-	$(GO) run ./cmd/universe-repo -out dist/universe -binary $(BIN)
+	$(GO) run ./cmd/universe-repo -out dist/universe -binary $(BIN) -base-url $(BASE_URL) $(if $(SERVE),-serve $(SERVE))
 
+# Regenerate the top-level marathon.json (the template rendered with defaults).
 marathon:
-	$(GO) run ./cmd/universe-repo -marathon marathon.json
+	$(GO) generate ./internal/universe
 
 clean:
 	rm -rf bin dist
