@@ -48,7 +48,7 @@ type masterTask struct {
 
 // runningTasks reads the master's state: the RUNNING tasks of the consul
 // framework, with their agents' addresses.
-func runningTasks(t *testing.T, c *Cluster) []masterTask {
+func runningTasks(t testing.TB, c *Cluster) []masterTask {
 	t.Helper()
 	resp, err := http.Get(c.Sim.MasterURL() + "/master/state")
 	if err != nil {
