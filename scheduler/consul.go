@@ -36,7 +36,7 @@ func (c httpConsul) client(addr string) (*consulapi.Client, error) {
 	cfg := consulapi.DefaultNonPooledConfig()
 	cfg.Address = addr
 	cfg.Scheme = "http"
-	cfg.HttpClient = &http.Client{Timeout: 5 * time.Second}
+	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second} // force-leave with prune can take seconds
 	return consulapi.NewClient(cfg)
 }
 
