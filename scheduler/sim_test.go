@@ -675,3 +675,23 @@ func TestSimPendingPeerRemovalSurvivesARestart(t *testing.T) {
 		t.Fatalf("placed at %s before the removal at %s, or old peer kept %q", s.LaunchedAt, doneAt, s.OldPeer)
 	}
 }
+
+func TestSimScaleServersUpFromThreeToFive(t *testing.T) {
+	h := startSim(t, 6)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 3))
+	h.stop()
+	h.cfg.ServerCount = 5
+	h.start()
+	v2 := h.eventually("five servers", 90*time.Second, deployed(5, 1))
+	for i := 0; i < 3; i++ {
+		a, b := taskByName(v1, state.ServerName(i)), taskByName(v2, state.ServerName(i))
+		if a.TaskID != b.TaskID {
+			t.Errorf("%s restarted by a server count change", a.Name)
+		}
+	}
+	spec := taskByName(v2, "consul-server-4")
+	if spec.Reservation == nil || !spec.Reservation.Confirmed {
+		t.Errorf("consul-server-4 without a reservation")
+	}
+}
