@@ -1,0 +1,55 @@
+package scale
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Markdown renders the result as the table of docs/BENCHMARKS.md.
+func (r Result) Markdown() string {
+	var b strings.Builder
+	d, rc := r.Deploy, r.Reconcile
+	who := "scheduler process"
+	if d.Usage.Shared {
+		who = "scheduler + simulator (one process)"
+	}
+	row := func(measure, result, target string) {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", measure, result, target)
+	}
+	fmt.Fprintf(&b, "| measure (%d agents: %d servers + %d clients; scheduler %s) | result | target |\n", r.Agents, r.Servers, r.Agents-r.Servers, r.Mode)
+	b.WriteString("| --- | --- | --- |\n")
+	row("first offer handled → every agent has a RUNNING task", secs(d.FirstOfferToAllRunning), "≤ 10 s: "+met(d.FirstOfferToAllRunning <= TargetDeploy))
+	row("scheduler start → SUBSCRIBED → first offer handled", fmt.Sprintf("%s (SUBSCRIBED → first offer %s)",
+		secs(d.StartToAllRunning-d.FirstOfferToAllRunning), secs(d.SubscribeToFirstOffer)), "")
+	row("offers handled per second (received ÷ first offer → all RUNNING)", fmt.Sprintf("%.0f/s (%.0f received: %.0f accepted, %.0f declined)",
+		d.OffersPerSecond(), d.OffersReceived, d.OffersAccepted, d.OffersDeclined), "")
+	row("launch burst (accepted offers ÷ first → last accept)", fmt.Sprintf("%.0f/s (%d in %s)", d.AcceptsPerSecond(), d.Accepted, secs(d.FirstToLastAccept)), "")
+	row("CPU of the "+who+", start → all RUNNING", cpu(d.Usage), "")
+	row("peak memory of the "+who+" (VmHWM)", mb(d.Usage.PeakRSS), "< 256 MB: "+met(d.Usage.PeakRSS < TargetPeakMem))
+	row("peak Go heap in use (sampled every 100 ms)", mb(d.Usage.PeakHeap), "")
+	row(fmt.Sprintf("restarted scheduler: SUBSCRIBED → all %d tasks' statuses received", rc.Tasks), secs(rc.SubscribedToReconciled),
+		"≤ 10 s: "+met(rc.SubscribedToReconciled <= TargetReconcile))
+	row("restarted scheduler: process start → state loaded → SUBSCRIBED → reconciled", fmt.Sprintf("%s → %s → %s",
+		secs(rc.StartToLoaded), secs(rc.StartToSubscribed), secs(rc.StartToReconciled)), "")
+	row("restarted scheduler: CPU, peak memory, tasks relaunched", fmt.Sprintf("%s, %s, %.0f", cpu(rc.Usage), mb(rc.Usage.PeakRSS), rc.Relaunched), "")
+	if r.Mode == "process" {
+		row("simulator (master + agents, this process) CPU during the deploy", secs(r.SimulatorCPU), "")
+	}
+	return b.String()
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func cpu(u Usage) string {
+	return fmt.Sprintf("%.2f s (user %.2f + sys %.2f)", u.CPU().Seconds(), u.User.Seconds(), u.System.Seconds())
+}
+
+func mb(b uint64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
