@@ -415,11 +415,19 @@ func (e *executorLoop) handle(ev executor.Event) {
 			}
 		}
 	case executor.Event_MESSAGE:
-		n := 0
+		var data []byte
 		if m := ev.GetMessage(); m != nil {
-			n = len(m.Data)
+			data = m.Data
 		}
-		e.log.Info("MESSAGE from the scheduler ignored: this executor takes no messages", zap.Int("bytes", n))
+		u, err := taskspec.DecodeJoinUpdate(data)
+		if err != nil {
+			e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
+			return
+		}
+		e.log.Info("MESSAGE: join addresses from the scheduler", zap.Strings("join_addrs", u.JoinAddrs))
+		for _, r := range e.runners {
+			r.addJoinAddrs(u.JoinAddrs)
+		}
 	case executor.Event_SHUTDOWN:
 		e.log.Info("SHUTDOWN from the agent")
 		e.beginShutdown("SHUTDOWN from the agent")

@@ -58,6 +58,7 @@ type fakeConsul struct {
 	once    sync.Once
 	left    bool
 	err     error
+	joins   []string
 }
 
 func newFakeConsul() *fakeConsul {
@@ -99,6 +100,18 @@ func (f *fakeConsul) hasLeft() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.left
+}
+
+func (f *fakeConsul) AddJoinAddrs(addrs []string) {
+	f.mu.Lock()
+	f.joins = append(f.joins, addrs...)
+	f.mu.Unlock()
+}
+
+func (f *fakeConsul) joined() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.joins...)
 }
 
 func (f *fakeConsul) Stop()                 { f.once.Do(func() { close(f.done) }) }
@@ -660,5 +673,47 @@ func TestExecutorDeliversTerminalUpdateAcrossAgentRestart(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the re-SUBSCRIBE did not list the unacknowledged KILLED update")
+	}
+}
+
+// TestExecutorJoinMessage: the scheduler's join MESSAGE reaches the
+// Consul agent's join targets; anything else is ignored, and the task
+// runs on.
+func TestExecutorJoinMessage(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.34")
+	fc := newFakeConsul()
+	res := runExecutor(t, context.Background(), testConfig(fa, "127.3.0.34", t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_STARTING, nil)
+	msg, err := taskspec.EncodeJoinUpdate([]string{"127.3.0.35:8301", "127.3.0.36:8301"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: []byte("not a message")}})
+	fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: msg}})
+	fa.waitFor(10*time.Second, "join addresses handed to Consul", func() bool { return len(fc.joined()) == 2 })
+	if got := fc.joined(); got[0] != "127.3.0.35:8301" || got[1] != "127.3.0.36:8301" {
+		t.Errorf("join addresses %v", got)
+	}
+	close(fc.ready)
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+	fa.send(executor.Event{Type: executor.Event_SHUTDOWN})
+	if err := waitExit(t, res, 10*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+// TestExecutorGivesUpWhenAgentNeverAnswers: without a first subscription
+// within the registration window, the executor exits with an error.
+func TestExecutorGivesUpWhenAgentNeverAnswers(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.37")
+	fa.setDown(true)
+	cfg := testConfig(fa, "127.3.0.37", t.TempDir())
+	cfg.InitialSubscribeTimeout = time.Second
+	res := runExecutor(t, context.Background(), cfg, fakeStart(newFakeConsul()))
+	err := waitExit(t, res, 20*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "could not subscribe") {
+		t.Fatalf("exit error %v, want could not subscribe", err)
 	}
 }

@@ -429,3 +429,9 @@ func (c *simCluster) sandbox(i int, execID string) func() string {
 		return ""
 	}
 }
+
+func (m *simMaster) snapshotUpdates() []mesos.TaskStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]mesos.TaskStatus(nil), m.updates...)
+}

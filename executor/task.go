@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -23,6 +24,7 @@ type consulAgent interface {
 	Done() <-chan struct{}
 	Err() error
 	NodeID() string
+	AddJoinAddrs(addrs []string)
 }
 
 // startFunc starts a Consul agent (consulagent.Start).
@@ -66,9 +68,13 @@ type taskRunner struct {
 
 	healthEvery time.Duration
 	kill        chan killRequest // buffered 1
-	hardStop    context.CancelFunc
-	ctx         context.Context
-	done        chan struct{}
+
+	joinMu    sync.Mutex
+	agent     consulAgent // set once started
+	joinAddrs []string    // handed over before the agent started
+	hardStop  context.CancelFunc
+	ctx       context.Context
+	done      chan struct{}
 }
 
 func newTaskRunner(id mesos.TaskID, spec taskspec.Spec, env consulagent.Env, start startFunc, out chan<- taskEvent, log *zap.Logger) *taskRunner {
@@ -81,6 +87,20 @@ func newTaskRunner(id mesos.TaskID, spec taskspec.Spec, env consulagent.Env, sta
 		ctx:         ctx,
 		hardStop:    cancel,
 		done:        make(chan struct{}),
+	}
+}
+
+// addJoinAddrs hands the agent more serf LAN addresses to join (the
+// scheduler's join MESSAGE); before the agent starts they are kept for it.
+func (r *taskRunner) addJoinAddrs(addrs []string) {
+	r.joinMu.Lock()
+	a := r.agent
+	if a == nil {
+		r.joinAddrs = append(r.joinAddrs, addrs...)
+	}
+	r.joinMu.Unlock()
+	if a != nil {
+		a.AddJoinAddrs(addrs)
 	}
 }
 
@@ -167,6 +187,14 @@ func (r *taskRunner) run() {
 			r.emit(taskEvent{state: mesos.TASK_FAILED, message: "the Consul agent could not start: " + err.Error()})
 		}
 		return
+	}
+	r.joinMu.Lock()
+	r.agent = agent
+	early := r.joinAddrs
+	r.joinAddrs = nil
+	r.joinMu.Unlock()
+	if len(early) > 0 {
+		agent.AddJoinAddrs(early)
 	}
 	err = agent.Ready(startCtx)
 	k := stopWatching()
