@@ -356,10 +356,9 @@ func (a *Agent) notReady(ctx context.Context, client *http.Client) string {
 		if err != nil {
 			return "HTTP API does not answer: " + err.Error()
 		}
+		// Any answer counts: with ACLs on, an anonymous /v1/agent/self gets
+		// 403 (or 500 before the ACL system is up), and the API still works.
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return "HTTP API answers " + resp.Status
-		}
 	}
 	if ok, why := a.joined(); !ok {
 		return why

@@ -216,3 +216,32 @@ func TestStartRejectsBadExtraConfig(t *testing.T) {
 		t.Logf("bad log level: %v", err)
 	}
 }
+
+// TestSingleServerWithACLs: with ACLs on (default deny, from extra_config)
+// the agent is still found ready and healthy: an anonymous HTTP call is
+// refused but answered, and the voter check falls back to the leader.
+func TestSingleServerWithACLs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Consul")
+	}
+	const ip = "127.3.0.48"
+	spec := serverSpec("acl", 1, testPorts(freePorts(t, []string{ip}, 3)))
+	spec.ExtraConfig = json.RawMessage(`{"acl":{"enabled":true,"default_policy":"deny","tokens":{"initial_management":"4f2e7a7c-6f0b-4a52-9d0e-2f1a3c5b7d91"}}}`)
+	a, err := Start(context.Background(), spec, Env{BindIP: ip, Sandbox: t.TempDir()}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "healthy with ACLs", func() error {
+		if h := a.Health(); !h.Healthy {
+			return errorString(h.Message)
+		}
+		return nil
+	})
+	t.Logf("health with ACLs: %s", a.Health().Message)
+}
