@@ -165,6 +165,10 @@ type Usage struct {
 	PeakRSS uint64
 	// PeakHeap is the highest Go heap in use sampled (every 100 ms).
 	PeakHeap uint64
+	// PeakAnon is the highest anonymous RSS sampled (every 100 ms): VmHWM
+	// without the file-backed pages of the executable (the dcos-consul
+	// binary embeds Consul; an idle scheduler maps about 80 MB of it).
+	PeakAnon uint64
 	Shared   bool
 }
 
@@ -342,6 +346,7 @@ type runningScheduler struct {
 	cpuStartS time.Duration
 
 	peakHeap uint64
+	peakAnon uint64
 }
 
 func startScheduler(ctx context.Context, cfg Config, env map[string]string, logPath string) (*runningScheduler, error) {
@@ -358,6 +363,11 @@ func startScheduler(ctx context.Context, cfg Config, env map[string]string, logP
 	if cfg.Binary != "" {
 		cmd := exec.Command(cfg.Binary, "scheduler")
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG", "GOMAXPROCS"} { // Go runtime settings to try
+			if v, ok := os.LookupEnv(k); ok {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+		}
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
@@ -454,16 +464,16 @@ func (r *runningScheduler) stop() error {
 
 // usage is the scheduler's CPU and memory since it started.
 func (r *runningScheduler) usage() Usage {
-	u := Usage{PeakHeap: r.peakHeap}
+	u := Usage{PeakHeap: r.peakHeap, PeakAnon: r.peakAnon}
 	if r.cmd != nil {
 		u.User, u.System = procCPU(r.cmd.Process.Pid)
-		u.PeakRSS = procHWM(r.cmd.Process.Pid)
+		u.PeakRSS, _ = procMem(r.cmd.Process.Pid)
 		return u
 	}
 	// Everything this process did since the start (the simulator too).
 	user, sys := selfUserSys()
 	u.User, u.System = user-r.cpuStartU, sys-r.cpuStartS
-	u.PeakRSS = procHWM(os.Getpid())
+	u.PeakRSS, _ = procMem(os.Getpid())
 	u.Shared = true
 	return u
 }
@@ -548,6 +558,13 @@ func (r *runningScheduler) waitFor(ctx context.Context, timeout time.Duration, w
 			}
 			if uint64(s.heap) > r.peakHeap {
 				r.peakHeap = uint64(s.heap)
+			}
+			pid := os.Getpid()
+			if r.cmd != nil {
+				pid = r.cmd.Process.Pid
+			}
+			if _, anon := procMem(pid); anon > r.peakAnon {
+				r.peakAnon = anon
 			}
 			if last = done(s); last == nil {
 				return s, nil
@@ -761,22 +778,27 @@ func procCPU(pid int) (user, sys time.Duration) {
 	return time.Duration(ut) * clockTick, time.Duration(st) * clockTick
 }
 
-// procHWM is VmHWM (peak resident set) of pid, in bytes.
-func procHWM(pid int) uint64 {
+// procMem reads VmHWM (peak resident set) and RssAnon (anonymous
+// resident memory now) of pid from /proc/<pid>/status, in bytes.
+func procMem(pid int) (hwm, anon uint64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseUint(f[1], 10, 64)
-				return kb << 10
-			}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseUint(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			hwm = kb << 10
+		case "RssAnon:":
+			anon = kb << 10
 		}
 	}
-	return 0
+	return hwm, anon
 }
 
 var buildOnce struct {

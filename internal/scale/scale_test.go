@@ -15,7 +15,8 @@ import (
 //
 // DCOS_CONSUL_SCALE_AGENTS changes the number of agents;
 // DCOS_CONSUL_SCALE_INPROCESS=1 runs the scheduler in the test process
-// (DCOS_CONSUL_SCALE_CPUPROFILE=<file> then profiles it).
+// (DCOS_CONSUL_SCALE_CPUPROFILE=<file> then profiles it);
+// DCOS_CONSUL_SCALE_DIR=<empty dir> keeps the scheduler's logs and state.
 
 func scaleAgents() int {
 	if n, err := strconv.Atoi(os.Getenv("DCOS_CONSUL_SCALE_AGENTS")); err == nil && n > 0 {
@@ -26,6 +27,9 @@ func scaleAgents() int {
 
 func scaleConfig(tb testing.TB) Config {
 	cfg := Config{Agents: scaleAgents(), Dir: tb.TempDir(), Progress: tb.Logf}
+	if d := os.Getenv("DCOS_CONSUL_SCALE_DIR"); d != "" {
+		cfg.Dir = d // keep the scheduler's logs and state
+	}
 	if os.Getenv("DCOS_CONSUL_SCALE_INPROCESS") == "" {
 		bin, err := Build(tb.TempDir())
 		if err != nil {
