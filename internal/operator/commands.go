@@ -1,0 +1,258 @@
+package operator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Commands runs the operator commands against one scheduler and writes
+// what they show to Out: tables by default, the API's JSON with JSON set.
+type Commands struct {
+	Client *Client
+	Out    io.Writer
+	// Err receives warnings (default: Out).
+	Err  io.Writer
+	JSON bool
+	// Consul reaches the Consul HTTP API for members and raft peers.
+	Consul ConsulAPI
+	// ConsulAddr, if set, is the Consul agent to ask (host:port or URL)
+	// instead of the servers the scheduler lists.
+	ConsulAddr string
+}
+
+// PlanList shows the plans' names.
+func (c *Commands) PlanList(ctx context.Context) error {
+	r, err := c.Client.Get(ctx, "/v1/plans")
+	if err != nil {
+		return err
+	}
+	var names []string
+	if err := decode(r, "/v1/plans", &names); err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	for _, n := range names {
+		fmt.Fprintln(c.Out, n)
+	}
+	return nil
+}
+
+// PlanShow shows one plan (deploy when name is empty). A plan with errors
+// (HTTP 417) is shown like any other: its errors are part of it.
+func (c *Commands) PlanShow(ctx context.Context, name string) error {
+	if name == "" {
+		name = "deploy"
+	}
+	p := "/v1/plans/" + url.PathEscape(name)
+	r, err := c.Client.Get(ctx, p, http.StatusExpectationFailed)
+	if err != nil {
+		return err
+	}
+	var pl Plan
+	if err := decode(r, p, &pl); err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	RenderPlan(c.Out, name, pl)
+	return nil
+}
+
+// PodList shows the pods' names.
+func (c *Commands) PodList(ctx context.Context) error {
+	r, names, err := c.pods(ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	for _, n := range names {
+		fmt.Fprintln(c.Out, n)
+	}
+	return nil
+}
+
+func (c *Commands) pods(ctx context.Context) (Response, []string, error) {
+	r, err := c.Client.Get(ctx, "/v1/pod")
+	if err != nil {
+		return r, nil, err
+	}
+	var names []string
+	err = decode(r, "/v1/pod", &names)
+	return r, names, err
+}
+
+// PodStatus shows every pod's task, or one pod's (name set).
+func (c *Commands) PodStatus(ctx context.Context, name string) error {
+	if name == "" {
+		r, err := c.Client.Get(ctx, "/v1/pod/status")
+		if err != nil {
+			return err
+		}
+		var st PodStatus
+		if err := decode(r, "/v1/pod/status", &st); err != nil {
+			return err
+		}
+		if c.JSON {
+			return c.raw(r)
+		}
+		RenderPodStatus(c.Out, st.Pods)
+		return nil
+	}
+	r, infos, err := c.podInfo(ctx, name, "status")
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	RenderPodStatus(c.Out, infos)
+	return nil
+}
+
+// PodInfo shows everything the scheduler knows of one pod.
+func (c *Commands) PodInfo(ctx context.Context, name string) error {
+	r, infos, err := c.podInfo(ctx, name, "info")
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	RenderPodInfo(c.Out, infos)
+	return nil
+}
+
+func (c *Commands) podInfo(ctx context.Context, name, verb string) (Response, []PodInfo, error) {
+	p := "/v1/pod/" + url.PathEscape(name) + "/" + verb
+	r, err := c.Client.Get(ctx, p)
+	if err != nil {
+		return r, nil, c.unknownPod(ctx, name, err)
+	}
+	var infos []PodInfo
+	err = decode(r, p, &infos)
+	return r, infos, err
+}
+
+// PodRestart kills the pod's task and has the scheduler relaunch it in
+// place (same agent, same reservation and volume).
+func (c *Commands) PodRestart(ctx context.Context, name string) error {
+	return c.command(ctx, name, "restart")
+}
+
+// PodReplace has the scheduler move the pod to another agent (a server
+// gets a new reservation and an empty volume there; a client is
+// relaunched).
+func (c *Commands) PodReplace(ctx context.Context, name string) error {
+	return c.command(ctx, name, "replace")
+}
+
+func (c *Commands) command(ctx context.Context, name, verb string) error {
+	p := "/v1/pod/" + url.PathEscape(name) + "/" + verb
+	r, err := c.Client.Post(ctx, p)
+	if err != nil {
+		return c.unknownPod(ctx, name, err)
+	}
+	var res CommandResult
+	if err := decode(r, p, &res); err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	what := map[string]string{"restart": "Restarting", "replace": "Replacing"}[verb]
+	fmt.Fprintf(c.Out, "%s pod %s: tasks %s\n", what, res.Pod, strings.Join(res.Tasks, ", "))
+	fmt.Fprintln(c.Out, "Follow it with `pod status "+res.Pod+"` and `plan show recovery`.")
+	return nil
+}
+
+// unknownPod turns the API's 404 for a pod into an error that lists the
+// pods there are.
+func (c *Commands) unknownPod(ctx context.Context, name string, err error) error {
+	if !IsNotFound(err) {
+		return err
+	}
+	_, names, lerr := c.pods(ctx)
+	if lerr != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("pod %q not found: the service has no pods yet (see `plan show deploy`)", name)
+	}
+	return fmt.Errorf("pod %q not found; the pods are: %s", name, strings.Join(names, ", "))
+}
+
+// Endpoints lists the endpoint names, or shows one endpoint's addresses.
+func (c *Commands) Endpoints(ctx context.Context, name string) error {
+	if name == "" {
+		r, err := c.Client.Get(ctx, "/v1/endpoints")
+		if err != nil {
+			return err
+		}
+		var names []string
+		if err := decode(r, "/v1/endpoints", &names); err != nil {
+			return err
+		}
+		if c.JSON {
+			return c.raw(r)
+		}
+		for _, n := range names {
+			fmt.Fprintln(c.Out, n)
+		}
+		return nil
+	}
+	r, ep, err := c.endpoint(ctx, name)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	RenderEndpoint(c.Out, ep)
+	return nil
+}
+
+func (c *Commands) endpoint(ctx context.Context, name string) (Response, Endpoint, error) {
+	p := "/v1/endpoints/" + url.PathEscape(name)
+	r, err := c.Client.Get(ctx, p)
+	if err != nil {
+		return r, Endpoint{}, err
+	}
+	var ep Endpoint
+	err = decode(r, p, &ep)
+	return r, ep, err
+}
+
+// raw writes the API's own JSON, indented.
+func (c *Commands) raw(r Response) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, bytes.TrimSpace(r.Body), "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err := c.Out.Write(b.Bytes())
+	return err
+}
+
+func (c *Commands) writeJSON(v any) error {
+	enc := json.NewEncoder(c.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func decode(r Response, path string, v any) error {
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return fmt.Errorf("%s: the answer is JSON but not in the scheduler API's shape (%v): is the address the dcos-consul scheduler?", path, err)
+	}
+	return nil
+}
