@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -18,6 +19,22 @@ import (
 // (DCOS_CONSUL_SCALE_CPUPROFILE=<file> then profiles it);
 // DCOS_CONSUL_SCALE_DIR=<empty dir> keeps the scheduler's logs and state.
 
+// binDir holds the dcos-consul binary, built once (when first needed) for
+// every run of this test binary.
+var binDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "dcos-consul-scale-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = d
+	code := m.Run()
+	_ = os.RemoveAll(d)
+	os.Exit(code)
+}
+
 func scaleAgents() int {
 	if n, err := strconv.Atoi(os.Getenv("DCOS_CONSUL_SCALE_AGENTS")); err == nil && n > 0 {
 		return n
@@ -31,7 +48,7 @@ func scaleConfig(tb testing.TB) Config {
 		cfg.Dir = d // keep the scheduler's logs and state
 	}
 	if os.Getenv("DCOS_CONSUL_SCALE_INPROCESS") == "" {
-		bin, err := Build(tb.TempDir())
+		bin, err := Build(binDir)
 		if err != nil {
 			tb.Fatal(err)
 		}
