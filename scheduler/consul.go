@@ -26,6 +26,14 @@ type consulAdmin interface {
 	ForceLeave(ctx context.Context, via []string, node string) error
 }
 
+// unreachable tells a server that did not answer (connection refused,
+// timeout) from one that answered with an error.
+func unreachable(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // errNoConsul: no server answered at all (the cluster is down, or the
 // tasks run without Consul as in the simulator's in-process mode).
 var errNoConsul = errors.New("no Consul server answered")
@@ -56,6 +64,9 @@ func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAd
 		conf, err := op.RaftGetConfiguration(&consulapi.QueryOptions{})
 		if err != nil {
 			last = fmt.Errorf("%s: raft configuration: %w", addr, err)
+			if !unreachable(err) {
+				answered = true // e.g. no leader during an election: try again later
+			}
 			continue
 		}
 		answered = true
@@ -83,12 +94,8 @@ func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAd
 					healthy++
 				}
 			}
-			remaining := voters
-			if peer.Voter {
-				remaining--
-			}
-			if quorum := remaining/2 + 1; healthy < quorum {
-				return fmt.Errorf("removing raft peer %s would leave %d healthy voters of %d (quorum %d): keeping it", raftAddr, healthy, remaining, quorum)
+			if err := quorumAfterRemoval(voters, healthy, peer.Voter); err != nil {
+				return fmt.Errorf("raft peer %s: %w", raftAddr, err)
 			}
 			if err := op.RaftRemovePeerByID(peer.ID, &consulapi.WriteOptions{}); err != nil {
 				last = fmt.Errorf("%s: remove raft peer %s: %w", addr, raftAddr, err)
@@ -125,6 +132,22 @@ func (c httpConsul) ForceLeave(ctx context.Context, via []string, node string) e
 		return nil
 	}
 	return last
+}
+
+// quorumAfterRemoval: removing a peer is allowed only if the healthy
+// voters left form a quorum of the configuration without it.
+func quorumAfterRemoval(voters, healthyOthers int, peerVoter bool) error {
+	remaining := voters
+	if peerVoter {
+		remaining--
+	}
+	if remaining < 1 {
+		return fmt.Errorf("it is the last voter: keeping it")
+	}
+	if quorum := remaining/2 + 1; healthyOthers < quorum {
+		return fmt.Errorf("removing it would leave %d healthy voters of %d (quorum %d): keeping it", healthyOthers, remaining, quorum)
+	}
+	return nil
 }
 
 // consulHTTPAddrs are the HTTP addresses of the running servers.

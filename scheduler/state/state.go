@@ -7,10 +7,12 @@
 package state
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -220,21 +222,35 @@ func (t Task) Running() bool { return t.State == "TASK_RUNNING" }
 type Tasks map[string]Task
 
 // Sorted returns the records ordered: servers by index, then clients by name.
+// It sorts small keys, not the records (a record is a few hundred bytes and
+// every API snapshot sorts all of them: 10,000 at scale).
 func (ts Tasks) Sorted() []Task {
-	out := make([]Task, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, t)
+	type key struct {
+		server bool
+		index  int
+		name   string // the record's name, ordering the others
+		at     string // its key in ts
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Role != b.Role {
-			return a.Role == taskspec.RoleServer
+	keys := make([]key, 0, len(ts))
+	for n, t := range ts {
+		keys = append(keys, key{server: t.Role == taskspec.RoleServer, index: t.Index, name: t.Name, at: n})
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		switch {
+		case a.server != b.server:
+			if a.server {
+				return -1
+			}
+			return 1
+		case a.server && a.index != b.index:
+			return cmp.Compare(a.index, b.index)
 		}
-		if a.Role == taskspec.RoleServer {
-			return a.Index < b.Index
-		}
-		return a.Name < b.Name
+		return strings.Compare(a.name, b.name)
 	})
+	out := make([]Task, len(keys))
+	for i, k := range keys {
+		out[i] = ts[k.at]
+	}
 	return out
 }
 

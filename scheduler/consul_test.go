@@ -1,0 +1,178 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
+
+// freePort finds a port free on every address.
+func freePort(t *testing.T, ips []string, used map[int]bool) int {
+	t.Helper()
+	for tries := 0; tries < 200; tries++ {
+		ln, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if used[p] {
+			continue
+		}
+		ok := true
+		for _, ip := range ips {
+			for _, nw := range []string{"tcp", "udp"} {
+				if nw == "tcp" {
+					l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
+					if err != nil {
+						ok = false
+						continue
+					}
+					l.Close()
+				} else {
+					l, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p)))
+					if err != nil {
+						ok = false
+						continue
+					}
+					l.Close()
+				}
+			}
+		}
+		if ok {
+			used[p] = true
+			return p
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// TestRemoveServerWithRealConsul forms a 3-server Consul cluster in-process
+// (the executor's consulagent), stops one server without a leave, and has
+// the scheduler's Consul admin remove its raft peer while the other two
+// keep quorum (the dead one was the leader: the removal waits out the
+// election).
+func TestRemoveServerWithRealConsul(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a real Consul cluster")
+	}
+	ips := []string{"127.2.210.1", "127.2.210.2", "127.2.210.3"}
+	used := map[int]bool{}
+	ports := taskspec.Ports{Server: freePort(t, ips, used), SerfLAN: freePort(t, ips, used), SerfWAN: -1,
+		HTTP: freePort(t, ips, used), HTTPS: -1, GRPC: -1, DNS: -1}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	agents := make([]*consulagent.Agent, 3)
+	t.Cleanup(func() {
+		for _, a := range agents {
+			if a != nil {
+				a.Stop()
+			}
+		}
+	})
+	var serfs []string
+	for _, ip := range ips {
+		serfs = append(serfs, net.JoinHostPort(ip, strconv.Itoa(ports.SerfLAN)))
+	}
+	for i, ip := range ips {
+		spec := taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleServer, NodeName: fmt.Sprintf("consul-server-%d", i),
+			Datacenter: "dc1", BootstrapExpect: 3, Ports: ports, DataDir: "consul-data", JoinAddrs: serfs, LogLevel: "WARN"}
+		a, err := consulagent.Start(context.Background(), spec, consulagent.Env{BindIP: ip, Sandbox: t.TempDir()}, log)
+		if err != nil {
+			t.Fatalf("start %s: %v", spec.NodeName, err)
+		}
+		agents[i] = a
+	}
+	httpAddr := func(i int) string { return net.JoinHostPort(ips[i], strconv.Itoa(ports.HTTP)) }
+	raftAddr := func(i int) string { return net.JoinHostPort(ips[i], strconv.Itoa(ports.Server)) }
+	peers := func() ([]string, error) {
+		cl, err := consulapi.NewClient(&consulapi.Config{Address: httpAddr(0)})
+		if err != nil {
+			return nil, err
+		}
+		conf, err := cl.Operator().RaftGetConfiguration(nil)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, s := range conf.Servers {
+			out = append(out, s.Address)
+		}
+		return out, nil
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		p, err := peers()
+		if err == nil && len(p) == 3 {
+			// autopilot must see the servers healthy before it counts them
+			cl, _ := consulapi.NewClient(&consulapi.Config{Address: httpAddr(0)})
+			if h, err := cl.Operator().AutopilotServerHealth(nil); err == nil && h.Healthy {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 3-server cluster: %v %v", p, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	agents[2].Stop() // dies without leaving
+	agents[2] = nil
+	admin := httpConsul{log: zaptest.NewLogger(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Right after a leader dies the others hold an election: the removal
+	// errors (not errNoConsul: they answered) and succeeds when retried.
+	for {
+		err := admin.RemoveServer(ctx, []string{httpAddr(0), httpAddr(1)}, "consul-server-2", raftAddr(2))
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errNoConsul) {
+			t.Fatalf("servers that answer were taken for unreachable: %v", err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("remove a dead peer while two of three run: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
+	p, err := peers()
+	if err != nil || len(p) != 2 || strings.Contains(strings.Join(p, ","), raftAddr(2)) {
+		t.Fatalf("raft peers after removal: %v %v", p, err)
+	}
+
+}
+
+func TestQuorumAfterRemoval(t *testing.T) {
+	for _, c := range []struct {
+		voters, healthy int
+		voter, ok       bool
+	}{
+		{3, 2, true, true},  // 3 servers, one dead: 2 of 2 left
+		{3, 1, true, false}, // two dead: 1 of 2 is no quorum
+		{5, 3, true, true},  // 3 of 4 left
+		{5, 2, true, false}, // 2 of 4 is no quorum
+		{3, 3, false, true}, // removing a non-voter
+		{1, 0, true, false}, // never remove the last voter
+		{2, 1, true, true},  // 1 of 1 left
+		{7, 4, true, true},  // 4 of 6
+		{7, 3, true, false}, // 3 of 6
+	} {
+		err := quorumAfterRemoval(c.voters, c.healthy, c.voter)
+		if (err == nil) != c.ok {
+			t.Errorf("%d voters, %d healthy others, voter=%v: %v, want ok=%v", c.voters, c.healthy, c.voter, err, c.ok)
+		}
+	}
+}
