@@ -17,14 +17,18 @@ func (r Result) Markdown() string {
 	row := func(measure, result, target string) {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", measure, result, target)
 	}
-	fmt.Fprintf(&b, "| measure (%d agents: %d servers + %d clients; scheduler %s) | result | target |\n", r.Agents, r.Servers, r.Agents-r.Servers, r.Mode)
+	mode := r.Mode
+	if r.CPUs > 0 {
+		mode += fmt.Sprintf(" limited to %g CPU (CFS quota)", r.CPUs)
+	}
+	fmt.Fprintf(&b, "| measure (%d agents: %d servers + %d clients; scheduler %s) | result | target |\n", r.Agents, r.Servers, r.Agents-r.Servers, mode)
 	b.WriteString("| --- | --- | --- |\n")
 	row("first offer handled → every agent has a RUNNING task", secs(d.FirstOfferToAllRunning), "≤ 10 s: "+met(d.FirstOfferToAllRunning <= TargetDeploy))
 	row("scheduler start → SUBSCRIBED → first offer handled", fmt.Sprintf("%s (SUBSCRIBED → first offer %s)",
 		secs(d.StartToAllRunning-d.FirstOfferToAllRunning), secs(d.SubscribeToFirstOffer)), "")
 	row("offers handled per second (received ÷ first offer → all RUNNING)", fmt.Sprintf("%.0f/s (%.0f received: %.0f accepted, %.0f declined)",
 		d.OffersPerSecond(), d.OffersReceived, d.OffersAccepted, d.OffersDeclined), "")
-	row("launch burst (accepted offers ÷ first → last accept)", fmt.Sprintf("%.0f/s (%d in %s)", d.AcceptsPerSecond(), d.Accepted, secs(d.FirstToLastAccept)), "")
+	row("offers evaluated per second while launching (first → last \"offer accepted\" line; the ACCEPTs are sent after each batch is written)", fmt.Sprintf("%.0f/s (%d in %s)", d.AcceptsPerSecond(), d.Accepted, secs(d.FirstToLastAccept)), "")
 	row("CPU of the "+who+", start → all RUNNING", cpu(d.Usage), "")
 	memTarget := "< 256 MB: " + met(d.Usage.PeakRSS < TargetPeakMem)
 	if d.Usage.Shared {

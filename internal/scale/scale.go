@@ -57,6 +57,12 @@ type Config struct {
 	// Binary is a built dcos-consul: the scheduler runs as its own process.
 	// Empty: the scheduler runs in this process (scheduler.RunWith).
 	Binary string
+	// CPUs, with Binary, limits the scheduler process to this many CPUs
+	// with a CFS quota (CPUs × 100 ms per 100 ms period), as a Mesos agent
+	// with CFS enabled (DC/OS's default) enforces Marathon's "cpus". It
+	// needs a writable cgroup v1 cpu hierarchy at /sys/fs/cgroup/cpu.
+	// Zero: no limit.
+	CPUs float64
 	// Dir holds the scheduler's state and logs (required).
 	Dir string
 	// AllocationInterval of the simulated master (default 1 s, as Mesos).
@@ -179,6 +185,7 @@ func (u Usage) CPU() time.Duration { return u.User + u.System }
 type Result struct {
 	Agents, Servers int
 	Mode            string // "process" or "in-process"
+	CPUs            float64
 	// ClusterStart: starting the simulated master and its agents.
 	ClusterStart time.Duration
 	Deploy       Deploy
@@ -203,9 +210,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return Result{}, err
 	}
-	res := Result{Agents: cfg.Agents, Servers: cfg.Servers, Mode: "in-process"}
+	res := Result{Agents: cfg.Agents, Servers: cfg.Servers, Mode: "in-process", CPUs: cfg.CPUs}
 	if cfg.Binary != "" {
 		res.Mode = "process"
+	} else if cfg.CPUs > 0 {
+		return res, errors.New("scale: a CPU limit needs the scheduler as its own process (Binary)")
 	}
 	if cfg.CPUProfile != "" {
 		if cfg.Binary != "" {
@@ -336,8 +345,9 @@ type runningScheduler struct {
 	apiURL  string
 
 	// process mode
-	cmd  *exec.Cmd
-	done chan error
+	cmd    *exec.Cmd
+	done   chan error
+	cgroup string // CFS-limited cpu cgroup, removed after the process
 	// in-process mode
 	cancel    context.CancelFunc
 	runErr    chan error
@@ -362,6 +372,17 @@ func startScheduler(ctx context.Context, cfg Config, env map[string]string, logP
 	}
 	if cfg.Binary != "" {
 		cmd := exec.Command(cfg.Binary, "scheduler")
+		if cfg.CPUs > 0 {
+			cg, err := cpuCgroup(cfg.CPUs)
+			if err != nil {
+				lf.Close()
+				return nil, err
+			}
+			r.cgroup = cg
+			// The shell joins the cgroup, then becomes the scheduler: no
+			// instant of the scheduler runs unlimited.
+			cmd = exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && exec "$2" scheduler`, "sh", cg, cfg.Binary)
+		}
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 		for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG", "GOMAXPROCS"} { // Go runtime settings to try
 			if v, ok := os.LookupEnv(k); ok {
@@ -376,6 +397,7 @@ func startScheduler(ctx context.Context, cfg Config, env map[string]string, logP
 		r.started = time.Now()
 		if err := cmd.Start(); err != nil {
 			lf.Close()
+			r.removeCgroup()
 			return nil, fmt.Errorf("start %s scheduler: %w", cfg.Binary, err)
 		}
 		lf.Close() // the child has its own descriptor
@@ -438,6 +460,7 @@ func (r *runningScheduler) stop() error {
 		if r.cmd.ProcessState != nil {
 			return nil
 		}
+		defer r.removeCgroup()
 		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-r.done:
@@ -459,6 +482,34 @@ func (r *runningScheduler) stop() error {
 		return err
 	case <-time.After(30 * time.Second):
 		return errors.New("the scheduler did not stop within 30 s")
+	}
+}
+
+const cgroupCPU = "/sys/fs/cgroup/cpu"
+
+// cpuCgroup makes a cgroup v1 cpu group limited to cpus with a CFS quota.
+func cpuCgroup(cpus float64) (string, error) {
+	dir, err := os.MkdirTemp(cgroupCPU, "dcos-consul-scale-")
+	if err != nil {
+		return "", fmt.Errorf("scale: a CPU limit needs a writable %s: %w", cgroupCPU, err)
+	}
+	const period = 100000 // µs, Mesos' CFS period
+	for _, kv := range [][2]string{
+		{"cpu.cfs_period_us", strconv.Itoa(period)},
+		{"cpu.cfs_quota_us", strconv.Itoa(int(cpus * period))},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, kv[0]), []byte(kv[1]), 0o644); err != nil {
+			_ = os.Remove(dir)
+			return "", fmt.Errorf("scale: cgroup %s: %w", kv[0], err)
+		}
+	}
+	return dir, nil
+}
+
+func (r *runningScheduler) removeCgroup() {
+	if r.cgroup != "" {
+		_ = os.Remove(r.cgroup) // a cgroup directory goes with rmdir once empty
+		r.cgroup = ""
 	}
 }
 

@@ -17,7 +17,10 @@ import (
 // DCOS_CONSUL_SCALE_AGENTS changes the number of agents;
 // DCOS_CONSUL_SCALE_INPROCESS=1 runs the scheduler in the test process
 // (DCOS_CONSUL_SCALE_CPUPROFILE=<file> then profiles it);
-// DCOS_CONSUL_SCALE_DIR=<empty dir> keeps the scheduler's logs and state.
+// DCOS_CONSUL_SCALE_DIR=<empty dir> keeps the scheduler's logs and state;
+// DCOS_CONSUL_SCALE_CPUS=0.5 gives the scheduler process a CFS quota of
+// half a CPU, as DC/OS enforces the package's "cpus": 0.5 (needs a
+// writable /sys/fs/cgroup/cpu).
 
 // binDir holds the dcos-consul binary, built once (when first needed) for
 // every run of this test binary.
@@ -53,6 +56,9 @@ func scaleConfig(tb testing.TB) Config {
 			tb.Fatal(err)
 		}
 		cfg.Binary = bin
+		if v, err := strconv.ParseFloat(os.Getenv("DCOS_CONSUL_SCALE_CPUS"), 64); err == nil {
+			cfg.CPUs = v
+		}
 	} else {
 		cfg.CPUProfile = os.Getenv("DCOS_CONSUL_SCALE_CPUPROFILE")
 	}
