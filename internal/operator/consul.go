@@ -172,6 +172,7 @@ func (c *Commands) RaftPeers(ctx context.Context) error {
 			if stale {
 				fmt.Fprintf(c.warn(), "warning: no server answered through a raft leader; this is %s's own view, which may be stale:\n  %s\n", a, strings.Join(errs, "\n  "))
 			}
+			sort.SliceStable(ps, func(i, j int) bool { return ps[i].Node < ps[j].Node })
 			if c.JSON {
 				return c.writeJSON(ps)
 			}

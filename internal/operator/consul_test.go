@@ -39,10 +39,10 @@ func (f *fakeConsul) RaftPeers(_ context.Context, addr string, stale bool) ([]Pe
 	defer f.mu.Unlock()
 	f.asked = append(f.asked, fmt.Sprintf("peers %s stale=%t", addr, stale))
 	if p, ok := f.peers[addr]; ok {
-		return p, nil
+		return append([]Peer(nil), p...), nil
 	}
 	if p, ok := f.stale[addr]; ok && stale {
-		return p, nil
+		return append([]Peer(nil), p...), nil
 	}
 	return nil, errors.New("Unexpected response code: 500 (No cluster leader)")
 }
@@ -85,9 +85,9 @@ consul-client-s2  10.0.0.3:8301  alive   client  dc1  -
 
 func TestRaftPeers(t *testing.T) {
 	s := startScheduler(t)
-	peers := []Peer{
-		{Node: "consul-server-0", ID: "id-0", Address: "10.0.0.1:8300", Leader: true, Voter: true},
+	peers := []Peer{ // as Consul orders them: not by name
 		{Node: "consul-server-1", ID: "id-1", Address: "10.0.0.2:8300", Voter: true},
+		{Node: "consul-server-0", ID: "id-0", Address: "10.0.0.1:8300", Leader: true, Voter: true},
 	}
 	fc := &fakeConsul{peers: map[string][]Peer{"10.0.0.1:8500": peers}}
 	c, out := commands(t, s.URL, false)
@@ -101,7 +101,7 @@ consul-server-1  id-1  10.0.0.2:8300  false   true
 `)
 
 	// No leader: the stale view, with a warning on Err.
-	fc = &fakeConsul{stale: map[string][]Peer{"10.0.0.1:8500": peers[1:]}}
+	fc = &fakeConsul{stale: map[string][]Peer{"10.0.0.1:8500": peers[:1]}}
 	var warn bytes.Buffer
 	c, out = commands(t, s.URL, false)
 	c.Consul, c.Err = fc, &warn

@@ -69,7 +69,7 @@ func testView() api.View {
 		FrameworkID: "fw-1", Subscribed: true, Target: tg,
 		Tasks: []state.Task{
 			{Name: "consul-server-0", Role: taskspec.RoleServer, TaskID: "consul-server-0__a", AgentID: "S0", State: "TASK_RUNNING",
-				IP: "10.0.0.1", Hostname: "agent-1", Ports: tg.Ports, Healthy: &healthy, ConfigID: tg.ConfigID,
+				Reason: "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED", IP: "10.0.0.1", Hostname: "agent-1", Ports: tg.Ports, Healthy: &healthy, ConfigID: tg.ConfigID,
 				Reservation: &state.Reservation{ID: "res-0", PersistenceID: "consul-server-0-vol"}, LaunchedAt: launched, UpdatedAt: launched},
 			{Name: "consul-server-1", Role: taskspec.RoleServer, TaskID: "consul-server-1__b", AgentID: "S1", State: "TASK_FAILED",
 				Reason: "REASON_COMMAND_EXECUTOR_FAILED", Message: "exited with\nstatus 1", IP: "10.0.0.2", Hostname: "agent-2",
@@ -325,7 +325,7 @@ Config ID:    `+tg.ConfigID+`
 Reservation:  res-0
 Volume:       consul-server-0-vol
 Launched:     2026-11-25T06:00:00Z
-State:        TASK_RUNNING
+State:        TASK_RUNNING (REASON_TASK_HEALTH_CHECK_STATUS_UPDATED)
 Healthy:      yes
 Failures:     0
 Updated:      2026-11-25T06:00:00Z

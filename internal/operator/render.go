@@ -82,7 +82,9 @@ func podDetail(p PodInfo) string {
 	if p.Status.Failures > 0 {
 		parts = append(parts, fmt.Sprintf("%d failure(s) in a row", p.Status.Failures))
 	}
-	if p.Status.Reason != "" {
+	// A running task's reason is only what changed last (usually its
+	// health check): noise next to the state.
+	if p.Status.Reason != "" && p.Status.State != "TASK_RUNNING" {
 		parts = append(parts, p.Status.Reason)
 	}
 	if p.Status.Message != "" {
@@ -132,7 +134,7 @@ func RenderPodInfo(w io.Writer, infos []PodInfo) {
 		row("Task ID", dash(p.Info.TaskID))
 		row("Agent", dash(p.Info.AgentID))
 		host := dash(p.Info.Hostname)
-		if p.Info.IP != "" {
+		if p.Info.IP != "" && p.Info.IP != p.Info.Hostname {
 			host += " (" + p.Info.IP + ")"
 		}
 		row("Host", host)
