@@ -103,7 +103,7 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		sub("status [pod]", "Show the state of every pod, or of one", cobra.MaximumNArgs(1), (*operator.Commands).PodStatus),
 		sub("info <pod>", "Show everything the scheduler knows of a pod", cobra.ExactArgs(1), (*operator.Commands).PodInfo),
 		sub("restart <pod>", "Kill a pod's task and relaunch it in place (same agent, same data)", cobra.ExactArgs(1), (*operator.Commands).PodRestart),
-		sub("replace <pod>", "Move a pod to another agent (a server starts there with an empty data volume and rejoins)", cobra.ExactArgs(1), (*operator.Commands).PodReplace),
+		sub("replace <pod>", "Relaunch a pod from scratch on any agent that suits (a server gets a new reservation and an empty volume, and rejoins)", cobra.ExactArgs(1), (*operator.Commands).PodReplace),
 	)
 
 	endpoints := sub("endpoints [name]", "List the endpoints, or show one's addresses", cobra.MaximumNArgs(1), (*operator.Commands).Endpoints)

@@ -150,9 +150,10 @@ func (c *Commands) PodRestart(ctx context.Context, name string) error {
 	return c.command(ctx, name, "restart")
 }
 
-// PodReplace has the scheduler move the pod to another agent (a server
-// gets a new reservation and an empty volume there; a client is
-// relaunched).
+// PodReplace has the scheduler abandon the pod's agent and reservation and
+// place it anew: a server gets a new reservation and an empty volume on
+// whichever agent suits (its old one too, if no other is free) and
+// rejoins; a client is relaunched.
 func (c *Commands) PodReplace(ctx context.Context, name string) error {
 	return c.command(ctx, name, "replace")
 }
