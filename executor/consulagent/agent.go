@@ -226,7 +226,12 @@ func (a *Agent) Health() Health {
 		if err := a.agent.RPC(ctx, "Status.Leader", &structs.DCSpecificRequest{Datacenter: a.spec.Datacenter}, &leader); err == nil {
 			h.Leader = leader
 		}
-		voter, known := a.isVoter(ctx)
+		// Only with a leader: without one the raft configuration RPC waits
+		// for a leader (seconds), which would hold up TASK_RUNNING.
+		var voter, known bool
+		if h.Leader != "" {
+			voter, known = a.isVoter(ctx)
+		}
 		h.Voter = voter
 		switch {
 		case h.Leader == "":
