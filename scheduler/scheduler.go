@@ -145,9 +145,17 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 	}()
 	log.Info("scheduler API listening", zap.String("address", ln.Addr().String()))
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A stop is a failover, not an uninstall: no task is touched, and
+		// the process must go at once (Marathon starts the next scheduler
+		// only then). Shutdown alone waits up to 5 s for connections that
+		// were opened but sent nothing yet (health checkers, pre-dialled
+		// clients): requests in flight get a moment, then everything is
+		// closed.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
 	}()
 	if opts.onStart != nil {
 		opts.onStart(s)
@@ -159,6 +167,10 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 	}
 	return err
 }
+
+// shutdownGrace is how long API requests in flight get when the scheduler
+// stops.
+const shutdownGrace = 500 * time.Millisecond
 
 // Scheduler is the running framework.
 type Scheduler struct {
@@ -452,6 +464,10 @@ func (s *Scheduler) Replace(ctx context.Context, pod string) ([]string, error) {
 	return s.command(ctx, pod, state.GoalReplace)
 }
 
+// errStopping answers operator commands that arrive while the scheduler
+// stops.
+var errStopping = errors.New("the scheduler is stopping; retry when it is back")
+
 func (s *Scheduler) command(ctx context.Context, pod string, goal state.Goal) ([]string, error) {
 	type result struct {
 		names []string
@@ -483,12 +499,16 @@ func (s *Scheduler) command(ctx context.Context, pod string, goal state.Goal) ([
 	}
 	select {
 	case s.cmds <- f:
+	case <-s.done:
+		return nil, errStopping
 	case <-ctx.Done():
 		return nil, fmt.Errorf("the scheduler is busy: %w", ctx.Err())
 	}
 	select {
 	case r := <-done:
 		return r.names, r.err
+	case <-s.done:
+		return nil, errStopping
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
