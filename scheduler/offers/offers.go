@@ -786,6 +786,10 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 			Name:        strPtr("dcos-consul executor for " + t.Name),
 			Source:      strPtr(t.Name),
 			Command:     cmd,
+			// SHUTDOWN (framework teardown, agent draining) gets the same
+			// time as a KILL: a server's graceful leave takes about 5 s,
+			// longer than Mesos's default 5 s shutdown grace.
+			ShutdownGracePeriod: &mesos.DurationInfo{Nanoseconds: grace},
 		},
 		KillPolicy: &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: grace}},
 		Data:       data,

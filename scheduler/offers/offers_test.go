@@ -211,6 +211,11 @@ func TestExecutorInfoIsCustomAndFetchesTheBinary(t *testing.T) {
 	if got := ex.Command.GetValue(); got != "./dcos-consul executor" {
 		t.Fatalf("command = %q", got)
 	}
+	// A server's graceful leave takes about 5 s: Mesos's default 5 s
+	// shutdown grace would cut it short on SHUTDOWN.
+	if g := ex.GetShutdownGracePeriod(); g == nil || g.Nanoseconds < int64(10*time.Second) {
+		t.Fatalf("shutdown grace period = %v, want at least 10s", g)
+	}
 }
 
 func TestExecutorFile(t *testing.T) {
