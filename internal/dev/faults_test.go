@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -67,6 +68,13 @@ func startFaultCluster(t *testing.T, n, agents, servers int, extraEnv ...string)
 		c.Stop()
 		if t.Failed() {
 			dumpLogs(t, workDir)
+		}
+		// DEV_FAULT_LOGS=<dir> keeps each test's scheduler log.
+		if dir := os.Getenv("DEV_FAULT_LOGS"); dir != "" {
+			if b, err := os.ReadFile(filepath.Join(workDir, "scheduler.log")); err == nil {
+				_ = os.MkdirAll(dir, 0o755)
+				_ = os.WriteFile(filepath.Join(dir, t.Name()+".scheduler.log"), b, 0o644)
+			}
 		}
 	})
 	return fc
@@ -507,6 +515,39 @@ func (fc *faultCluster) schedulerSubscribed(t *testing.T, timeout time.Duration)
 	})
 }
 
+// pod is what the fault tests read of the scheduler's /v1/pod/<name>/info.
+type pod struct {
+	Info struct {
+		AgentID string `json:"agentId"`
+		TaskID  string `json:"taskId"`
+	} `json:"info"`
+	Status struct {
+		State     string `json:"state"`
+		Summary   string `json:"summary"`
+		Replacing bool   `json:"replacing"`
+	} `json:"status"`
+}
+
+func (fc *faultCluster) podInfo(name string) (pod, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(fc.SchedulerURL + "/v1/pod/" + name + "/info")
+	if err != nil {
+		return pod{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return pod{}, fmt.Errorf("GET /v1/pod/%s/info: %s", name, resp.Status)
+	}
+	var ps []pod
+	if err := json.NewDecoder(resp.Body).Decode(&ps); err != nil {
+		return pod{}, err
+	}
+	if len(ps) != 1 {
+		return pod{}, fmt.Errorf("GET /v1/pod/%s/info: %d entries", name, len(ps))
+	}
+	return ps[0], nil
+}
+
 // addAgentWithClient adds an agent and waits for its client.
 func (fc *faultCluster) addAgentWithClient(t *testing.T) masterTask {
 	t.Helper()
@@ -585,7 +626,8 @@ func TestFaultKillServerExecutor(t *testing.T) {
 
 // TestFaultRemoveServerAgent removes the leader's agent for good: the
 // server is replaced on another agent (a client gives up its agent, as
-// every agent runs a task) and its old raft peer is removed.
+// every agent runs a task) and its old raft peer is removed. The scheduler
+// is also killed and restarted in the middle of the replacement.
 func TestFaultRemoveServerAgent(t *testing.T) {
 	fc := startFaultCluster(t, 2, 6, 3, config.EnvReplaceAft+"=10s")
 	tasks, leader := fc.healthy(t, 3, 3*time.Minute)
@@ -622,6 +664,24 @@ func TestFaultRemoveServerAgent(t *testing.T) {
 	}
 	written["during-replace"] = 10
 	t.Logf("writes through %s work again %s after the removal", other.Name, time.Since(start).Round(100*time.Millisecond))
+
+	// A scheduler crash in the middle of the replacement (the server is
+	// moved off its agent, not yet placed) changes nothing of the above.
+	eventually(t, 2*time.Minute, victim.Name+" moved off its agent", func() error {
+		p, err := fc.podInfo(victim.Name)
+		if err != nil {
+			return err
+		}
+		if !p.Status.Replacing || p.Info.AgentID != "" {
+			return fmt.Errorf("%s: agent %q, replacing %v, %s", victim.Name, p.Info.AgentID, p.Status.Replacing, p.Status.Summary)
+		}
+		return nil
+	})
+	t.Logf("%s is being replaced (%s after the removal): killing and restarting the scheduler", victim.Name, time.Since(start).Round(100*time.Millisecond))
+	fc.KillScheduler()
+	if err := fc.RestartScheduler(); err != nil {
+		t.Fatal(err)
+	}
 
 	moved := fc.waitRelaunched(t, victim.Name, victim.ID)
 	if moved.AgentID == victim.AgentID {
@@ -863,23 +923,59 @@ func TestFaultZooKeeperRestart(t *testing.T) {
 	written := map[string]int{"before-zk-restart": 20}
 	ids := taskIDs(tasks)
 
+	// Restart ZooKeeper; while it is down, kill a server's executor, so
+	// that the scheduler has a status update to record (and a relaunch to
+	// make) with no store to write to.
+	victim := servers(tasks)[0]
 	start := time.Now()
-	out, err := exec.Command("sh", "-c", restart).CombinedOutput()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("restart ZooKeeper (%s): %v\n%s", restart, err, out)
-		}
-		t.Skipf("cannot restart ZooKeeper (%s): %v\n%s", restart, err, out)
+	type result struct {
+		out []byte
+		err error
 	}
-	t.Logf("ZooKeeper restarted in %s: %s", time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(string(out)))
+	done := make(chan result, 1)
+	go func() {
+		out, err := exec.Command("sh", "-c", restart).CombinedOutput()
+		done <- result{out, err}
+	}()
+	killedWhileDown := false
+	var res result
+wait:
+	for {
+		select {
+		case res = <-done:
+			break wait
+		case <-time.After(100 * time.Millisecond):
+		}
+		if killedWhileDown {
+			continue
+		}
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			continue
+		}
+		t.Logf("ZooKeeper is down (%s after the restart began): killing the executor of %s", time.Since(start).Round(100*time.Millisecond), victim.Name)
+		if err := fc.Sim.KillExecutor(victim.AgentID, victim.FrameworkID, victim.ID); err != nil {
+			t.Fatal(err)
+		}
+		killedWhileDown = true
+	}
+	if res.err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("restart ZooKeeper (%s): %v\n%s", restart, res.err, res.out)
+		}
+		t.Skipf("cannot restart ZooKeeper (%s): %v\n%s", restart, res.err, res.out)
+	}
+	t.Logf("ZooKeeper restarted in %s: %s", time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(string(res.out)))
+	if !killedWhileDown {
+		t.Logf("ZooKeeper was never seen down: killing the executor of %s after the restart", victim.Name)
+		if err := fc.Sim.KillExecutor(victim.AgentID, victim.FrameworkID, victim.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fc.schedulerAlive(t)
 
-	// Changes after the restart still happen and are written: a killed
-	// server is relaunched, a new agent gets a client.
-	victim := servers(tasks)[0]
-	if err := fc.Sim.KillExecutor(victim.AgentID, victim.FrameworkID, victim.ID); err != nil {
-		t.Fatal(err)
-	}
+	// Changes during and after the restart happen and are written: the
+	// killed server is relaunched, a new agent gets a client.
 	fc.waitRelaunched(t, victim.Name, victim.ID)
 	added := fc.addAgentWithClient(t)
 	tasks, _ = fc.healthy(t, 3, 3*time.Minute)
@@ -894,6 +990,14 @@ func TestFaultZooKeeperRestart(t *testing.T) {
 		}
 	}
 	checkAllKeys(t, tasks, written)
+	// What the scheduler's store went through (for the report).
+	if b, err := os.ReadFile(filepath.Join(fc.opts.WorkDir, "scheduler.log")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "succeeded after retries") || strings.Contains(l, "\"level\":\"error\"") {
+				t.Logf("scheduler: %s", l)
+			}
+		}
+	}
 
 	// The new client's record is in ZooKeeper.
 	eventually(t, time.Minute, "the new client's record in ZooKeeper", func() error {
