@@ -58,9 +58,26 @@ func (h HTTPConsul) Members(ctx context.Context, addr string) ([]Member, error) 
 	if err != nil {
 		return nil, err
 	}
-	ms, err := c.Agent().Members(false)
-	if err != nil {
-		return nil, err
+	// consul/api's Members takes no context: wait for it or for ctx (the
+	// client's timeout bounds the request left behind).
+	type result struct {
+		ms  []*consulapi.AgentMember
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ms, err := c.Agent().Members(false)
+		done <- result{ms, err}
+	}()
+	var ms []*consulapi.AgentMember
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-done:
+		if r.err != nil {
+			return nil, r.err
+		}
+		ms = r.ms
 	}
 	out := make([]Member, 0, len(ms))
 	for _, m := range ms {
@@ -133,6 +150,9 @@ func (c *Commands) Members(ctx context.Context) error {
 	}
 	var errs []string
 	for _, a := range addrs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		ms, err := c.Consul.Members(ctx, a)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", a, err))
@@ -164,6 +184,9 @@ func (c *Commands) RaftPeers(ctx context.Context) error {
 	var errs []string
 	for _, stale := range []bool{false, true} {
 		for _, a := range addrs {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			ps, err := c.Consul.RaftPeers(ctx, a, stale)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", a, err))

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
 )
@@ -192,5 +193,29 @@ func TestHTTPConsul(t *testing.T) {
 	t.Setenv("CONSUL_HTTP_TOKEN", "wrong")
 	if _, err := h.Members(ctx, srv.URL); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// Ctrl-C (a cancelled context) ends a members call that Consul does not
+// answer, before the client's own timeout.
+func TestHTTPConsulMembersCancelled(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	cctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := HTTPConsul{Timeout: time.Minute}.Members(cctx, srv.URL)
+		errc <- err
+	}()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("%v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("members did not return after cancel")
 	}
 }
