@@ -82,3 +82,45 @@ func TestConsulArgs(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// Every subcommand reaches its route, with its argument.
+func TestConsulRoutes(t *testing.T) {
+	clearDCOSEnv(t)
+	var mu sync.Mutex
+	var last string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		last = r.Method + " " + r.URL.Path
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`)) // decoded into anything; --json prints it
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plan", "list"}, "GET /v1/plans"},
+		{[]string{"plan", "show"}, "GET /v1/plans/deploy"},
+		{[]string{"plan", "show", "recovery"}, "GET /v1/plans/recovery"},
+		{[]string{"pod", "list"}, "GET /v1/pod"},
+		{[]string{"pod", "status"}, "GET /v1/pod/status"},
+		{[]string{"pod", "status", "consul-server-0"}, "GET /v1/pod/consul-server-0/status"},
+		{[]string{"pod", "info", "consul-server-0"}, "GET /v1/pod/consul-server-0/info"},
+		{[]string{"pod", "restart", "consul-server-0"}, "POST /v1/pod/consul-server-0/restart"},
+		{[]string{"pod", "replace", "consul-server-0"}, "POST /v1/pod/consul-server-0/replace"},
+		{[]string{"endpoints"}, "GET /v1/endpoints"},
+		{[]string{"endpoints", "http"}, "GET /v1/endpoints/http"},
+		{[]string{"members"}, "GET /v1/endpoints/http"}, // then the Consul servers listed there
+		{[]string{"raft", "peers"}, "GET /v1/endpoints/http"},
+	} {
+		args := append([]string{"--url", srv.URL, "--json"}, c.args...)
+		_, _, err := runConsul(t, args...)
+		mu.Lock()
+		got := last
+		mu.Unlock()
+		if got != c.want {
+			t.Errorf("%v: %s (%v), want %s", c.args, got, err, c.want)
+		}
+	}
+}
