@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -122,12 +123,15 @@ func Locate(urlFlag, name string, env LookupEnv) (Location, error) {
 		return Location{}, fmt.Errorf("core.dcos_url in %s: %w", cfg.Path, err)
 	}
 	loc := Location{BaseURL: u + "/service/" + name, Token: cfg.Token, Service: name, From: cfg.Path}
-	switch v := cfg.SSLVerify; strings.ToLower(v) {
-	case "false":
-		loc.Insecure = true
-	case "", "true":
-	default:
-		loc.CAPath = v
+	// As the DC/OS CLI reads core.ssl_verify (pkg/config Cluster.TLS):
+	// empty verifies, a boolean says whether to verify, anything else is
+	// the path of a CA bundle.
+	if v := strings.TrimSpace(cfg.SSLVerify); v != "" {
+		if verify, err := strconv.ParseBool(v); err == nil {
+			loc.Insecure = !verify
+		} else {
+			loc.CAPath = v
+		}
 	}
 	return loc, nil
 }

@@ -127,6 +127,11 @@ name = "cluster-b"
 	if err != nil || loc.Token != "token-a" || loc.Insecure {
 		t.Fatalf("DCOS_CLUSTER by name: %+v %v", loc, err)
 	}
+	env[EnvDCOSSSLVerify] = "0"
+	if loc, err = Locate("", "consul", mapEnv(env)); err != nil || !loc.Insecure {
+		t.Fatalf("DCOS_SSL_VERIFY=0: %+v %v", loc, err)
+	}
+	delete(env, EnvDCOSSSLVerify)
 	env[EnvDCOSCluster] = "97193161-f7f1-2295-2514-a6b3918043b6"
 	if loc, err = Locate("", "consul", mapEnv(env)); err != nil || loc.Token != "token-b" {
 		t.Fatalf("DCOS_CLUSTER by id: %+v %v", loc, err)
