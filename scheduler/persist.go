@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
 )
@@ -31,7 +32,10 @@ type batcher interface {
 const (
 	keyFrameworkID = "framework-id"
 	keyTarget      = "target"
-	prefixTasks    = "tasks/"
+	// keyConfig is the whole configuration the target was derived from,
+	// compared at start with the new one (config.CheckUpdate).
+	keyConfig   = "config"
+	prefixTasks = "tasks/"
 	// applyChunk bounds the records written by one Apply (one ZooKeeper
 	// multi must stay under 1 MB).
 	applyChunk = 400
@@ -41,6 +45,7 @@ const (
 type persisted struct {
 	FrameworkID string
 	Target      *state.Target
+	Config      *config.Config
 	Tasks       state.Tasks
 }
 
@@ -65,6 +70,21 @@ func load(ctx context.Context, st Store) (persisted, error) {
 			return p, fmt.Errorf("stored key %q is not a target configuration (%v); fix or delete it", keyTarget, err)
 		}
 		p.Target = &t
+	}
+	b, err = st.Get(ctx, keyConfig)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return p, fmt.Errorf("read the stored configuration: %w", err)
+	default:
+		var c config.Config
+		if err := json.Unmarshal(b, &c); err != nil {
+			return p, fmt.Errorf("stored key %q is not a configuration (%v); fix or delete it (the target is kept)", keyConfig, err)
+		}
+		if err := c.Validate(); err != nil {
+			return p, fmt.Errorf("stored key %q is not a valid configuration (%v); fix or delete it (the target is kept)", keyConfig, err)
+		}
+		p.Config = &c
 	}
 	keys, err := st.List(ctx, prefixTasks)
 	if err != nil {

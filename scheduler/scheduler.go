@@ -204,9 +204,12 @@ type Scheduler struct {
 	// write leaves memory equal to the store.
 	undo map[string]*state.Task
 
-	subscribed      bool
-	subscribeCount  int
-	deregistered    bool // uninstall finished
+	subscribed     bool
+	subscribeCount int
+	deregistered   bool // uninstall finished
+	// refused: configuration changes not applied at start, one line each
+	// (deploy plan errors, /v1/health).
+	refused         []string
 	lastPublish     time.Time
 	lastJoinMessage time.Time
 	caller          *caller
@@ -267,11 +270,29 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 				zap.Int("tasks", len(s.tasks)))
 		}
 	default:
-		if p.Target != nil {
-			s.target = mergeTarget(*p.Target, s.target, log)
+		d := state.DecideStart(p.Config, p.Target, cfg)
+		s.target = d.Target
+		s.refused = d.Refused
+		switch {
+		case d.Err != nil:
+			log.Error("configuration change refused: the service keeps running with its current configuration (see /v1/plans/deploy errors)",
+				zap.Error(d.Err))
+		case p.Target == nil:
+		case !d.Change.None():
+			log.Info("configuration changed", zap.String("change", d.Change.String()),
+				zap.Bool("restart_servers", d.Change.RestartServers()), zap.Bool("restart_clients", d.Change.RestartClients()),
+				zap.Int("servers_from", d.Change.ServersFrom), zap.Int("servers_to", d.Change.ServersTo))
 		}
-		if err := putJSON(ctx, st, keyTarget, s.target); err != nil {
-			return nil, fmt.Errorf("write the target configuration: %w", err)
+		if d.Write {
+			// The configuration first: a crash between the two writes
+			// leaves the old target with the new configuration, and the
+			// next start derives the target from it again.
+			if err := putJSON(ctx, st, keyConfig, d.Config); err != nil {
+				return nil, fmt.Errorf("write the configuration: %w", err)
+			}
+			if err := putJSON(ctx, st, keyTarget, s.target); err != nil {
+				return nil, fmt.Errorf("write the target configuration: %w", err)
+			}
 		}
 	}
 	for _, t := range s.tasks {
@@ -284,31 +305,6 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 	s.last = s.reconcile(opts.Now())
 	s.publish()
 	return s, nil
-}
-
-// mergeTarget applies the new configuration to the stored target, keeping
-// what cannot change safely, and says why.
-func mergeTarget(old, next state.Target, log *zap.Logger) state.Target {
-	if next.Servers < old.Servers {
-		log.Error("configuration asks for fewer servers than are deployed; scaling servers down is not supported yet, keeping the deployed count",
-			zap.Int("deployed", old.Servers), zap.Int("requested", next.Servers))
-		next.Servers = old.Servers
-	}
-	if old.Server.DiskType != "" && next.Server.DiskType != old.Server.DiskType {
-		log.Error("the servers' disk type cannot change after install; keeping it", zap.String("deployed", old.Server.DiskType), zap.String("requested", next.Server.DiskType))
-		next.Server.DiskType = old.Server.DiskType
-		next = next.WithConfigID()
-	}
-	if old.Role != next.Role || old.Principal != next.Principal {
-		log.Error("the role and principal cannot change after install (reservations belong to them); keeping them",
-			zap.String("role", old.Role), zap.String("principal", old.Principal))
-		next.Role, next.Principal = old.Role, old.Principal
-	}
-	if old.ConfigID != next.ConfigID {
-		log.Info("target configuration changed: tasks will be restarted one server at a time",
-			zap.String("from", old.ConfigID), zap.String("to", next.ConfigID))
-	}
-	return next
 }
 
 func (s *Scheduler) now() time.Time { return s.opts.Now() }
@@ -424,8 +420,10 @@ func (s *Scheduler) publish() {
 	now := s.now()
 	blocked := s.blocked()
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
-		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered})
-	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans}
+		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered,
+		Errors: s.refused})
+	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
+		ConfigErrors: s.refused}
 	s.mu.Lock()
 	if s.view.Err != "" && s.subscribed {
 		v.Err = ""
@@ -594,7 +592,7 @@ func (s *Scheduler) forgetState(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("uninstall: list state: %w", err)
 	}
-	for _, k := range append(keys, keyTarget, keyFrameworkID) {
+	for _, k := range append(keys, keyTarget, keyConfig, keyFrameworkID) {
 		if err := s.store.Delete(ctx, k); err != nil {
 			return fmt.Errorf("uninstall: delete %s: %w", k, err)
 		}

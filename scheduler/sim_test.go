@@ -591,7 +591,7 @@ func TestSimConfigChangeRestartsOneServerAtATime(t *testing.T) {
 	h.start()
 	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 2))
 	h.stop()
-	h.cfg.Datacenter = "dc2"
+	h.cfg.UI = false // every task restarts (config.CheckUpdate: restart-all)
 	h.start()
 	maxDown := 0
 	v2 := h.eventually("every task on the new configuration", 120*time.Second, func(v api.View) error {
@@ -693,5 +693,114 @@ func TestSimScaleServersUpFromThreeToFive(t *testing.T) {
 	spec := taskByName(v2, "consul-server-4")
 	if spec.Reservation == nil || !spec.Reservation.Confirmed {
 		t.Errorf("consul-server-4 without a reservation")
+	}
+}
+
+// TestSimRefusedConfigChangeKeepsTheClusterRunning: Edit in the DC/OS UI
+// with options that cannot change (the datacenter) and a scale-down: the
+// restarted scheduler keeps running the stored target, touches no task,
+// and says why in the deploy plan and /v1/health. Setting the options back
+// clears it; an allowed change after that is applied.
+func TestSimRefusedConfigChangeKeepsTheClusterRunning(t *testing.T) {
+	h := startSim(t, 4)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	storedConfig, err := h.store.Get(context.Background(), keyConfig)
+	if err != nil || !contains(storedConfig, `"Datacenter":"dc1"`) {
+		t.Fatalf("configuration not stored beside the target: %s %v", storedConfig, err)
+	}
+	unchanged := func(v api.View) error {
+		for _, a := range v1.Tasks {
+			if b := taskByName(v, a.Name); b.TaskID != a.TaskID || !b.Running() {
+				return fmt.Errorf("%s restarted or stopped: %s", a.Name, b.Describe())
+			}
+		}
+		return nil
+	}
+
+	h.stop()
+	h.cfg.Datacenter = "dc2"
+	h.cfg.ServerMem = 600 // allowed alone, refused with the datacenter
+	h.start()
+	v := h.eventually("refusal reported", 30*time.Second, func(v api.View) error {
+		if !v.Subscribed || len(h.sched.reconcilingSnapshot()) > 0 {
+			return fmt.Errorf("not reconciled yet")
+		}
+		if p := v.Plans[plan.Deploy]; p.Status != plan.Error || len(p.Errors) == 0 {
+			return fmt.Errorf("deploy plan %s %v", p.Status, p.Errors)
+		}
+		return nil
+	})
+	if v.Target.Datacenter != "dc1" || v.Target.ConfigID != v1.Target.ConfigID || v.Target.Server.Mem != v1.Target.Server.Mem {
+		t.Fatalf("target changed: %+v", v.Target)
+	}
+	code, body := h.get("/v1/plans/deploy")
+	if code != http.StatusExpectationFailed || !contains(body, "consul.datacenter (CONSUL_DATACENTER) cannot change") || !contains(body, "Instead:") {
+		t.Errorf("deploy plan %d %s", code, body)
+	}
+	if code, body := h.get("/v1/health"); code != http.StatusExpectationFailed || !contains(body, "consul.datacenter") {
+		t.Errorf("health %d %s", code, body)
+	}
+	// The cluster is left alone for a while.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := unchanged(h.sched.Snapshot()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if b, _ := h.store.Get(context.Background(), keyConfig); string(b) != string(storedConfig) {
+		t.Fatalf("a refused configuration was stored: %s", b)
+	}
+
+	// Scaling down is refused too (this version cannot do it safely),
+	// visibly, and the servers keep running.
+	h.stop()
+	h.cfg.Datacenter, h.cfg.ServerMem, h.cfg.ServerCount = "dc1", config.Defaults().ServerMem, 1
+	h.start()
+	v = h.eventually("scale-down refusal reported", 30*time.Second, func(v api.View) error {
+		if p := v.Plans[plan.Deploy]; p.Status != plan.Error || len(p.Errors) != 1 || !contains([]byte(p.Errors[0]), "servers.count") {
+			return fmt.Errorf("deploy plan %s %v", p.Status, p.Errors)
+		}
+		return unchanged(v)
+	})
+	if v.Target.Servers != 3 {
+		t.Fatalf("target servers %d", v.Target.Servers)
+	}
+
+	// Options set back: no error, nothing restarted.
+	h.stop()
+	h.cfg.ServerCount = 3
+	h.start()
+	h.eventually("back to normal", 30*time.Second, func(v api.View) error {
+		if len(h.sched.reconcilingSnapshot()) > 0 {
+			return fmt.Errorf("reconciling")
+		}
+		if err := deployed(3, 1)(v); err != nil {
+			return err
+		}
+		return unchanged(v)
+	})
+	if code, body := h.get("/v1/health"); code != http.StatusOK {
+		t.Fatalf("health %d %s", code, body)
+	}
+
+	// An allowed change is applied: a rolling restart.
+	h.stop()
+	h.cfg.UI = false
+	h.start()
+	h.eventually("rolled to the new configuration", 120*time.Second, func(v api.View) error {
+		if v.Target.UI {
+			return fmt.Errorf("target not changed")
+		}
+		for _, tk := range v.Tasks {
+			if tk.ConfigID != v.Target.ConfigID {
+				return fmt.Errorf("%s still on %s", tk.Name, tk.ConfigID)
+			}
+		}
+		return deployed(3, 1)(v)
+	})
+	if b, _ := h.store.Get(context.Background(), keyConfig); !contains(b, `"UI":false`) {
+		t.Fatalf("the accepted configuration was not stored: %s", b)
 	}
 }

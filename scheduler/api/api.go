@@ -33,6 +33,10 @@ type View struct {
 	// Err is set when the scheduler is in trouble (e.g. it cannot write
 	// its state); health then answers 500.
 	Err string
+	// ConfigErrors are configuration changes refused at start: the
+	// service runs with its stored configuration and health answers 417
+	// until the options are set back.
+	ConfigErrors []string
 }
 
 // ErrUnknownPod is returned by Restart and Replace for an unknown pod.
@@ -149,6 +153,14 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	case v.Err != "":
 		body["error"] = v.Err
 		writeJSON(w, http.StatusInternalServerError, body)
+	case len(v.ConfigErrors) > 0:
+		// 417, as the SDK answers for plans with errors: the scheduler
+		// itself is fine (Marathon must not restart it), but the
+		// configuration it was started with is not what runs.
+		body["error"] = "configuration change refused; the service keeps running with its current configuration: " +
+			strings.Join(v.ConfigErrors, "; ")
+		body["config_errors"] = v.ConfigErrors
+		writeJSON(w, http.StatusExpectationFailed, body)
 	case d.Status == plan.Error:
 		body["error"] = strings.Join(d.Errors, "; ")
 		writeJSON(w, http.StatusInternalServerError, body)

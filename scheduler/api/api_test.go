@@ -120,15 +120,25 @@ func TestEndpointsListRunningTasksOnly(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	for _, c := range []struct {
-		status string
-		err    string
-		code   int
-	}{{plan.Complete, "", 200}, {plan.InProgress, "", 202}, {plan.Pending, "", 202}, {plan.Error, "", 500}, {plan.Complete, "state store: down", 500}} {
+		status    string
+		err       string
+		configErr string
+		code      int
+	}{{plan.Complete, "", "", 200}, {plan.InProgress, "", "", 202}, {plan.Pending, "", "", 202}, {plan.Error, "", "", 500},
+		{plan.Complete, "state store: down", "", 500},
+		{plan.Error, "", "consul.datacenter (CONSUL_DATACENTER) cannot change", 417},
+		{plan.Error, "state store: down", "consul.datacenter (CONSUL_DATACENTER) cannot change", 500}} {
 		v := view(c.status)
 		v.Err = c.err
+		if c.configErr != "" {
+			v.ConfigErrors = []string{c.configErr}
+		}
 		code, _, body := do(t, Handler(&fakeSource{view: v}, prometheus.NewRegistry()), "GET", "/v1/health")
 		if code != c.code {
-			t.Errorf("%s/%q: %d %s, want %d", c.status, c.err, code, body, c.code)
+			t.Errorf("%s/%q/%q: %d %s, want %d", c.status, c.err, c.configErr, code, body, c.code)
+		}
+		if c.configErr != "" && c.err == "" && !strings.Contains(body, c.configErr) {
+			t.Errorf("health does not say which change was refused: %s", body)
 		}
 	}
 }

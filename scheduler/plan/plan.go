@@ -70,6 +70,10 @@ type Input struct {
 	// and Deregistered says the framework is torn down and the state gone.
 	Release      map[string]string
 	Deregistered bool
+	// Errors are problems of the whole deployment, such as configuration
+	// changes refused at start; the deploy plan lists them first and its
+	// status is ERROR while there are any, as in the DC/OS SDK.
+	Errors []string
 }
 
 // Names of the plans.
@@ -171,8 +175,11 @@ func deploy(in Input) Plan {
 	}
 	servers.Status = aggregate(servers.Steps)
 	clients.Status = aggregate(clients.Steps)
-	p := Plan{Name: Deploy, Strategy: "serial", Phases: []Phase{servers, clients}, Errors: []string{}}
+	p := Plan{Name: Deploy, Strategy: "serial", Phases: []Phase{servers, clients}, Errors: append([]string{}, in.Errors...)}
 	p.Status = aggregatePhases(p.Phases)
+	if len(in.Errors) > 0 {
+		p.Status = Error
+	}
 	for _, ph := range p.Phases {
 		for _, s := range ph.Steps {
 			if s.Status == Error {

@@ -119,3 +119,21 @@ func TestUninstallPlan(t *testing.T) {
 		t.Fatalf("deregistered: %s", p.Status)
 	}
 }
+
+// TestDeployPlanErrors: a refused configuration change is listed in the
+// deploy plan's errors and makes it ERROR, though every task runs.
+func TestDeployPlanErrors(t *testing.T) {
+	tasks := state.Tasks{"consul-server-0": srv(0, "TASK_RUNNING"), "consul-server-1": srv(1, "TASK_RUNNING"), "consul-server-2": srv(2, "TASK_RUNNING")}
+	p := Build(Input{Target: target(), Tasks: tasks, Now: now})[Deploy]
+	if p.Status != Complete || len(p.Errors) != 0 {
+		t.Fatalf("without errors: %s %v", p.Status, p.Errors)
+	}
+	refused := `consul.datacenter (CONSUL_DATACENTER) cannot change from "dc1" to "dc2": ...`
+	p = Build(Input{Target: target(), Tasks: tasks, Now: now, Errors: []string{refused}})[Deploy]
+	if p.Status != Error || len(p.Errors) != 1 || p.Errors[0] != refused {
+		t.Fatalf("with a refused change: %s %v", p.Status, p.Errors)
+	}
+	if p.Phases[0].Status != Complete {
+		t.Errorf("the servers' phase is %s: the refusal is the plan's, not the steps'", p.Phases[0].Status)
+	}
+}

@@ -112,6 +112,9 @@ func TargetFrom(c config.Config) Target {
 		ReplaceAfter:   c.ReplaceAfter,
 		Uninstall:      c.Uninstall,
 	}
+	if x := strings.TrimSpace(string(c.ExtraConfig)); x == "" || x == "null" {
+		t.ExtraConfig = nil // a configuration read back from JSON has "null"
+	}
 	if c.ServerPlacement != "" {
 		_ = json.Unmarshal([]byte(c.ServerPlacement), &t.Placement) // validated by config
 	}

@@ -1,0 +1,135 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+)
+
+// StartDecision is what a starting scheduler runs: the stored
+// configuration, the new one, or a mix when part of the change is refused.
+type StartDecision struct {
+	// Target is what the scheduler runs from now on.
+	Target Target
+	// Config is the configuration Target was derived from, stored beside
+	// it when Write is set.
+	Config config.Config
+	// Write: store Config and Target (always, unless the change is
+	// refused as a whole).
+	Write bool
+	// Change lists what changed and what it takes (accepted changes only).
+	Change config.Change
+	// Refused explains, one line each, the changes not applied; they are
+	// shown in the deploy plan's errors and by /v1/health until the
+	// options are set back.
+	Refused []string
+	// Err is the *config.UpdateError of a refused change (nil otherwise).
+	Err error
+}
+
+// DecideStart compares the configuration a scheduler starts with (next)
+// with what is stored: stored is the configuration of the running
+// service, storedTarget its target (either may be nil: a first install,
+// or state written before the configuration was stored). It never exits
+// the scheduler: a refused change keeps the stored target running, so
+// that Marathon does not restart-loop the scheduler and the Consul
+// cluster is not harmed.
+func DecideStart(stored *config.Config, storedTarget *Target, next config.Config) StartDecision {
+	if stored == nil && storedTarget == nil {
+		return StartDecision{Target: TargetFrom(next), Config: next, Write: true}
+	}
+	legacy := stored == nil
+	var old config.Config
+	if legacy {
+		old = ConfigFromTarget(next, *storedTarget)
+	} else {
+		old = *stored
+	}
+	// The running target: derived from the stored configuration (the
+	// target is written after it, so the configuration is the newer of
+	// the two if a start stopped between the writes).
+	running := TargetFrom(old)
+	if legacy {
+		running = *storedTarget
+	}
+	ch, err := config.CheckUpdate(old, next)
+	if err != nil {
+		d := StartDecision{Target: running, Config: old, Err: err}
+		var ue *config.UpdateError
+		if errors.As(err, &ue) {
+			for _, r := range ue.Refused {
+				d.Refused = append(d.Refused, r.String())
+			}
+		} else {
+			d.Refused = []string{err.Error()}
+		}
+		return d
+	}
+	d := StartDecision{Config: next, Change: ch, Write: true}
+	if next.ServerCount < old.ServerCount {
+		// CheckUpdate allows it; this scheduler cannot do it safely yet
+		// (raft peer removal, then kill, then unreserve, one at a time).
+		r := config.Refusal{Env: config.EnvServerCount, Option: config.OptionOf(config.EnvServerCount),
+			Old: strconv.Itoa(old.ServerCount), New: strconv.Itoa(next.ServerCount),
+			Why:     "scaling servers down is not supported by this version of the scheduler yet; the other changes are applied and the servers keep running",
+			Instead: fmt.Sprintf("set servers.count back to %d; to run fewer servers, install a new service with the smaller count and move the data over (consul snapshot save, consul snapshot restore)", old.ServerCount)}
+		d.Refused = append(d.Refused, r.String())
+		d.Err = &config.UpdateError{Refused: []config.Refusal{r}}
+		d.Config.ServerCount = old.ServerCount
+		d.Change = dropScale(ch)
+	}
+	d.Target = TargetFrom(d.Config)
+	return d
+}
+
+func dropScale(ch config.Change) config.Change {
+	out := config.Change{ServersFrom: ch.ServersFrom, ServersTo: ch.ServersFrom}
+	for _, f := range ch.Fields {
+		if f.Env != config.EnvServerCount {
+			out.Fields = append(out.Fields, f)
+		}
+	}
+	return out
+}
+
+// ConfigFromTarget rebuilds the configuration of a target stored before
+// the configuration itself was: base (the new configuration) with every
+// setting the target records, so that CheckUpdate sees those changes.
+// Settings a target does not record (the state store, security toggles,
+// timeouts of the scheduler) are taken from base.
+func ConfigFromTarget(base config.Config, t Target) config.Config {
+	c := base
+	c.ServiceName, c.Role, c.Principal, c.User = t.ServiceName, t.Role, t.Principal, t.User
+	c.ServerCount = t.Servers
+	c.ServerCPUs, c.ServerMem, c.ServerDisk, c.ServerDiskType = t.Server.CPUs, t.Server.Mem, t.Server.Disk, t.Server.DiskType
+	c.ClientCPUs, c.ClientMem = t.Client.CPUs, t.Client.Mem
+	c.ClientsEnabled, c.ClientsOnPublic = t.ClientsEnabled, t.ClientsOnPublic
+	c.ServerPlacement = ""
+	if len(t.Placement) > 0 {
+		b, _ := json.Marshal(t.Placement)
+		c.ServerPlacement = string(b)
+		if base.ServerPlacement != "" {
+			var p [][]string
+			if json.Unmarshal([]byte(base.ServerPlacement), &p) == nil && samePlacement(p, t.Placement) {
+				c.ServerPlacement = base.ServerPlacement // same constraints, other spelling
+			}
+		}
+	}
+	c.Ports = config.Ports{Server: t.Ports.Server, SerfLAN: t.Ports.SerfLAN, SerfWAN: t.Ports.SerfWAN,
+		HTTP: t.Ports.HTTP, HTTPS: t.Ports.HTTPS, GRPC: t.Ports.GRPC, DNS: t.Ports.DNS}
+	c.Datacenter, c.Domain, c.RaftMultiplier, c.UI = t.Datacenter, t.Domain, t.RaftMultiplier, t.UI
+	c.LogLevel = t.LogLevel
+	c.ExtraConfig = t.ExtraConfig
+	c.MesosDNSDomain, c.ExecutorDNSServer, c.ExecutorURI = t.MesosDNSDomain, t.DNSServer, t.ExecutorURI
+	c.ReplaceAfter = t.ReplaceAfter
+	return c
+}
+
+func samePlacement(a, b [][]string) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
