@@ -548,6 +548,21 @@ func (fc *faultCluster) podInfo(name string) (pod, error) {
 	return ps[0], nil
 }
 
+// pods lists the scheduler's pods (GET /v1/pod).
+func (fc *faultCluster) pods() ([]string, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(fc.SchedulerURL + "/v1/pod")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []string
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("GET /v1/pod: %w", err)
+	}
+	return out, nil
+}
+
 // addAgentWithClient adds an agent and waits for its client.
 func (fc *faultCluster) addAgentWithClient(t *testing.T) masterTask {
 	t.Helper()
@@ -702,8 +717,9 @@ func TestFaultRemoveServerAgent(t *testing.T) {
 
 // TestFaultSchedulerRestarts restarts the scheduler at three moments of a
 // deploy: at once (SIGTERM), while the first tasks start (SIGKILL), and
-// with the cluster up (SIGTERM). No task is ever killed or duplicated,
-// the framework ID stays, no reservation is left behind.
+// with the cluster up (SIGTERM); then once more after a server failed
+// while it was down (SIGKILL). No task is ever killed or duplicated, the
+// framework ID stays, no reservation is left behind.
 func TestFaultSchedulerRestarts(t *testing.T) {
 	fc := startFaultCluster(t, 3, 5, 3)
 
@@ -773,19 +789,51 @@ func TestFaultSchedulerRestarts(t *testing.T) {
 		t.Fatalf("framework ID changed: %s, was %s", got, fwID)
 	}
 
-	// No task of this framework ever ended: nothing healthy was killed,
-	// nothing launched twice.
-	st, err = readMasterState(fc.Cluster)
+	// Tasks that change while the scheduler is away are picked up: with
+	// the scheduler down, a server's executor dies; the new scheduler
+	// relaunches it.
+	victim := servers(tasks)[1]
+	fc.KillScheduler()
+	if err := fc.Sim.KillExecutor(victim.AgentID, victim.FrameworkID, victim.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the master records the failure with no scheduler to tell
+	start = time.Now()
+	if err := fc.RestartScheduler(); err != nil {
+		t.Fatal(err)
+	}
+	fc.waitRelaunched(t, victim.Name, victim.ID)
+	tasks, _ = fc.healthy(t, 3, 3*time.Minute)
+	checkAllKeys(t, tasks, written)
+	t.Logf("RECOVERY scheduler restart after a server failed while it was down: %s", time.Since(start).Round(100*time.Millisecond))
+
+	// No other task of this framework ever ended: nothing healthy was
+	// killed, nothing launched twice, one framework throughout.
+	fc.onlyEnded(t, fwID, victim.ID)
+}
+
+// onlyEnded fails the test if a task of the consul framework other than
+// those named ended (completed or unreachable), or if a second consul
+// framework registered.
+func (fc *faultCluster) onlyEnded(t *testing.T, fwID string, allowed ...string) {
+	t.Helper()
+	st, err := readMasterState(fc.Cluster)
 	if err != nil {
 		t.Fatal(err)
+	}
+	ok := map[string]bool{}
+	for _, id := range allowed {
+		ok[id] = true
 	}
 	for _, i := range st.consulFrameworks() {
 		f := st.Frameworks[i]
 		if f.ID != fwID {
 			t.Fatalf("a second framework %s besides %s", f.ID, fwID)
 		}
-		if len(f.CompletedTasks) > 0 || len(f.UnreachableTasks) > 0 {
-			t.Fatalf("tasks ended across the scheduler restarts: completed %+v, unreachable %+v", f.CompletedTasks, f.UnreachableTasks)
+		for _, task := range append(append([]stateTask(nil), f.CompletedTasks...), f.UnreachableTasks...) {
+			if !ok[task.ID] {
+				t.Fatalf("task %s (%s) ended %s; only %v were to end", task.Name, task.ID, task.State, allowed)
+			}
 		}
 	}
 }
@@ -830,6 +878,7 @@ func TestFaultRestartMaster(t *testing.T) {
 		t.Fatalf("framework ID changed: %s, was %s", got, fwID)
 	}
 	writeThroughClient(t, tasks, "after-master-restart", 10)
+	fc.onlyEnded(t, fwID)
 }
 
 // zkTestAddr is the ZooKeeper the ZooKeeper fault test uses; without one
@@ -990,6 +1039,7 @@ wait:
 		}
 	}
 	checkAllKeys(t, tasks, written)
+	fc.onlyEnded(t, frameworkIDOf(t, tasks), victim.ID)
 	// What the scheduler's store went through (for the report).
 	if b, err := os.ReadFile(filepath.Join(fc.opts.WorkDir, "scheduler.log")); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -1090,6 +1140,24 @@ func TestFaultClientAgents(t *testing.T) {
 		return nil
 	})
 	t.Logf("RECOVERY remove 2 client agents: %s until both are force-left", time.Since(start).Round(100*time.Millisecond))
+	// And the scheduler forgot their records (a pod per live agent only).
+	eventually(t, time.Minute, "the removed clients' pods forgotten", func() error {
+		pods, err := fc.pods()
+		if err != nil {
+			return err
+		}
+		for _, v := range victims {
+			for _, p := range pods {
+				if p == v.Name {
+					return fmt.Errorf("the scheduler still has pod %s: %v", p, pods)
+				}
+			}
+		}
+		if want := len(fc.Sim.Agents()); len(pods) != want {
+			return fmt.Errorf("%d pods, want %d (one per live agent): %v", len(pods), want, pods)
+		}
+		return nil
+	})
 	tasks, _ = fc.healthy(t, 3, time.Minute)
 	checkAllKeys(t, tasks, written)
 }
