@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -24,7 +25,15 @@ type consulAdmin interface {
 	RemoveServer(ctx context.Context, via []string, node, raftAddr string) error
 	// ForceLeave removes a dead client from the LAN pool.
 	ForceLeave(ctx context.Context, via []string, node string) error
+	// RaftHealth reads Consul's raft servers with autopilot's health
+	// through one of the servers at via. errNoConsul: none answered;
+	// errNoRaftView: one answered but may not tell (ACLs).
+	RaftHealth(ctx context.Context, via []string) (*reconcile.RaftHealth, error)
 }
+
+// errNoRaftView: a server answered but refused to show its raft
+// configuration (ACLs without an operator:read token).
+var errNoRaftView = errors.New("Consul does not show its raft configuration to the scheduler")
 
 // unreachable tells a server that did not answer (connection refused,
 // timeout) from one that answered with an error.
@@ -112,6 +121,43 @@ func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAd
 		return fmt.Errorf("%w: %v", errNoConsul, last)
 	}
 	return last
+}
+
+func (c httpConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.RaftHealth, error) {
+	var last error = errNoConsul
+	for _, addr := range via {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		cl, err := c.client(addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		reply, err := cl.Operator().AutopilotServerHealth((&consulapi.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			if unreachable(err) {
+				last = fmt.Errorf("%s: %w", addr, err)
+				continue
+			}
+			var se consulapi.StatusError
+			if errors.As(err, &se) && (se.Code == http.StatusForbidden || se.Code == http.StatusUnauthorized) {
+				return nil, fmt.Errorf("%w: %s: %v", errNoRaftView, addr, err)
+			}
+			// It answered without a view (no leader during an election,
+			// autopilot not ready): nothing counts as a healthy voter.
+			return &reconcile.RaftHealth{Err: fmt.Sprintf("%s: %v", addr, err)}, nil
+		}
+		h := &reconcile.RaftHealth{}
+		for _, sv := range reply.Servers {
+			h.Servers = append(h.Servers, reconcile.RaftServer{Name: sv.Name, Address: sv.Address, Voter: sv.Voter, Healthy: sv.Healthy})
+		}
+		return h, nil
+	}
+	if errors.Is(last, errNoConsul) {
+		return nil, last
+	}
+	return nil, fmt.Errorf("%w: %v", errNoConsul, last)
 }
 
 func (c httpConsul) ForceLeave(ctx context.Context, via []string, node string) error {
@@ -227,4 +273,57 @@ func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
 	case s.cmds <- done:
 	case <-s.done:
 	}
+}
+
+// raftPollInterval is how often the scheduler reads Consul's raft view.
+const raftPollInterval = 3 * time.Second
+
+// pollRaft reads Consul's raft view now and then (a goroutine; the
+// result reaches the loop as a command, so the pure core sees plain data).
+func (s *Scheduler) pollRaft() {
+	now := time.Now()
+	if s.raftPolling || now.Before(s.raftNext) {
+		return
+	}
+	via := consulHTTPAddrs(s.tasks, s.target, "")
+	if len(via) == 0 {
+		s.raft = nil
+		return
+	}
+	s.raftPolling = true
+	s.raftNext = now.Add(raftPollInterval)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		h, err := s.consul.RaftHealth(ctx, via)
+		cancel()
+		if h != nil {
+			h.At = s.opts.Now()
+		}
+		f := func() {
+			s.raftPolling = false
+			switch {
+			case err == nil:
+				if h.Err != "" && (s.raft == nil || s.raft.Err == "") {
+					s.log.Info("Consul answered without a raft view; replacements and rolling restarts wait", zap.String("error", h.Err))
+				}
+				s.raft = h
+			case errors.Is(err, errNoRaftView):
+				if !s.raftDenied {
+					s.log.Warn("cannot read Consul's raft configuration (ACLs?): replacements and rolling restarts only wait for servers to run",
+						zap.Error(err))
+				}
+				s.raftDenied = true
+				s.raft = nil
+			default:
+				if s.raft != nil {
+					s.log.Info("no Consul server answered; replacements and rolling restarts only wait for servers to run", zap.Error(err))
+				}
+				s.raft = nil
+			}
+		}
+		select {
+		case s.cmds <- f:
+		case <-s.done:
+		}
+	}()
 }

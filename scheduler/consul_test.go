@@ -16,6 +16,8 @@ import (
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
 // freePort finds a port free on every address.
@@ -128,11 +130,45 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	admin := httpConsul{log: zaptest.NewLogger(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tg := state.TargetFrom(config.Defaults())
+	taskOn := func(i int) state.Task {
+		return state.Task{Name: fmt.Sprintf("consul-server-%d", i), Role: taskspec.RoleServer, Index: i, IP: ips[i], Ports: ports,
+			TaskID: "x", State: "TASK_RUNNING", RunningSince: time.Now().Add(-time.Second)}
+	}
+	// Every server is a healthy voter in the scheduler's view.
+	h, err := admin.RaftHealth(ctx, []string{httpAddr(2), httpAddr(0)})
+	if err != nil || len(h.Servers) != 3 {
+		t.Fatalf("raft health: %+v %v", h, err)
+	}
+	h.At = time.Now()
+	for i := range ips {
+		if why := h.VoterWait(taskOn(i), tg); why != "" {
+			t.Errorf("server %d: %s (%+v)", i, why, h.Servers)
+		}
+	}
+
 	agents[2].Stop() // dies without leaving
 	agents[2] = nil
-	admin := httpConsul{log: zaptest.NewLogger(t)}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	// Autopilot notices: the dead server is no healthy voter, and a
+	// replacement on its address would wait. The first address is the
+	// dead one: the next is asked.
+	for {
+		h, err := admin.RaftHealth(ctx, []string{httpAddr(2), httpAddr(0), httpAddr(1)})
+		if err == nil {
+			h.At = time.Now()
+			if why := h.VoterWait(taskOn(2), tg); why != "" {
+				t.Logf("dead server in the scheduler's view: %s", why)
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the dead server still counts as a healthy voter: %+v %v", h, err)
+		}
+		time.Sleep(time.Second)
+	}
 	// Right after a leader dies the others hold an election: the removal
 	// errors (not errNoConsul: they answered) and succeeds when retried.
 	for {
@@ -151,6 +187,17 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 	p, err := peers()
 	if err != nil || len(p) != 2 || strings.Contains(strings.Join(p, ","), raftAddr(2)) {
 		t.Fatalf("raft peers after removal: %v %v", p, err)
+	}
+	h, err = admin.RaftHealth(ctx, []string{httpAddr(0), httpAddr(1)})
+	if err != nil || h.Err != "" {
+		t.Fatalf("raft health after removal: %+v %v", h, err)
+	}
+	h.At = time.Now()
+	if why := h.VoterWait(taskOn(2), tg); !strings.Contains(why, "not in Consul's raft configuration") {
+		t.Errorf("removed server: %q", why)
+	}
+	if _, err := admin.RaftHealth(ctx, []string{httpAddr(2)}); !errors.Is(err, errNoConsul) {
+		t.Errorf("only the dead server asked: %v, want errNoConsul", err)
 	}
 
 }

@@ -376,6 +376,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 	now := s.now()
 	s.reconcileCalls(now, &out)
 	s.joinMessages(now, &out)
+	s.pollRaft()
 	if err := s.act(ctx, now, &out); err != nil {
 		return err
 	}

@@ -220,6 +220,13 @@ type Scheduler struct {
 	// peerRemoval: replaced servers whose old raft peer is being removed
 	// (name → raft address); their placement waits.
 	peerRemoval map[string]string
+	// raft is Consul's latest view of its servers (nil: no server
+	// answered); raftNext is when to read it again, raftPolling while a
+	// read is under way.
+	raft        *reconcile.RaftHealth
+	raftNext    time.Time
+	raftPolling bool
+	raftDenied  bool
 	done        chan struct{} // closed when the loop has returned
 
 	mu   sync.RWMutex
@@ -311,7 +318,7 @@ func (s *Scheduler) now() time.Time { return s.opts.Now() }
 
 // reconcile runs the pure reconciliation over the current state.
 func (s *Scheduler) reconcile(now time.Time) reconcile.Result {
-	return reconcile.Reconcile(reconcile.Input{Target: s.target, Tasks: s.tasks, Agents: s.agents, Now: now})
+	return reconcile.Reconcile(reconcile.Input{Target: s.target, Tasks: s.tasks, Agents: s.agents, Now: now, Raft: s.raft})
 }
 
 // applyReconcile adopts a reconciliation result's records.
@@ -420,7 +427,7 @@ func (s *Scheduler) publish() {
 	now := s.now()
 	blocked := s.blocked()
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
-		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered,
+		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
 		Errors: s.refused})
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
 		ConfigErrors: s.refused}

@@ -19,6 +19,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
+	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -383,6 +384,11 @@ func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftA
 	f.removed = append(f.removed, fmt.Sprintf("%s %s via %d", node, raftAddr, len(via)))
 	f.done = time.Now()
 	return nil
+}
+
+// RaftHealth: no Consul in the simulator's in-process mode.
+func (f *fakeConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.RaftHealth, error) {
+	return nil, errNoConsul
 }
 
 func (f *fakeConsul) ForceLeave(ctx context.Context, via []string, node string) error {

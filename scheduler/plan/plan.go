@@ -63,6 +63,9 @@ type Input struct {
 	Waiting map[string]string
 	// Blocked: records held back (e.g. reconciliation), with why.
 	Blocked map[string]string
+	// Settling: running servers that a replacement or a rolling restart
+	// waits for (not a healthy raft voter yet), with why (reconcile.Result).
+	Settling map[string]string
 	// Agents known from offers, for client steps not launched yet.
 	Agents map[string]reconcile.Agent
 	Now    time.Time
@@ -227,6 +230,12 @@ func step(in Input, name string, t state.Task) Step {
 	case t.Running() && t.ConfigID != "" && t.ConfigID != in.Target.ConfigID:
 		s.Status = Pending
 		s.Message = fmt.Sprintf("running with configuration %s, target is %s: waiting for its turn in the rolling restart", t.ConfigID, in.Target.ConfigID)
+		if w := settlingSummary(in.Settling); w != "" && t.Role == taskspec.RoleServer {
+			s.Message += "; first " + w
+		}
+	case t.Running() && in.Settling[name] != "":
+		s.Status = Starting
+		s.Message = "TASK_RUNNING on " + t.Hostname + "; waiting to be a healthy raft voter: " + in.Settling[name]
 	case t.Running():
 		s.Status = Complete
 		s.Message = "TASK_RUNNING on " + t.Hostname
@@ -250,6 +259,23 @@ func step(in Input, name string, t state.Task) Step {
 		}
 	}
 	return s
+}
+
+// settlingSummary names the servers a rolling restart waits for.
+func settlingSummary(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + " (" + m[n] + ")"
+	}
+	return "waiting for " + strings.Join(parts, ", ") + " to be a healthy raft voter"
 }
 
 func aggregate(steps []Step) string {

@@ -137,3 +137,25 @@ func TestDeployPlanErrors(t *testing.T) {
 		t.Errorf("the servers' phase is %s: the refusal is the plan's, not the steps'", p.Phases[0].Status)
 	}
 }
+
+// TestSettlingServersAreStarting: a server that runs but is not a healthy
+// raft voter yet is STARTING with the reason, and a server waiting for
+// its turn in the rolling restart says whom it waits for.
+func TestSettlingServersAreStarting(t *testing.T) {
+	tg := state.TargetFrom(func() config.Config { c := config.Defaults(); c.UI = false; return c }())
+	s0 := srv(0, "TASK_RUNNING")
+	s0.ConfigID = tg.ConfigID
+	tasks := state.Tasks{"consul-server-0": s0, "consul-server-1": srv(1, "TASK_RUNNING"), "consul-server-2": srv(2, "TASK_RUNNING")}
+	why := "running; a raft non-voter at 10.0.0.0:8300 until autopilot promotes it (stable and caught up)"
+	p := Build(Input{Target: tg, Tasks: tasks, Now: now, Settling: map[string]string{"consul-server-0": why}})[Deploy]
+	steps := p.Phases[0].Steps
+	if steps[0].Status != Starting || !strings.Contains(steps[0].Message, "healthy raft voter: "+why) {
+		t.Errorf("settling server: %+v", steps[0])
+	}
+	if steps[1].Status != Pending || !strings.Contains(steps[1].Message, "first waiting for consul-server-0 (running; a raft non-voter") {
+		t.Errorf("next server: %+v", steps[1])
+	}
+	if p.Status != InProgress {
+		t.Errorf("plan %s", p.Status)
+	}
+}

@@ -33,6 +33,10 @@ type Input struct {
 	Tasks  state.Tasks
 	Agents map[string]Agent
 	Now    time.Time
+	// Raft is Consul's view of its servers (nil: no Consul server
+	// answered). A replacement or a rolling restart goes on only once the
+	// previous server is a healthy voter in it.
+	Raft *RaftHealth
 }
 
 // Kill is one task incarnation to kill, with why.
@@ -66,6 +70,9 @@ type Result struct {
 	// Release (uninstall): servers whose reservation and volume wait for an
 	// offer from their agent to be destroyed, with why.
 	Release map[string]string
+	// Settling: running servers that the next replacement or rolling
+	// restart waits for, with why (not a healthy raft voter yet).
+	Settling map[string]string
 }
 
 // NeedsOffers reports whether anything waits for an offer.
@@ -85,7 +92,8 @@ func Backoff(n int) time.Duration {
 
 // Reconcile computes the result. It never mutates in.Tasks.
 func Reconcile(in Input) Result {
-	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}, Release: map[string]string{}, Old: map[string]state.Task{}}
+	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}, Release: map[string]string{}, Old: map[string]state.Task{},
+		Settling: map[string]string{}}
 	changed := map[string]bool{}
 	set := func(t state.Task) { r.Tasks[t.Name] = t; changed[t.Name] = true }
 	if in.Target.Uninstall {
@@ -115,12 +123,24 @@ func Reconcile(in Input) Result {
 	}
 	sort.Strings(names)
 
+	// A replacement is done once it runs and is a healthy raft voter;
+	// until then the next one waits.
 	serverReplacing := false
 	for _, n := range names {
 		t := r.Tasks[n]
-		if t.Role == taskspec.RoleServer && t.Replacement && t.Index < in.Target.Servers {
-			serverReplacing = true
+		if t.Role != taskspec.RoleServer || !t.Replacement || t.Index >= in.Target.Servers {
+			continue
 		}
+		if t.Running() && t.Goal == state.GoalRunning {
+			why := in.Raft.VoterWait(t, in.Target)
+			if why == "" {
+				t.Replacement = false
+				set(t)
+				continue
+			}
+			r.Settling[n] = "replacement " + why
+		}
+		serverReplacing = true
 	}
 
 	for _, n := range names {
@@ -228,11 +248,22 @@ func Reconcile(in Input) Result {
 
 	// Rolling configuration update: one server at a time, only while
 	// every server runs; clients all at once.
+	// Every server must run, be healthy and be a healthy raft voter
+	// before the next one restarts.
 	allServersRunning := true
+	var settling []string
 	for i := 0; i < in.Target.Servers; i++ {
 		t := r.Tasks[state.ServerName(i)]
-		if !t.Running() || t.Goal != state.GoalRunning || (t.Healthy != nil && !*t.Healthy) {
-			allServersRunning = false // running and, when the executor says, healthy
+		if !t.Running() || t.Goal != state.GoalRunning {
+			allServersRunning = false
+			continue
+		}
+		if why := in.Raft.VoterWait(t, in.Target); why != "" {
+			allServersRunning = false
+			settling = append(settling, t.Name)
+			if _, ok := r.Settling[t.Name]; !ok {
+				r.Settling[t.Name] = why
+			}
 		}
 	}
 	serverUpdating := false
@@ -253,6 +284,16 @@ func Reconcile(in Input) Result {
 		r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "configuration changed (rolling restart)"})
 	}
 
+	if !serverUpdating && !serverWaitingUpdate(r.Update, r.Tasks) {
+		// Nothing waits on servers that are merely settling after a
+		// deploy: only replacements keep their reason.
+		for _, n := range settling {
+			if !r.Tasks[n].Replacement {
+				delete(r.Settling, n)
+			}
+		}
+	}
+
 	for n := range changed {
 		if _, ok := r.Tasks[n]; ok {
 			r.Changed = append(r.Changed, n)
@@ -263,6 +304,16 @@ func Reconcile(in Input) Result {
 	sort.Strings(r.Place)
 	sort.Slice(r.Kill, func(i, j int) bool { return r.Kill[i].Name < r.Kill[j].Name })
 	return r
+}
+
+// serverWaitingUpdate: a server waits for its turn in a rolling restart.
+func serverWaitingUpdate(update []string, ts state.Tasks) bool {
+	for _, n := range update {
+		if ts[n].Role == taskspec.RoleServer {
+			return true
+		}
+	}
+	return false
 }
 
 // moved abandons a server's agent and reservation so it is placed anew.

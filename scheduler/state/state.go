@@ -199,13 +199,17 @@ type Task struct {
 	// Failures counts consecutive failed incarnations (reset on RUNNING).
 	Failures   int       `json:"failures,omitempty"`
 	LaunchedAt time.Time `json:"launched_at,omitempty"`
-	UpdatedAt  time.Time `json:"updated_at,omitempty"`
+	// RunningSince is when the current incarnation last became
+	// TASK_RUNNING (the scheduler's clock); zero when it is not running.
+	RunningSince time.Time `json:"running_since,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at,omitempty"`
 	// OldPeer is the raft address (ip:port) of the incarnation a
 	// replacement moved away from; the replacement is placed only after
 	// that peer is removed from raft (then it is cleared).
 	OldPeer string `json:"old_peer,omitempty"`
 	// Replacement is true from the moment a server is moved to another
-	// agent until its new incarnation runs: replacements go one at a time.
+	// agent until its new incarnation runs and is a healthy raft voter
+	// (reconcile clears it): replacements go one at a time.
 	Replacement bool `json:"replacement,omitempty"`
 	// FailingSince is when the task went TASK_UNREACHABLE (or its
 	// server failed) without coming back; zero otherwise.

@@ -76,9 +76,16 @@ func ApplyStatus(t Task, st mesos.TaskStatus, now time.Time) (Task, Outcome) {
 		}
 	}
 	if newState == "TASK_RUNNING" {
-		t.Replacement = false
+		// Replacement stays until the server is a healthy raft voter
+		// (reconcile clears it).
+		if old.State != "TASK_RUNNING" {
+			t.RunningSince = now
+		}
 		t.Failures = 0
 		t.FailingSince = time.Time{}
+	}
+	if newState != "TASK_RUNNING" {
+		t.RunningSince = time.Time{}
 	}
 	if IsTerminal(newState) || newState == "TASK_UNREACHABLE" {
 		if t.FailingSince.IsZero() {

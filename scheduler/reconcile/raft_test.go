@@ -1,0 +1,135 @@
+package reconcile
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// raftOf builds Consul's view: every listed server a healthy voter unless
+// mod says otherwise.
+func raftOf(at time.Time, mod func(map[string]*RaftServer), servers ...state.Task) *RaftHealth {
+	h := &RaftHealth{At: at}
+	m := map[string]*RaftServer{}
+	for _, t := range servers {
+		m[t.Name] = &RaftServer{Name: t.Name, Address: t.IP + ":8300", Voter: true, Healthy: true}
+	}
+	if mod != nil {
+		mod(m)
+	}
+	for _, t := range servers {
+		if s := m[t.Name]; s != nil {
+			h.Servers = append(h.Servers, *s)
+		}
+	}
+	return h
+}
+
+// TestReplacementWaitsForAHealthyVoter: issue 4's "each replacement waits
+// for the previous one to become a healthy voter", and the rolling
+// restart's next server likewise.
+func TestReplacementWaitsForAHealthyVoter(t *testing.T) {
+	running := func(i int) state.Task {
+		s := srv(i, "TASK_RUNNING")
+		s.RunningSince = now.Add(-time.Minute)
+		return s
+	}
+	replaced := func() state.Task { // server 0: moved, now running on a new agent
+		s := running(0)
+		s.Replacement = true
+		s.IP = "10.0.0.50"
+		s.RunningSince = now.Add(-5 * time.Second)
+		return s
+	}
+	gone := srv(1, "TASK_GONE_BY_OPERATOR")
+	newConfig := target(func(c *config.Config) { c.UI = false })
+	oldOn0 := func() state.Task {
+		s := running(0)
+		s.ConfigID = newConfig.ConfigID
+		s.RunningSince = now.Add(-5 * time.Second)
+		return s
+	}
+
+	for _, c := range []struct {
+		name    string
+		tg      state.Target
+		tasks   state.Tasks
+		raft    *RaftHealth
+		replace string // servers moved now
+		kill    string
+		cleared bool   // consul-server-0's Replacement flag cleared
+		waiting string // consul-server-0's Settling reason contains
+	}{
+		{name: "replacement a non-voter: the next waits", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft:    raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Voter = false }, replaced(), running(2)),
+			waiting: "non-voter"},
+		{name: "replacement a voter not healthy yet: the next waits", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft:    raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Healthy = false }, replaced(), running(2)),
+			waiting: "not healthy yet"},
+		{name: "replacement not in the raft configuration yet", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft: raftOf(now, nil, running(2)), waiting: "not in Consul's raft configuration"},
+		{name: "view read before the replacement ran", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft: raftOf(now.Add(-10*time.Second), nil, replaced(), running(2)), waiting: "read after it started"},
+		{name: "no leader: nothing counts", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft: &RaftHealth{At: now, Err: "No cluster leader"}, waiting: "No cluster leader"},
+		{name: "replacement a healthy voter: done, the next one goes", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft: raftOf(now, nil, replaced(), running(2)), cleared: true, replace: "[consul-server-1]"},
+		{name: "no Consul answers: running is enough", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft: nil, cleared: true, replace: "[consul-server-1]"},
+		{name: "rolling restart: the restarted server is a non-voter, the next waits", tg: newConfig,
+			tasks:   tasks(oldOn0(), running(1), running(2)),
+			raft:    raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Voter = false }, running(0), running(1), running(2)),
+			waiting: "non-voter"},
+		{name: "rolling restart: the restarted server is a healthy voter, the next restarts", tg: newConfig,
+			tasks: tasks(oldOn0(), running(1), running(2)),
+			raft:  raftOf(now, nil, running(0), running(1), running(2)), kill: "[consul-server-1]"},
+		{name: "rolling restart: a server unhealthy in raft (not the restarted one) holds it too", tg: newConfig,
+			tasks: tasks(oldOn0(), running(1), running(2)),
+			raft:  raftOf(now, func(m map[string]*RaftServer) { m["consul-server-2"].Healthy = false }, running(0), running(1), running(2))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := Reconcile(Input{Target: c.tg, Tasks: c.tasks, Now: now, Raft: c.raft})
+			if got, want := fmtOr(r.Replace), orEmpty(c.replace); got != want {
+				t.Errorf("replace %s, want %s", got, want)
+			}
+			if got, want := kills(r), orEmpty(c.kill); got != want {
+				t.Errorf("kill %s, want %s", got, want)
+			}
+			if c.tasks["consul-server-0"].Replacement {
+				if cleared := !r.Tasks["consul-server-0"].Replacement; cleared != c.cleared {
+					t.Errorf("replacement flag cleared %v, want %v", cleared, c.cleared)
+				}
+			}
+			why := r.Settling["consul-server-0"]
+			if c.waiting == "" && why != "" {
+				t.Errorf("settling %q, want nothing", why)
+			}
+			if c.waiting != "" && !strings.Contains(why, c.waiting) {
+				t.Errorf("settling %q, want it to say %q (all: %v)", why, c.waiting, r.Settling)
+			}
+		})
+	}
+}
+
+func fmtOr(s []string) string { return "[" + strings.Join(s, " ") + "]" }
+
+func orEmpty(s string) string {
+	if s == "" {
+		return "[]"
+	}
+	return s
+}
+
+// TestSettlingOnlyWhenSomethingWaits: servers that are not voters yet
+// right after a first deploy hold nothing up and are not reported.
+func TestSettlingOnlyWhenSomethingWaits(t *testing.T) {
+	s0, s1, s2 := srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")
+	r := Reconcile(Input{Target: target(), Tasks: tasks(s0, s1, s2), Now: now,
+		Raft: raftOf(now, func(m map[string]*RaftServer) { m["consul-server-2"].Voter = false }, s0, s1, s2)})
+	if len(r.Settling) != 0 || len(r.Kill) != 0 {
+		t.Fatalf("settling %v kill %v", r.Settling, r.Kill)
+	}
+}
