@@ -69,15 +69,41 @@ func startFaultCluster(t *testing.T, n, agents, servers int, extraEnv ...string)
 		if t.Failed() {
 			dumpLogs(t, workDir)
 		}
-		// DEV_FAULT_LOGS=<dir> keeps each test's scheduler log.
+		// DEV_FAULT_LOGS=<dir> keeps each test's logs: the scheduler's
+		// and every executor's (sandbox stdout/stderr).
 		if dir := os.Getenv("DEV_FAULT_LOGS"); dir != "" {
-			if b, err := os.ReadFile(filepath.Join(workDir, "scheduler.log")); err == nil {
-				_ = os.MkdirAll(dir, 0o755)
-				_ = os.WriteFile(filepath.Join(dir, t.Name()+".scheduler.log"), b, 0o644)
-			}
+			keepLogs(t, workDir, filepath.Join(dir, t.Name()))
 		}
 	})
 	return fc
+}
+
+func keepLogs(t *testing.T, workDir, dest string) {
+	err := filepath.WalkDir(workDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		switch d.Name() {
+		case "scheduler.log", "stdout", "stderr":
+		default:
+			return nil
+		}
+		rel, err := filepath.Rel(workDir, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dest, rel)), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dest, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Logf("keeping the logs in %s: %v", dest, err)
+	}
 }
 
 // masterState is what the fault tests read of /master/state.
