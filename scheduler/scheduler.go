@@ -277,6 +277,17 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 				zap.Int("tasks", len(s.tasks)))
 		}
 	default:
+		if p.Target != nil {
+			upgraded, names := state.UpgradeConfigIDs(*p.Target, s.tasks)
+			p.Target = &upgraded
+			if len(names) > 0 {
+				// Written before anything uses them.
+				if err := saveTasks(ctx, st, s.tasks, names, nil); err != nil {
+					return nil, fmt.Errorf("write the records' configuration IDs: %w", err)
+				}
+				log.Info("records carried over to per-role configuration IDs", zap.Int("tasks", len(names)))
+			}
+		}
 		d := state.DecideStart(p.Config, p.Target, cfg)
 		s.target = d.Target
 		s.refused = d.Refused

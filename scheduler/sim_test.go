@@ -221,8 +221,8 @@ func TestSimDeploysServersOnReservationsAndClientsEverywhereElse(t *testing.T) {
 				t.Errorf("%s has no confirmed reservation: %+v", tk.Name, tk.Reservation)
 			}
 		}
-		if tk.ConfigID != v.Target.ConfigID {
-			t.Errorf("%s config %s, target %s", tk.Name, tk.ConfigID, v.Target.ConfigID)
+		if tk.ConfigID != v.Target.ConfigIDOf(tk.Role) {
+			t.Errorf("%s config %s, target %s", tk.Name, tk.ConfigID, v.Target.ConfigIDOf(tk.Role))
 		}
 	}
 	if code, body := h.get("/v1/health"); code != http.StatusOK {
@@ -611,7 +611,7 @@ func TestSimConfigChangeRestartsOneServerAtATime(t *testing.T) {
 			maxDown = down
 		}
 		for _, tk := range v.Tasks {
-			if tk.ConfigID != v.Target.ConfigID {
+			if tk.ConfigID != v.Target.ConfigIDOf(tk.Role) {
 				return fmt.Errorf("%s still on %s", tk.Name, tk.ConfigID)
 			}
 		}
@@ -800,7 +800,7 @@ func TestSimRefusedConfigChangeKeepsTheClusterRunning(t *testing.T) {
 			return fmt.Errorf("target not changed")
 		}
 		for _, tk := range v.Tasks {
-			if tk.ConfigID != v.Target.ConfigID {
+			if tk.ConfigID != v.Target.ConfigIDOf(tk.Role) {
 				return fmt.Errorf("%s still on %s", tk.Name, tk.ConfigID)
 			}
 		}

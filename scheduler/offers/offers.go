@@ -757,7 +757,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		LogLevel:       strings.ToLower(tg.LogLevel),
 		ExtraConfig:    tg.ExtraConfig,
 		DNSServer:      tg.DNSServer,
-		ConfigID:       tg.ConfigID,
+		ConfigID:       tg.ConfigIDOf(t.Role),
 		DataDir:        state.ClientDataDir,
 	}
 	if t.Role == taskspec.RoleServer {
@@ -795,14 +795,14 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		Data:       data,
 		Labels: &mesos.Labels{Labels: []mesos.Label{
 			{Key: "dcos_consul_role", Value: strPtr(string(t.Role))},
-			{Key: "dcos_consul_config_id", Value: strPtr(tg.ConfigID)},
+			{Key: "dcos_consul_config_id", Value: strPtr(tg.ConfigIDOf(t.Role))},
 		}},
 	}
 	t.TaskID = taskID
 	t.State = "TASK_STAGING"
 	t.Reason, t.Message = "", ""
 	t.Healthy = nil
-	t.ConfigID = tg.ConfigID
+	t.ConfigID = tg.ConfigIDOf(t.Role)
 	t.Goal = state.GoalRunning
 	t.LaunchedAt = in.Now
 	t.UpdatedAt = in.Now

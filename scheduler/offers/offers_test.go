@@ -125,7 +125,7 @@ func running(name string, agent int, res *state.Reservation) state.Task {
 	ip := fmt.Sprintf("127.2.0.%d", 10+agent)
 	tg := target()
 	return state.Task{Name: name, Role: role, Index: idx, TaskID: name + "__x", AgentID: fmt.Sprintf("M-S%d", agent),
-		Hostname: ip, IP: ip, State: "TASK_RUNNING", Reservation: res, Ports: tg.Ports, ConfigID: tg.ConfigID}
+		Hostname: ip, IP: ip, State: "TASK_RUNNING", Reservation: res, Ports: tg.Ports, ConfigID: tg.ConfigIDOf(role)}
 }
 
 func TestFirstServerReservesCreatesAndLaunchesInOneAccept(t *testing.T) {
@@ -261,7 +261,7 @@ func TestTaskSpecOfAServer(t *testing.T) {
 	if fmt.Sprint(spec.JoinAddrs) != "[127.2.0.11:8301]" {
 		t.Fatalf("join addrs = %v", spec.JoinAddrs)
 	}
-	if spec.DNSServer != "127.2.0.1:53" || spec.ConfigID != tg.ConfigID || spec.Ports.Server != 8300 || spec.Ports.HTTP != 8500 {
+	if spec.DNSServer != "127.2.0.1:53" || spec.ConfigID != tg.ServerConfigID || spec.Ports.Server != 8300 || spec.Ports.HTTP != 8500 {
 		t.Fatalf("spec = %+v", spec)
 	}
 }

@@ -227,9 +227,9 @@ func step(in Input, name string, t state.Task) Step {
 	case t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Goal == state.GoalStop:
 		s.Status = Prepared
 		s.Message = fmt.Sprintf("%s: killing %s, %s", strings.ToLower(string(t.Goal)), t.TaskID, t.Describe())
-	case t.Running() && t.ConfigID != "" && t.ConfigID != in.Target.ConfigID:
+	case t.Running() && t.ConfigID != "" && t.ConfigID != in.Target.ConfigIDOf(t.Role):
 		s.Status = Pending
-		s.Message = fmt.Sprintf("running with configuration %s, target is %s: waiting for its turn in the rolling restart", t.ConfigID, in.Target.ConfigID)
+		s.Message = fmt.Sprintf("running with configuration %s, target is %s: waiting for its turn in the rolling restart", t.ConfigID, in.Target.ConfigIDOf(t.Role))
 		if w := settlingSummary(in.Settling); w != "" && t.Role == taskspec.RoleServer {
 			s.Message += "; first " + w
 		}

@@ -18,7 +18,7 @@ func target() state.Target { return state.TargetFrom(config.Defaults()) }
 
 func srv(i int, st string) state.Task {
 	return state.Task{Name: state.ServerName(i), Role: taskspec.RoleServer, Index: i, TaskID: fmt.Sprint("t", i), AgentID: fmt.Sprint("S", i),
-		Hostname: fmt.Sprint("h", i), State: st, ConfigID: target().ConfigID}
+		Hostname: fmt.Sprint("h", i), State: st, ConfigID: target().ServerConfigID}
 }
 
 func build(tasks state.Tasks, waiting map[string]string, agents map[string]reconcile.Agent) map[string]Plan {
@@ -45,7 +45,7 @@ func TestDeployPlan(t *testing.T) {
 			agents: map[string]reconcile.Agent{"S0": {ID: "S0"}, "S7": {ID: "S7", Hostname: "h7"}, "S8": {ID: "S8", Public: true}},
 			status: InProgress, server: []string{Complete, Complete, Complete}, client: []string{Pending}, message: "waiting for an offer from agent h7"},
 		{name: "complete", tasks: state.Tasks{"consul-server-0": srv(0, "TASK_RUNNING"), "consul-server-1": srv(1, "TASK_RUNNING"), "consul-server-2": srv(2, "TASK_RUNNING"),
-			"consul-client-s7": {Name: "consul-client-s7", Role: taskspec.RoleClient, TaskID: "c", AgentID: "S7", State: "TASK_RUNNING", ConfigID: target().ConfigID}},
+			"consul-client-s7": {Name: "consul-client-s7", Role: taskspec.RoleClient, TaskID: "c", AgentID: "S7", State: "TASK_RUNNING", ConfigID: target().ClientConfigID}},
 			agents: map[string]reconcile.Agent{"S7": {ID: "S7"}}, status: Complete, server: []string{Complete, Complete, Complete}, client: []string{Complete}},
 		{name: "repeated TASK_ERROR is an error", tasks: state.Tasks{"consul-server-0": func() state.Task {
 			s := srv(0, "TASK_ERROR")
@@ -144,7 +144,7 @@ func TestDeployPlanErrors(t *testing.T) {
 func TestSettlingServersAreStarting(t *testing.T) {
 	tg := state.TargetFrom(func() config.Config { c := config.Defaults(); c.UI = false; return c }())
 	s0 := srv(0, "TASK_RUNNING")
-	s0.ConfigID = tg.ConfigID
+	s0.ConfigID = tg.ServerConfigID
 	tasks := state.Tasks{"consul-server-0": s0, "consul-server-1": srv(1, "TASK_RUNNING"), "consul-server-2": srv(2, "TASK_RUNNING")}
 	why := "running; a raft non-voter at 10.0.0.0:8300 until autopilot promotes it (stable and caught up)"
 	p := Build(Input{Target: tg, Tasks: tasks, Now: now, Settling: map[string]string{"consul-server-0": why}})[Deploy]

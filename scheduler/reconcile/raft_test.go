@@ -48,7 +48,7 @@ func TestReplacementWaitsForAHealthyVoter(t *testing.T) {
 	newConfig := target(func(c *config.Config) { c.UI = false })
 	oldOn0 := func() state.Task {
 		s := running(0)
-		s.ConfigID = newConfig.ConfigID
+		s.ConfigID = newConfig.ServerConfigID
 		s.RunningSince = now.Add(-5 * time.Second)
 		return s
 	}

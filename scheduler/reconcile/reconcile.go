@@ -269,7 +269,7 @@ func Reconcile(in Input) Result {
 	serverUpdating := false
 	for _, n := range names {
 		t, ok := r.Tasks[n]
-		if !ok || !t.Running() || t.ConfigID == "" || t.ConfigID == in.Target.ConfigID || t.Goal != state.GoalRunning {
+		if !ok || !t.Running() || t.ConfigID == "" || t.ConfigID == in.Target.ConfigIDOf(t.Role) || t.Goal != state.GoalRunning {
 			continue
 		}
 		r.Update = append(r.Update, n)

@@ -24,13 +24,13 @@ func target(mod ...func(*config.Config)) state.Target {
 func srv(i int, st string) state.Task {
 	tg := target()
 	return state.Task{Name: state.ServerName(i), Role: taskspec.RoleServer, Index: i, TaskID: fmt.Sprintf("%s__%d", state.ServerName(i), i),
-		AgentID: fmt.Sprint("S", i), Hostname: fmt.Sprint("h", i), IP: fmt.Sprint("10.0.0.", i), State: st, ConfigID: tg.ConfigID, Ports: tg.Ports,
+		AgentID: fmt.Sprint("S", i), Hostname: fmt.Sprint("h", i), IP: fmt.Sprint("10.0.0.", i), State: st, ConfigID: tg.ServerConfigID, Ports: tg.Ports,
 		Reservation: &state.Reservation{ID: fmt.Sprint("r", i), PersistenceID: fmt.Sprint("p", i), Confirmed: true}}
 }
 
 func cli(agent string, st string) state.Task {
 	tg := target()
-	return state.Task{Name: state.ClientName(agent), Role: taskspec.RoleClient, TaskID: state.ClientName(agent) + "__1", AgentID: agent, State: st, ConfigID: tg.ConfigID}
+	return state.Task{Name: state.ClientName(agent), Role: taskspec.RoleClient, TaskID: state.ClientName(agent) + "__1", AgentID: agent, State: st, ConfigID: tg.ClientConfigID}
 }
 
 func tasks(ts ...state.Task) state.Tasks {
@@ -216,5 +216,33 @@ func TestUninstall(t *testing.T) {
 	}
 	if r.Tasks["consul-server-0"].Goal != state.GoalStop || !r.NeedsOffers() {
 		t.Errorf("goal %s needs offers %v", r.Tasks["consul-server-0"].Goal, r.NeedsOffers())
+	}
+}
+
+// TestRollingRestartPerRole: a server-only change restarts servers (one
+// at a time) and no client; a client-only change restarts clients only;
+// the log level restarts nothing (config.CheckUpdate's effects).
+func TestRollingRestartPerRole(t *testing.T) {
+	all := tasks(srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING"), cli("S8", "TASK_RUNNING"), cli("S9", "TASK_RUNNING"))
+	for _, c := range []struct {
+		name         string
+		change       func(*config.Config)
+		update, kill string
+	}{
+		{"server memory", func(c *config.Config) { c.ServerMem = 2048 },
+			"[consul-server-0 consul-server-1 consul-server-2]", "[consul-server-0]"},
+		{"raft multiplier", func(c *config.Config) { c.RaftMultiplier = 5 },
+			"[consul-server-0 consul-server-1 consul-server-2]", "[consul-server-0]"},
+		{"client memory", func(c *config.Config) { c.ClientMem = 1024 },
+			"[consul-client-s8 consul-client-s9]", "[consul-client-s8 consul-client-s9]"},
+		{"log level", func(c *config.Config) { c.LogLevel = "debug" }, "[]", "[]"},
+	} {
+		r := Reconcile(Input{Target: target(c.change), Tasks: all, Now: now})
+		if got := fmt.Sprint(r.Update); got != c.update {
+			t.Errorf("%s: update %s, want %s", c.name, got, c.update)
+		}
+		if got := kills(r); got != c.kill {
+			t.Errorf("%s: kill %s, want %s", c.name, got, c.kill)
+		}
 	}
 }

@@ -7,6 +7,7 @@
 package state
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -79,9 +80,23 @@ type Target struct {
 	// Uninstall: remove every task, volume and reservation, then the
 	// framework (the SDK uninstall protocol). Not part of ConfigID.
 	Uninstall bool `json:"uninstall,omitempty"`
-	// ConfigID is a hash of everything a running task depends on; a task
-	// launched with another ConfigID needs a rolling restart.
+	// ServerConfigID and ClientConfigID hash what a running server or
+	// client depends on: a task launched with another one needs a rolling
+	// restart. Each follows config.CheckUpdate's effects: server resources
+	// and raft_multiplier restart servers only, client resources clients
+	// only, the log level nothing (new incarnations get it).
+	ServerConfigID string `json:"server_config_id"`
+	ClientConfigID string `json:"client_config_id"`
+	// ConfigID identifies the two together (the framework's label, logs).
 	ConfigID string `json:"config_id"`
+}
+
+// ConfigIDOf is the configuration ID tasks of a role are launched with.
+func (t Target) ConfigIDOf(r taskspec.Role) string {
+	if r == taskspec.RoleServer {
+		return t.ServerConfigID
+	}
+	return t.ClientConfigID
 }
 
 // TargetFrom derives the target from a validated configuration.
@@ -118,24 +133,39 @@ func TargetFrom(c config.Config) Target {
 	if c.ServerPlacement != "" {
 		_ = json.Unmarshal([]byte(c.ServerPlacement), &t.Placement) // validated by config
 	}
-	t.ConfigID = t.configHash()
-	return t
+	return t.WithConfigID()
 }
 
-// configHash hashes the fields a running Consul agent depends on. Counts,
-// placement and timeouts are not part of it: changing them does not
-// restart tasks.
-func (t Target) configHash() string {
-	v := struct {
-		Server, Client                Resources
+// configHashes hashes, per role, the fields a running Consul agent
+// depends on. Counts, placement, timeouts and the log level are not part
+// of them: changing those does not restart tasks (config.CheckUpdate).
+func (t Target) configHashes() (server, client, both string) {
+	type shared struct {
 		Ports                         taskspec.Ports
-		Datacenter, Domain, LogLevel  string
-		RaftMultiplier                int
+		Datacenter, Domain            string
 		UI                            bool
 		Extra                         string
 		DNSDomain, DNSServer, ExecURI string
-	}{t.Server, t.Client, t.Ports, t.Datacenter, t.Domain, strings.ToLower(t.LogLevel), t.RaftMultiplier, t.UI,
-		string(t.ExtraConfig), t.MesosDNSDomain, t.DNSServer, t.ExecutorURI}
+	}
+	extra := string(t.ExtraConfig)
+	var b bytes.Buffer
+	if json.Compact(&b, t.ExtraConfig) == nil {
+		extra = b.String() // re-indenting is no change (config.CheckUpdate)
+	}
+	sh := shared{t.Ports, t.Datacenter, t.Domain, t.UI, extra, t.MesosDNSDomain, t.DNSServer, t.ExecutorURI}
+	server = hash(struct {
+		Shared         shared
+		Server         Resources
+		RaftMultiplier int
+	}{sh, t.Server, t.RaftMultiplier})
+	client = hash(struct {
+		Shared shared
+		Client Resources
+	}{sh, t.Client})
+	return server, client, hash([]string{server, client})
+}
+
+func hash(v any) string {
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
@@ -308,8 +338,9 @@ func NameOfTaskID(id string) string {
 // NewTaskID builds a task ID for a record name from a unique suffix.
 func NewTaskID(name, unique string) string { return name + "__" + unique }
 
-// WithConfigID returns t with its ConfigID recomputed (after a field changed).
+// WithConfigID returns t with its configuration IDs recomputed (after a
+// field changed).
 func (t Target) WithConfigID() Target {
-	t.ConfigID = t.configHash()
+	t.ServerConfigID, t.ClientConfigID, t.ConfigID = t.configHashes()
 	return t
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
@@ -132,4 +133,28 @@ func samePlacement(a, b [][]string) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
+}
+
+// UpgradeConfigIDs carries records over from a target stored before the
+// per-role configuration IDs: such a target has only ConfigID, and a
+// record launched with it is up to date. It returns the target with its
+// IDs computed now and the names of the records given their role's ID,
+// so that upgrading the scheduler does not by itself restart every task.
+// A target in the current format is returned as it is, with no names.
+func UpgradeConfigIDs(stored Target, tasks Tasks) (Target, []string) {
+	if stored.ServerConfigID != "" || stored.ClientConfigID != "" {
+		return stored, nil
+	}
+	legacy := stored.ConfigID
+	now := stored.WithConfigID()
+	var names []string
+	for n, t := range tasks {
+		if t.ConfigID != "" && t.ConfigID == legacy {
+			t.ConfigID = now.ConfigIDOf(t.Role)
+			tasks[n] = t
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return now, names
 }

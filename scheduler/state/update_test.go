@@ -140,3 +140,83 @@ func TestStoredConfigDerivesTheSameTarget(t *testing.T) {
 		t.Fatalf("restart without a change: %v %v %s", d.Err, d.Change, d.Target.ConfigID)
 	}
 }
+
+// TestConfigIDsFollowCheckUpdate: for every change config.CheckUpdate
+// allows, the servers' configuration ID changes exactly when it says
+// servers restart, and the clients' likewise, so the rolling restart does
+// what the change was classified as.
+func TestConfigIDsFollowCheckUpdate(t *testing.T) {
+	base := config.Defaults()
+	base.ExecutorURI = "http://h/0.1.0/dcos-consul"
+	for name, f := range map[string]func(*config.Config){
+		"server cpus":         func(c *config.Config) { c.ServerCPUs = 2 },
+		"server mem":          func(c *config.Config) { c.ServerMem = 2048 },
+		"client cpus":         func(c *config.Config) { c.ClientCPUs = 1 },
+		"client mem":          func(c *config.Config) { c.ClientMem = 1024 },
+		"raft multiplier":     func(c *config.Config) { c.RaftMultiplier = 5 },
+		"ui":                  func(c *config.Config) { c.UI = false },
+		"extra config":        func(c *config.Config) { c.ExtraConfig = json.RawMessage(`{"log_json":true}`) },
+		"extra reformatted":   func(c *config.Config) {},
+		"http port":           func(c *config.Config) { c.Ports.HTTP = 9500 },
+		"dns port":            func(c *config.Config) { c.Ports.DNS = -1 },
+		"executor uri":        func(c *config.Config) { c.ExecutorURI = "http://h/0.2.0/dcos-consul" },
+		"mesos dns domain":    func(c *config.Config) { c.MesosDNSDomain = "mesos2" },
+		"dns server":          func(c *config.Config) { c.ExecutorDNSServer = "10.0.0.1:53" },
+		"log level":           func(c *config.Config) { c.LogLevel = "debug" },
+		"server count":        func(c *config.Config) { c.ServerCount = 5 },
+		"placement":           func(c *config.Config) { c.ServerPlacement = `[["hostname","UNIQUE"]]` },
+		"replace after":       func(c *config.Config) { c.ReplaceAfter = 1 },
+		"clients off":         func(c *config.Config) { c.ClientsEnabled = false },
+		"failover timeout":    func(c *config.Config) { c.FailoverTimeout = 1 },
+		"api port":            func(c *config.Config) { c.APIPort = 1234 },
+		"mesos master":        func(c *config.Config) { c.MesosMaster = "zk://master.mesos:2181/mesos" },
+		"service acct secret": func(c *config.Config) { c.ServiceAccountSecret = "consul/sa" },
+	} {
+		old := base
+		old.ExtraConfig = json.RawMessage(`{"a": 1}`)
+		next := old
+		if name == "extra reformatted" {
+			next.ExtraConfig = json.RawMessage("{\n  \"a\":1\n}")
+		}
+		f(&next)
+		ch, err := config.CheckUpdate(old, next)
+		if err != nil {
+			t.Fatalf("%s: refused: %v", name, err)
+		}
+		a, b := TargetFrom(old), TargetFrom(next)
+		if got := a.ServerConfigID != b.ServerConfigID; got != ch.RestartServers() {
+			t.Errorf("%s: servers' config ID changed %v, CheckUpdate says restart servers %v (%v)", name, got, ch.RestartServers(), ch)
+		}
+		if got := a.ClientConfigID != b.ClientConfigID; got != ch.RestartClients() {
+			t.Errorf("%s: clients' config ID changed %v, CheckUpdate says restart clients %v (%v)", name, got, ch.RestartClients(), ch)
+		}
+	}
+}
+
+// TestUpgradeConfigIDs: records of a target stored with one ConfigID keep
+// running after the scheduler is upgraded; stale ones still restart.
+func TestUpgradeConfigIDs(t *testing.T) {
+	tg := TargetFrom(config.Defaults())
+	legacy := tg
+	legacy.ServerConfigID, legacy.ClientConfigID, legacy.ConfigID = "", "", "0123456789abcdef"
+	ts := Tasks{
+		"consul-server-0":  {Name: "consul-server-0", Role: "server", ConfigID: legacy.ConfigID},
+		"consul-server-1":  {Name: "consul-server-1", Role: "server", ConfigID: "older"},
+		"consul-client-s1": {Name: "consul-client-s1", Role: "client", ConfigID: legacy.ConfigID},
+		"consul-server-2":  {Name: "consul-server-2", Role: "server"},
+	}
+	up, names := UpgradeConfigIDs(legacy, ts)
+	if up.ServerConfigID != tg.ServerConfigID || up.ClientConfigID != tg.ClientConfigID {
+		t.Fatalf("upgraded target %+v", up)
+	}
+	if strings.Join(names, ",") != "consul-client-s1,consul-server-0" {
+		t.Fatalf("names %v", names)
+	}
+	if ts["consul-server-0"].ConfigID != tg.ServerConfigID || ts["consul-client-s1"].ConfigID != tg.ClientConfigID ||
+		ts["consul-server-1"].ConfigID != "older" || ts["consul-server-2"].ConfigID != "" {
+		t.Fatalf("records %+v", ts)
+	}
+	if again, n := UpgradeConfigIDs(up, ts); n != nil || again.ConfigID != up.ConfigID {
+		t.Fatalf("a current target was changed: %v", n)
+	}
+}
