@@ -134,7 +134,14 @@ func (c httpConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.Ra
 			last = err
 			continue
 		}
-		reply, err := cl.Operator().AutopilotServerHealth((&consulapi.QueryOptions{}).WithContext(ctx))
+		// The raft configuration says who is a peer and a voter (a removed
+		// peer is gone from it at once); autopilot says who is healthy.
+		op := cl.Operator()
+		conf, err := op.RaftGetConfiguration((&consulapi.QueryOptions{}).WithContext(ctx))
+		var reply *consulapi.OperatorHealthReply
+		if err == nil {
+			reply, err = op.AutopilotServerHealth((&consulapi.QueryOptions{}).WithContext(ctx))
+		}
 		if err != nil {
 			if unreachable(err) {
 				last = fmt.Errorf("%s: %w", addr, err)
@@ -148,9 +155,22 @@ func (c httpConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.Ra
 			// autopilot not ready): nothing counts as a healthy voter.
 			return &reconcile.RaftHealth{Err: fmt.Sprintf("%s: %v", addr, err)}, nil
 		}
-		h := &reconcile.RaftHealth{}
+		// By raft ID (the node ID): a server that came back on the same
+		// address with a new data directory is another server.
+		key := func(id, addr string) string {
+			if id != "" {
+				return "id:" + id
+			}
+			return "addr:" + addr
+		}
+		healthy := map[string]bool{}
 		for _, sv := range reply.Servers {
-			h.Servers = append(h.Servers, reconcile.RaftServer{Name: sv.Name, Address: sv.Address, Voter: sv.Voter, Healthy: sv.Healthy})
+			healthy[key(sv.ID, sv.Address)] = sv.Healthy
+		}
+		h := &reconcile.RaftHealth{}
+		for _, sv := range conf.Servers {
+			h.Servers = append(h.Servers, reconcile.RaftServer{Name: sv.Node, Address: sv.Address, Voter: sv.Voter,
+				Healthy: healthy[key(sv.ID, sv.Address)]})
 		}
 		return h, nil
 	}

@@ -66,7 +66,10 @@ func freePort(t *testing.T, ips []string, used map[int]bool) int {
 // (the executor's consulagent), stops one server without a leave, and has
 // the scheduler's Consul admin remove its raft peer while the other two
 // keep quorum (the dead one was the leader: the removal waits out the
-// election).
+// election). Along the way it checks the scheduler's raft view
+// (RaftHealth, VoterWait) that replacements and rolling restarts wait on:
+// a dead server is no healthy voter, a removed one is no peer, and a
+// server restarted in place becomes a healthy voter only after a while.
 func TestRemoveServerWithRealConsul(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a real Consul cluster")
@@ -88,10 +91,13 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 	for _, ip := range ips {
 		serfs = append(serfs, net.JoinHostPort(ip, strconv.Itoa(ports.SerfLAN)))
 	}
+	specs := make([]taskspec.Spec, 3)
+	sandboxes := make([]string, 3)
 	for i, ip := range ips {
 		spec := taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleServer, NodeName: fmt.Sprintf("consul-server-%d", i),
 			Datacenter: "dc1", BootstrapExpect: 3, Ports: ports, DataDir: "consul-data", JoinAddrs: serfs, LogLevel: "WARN"}
-		a, err := consulagent.Start(context.Background(), spec, consulagent.Env{BindIP: ip, Sandbox: t.TempDir()}, log)
+		specs[i], sandboxes[i] = spec, t.TempDir()
+		a, err := consulagent.Start(context.Background(), spec, consulagent.Env{BindIP: ip, Sandbox: sandboxes[i]}, log)
 		if err != nil {
 			t.Fatalf("start %s: %v", spec.NodeName, err)
 		}
@@ -198,6 +204,45 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 	}
 	if _, err := admin.RaftHealth(ctx, []string{httpAddr(2)}); !errors.Is(err, errNoConsul) {
 		t.Errorf("only the dead server asked: %v, want errNoConsul", err)
+	}
+
+	// A rolling restart's step: server 1 is killed (a graceful leave) and
+	// relaunched in place on its data. It is not a healthy voter at once;
+	// the next restart waits until it is one.
+	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := agents[1].Leave(lctx); err != nil {
+		t.Logf("leave: %v", err)
+	}
+	lcancel()
+	agents[1] = nil
+	a, err := consulagent.Start(context.Background(), specs[1], consulagent.Env{BindIP: ips[1], Sandbox: sandboxes[1]}, log)
+	if err != nil {
+		t.Fatalf("restart consul-server-1: %v", err)
+	}
+	agents[1] = a
+	restarted := taskOn(1)
+	restarted.RunningSince = time.Now()
+	sawWait := ""
+	for {
+		h, err := admin.RaftHealth(ctx, []string{httpAddr(0), httpAddr(1)})
+		if err == nil {
+			h.At = time.Now()
+			why := h.VoterWait(restarted, tg)
+			if why == "" {
+				break
+			}
+			if sawWait == "" {
+				t.Logf("restarted server in the scheduler's view: %s", why)
+			}
+			sawWait = why
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the restarted server never became a healthy voter: %+v %v", h, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if sawWait == "" {
+		t.Error("the restarted server was a healthy voter at once: the rolling restart would not have waited")
 	}
 
 }

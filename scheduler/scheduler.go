@@ -253,10 +253,13 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 		deleted:     map[string]bool{},
 		undo:        map[string]*state.Task{},
 		peerRemoval: map[string]string{},
-		done:        make(chan struct{}),
-		consul:      opts.consul,
-		cmds:        make(chan func()),
-		metrics:     newMetrics(opts.Registry),
+		// Until Consul has been asked, nothing counts as a healthy voter
+		// (nil would mean "no Consul answered": running is enough).
+		raft:    &reconcile.RaftHealth{Err: "not read yet"},
+		done:    make(chan struct{}),
+		consul:  opts.consul,
+		cmds:    make(chan func()),
+		metrics: newMetrics(opts.Registry),
 	}
 	if s.consul == nil {
 		s.consul = httpConsul{log: log}

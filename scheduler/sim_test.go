@@ -810,3 +810,92 @@ func TestSimRefusedConfigChangeKeepsTheClusterRunning(t *testing.T) {
 		t.Fatalf("the accepted configuration was not stored: %s", b)
 	}
 }
+
+// raftFake is a Consul whose raft view the test controls: every running
+// server is a healthy voter unless hold says otherwise.
+type raftFake struct {
+	fakeConsul
+	h    *harness
+	mu   sync.Mutex
+	hold func(state.Task) bool // true: a non-voter
+}
+
+func (f *raftFake) RaftHealth(ctx context.Context, via []string) (*reconcile.RaftHealth, error) {
+	f.mu.Lock()
+	hold := f.hold
+	f.mu.Unlock()
+	out := &reconcile.RaftHealth{}
+	for _, t := range f.h.sched.Snapshot().Tasks {
+		if t.Role != taskspec.RoleServer || !t.Running() {
+			continue
+		}
+		voter := hold == nil || !hold(t)
+		out.Servers = append(out.Servers, reconcile.RaftServer{Name: t.Name, Address: net.JoinHostPort(t.IP, fmt.Sprint(t.Ports.Server)),
+			Voter: voter, Healthy: voter})
+	}
+	return out, nil
+}
+
+// TestSimRollingRestartWaitsForAHealthyVoter: the rolling restart's next
+// server waits until the restarted one is a healthy raft voter in
+// Consul's view, and the plan says so.
+func TestSimRollingRestartWaitsForAHealthyVoter(t *testing.T) {
+	h := startSim(t, 5)
+	fc := &raftFake{h: h}
+	h.consul = fc
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 2))
+	first := map[string]string{}
+	for _, tk := range v1.Tasks {
+		first[tk.Name] = tk.TaskID
+	}
+	fc.mu.Lock()
+	fc.hold = func(t state.Task) bool { return first[t.Name] != "" && t.TaskID != first[t.Name] } // restarted: not a voter yet
+	fc.mu.Unlock()
+	h.stop()
+	h.cfg.RaftMultiplier = 2 // servers only
+	h.start()
+	restarted := func(v api.View) []string {
+		var out []string
+		for _, tk := range v.Tasks {
+			if tk.Role == taskspec.RoleServer && tk.TaskID != first[tk.Name] {
+				out = append(out, tk.Name)
+			}
+		}
+		return out
+	}
+	v := h.eventually("one server restarted, waiting to be a voter", 60*time.Second, func(v api.View) error {
+		r := restarted(v)
+		if len(r) != 1 || !taskByName(v, r[0]).Running() {
+			return fmt.Errorf("restarted %v", r)
+		}
+		for _, st := range v.Plans[plan.Deploy].Phases[0].Steps {
+			if st.Name == r[0]+":[server]" && st.Status == plan.Starting && contains([]byte(st.Message), "non-voter") {
+				return nil
+			}
+		}
+		return fmt.Errorf("plan does not say it waits: %+v", v.Plans[plan.Deploy].Phases[0].Steps)
+	})
+	held := restarted(v)[0]
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		if r := restarted(h.sched.Snapshot()); len(r) != 1 {
+			t.Fatalf("the next server restarted while %s was not a voter: %v", held, r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, tk := range h.sched.Snapshot().Tasks {
+		if tk.Role == taskspec.RoleClient && tk.TaskID != first[tk.Name] {
+			t.Errorf("client %s restarted by a server-only change", tk.Name)
+		}
+	}
+	fc.mu.Lock()
+	fc.hold = nil // autopilot promotes it; every later one is a voter at once
+	fc.mu.Unlock()
+	h.eventually("every server restarted", 90*time.Second, func(v api.View) error {
+		if r := restarted(v); len(r) != 3 {
+			return fmt.Errorf("restarted %v", r)
+		}
+		return deployed(3, 2)(v)
+	})
+}
