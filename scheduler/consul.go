@@ -347,3 +347,59 @@ func (s *Scheduler) pollRaft() {
 		}
 	}()
 }
+
+// startScaleDownRemovals removes the raft peer of each server being
+// scaled down (reconcile.Result.RemovePeer), before it is killed. Unlike a
+// replacement's, this removal never gives up on a refusal: the server
+// runs until the others keep quorum without it. Only when no Consul
+// server answers at all does it go ahead (logged), as a replacement does.
+func (s *Scheduler) startScaleDownRemovals() {
+	for name, addr := range s.last.RemovePeer {
+		if s.peerRemoval[name] != "" {
+			continue
+		}
+		s.peerRemoval[name] = addr
+		via := consulHTTPAddrs(s.tasks, s.target, name)
+		taskID := s.tasks[name].TaskID
+		go func(name, addr string) {
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := s.consul.RemoveServer(ctx, via, name, addr)
+				cancel()
+				if err == nil {
+					break
+				}
+				if errors.Is(err, errNoConsul) {
+					s.log.Warn("scale-down: no Consul server answered; killing the server without removing its raft peer first",
+						zap.String("task", name), zap.String("raft_address", addr), zap.Error(err))
+					break
+				}
+				s.log.Warn("scale-down: raft peer not removed yet; retrying", zap.String("task", name), zap.Error(err))
+				why := "raft peer removal not possible yet (retrying every 5 s): " + err.Error()
+				select {
+				case s.cmds <- func() { s.removalWhy[name] = why }:
+				case <-s.done:
+					return
+				}
+				select {
+				case <-time.After(5 * time.Second):
+				case <-s.done:
+					return
+				}
+			}
+			done := func() {
+				delete(s.peerRemoval, name)
+				delete(s.removalWhy, name)
+				if t, ok := s.tasks[name]; ok && t.TaskID == taskID && t.Goal == state.GoalDecommission {
+					t.PeerRemoved = true
+					s.setTask(t) // written by the next flush, before the kill is sent
+					s.log.Warn("scale-down: raft peer removed; killing the server", zap.String("task", name), zap.String("raft_address", addr))
+				}
+			}
+			select {
+			case s.cmds <- done:
+			case <-s.done:
+			}
+		}(name, addr)
+	}
+}

@@ -245,6 +245,30 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 		t.Error("the restarted server was a healthy voter at once: the rolling restart would not have waited")
 	}
 
+	// Scaling down: a live server's raft peer is removed while the other
+	// keeps quorum, then the server is stopped (a kill is a leave).
+	for {
+		err := admin.RemoveServer(ctx, []string{httpAddr(0)}, "consul-server-1", raftAddr(1))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("remove a live server's peer: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
+	lctx, lcancel = context.WithTimeout(ctx, 30*time.Second)
+	_ = agents[1].Leave(lctx)
+	lcancel()
+	agents[1] = nil
+	if p, err := peers(); err != nil || len(p) != 1 || p[0] != raftAddr(0) {
+		t.Fatalf("raft peers after scaling down to one: %v %v", p, err)
+	}
+	// The last voter is never removed.
+	if err := admin.RemoveServer(ctx, []string{httpAddr(0)}, "consul-server-0", raftAddr(0)); err == nil || !strings.Contains(err.Error(), "last voter") {
+		t.Fatalf("removing the last voter: %v", err)
+	}
+
 }
 
 func TestQuorumAfterRemoval(t *testing.T) {

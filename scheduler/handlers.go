@@ -244,6 +244,7 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 		return
 	}
 	s.startPeerRemovals()
+	s.startScaleDownRemovals()
 	for _, k := range r.Kill {
 		s.killOnce(k.TaskID, k.AgentID, now, k.Name+": "+k.Why, out)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
@@ -226,8 +227,10 @@ type Scheduler struct {
 	raft        *reconcile.RaftHealth
 	raftNext    time.Time
 	raftPolling bool
-	raftDenied  bool
-	done        chan struct{} // closed when the loop has returned
+	// removalWhy: why a scale-down's raft peer removal has not succeeded.
+	removalWhy map[string]string
+	raftDenied bool
+	done       chan struct{} // closed when the loop has returned
 
 	mu   sync.RWMutex
 	view api.View
@@ -253,6 +256,7 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 		deleted:     map[string]bool{},
 		undo:        map[string]*state.Task{},
 		peerRemoval: map[string]string{},
+		removalWhy:  map[string]string{},
 		// Until Consul has been asked, nothing counts as a healthy voter
 		// (nil would mean "no Consul answered": running is enough).
 		raft:    &reconcile.RaftHealth{Err: "not read yet"},
@@ -442,7 +446,8 @@ func (s *Scheduler) publish() {
 	blocked := s.blocked()
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
 		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
-		Errors: s.refused})
+		ScaleDown: s.scaleDownView(),
+		Errors:    s.refused})
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
 		ConfigErrors: s.refused}
 	s.mu.Lock()
@@ -501,6 +506,10 @@ func (s *Scheduler) command(ctx context.Context, pod string, goal state.Goal) ([
 		}
 		if t.Goal == state.GoalStop {
 			done <- result{err: fmt.Errorf("pod %q is being stopped", pod)}
+			return
+		}
+		if t.Goal == state.GoalDecommission || (t.Role == taskspec.RoleServer && t.Index >= s.target.Servers) {
+			done <- result{err: fmt.Errorf("pod %q is being removed: servers are scaled down to %d", pod, s.target.Servers)}
 			return
 		}
 		if !t.Launched() && goal == state.GoalRestart {
@@ -621,4 +630,20 @@ func (s *Scheduler) forgetState(ctx context.Context) error {
 	s.deregistered = true
 	s.log.Info("uninstall complete: the service's state is deleted")
 	return nil
+}
+
+// scaleDownView is reconcile's scale-down reasons with the latest removal
+// error.
+func (s *Scheduler) scaleDownView() map[string]string {
+	if len(s.last.ScaleDown) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(s.last.ScaleDown))
+	for n, why := range s.last.ScaleDown {
+		if e := s.removalWhy[n]; e != "" {
+			why += "; " + e
+		}
+		out[n] = why
+	}
+	return out
 }

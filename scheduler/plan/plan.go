@@ -66,6 +66,9 @@ type Input struct {
 	// Settling: running servers that a replacement or a rolling restart
 	// waits for (not a healthy raft voter yet), with why (reconcile.Result).
 	Settling map[string]string
+	// ScaleDown: servers above the configured count being removed, with
+	// what each waits for or does (reconcile.Result).
+	ScaleDown map[string]string
 	// Agents known from offers, for client steps not launched yet.
 	Agents map[string]reconcile.Agent
 	Now    time.Time
@@ -178,7 +181,26 @@ func deploy(in Input) Plan {
 	}
 	servers.Status = aggregate(servers.Steps)
 	clients.Status = aggregate(clients.Steps)
-	p := Plan{Name: Deploy, Strategy: "serial", Phases: []Phase{servers, clients}, Errors: append([]string{}, in.Errors...)}
+	phases := []Phase{servers}
+	if len(in.ScaleDown) > 0 {
+		down := Phase{ID: id("deploy/scale-down"), Name: "scale-down", Strategy: "serial"}
+		names := make([]string, 0, len(in.ScaleDown))
+		for n := range in.ScaleDown {
+			names = append(names, n)
+		}
+		sort.Slice(names, func(i, j int) bool { return in.Tasks[names[i]].Index > in.Tasks[names[j]].Index })
+		for _, n := range names {
+			st := Step{ID: id("scale-down/" + n), Name: "remove-" + n, Status: Pending, Message: in.ScaleDown[n]}
+			if in.Tasks[n].Goal == state.GoalDecommission {
+				st.Status = Starting
+			}
+			down.Steps = append(down.Steps, st)
+		}
+		down.Status = aggregate(down.Steps)
+		phases = append(phases, down)
+	}
+	phases = append(phases, clients)
+	p := Plan{Name: Deploy, Strategy: "serial", Phases: phases, Errors: append([]string{}, in.Errors...)}
 	p.Status = aggregatePhases(p.Phases)
 	if len(in.Errors) > 0 {
 		p.Status = Error

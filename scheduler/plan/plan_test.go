@@ -159,3 +159,27 @@ func TestSettlingServersAreStarting(t *testing.T) {
 		t.Errorf("plan %s", p.Status)
 	}
 }
+
+// TestScaleDownPhase: servers being removed have a phase of their own,
+// the highest first, saying what each waits for.
+func TestScaleDownPhase(t *testing.T) {
+	tasks := state.Tasks{}
+	for i := 0; i < 5; i++ {
+		tasks[state.ServerName(i)] = srv(i, "TASK_RUNNING")
+	}
+	s4 := tasks["consul-server-4"]
+	s4.Goal = state.GoalDecommission
+	tasks["consul-server-4"] = s4
+	p := Build(Input{Target: target(), Tasks: tasks, Now: now, ScaleDown: map[string]string{
+		"consul-server-4": "removing its raft peer", "consul-server-3": "waiting for the removal of consul-server-4"}})[Deploy]
+	if len(p.Phases) != 3 || p.Phases[1].Name != "scale-down" {
+		t.Fatalf("phases %+v", p.Phases)
+	}
+	st := p.Phases[1].Steps
+	if len(st) != 2 || st[0].Name != "remove-consul-server-4" || st[0].Status != Starting || st[1].Status != Pending {
+		t.Fatalf("steps %+v", st)
+	}
+	if p.Status != InProgress || len(p.Phases[0].Steps) != 3 {
+		t.Fatalf("plan %s, %d server steps", p.Status, len(p.Phases[0].Steps))
+	}
+}

@@ -73,6 +73,11 @@ type Result struct {
 	// Settling: running servers that the next replacement or rolling
 	// restart waits for, with why (not a healthy raft voter yet).
 	Settling map[string]string
+	// ScaleDown: servers above the configured count, with what their
+	// removal waits for or does now. RemovePeer: those whose raft peer
+	// must be removed now (name → raft address), before they are killed.
+	ScaleDown  map[string]string
+	RemovePeer map[string]string
 }
 
 // NeedsOffers reports whether anything waits for an offer.
@@ -93,7 +98,7 @@ func Backoff(n int) time.Duration {
 // Reconcile computes the result. It never mutates in.Tasks.
 func Reconcile(in Input) Result {
 	r := Result{Tasks: in.Tasks.Clone(), Launch: map[string]string{}, Release: map[string]string{}, Old: map[string]state.Task{},
-		Settling: map[string]string{}}
+		Settling: map[string]string{}, ScaleDown: map[string]string{}, RemovePeer: map[string]string{}}
 	changed := map[string]bool{}
 	set := func(t state.Task) { r.Tasks[t.Name] = t; changed[t.Name] = true }
 	if in.Target.Uninstall {
@@ -210,7 +215,7 @@ func Reconcile(in Input) Result {
 
 		// Permanent failure of a server: agent gone, or failing longer
 		// than ReplaceAfter. One replacement at a time.
-		if t.Role == taskspec.RoleServer && t.AgentID != "" && !serverReplacing {
+		if t.Role == taskspec.RoleServer && t.AgentID != "" && !serverReplacing && t.Index < in.Target.Servers {
 			failingTooLong := !t.FailingSince.IsZero() && in.Target.ReplaceAfter > 0 &&
 				in.Now.Sub(t.FailingSince) >= in.Target.ReplaceAfter && !t.Running()
 			if gone || failingTooLong {
@@ -269,7 +274,8 @@ func Reconcile(in Input) Result {
 	serverUpdating := false
 	for _, n := range names {
 		t, ok := r.Tasks[n]
-		if !ok || !t.Running() || t.ConfigID == "" || t.ConfigID == in.Target.ConfigIDOf(t.Role) || t.Goal != state.GoalRunning {
+		if !ok || !t.Running() || t.ConfigID == "" || t.ConfigID == in.Target.ConfigIDOf(t.Role) || t.Goal != state.GoalRunning ||
+			(t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers) {
 			continue
 		}
 		r.Update = append(r.Update, n)
@@ -283,6 +289,8 @@ func Reconcile(in Input) Result {
 		set(t)
 		r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "configuration changed (rolling restart)"})
 	}
+
+	scaleDown(in, &r, set, allServersRunning && !serverUpdating && !serverReplacing && !serverWaitingUpdate(r.Update, r.Tasks))
 
 	if !serverUpdating && !serverWaitingUpdate(r.Update, r.Tasks) {
 		// Nothing waits on servers that are merely settling after a
@@ -304,6 +312,66 @@ func Reconcile(in Input) Result {
 	sort.Strings(r.Place)
 	sort.Slice(r.Kill, func(i, j int) bool { return r.Kill[i].Name < r.Kill[j].Name })
 	return r
+}
+
+// scaleDown removes servers above the configured count, the highest
+// index first and one at a time: raft peer removal (through Consul, only
+// while the others keep quorum), then the kill, then the record goes (its
+// reservation and volume, explained by no record any more, are destroyed
+// and unreserved at the agent's next offer). A removal starts only while
+// every remaining server runs and is a healthy voter, and no replacement
+// or rolling restart is under way.
+func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
+	var surplus []state.Task
+	for _, t := range r.Tasks {
+		if t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers {
+			surplus = append(surplus, t)
+		}
+	}
+	if len(surplus) == 0 {
+		return
+	}
+	sort.Slice(surplus, func(i, j int) bool { return surplus[i].Index > surplus[j].Index })
+	cur := surplus[0]
+	for _, t := range surplus {
+		if t.Goal == state.GoalDecommission {
+			cur = t // one already under way goes first
+			break
+		}
+	}
+	for _, t := range surplus {
+		if t.Name != cur.Name {
+			r.ScaleDown[t.Name] = "waiting for the removal of " + cur.Name + " (servers are removed one at a time, the highest first)"
+		}
+	}
+	n := cur.Name
+	if cur.Goal != state.GoalDecommission {
+		if !settled {
+			r.ScaleDown[n] = "waiting for the remaining servers to run and be healthy raft voters, and for any replacement or rolling restart to finish"
+			return
+		}
+		cur.Goal = state.GoalDecommission
+		set(cur)
+	}
+	switch {
+	case !cur.PeerRemoved && cur.Launched() && cur.IP != "":
+		// Also for a server that is down: a dead peer counts against
+		// quorum until it is removed.
+		port := cur.Ports.Server
+		if port <= 0 {
+			port = in.Target.Ports.Server
+		}
+		addr := net.JoinHostPort(cur.IP, strconv.Itoa(port))
+		r.RemovePeer[n] = addr
+		r.ScaleDown[n] = "removing its raft peer " + addr + " through the Consul operator API (only while the other servers keep quorum), then killing it"
+	case cur.Active():
+		r.Kill = append(r.Kill, Kill{n, cur.TaskID, cur.AgentID, "scaling servers down: its raft peer is removed"})
+		r.ScaleDown[n] = "raft peer removed; killing " + cur.TaskID + " (" + cur.Describe() + "), then its volume and reservation are destroyed"
+	default:
+		delete(r.Tasks, n)
+		r.Deleted = append(r.Deleted, n)
+		delete(r.ScaleDown, n)
+	}
 }
 
 // serverWaitingUpdate: a server waits for its turn in a rolling restart.

@@ -246,3 +246,62 @@ func TestRollingRestartPerRole(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleDown: servers above the count go the highest first, one at a
+// time: raft peer removal, then kill, then the record goes.
+func TestScaleDown(t *testing.T) {
+	tg := target(func(c *config.Config) { c.ServerCount = 3 })
+	five := []state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING"), srv(3, "TASK_RUNNING"), srv(4, "TASK_RUNNING")}
+	with := func(i int, f func(*state.Task)) []state.Task {
+		out := append([]state.Task(nil), five...)
+		f(&out[i])
+		return out
+	}
+	for _, c := range []struct {
+		name                        string
+		tasks                       []state.Task
+		raft                        *RaftHealth
+		removePeer, kill, deleted   string
+		decommissioning, why4, why3 string
+	}{
+		{name: "starts with the highest: its raft peer first", tasks: five,
+			removePeer: "[consul-server-4]", decommissioning: "consul-server-4", why4: "removing its raft peer 10.0.0.4:8300", why3: "waiting for the removal of consul-server-4"},
+		{name: "peer removed: kill", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved = state.GoalDecommission, true }),
+			kill: "[consul-server-4]", why4: "raft peer removed; killing"},
+		{name: "killed: the record goes", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved, t.State = state.GoalDecommission, true, "TASK_KILLED" }),
+			deleted: "[consul-server-4]", why3: "waiting for the removal of consul-server-4"},
+		{name: "a dead surplus server's peer is removed too", tasks: with(4, func(t *state.Task) { t.State = "TASK_FAILED" }),
+			removePeer: "[consul-server-4]", decommissioning: "consul-server-4"},
+		{name: "waits while a remaining server is down", tasks: with(1, func(t *state.Task) { t.State = "TASK_FAILED" }),
+			why4: "waiting for the remaining servers"},
+		{name: "waits while a remaining server is no healthy voter", tasks: five,
+			raft: &RaftHealth{At: now, Servers: []RaftServer{{Address: "10.0.0.0:8300", Voter: true, Healthy: true}, {Address: "10.0.0.1:8300", Voter: true, Healthy: true}}},
+			why4: "healthy raft voters"},
+		{name: "one under way goes on even if others are unsettled", tasks: with(4, func(t *state.Task) { t.Goal = state.GoalDecommission; t.State = "TASK_FAILED" }),
+			removePeer: "[consul-server-4]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := Reconcile(Input{Target: tg, Tasks: tasks(c.tasks...), Now: now, Raft: c.raft})
+			if got := keys(r.RemovePeer); got != orEmpty(c.removePeer) {
+				t.Errorf("remove peer %s, want %s", got, orEmpty(c.removePeer))
+			}
+			if got := kills(r); got != orEmpty(c.kill) {
+				t.Errorf("kill %s, want %s", got, orEmpty(c.kill))
+			}
+			if got := fmt.Sprint(r.Deleted); got != orEmpty(c.deleted) {
+				t.Errorf("deleted %s, want %s", got, orEmpty(c.deleted))
+			}
+			if c.decommissioning != "" && r.Tasks[c.decommissioning].Goal != state.GoalDecommission {
+				t.Errorf("%s goal %q", c.decommissioning, r.Tasks[c.decommissioning].Goal)
+			}
+			if !strings.Contains(r.ScaleDown["consul-server-4"], c.why4) || !strings.Contains(r.ScaleDown["consul-server-3"], c.why3) {
+				t.Errorf("scale-down reasons %v", r.ScaleDown)
+			}
+			_, l3 := r.Launch["consul-server-3"]
+			_, l4 := r.Launch["consul-server-4"]
+			if l3 || l4 || len(r.Replace) != 0 {
+				t.Errorf("a surplus server is relaunched or replaced: launch %v replace %v", r.Launch, r.Replace)
+			}
+		})
+	}
+}

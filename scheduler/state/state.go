@@ -192,6 +192,10 @@ const (
 	GoalRestart Goal = "RESTART" // kill it, relaunch in place
 	GoalReplace Goal = "REPLACE" // kill it, relaunch on another agent
 	GoalStop    Goal = "STOP"    // kill it, then forget it
+	// GoalDecommission: a server above the configured count: its raft
+	// peer is removed first, then it is killed, then its record goes (and
+	// with it the reservation and volume, destroyed at the next offer).
+	GoalDecommission Goal = "DECOMMISSION"
 )
 
 // Reservation identifies a server's reserved resources and volume.
@@ -237,6 +241,9 @@ type Task struct {
 	// replacement moved away from; the replacement is placed only after
 	// that peer is removed from raft (then it is cleared).
 	OldPeer string `json:"old_peer,omitempty"`
+	// PeerRemoved: a decommissioned server's raft peer is removed; it may
+	// be killed now.
+	PeerRemoved bool `json:"peer_removed,omitempty"`
 	// Replacement is true from the moment a server is moved to another
 	// agent until its new incarnation runs and is a healthy raft voter
 	// (reconcile clears it): replacements go one at a time.

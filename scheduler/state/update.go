@@ -3,9 +3,7 @@ package state
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
-	"strconv"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
@@ -70,30 +68,8 @@ func DecideStart(stored *config.Config, storedTarget *Target, next config.Config
 		return d
 	}
 	d := StartDecision{Config: next, Change: ch, Write: true}
-	if next.ServerCount < old.ServerCount {
-		// CheckUpdate allows it; this scheduler cannot do it safely yet
-		// (raft peer removal, then kill, then unreserve, one at a time).
-		r := config.Refusal{Env: config.EnvServerCount, Option: config.OptionOf(config.EnvServerCount),
-			Old: strconv.Itoa(old.ServerCount), New: strconv.Itoa(next.ServerCount),
-			Why:     "scaling servers down is not supported by this version of the scheduler yet; the other changes are applied and the servers keep running",
-			Instead: fmt.Sprintf("set servers.count back to %d; to run fewer servers, install a new service with the smaller count and move the data over (consul snapshot save, consul snapshot restore)", old.ServerCount)}
-		d.Refused = append(d.Refused, r.String())
-		d.Err = &config.UpdateError{Refused: []config.Refusal{r}}
-		d.Config.ServerCount = old.ServerCount
-		d.Change = dropScale(ch)
-	}
 	d.Target = TargetFrom(d.Config)
 	return d
-}
-
-func dropScale(ch config.Change) config.Change {
-	out := config.Change{ServersFrom: ch.ServersFrom, ServersTo: ch.ServersFrom}
-	for _, f := range ch.Fields {
-		if f.Env != config.EnvServerCount {
-			out.Fields = append(out.Fields, f)
-		}
-	}
-	return out
 }
 
 // ConfigFromTarget rebuilds the configuration of a target stored before
