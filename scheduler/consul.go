@@ -313,11 +313,14 @@ func (s *Scheduler) pollRaft() {
 	s.raftPolling = true
 	s.raftNext = now.Add(raftPollInterval)
 	go func() {
+		// At is when the read started: a read under way while a server
+		// restarts must not count as a view of its new incarnation.
+		started := s.opts.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		h, err := s.consul.RaftHealth(ctx, via)
 		cancel()
 		if h != nil {
-			h.At = s.opts.Now()
+			h.At = started
 		}
 		f := func() {
 			s.raftPolling = false

@@ -24,7 +24,7 @@ type RaftServer struct {
 // down, or tasks run without Consul as in the simulator's in-process
 // mode): then a running, healthy task is all that can be checked.
 type RaftHealth struct {
-	// At is when the scheduler received it (its own clock).
+	// At is when the scheduler started reading it (its own clock).
 	At time.Time
 	// Err: Consul answered but gave no usable view (e.g. no leader during
 	// an election); nothing counts as a healthy voter then.
