@@ -252,9 +252,8 @@ func Reconcile(in Input) Result {
 	}
 
 	// Rolling configuration update: one server at a time, only while
-	// every server runs; clients all at once.
-	// Every server must run, be healthy and be a healthy raft voter
-	// before the next one restarts.
+	// every server runs, is healthy and is a healthy raft voter; clients
+	// all at once.
 	allServersRunning := true
 	var settling []string
 	for i := 0; i < in.Target.Servers; i++ {
@@ -292,7 +291,7 @@ func Reconcile(in Input) Result {
 
 	scaleDown(in, &r, set, allServersRunning && !serverUpdating && !serverReplacing && !serverWaitingUpdate(r.Update, r.Tasks))
 
-	if !serverUpdating && !serverWaitingUpdate(r.Update, r.Tasks) {
+	if !serverUpdating && !serverWaitingUpdate(r.Update, r.Tasks) && len(r.ScaleDown) == 0 {
 		// Nothing waits on servers that are merely settling after a
 		// deploy: only replacements keep their reason.
 		for _, n := range settling {

@@ -305,3 +305,19 @@ func TestScaleDown(t *testing.T) {
 		})
 	}
 }
+
+// TestScaleDownShowsWhomItWaitsFor: a server that is no healthy voter
+// yet keeps its reason while a scale-down waits for it.
+func TestScaleDownShowsWhomItWaitsFor(t *testing.T) {
+	tg := target(func(c *config.Config) { c.ServerCount = 3 })
+	ts := tasks(srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING"), srv(3, "TASK_RUNNING"))
+	r := Reconcile(Input{Target: tg, Tasks: ts, Now: now, Raft: &RaftHealth{At: now, Servers: []RaftServer{
+		{Address: "10.0.0.0:8300", Voter: true, Healthy: true}, {Address: "10.0.0.1:8300", Voter: true, Healthy: true},
+		{Address: "10.0.0.2:8300", Voter: false}, {Address: "10.0.0.3:8300", Voter: true, Healthy: true}}}})
+	if len(r.RemovePeer) != 0 || !strings.Contains(r.ScaleDown["consul-server-3"], "healthy raft voters") {
+		t.Fatalf("remove %v, scale-down %v", r.RemovePeer, r.ScaleDown)
+	}
+	if !strings.Contains(r.Settling["consul-server-2"], "non-voter") {
+		t.Fatalf("settling %v", r.Settling)
+	}
+}
