@@ -28,12 +28,17 @@ type Commands struct {
 
 // PlanList shows the plans' names.
 func (c *Commands) PlanList(ctx context.Context) error {
-	r, err := c.Client.Get(ctx, "/v1/plans")
+	return c.printNames(ctx, "/v1/plans")
+}
+
+// printNames shows a list of names the API answers at path, one a line.
+func (c *Commands) printNames(ctx context.Context, path string) error {
+	r, err := c.Client.Get(ctx, path)
 	if err != nil {
 		return err
 	}
 	var names []string
-	if err := decode(r, "/v1/plans", &names); err != nil {
+	if err := decode(r, path, &names); err != nil {
 		return err
 	}
 	if c.JSON {
@@ -196,21 +201,7 @@ func (c *Commands) unknownPod(ctx context.Context, name string, err error) error
 // Endpoints lists the endpoint names, or shows one endpoint's addresses.
 func (c *Commands) Endpoints(ctx context.Context, name string) error {
 	if name == "" {
-		r, err := c.Client.Get(ctx, "/v1/endpoints")
-		if err != nil {
-			return err
-		}
-		var names []string
-		if err := decode(r, "/v1/endpoints", &names); err != nil {
-			return err
-		}
-		if c.JSON {
-			return c.raw(r)
-		}
-		for _, n := range names {
-			fmt.Fprintln(c.Out, n)
-		}
-		return nil
+		return c.printNames(ctx, "/v1/endpoints")
 	}
 	r, ep, err := c.endpoint(ctx, name)
 	if err != nil {

@@ -1,6 +1,10 @@
 package operator
 
-import "time"
+import (
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
 
 // The scheduler API's JSON, as the CLI reads it (scheduler/api writes it;
 // the tests run that handler, so a change of shape there fails here).
@@ -30,16 +34,8 @@ type Step struct {
 	Message string `json:"message"`
 }
 
-// Ports are a task's Consul ports.
-type Ports struct {
-	Server  int `json:"server"`
-	SerfLAN int `json:"serf_lan"`
-	SerfWAN int `json:"serf_wan"`
-	HTTP    int `json:"http"`
-	HTTPS   int `json:"https"`
-	GRPC    int `json:"grpc"`
-	DNS     int `json:"dns"`
-}
+// Ports are a task's Consul ports, as the task contract names them.
+type Ports = taskspec.Ports
 
 // PodInfo is one task of a pod (GET /v1/pod/<name>/info, /v1/pod/status).
 type PodInfo struct {
