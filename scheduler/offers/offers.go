@@ -169,19 +169,7 @@ func Evaluate(in Input) Decision {
 			continue
 		}
 		g := groups[id]
-		var destroy, unreserve []mesos.Resource
-		for _, r := range g.resources {
-			if persistenceID(r) != "" {
-				destroy = append(destroy, r)
-				unreserve = append(unreserve, withoutVolume(r))
-			} else {
-				unreserve = append(unreserve, r)
-			}
-		}
-		if len(destroy) > 0 {
-			d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_DESTROY, Destroy: &mesos.Offer_Operation_Destroy{Volumes: destroy}})
-		}
-		d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_UNRESERVE, Unreserve: &mesos.Offer_Operation_Unreserve{Resources: unreserve}})
+		d.Operations = append(d.Operations, releaseOps(g.resources)...)
 		d.Cleanup = append(d.Cleanup, fmt.Sprintf("reservation %s (task %q) is not explained by any task record: destroying its volume and unreserving it", id, g.task))
 	}
 
@@ -318,24 +306,31 @@ func Evaluate(in Input) Decision {
 	return finish(d)
 }
 
+// releaseOps destroys the volumes among a reservation's resources and
+// unreserves all of them.
+func releaseOps(resources []mesos.Resource) []mesos.Offer_Operation {
+	var destroy, unreserve []mesos.Resource
+	for _, r := range resources {
+		if persistenceID(r) != "" {
+			destroy = append(destroy, r)
+			unreserve = append(unreserve, withoutVolume(r))
+		} else {
+			unreserve = append(unreserve, r)
+		}
+	}
+	var ops []mesos.Offer_Operation
+	if len(destroy) > 0 {
+		ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_DESTROY, Destroy: &mesos.Offer_Operation_Destroy{Volumes: destroy}})
+	}
+	return append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_UNRESERVE, Unreserve: &mesos.Offer_Operation_Unreserve{Resources: unreserve}})
+}
+
 // uninstallOffer destroys and unreserves every reservation of ours in the
 // offer.
 func uninstallOffer(in Input, d Decision, groups map[string]*group, onAgent []state.Task) Decision {
 	for _, id := range sortedGroupIDs(groups) {
 		g := groups[id]
-		var destroy, unreserve []mesos.Resource
-		for _, r := range g.resources {
-			if persistenceID(r) != "" {
-				destroy = append(destroy, r)
-				unreserve = append(unreserve, withoutVolume(r))
-			} else {
-				unreserve = append(unreserve, r)
-			}
-		}
-		if len(destroy) > 0 {
-			d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_DESTROY, Destroy: &mesos.Offer_Operation_Destroy{Volumes: destroy}})
-		}
-		d.Operations = append(d.Operations, mesos.Offer_Operation{Type: mesos.Offer_Operation_UNRESERVE, Unreserve: &mesos.Offer_Operation_Unreserve{Resources: unreserve}})
+		d.Operations = append(d.Operations, releaseOps(g.resources)...)
 		d.Cleanup = append(d.Cleanup, fmt.Sprintf("uninstall: destroying and unreserving reservation %s (task %q)", id, g.task))
 	}
 	// A record is released once its reservation is in an offer (destroyed
