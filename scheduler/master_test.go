@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,21 +11,15 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/dcos-consul/dcos-consul/internal/zktest"
 )
 
 // zkForTest connects to the ZooKeeper of the CI (127.0.0.1:2181 or
 // $ZK_TEST_ADDR) or skips.
 func zkForTest(t *testing.T) (*zk.Conn, string) {
 	t.Helper()
-	addr := os.Getenv("ZK_TEST_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:2181"
-	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Skipf("no ZooKeeper at %s: %v", addr, err)
-	}
-	c.Close()
+	addr := zktest.Addr(t)
 	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(zkQuiet{}))
 	if err != nil {
 		t.Fatal(err)

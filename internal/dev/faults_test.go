@@ -28,6 +28,7 @@ import (
 	consul "github.com/hashicorp/consul/api"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/dcos-consul/dcos-consul/internal/zktest"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
@@ -907,26 +908,6 @@ func TestFaultRestartMaster(t *testing.T) {
 	fc.onlyEnded(t, fwID)
 }
 
-// zkTestAddr is the ZooKeeper the ZooKeeper fault test uses; without one
-// the test skips, unless CI is set: then it fails.
-func zkTestAddr(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("ZK_TEST_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:2181"
-	}
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err == nil {
-		conn.Close()
-		return addr
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("no ZooKeeper at %s (CI is set, so this fails instead of skipping): %v; run .ci/zookeeper.sh", addr, err)
-	}
-	t.Skipf("no ZooKeeper at %s (%v): run .ci/zookeeper.sh; skipping", addr, err)
-	return ""
-}
-
 func zkConnect(t *testing.T, addr string) *zk.Conn {
 	t.Helper()
 	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
@@ -969,7 +950,7 @@ func TestFaultZooKeeperRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
 	}
-	addr := zkTestAddr(t)
+	addr := zktest.Addr(t)
 	restart := os.Getenv("ZK_TEST_RESTART_CMD")
 	if restart == "" {
 		if os.Getenv("ZK_TEST_ADDR") != "" {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/zktest"
 )
 
 func benchStores(b *testing.B, fn func(b *testing.B, s Store)) {
@@ -27,7 +29,7 @@ func benchStores(b *testing.B, fn func(b *testing.B, s Store)) {
 		fn(b, s)
 	})
 	b.Run("zookeeper", func(b *testing.B) {
-		addr := zkAddr(b)
+		addr := zktest.Addr(b)
 		svc := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 		s, err := OpenZK(context.Background(), Config{ZK: addr, Service: svc})
 		if err != nil {

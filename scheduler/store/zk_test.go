@@ -17,29 +17,13 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/dcos-consul/dcos-consul/internal/zktest"
 )
 
 // The ZooKeeper tests run against a real ZooKeeper: 127.0.0.1:2181 or
 // $ZK_TEST_ADDR (start one with .ci/zookeeper.sh). Without one they skip,
 // unless $CI is set: then they fail.
-
-func zkAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("ZK_TEST_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:2181"
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err == nil {
-		c.Close()
-		return addr
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("no ZooKeeper answers at %s (CI is set, so this fails instead of skipping): %v; run .ci/zookeeper.sh", addr, err)
-	}
-	t.Skipf("no ZooKeeper at %s (%v): run .ci/zookeeper.sh or set ZK_TEST_ADDR; skipping", addr, err)
-	return ""
-}
 
 // rawZK is a plain client for checking the tree and cleaning up.
 func rawZK(t testing.TB, addr string) *zk.Conn {
@@ -93,11 +77,11 @@ func zkOpener(addr string) opener {
 }
 
 func TestZKStoreConformance(t *testing.T) {
-	runConformance(t, zkOpener(zkAddr(t)))
+	runConformance(t, zkOpener(zktest.Addr(t)))
 }
 
 func TestZKStoreLayout(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	svc := uniqueService(t)
 	s := mustOpen(t, zkOpener(addr), svc)
 	raw := rawZK(t, addr)
@@ -140,7 +124,7 @@ func TestZKStoreLayout(t *testing.T) {
 }
 
 func TestZKStoreChroot(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	raw := rawZK(t, addr)
 	chroot := fmt.Sprintf("/dcos-consul-test-chroot-%d", time.Now().UnixNano())
 	t.Cleanup(func() { deleteTree(raw, chroot) })
@@ -156,7 +140,7 @@ func TestZKStoreChroot(t *testing.T) {
 }
 
 func TestZKStoreSurvivesKill(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	svc := uniqueService(t)
 	t.Cleanup(func() { deleteTree(rawZK(t, addr), ServiceRootPath(svc)) })
 	crashTest(t, []string{"STORE_CRASH_HELPER=zk", "STORE_CRASH_ZK=" + addr, "STORE_CRASH_SERVICE=" + svc},
@@ -189,7 +173,7 @@ func restartZK(t *testing.T) {
 }
 
 func TestZKStoreSurvivesZooKeeperRestart(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	svc := uniqueService(t)
 	s := mustOpen(t, zkOpener(addr), svc)
 
@@ -333,7 +317,7 @@ func (p *tcpProxy) unblock() {
 }
 
 func TestZKStoreSessionExpiry(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	svc := uniqueService(t)
 	raw := rawZK(t, addr)
 	t.Cleanup(func() { deleteTree(raw, ServiceRootPath(svc)) })
@@ -392,7 +376,7 @@ func TestZKStoreSessionExpiry(t *testing.T) {
 }
 
 func TestZKStoreLockLostAfterExpiry(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	svc := uniqueService(t)
 	raw := rawZK(t, addr)
 	t.Cleanup(func() { deleteTree(raw, ServiceRootPath(svc)) })
@@ -447,7 +431,7 @@ func TestZKStoreNoServer(t *testing.T) {
 // A scheduler whose lock was taken over without it noticing (its session
 // never expired) cannot write: every write checks the epoch.
 func TestZKStoreFencedByEpoch(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	svc := uniqueService(t)
 	s := mustOpen(t, zkOpener(addr), svc)
 	mustPut(t, s, "framework-id", "fw-1")
@@ -479,7 +463,7 @@ func TestZKStoreFencedByEpoch(t *testing.T) {
 }
 
 func TestZKStoreDestroyRemovesNode(t *testing.T) {
-	addr := zkAddr(t)
+	addr := zktest.Addr(t)
 	svc := uniqueService(t)
 	s, err := zkOpener(addr)(t, svc, 5*time.Second)
 	if err != nil {
