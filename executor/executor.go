@@ -25,7 +25,6 @@ import (
 
 	"github.com/google/uuid"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/calls"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
@@ -33,6 +32,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/mesoscodec"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
@@ -104,7 +104,6 @@ func newExecutor(cfg Config, log *zap.Logger, start startFunc) *executorLoop {
 	endpoint := url.URL{Scheme: "http", Host: cfg.AgentEndpoint, Path: apiPath}
 	cli := httpcli.New(
 		httpcli.Endpoint(endpoint.String()),
-		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeJSON]),
 		httpcli.Do(httpcli.With(
 			httpcli.Timeout(cfg.CallTimeout),
 			// The agent is local: never through an http_proxy that an
@@ -112,6 +111,7 @@ func newExecutor(cfg Config, log *zap.Logger, start startFunc) *executorLoop {
 			httpcli.Transport(func(t *http.Transport) { t.Proxy = nil }),
 		)),
 	)
+	cli.With(mesoscodec.Options(cli)...) // protobuf; events of any size; newer enum values kept
 	opts := executor.CallOptions{calls.Framework(cfg.FrameworkID), calls.Executor(cfg.ExecutorID)}
 	return &executorLoop{
 		cfg:        cfg,

@@ -13,12 +13,15 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/dcos-consul/dcos-consul/internal/mesoscodec"
 )
 
 // fakeAgent speaks the agent side of the v1 executor API the way a Mesos
-// 1.12 agent does (see /work/shared/mesos-transcripts/09-11): JSON calls,
-// a chunked RecordIO SUBSCRIBE stream with Content-Type application/json
-// and no Content-Length, 202 for UPDATE/HEARTBEAT/MESSAGE, and the call
+// 1.12 agent does (see /work/shared/mesos-transcripts/09-11): JSON or
+// protobuf calls, a chunked RecordIO SUBSCRIBE stream in the type the
+// Accept header asks for (JSON whenever it is acceptable) and no
+// Content-Length, 202 for UPDATE/HEARTBEAT/MESSAGE, and the call
 // validation of the real agent (uuid of 16 bytes, source EXECUTOR, no
 // STAGING). Tests drive it: send events, drop the stream, go down.
 type fakeAgent struct {
@@ -81,14 +84,15 @@ func (fa *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+	ct := r.Header.Get("Content-Type")
+	if ct != mesoscodec.MediaJSON && ct != mesoscodec.MediaProtobuf {
 		fa.bad("content type " + ct)
 		http.Error(w, "Expecting 'Content-Type' of application/json or application/x-protobuf", http.StatusUnsupportedMediaType)
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	var call executor.Call
-	if err := json.Unmarshal(body, &call); err != nil {
+	if err := mesoscodec.Unmarshal(ct, body, &call); err != nil {
 		fa.bad("unparsable call: " + err.Error())
 		http.Error(w, "Failed to parse body into Call protobuf", http.StatusBadRequest)
 		return
@@ -165,11 +169,23 @@ func (fa *fakeAgent) subscribe(w http.ResponseWriter, r *http.Request, sub execu
 	fa.stream, fa.closeCur = stream, closeCh
 	fa.mu.Unlock()
 
-	w.Header().Set("Content-Type", "application/json")
+	media := mesoscodec.MediaProtobuf
+	for _, a := range r.Header.Values("Accept") {
+		if a == mesoscodec.MediaJSON || a == "*/*" {
+			media = mesoscodec.MediaJSON
+		}
+	}
+	w.Header().Set("Content-Type", media)
 	w.WriteHeader(http.StatusOK)
 	fl := w.(http.Flusher)
 	write := func(ev executor.Event) bool {
-		b, err := json.Marshal(ev)
+		var b []byte
+		var err error
+		if media == mesoscodec.MediaJSON {
+			b, err = json.Marshal(ev)
+		} else {
+			b, err = ev.Marshal()
+		}
 		if err != nil {
 			fa.t.Errorf("marshal event: %v", err)
 			return false

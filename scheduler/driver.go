@@ -9,18 +9,15 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
-	"github.com/mesos/mesos-go/api/v1/lib/extras/scheduler/callrules"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
-	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/internal/mesoscodec"
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
 )
 
@@ -28,7 +25,7 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // caller talks to the leading master.
 type caller struct {
-	calls.Caller
+	*mesosCaller
 	transport *leaderTransport
 	endpoint  *url.URL
 }
@@ -51,18 +48,14 @@ func (s *Scheduler) newCaller() (*caller, error) {
 	}
 	cli := httpcli.New(
 		httpcli.Endpoint(u.String()),
-		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeJSON]),
 		httpcli.Do(httpcli.With(
 			httpcli.Timeout(10*time.Second),
 			httpcli.Transport(func(t *http.Transport) { t.MaxIdleConnsPerHost = 16 }),
 			httpcli.WrapRoundTripper(func(rt http.RoundTripper) http.RoundTripper { lt.base = rt; return lt }),
 		)),
 	)
-	hc := httpsched.NewCaller(cli, httpsched.AllowReconnection(true), httpsched.Listener(func(n httpsched.Notification) {
-		s.log.Debug("mesos connection", zap.Stringer("state", n.Type))
-	}))
-	c := callrules.New(callrules.WithFrameworkID(func() string { return s.frameworkID })).Caller(hc)
-	return &caller{Caller: c, transport: lt, endpoint: u}, nil
+	cli.With(mesoscodec.Options(cli)...)
+	return &caller{mesosCaller: &mesosCaller{cli: cli}, transport: lt, endpoint: u}, nil
 }
 
 func (s *Scheduler) frameworkInfo() *mesos.FrameworkInfo {
@@ -195,23 +188,11 @@ func (s *Scheduler) subscription(ctx context.Context) error {
 	}
 	defer resp.Close()
 
+	s.sender = newSender(s.callMaster, s.opts.CallTimeout, s.log)
+	go s.sender.run(subCtx)
 	events := make(chan *scheduler.Event, 1024)
 	errc := make(chan error, 1)
-	go func() {
-		for {
-			e := new(scheduler.Event)
-			if err := resp.Decode(e); err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case events <- e:
-			case <-subCtx.Done():
-				errc <- subCtx.Err()
-				return
-			}
-		}
-	}()
+	go readEvents(subCtx, resp, events, errc)
 
 	interval := 15 * time.Second
 	if s.opts.HeartbeatInterval > 0 {
@@ -226,19 +207,14 @@ func (s *Scheduler) subscription(ctx context.Context) error {
 	for {
 		select {
 		case e := <-events:
-			batch := []*scheduler.Event{e}
-		drain:
-			for len(batch) < 2048 {
-				select {
-				case e := <-events:
-					batch = append(batch, e)
-				default:
-					break drain
-				}
-			}
+			batch := s.checked(drainEvents(e, events))
 			for _, e := range batch {
-				if e.GetType() == scheduler.Event_SUBSCRIBED && e.Subscribed.HeartbeatIntervalSeconds != nil && s.opts.HeartbeatInterval == 0 {
-					interval = time.Duration(*e.Subscribed.HeartbeatIntervalSeconds * float64(time.Second))
+				if e.GetType() == scheduler.Event_SUBSCRIBED && s.opts.HeartbeatInterval == 0 {
+					var why string
+					interval, why = heartbeatInterval(e.Subscribed, 15*time.Second)
+					if why != "" {
+						s.log.Warn("heartbeat interval: using the default", zap.String("reason", why), zap.Duration("interval", interval))
+					}
 					silence = time.Duration(s.opts.HeartbeatMisses) * interval
 				}
 			}
@@ -253,10 +229,13 @@ func (s *Scheduler) subscription(ctx context.Context) error {
 				return err
 			}
 		case err := <-errc:
-			return fmt.Errorf("event stream: %w", err)
+			return s.streamEnded(subCtx, err)
 		case <-watchdog.C:
 			return fmt.Errorf("no event (not even a heartbeat) for %s: dropping the subscription", silence)
 		case <-tick.C:
+			if stall := s.sender.stalledFor(time.Now()); stall > s.stallAfter() {
+				return fmt.Errorf("the master has not answered calls for %s: dropping the subscription", stall.Round(time.Second))
+			}
 			if s.subscribed {
 				if err := s.tick(subCtx); err != nil {
 					return err
@@ -274,6 +253,80 @@ func (s *Scheduler) subscription(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// stallAfter is how long one batch of calls may take before the master
+// is taken for stalled.
+func (s *Scheduler) stallAfter() time.Duration { return 2 * s.opts.CallTimeout }
+
+// readEvents decodes the stream until it ends or ctx does.
+func readEvents(ctx context.Context, resp mesos.Response, events chan<- *scheduler.Event, errc chan<- error) {
+	for {
+		e := new(scheduler.Event)
+		if err := resp.Decode(e); err != nil {
+			errc <- err
+			return
+		}
+		select {
+		case events <- e:
+		case <-ctx.Done():
+			errc <- ctx.Err()
+			return
+		}
+	}
+}
+
+// drainEvents takes what else is already waiting, up to a batch's size.
+func drainEvents(first *scheduler.Event, events <-chan *scheduler.Event) []*scheduler.Event {
+	batch := []*scheduler.Event{first}
+	for len(batch) < 2048 {
+		select {
+		case e := <-events:
+			batch = append(batch, e)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// checked drops the events that cannot be handled, saying why.
+func (s *Scheduler) checked(batch []*scheduler.Event) []*scheduler.Event {
+	kept := batch[:0]
+	for _, e := range batch {
+		if err := checkEvent(e); err != nil {
+			s.log.Error("Mesos event skipped", zap.Error(err))
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept
+}
+
+// streamEnded explains the end of the event stream. When the SUBSCRIBED
+// event itself could not be decoded, the framework ID the master gave is
+// kept (read from the bytes that name it), so that the next SUBSCRIBE is
+// the same framework's, never a new one.
+func (s *Scheduler) streamEnded(ctx context.Context, err error) error {
+	var de *mesoscodec.DecodeError
+	if errors.As(err, &de) && de.FrameworkID != "" && s.frameworkID == "" {
+		if perr := s.store.Put(ctx, keyFrameworkID, []byte(de.FrameworkID)); perr != nil {
+			return fmt.Errorf("event stream: %w (and the framework ID %s it named could not be stored: %v)", err, de.FrameworkID, perr)
+		}
+		s.frameworkID = de.FrameworkID
+		s.log.Error("the master's SUBSCRIBED event could not be decoded; its framework ID is kept for the next SUBSCRIBE",
+			zap.String("framework_id", de.FrameworkID), zap.Error(err))
+	}
+	return fmt.Errorf("event stream: %w", err)
+}
+
+// callMaster sends one call; the sender runs it off the event loop.
+func (s *Scheduler) callMaster(ctx context.Context, c *scheduler.Call) error {
+	resp, err := s.caller.Call(ctx, c)
+	if resp != nil {
+		resp.Close()
+	}
+	return err
 }
 
 // outbox collects the calls of one batch; they are sent after the state
@@ -357,8 +410,9 @@ func (s *Scheduler) act(ctx context.Context, now time.Time, out *outbox) error {
 		return err // drop the subscription: unacknowledged updates come back
 	}
 	s.setErr(nil)
-	s.send(ctx, out.calls)
-	s.send(ctx, out.acks)
+	if !s.enqueue(out) {
+		return fmt.Errorf("the master has not taken the calls of the last %d batches: dropping the subscription", cap(s.sender.queue))
+	}
 	if s.target.Uninstall && s.subscribed && len(s.tasks) == 0 && !s.deregistered {
 		if err := s.deregister(ctx); err != nil {
 			return err
@@ -386,29 +440,15 @@ func (s *Scheduler) tick(ctx context.Context) error {
 	return nil
 }
 
-// send runs calls with a few in parallel.
-func (s *Scheduler) send(ctx context.Context, cs []*scheduler.Call) {
-	if len(cs) == 0 {
-		return
-	}
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for _, c := range cs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(c *scheduler.Call) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
-			defer cancel()
-			resp, err := s.caller.Call(cctx, c)
-			if resp != nil {
-				resp.Close()
+// enqueue hands the batch's calls to the sender, each carrying the
+// framework ID: operations first, then acknowledgements.
+func (s *Scheduler) enqueue(out *outbox) bool {
+	for _, group := range [][]*scheduler.Call{out.calls, out.acks} {
+		for _, c := range group {
+			if c.FrameworkID == nil && s.frameworkID != "" {
+				c.FrameworkID = &mesos.FrameworkID{Value: s.frameworkID}
 			}
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("call to the master failed", zap.Stringer("call", c.GetType()), zap.Error(err))
-			}
-		}(c)
+		}
 	}
-	wg.Wait()
+	return s.sender.enqueue(out.calls, out.acks)
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,19 +12,28 @@ import (
 	"testing"
 	"time"
 
+	mesosscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/dcos-consul/dcos-consul/internal/mesoscodec"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
 // fakeMaster speaks just enough of the scheduler API to test the driver's
-// connection handling: SUBSCRIBE gets SUBSCRIBED and then silence (no
-// heartbeats); other calls get 202 and are recorded.
+// connection handling: calls in JSON or protobuf as the real master takes
+// them, SUBSCRIBE answered in the type Accept asks for (JSON whenever it
+// is acceptable, or always JSON with forceJSON) with SUBSCRIBED, the
+// scripted events, and then silence (no heartbeats); other calls get 202
+// (or wait stall first) and are recorded.
 type fakeMaster struct {
 	mu         sync.Mutex
-	subscribes []string // request bodies
+	subscribes []string // request bodies, as JSON
 	calls      []string // call types
 	redirectTo string   // when set, every request gets 307 to this host:port
+	subscribed string   // the SUBSCRIBED event (JSON); default: framework fake-0000, 15 s heartbeats
+	events     []string // JSON events sent after SUBSCRIBED, on every subscription
+	forceJSON  bool
+	stall      time.Duration // how long non-SUBSCRIBE calls wait before their 202
 	srv        *http.Server
 	addr       string
 }
@@ -44,7 +54,7 @@ func startFakeMaster(t *testing.T, ip string) *fakeMaster {
 func (f *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
-	redirect := f.redirectTo
+	redirect, stall := f.redirectTo, f.stall
 	f.mu.Unlock()
 	if redirect != "" {
 		w.Header().Set("Location", "//"+redirect+r.URL.Path)
@@ -54,28 +64,56 @@ func (f *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		return
 	}
-	if strings.Contains(string(body), `"SUBSCRIBE"`) {
-		f.mu.Lock()
-		f.subscribes = append(f.subscribes, string(body))
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Mesos-Stream-Id", fmt.Sprintf("stream-%d", time.Now().UnixNano()))
-		w.WriteHeader(200)
-		ev := `{"type":"SUBSCRIBED","subscribed":{"framework_id":{"value":"fake-0000"},"heartbeat_interval_seconds":15.0}}`
-		fmt.Fprintf(w, "%d\n%s", len(ev), ev)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
+	var call mesosscheduler.Call
+	if err := mesoscodec.Unmarshal(r.Header.Get("Content-Type"), body, &call); err != nil {
+		http.Error(w, "Failed to parse body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	typ := "?"
-	if i := strings.Index(string(body), `"type":"`); i >= 0 {
-		rest := string(body)[i+8:]
-		typ = rest[:strings.Index(rest, `"`)]
+	if call.GetType() == mesosscheduler.Call_SUBSCRIBE {
+		f.subscribe(w, r, &call)
+		return
+	}
+	if stall > 0 {
+		select {
+		case <-time.After(stall):
+		case <-r.Context().Done():
+		}
 	}
 	f.mu.Lock()
-	f.calls = append(f.calls, typ)
+	f.calls = append(f.calls, call.GetType().String())
 	f.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
+}
+
+func (f *fakeMaster) subscribe(w http.ResponseWriter, r *http.Request, call *mesosscheduler.Call) {
+	asJSON, _ := json.Marshal(call)
+	f.mu.Lock()
+	f.subscribes = append(f.subscribes, string(asJSON))
+	events := append([]string{f.subscribed}, f.events...)
+	media := mesoscodec.MediaProtobuf
+	if f.forceJSON || strings.Contains(strings.Join(r.Header.Values("Accept"), ","), mesoscodec.MediaJSON) {
+		media = mesoscodec.MediaJSON
+	}
+	f.mu.Unlock()
+	if events[0] == "" {
+		events[0] = `{"type":"SUBSCRIBED","subscribed":{"framework_id":{"value":"fake-0000"},"heartbeat_interval_seconds":15.0}}`
+	}
+	w.Header().Set("Content-Type", media)
+	w.Header().Set("Mesos-Stream-Id", fmt.Sprintf("stream-%d", time.Now().UnixNano()))
+	w.WriteHeader(200)
+	for _, ev := range events {
+		b := []byte(ev)
+		if media == mesoscodec.MediaProtobuf {
+			var e mesosscheduler.Event
+			if err := mesoscodec.Unmarshal(mesoscodec.MediaJSON, b, &e); err != nil {
+				panic(fmt.Sprintf("fake master: scripted event %s: %v", ev, err))
+			}
+			b, _ = e.Marshal()
+		}
+		fmt.Fprintf(w, "%d\n%s", len(b), b)
+	}
+	w.(http.Flusher).Flush()
+	<-r.Context().Done()
 }
 
 func (f *fakeMaster) snapshot() (subs []string, calls []string) {
@@ -94,12 +132,14 @@ func runAgainstURL(t *testing.T, master string, opts Options) (stop func()) {
 	cfg := config.Defaults()
 	cfg.MesosMaster = master
 	cfg.ExecutorURI = "http://127.2.0.1:1/dcos-consul"
-	ln, err := net.Listen("tcp", "127.2.200.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if opts.Listener == nil {
+		ln, err := net.Listen("tcp", "127.2.200.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Listener = ln
 	}
 	opts.Store = newMemStore()
-	opts.Listener = ln
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- RunWith(ctx, cfg, zaptest.NewLogger(t), opts) }()

@@ -214,6 +214,7 @@ type Scheduler struct {
 	lastPublish     time.Time
 	lastJoinMessage time.Time
 	caller          *caller
+	sender          *sender // the live subscription's; nil before the first
 	cmds            chan func()
 
 	metrics *metrics
@@ -606,7 +607,12 @@ func (s *Scheduler) subscriptions() int {
 func (s *Scheduler) deregister(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
-	resp, err := s.caller.Call(cctx, &mesosscheduler.Call{Type: mesosscheduler.Call_TEARDOWN})
+	// The last DESTROY and UNRESERVE calls go out before the TEARDOWN.
+	if err := s.sender.idle(cctx); err != nil {
+		return fmt.Errorf("uninstall: waiting for the last calls to the master: %w", err)
+	}
+	resp, err := s.caller.Call(cctx, &mesosscheduler.Call{Type: mesosscheduler.Call_TEARDOWN,
+		FrameworkID: &mesos.FrameworkID{Value: s.frameworkID}})
 	if resp != nil {
 		resp.Close()
 	}

@@ -1,0 +1,138 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"go.uber.org/zap"
+)
+
+// sender sends the calls of each batch off the event loop, batches in
+// order and the groups of a batch one after the other (the operations
+// before the acknowledgements), a few calls of a group at once. A master
+// that accepts connections and then stalls holds the sender, never the
+// loop: heartbeats, the watchdog and the API go on, and the loop drops the
+// subscription when stalledFor grows too long. Calls still queued then are
+// dropped with it: offers die with the subscription and the agents resend
+// every update that was not acknowledged.
+type sender struct {
+	call     func(ctx context.Context, c *scheduler.Call) error
+	log      *zap.Logger
+	parallel int
+	timeout  time.Duration
+
+	queue        chan [][]*scheduler.Call
+	busySince    atomic.Int64 // unix nanoseconds the batch under way started; 0 when idle
+	failingSince atomic.Int64 // unix nanoseconds of the first unanswered call since the last answer; 0 if none
+	pending      atomic.Int64 // batches queued or under way
+}
+
+func newSender(call func(context.Context, *scheduler.Call) error, timeout time.Duration, log *zap.Logger) *sender {
+	return &sender{call: call, log: log, parallel: 8, timeout: timeout, queue: make(chan [][]*scheduler.Call, 1024)}
+}
+
+// enqueue adds a batch; false when the queue is full (the master has not
+// taken the last thousand batches).
+func (s *sender) enqueue(groups ...[]*scheduler.Call) bool {
+	n := 0
+	for _, g := range groups {
+		n += len(g)
+	}
+	if n == 0 {
+		return true
+	}
+	s.pending.Add(1)
+	select {
+	case s.queue <- groups:
+		return true
+	default:
+		s.pending.Add(-1)
+		return false
+	}
+}
+
+// stalledFor is how long the master has answered no call: since the
+// first call that got no answer (timed out, connection refused or cut)
+// after the last answered one, or since the batch under way began.
+func (s *sender) stalledFor(now time.Time) time.Duration {
+	var d time.Duration
+	for _, since := range []int64{s.busySince.Load(), s.failingSince.Load()} {
+		if since != 0 && now.Sub(time.Unix(0, since)) > d {
+			d = now.Sub(time.Unix(0, since))
+		}
+	}
+	return d
+}
+
+// answered tells a call the master answered (even with an error status)
+// from one it never answered.
+func answered(err error) bool {
+	var apiErr *apierrors.Error
+	var protoErr httpcli.ProtocolError
+	return err == nil || errors.As(err, &apiErr) || errors.As(err, &protoErr)
+}
+
+// idle waits until every queued batch is sent, or ctx ends.
+func (s *sender) idle(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// run sends until ctx ends.
+func (s *sender) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case groups := <-s.queue:
+			s.busySince.Store(time.Now().UnixNano())
+			for _, g := range groups {
+				s.sendGroup(ctx, g)
+			}
+			s.busySince.Store(0)
+			s.pending.Add(-1)
+		}
+	}
+}
+
+func (s *sender) sendGroup(ctx context.Context, cs []*scheduler.Call) {
+	sem := make(chan struct{}, s.parallel)
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(c *scheduler.Call) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, s.timeout)
+			defer cancel()
+			err := s.call(cctx, c)
+			if ctx.Err() != nil {
+				return
+			}
+			if answered(err) {
+				s.failingSince.Store(0)
+			} else {
+				s.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+			}
+			if err != nil {
+				s.log.Warn("call to the master failed", zap.Stringer("call", c.GetType()), zap.Error(err))
+			}
+		}(c)
+	}
+	wg.Wait()
+}
