@@ -46,17 +46,19 @@ func Installed() error {
 	return nil
 }
 
-// FindInstallScript looks for shared/mesos/install.sh beside the repository
-// (<repo>/../shared/mesos, as in CI), or beside any directory above dir.
+// FindInstallScript returns <repo>/../shared/mesos/install.sh, where CI
+// puts it beside the fresh clone; <repo> is the first directory at or
+// above dir that holds go.mod.
 func FindInstallScript(dir string) (string, bool) {
 	d, err := filepath.Abs(dir)
 	if err != nil {
 		return "", false
 	}
 	for {
-		p := filepath.Join(d, "shared", "mesos", "install.sh")
-		if _, err := os.Stat(p); err == nil {
-			return p, true
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			p := filepath.Join(filepath.Dir(d), "shared", "mesos", "install.sh")
+			_, err := os.Stat(p)
+			return p, err == nil
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
@@ -66,8 +68,8 @@ func FindInstallScript(dir string) (string, bool) {
 	}
 }
 
-// Ensure makes Mesos available: it is there, or install.sh found from dir
-// installs it (idempotent; needs root and apt the first time). The error
+// Ensure makes Mesos available: it is there, or the install.sh beside the
+// repository holding dir installs it (idempotent; needs root and apt the first time). The error
 // says what is missing and what was tried.
 func Ensure(ctx context.Context, dir string) error {
 	if Installed() == nil {
@@ -75,7 +77,7 @@ func Ensure(ctx context.Context, dir string) error {
 	}
 	script, ok := FindInstallScript(dir)
 	if !ok {
-		return fmt.Errorf("real Mesos is not installed (%v) and no shared/mesos/install.sh was found beside the repository or above %s", Installed(), dir)
+		return fmt.Errorf("real Mesos is not installed (%v) and there is no ../shared/mesos/install.sh beside the repository", Installed())
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
