@@ -153,11 +153,13 @@ func killSandboxProcs(root, executorID string) ([]int, error) {
 	}
 }
 
-// SweepStale kills executors left by earlier runs of this suite whose test
-// process is gone (a SIGKILLed `go test`: the agents die with it through
-// Pdeathsig, but their executors are not the test's children). Run roots
-// are named <base>/<RunDirPrefix><pid>-*; only those of dead pids are
-// touched. It returns what it killed, for the log.
+// SweepStale cleans up after earlier runs of this suite whose test process
+// is gone: it kills their executors (after a SIGKILLed `go test` the
+// master, agents, Mesos-DNS and scheduler die with it through Pdeathsig,
+// but executors are not the test's children and outlive their agent), then
+// removes their directories (kept after a failure). Run roots are named
+// <base>/<RunDirPrefix><pid>-*; only those of dead pids are touched. It
+// returns what it did, for the log.
 func SweepStale(base string) []string {
 	matches, _ := filepath.Glob(filepath.Join(base, RunDirPrefix+"*"))
 	var out []string
@@ -168,8 +170,16 @@ func SweepStale(base string) []string {
 		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
 			continue
 		}
-		if killed, _ := killSandboxProcs(dir, ""); len(killed) > 0 {
-			out = append(out, fmt.Sprintf("%s: pids %v", dir, killed))
+		killed, err := killSandboxProcs(dir, "")
+		if len(killed) > 0 {
+			out = append(out, fmt.Sprintf("%s: killed pids %v", dir, killed))
+		}
+		// Its logs were printed when it failed; its fetcher caches and
+		// sandboxes hold a copy of the binary per agent and per task.
+		if err == nil {
+			if err := os.RemoveAll(dir); err == nil {
+				out = append(out, "removed "+dir)
+			}
 		}
 	}
 	return out

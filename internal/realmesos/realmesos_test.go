@@ -46,7 +46,7 @@ var (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if stale := SweepStale(os.TempDir()); len(stale) > 0 {
-		fmt.Fprintf(os.Stderr, "realmesos: killed executors left by a killed earlier run: %v\n", stale)
+		fmt.Fprintf(os.Stderr, "realmesos: cleaned up after earlier runs: %v\n", stale)
 	}
 	unavailable = prerequisites()
 	if unavailable != "" {
@@ -76,7 +76,7 @@ func TestMain(m *testing.M) {
 	if code == 0 {
 		_ = os.RemoveAll(runRoot)
 	} else {
-		fmt.Fprintf(os.Stderr, "realmesos: logs and work dirs kept in %s\n", runRoot)
+		fmt.Fprintf(os.Stderr, "realmesos: logs and work dirs kept in %s (the next run removes them)\n", runRoot)
 	}
 	os.Exit(code)
 }
