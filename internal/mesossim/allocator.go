@@ -88,6 +88,7 @@ func (m *master) allocate(now time.Time) {
 					}
 				}
 				avail = avail.subAll(res)
+				res = offerOrder(res)
 				o := &offer{id: m.newOfferID(), fw: fw.id, agent: e.id, role: role, resources: res.withAllocation(role)}
 				m.offers[o.id] = o
 				fw.offers[o.id] = o
@@ -109,6 +110,33 @@ func (m *master) allocate(now time.Time) {
 			offers = offers[n:]
 		}
 	}
+}
+
+// offerOrder lays out an offer's resources as a real 1.12 master does (every
+// OFFERS record of the transcripts): non-scalar resources (ports) first,
+// then reserved scalars, then unreserved ones, each group in the agent's
+// order (cpus, mem, disk). The allocator builds an offer from its
+// non-scalar part plus its (possibly shrunk) scalar part, reserved first.
+func offerOrder(res rlist) rlist {
+	group := func(r *mesos.Resource) int {
+		g := 0
+		if r.GetType() == mesos.SCALAR {
+			g = 2
+		}
+		if !isReserved(r) {
+			g++
+		}
+		return g
+	}
+	out := make(rlist, 0, len(res))
+	for g := 0; g < 4; g++ {
+		for i := range res {
+			if group(&res[i]) == g {
+				out = append(out, res[i])
+			}
+		}
+	}
+	return out
 }
 
 // agentOrder returns the agent IDs in Go's randomised map order, so that

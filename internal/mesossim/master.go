@@ -14,11 +14,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dcos-consul/dcos-consul/internal/mesossim/agent"
+	"github.com/dcos-consul/dcos-consul/internal/mesossim/stoutjson"
 )
 
-// Version is what the simulated master reports (mesos-go v0.0.11's protos
-// match Mesos 1.10/1.11).
-const Version = "1.11.0"
+// Version is what the simulated master and agents report: the Mesos the
+// transcripts were recorded from (/work/shared/mesos-transcripts).
+const Version = "1.12.0"
+
+// masterCapabilities are a real 1.12 master's, in its order
+// (01-subscribe-stream.txt; 07-master-state.json "capabilities").
+var masterCapabilities = []string{"AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"}
+
+// agentCapabilities are a real 1.12 agent's (07-master-state.json
+// slaves[].capabilities).
+var agentCapabilities = []string{"MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
+	"RESOURCE_PROVIDER", "RESIZE_VOLUME", "AGENT_OPERATION_FEEDBACK", "AGENT_DRAINING", "TASK_RESOURCE_LIMITS"}
 
 const (
 	maxCompletedFrameworks = 50
@@ -192,6 +202,8 @@ func (m *master) masterInfo() mesos.MasterInfo {
 		Capabilities: []mesos.MasterInfo_Capability{
 			{Type: mesos.MasterInfo_Capability_AGENT_UPDATE},
 			{Type: mesos.MasterInfo_Capability_AGENT_DRAINING},
+			// QUOTA_V2: unknown to mesos-go v0.0.11's protos, named by stoutjson.
+			{Type: stoutjson.MasterCapabilityQuotaV2},
 		},
 	}
 }
