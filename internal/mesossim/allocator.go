@@ -99,16 +99,10 @@ func (m *master) allocate(now time.Time) {
 			}
 		}
 	}
+	// One OFFERS event per framework per cycle, however many offers, as the
+	// real master sends them (with 10,000 agents it is several MiB).
 	for fwID, offers := range newOffers {
-		fw := m.frameworks[fwID]
-		for len(offers) > 0 {
-			n := len(offers)
-			if n > offersPerEvent {
-				n = offersPerEvent
-			}
-			fw.send(&scheduler.Event{Type: scheduler.Event_OFFERS, Offers: &scheduler.Event_Offers{Offers: offers[:n]}})
-			offers = offers[n:]
-		}
+		m.frameworks[fwID].send(&scheduler.Event{Type: scheduler.Event_OFFERS, Offers: &scheduler.Event_Offers{Offers: offers}})
 	}
 }
 

@@ -35,9 +35,6 @@ const (
 	maxCompletedTasks      = 1000
 	defaultRefuseSeconds   = 5.0
 	maxRefuseSeconds       = 365 * 24 * 3600.0
-	// offersPerEvent caps one OFFERS event so that it stays far below
-	// mesos-go's 4 MiB RecordIO record limit even with 10,000 agents.
-	offersPerEvent = 1000
 )
 
 // master is one incarnation of the simulated master. A restart replaces it

@@ -181,3 +181,23 @@ func TestSubscribedAndOffersAsRealMaster(t *testing.T) {
 		t.Errorf("master_info %+v", ev.Subscribed.MasterInfo)
 	}
 }
+
+// A real master sends all the offers of one allocation cycle to a framework
+// in one OFFERS event (01-subscribe-stream.txt: one event, one offer per
+// agent), however large: here 1,500 agents, more than the simulator's
+// former cut at 1,000 offers per event.
+func TestOneOffersEventPerCycle(t *testing.T) {
+	const agents = 1500
+	o := testOptions(t, agents, true)
+	o.AllocationInterval = time.Hour // only the cycle SUBSCRIBE triggers
+	c := startCluster(t, o)
+	s := subscribe(t, c.MasterURL(), frameworkInfo("one-event", role))
+	ev := s.next(scheduler.Event_OFFERS, waitLong)
+	if n := len(ev.Offers.Offers); n != agents {
+		t.Fatalf("first OFFERS event holds %d offers, want all %d", n, agents)
+	}
+	if extra := s.nextOr(scheduler.Event_OFFERS, time.Second); extra != nil {
+		t.Errorf("a second OFFERS event in the same cycle (%d offers)", len(extra.Offers.Offers))
+	}
+	t.Logf("one OFFERS event, %d offers, %d bytes of JSON", agents, len(stoutjson.Encode(ev)))
+}
