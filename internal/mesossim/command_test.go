@@ -87,6 +87,28 @@ func TestCommandExecutor(t *testing.T) {
 	assertExecutorStatus(t, st, mesos.TASK_FAILED, "Command exited with status 3")
 	s.ack(st)
 
+	// Programs that cannot run (checked on a real 1.12 agent): the shell
+	// says 127; a missing executable makes the launcher exit 1, after
+	// STARTING and RUNNING all the same.
+	for id, tc := range map[string]struct {
+		ci  *mesos.CommandInfo
+		msg string
+	}{
+		"c-127":    {shellCmd("/no/such/program"), "Command exited with status 127"},
+		"c-noexec": {&mesos.CommandInfo{Value: proto.String("/no/such/program"), Shell: proto.Bool(false)}, "Command exited with status 1"},
+		"c-nopath": {&mesos.CommandInfo{Value: proto.String("no-such-program-in-path"), Shell: proto.Bool(false)}, "Command exited with status 1"},
+	} {
+		s.accept(s.offers(waitLong), 0, launch(commandTask(id, agentID, tc.ci)))
+		for _, want := range []mesos.TaskState{mesos.TASK_STARTING, mesos.TASK_RUNNING} {
+			st = s.update(id, waitLong)
+			assertExecutorStatus(t, st, want, "")
+			s.ack(st)
+		}
+		st = s.update(id, waitLong)
+		assertExecutorStatus(t, st, mesos.TASK_FAILED, tc.msg)
+		s.ack(st)
+	}
+
 	// KILL: TASK_KILLING, then TASK_KILLED "Command terminated with signal Terminated".
 	s.accept(s.offers(waitLong), 0, launch(commandTask("c-kill", agentID, shellCmd("sleep 600"))))
 	for _, want := range []mesos.TaskState{mesos.TASK_STARTING, mesos.TASK_RUNNING} {
@@ -100,6 +122,23 @@ func TestCommandExecutor(t *testing.T) {
 	assertExecutorStatus(t, st, mesos.TASK_KILLING, "")
 	s.ack(st)
 	st = s.update("c-kill", waitLong)
+	assertExecutorStatus(t, st, mesos.TASK_KILLED, "Command terminated with signal Terminated")
+	s.ack(st)
+
+	// SHUTDOWN of the command executor kills its task the same way
+	// (checked on a real 1.12 agent).
+	s.accept(s.offers(waitLong), 0, launch(commandTask("c-shut", agentID, shellCmd("sleep 600"))))
+	for _, want := range []mesos.TaskState{mesos.TASK_STARTING, mesos.TASK_RUNNING} {
+		st = s.update("c-shut", waitLong)
+		assertExecutorStatus(t, st, want, "")
+		s.ack(st)
+	}
+	s.mustCall(&scheduler.Call{Type: scheduler.Call_SHUTDOWN, Shutdown: &scheduler.Call_Shutdown{
+		ExecutorID: mesos.ExecutorID{Value: "c-shut"}, AgentID: mesos.AgentID{Value: agentID}}})
+	st = s.update("c-shut", waitLong)
+	assertExecutorStatus(t, st, mesos.TASK_KILLING, "")
+	s.ack(st)
+	st = s.update("c-shut", waitLong)
 	assertExecutorStatus(t, st, mesos.TASK_KILLED, "Command terminated with signal Terminated")
 	s.ack(st)
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,8 @@ import (
 // 05-invalid-accepts.txt 5c, 06-reconcile-kill.txt and 07-state-running-task.txt).
 // Here it lives inside the agent: the only process is the task's command
 // (its own process group, in the sandbox, with the executor's environment),
-// and executor_pid in container_status is that process's pid.
+// and executor_pid in container_status is the pid of the process the agent
+// runs in.
 //
 //   - The executor registers as soon as its sandbox is ready (fetch and
 //     volumes done); the task is then TASK_STARTING, its command starts,
@@ -161,11 +163,15 @@ func (a *Agent) startCommandExecutor(e *executor, f *framework) {
 			}
 			return
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, errCommandNotFound):
+			a.event("command not found", append(execFields(e), zap.Error(err))...)
+			a.runCommand(e, nil)
+		case err != nil:
 			a.launchFailed(e, err)
-			return
+		default:
+			a.runCommand(e, cmd)
 		}
-		a.runCommand(e, cmd)
 	}()
 }
 
@@ -181,7 +187,8 @@ func closeOutputs(cmd *exec.Cmd) {
 }
 
 // runCommand: the executor registers, the task goes TASK_STARTING and its
-// command starts, then TASK_RUNNING. Caller holds mu.
+// command starts, then TASK_RUNNING. cmd is nil when its program was not
+// found. Caller holds mu.
 func (a *Agent) runCommand(e *executor, cmd *exec.Cmd) {
 	if e.regTimer != nil {
 		e.regTimer.Stop()
@@ -194,12 +201,17 @@ func (a *Agent) runCommand(e *executor, cmd *exec.Cmd) {
 		return
 	}
 	t.queued = false
-	err := cmd.Start()
-	closeOutputs(cmd)
+	err := errCommandNotFound
+	if cmd != nil {
+		err = cmd.Start()
+		closeOutputs(cmd)
+	}
 	if err != nil {
-		// The Mesos launcher exits 1 when it cannot exec the command.
+		// The Mesos launcher exits 1 when it cannot exec the command, after
+		// STARTING and RUNNING (checked on a real 1.12 agent).
 		a.event("command failed to start", append(execFields(e), zap.Error(err))...)
 		a.commandStatus(e, mesos.TASK_STARTING, "")
+		a.commandStatus(e, mesos.TASK_RUNNING, "")
 		a.commandStatus(e, mesos.TASK_FAILED, "Command exited with status 1")
 		a.commandExitLater(e)
 		return

@@ -293,6 +293,11 @@ func (a *Agent) containerStatus(e *executor) *mesos.ContainerStatus {
 		pid := uint32(e.pid)
 		cs.ExecutorPID = &pid
 	}
+	if e.command != nil {
+		// The built-in command executor runs inside this process.
+		pid := uint32(os.Getpid())
+		cs.ExecutorPID = &pid
+	}
 	return cs
 }
 
@@ -433,6 +438,9 @@ func command(ci *mesos.CommandInfo, env []string, dir string) (*exec.Cmd, error)
 	return cmd, nil
 }
 
+// errCommandNotFound: a non-shell command's program is not in the PATH.
+var errCommandNotFound = errors.New("command not found")
+
 func lookPath(name string, env []string) (string, error) {
 	pathVar := defaultPath
 	for _, kv := range env {
@@ -446,7 +454,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("failed to find %q in PATH %q", name, pathVar)
+	return "", fmt.Errorf("failed to find %q in PATH %q: %w", name, pathVar, errCommandNotFound)
 }
 
 // launchFailed: the container never started (fetch, volume or exec error).
