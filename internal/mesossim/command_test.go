@@ -1,6 +1,10 @@
 package mesossim
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,6 +201,47 @@ func TestCommandTaskInMasterState(t *testing.T) {
 	}
 	if exs := fw["executors"]; exs != nil && len(exs.([]interface{})) != 0 {
 		t.Errorf("master lists executors for a command task: %v", exs)
+	}
+
+	// The agent's own /state counts the executor's allowance (07: executor
+	// resources = task + cpus 0.1, mem 32).
+	ag := c.Agents()[0]
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/state", ag.IP, ag.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var as struct {
+		Version    string
+		PID        string
+		Frameworks []struct {
+			Executors []struct {
+				ID, Name, Source string
+				Resources        map[string]interface{}
+				Tasks            []struct {
+					ID         string
+					ExecutorID *string `json:"executor_id"`
+					State      string
+					Statuses   []struct{ State string }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &as); err != nil || len(as.Frameworks) != 1 || len(as.Frameworks[0].Executors) != 1 {
+		t.Fatalf("agent state %s: %v", body, err)
+	}
+	ex := as.Frameworks[0].Executors[0]
+	if ex.ID != "c-state" || ex.Source != "c-state" || ex.Name != "Command Executor (Task: c-state) (Command: sh -c 'sleep 600')" ||
+		ex.Resources["cpus"] != 0.2 || ex.Resources["mem"] != 64.0 || as.Version != "1.12.0" || as.PID != ag.PID() {
+		t.Errorf("agent state executor %+v (version %s pid %s)", ex, as.Version, as.PID)
+	}
+	if len(ex.Tasks) != 1 || ex.Tasks[0].ExecutorID == nil || *ex.Tasks[0].ExecutorID != "" || ex.Tasks[0].State != "TASK_RUNNING" ||
+		len(ex.Tasks[0].Statuses) != 2 || ex.Tasks[0].Statuses[0].State != "TASK_STARTING" {
+		t.Errorf("agent state task %s", body)
+	}
+	if !strings.Contains(string(body), `"container_status":{"container_id":{"value":"`) || strings.Contains(string(body), "executor_pid") {
+		t.Errorf("agent state statuses: %s", body)
 	}
 }
 

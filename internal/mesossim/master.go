@@ -19,7 +19,7 @@ import (
 
 // Version is what the simulated master and agents report: the Mesos the
 // transcripts were recorded from (/work/shared/mesos-transcripts).
-const Version = "1.12.0"
+const Version = agent.Version
 
 // masterCapabilities are a real 1.12 master's, in its order
 // (01-subscribe-stream.txt; 07-master-state.json "capabilities").
@@ -27,8 +27,7 @@ var masterCapabilities = []string{"AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"}
 
 // agentCapabilities are a real 1.12 agent's (07-master-state.json
 // slaves[].capabilities).
-var agentCapabilities = []string{"MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
-	"RESOURCE_PROVIDER", "RESIZE_VOLUME", "AGENT_OPERATION_FEEDBACK", "AGENT_DRAINING", "TASK_RESOURCE_LIMITS"}
+var agentCapabilities = agent.Capabilities
 
 const (
 	maxCompletedFrameworks = 50

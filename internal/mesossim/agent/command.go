@@ -144,7 +144,7 @@ func (a *Agent) startCommandExecutor(e *executor, f *framework) {
 	timeout := a.cfg.ExecutorRegisterTimout
 	e.regTimer = time.AfterFunc(timeout, func() { a.registrationTimeout(e, timeout) })
 	ti := e.queue[0].tasks[0]
-	env := append(a.executorEnv(e, f.info), "MESOS_ALLOCATION_ROLE="+allocationRole(ti))
+	env := append(a.executorEnv(e, f.info), "MESOS_ALLOCATION_ROLE="+roleOf(ti.Resources))
 	a.event("launching command executor", append(execFields(e), zap.String("sandbox", e.dir),
 		zap.String("command", ti.Command.GetValue()))...)
 	// prepare runs the task's own CommandInfo (its URIs are the executor's).
@@ -369,15 +369,6 @@ func signalName(s syscall.Signal) string {
 		return n
 	}
 	return fmt.Sprintf("Unknown signal %d", int(s))
-}
-
-func allocationRole(t mesos.TaskInfo) string {
-	for _, r := range t.Resources {
-		if r.AllocationInfo != nil {
-			return r.AllocationInfo.GetRole()
-		}
-	}
-	return "*"
 }
 
 func hasCapability(info mesos.FrameworkInfo, c mesos.FrameworkInfo_Capability_Type) bool {

@@ -31,10 +31,11 @@ const (
 const killEscalation = 2 * time.Second
 
 type task struct {
-	info   mesos.TaskInfo
-	state  mesos.TaskState
-	queued bool // not yet delivered to the executor
-	group  int  // >0: member of LAUNCH_GROUP number group
+	info     mesos.TaskInfo
+	state    mesos.TaskState
+	statuses []mesos.TaskStatus // what the agent accepted, for /state
+	queued   bool               // not yet delivered to the executor
+	group    int                // >0: member of LAUNCH_GROUP number group
 }
 
 type pendingLaunch struct {
@@ -277,6 +278,7 @@ func (a *Agent) executorUpdate(e *executor, st mesos.TaskStatus) {
 		return
 	}
 	t.state = st.GetState()
+	t.statuses = append(t.statuses, st)
 	a.enqueueUpdate(e.fwID, st, t.state)
 	ack()
 }
