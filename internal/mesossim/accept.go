@@ -458,10 +458,9 @@ func (m *master) validateTask(fw *framework, e *agentEntry, role string, ti meso
 	if !pool.contains(total) {
 		return l, nil, fmt.Errorf("Total resources %s required by task and its executor is more than available %s", total, pool)
 	}
-	if ti.Command != nil {
-		// Not Mesos: the simulated agents have no built-in command executor.
-		return l, nil, errors.New("Command tasks are not supported by the simulated agents (no built-in command executor); use a CUSTOM executor")
-	}
+	// A command task (no executor) leaves l.Executor empty: the agent runs
+	// it with its built-in command executor, whose resources the master
+	// does not count (07-master-state.json).
 	l.Tasks = []mesos.TaskInfo{ti}
 	return l, total, nil
 }

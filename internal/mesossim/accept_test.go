@@ -50,7 +50,7 @@ func TestInvalidAccepts(t *testing.T) {
 	s.accept(offers, 0, launch(taskInfo("t5b", agentID, customExecutor("e5b", role), res("cpus", 100, role), res("mem", 32, role))))
 	st = s.update("t5b", waitLong)
 	assertMasterStatus(t, st, mesos.TASK_ERROR, mesos.REASON_TASK_INVALID,
-		"Total resources cpus(allocated: consul-role):100.1; mem(allocated: consul-role):64 required by task and its executor is more than available cpus(allocated: consul-role):4;")
+		"Total resources cpus(allocated: consul-role):100.1; mem(allocated: consul-role):64 required by task and its executor is more than available ports(allocated: consul-role):[8000-9000, 31000-32000]; cpus(allocated: consul-role):4;")
 
 	// 5c: duplicate task ID in one ACCEPT: the first runs, the second errors.
 	offers = s.offers(waitLong)

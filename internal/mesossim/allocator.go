@@ -88,6 +88,7 @@ func (m *master) allocate(now time.Time) {
 					}
 				}
 				avail = avail.subAll(res)
+				res = offerOrder(res)
 				o := &offer{id: m.newOfferID(), fw: fw.id, agent: e.id, role: role, resources: res.withAllocation(role)}
 				m.offers[o.id] = o
 				fw.offers[o.id] = o
@@ -98,17 +99,38 @@ func (m *master) allocate(now time.Time) {
 			}
 		}
 	}
+	// One OFFERS event per framework per cycle, however many offers, as the
+	// real master sends them (with 10,000 agents it is several MiB).
 	for fwID, offers := range newOffers {
-		fw := m.frameworks[fwID]
-		for len(offers) > 0 {
-			n := len(offers)
-			if n > offersPerEvent {
-				n = offersPerEvent
+		m.frameworks[fwID].send(&scheduler.Event{Type: scheduler.Event_OFFERS, Offers: &scheduler.Event_Offers{Offers: offers}})
+	}
+}
+
+// offerOrder lays out an offer's resources as a real 1.12 master does (every
+// OFFERS record of the transcripts): non-scalar resources (ports) first,
+// then reserved scalars, then unreserved ones, each group in the agent's
+// order (cpus, mem, disk). The allocator builds an offer from its
+// non-scalar part plus its (possibly shrunk) scalar part, reserved first.
+func offerOrder(res rlist) rlist {
+	group := func(r *mesos.Resource) int {
+		g := 0
+		if r.GetType() == mesos.SCALAR {
+			g = 2
+		}
+		if !isReserved(r) {
+			g++
+		}
+		return g
+	}
+	out := make(rlist, 0, len(res))
+	for g := 0; g < 4; g++ {
+		for i := range res {
+			if group(&res[i]) == g {
+				out = append(out, res[i])
 			}
-			fw.send(&scheduler.Event{Type: scheduler.Event_OFFERS, Offers: &scheduler.Event_Offers{Offers: offers[:n]}})
-			offers = offers[n:]
 		}
 	}
+	return out
 }
 
 // agentOrder returns the agent IDs in Go's randomised map order, so that

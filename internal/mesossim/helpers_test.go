@@ -22,6 +22,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/internal/mesossim/stoutjson"
 )
 
 // Tests use 127.1.x.y only. Each cluster takes its own /24 so that agent
@@ -194,8 +196,14 @@ func (s *sched) read() {
 			close(s.events)
 			return
 		}
+		// stout's rules, as a client that tolerates a real 1.12 master must
+		// (mesos-go's own decoder refuses QUOTA_V2).
 		var ev scheduler.Event
-		if err := json.Unmarshal(rec, &ev); err != nil {
+		v, err := stoutjson.Parse(rec)
+		if err == nil {
+			err = stoutjson.Decode(v, &ev)
+		}
+		if err != nil {
 			s.done <- fmt.Errorf("decode %s: %w", rec, err)
 			close(s.events)
 			return
@@ -401,4 +409,11 @@ func atoi(t testing.TB, s string) int {
 	return n
 }
 
-func jsonUnmarshal(b []byte, v interface{}) error { return json.Unmarshal(b, v) }
+// jsonUnmarshal decodes a Mesos JSON record with stout's rules.
+func jsonUnmarshal(b []byte, v interface{}) error {
+	g, err := stoutjson.Parse(b)
+	if err != nil {
+		return err
+	}
+	return stoutjson.Decode(g, v)
+}

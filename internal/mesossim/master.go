@@ -14,20 +14,26 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dcos-consul/dcos-consul/internal/mesossim/agent"
+	"github.com/dcos-consul/dcos-consul/internal/mesossim/stoutjson"
 )
 
-// Version is what the simulated master reports (mesos-go v0.0.11's protos
-// match Mesos 1.10/1.11).
-const Version = "1.11.0"
+// Version is what the simulated master and agents report: the Mesos the
+// transcripts were recorded from (/work/shared/mesos-transcripts).
+const Version = agent.Version
+
+// masterCapabilities are a real 1.12 master's, in its order
+// (01-subscribe-stream.txt; 07-master-state.json "capabilities").
+var masterCapabilities = []string{"AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"}
+
+// agentCapabilities are a real 1.12 agent's (07-master-state.json
+// slaves[].capabilities).
+var agentCapabilities = agent.Capabilities
 
 const (
 	maxCompletedFrameworks = 50
 	maxCompletedTasks      = 1000
 	defaultRefuseSeconds   = 5.0
 	maxRefuseSeconds       = 365 * 24 * 3600.0
-	// offersPerEvent caps one OFFERS event so that it stays far below
-	// mesos-go's 4 MiB RecordIO record limit even with 10,000 agents.
-	offersPerEvent = 1000
 )
 
 // master is one incarnation of the simulated master. A restart replaces it
@@ -192,6 +198,8 @@ func (m *master) masterInfo() mesos.MasterInfo {
 		Capabilities: []mesos.MasterInfo_Capability{
 			{Type: mesos.MasterInfo_Capability_AGENT_UPDATE},
 			{Type: mesos.MasterInfo_Capability_AGENT_DRAINING},
+			// QUOTA_V2: unknown to mesos-go v0.0.11's protos, named by stoutjson.
+			{Type: stoutjson.MasterCapabilityQuotaV2},
 		},
 	}
 }

@@ -208,7 +208,7 @@ func (m *master) state() masterState {
 		ID:                     m.id,
 		PID:                    pid,
 		Hostname:               m.ip,
-		Capabilities:           []string{"AGENT_UPDATE", "AGENT_DRAINING"},
+		Capabilities:           masterCapabilities,
 		Leader:                 pid,
 		LeaderInfo:             stateLeaderInfo{ID: m.id, PID: pid, Port: m.port, Hostname: m.ip},
 		Slaves:                 []stateSlave{},
@@ -261,7 +261,7 @@ func (m *master) state() masterState {
 			UnreservedResources: resourcesJSON(unreserved),
 			Active:              e.connected,
 			Version:             Version,
-			Capabilities:        []string{"MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"},
+			Capabilities:        agentCapabilities,
 		})
 	}
 	for _, id := range sortedKeys(m.frameworks) {

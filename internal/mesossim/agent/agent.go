@@ -198,6 +198,9 @@ func (a *Agent) listen() error {
 	h := http.HandlerFunc(a.serveExecutorAPI)
 	mux.Handle("/api/v1/executor", h)
 	mux.Handle("/slave(1)/api/v1/executor", h)
+	for _, p := range []string{"/state", "/state.json", "/slave(1)/state", "/slave(1)/state.json"} {
+		mux.HandleFunc(p, a.serveState)
+	}
 	mux.HandleFunc("/files/browse", a.serveBrowse)
 	mux.HandleFunc("/files/read", a.serveRead)
 	mux.HandleFunc("/files/download", a.serveDownload)

@@ -31,10 +31,11 @@ const (
 const killEscalation = 2 * time.Second
 
 type task struct {
-	info   mesos.TaskInfo
-	state  mesos.TaskState
-	queued bool // not yet delivered to the executor
-	group  int  // >0: member of LAUNCH_GROUP number group
+	info     mesos.TaskInfo
+	state    mesos.TaskState
+	statuses []mesos.TaskStatus // what the agent accepted, for /state
+	queued   bool               // not yet delivered to the executor
+	group    int                // >0: member of LAUNCH_GROUP number group
 }
 
 type pendingLaunch struct {
@@ -69,16 +70,20 @@ type executor struct {
 	// reregistered: subscribed since the last agent restart.
 	reregistered bool
 
-	regTimer, graceTimer, killTimer *time.Timer
+	// command: a built-in command executor (command.go); nil for the
+	// framework's own executors and for in-process agents.
+	command *commandRun
+
+	regTimer, graceTimer, killTimer, cmdTimer *time.Timer
 }
 
 func (e *executor) stopTimers() {
-	for _, t := range []*time.Timer{e.regTimer, e.graceTimer, e.killTimer} {
+	for _, t := range []*time.Timer{e.regTimer, e.graceTimer, e.killTimer, e.cmdTimer} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	e.regTimer, e.graceTimer, e.killTimer = nil, nil, nil
+	e.regTimer, e.graceTimer, e.killTimer, e.cmdTimer = nil, nil, nil, nil
 }
 
 func (e *executor) graceperiod(def time.Duration) time.Duration {
@@ -117,6 +122,10 @@ func (a *Agent) Launch(l Launch) {
 	}
 	f.info = l.Framework
 	f.info.ID = &fid
+	commandTask := isCommandTask(l)
+	if commandTask {
+		l.Executor = CommandExecutorInfo(fid, l.Tasks[0])
+	}
 
 	e := f.executors[l.Executor.ExecutorID.Value]
 	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
@@ -155,6 +164,10 @@ func (a *Agent) Launch(l Launch) {
 			inProcess:   a.cfg.InProcess,
 		}
 		e.info.FrameworkID = &fid
+		if commandTask && !e.inProcess {
+			e.command = &commandRun{task: l.Tasks[0].TaskID,
+				killingState: hasCapability(f.info, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE)}
+		}
 		f.executors[e.info.ExecutorID.Value] = e
 	}
 	group := 0
@@ -172,6 +185,8 @@ func (a *Agent) Launch(l Launch) {
 		e.state = execRunning
 		e.subscribed = true
 		a.deliverQueued(e)
+	case isNew && e.command != nil:
+		a.startCommandExecutor(e, f)
 	case isNew:
 		a.startExecutor(e)
 	case e.state == execRunning:
@@ -263,6 +278,7 @@ func (a *Agent) executorUpdate(e *executor, st mesos.TaskStatus) {
 		return
 	}
 	t.state = st.GetState()
+	t.statuses = append(t.statuses, st)
 	a.enqueueUpdate(e.fwID, st, t.state)
 	ack()
 }
@@ -277,6 +293,11 @@ func (a *Agent) containerStatus(e *executor) *mesos.ContainerStatus {
 	}
 	if e.pid > 0 {
 		pid := uint32(e.pid)
+		cs.ExecutorPID = &pid
+	}
+	if e.command != nil {
+		// The built-in command executor runs inside this process.
+		pid := uint32(os.Getpid())
 		cs.ExecutorPID = &pid
 	}
 	return cs
@@ -419,6 +440,9 @@ func command(ci *mesos.CommandInfo, env []string, dir string) (*exec.Cmd, error)
 	return cmd, nil
 }
 
+// errCommandNotFound: a non-shell command's program is not in the PATH.
+var errCommandNotFound = errors.New("command not found")
+
 func lookPath(name string, env []string) (string, error) {
 	pathVar := defaultPath
 	for _, kv := range env {
@@ -432,7 +456,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("failed to find %q in PATH %q", name, pathVar)
+	return "", fmt.Errorf("failed to find %q in PATH %q: %w", name, pathVar, errCommandNotFound)
 }
 
 // launchFailed: the container never started (fetch, volume or exec error).
@@ -501,10 +525,14 @@ func (a *Agent) executorGone(e *executor, status int32) {
 		if f != nil {
 			a.maybeForgetFramework(e.fwID.Value)
 		}
-		a.notifyTerminated(e, status)
+		if e.command == nil {
+			a.notifyTerminated(e, status)
+		}
 		return
 	}
-	a.notifyTerminated(e, status)
+	if e.command == nil {
+		a.notifyTerminated(e, status)
+	}
 	reason := mesos.REASON_EXECUTOR_TERMINATED
 	msg := "Executor terminated"
 	if e.termReason != nil {
@@ -577,6 +605,10 @@ func (a *Agent) Kill(fw mesos.FrameworkID, taskID mesos.TaskID, policy *mesos.Ki
 		if !isTerminal(t.state) {
 			a.standIn(e, taskID, mesos.TASK_KILLED, "Killed by the in-process executor")
 		}
+		return
+	}
+	if e.command != nil {
+		a.commandKill(e, commandKillGraceOf(t, policy))
 		return
 	}
 	e.sub.push(eventKill(taskID, policy))
@@ -665,6 +697,9 @@ func (a *Agent) shutdownExecutor(e *executor) {
 		a.executorGone(e, 0)
 		return
 	}
+	if e.command != nil {
+		a.commandShutdown(e)
+	}
 	if e.sub != nil {
 		e.sub.push(eventShutdown())
 	}
@@ -740,6 +775,16 @@ func (a *Agent) KillExecutorProcess(fw mesos.FrameworkID, ex mesos.ExecutorID) e
 	}
 	if e.inProcess {
 		a.executorGone(e, int32(syscall.SIGKILL))
+		return nil
+	}
+	if e.command != nil {
+		// The command executor dies: its container (the command) goes with
+		// it, and the agent fails the task (no FAILURE event).
+		if e.pid <= 0 || e.exited {
+			return fmt.Errorf("agent %s: command executor %s has no process", a.cfg.ID.Value, ex.Value)
+		}
+		e.command.executorDied = true
+		_ = syscall.Kill(-e.pid, syscall.SIGKILL)
 		return nil
 	}
 	if e.pid <= 0 {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -14,6 +13,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	mexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/internal/mesossim/stoutjson"
 )
 
 // The executor HTTP API, POST /api/v1/executor (mesos-api.md 5.1, the
@@ -212,91 +213,24 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// decodeJSONCall parses a JSON call as stout does: an unknown enum name on
-// the optional `type` is dropped (so validation then says it is missing),
-// missing required fields are reported.
+// decodeJSONCall parses a JSON call as the real agent does (stout's rules,
+// package stoutjson): unknown keys ignored, an unknown enum name on the
+// optional `type` dropped (so validation then says it is missing), missing
+// required fields reported by path.
 func decodeJSONCall(body []byte, call *mexec.Call) string {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
+	v, err := stoutjson.Parse(body)
+	if err != nil {
 		return "Failed to parse body into JSON: " + err.Error()
 	}
-	if t, ok := raw["type"]; ok {
-		var name string
-		if json.Unmarshal(t, &name) != nil {
-			return "Failed to convert JSON into Call protobuf: Not expecting a JSON " + jsonKind(t) + " for field 'type'"
-		}
-		if _, known := mexec.Call_Type_value[name]; !known {
-			delete(raw, "type")
-		}
-	}
-	var missing []string
-	for _, k := range []string{"executor_id", "framework_id"} {
-		if _, ok := raw[k]; !ok {
-			missing = append(missing, k)
-		}
-	}
-	missing = append(missing, missingNested(raw)...)
-	if len(missing) > 0 {
-		return "Failed to convert JSON into Call protobuf: Missing required fields: " + strings.Join(missing, ", ")
-	}
-	clean, _ := json.Marshal(raw)
-	if err := json.Unmarshal(clean, call); err != nil {
+	if err := stoutjson.Decode(v, call); err != nil {
 		return "Failed to convert JSON into Call protobuf: " + err.Error()
-	}
-	if _, ok := raw["type"]; !ok {
-		call.Type = -1 // absent, distinct from an explicit UNKNOWN
 	}
 	return ""
 }
 
-// missingNested lists absent proto2 required fields of update and message.
-func missingNested(raw map[string]json.RawMessage) []string {
-	var out []string
-	obj := func(m json.RawMessage) map[string]json.RawMessage {
-		var o map[string]json.RawMessage
-		_ = json.Unmarshal(m, &o)
-		return o
-	}
-	if u, ok := raw["update"]; ok {
-		st, ok := obj(u)["status"]
-		if !ok {
-			out = append(out, "update.status")
-		} else {
-			so := obj(st)
-			for _, k := range []string{"task_id", "state"} {
-				if _, ok := so[k]; !ok {
-					out = append(out, "update.status."+k)
-				}
-			}
-		}
-	}
-	if m, ok := raw["message"]; ok {
-		if _, ok := obj(m)["data"]; !ok {
-			out = append(out, "message.data")
-		}
-	}
-	return out
-}
-
-func jsonKind(m json.RawMessage) string {
-	s := strings.TrimSpace(string(m))
-	switch {
-	case strings.HasPrefix(s, "{"):
-		return "object"
-	case strings.HasPrefix(s, "["):
-		return "array"
-	case s == "true" || s == "false":
-		return "boolean"
-	case s == "null":
-		return "null"
-	default:
-		return "number"
-	}
-}
-
 // validateCall is common::validation::validateExecutorCall.
 func validateCall(c *mexec.Call) string {
-	if c.Type == -1 {
+	if c.Type == stoutjson.EnumUnset {
 		return "Expecting 'type' to be present"
 	}
 	if c.ExecutorID.Value == "" {
@@ -470,7 +404,7 @@ func encodeEvent(ev *mexec.Event, mediaType string) ([]byte, error) {
 	if mediaType == mediaProtobuf {
 		b, err = ev.Marshal()
 	} else {
-		b, err = json.Marshal(ev)
+		b = stoutjson.Encode(ev) // as the real agent writes it
 	}
 	if err != nil {
 		return nil, err

@@ -80,6 +80,15 @@ func (a *Agent) recover() {
 			a.destroyForRecovery(f, e, mesos.REASON_AGENT_RESTARTED, "Agent restarted")
 		}
 	}
+	// A command executor re-registers at once (it is part of the agent here;
+	// a real one reconnects within its subscription backoff).
+	for _, f := range a.frameworks {
+		for _, e := range f.executors {
+			if e.command != nil && e.state != execTerminated {
+				e.reregistered = true
+			}
+		}
+	}
 	a.recovering = true
 	a.mu.Unlock()
 

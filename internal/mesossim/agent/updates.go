@@ -174,6 +174,7 @@ func (a *Agent) agentUpdate(fw mesos.FrameworkID, e *executor, task mesos.TaskID
 	if e != nil {
 		if t := e.tasks[task.Value]; t != nil {
 			t.state = state
+			t.statuses = append(t.statuses, st)
 		}
 	}
 	a.enqueueUpdate(fw, st, state)
