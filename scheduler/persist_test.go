@@ -29,7 +29,7 @@ func TestSaveTasksLargeMessagesAndManyRecords(t *testing.T) {
 	var names []string
 	huge := strings.Repeat("x", 2<<20)
 	attrs := map[string]string{"rack": strings.Repeat("r", 1500)} // agents with long attributes
-	for i := 0; i < 1500; i++ { // 1500 records of ~3 KB: 400 of them are over one 1 MB transaction
+	for i := 0; i < 1500; i++ {                                   // 1500 records of ~3 KB: 400 of them are over one 1 MB transaction
 		name := state.ClientName(fmt.Sprintf("S%d", i))
 		task := state.Task{Name: name, Role: taskspec.RoleClient, TaskID: name + "__a", AgentID: fmt.Sprintf("S%d", i), State: "TASK_RUNNING", AgentValues: attrs}
 		s := mesos.TaskStatus{TaskID: mesos.TaskID{Value: task.TaskID}, State: mesos.TASK_FAILED.Enum(), Message: &huge}
