@@ -36,8 +36,9 @@ const (
 	// compared at start with the new one (config.CheckUpdate).
 	keyConfig   = "config"
 	prefixTasks = "tasks/"
-	// applyChunk bounds the records written by one Apply (one ZooKeeper
-	// multi must stay under 1 MB).
+	// applyChunk bounds the records written by one Apply; the bytes are
+	// bounded too (store.MaxApplySize: one ZooKeeper multi stays under
+	// 1 MB, whatever the records' sizes).
 	applyChunk = 400
 )
 
@@ -114,58 +115,60 @@ func load(ctx context.Context, st Store) (persisted, error) {
 func taskKey(name string) string { return prefixTasks + name }
 
 // saveTasks writes changed records and deletes removed ones, atomically
-// per chunk when the store can.
+// per chunk when the store can. Chunks are bounded by count and by bytes
+// (store.MaxApplySize), so large records cannot make every flush fail.
 func saveTasks(ctx context.Context, st Store, tasks state.Tasks, changed, deleted []string) error {
 	sort.Strings(changed)
 	sort.Strings(deleted)
-	if b, ok := st.(batcher); ok {
-		var ops []store.Op
-		flush := func() error {
-			if len(ops) == 0 {
-				return nil
-			}
-			err := b.Apply(ctx, ops...)
-			ops = ops[:0]
-			return err
-		}
-		for _, n := range changed {
-			v, err := json.Marshal(tasks[n])
-			if err != nil {
-				return err
-			}
-			ops = append(ops, store.PutOp(taskKey(n), v))
-			if len(ops) >= applyChunk {
-				if err := flush(); err != nil {
-					return fmt.Errorf("write task records: %w", err)
-				}
-			}
-		}
-		for _, n := range deleted {
-			ops = append(ops, store.DeleteOp(taskKey(n)))
-			if len(ops) >= applyChunk {
-				if err := flush(); err != nil {
-					return fmt.Errorf("delete task records: %w", err)
-				}
-			}
-		}
-		if err := flush(); err != nil {
-			return fmt.Errorf("write task records: %w", err)
-		}
-		return nil
-	}
+	ops := make([]store.Op, 0, len(changed)+len(deleted))
 	for _, n := range changed {
 		v, err := json.Marshal(tasks[n])
 		if err != nil {
-			return err
+			return fmt.Errorf("encode task record %s: %w", n, err)
 		}
-		if err := st.Put(ctx, taskKey(n), v); err != nil {
-			return fmt.Errorf("write task record %s: %w", n, err)
-		}
+		ops = append(ops, store.PutOp(taskKey(n), v))
 	}
 	for _, n := range deleted {
-		if err := st.Delete(ctx, taskKey(n)); err != nil {
-			return fmt.Errorf("delete task record %s: %w", n, err)
+		ops = append(ops, store.DeleteOp(taskKey(n)))
+	}
+	if b, ok := st.(batcher); ok {
+		for _, chunk := range applyChunks(ops, applyChunk, store.MaxApplySize) {
+			if err := b.Apply(ctx, chunk...); err != nil {
+				return fmt.Errorf("write task records (%d ops from %s): %w", len(chunk), chunk[0].Key, err)
+			}
+		}
+		return nil
+	}
+	for _, op := range ops {
+		var err error
+		if op.Delete {
+			err = st.Delete(ctx, op.Key)
+		} else {
+			err = st.Put(ctx, op.Key, op.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("write task record %s: %w", op.Key, err)
 		}
 	}
 	return nil
+}
+
+// applyChunks splits ops, in order, into chunks of at most maxOps ops and
+// maxBytes bytes (store.OpSize); an op larger than maxBytes alone is a
+// chunk of its own (the store refuses it with its own error).
+func applyChunks(ops []store.Op, maxOps, maxBytes int) [][]store.Op {
+	var out [][]store.Op
+	start, size := 0, 0
+	for i, op := range ops {
+		n := store.OpSize(op)
+		if i > start && (i-start >= maxOps || size+n > maxBytes) {
+			out = append(out, ops[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(ops) {
+		out = append(out, ops[start:])
+	}
+	return out
 }

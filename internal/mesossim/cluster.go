@@ -282,9 +282,11 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 
 func (c *Cluster) startMaster(recovering ...string) error {
 	port := c.opts.MasterPort
+	c.mu.Lock()
 	if c.port != 0 {
 		port = c.port
 	}
+	c.mu.Unlock()
 	addr := net.JoinHostPort(c.opts.MasterIP, strconv.Itoa(port))
 	var ln net.Listener
 	var err error
@@ -297,13 +299,18 @@ func (c *Cluster) startMaster(recovering ...string) error {
 	if err != nil {
 		return fmt.Errorf("mesossim: master listen on %s: %w", addr, err)
 	}
-	c.port = ln.Addr().(*net.TCPAddr).Port
-	m := newMaster(c, c.opts.MasterIP, c.port)
+	m := newMaster(c, c.opts.MasterIP, ln.Addr().(*net.TCPAddr).Port)
 	for _, id := range recovering {
 		m.recovering[id] = true
 	}
 	srv := &http.Server{Handler: m.handler(), ReadHeaderTimeout: 30 * time.Second}
 	c.mu.Lock()
+	if c.closed { // Close ran during a restart: start nothing it cannot stop
+		c.mu.Unlock()
+		ln.Close()
+		return errors.New("mesossim: cluster closed")
+	}
+	c.port = ln.Addr().(*net.TCPAddr).Port
 	c.m, c.srv = m, srv
 	c.mu.Unlock()
 	go srv.Serve(ln)
@@ -314,7 +321,10 @@ func (c *Cluster) startMaster(recovering ...string) error {
 
 // MasterURL is the master's base URL, e.g. "http://127.0.0.1:5050".
 func (c *Cluster) MasterURL() string {
-	return "http://" + net.JoinHostPort(c.opts.MasterIP, strconv.Itoa(c.port))
+	c.mu.Lock()
+	port := c.port
+	c.mu.Unlock()
+	return "http://" + net.JoinHostPort(c.opts.MasterIP, strconv.Itoa(port))
 }
 
 // MasterID is the current master incarnation's ID.
@@ -721,7 +731,7 @@ func (c *Cluster) Close() error {
 		}
 	}
 	wg.Wait()
-	c.flushRegistry()
+	c.flushRegistry(true)
 	if cancel != nil {
 		cancel()
 	}

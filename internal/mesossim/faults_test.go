@@ -375,3 +375,32 @@ func TestRestartAgentCheckpointing(t *testing.T) {
 		t.Errorf("executors after restart: %+v", exs)
 	}
 }
+
+// Nothing is written into the work directory after Close returns: a
+// registry write scheduled (or running) then would race the test's TempDir
+// cleanup ("directory not empty").
+func TestNoRegistryWriteAfterClose(t *testing.T) {
+	o := testOptions(t, 1, true)
+	o.WorkDir = t.TempDir()
+	c, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.markRegistryDirty() // a write pending on its timer
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	master := filepath.Join(o.WorkDir, "master")
+	if _, err := os.Stat(filepath.Join(master, "registry.json")); err != nil {
+		t.Fatalf("final registry write missing: %v", err)
+	}
+	if err := os.RemoveAll(master); err != nil {
+		t.Fatal(err)
+	}
+	c.markRegistryDirty() // as a straggling agent notification would
+	c.saveRegistry()      // as a timer that fired just before Close would
+	time.Sleep(300 * time.Millisecond)
+	if _, err := os.Stat(master); !os.IsNotExist(err) {
+		t.Fatalf("registry written after Close: %v", err)
+	}
+}

@@ -32,6 +32,10 @@ type registry struct {
 	Frameworks map[string]json.RawMessage `json:"frameworks"`
 	dirty      bool
 	timer      *time.Timer
+	// closed is set by the final flush in Cluster.Close: nothing is
+	// written after it (a write racing the test's TempDir cleanup fails it
+	// with "directory not empty").
+	closed bool
 }
 
 type regAgent struct {
@@ -220,13 +224,18 @@ func (c *Cluster) markRegistryDirty() {
 	}
 	c.reg.mu.Lock()
 	defer c.reg.mu.Unlock()
+	if c.reg.closed {
+		return
+	}
 	c.reg.dirty = true
 	if c.reg.timer == nil {
 		c.reg.timer = time.AfterFunc(100*time.Millisecond, func() { c.saveRegistry() })
 	}
 }
 
-func (c *Cluster) flushRegistry() {
+// flushRegistry writes the registry now; final (Cluster.Close) makes it the
+// last write: a pending or running timer write ends without writing.
+func (c *Cluster) flushRegistry(final bool) {
 	if c.reg == nil || c.reg.path == "" {
 		return
 	}
@@ -236,11 +245,13 @@ func (c *Cluster) flushRegistry() {
 		c.reg.timer = nil
 	}
 	c.reg.mu.Unlock()
-	c.saveRegistry()
+	c.writeRegistry(final)
 }
 
 // saveRegistry writes the registry atomically.
-func (c *Cluster) saveRegistry() {
+func (c *Cluster) saveRegistry() { c.writeRegistry(false) }
+
+func (c *Cluster) writeRegistry(final bool) {
 	if c.reg == nil || c.reg.path == "" {
 		return
 	}
@@ -271,6 +282,12 @@ func (c *Cluster) saveRegistry() {
 	}
 	c.reg.mu.Lock()
 	defer c.reg.mu.Unlock()
+	if c.reg.closed {
+		return
+	}
+	if final {
+		c.reg.closed = true
+	}
 	c.reg.timer = nil
 	c.reg.dirty = false
 	c.reg.Agents = agents

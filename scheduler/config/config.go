@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/placement"
 )
 
 // Env var names. Marathon itself sets PORT_API / PORT0 for the scheduler's
@@ -132,7 +135,7 @@ type Config struct {
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
 
-	// Uninstall: SDK_UNINSTALL is set (any value but "false"): run the
+	// Uninstall: SDK_UNINSTALL is true (strconv.ParseBool): run the
 	// uninstall plan (kill tasks, destroy volumes, unreserve, delete the
 	// stored state, tear down the framework) instead of the service.
 	Uninstall bool
@@ -236,11 +239,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
 	r.duration(EnvReplaceAft, &c.ReplaceAfter)
-	// Cosmos sets SDK_UNINSTALL=true; the SDK treats its presence as the
-	// signal, so any value but an explicit false means uninstall.
-	if v, ok := r.lookup(EnvUninstall); ok && strings.TrimSpace(strings.ToLower(v)) != "false" {
-		c.Uninstall = true
-	}
+	// Cosmos sets SDK_UNINSTALL=true on uninstall. Uninstalling destroys
+	// every volume, so only a value that parses as true does it: empty is
+	// false, and anything unparsable is an error (nothing is destroyed).
+	r.boolean(EnvUninstall, &c.Uninstall)
 
 	// An empty role or principal means the per-service default, as in the
 	// DC/OS SDK: the package's defaults are "".
@@ -340,14 +342,14 @@ func (c Config) Validate() error {
 	default:
 		add(bad(EnvServerCount, c.ServerCount, "1, 3, 5 or 7 (an odd number of servers keeps a majority through failures)"))
 	}
-	if c.ServerCPUs < MinServerCPUs {
-		add(bad(EnvServerCPUs, c.ServerCPUs, fmt.Sprintf("at least %g", MinServerCPUs)))
+	if !finiteAtLeast(c.ServerCPUs, MinServerCPUs) {
+		add(bad(EnvServerCPUs, c.ServerCPUs, fmt.Sprintf("a finite number, at least %g", MinServerCPUs)))
 	}
-	if c.ServerMem < MinServerMem {
-		add(bad(EnvServerMem, c.ServerMem, fmt.Sprintf("at least %g (MB)", MinServerMem)))
+	if !finiteAtLeast(c.ServerMem, MinServerMem) {
+		add(bad(EnvServerMem, c.ServerMem, fmt.Sprintf("a finite number, at least %g (MB)", MinServerMem)))
 	}
-	if c.ServerDisk < MinServerDisk {
-		add(bad(EnvServerDisk, c.ServerDisk, fmt.Sprintf("at least %g (MB)", MinServerDisk)))
+	if !finiteAtLeast(c.ServerDisk, MinServerDisk) {
+		add(bad(EnvServerDisk, c.ServerDisk, fmt.Sprintf("a finite number, at least %g (MB)", MinServerDisk)))
 	}
 	if c.ServerDiskType != "ROOT" && c.ServerDiskType != "MOUNT" {
 		add(bad(EnvServerDiskType, c.ServerDiskType, "ROOT or MOUNT"))
@@ -355,11 +357,11 @@ func (c Config) Validate() error {
 	if _, err := ParsePlacement(c.ServerPlacement); err != nil {
 		add(bad(EnvServerPlacement, c.ServerPlacement, err.Error()))
 	}
-	if c.ClientCPUs < MinClientCPUs {
-		add(bad(EnvClientCPUs, c.ClientCPUs, fmt.Sprintf("at least %g", MinClientCPUs)))
+	if !finiteAtLeast(c.ClientCPUs, MinClientCPUs) {
+		add(bad(EnvClientCPUs, c.ClientCPUs, fmt.Sprintf("a finite number, at least %g", MinClientCPUs)))
 	}
-	if c.ClientMem < MinClientMem {
-		add(bad(EnvClientMem, c.ClientMem, fmt.Sprintf("at least %g (MB)", MinClientMem)))
+	if !finiteAtLeast(c.ClientMem, MinClientMem) {
+		add(bad(EnvClientMem, c.ClientMem, fmt.Sprintf("a finite number, at least %g (MB)", MinClientMem)))
 	}
 	if !validDatacenter(c.Datacenter) {
 		add(bad(EnvDatacenter, c.Datacenter, "1-63 lower-case letters, digits, '-' and '_' (Consul's rule for datacenter names)"))
@@ -392,6 +394,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// finiteAtLeast: NaN fails every comparison and +Inf passes "at least",
+// and neither can be stored (JSON has no NaN or Inf).
+func finiteAtLeast(f, lo float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) && f >= lo }
 
 // Lower bounds of the numeric options; config.json has the same minimums.
 const (
@@ -450,60 +456,9 @@ func (p Ports) List() []int {
 	return out
 }
 
-// Constraint is one Marathon-style placement rule: [field, operator] or
-// [field, operator, value].
-type Constraint struct {
-	Field, Operator, Value string
-}
-
-// Operators are the Marathon constraint operators and whether each needs a
-// value ("required"), takes one ("optional") or takes none ("none").
-var operators = map[string]string{
-	"UNIQUE": "none", "CLUSTER": "optional", "GROUP_BY": "optional",
-	"LIKE": "required", "UNLIKE": "required", "MAX_PER": "required", "IS": "required",
-}
-
-// ParsePlacement parses a placement constraint option: empty (no rule), or
-// a JSON list of Marathon constraints such as [["hostname","UNIQUE"]] or
-// [["@zone","GROUP_BY","3"]]. Servers always run on distinct agents; these
-// rules come on top of that.
-func ParsePlacement(s string) ([]Constraint, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, nil
-	}
-	var raw [][]string
-	if err := json.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, fmt.Errorf(`empty, or a JSON list of Marathon constraints such as [["hostname","UNIQUE"]] or [["@zone","GROUP_BY","3"]] (%v)`, err)
-	}
-	out := make([]Constraint, 0, len(raw))
-	for i, r := range raw {
-		if len(r) < 2 || len(r) > 3 || r[0] == "" {
-			return nil, fmt.Errorf("constraint %d %q: want [field, operator] or [field, operator, value]", i+1, r)
-		}
-		c := Constraint{Field: r[0], Operator: strings.ToUpper(r[1])}
-		if len(r) == 3 {
-			c.Value = r[2]
-		}
-		arity, ok := operators[c.Operator]
-		if !ok {
-			return nil, fmt.Errorf("constraint %d %q: operator %q is not one of UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS", i+1, r, r[1])
-		}
-		switch {
-		case arity == "none" && len(r) == 3:
-			return nil, fmt.Errorf("constraint %d %q: %s takes no value", i+1, r, c.Operator)
-		case arity == "required" && len(r) != 3:
-			return nil, fmt.Errorf("constraint %d %q: %s needs a value", i+1, r, c.Operator)
-		}
-		if c.Operator == "MAX_PER" || (c.Operator == "GROUP_BY" && c.Value != "") {
-			if n, err := strconv.Atoi(c.Value); err != nil || n < 1 {
-				return nil, fmt.Errorf("constraint %d %q: %s needs a positive number, not %q", i+1, r, c.Operator, c.Value)
-			}
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
+// ParsePlacement parses and checks a placement constraint option (see
+// package placement: operators, fields, values, regular expressions).
+func ParsePlacement(s string) ([]placement.Constraint, error) { return placement.Parse(s) }
 
 // managedKeys are top-level Consul agent settings the framework sets itself
 // from options (or will, with the security issue); extra configuration may
@@ -674,8 +629,8 @@ func (r *reader) float(env string, dst *float64) {
 		return
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil {
-		r.errs = append(r.errs, bad(env, v, "a number"))
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		r.errs = append(r.errs, bad(env, v, "a finite number"))
 		return
 	}
 	*dst = f

@@ -147,7 +147,7 @@ func TestBadValuesNameTheVariableOptionAndAllowedValues(t *testing.T) {
 		{EnvServerCount, "4", "1, 3, 5 or 7"},
 		{EnvServerCount, "three", "an integer"},
 		{EnvServerCPUs, "0.05", "at least 0.1"},
-		{EnvServerCPUs, "lots", "a number"},
+		{EnvServerCPUs, "lots", "a finite number"},
 		{EnvServerMem, "64", "at least 128"},
 		{EnvServerDisk, "10", "at least 64"},
 		{EnvServerDiskType, "PATH", "ROOT or MOUNT"},
@@ -155,7 +155,21 @@ func TestBadValuesNameTheVariableOptionAndAllowedValues(t *testing.T) {
 		{EnvServerPlacement, `[["hostname","UNIQ"]]`, "UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS"},
 		{EnvServerPlacement, `[["hostname","UNIQUE","1"]]`, "takes no value"},
 		{EnvServerPlacement, `[["rack","LIKE"]]`, "needs a value"},
-		{EnvServerPlacement, `[["hostname","MAX_PER","zero"]]`, "positive number"},
+		{EnvServerPlacement, `[["hostname","MAX_PER","zero"]]`, "whole number from 1"},
+		{EnvServerPlacement, `[["hostname","LIKE","("]]`, "regular expression"},
+		{EnvServerPlacement, `[["rack","UNLIKE","a[b"]]`, "regular expression"},
+		{EnvServerPlacement, `[["@rack","UNIQUE"]]`, "@hostname, @zone and @region"},
+		{EnvServerPlacement, `[["","UNIQUE"]]`, "empty field"},
+		{EnvServerPlacement, `[["@zone","GROUP_BY","0"]]`, "whole number from 1"},
+		{EnvServerPlacement, `[["hostname"]]`, "[field, operator]"},
+		{EnvServerCPUs, "NaN", "a finite number"},
+		{EnvServerCPUs, "+Inf", "a finite number"},
+		{EnvServerMem, "Inf", "a finite number"},
+		{EnvServerDisk, "-Inf", "a finite number"},
+		{EnvClientCPUs, "nan", "a finite number"},
+		{EnvClientMem, "+Inf", "a finite number"},
+		{EnvUninstall, "yes please", "true or false"},
+		{EnvUninstall, "maybe", "true or false"},
 		{EnvClientsEnabled, "yes", "true or false"},
 		{EnvClientCPUs, "0.01", "at least 0.05"},
 		{EnvClientMem, "32", "at least 64"},
@@ -248,9 +262,13 @@ func TestParsePlacement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Constraint{{"@zone", "GROUP_BY", "3"}, {"hostname", "UNIQUE", ""}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v want %+v", got, want)
+	var gotRules [][3]string
+	for _, c := range got {
+		gotRules = append(gotRules, [3]string{c.Field, c.Operator, c.Value})
+	}
+	want := [][3]string{{"@zone", "GROUP_BY", "3"}, {"hostname", "UNIQUE", ""}}
+	if !reflect.DeepEqual(gotRules, want) {
+		t.Fatalf("got %+v want %+v", gotRules, want)
 	}
 	if got, err := ParsePlacement(""); err != nil || got != nil {
 		t.Fatalf("empty: %v %v", got, err)
@@ -287,7 +305,10 @@ func TestOptionsHaveUniqueEnvAndPath(t *testing.T) {
 }
 
 func TestUninstallFlag(t *testing.T) {
-	for v, want := range map[string]bool{"true": true, "": true, "1": true, "false": false, " FALSE ": false} {
+	// strconv.ParseBool: empty is false (uninstalling destroys every volume,
+	// so it takes an explicit true); unparsable values are refused by
+	// TestBadValuesNameTheVariableOptionAndAllowedValues.
+	for v, want := range map[string]bool{"true": true, "TRUE": true, "1": true, "": false, "false": false, " FALSE ": false, "0": false} {
 		c, err := Load(env(map[string]string{EnvUninstall: v}))
 		if err != nil {
 			t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dcos-consul/dcos-consul/internal/mesosdns"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/placement"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -450,6 +451,7 @@ func (l launchPlan) apply(d Decision) Decision {
 func placeServer(in Input, t state.Task) (launchPlan, error) {
 	id := in.NewID()
 	t.Reservation = &state.Reservation{ID: id, PersistenceID: t.Name + "-" + shortID(id)}
+	t.AgentValues = placement.Values(in.Offer) // what later placements compare with
 	l, err := reserveAndLaunch(in, t)
 	if err != nil {
 		return l, err

@@ -661,3 +661,51 @@ func TestClientsOnPublicAgentsUseTheirStaticReservation(t *testing.T) {
 		t.Fatalf("server on a public agent")
 	}
 }
+
+func withZone(region, zone string) offerOpt {
+	return func(o *mesos.Offer) {
+		o.Domain = &mesos.DomainInfo{FaultDomain: &mesos.DomainInfo_FaultDomain{
+			Region: mesos.DomainInfo_FaultDomain_RegionInfo{Name: region},
+			Zone:   mesos.DomainInfo_FaultDomain_ZoneInfo{Name: zone},
+		}}
+	}
+}
+
+// @zone comes from the offer's fault domain, is recorded on the placed
+// server, and GROUP_BY spreads the servers over the zones.
+func TestPlacementGroupByZoneFromTheFaultDomain(t *testing.T) {
+	tg := target(func(c *config.Config) { c.ServerPlacement = `[["@zone","GROUP_BY","3"]]` })
+	d := Evaluate(input(tg, state.Tasks{}, offer(1, withZone("eu", "eu-1a"))))
+	if len(d.Records) != 1 || d.Records[0].AgentValues["@zone"] != "eu-1a" || d.Records[0].AgentValues["@region"] != "eu" {
+		t.Fatalf("first server: %+v (%s)", d.Records, d.Reason)
+	}
+	s0 := d.Records[0]
+	tasks := state.Tasks{s0.Name: s0}
+	d = Evaluate(input(tg, tasks, offer(2, withZone("eu", "eu-1a"))))
+	if d.Accept() || !strings.Contains(d.Reason, "[@zone GROUP_BY 3]") {
+		t.Fatalf("second server in the same zone: %s %s", opTypes(d), d.Reason)
+	}
+	if !strings.Contains(d.Waiting["consul-server-1"], "@zone") {
+		t.Fatalf("the plan does not say why: %v", d.Waiting)
+	}
+	d = Evaluate(input(tg, tasks, offer(3, withZone("eu", "eu-1b"))))
+	if len(d.Records) != 1 || d.Records[0].AgentValues["@zone"] != "eu-1b" {
+		t.Fatalf("second server in another zone: %s %s", opTypes(d), d.Reason)
+	}
+	// An agent without a fault domain has no @zone: refused, with why.
+	d = Evaluate(input(tg, tasks, offer(4)))
+	if d.Accept() || !strings.Contains(d.Reason, "has no @zone") {
+		t.Fatalf("agent without a domain: %s %s", opTypes(d), d.Reason)
+	}
+}
+
+// A stored target with a rule this version refuses (an older scheduler
+// accepted it) places no server and says why, instead of failing silently.
+func TestPlacementStoredInvalidRuleSaysWhy(t *testing.T) {
+	tg := target()
+	tg.Placement = [][]string{{"hostname", "LIKE", "("}}
+	d := Evaluate(input(tg, state.Tasks{}, offer(1)))
+	if d.Accept() || !strings.Contains(d.Reason, "stored placement constraints are invalid") {
+		t.Fatalf("%s %s", opTypes(d), d.Reason)
+	}
+}

@@ -251,6 +251,10 @@ type Task struct {
 	// FailingSince is when the task went TASK_UNREACHABLE (or its
 	// server failed) without coming back; zero otherwise.
 	FailingSince time.Time `json:"failing_since,omitempty"`
+	// AgentValues are the placement constraint values (hostname, @zone,
+	// @region, attributes) of the agent a server was placed on, recorded
+	// at placement: later placements compare with them.
+	AgentValues map[string]string `json:"agent_values,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).

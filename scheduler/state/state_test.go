@@ -1,6 +1,7 @@
 package state
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,16 @@ func TestNames(t *testing.T) {
 	s := ts.Sorted()
 	if s[0].Name != "consul-server-2" || s[1].Name != "consul-server-10" || s[2].Name != "consul-client-b" {
 		t.Fatalf("sorted %v", s)
+	}
+}
+
+func TestApplyStatusStoresABoundedMessage(t *testing.T) {
+	from := Task{Name: "consul-server-0", Role: taskspec.RoleServer, TaskID: "consul-server-0__a", AgentID: "S1", State: "TASK_STAGING"}
+	st := status("consul-server-0__a", mesos.TASK_FAILED, nil, nil)
+	msg := strings.Repeat("m", 2<<20)
+	st.Message = &msg
+	got, _ := ApplyStatus(from, st, t0)
+	if len(got.Message) > MaxMessage || !strings.HasPrefix(got.Message, "mmm") {
+		t.Fatalf("stored %d bytes", len(got.Message))
 	}
 }

@@ -2,7 +2,9 @@ package state
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
@@ -59,7 +61,7 @@ func ApplyStatus(t Task, st mesos.TaskStatus, now time.Time) (Task, Outcome) {
 	if st.Reason != nil {
 		t.Reason = st.GetReason().String()
 	}
-	t.Message = st.GetMessage()
+	t.Message = TruncateMessage(st.GetMessage())
 	if st.Healthy != nil {
 		h := st.GetHealthy()
 		t.Healthy = &h
@@ -123,4 +125,25 @@ func (t Task) Describe() string {
 		s += ": " + t.Message
 	}
 	return s
+}
+
+// MaxMessage bounds a status message as stored in a task record (1 KiB):
+// the message is free text from the executor, the agent or the master, and
+// an unbounded one would make the record (and every flush carrying it)
+// larger than the store accepts. What is cut is noted in the message.
+const MaxMessage = 1024
+
+// TruncateMessage returns msg cut to at most MaxMessage bytes, on a UTF-8
+// boundary, with a note saying how much was cut.
+func TruncateMessage(msg string) string {
+	if len(msg) <= MaxMessage {
+		return msg
+	}
+	note := fmt.Sprintf(" …[%d bytes truncated]", len(msg))
+	cut := MaxMessage - len(note)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	note = fmt.Sprintf(" …[%d bytes truncated]", len(msg)-cut)
+	return strings.ToValidUTF8(msg[:cut], "") + note
 }

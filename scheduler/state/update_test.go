@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
@@ -217,5 +218,24 @@ func TestUpgradeConfigIDs(t *testing.T) {
 	}
 	if again, n := UpgradeConfigIDs(up, ts); n != nil || again.ConfigID != up.ConfigID {
 		t.Fatalf("a current target was changed: %v", n)
+	}
+}
+
+func TestStatusMessageIsTruncatedBeforeItIsStored(t *testing.T) {
+	for _, n := range []int{0, 10, MaxMessage, MaxMessage + 1, 2 << 20} {
+		msg := strings.Repeat("é", n/2) + strings.Repeat("x", n%2) // two-byte runes: cuts land mid-rune
+		got := TruncateMessage(msg)
+		if len(got) > MaxMessage {
+			t.Errorf("%d bytes: kept %d", len(msg), len(got))
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("%d bytes: not valid UTF-8 after the cut", len(msg))
+		}
+		if len(msg) <= MaxMessage && got != msg {
+			t.Errorf("%d bytes: changed a message within the bound", len(msg))
+		}
+		if len(msg) > MaxMessage && !strings.Contains(got, "bytes truncated]") {
+			t.Errorf("%d bytes: the cut is not noted: %q", len(msg), got[len(got)-40:])
+		}
 	}
 }

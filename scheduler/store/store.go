@@ -29,10 +29,15 @@ import (
 // that works on the file store also works on ZooKeeper.
 const MaxValueSize = 1000 * 1000
 
-// maxApplySize bounds the sum of values, keys and a per-op allowance for
-// framing and the service path in one Apply: one ZooKeeper multi is one
-// packet, at most 1,048,575 bytes by default.
-const maxApplySize = 1040 * 1000
+// MaxApplySize bounds the sum of values, keys and a per-op allowance for
+// framing and the service path in one Apply (see OpSize): one ZooKeeper
+// multi is one packet, at most 1,048,575 bytes by default.
+const MaxApplySize = 1040 * 1000
+
+const maxApplySize = MaxApplySize
+
+// OpSize is what op counts against MaxApplySize in one Apply.
+func OpSize(op Op) int { return len(op.Key) + len(op.Value) + opOverhead }
 
 // opOverhead is the per-op allowance: op header, ACL, version and the
 // service node path (service names are at most 200 bytes).
@@ -222,7 +227,7 @@ func validateOps(ops []Op) error {
 				return err
 			}
 		}
-		total += len(op.Key) + len(op.Value) + opOverhead
+		total += OpSize(op)
 	}
 	if total > maxApplySize {
 		return fmt.Errorf("apply of %d ops: %w: %d bytes in one transaction, at most %d", len(ops), ErrTooLarge, total, maxApplySize)

@@ -95,9 +95,22 @@ type Server struct {
 	closeOnce sync.Once
 	stop      chan struct{}
 	wg        sync.WaitGroup
-	srvMu     sync.Mutex // guards pc, ln, udp, tcp
-	udp, tcp  *dns.Server
+	srvMu     sync.Mutex // guards pc, ln, running
+	running   []*running
 }
+
+// running is one dns.Server being served. Shutdown only stops a server
+// that ActivateAndServe has already marked started (before that it returns
+// "server not started" and does nothing), so Close waits for started (or
+// for the goroutine to end) before shutting it down.
+type running struct {
+	srv     *dns.Server
+	started chan struct{} // closed by NotifyStartedFunc
+	done    chan struct{} // closed when ActivateAndServe returned
+}
+
+// shutdownWait bounds how long Close waits for in-flight TCP queries.
+const shutdownWait = 5 * time.Second
 
 // New validates cfg and returns a server that is not yet listening.
 func New(cfg Config) (*Server, error) {
@@ -203,10 +216,13 @@ func (s *Server) listen() error {
 
 // Addr is the address listened on (UDP and TCP), once started.
 func (s *Server) Addr() string {
-	if s.pc == nil {
+	s.srvMu.Lock()
+	pc := s.pc
+	s.srvMu.Unlock()
+	if pc == nil {
 		return ""
 	}
-	return s.pc.LocalAddr().String()
+	return pc.LocalAddr().String()
 }
 
 // Ready is closed after the first successful load, when queries are answered.
@@ -305,10 +321,13 @@ func (s *Server) Refresh(ctx context.Context) error {
 // listenerIPs are the addresses of ns1.<domain>: the listen address, or
 // every non-loopback interface address when listening on all.
 func (s *Server) listenerIPs() []net.IP {
-	if s.pc == nil {
+	s.srvMu.Lock()
+	pc := s.pc
+	s.srvMu.Unlock()
+	if pc == nil {
 		return nil
 	}
-	ip := s.pc.LocalAddr().(*net.UDPAddr).IP
+	ip := pc.LocalAddr().(*net.UDPAddr).IP
 	if !ip.IsUnspecified() {
 		return []net.IP{ip}
 	}
@@ -326,7 +345,7 @@ func (s *Server) listenerIPs() []net.IP {
 func (s *Server) serve() {
 	s.srvMu.Lock()
 	defer s.srvMu.Unlock()
-	if s.pc == nil || s.udp != nil || s.recs.Load() == nil {
+	if s.pc == nil || s.running != nil || s.recs.Load() == nil {
 		return
 	}
 	select {
@@ -335,13 +354,14 @@ func (s *Server) serve() {
 	default:
 	}
 	h := dns.HandlerFunc(s.handle)
-	s.udp = &dns.Server{PacketConn: s.pc, Handler: h}
-	s.tcp = &dns.Server{Listener: s.ln, Handler: h}
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
-		srv := srv
+	for _, srv := range []*dns.Server{{PacketConn: s.pc, Handler: h}, {Listener: s.ln, Handler: h}} {
+		r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
+		srv.NotifyStartedFunc = func() { close(r.started) }
+		s.running = append(s.running, r)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer close(r.done)
 			if err := srv.ActivateAndServe(); err != nil {
 				select {
 				case <-s.stop:
@@ -353,19 +373,29 @@ func (s *Server) serve() {
 	}
 }
 
-// Close stops the server and waits for it.
+// Close stops the server and waits for it, whatever the start-up state:
+// before listening, listening but not yet serving, serving, or with a
+// serving goroutine that has not yet reached ActivateAndServe.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.srvMu.Lock()
-		close(s.stop)
-		udp, tcp := s.udp, s.tcp
+		close(s.stop) // serve starts nothing after this
+		running, pc, ln := s.running, s.pc, s.ln
 		s.srvMu.Unlock()
-		if udp != nil {
-			_ = udp.Shutdown()
-			_ = tcp.Shutdown()
-		} else if s.pc != nil {
-			s.pc.Close()
-			s.ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+		defer cancel()
+		for _, r := range running {
+			select {
+			case <-r.started:
+				_ = r.srv.ShutdownContext(ctx)
+			case <-r.done: // ActivateAndServe failed before starting
+			}
+		}
+		// Closing the sockets ends a server that Shutdown gave up waiting
+		// for; without one started they are ours to close.
+		if pc != nil {
+			pc.Close()
+			ln.Close()
 		}
 		s.wg.Wait()
 	})

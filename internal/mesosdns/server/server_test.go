@@ -543,3 +543,67 @@ func TestSystemResolvers(t *testing.T) {
 	}
 	t.Logf("system resolvers: %v", ups)
 }
+
+// closeWithin fails the test when Close does not return in time (the hang
+// this guards against: a dns.Server shut down before ActivateAndServe
+// started it, which then served forever).
+func closeWithin(t *testing.T, s *Server, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: Close did not return within 30s", what)
+	}
+}
+
+func TestCloseWhateverTheStartUpState(t *testing.T) {
+	doc := fixture(t)
+	newServer := func(src Source) *Server {
+		s, err := New(Config{Addr: "127.1.100.10:0", Source: src, Logger: zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	// Never started.
+	closeWithin(t, newServer(StaticSource(doc)), "never started")
+
+	// Listening, first load still failing.
+	s := newServer(func(context.Context) ([]byte, error) { return nil, errors.New("no master") })
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closeWithin(t, s, "listening, not loaded")
+
+	// The state already loaded, so Start launches the serving goroutines
+	// and Close follows at once: many times, to hit the window before
+	// ActivateAndServe.
+	for i := 0; i < 200; i++ {
+		s := newServer(StaticSource(doc))
+		if err := s.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		closeWithin(t, s, fmt.Sprintf("just started (round %d)", i))
+	}
+
+	// Serving, then the context is cancelled (dev's Ctrl-C) and Close is
+	// called as well.
+	s = newServer(StaticSource(doc))
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s)
+	query(t, s.Addr(), "tcp", "leader.mesos", dns.TypeA)
+	cancel()
+	closeWithin(t, s, "serving, context cancelled")
+	if _, err := tryQuery(s.Addr(), "udp", "leader.mesos", dns.TypeA, 500*time.Millisecond); err == nil {
+		t.Fatal("still answering after Close")
+	}
+}

@@ -274,13 +274,20 @@ func (a *Agent) Stop() {
 	if srv != nil {
 		_ = srv.Close()
 	}
+	// Every process is SIGKILLed and every fetch cancelled, so this ends
+	// quickly; the bound is for a wedged machine, and a Stop that returns
+	// with something still writing into a sandbox is logged.
 	done := make(chan struct{})
 	go func() { a.procs.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(stopWait):
+		a.log.Warn("agent stopped with executor processes or fetches still running", zap.Duration("waited", stopWait))
 	}
 }
+
+// stopWait bounds how long Stop waits for executor processes and fetches.
+const stopWait = 60 * time.Second
 
 // SetPartitioned cuts (true) or restores (false) the agent's link to the
 // master. While cut, no status update, executor message or executor
