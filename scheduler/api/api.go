@@ -352,5 +352,8 @@ func (a *api) endpoint(w http.ResponseWriter, r *http.Request) {
 	if servers != nil {
 		out["servers"] = servers
 	}
+	if vip := endpointVIP(name, v.Target); vip != "" {
+		out["vip"] = vip
+	}
 	writeJSON(w, http.StatusOK, out)
 }
