@@ -40,7 +40,7 @@ import (
 type Options struct {
 	// Store is the state store; nil opens the one cfg names (file or ZooKeeper).
 	Store Store
-	// Listener serves the HTTP API; nil listens on cfg.APIPort (all addresses).
+	// Listener serves the HTTP API; nil listens on cfg.APIHost:cfg.APIPort.
 	Listener net.Listener
 	// Registry receives the metrics; nil makes a private one served on /metrics.
 	Registry *prometheus.Registry
@@ -133,7 +133,7 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 	}
 	ln := opts.Listener
 	if ln == nil {
-		ln, err = net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.APIPort)))
+		ln, err = net.Listen("tcp", net.JoinHostPort(cfg.APIHost, strconv.Itoa(cfg.APIPort)))
 		if err != nil {
 			return fmt.Errorf("listen for the API on port %d: %w", cfg.APIPort, err)
 		}

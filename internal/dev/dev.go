@@ -177,6 +177,8 @@ func (c *Cluster) SchedulerEnv(apiPort int) []string {
 		config.EnvMesosMaster + "=" + c.Sim.MasterURL(),
 		config.EnvStateDir + "=" + filepath.Join(o.WorkDir, "scheduler"),
 		config.EnvAPIPort + "=" + strconv.Itoa(apiPort),
+		// On loopback like everything else of dev, not on every interface.
+		config.EnvAPIHost + "=" + o.MasterIP,
 		config.EnvExecutorURI + "=file://" + o.Binary,
 		config.EnvExecutorDNSServer + "=" + c.DNS.Addr(),
 		config.EnvServerCount + "=" + strconv.Itoa(o.Servers),

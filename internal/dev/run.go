@@ -7,53 +7,137 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/devstate"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
-// ConsulHTTPPort is the Consul HTTP port dev's scheduler uses (the default).
+// ConsulHTTPPort is the Consul HTTP port dev's scheduler uses by default.
 const ConsulHTTPPort = 8500
 
-// Run starts a dev cluster, tells the user where everything is, waits for
-// a Consul leader, and runs until ctx ends; then it stops everything.
-func Run(ctx context.Context, o Options, out io.Writer, readyTimeout time.Duration) error {
+// Console is where dev talks to the person who started it.
+type Console struct {
+	Out io.Writer
+	// Live: Out is a terminal; the status is one line redrawn in place,
+	// with a spinner. Otherwise a status line is printed when it changes.
+	Live bool
+	// Width truncates the live line (0: no limit), so that it never wraps.
+	Width int
+	// Quiet: no status view; only the summary once Consul is up (and
+	// problems).
+	Quiet bool
+	// WellKnown is the well-known state file ("" : only the work dir's).
+	WellKnown string
+}
+
+var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+
+// Run starts a dev cluster, says where it is (the state files that the
+// other dcos-consul commands read), shows its status until Consul is up,
+// then a summary, then keeps the status up to date until ctx ends or
+// `dev stop`; then it stops everything.
+func Run(ctx context.Context, o Options, con Console, readyTimeout time.Duration) error {
 	start := time.Now()
+	out := con.Out
 	c, err := Start(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer c.Stop()
-	fmt.Fprintf(out, "Mesos master:     %s\n", c.Sim.MasterURL())
-	for _, a := range c.Sim.Agents() {
-		fmt.Fprintf(out, "Mesos agent:      %s  %s:%d\n", a.ID, a.IP, a.Port)
+	files := []string{devstate.InWorkDir(c.opts.WorkDir)}
+	if con.WellKnown != "" {
+		files = append(files, con.WellKnown)
 	}
-	fmt.Fprintf(out, "Mesos-DNS:        %s  (dig @%s -p %s consul-server-0.consul.mesos)\n", c.DNS.Addr(), hostOf(c.DNS.Addr()), portOf(c.DNS.Addr()))
-	fmt.Fprintf(out, "Scheduler API:    %s/v1/plans/deploy\n", c.SchedulerURL)
-	fmt.Fprintf(out, "Operator CLI:     export DCOS_CONSUL_URL=%s; dcos-consul consul plan show\n", c.SchedulerURL)
-	fmt.Fprintf(out, "Work dir:         %s (scheduler log: scheduler.log)\n", c.opts.WorkDir)
-	fmt.Fprintln(out, "Waiting for Consul to elect a leader ...")
+	st := devstate.State{PID: os.Getpid(), WorkDir: c.opts.WorkDir, SchedulerURL: c.SchedulerURL,
+		MasterURL: c.Sim.MasterURL(), MesosDNS: c.DNS.Addr(), Started: start.UTC()}
+	if err := devstate.Write(st, files...); err != nil {
+		return fmt.Errorf("dev: saying where the cluster is: %w", err)
+	}
+	defer devstate.Remove(st.PID, files...)
+	if !con.Quiet {
+		fmt.Fprintf(out, "dev: %s, %s; work dir %s\n", plural(len(c.Sim.Agents()), "simulated Mesos agent"), plural(c.opts.Servers, "Consul server"), c.opts.WorkDir)
+		fmt.Fprintf(out, "dev: logs in %s/dev.log and %s/scheduler.log\n", c.opts.WorkDir, c.opts.WorkDir)
+	}
 
-	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
-	addr, leader, err := c.WaitForLeader(readyCtx)
-	cancel()
-	switch {
-	case err == nil:
-		fmt.Fprintf(out, "Consul is up after %s: leader %s\n", time.Since(start).Round(100*time.Millisecond), leader)
-		fmt.Fprintf(out, "Consul HTTP/UI:   http://%s/ui\n", addr)
-		fmt.Fprintf(out, "Consul DNS:       dig @%s -p 8600 consul.service.consul\n", hostOf(addr))
-	case ctx.Err() != nil:
-		return nil
-	default:
-		fmt.Fprintf(out, "No Consul leader after %s (%v): see %s/v1/plans/deploy and the scheduler log; still running.\n", readyTimeout, err, c.SchedulerURL)
+	reader := newStatusReader(c.Sim.MasterURL(), c.SchedulerURL)
+	tick := 500 * time.Millisecond
+	if !con.Live {
+		tick = time.Second
 	}
-	fmt.Fprintln(out, "Ctrl-C stops everything.")
-	select {
-	case <-ctx.Done():
-	case err := <-c.SchedulerExited():
-		return fmt.Errorf("the scheduler exited (%v): see %s/scheduler.log", err, c.opts.WorkDir)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var (
+		last               string
+		frame              int
+		summarized, warned bool
+		leaderAt           time.Time
+	)
+	clear := func() {
+		if con.Live && !con.Quiet {
+			fmt.Fprint(out, "\r\033[K")
+		}
 	}
-	fmt.Fprintln(out, "Stopping ...")
-	return nil
+	for {
+		s := reader.Read(ctx)
+		if s.Leader != "" && leaderAt.IsZero() {
+			leaderAt = time.Now()
+		}
+		line := s.Line()
+		switch {
+		case con.Quiet:
+		case con.Live:
+			l := spinner[frame%len(spinner)] + " " + line
+			frame++
+			if con.Width > 1 && len([]rune(l)) >= con.Width {
+				l = string([]rune(l)[:con.Width-2]) + "…"
+			}
+			fmt.Fprint(out, "\r\033[K"+l)
+		case line != last:
+			fmt.Fprintf(out, "%6.1fs  %s\n", time.Since(start).Seconds(), line)
+		}
+		last = line
+		// The summary once Consul is up: deployed, or a leader for 30 s
+		// while some client is still on its way.
+		if !summarized && (s.Ready() || (!leaderAt.IsZero() && time.Since(leaderAt) > 30*time.Second)) {
+			summarized = true
+			clear()
+			fmt.Fprintf(out, "\n%s\n", strings.Replace(Summary(s, c.SchedulerURL, c.Sim.MasterURL(), c.DNS.Addr(), c.opts.WorkDir),
+				"Consul is up:", fmt.Sprintf("Consul is up after %s:", time.Since(start).Round(100*time.Millisecond)), 1))
+		}
+		if !summarized && !warned && time.Since(start) > readyTimeout {
+			warned = true
+			clear()
+			fmt.Fprintf(out, "No Consul leader after %s: see %s/v1/plans/deploy and %s/scheduler.log; still running.\n", readyTimeout, c.SchedulerURL, c.opts.WorkDir)
+		}
+		select {
+		case <-ctx.Done():
+			clear()
+			fmt.Fprintln(out, "Stopping ...")
+			return nil
+		case err := <-c.SchedulerExited():
+			clear()
+			return fmt.Errorf("the scheduler exited (%v): see %s/scheduler.log", err, c.opts.WorkDir)
+		case <-t.C:
+		}
+	}
+}
+
+// consulHTTPPort is the Consul HTTP port the scheduler was told to use
+// (dev --env CONSUL_PORT_HTTP=...), else the default.
+func (c *Cluster) consulHTTPPort() int {
+	port := ConsulHTTPPort
+	for _, kv := range c.opts.ExtraEnv {
+		if v, ok := strings.CutPrefix(kv, config.EnvPortHTTP+"="); ok {
+			if p, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && p > 0 {
+				port = p
+			}
+		}
+	}
+	return port
 }
 
 // WaitForLeader polls the Consul HTTP API on every agent until one reports
@@ -62,9 +146,10 @@ func (c *Cluster) WaitForLeader(ctx context.Context) (httpAddr, leader string, e
 	client := &http.Client{Timeout: 2 * time.Second}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	port := strconv.Itoa(c.consulHTTPPort())
 	for {
 		for _, a := range c.Sim.Agents() {
-			addr := net.JoinHostPort(a.IP, strconv.Itoa(ConsulHTTPPort))
+			addr := net.JoinHostPort(a.IP, port)
 			if l, err := consulLeader(ctx, client, addr); err == nil && l != "" {
 				return addr, l, nil
 			}
@@ -111,4 +196,17 @@ func portOf(hp string) string {
 		return ""
 	}
 	return p
+}
+
+// StatusOf reads the status of the dev cluster a state file describes,
+// for `dcos-consul dev status`.
+func StatusOf(ctx context.Context, st devstate.State) Status {
+	return newStatusReader(st.MasterURL, st.SchedulerURL).Read(ctx)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

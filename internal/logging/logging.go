@@ -35,3 +35,22 @@ func New(level string) (*zap.Logger, error) {
 	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl)
 	return zap.New(core, zap.AddCaller()), nil
 }
+
+// NewFile returns a logger appending JSON lines to the file at path, at
+// level (as New), and the file to close when done.
+func NewFile(level, path string) (*zap.Logger, *os.File, error) {
+	lvl := zapcore.InfoLevel
+	if strings.TrimSpace(level) != "" {
+		if err := lvl.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
+			return nil, nil, fmt.Errorf("log level %q: want debug, info, warn or error: %w", level, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the log file: %w", err)
+	}
+	cfg := zap.NewProductionEncoderConfig()
+	cfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(cfg), zapcore.Lock(f), lvl)
+	return zap.New(core, zap.AddCaller()), f, nil
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/dcos-consul/dcos-consul/internal/devstate"
 )
 
 // Environment variables read to find the scheduler.
@@ -83,7 +85,8 @@ func ServiceName(flag string, env LookupEnv) string {
 //  1. urlFlag (--url), then DCOS_CONSUL_URL: the scheduler's own address;
 //  2. DCOS_URL (+ DCOS_ACS_TOKEN, DCOS_TLS_*), as the DC/OS CLI passes them to
 //     a plugin: <DCOS_URL>/service/<name>;
-//  3. the attached cluster of the DC/OS CLI's configuration
+//  3. a running `dcos-consul dev` (its ~/.dcos-consul/dev.json);
+//  4. the attached cluster of the DC/OS CLI's configuration
 //     (<DCOS_DIR or ~/.dcos>/clusters/<id>/dcos.toml, core.dcos_url and
 //     core.dcos_acs_token).
 //
@@ -110,6 +113,9 @@ func Locate(urlFlag, name string, env LookupEnv) (Location, error) {
 			BaseURL: u + "/service/" + name, Token: env.get(EnvDCOSToken), Service: name,
 			Insecure: env.get(EnvDCOSTLSInsecure) == "1", CAPath: env.get(EnvDCOSTLSCAPath), From: EnvDCOSURL,
 		}, nil
+	}
+	if loc, ok := devLocation(env); ok {
+		return loc, nil
 	}
 	cfg, err := LoadDCOSConfig(env)
 	if err != nil {
@@ -138,7 +144,29 @@ func Locate(urlFlag, name string, env LookupEnv) (Location, error) {
 
 // ErrNoLocation: nothing says where the scheduler is.
 var ErrNoLocation = errors.New("no scheduler address: pass --url (e.g. the address `dcos-consul dev` prints) or set " + EnvURL +
-	", or run as `dcos consul ...` on a cluster set up with `dcos cluster setup <url>`")
+	", start `dcos-consul dev`, or run as `dcos consul ...` on a cluster set up with `dcos cluster setup <url>`")
+
+// devLocation is the scheduler of a running `dcos-consul dev`, from the file
+// it writes at a well-known place; ok is false when none is running. Only
+// an environment with HOME (or DCOS_CONSUL_DEV_FILE) is looked at.
+func devLocation(env LookupEnv) (Location, bool) {
+	if env.get("HOME") == "" && env.get(devstate.EnvFile) == "" {
+		return Location{}, false
+	}
+	path, err := devstate.WellKnown(env)
+	if err != nil {
+		return Location{}, false
+	}
+	st, err := devstate.Read(path)
+	if err != nil {
+		return Location{}, false
+	}
+	u, err := parseBase(st.SchedulerURL)
+	if err != nil {
+		return Location{}, false
+	}
+	return Location{BaseURL: u, From: "the dev cluster of " + path}, true
+}
 
 func parseBase(s string) (string, error) {
 	u, err := url.Parse(s)

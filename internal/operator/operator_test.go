@@ -413,6 +413,7 @@ func TestEndpoints(t *testing.T) {
 	expect(t, out.String(), `ADDRESS        DNS                                 ROLE
 10.0.0.1:8500  consul-server-0.consul.mesos:8500   server
 10.0.0.3:8500  consul-client-s2.consul.mesos:8500  client
+Load-balanced on DC/OS: consul.consul.l4lb.thisdcos.directory:8500
 `)
 	out.Reset()
 	c.JSON = true

@@ -195,6 +195,9 @@ func RenderEndpoint(w io.Writer, ep Endpoint) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", a, dash(dns), role)
 	}
 	tw.Flush()
+	if ep.VIP != "" {
+		fmt.Fprintf(w, "Load-balanced on DC/OS: %s\n", ep.VIP)
+	}
 }
 
 // RenderMembers writes Consul's LAN members.

@@ -89,6 +89,9 @@ type Endpoint struct {
 	Address []string `json:"address"`
 	DNS     []string `json:"dns"`
 	Servers []string `json:"servers"`
+	// VIP is DC/OS's load-balanced name of the endpoint
+	// (<vip>.<service>.l4lb.thisdcos.directory:<port>), if it has one.
+	VIP string `json:"vip,omitempty"`
 }
 
 // Member is one Consul LAN member.

@@ -1,5 +1,6 @@
 // Package api is the scheduler's HTTP API in the DC/OS SDK's shape:
-// /v1/plans, /v1/pod, /v1/endpoints, /v1/health, plus Prometheus /metrics.
+// /v1/plans, /v1/pod, /v1/endpoints, /v1/health, plus Prometheus /metrics,
+// and Consul's web UI at / (ui.go).
 // It reads snapshots and forwards operator commands; it decides nothing.
 package api
 
@@ -68,9 +69,9 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/v1/endpoints/", a.get(a.endpoint))
 	mux.HandleFunc("/v1/health", a.get(a.health))
 	mux.HandleFunc("/v1/state/frameworkId", a.get(a.frameworkID))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see /v1/plans, /v1/pod, /v1/endpoints, /v1/health, /metrics)", r.Method, r.URL.Path))
-	})
+	// Everything else: Consul's web UI and the Consul API routes it calls
+	// (ui.go), or a 404 that lists the endpoints.
+	mux.Handle("/", newUIProxy(src))
 	return mux
 }
 
@@ -350,6 +351,9 @@ func (a *api) endpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	if servers != nil {
 		out["servers"] = servers
+	}
+	if vip := endpointVIP(name, v.Target); vip != "" {
+		out["vip"] = vip
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -42,9 +42,12 @@ const (
 	EnvStateDir                 = "STATE_DIR"
 	EnvAPIPort                  = "PORT_API"
 	EnvAPIPort0                 = "PORT0"
-	EnvExecutorURI              = "EXECUTOR_URI"
-	EnvMesosDNSDomain           = "MESOS_DNS_DOMAIN"
-	EnvExecutorDNSServer        = "EXECUTOR_DNS_SERVER"
+	// EnvAPIHost is the address the API listens on (default: every
+	// interface, as Marathon's tasks do); dev sets its loopback address.
+	EnvAPIHost           = "API_HOST"
+	EnvExecutorURI       = "EXECUTOR_URI"
+	EnvMesosDNSDomain    = "MESOS_DNS_DOMAIN"
+	EnvExecutorDNSServer = "EXECUTOR_DNS_SERVER"
 
 	EnvServerCount     = "SERVER_COUNT"
 	EnvServerCPUs      = "SERVER_CPUS"
@@ -106,6 +109,7 @@ type Config struct {
 	ZK                       string // ZooKeeper connection string; empty: file store
 	StateDir                 string // file store directory when ZK is empty
 	APIPort                  int
+	APIHost                  string // empty: every interface
 	ExecutorURI              string
 	MesosDNSDomain           string
 	ExecutorDNSServer        string // ip:port; empty: the system resolver
@@ -208,6 +212,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.str(EnvStateDir, &c.StateDir)
 	r.integer(EnvAPIPort0, &c.APIPort)
 	r.integer(EnvAPIPort, &c.APIPort)
+	r.str(EnvAPIHost, &c.APIHost)
 	r.str(EnvExecutorURI, &c.ExecutorURI)
 	r.str(EnvMesosDNSDomain, &c.MesosDNSDomain)
 	r.str(EnvExecutorDNSServer, &c.ExecutorDNSServer)
@@ -330,6 +335,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.ExecutorDNSServer); err != nil {
 			add(bad(EnvExecutorDNSServer, c.ExecutorDNSServer, "ip:port of a DNS server, or empty for the system resolver"))
 		}
+	}
+	if c.APIHost != "" && net.ParseIP(c.APIHost) == nil {
+		add(bad(EnvAPIHost, c.APIHost, "an IP address to listen on, or empty for every interface"))
 	}
 	if c.APIPort < 0 || c.APIPort > 65535 {
 		add(bad(EnvAPIPort, c.APIPort, "0-65535"))

@@ -790,6 +790,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		},
 		KillPolicy: &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: grace}},
 		Data:       data,
+		Discovery:  discoveryInfo(t),
 		Labels: &mesos.Labels{Labels: []mesos.Label{
 			{Key: "dcos_consul_role", Value: strPtr(string(t.Role))},
 			{Key: "dcos_consul_config_id", Value: strPtr(tg.ConfigIDOf(t.Role))},

@@ -1,0 +1,94 @@
+package dev
+
+import (
+	"fmt"
+	consul "github.com/hashicorp/consul/api"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func get(client *http.Client, url string) (int, string, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestDevConsulUIThroughScheduler: the scheduler's "/" (what the DC/OS UI's
+// "Open Service" and dev's summary open) serves Consul's web UI from a
+// running agent, and the Consul API routes the UI calls, only those, under
+// /consul/v1/.
+func TestDevConsulUIThroughScheduler(t *testing.T) {
+	fc := startFaultCluster(t, 90, 2, 1)
+	tasks, _ := fc.healthy(t, 1, 4*time.Minute)
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	// "/" redirects to ui/, which is Consul's UI.
+	var index string
+	eventually(t, time.Minute, "GET / serves Consul's UI", func() error {
+		code, body, err := get(client, fc.SchedulerURL+"/")
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK || !strings.Contains(body, "Consul by HashiCorp") {
+			return fmt.Errorf("GET / (following redirects): %d %.300s", code, body)
+		}
+		index = body
+		return nil
+	})
+	if !strings.Contains(index, "dcosConsulBase") || strings.Contains(index, `"/ui/assets/`) {
+		t.Errorf("the index is not rewritten for serving under a prefix:\n%.2000s", index)
+	}
+	code, body, err := get(client, fc.SchedulerURL+"/ui/")
+	if err != nil || code != http.StatusOK || !strings.Contains(body, "data-consul-ui-config") {
+		t.Fatalf("GET /ui/: %d %v %.300s", code, err, body)
+	}
+	// A deep link gets the index too (the UI routes in the browser), and
+	// the assets it names are served.
+	code, body, err = get(client, fc.SchedulerURL+"/ui/dc1/services")
+	if err != nil || code != http.StatusOK || !strings.Contains(body, `var seen="/ui/dc1/services"`) {
+		t.Fatalf("GET /ui/dc1/services: %d %v %.300s", code, err, body)
+	}
+	asset := regexp.MustCompile(`src="(assets/consul-ui-[0-9a-f]+\.js)"`).FindStringSubmatch(index)
+	if asset == nil {
+		t.Fatalf("no consul-ui script in the index:\n%.2000s", index)
+	}
+	code, body, err = get(client, fc.SchedulerURL+"/ui/"+asset[1])
+	if err != nil || code != http.StatusOK || len(body) < 100000 {
+		t.Fatalf("GET /ui/%s: %d %v, %d bytes", asset[1], code, err, len(body))
+	}
+
+	// KV through the proxy: what the UI reads is allowed; the rest of the
+	// Consul API is not reachable through the scheduler.
+	kv := consulClient(t, tasks[0].AgentIP).KV()
+	if _, err := kv.Put(&consul.KVPair{Key: "ui-test/greeting", Value: []byte("hello")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, body, err = get(client, fc.SchedulerURL+"/consul/v1/kv/ui-test/greeting?raw")
+	if err != nil || code != http.StatusOK || body != "hello" {
+		t.Errorf("GET /consul/v1/kv/ui-test/greeting?raw: %d %v %q, want 200 hello", code, err, body)
+	}
+	for _, p := range []string{"/consul/v1/agent/self", "/consul/v1/snapshot", "/consul/v1/acl/../agent/members"} {
+		code, body, err = get(client, fc.SchedulerURL+p)
+		if err != nil || code == http.StatusOK {
+			t.Errorf("GET %s through the scheduler: %d %v %.200s, want it refused", p, code, err, body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPut, fc.SchedulerURL+"/consul/v1/agent/leave", nil)
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("PUT /consul/v1/agent/leave through the scheduler: %v %v, want 403", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// The scheduler's own API is where it was.
+	if code, body, err := get(client, fc.SchedulerURL+"/v1/plans/deploy"); err != nil || code != http.StatusOK {
+		t.Errorf("GET /v1/plans/deploy: %d %v %.200s", code, err, body)
+	}
+}

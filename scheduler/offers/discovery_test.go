@@ -1,0 +1,76 @@
+package offers
+
+import (
+	"testing"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// portsOf is a DiscoveryInfo's ports as name → "number protocol labels".
+func portsOf(d *mesos.DiscoveryInfo) map[string]string {
+	out := map[string]string{}
+	for _, p := range d.GetPorts().GetPorts() {
+		s := itoa(int(p.Number)) + " " + p.GetProtocol()
+		for _, l := range p.GetLabels().GetLabels() {
+			s += " " + l.Key + "=" + l.GetValue()
+		}
+		if p.GetVisibility() != mesos.EXTERNAL {
+			s += " not-external"
+		}
+		out[p.GetName()] = s
+	}
+	return out
+}
+
+func itoa(n int) string {
+	b := []byte{}
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// TestLaunchedTasksCarryDiscoveryInfo: servers and clients are launched
+// with a DiscoveryInfo in the DC/OS SDK's shape: named after the task,
+// CLUSTER visibility, one EXTERNAL port per Consul listener the task has,
+// and the SDK's VIP labels where any agent can answer.
+func TestLaunchedTasksCarryDiscoveryInfo(t *testing.T) {
+	tg := target()
+	d := Evaluate(input(tg, state.Tasks{}, offer(1)))
+	di := launchedTask(t, d).Discovery
+	if di == nil || di.GetName() != "consul-server-0" || di.Visibility != mesos.CLUSTER {
+		t.Fatalf("server DiscoveryInfo %+v", di)
+	}
+	want := map[string]string{
+		"http":     "8500 tcp VIP_HTTP=consul:8500 network-scope=host",
+		"dns":      "8600  VIP_DNS=consul:8600 network-scope=host",
+		"serf-lan": "8301 ",
+		"rpc":      "8300 tcp VIP_RPC=consul-server:8300 network-scope=host",
+		"serf-wan": "8302 ",
+	}
+	got := portsOf(di)
+	if len(got) != len(want) {
+		t.Errorf("server ports %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("server port %s = %q, want %q", k, got[k], v)
+		}
+	}
+
+	all := state.Tasks{
+		"consul-server-0": running("consul-server-0", 1, &state.Reservation{ID: "r0", Confirmed: true}),
+		"consul-server-1": running("consul-server-1", 2, &state.Reservation{ID: "r1", Confirmed: true}),
+		"consul-server-2": running("consul-server-2", 3, &state.Reservation{ID: "r2", Confirmed: true}),
+	}
+	di = launchedTask(t, Evaluate(input(tg, all, offer(4)))).Discovery
+	if di == nil || di.GetName() != "consul-client-m-s4" {
+		t.Fatalf("client DiscoveryInfo %+v", di)
+	}
+	got = portsOf(di)
+	if _, ok := got["rpc"]; ok || len(got) != 3 || got["http"] != want["http"] {
+		t.Errorf("client ports %v: want http, dns and serf-lan only (no server RPC, no serf WAN)", got)
+	}
+}
