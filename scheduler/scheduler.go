@@ -66,8 +66,9 @@ type Options struct {
 	Now   func() time.Time
 	NewID func() string
 
-	onStart func(*Scheduler) // tests: the scheduler once loaded
-	consul  consulAdmin      // tests: a fake Consul
+	onStart     func(*Scheduler)                      // tests: the scheduler once loaded
+	consul      consulAdmin                           // tests: a fake Consul
+	masterState func(context.Context) ([]byte, error) // tests: the master's /master/state
 }
 
 func (o *Options) defaults() {
@@ -126,6 +127,9 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		}
 		defer s.Close()
 		st = s
+	}
+	if err := adoptPrevious(ctx, cfg, st, log, opts.masterState, opts.Now()); err != nil {
+		return err
 	}
 	s, err := newScheduler(ctx, cfg, log, st, opts)
 	if err != nil {
