@@ -13,8 +13,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/adopt"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/offers"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
 )
@@ -28,14 +30,18 @@ import (
 // see nor kill the running servers. A master state that cannot be read is
 // logged and a new framework registers, as before: reservations are still
 // adopted from offers (offers.DecideOrphan).
-func adoptPrevious(ctx context.Context, cfg config.Config, st Store, log *zap.Logger, read func(context.Context) ([]byte, error), now time.Time) error {
+//
+// It returns the agents whose reservations of the service's role no
+// server record explains (adopt.ReservedAgents): new servers are not
+// placed elsewhere while those may still be adopted (adoptBlocked).
+func adoptPrevious(ctx context.Context, cfg config.Config, st Store, log *zap.Logger, read func(context.Context) ([]byte, error), now time.Time) (map[string]string, error) {
 	if cfg.Uninstall {
-		return nil
+		return nil, nil
 	}
 	if _, err := st.Get(ctx, keyFrameworkID); err == nil {
-		return nil
+		return nil, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("read the framework ID: %w", err)
+		return nil, fmt.Errorf("read the framework ID: %w", err)
 	}
 	if read == nil {
 		read = func(ctx context.Context) ([]byte, error) { return readMasterState(ctx, cfg.MesosMaster, log) }
@@ -61,16 +67,17 @@ func adoptPrevious(ctx context.Context, cfg config.Config, st Store, log *zap.Lo
 	}
 	if err != nil {
 		log.Warn("no framework ID stored and the master's state is unreadable: registering a new framework (tasks of a previous one stay invisible to it)", zap.Error(err))
-		return nil
-	}
-	r := adopt.Decide(ms, state.TargetFrom(cfg), now)
-	if r.FrameworkID == "" {
-		log.Info("no previous framework to adopt", zap.String("why", r.Why))
-		return nil
+		return nil, nil
 	}
 	p, err := load(ctx, st)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	r := adopt.Decide(ms, state.TargetFrom(cfg), now)
+	if r.FrameworkID == "" {
+		wait := adopt.ReservedAgents(ms, cfg.Role, p.Tasks)
+		log.Info("no previous framework to adopt", zap.String("why", r.Why), zap.Int("agents_with_unexplained_reservations", len(wait)))
+		return wait, nil
 	}
 	var names []string
 	for n, t := range r.Tasks {
@@ -84,14 +91,63 @@ func adoptPrevious(ctx context.Context, cfg config.Config, st Store, log *zap.Lo
 	// Records first, the framework ID last: a crash in between adopts
 	// again at the next start.
 	if err := saveTasks(ctx, st, p.Tasks, names, nil); err != nil {
-		return fmt.Errorf("write the adopted records: %w", err)
+		return nil, fmt.Errorf("write the adopted records: %w", err)
 	}
 	if err := st.Put(ctx, keyFrameworkID, []byte(r.FrameworkID)); err != nil {
-		return fmt.Errorf("write the adopted framework ID: %w", err)
+		return nil, fmt.Errorf("write the adopted framework ID: %w", err)
 	}
+	wait := adopt.ReservedAgents(ms, cfg.Role, p.Tasks)
 	log.Warn("the scheduler's state was lost: adopted this service's previous framework and its live tasks",
-		zap.String("framework_id", r.FrameworkID), zap.Strings("tasks", names), zap.String("why", r.Why))
-	return nil
+		zap.String("framework_id", r.FrameworkID), zap.Strings("tasks", names), zap.String("why", r.Why),
+		zap.Int("agents_with_unexplained_reservations", len(wait)))
+	return wait, nil
+}
+
+// adoptWindow bounds how long new servers wait for reservations found in
+// the master's state at start to be offered (and adopted).
+const adoptWindow = 2 * time.Minute
+
+// adoptBlocked holds back the placement of server slots on fresh
+// resources while agents holding unexplained reservations of the role
+// have not had them adopted (for at most adoptWindow from the start): a
+// server placed anew would make its own volume a replacement leftover.
+func (s *Scheduler) adoptBlocked() map[string]string {
+	if len(s.adoptWait) == 0 {
+		return nil
+	}
+	if !s.opts.Now().Before(s.adoptUntil) {
+		s.log.Warn("stopped waiting for unexplained reservations to be offered: servers without a record are placed anew",
+			zap.Strings("agents", sortedValues(s.adoptWait)))
+		s.adoptWait = nil
+		return nil
+	}
+	for _, t := range s.tasks {
+		if t.Role == taskspec.RoleServer && t.Reservation != nil && t.AgentID != "" {
+			delete(s.adoptWait, t.AgentID)
+		}
+	}
+	if len(s.adoptWait) == 0 {
+		s.log.Info("every unexplained reservation found at start is explained now")
+		return nil
+	}
+	why := fmt.Sprintf("waiting until %s for offers from %s, whose reservations of role %s no record explains (a server's volume after lost scheduler state is adopted, not placed anew)",
+		s.adoptUntil.UTC().Format(time.RFC3339), strings.Join(sortedValues(s.adoptWait), ", "), s.target.Role)
+	out := map[string]string{}
+	for i := 0; i < s.target.Servers; i++ {
+		if t, ok := s.tasks[state.ServerName(i)]; ok && t.AgentID == "" {
+			out[t.Name] = offers.AdoptionHold(why)
+		}
+	}
+	return out
+}
+
+func sortedValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // readMasterState GETs /master/state from the leading master.

@@ -27,7 +27,7 @@ func TestAdoptPreviousStoresRecordsThenTheFrameworkID(t *testing.T) {
 	now := time.Now()
 
 	st := newMemStore()
-	if err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), read, now); err != nil {
+	if _, err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), read, now); err != nil {
 		t.Fatal(err)
 	}
 	p, err := load(ctx, st)
@@ -40,7 +40,7 @@ func TestAdoptPreviousStoresRecordsThenTheFrameworkID(t *testing.T) {
 
 	// A stored framework ID: the master is not even asked.
 	asked := false
-	if err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), func(context.Context) ([]byte, error) { asked = true; return b, nil }, now); err != nil || asked {
+	if _, err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), func(context.Context) ([]byte, error) { asked = true; return b, nil }, now); err != nil || asked {
 		t.Fatalf("asked %v err %v", asked, err)
 	}
 
@@ -51,7 +51,7 @@ func TestAdoptPreviousStoresRecordsThenTheFrameworkID(t *testing.T) {
 	if err := saveTasks(ctx, st, state.Tasks{mine.Name: mine}, []string{mine.Name}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), read, now); err != nil {
+	if _, err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), read, now); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := load(ctx, st); p.FrameworkID != "F-old" || p.Tasks["consul-server-0"].TaskID != "consul-server-0__mine" {
@@ -60,7 +60,7 @@ func TestAdoptPreviousStoresRecordsThenTheFrameworkID(t *testing.T) {
 	un := cfg
 	un.Uninstall = true
 	st = newMemStore()
-	if err := adoptPrevious(ctx, un, st, zaptest.NewLogger(t), read, now); err != nil {
+	if _, err := adoptPrevious(ctx, un, st, zaptest.NewLogger(t), read, now); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := load(ctx, st); p.FrameworkID != "" {
@@ -69,7 +69,7 @@ func TestAdoptPreviousStoresRecordsThenTheFrameworkID(t *testing.T) {
 
 	// An unreadable master: a new framework registers.
 	st = newMemStore()
-	if err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), func(context.Context) ([]byte, error) {
+	if _, err := adoptPrevious(ctx, cfg, st, zaptest.NewLogger(t), func(context.Context) ([]byte, error) {
 		return nil, &masterAnswer{"401 Unauthorized"}
 	}, now); err != nil {
 		t.Fatal(err)

@@ -73,6 +73,46 @@ type Agent struct {
 	ID       string `json:"id"`
 	Hostname string `json:"hostname"`
 	PID      string `json:"pid"` // slave(1)@IP:PORT
+	// ReservedResources: role → quantities ("disk": 256, "ports": "[...]").
+	ReservedResources map[string]map[string]any `json:"reserved_resources"`
+}
+
+// ReservedAgents are the agents holding resources reserved for role where
+// no server record is placed (agent ID → hostname): their reservations may
+// be servers' volumes that only an offer can show (labels are not in the
+// master's state). Fresh server placements wait for them a while, so that
+// a server is adopted onto its volume rather than placed anew elsewhere.
+func ReservedAgents(ms MasterState, role string, records state.Tasks) map[string]string {
+	placed := map[string]bool{}
+	for _, t := range records {
+		if t.Role == taskspec.RoleServer && t.AgentID != "" {
+			placed[t.AgentID] = true
+		}
+	}
+	out := map[string]string{}
+	for _, a := range ms.Slaves {
+		if placed[a.ID] || !nonZero(a.ReservedResources[role]) {
+			continue
+		}
+		out[a.ID] = a.Hostname
+	}
+	return out
+}
+
+func nonZero(q map[string]any) bool {
+	for _, v := range q {
+		switch x := v.(type) {
+		case float64:
+			if x != 0 {
+				return true
+			}
+		case string:
+			if x != "" && x != "[]" && x != "{}" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Result is what to adopt. FrameworkID is "" when there is nothing to

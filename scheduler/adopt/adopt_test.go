@@ -94,3 +94,18 @@ func TestRealMasterState(t *testing.T) {
 		t.Fatalf("framework %q: %s", r.FrameworkID, r.Why)
 	}
 }
+
+func TestReservedAgents(t *testing.T) {
+	ms := MasterState{Slaves: []Agent{
+		{ID: "S1", Hostname: "a1", ReservedResources: map[string]map[string]any{"consul-role": {"disk": 256.0, "ports": "[8300-8302]"}}},
+		{ID: "S2", Hostname: "a2", ReservedResources: map[string]map[string]any{"consul-role": {"disk": 256.0}}},
+		{ID: "S3", Hostname: "a3", ReservedResources: map[string]map[string]any{"consul-role": {"disk": 0.0, "cpus": 0.0, "ports": "[]"}}},
+		{ID: "S4", Hostname: "a4", ReservedResources: map[string]map[string]any{"other-role": {"disk": 100.0}}},
+		{ID: "S5", Hostname: "a5"},
+	}}
+	recs := state.Tasks{"consul-server-0": {Name: "consul-server-0", Role: taskspec.RoleServer, AgentID: "S2"}}
+	got := ReservedAgents(ms, "consul-role", recs)
+	if len(got) != 1 || got["S1"] != "a1" {
+		t.Fatalf("reserved agents %v", got)
+	}
+}

@@ -2,6 +2,7 @@ package offers
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
@@ -76,6 +77,30 @@ func reservationOf(t state.Task) string {
 		return "(not known yet)"
 	}
 	return t.Reservation.ID
+}
+
+// adoptionHold tags a Blocked reason that holds a server slot back from
+// fresh resources only (while reservations found at start may still be
+// adopted): once a reservation is adopted for it, it does not hold.
+const adoptionHold = "adoption: "
+
+// AdoptionHold makes a Blocked reason that holds a server back from fresh
+// resources while its reservation may still be offered.
+func AdoptionHold(why string) string { return adoptionHold + why }
+
+// withoutHold is in without an adoption hold on name.
+func withoutHold(in Input, name string) Input {
+	if !strings.HasPrefix(in.Blocked[name], adoptionHold) {
+		return in
+	}
+	b := make(map[string]string, len(in.Blocked))
+	for k, v := range in.Blocked {
+		if k != name {
+			b[k] = v
+		}
+	}
+	in.Blocked = b
+	return in
 }
 
 // adopted is the record of the server an orphan reservation is adopted

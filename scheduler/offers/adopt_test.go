@@ -114,3 +114,22 @@ func TestUninstallLeavesAnotherServicesReservations(t *testing.T) {
 		t.Fatalf("uninstall touched another service's reservation: %s", opTypes(d))
 	}
 }
+
+// A server held back from fresh resources while reservations found at
+// start may still be offered: the hold keeps it off a fresh agent, but not
+// off its own adopted reservation.
+func TestAdoptionHoldOnlyKeepsServersOffFreshResources(t *testing.T) {
+	tg := target()
+	in := input(tg, state.Tasks{}, offer(4))
+	in.Blocked = map[string]string{}
+	for i := 0; i < 3; i++ {
+		in.Blocked[state.ServerName(i)] = AdoptionHold("waiting for offers from a1")
+	}
+	if d := Evaluate(in); d.Accept() || !strings.Contains(d.Reason, "waiting for offers from a1") {
+		t.Fatalf("fresh agent: %s %s", opTypes(d), d.Reason)
+	}
+	in.Offer = reservedOffer(1, "consul-server-0", "r0", "p0", true)
+	if d := Evaluate(in); opTypes(d) != "LAUNCH" || len(d.Adopted) != 1 {
+		t.Fatalf("own reservation: %s %s", opTypes(d), d.Reason)
+	}
+}

@@ -160,7 +160,7 @@ func (d *Decision) orphans(in Input, groups map[string]*group, onAgent []state.T
 		switch action {
 		case AdoptOrphan:
 			t := adopted(in, g.orphan(), rec, has, why)
-			in = withRecord(in, t)
+			in = withoutHold(withRecord(in, t), t.Name)
 			changed = true
 			d.Records = append(d.Records, t)
 			d.Adopted = append(d.Adopted, why)
