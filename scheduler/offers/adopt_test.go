@@ -133,3 +133,24 @@ func TestAdoptionHoldOnlyKeepsServersOffFreshResources(t *testing.T) {
 		t.Fatalf("own reservation: %s %s", opTypes(d), d.Reason)
 	}
 }
+
+// Uninstall right after an adoption: a server record adopted from its
+// running task knows its reservation by its label only; it waits for it
+// and is released with it.
+func TestUninstallReleasesAReservationKnownByItsLabel(t *testing.T) {
+	tg := target(func(c *config.Config) { c.Uninstall = true })
+	rec := running("consul-server-0", 1, nil)
+	rec.State, rec.Adopted = "TASK_KILLED", "adopted from a running task"
+	in := input(tg, state.Tasks{rec.Name: rec}, offer(1))
+	if _, waits := in.Tasks[rec.Name]; !waits {
+		t.Fatal("reconcile forgot the adopted server before its reservation was released")
+	}
+	if d := Evaluate(in); len(d.Released) != 0 {
+		t.Fatalf("released without its reservation offered: %v", d.Released)
+	}
+	in.Offer = reservedOffer(1, "consul-server-0", "r0", "p0", true)
+	d := Evaluate(in)
+	if opTypes(d) != "DESTROY,UNRESERVE" || len(d.Released) != 1 {
+		t.Fatalf("%s released %v: %s", opTypes(d), d.Released, d.Reason)
+	}
+}

@@ -377,6 +377,9 @@ func uninstallOffer(in Input, d Decision, groups map[string]*group, onAgent []st
 				d.Released = append(d.Released, t.Name)
 			}
 		}
+		if t.Role == taskspec.RoleServer && t.Reservation == nil && !t.Active() && labelledFor(groups, t.Name) {
+			d.Released = append(d.Released, t.Name) // adopted from a running task
+		}
 	}
 	if len(d.Cleanup) == 0 {
 		d.Reason = "uninstall: no reservation of this service in the offer"
@@ -385,6 +388,15 @@ func uninstallOffer(in Input, d Decision, groups map[string]*group, onAgent []st
 	d = finish(d)
 	d.Refuse = LongRefuse
 	return d
+}
+
+func labelledFor(groups map[string]*group, task string) bool {
+	for _, g := range groups {
+		if g.task == task {
+			return true
+		}
+	}
+	return false
 }
 
 // unplacedServer names a server waiting for an agent of its own.
