@@ -52,6 +52,12 @@ func startFakeMaster(t *testing.T, ip string) *fakeMaster {
 }
 
 func (f *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/master/state" {
+		// Only the scheduler API is faked (the start-up look for a
+		// previous framework finds nothing).
+		http.NotFound(w, r)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	redirect, stall := f.redirectTo, f.stall

@@ -66,8 +66,9 @@ type Options struct {
 	Now   func() time.Time
 	NewID func() string
 
-	onStart func(*Scheduler) // tests: the scheduler once loaded
-	consul  consulAdmin      // tests: a fake Consul
+	onStart     func(*Scheduler)                      // tests: the scheduler once loaded
+	consul      consulAdmin                           // tests: a fake Consul
+	masterState func(context.Context) ([]byte, error) // tests: the master's /master/state
 }
 
 func (o *Options) defaults() {
@@ -127,10 +128,15 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		defer s.Close()
 		st = s
 	}
+	adoptWait, err := adoptPrevious(ctx, cfg, st, log, opts.masterState, opts.Now())
+	if err != nil {
+		return err
+	}
 	s, err := newScheduler(ctx, cfg, log, st, opts)
 	if err != nil {
 		return err
 	}
+	s.adoptWait, s.adoptUntil = adoptWait, opts.Now().Add(adoptWindow)
 	ln := opts.Listener
 	if ln == nil {
 		ln, err = net.Listen("tcp", net.JoinHostPort(cfg.APIHost, strconv.Itoa(cfg.APIPort)))
@@ -231,6 +237,11 @@ type Scheduler struct {
 	// removalWhy: why a scale-down's raft peer removal has not succeeded.
 	removalWhy map[string]string
 	raftDenied bool
+	// adoptWait: agents holding reservations no record explained at
+	// start (agent ID → hostname); new servers wait for them until
+	// adoptUntil (adoptBlocked).
+	adoptWait  map[string]string
+	adoptUntil time.Time
 	done       chan struct{} // closed when the loop has returned
 
 	mu   sync.RWMutex
@@ -555,6 +566,9 @@ func (s *Scheduler) blocked() map[string]string {
 		if t, ok := s.tasks[state.ServerName(i)]; ok && t.OldPeer != "" {
 			out[t.Name] = "removing the old server's raft peer " + t.OldPeer + " through the Consul operator API first"
 		}
+	}
+	for n, why := range s.adoptBlocked() {
+		out[n] = why
 	}
 	for id := range s.reconciling {
 		if n := state.NameOfTaskID(id); n != "" {

@@ -133,6 +133,49 @@ type Decision struct {
 	// Released (uninstall) names server records whose reservation and
 	// volume on this agent are gone after this decision.
 	Released []string
+	// Adopted describes reservations with no record that were adopted
+	// (their records are in Records); Kept those left alone.
+	Adopted []string
+	Kept    []string
+}
+
+// orphans decides about every reservation of ours in the offer that no
+// record on this agent explains. Adopted ones become records (in
+// d.Records, and in the returned Input for the rest of the decision).
+func (d *Decision) orphans(in Input, groups map[string]*group, onAgent []state.Task) (Input, []state.Task) {
+	explained := map[string]bool{}
+	for _, t := range onAgent {
+		if t.Reservation != nil {
+			explained[t.Reservation.ID] = true
+		}
+	}
+	agent := in.Offer.AgentID.Value
+	changed := false
+	for _, id := range sortedGroupIDs(groups) {
+		if explained[id] {
+			continue
+		}
+		g := groups[id]
+		rec, has := in.Tasks[g.task]
+		action, why := DecideOrphan(g.orphan(), agent, in.Target, rec, has)
+		switch action {
+		case AdoptOrphan:
+			t := adopted(in, g.orphan(), rec, has, why)
+			in = withoutHold(withRecord(in, t), t.Name)
+			changed = true
+			d.Records = append(d.Records, t)
+			d.Adopted = append(d.Adopted, why)
+		case DestroyOrphan:
+			d.Operations = append(d.Operations, releaseOps(g.resources)...)
+			d.Cleanup = append(d.Cleanup, why)
+		default:
+			d.Kept = append(d.Kept, why)
+		}
+	}
+	if changed {
+		onAgent = tasksOn(in, agent)
+	}
+	return in, onAgent
 }
 
 // Accept reports whether the decision uses the offer.
@@ -158,21 +201,9 @@ func Evaluate(in Input) Decision {
 		return uninstallOffer(in, d, groups, onAgent)
 	}
 
-	// 1. Reservations no record explains: destroy and unreserve them.
-	explained := map[string]bool{}
-	for _, t := range onAgent {
-		if t.Reservation != nil {
-			explained[t.Reservation.ID] = true
-		}
-	}
-	for _, id := range sortedGroupIDs(groups) {
-		if explained[id] {
-			continue
-		}
-		g := groups[id]
-		d.Operations = append(d.Operations, releaseOps(g.resources)...)
-		d.Cleanup = append(d.Cleanup, fmt.Sprintf("reservation %s (task %q) is not explained by any task record: destroying its volume and unreserving it", id, g.task))
-	}
+	// 1. Reservations no record explains: adopted, destroyed (scale-down
+	// and replacement leftovers only) or left alone (DecideOrphan).
+	in, onAgent = d.orphans(in, groups, onAgent)
 
 	// 2. A task already placed on this agent that needs a (re)launch.
 	var placedHere *state.Task
@@ -331,6 +362,9 @@ func releaseOps(resources []mesos.Resource) []mesos.Offer_Operation {
 func uninstallOffer(in Input, d Decision, groups map[string]*group, onAgent []state.Task) Decision {
 	for _, id := range sortedGroupIDs(groups) {
 		g := groups[id]
+		if g.service != "" && g.service != in.Target.ServiceName {
+			continue // another service sharing the role
+		}
 		d.Operations = append(d.Operations, releaseOps(g.resources)...)
 		d.Cleanup = append(d.Cleanup, fmt.Sprintf("uninstall: destroying and unreserving reservation %s (task %q)", id, g.task))
 	}
@@ -344,6 +378,9 @@ func uninstallOffer(in Input, d Decision, groups map[string]*group, onAgent []st
 				d.Released = append(d.Released, t.Name)
 			}
 		}
+		if t.Role == taskspec.RoleServer && t.Reservation == nil && !t.Active() && labelledFor(groups, t.Name) {
+			d.Released = append(d.Released, t.Name) // adopted from a running task
+		}
 	}
 	if len(d.Cleanup) == 0 {
 		d.Reason = "uninstall: no reservation of this service in the offer"
@@ -352,6 +389,15 @@ func uninstallOffer(in Input, d Decision, groups map[string]*group, onAgent []st
 	d = finish(d)
 	d.Refuse = LongRefuse
 	return d
+}
+
+func labelledFor(groups map[string]*group, task string) bool {
+	for _, g := range groups {
+		if g.task == task {
+			return true
+		}
+	}
+	return false
 }
 
 // unplacedServer names a server waiting for an agent of its own.
@@ -400,15 +446,40 @@ func evictFor(in Input, onAgent []state.Task) (victim, server string, ok bool) {
 }
 
 func finish(d Decision) Decision {
-	if len(d.Cleanup) > 0 && d.Reason == "" {
-		d.Reason = strings.Join(d.Cleanup, "; ")
-	} else if len(d.Cleanup) > 0 {
-		d.Reason += "; " + strings.Join(d.Cleanup, "; ")
+	for _, extra := range [][]string{d.Adopted, d.Cleanup, d.Kept} {
+		if len(extra) == 0 {
+			continue
+		}
+		if d.Reason == "" {
+			d.Reason = strings.Join(extra, "; ")
+		} else {
+			d.Reason += "; " + strings.Join(extra, "; ")
+		}
 	}
+	d.Records = lastPerName(d.Records)
 	if len(d.Cleanup) > 0 {
 		d.Refuse = 0 // the unreserved remainder may be wanted right away
 	}
 	return d
+}
+
+// lastPerName keeps the last record of each name (an adoption followed by
+// the launch of the same record keeps the launch), in order.
+func lastPerName(ts []state.Task) []state.Task {
+	if len(ts) < 2 {
+		return ts
+	}
+	last := map[string]int{}
+	for i, t := range ts {
+		last[t.Name] = i
+	}
+	out := ts[:0:0]
+	for i, t := range ts {
+		if last[t.Name] == i {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func names(ts []state.Task) string {
@@ -503,7 +574,9 @@ func reserveAndLaunch(in Input, t state.Task) (launchPlan, error) {
 	}
 	disk.AllocationInfo = alloc(tg.Role)
 	res := t.Reservation
-	rv := func(r mesos.Resource) mesos.Resource { return reserve(r, tg.Role, tg.Principal, t.Name, res.ID) }
+	rv := func(r mesos.Resource) mesos.Resource {
+		return reserve(r, tg.Role, tg.Principal, tg.ServiceName, t.Name, res.ID)
+	}
 	cpus, mem, prt, dsk := rv(scalar("cpus", want.CPUs, tg.Role)), rv(scalar("mem", want.Mem, tg.Role)), rv(portsResource(ports, tg.Role)), rv(disk)
 	vol := withVolume(dsk, res.PersistenceID, tg.Principal)
 	t = placedOn(t, o)
@@ -522,10 +595,11 @@ func reserveAndLaunch(in Input, t state.Task) (launchPlan, error) {
 // relaunchServer: LAUNCH on the server's own reservation and volume.
 func relaunchServer(in Input, t state.Task, groups map[string]*group) (launchPlan, error) {
 	if t.Reservation == nil {
-		// A server record placed on an agent always has a reservation;
-		// treat a missing one as a fresh placement on this agent.
-		id := in.NewID()
-		t.Reservation = &state.Reservation{ID: id, PersistenceID: t.Name + "-" + shortID(id)}
+		// Adopted from a running task of the previous framework: its
+		// reservation is adopted when an offer carries it (DecideOrphan);
+		// a fresh one here would leave its volume behind.
+		return launchPlan{}, fmt.Errorf("waiting for an offer from %s to carry its reservation (labelled %s=%s): its record was adopted from a running task without it",
+			hostOr(t), state.LabelTask, t.Name)
 	}
 	g, ok := groups[t.Reservation.ID]
 	if !ok {

@@ -370,7 +370,9 @@ func TestClientsWaitForServersThenFillEveryOtherAgent(t *testing.T) {
 // whose task ended: the reserved cpus/mem/ports and the volume.
 func reservedOffer(n int, task, resID, persistence string, withVol bool) mesos.Offer {
 	tg := target()
-	rv := func(r mesos.Resource) mesos.Resource { return reserve(r, tg.Role, tg.Principal, task, resID) }
+	rv := func(r mesos.Resource) mesos.Resource {
+		return reserve(r, tg.Role, tg.Principal, tg.ServiceName, task, resID)
+	}
 	disk := rv(scalar("disk", 1024, tg.Role))
 	if withVol {
 		disk = withVolume(disk, persistence, tg.Principal)
@@ -471,7 +473,7 @@ func TestUnexplainedReservationsAreDestroyed(t *testing.T) {
 			t.Fatal("UNRESERVE of a volume")
 		}
 	}
-	if len(d.Cleanup) != 1 || !strings.Contains(d.Reason, "not explained") {
+	if len(d.Cleanup) != 1 || !strings.Contains(d.Reason, "left over by a replacement") {
 		t.Fatalf("cleanup %v reason %q", d.Cleanup, d.Reason)
 	}
 	// A reservation a record explains is kept.

@@ -98,8 +98,17 @@ func unreservedPool(o mesos.Offer) pool {
 
 // group is the reserved resources of one of our reservations in an offer.
 type group struct {
-	id, task  string
-	resources []mesos.Resource
+	id, task, service string
+	resources         []mesos.Resource
+}
+
+// orphan describes the group for DecideOrphan.
+func (g group) orphan() Orphan {
+	o := Orphan{ReservationID: g.id, Task: g.task, Service: g.service}
+	if v, ok := g.volume(); ok {
+		o.PersistenceID = persistenceID(v)
+	}
+	return o
 }
 
 func (g group) volume() (mesos.Resource, bool) {
@@ -135,7 +144,7 @@ func ourGroups(o mesos.Offer, role string) map[string]*group {
 		}
 		g := out[id]
 		if g == nil {
-			g = &group{id: id, task: ls[state.LabelTask]}
+			g = &group{id: id, task: ls[state.LabelTask], service: ls[state.LabelService]}
 			out[id] = g
 		}
 		g.resources = append(g.resources, r)
@@ -170,8 +179,9 @@ func portsResource(ports []int, role string) mesos.Resource {
 	return mesos.Resource{Name: "ports", Type: mesos.RANGES.Enum(), Ranges: &mesos.Value_Ranges{Range: rs}, AllocationInfo: alloc(role)}
 }
 
-// reserve puts r under a dynamic reservation of role by principal with our labels.
-func reserve(r mesos.Resource, role, principal, task, resID string) mesos.Resource {
+// reserve puts r under a dynamic reservation of role by principal with our
+// labels: the server, the reservation and the service.
+func reserve(r mesos.Resource, role, principal, service, task, resID string) mesos.Resource {
 	ro, pr := role, principal
 	r.Role = nil
 	r.Reservation = nil
@@ -182,6 +192,7 @@ func reserve(r mesos.Resource, role, principal, task, resID string) mesos.Resour
 		Labels: &mesos.Labels{Labels: []mesos.Label{
 			{Key: state.LabelTask, Value: strPtr(task)},
 			{Key: state.LabelReservation, Value: strPtr(resID)},
+			{Key: state.LabelService, Value: strPtr(service)},
 		}},
 	}}
 	return r

@@ -135,6 +135,21 @@ func uninstall(in Input) Plan {
 	return p
 }
 
+// adoptPhase lists what was adopted without a record of its own (the
+// scheduler's state was lost): done steps, one per record, or nothing.
+func adoptPhase(in Input) []Phase {
+	var steps []Step
+	for _, t := range in.Tasks.Sorted() {
+		if t.Adopted != "" {
+			steps = append(steps, Step{ID: id("adopt/" + t.Name), Name: "adopt-" + t.Name, Status: Complete, Message: t.Adopted})
+		}
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	return []Phase{{ID: id("deploy/adopt"), Name: "adopt", Strategy: "parallel", Status: Complete, Steps: steps}}
+}
+
 func id(s string) string {
 	h := sha1.Sum([]byte(s))
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
@@ -181,7 +196,7 @@ func deploy(in Input) Plan {
 	}
 	servers.Status = aggregate(servers.Steps)
 	clients.Status = aggregate(clients.Steps)
-	phases := []Phase{servers}
+	phases := append(adoptPhase(in), servers)
 	if len(in.ScaleDown) > 0 {
 		down := Phase{ID: id("deploy/scale-down"), Name: "scale-down", Strategy: "serial"}
 		names := make([]string, 0, len(in.ScaleDown))

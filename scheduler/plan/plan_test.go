@@ -183,3 +183,17 @@ func TestScaleDownPhase(t *testing.T) {
 		t.Fatalf("plan %s, %d server steps", p.Status, len(p.Phases[0].Steps))
 	}
 }
+
+func TestDeployPlanListsWhatWasAdopted(t *testing.T) {
+	tg := state.TargetFrom(config.Defaults())
+	ts := state.Tasks{"consul-server-0": {Name: "consul-server-0", Role: taskspec.RoleServer, State: "TASK_RUNNING",
+		Adopted: "reservation r0 (volume p0) of consul-server-0 was found with no record"}}
+	p := Build(Input{Target: tg, Tasks: ts})[Deploy]
+	if len(p.Phases) == 0 || p.Phases[0].Name != "adopt" || len(p.Phases[0].Steps) != 1 ||
+		p.Phases[0].Steps[0].Name != "adopt-consul-server-0" || !strings.Contains(p.Phases[0].Steps[0].Message, "reservation r0") {
+		t.Fatalf("phases %+v", p.Phases)
+	}
+	if p := Build(Input{Target: tg, Tasks: state.Tasks{}})[Deploy]; p.Phases[0].Name == "adopt" {
+		t.Fatal("an adopt phase with nothing adopted")
+	}
+}

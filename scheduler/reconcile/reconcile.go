@@ -427,6 +427,12 @@ func uninstall(in Input, r *Result, set func(state.Task)) {
 			r.Release[n] = "destroying volume " + t.Reservation.PersistenceID + " and unreserving on " + hostOrID(t)
 			continue
 		}
+		if t.Role == taskspec.RoleServer && t.Reservation == nil && t.Adopted != "" && t.AgentID != "" && !agent.Gone {
+			// Adopted from a running task: its reservation is known by its
+			// label only, once offered.
+			r.Release[n] = "destroying the volume of the reservation labelled " + n + " and unreserving on " + hostOrID(t)
+			continue
+		}
 		delete(r.Tasks, n)
 		r.Deleted = append(r.Deleted, n)
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,10 +39,28 @@ const (
 const (
 	LabelTask        = "dcos_consul_task"
 	LabelReservation = "dcos_consul_reservation"
+	// LabelService names the service (SERVICE_NAME) on reservations made
+	// since adoption exists: a reservation labelled for another service
+	// sharing the role is never adopted nor destroyed.
+	LabelService = "dcos_consul_service"
 )
 
 // ServerName is the stable name of server i.
 func ServerName(i int) string { return fmt.Sprintf("%s%d", ServerPrefix, i) }
+
+// ServerIndex is i for the name consul-server-<i> (canonical decimal),
+// false for any other name.
+func ServerIndex(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, ServerPrefix)
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest)
+	if err != nil || i < 0 || ServerName(i) != name {
+		return 0, false
+	}
+	return i, true
+}
 
 // ClientName is the stable name of the client on an agent.
 func ClientName(agentID string) string { return ClientPrefix + strings.ToLower(agentID) }
@@ -255,6 +274,11 @@ type Task struct {
 	// @region, attributes) of the agent a server was placed on, recorded
 	// at placement: later placements compare with them.
 	AgentValues map[string]string `json:"agent_values,omitempty"`
+	// Adopted says what was adopted for this record with no record of its
+	// own (the scheduler's state was lost): a running task of the previous
+	// framework, or a reservation and volume found in an offer. The deploy
+	// plan lists it.
+	Adopted string `json:"adopted,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).
