@@ -54,6 +54,7 @@ const (
 	EnvClientCPUs      = "CLIENT_CPUS"
 	EnvClientMem       = "CLIENT_MEM"
 	EnvClientsOnPublic = "CLIENTS_ON_PUBLIC_AGENTS"
+	EnvClientBatch     = "CLIENT_UPDATE_BATCH_PERCENT"
 
 	EnvDatacenter     = "CONSUL_DATACENTER"
 	EnvDomain         = "CONSUL_DOMAIN"
@@ -131,6 +132,9 @@ type Config struct {
 
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
+	// ClientBatchPercent: a rolling restart restarts this percentage of
+	// the clients at a time (at least 1).
+	ClientBatchPercent int
 
 	// Uninstall: SDK_UNINSTALL is set (any value but "false"): run the
 	// uninstall plan (kill tasks, destroy volumes, unreserve, delete the
@@ -166,6 +170,8 @@ func Defaults() Config {
 		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: 8600},
 		FailoverTimeout: 7 * 24 * time.Hour,
 		ReplaceAfter:    10 * time.Minute,
+
+		ClientBatchPercent: 5,
 	}
 }
 
@@ -236,6 +242,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
 	r.duration(EnvReplaceAft, &c.ReplaceAfter)
+	r.integer(EnvClientBatch, &c.ClientBatchPercent)
 	// Cosmos sets SDK_UNINSTALL=true; the SDK treats its presence as the
 	// signal, so any value but an explicit false means uninstall.
 	if v, ok := r.lookup(EnvUninstall); ok && strings.TrimSpace(strings.ToLower(v)) != "false" {
@@ -389,6 +396,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplaceAfter < MinReplaceAfter {
 		add(bad(EnvReplaceAft, c.ReplaceAfter, "at least "+MinReplaceAfter.String()))
+	}
+	if c.ClientBatchPercent < 1 || c.ClientBatchPercent > 100 {
+		add(bad(EnvClientBatch, c.ClientBatchPercent, "1-100 (percent of the clients restarted at a time)"))
 	}
 	return errors.Join(errs...)
 }
