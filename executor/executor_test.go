@@ -137,6 +137,19 @@ func testSpec(t *testing.T, expect int, ports taskspec.Ports) []byte {
 	return b
 }
 
+// testClientSpec is a client's spec: a client leaves the cluster on a kill.
+func testClientSpec(t *testing.T, ports taskspec.Ports) []byte {
+	t.Helper()
+	b, err := taskspec.Encode(taskspec.Spec{
+		Role: taskspec.RoleClient, NodeName: "consul-client-a1", Datacenter: "dc1",
+		Ports: ports, DataDir: "consul-data",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func anyPorts() taskspec.Ports {
 	return taskspec.Ports{Server: 8300, SerfLAN: 8301, SerfWAN: -1, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: -1}
 }
@@ -288,8 +301,8 @@ func TestExecutorRunsConsulServer(t *testing.T) {
 		t.Errorf("updates %q, want one of %q", got, want)
 	}
 	last := ups[len(ups)-1]
-	if !strings.Contains(last.GetMessage(), "left the cluster gracefully") {
-		t.Errorf("KILLED message %q does not say the agent left gracefully", last.GetMessage())
+	if !strings.Contains(last.GetMessage(), "without leaving") {
+		t.Errorf("KILLED message %q does not say the server stopped without leaving", last.GetMessage())
 	}
 	// The Consul agent is gone.
 	if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(ports.HTTP)), time.Second); err == nil {
@@ -308,7 +321,7 @@ func TestExecutorResendsUnacknowledgedUpdates(t *testing.T) {
 	res := runExecutor(t, context.Background(), testConfig(fa, "127.3.0.22", t.TempDir()), fakeStart(fc))
 
 	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
-	fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+	fa.send(launchEvent("t1", testClientSpec(t, anyPorts())))
 	fa.waitState(10*time.Second, mesos.TASK_STARTING, nil)
 	close(fc.ready)
 	fa.waitState(10*time.Second, mesos.TASK_RUNNING, boolp(false))
@@ -471,7 +484,7 @@ func TestExecutorExitsOnDisconnectWithoutCheckpoint(t *testing.T) {
 	cfg.Checkpoint = false
 	res := runExecutor(t, context.Background(), cfg, fakeStart(fc))
 	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
-	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.send(launchEvent("t1", testClientSpec(t, anyPorts())))
 	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
 	fa.setDown(true)
 	err := waitExit(t, res, 20*time.Second)
@@ -493,7 +506,7 @@ func TestExecutorGivesUpAfterRecoveryTimeout(t *testing.T) {
 	cfg.RecoveryTimeout = 2 * time.Second
 	res := runExecutor(t, context.Background(), cfg, fakeStart(fc))
 	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
-	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.send(launchEvent("t1", testClientSpec(t, anyPorts())))
 	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
 	lost := time.Now()
 	fa.setDown(true)
@@ -590,7 +603,7 @@ func TestExecutorStopsOnSignal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	res := runExecutor(t, ctx, testConfig(fa, "127.3.0.30", t.TempDir()), fakeStart(fc))
 	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
-	fa.send(launchEvent("t1", testSpec(t, 1, anyPorts())))
+	fa.send(launchEvent("t1", testClientSpec(t, anyPorts())))
 	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
 	cancel()
 	if err := waitExit(t, res, 10*time.Second); err != nil {
@@ -715,5 +728,46 @@ func TestExecutorGivesUpWhenAgentNeverAnswers(t *testing.T) {
 	err := waitExit(t, res, 20*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "could not subscribe") {
 		t.Fatalf("exit error %v, want could not subscribe", err)
+	}
+}
+
+// TestExecutorServerStopsWithoutLeaving: a KILL or a SHUTDOWN stops a
+// server without a graceful leave (it keeps its raft membership for the
+// relaunch in place); a client leaves (TestExecutorStopsOnSignal).
+func TestExecutorServerStopsWithoutLeaving(t *testing.T) {
+	for _, ev := range []executor.Event{
+		{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "t1"}}},
+		{Type: executor.Event_SHUTDOWN},
+	} {
+		t.Run(ev.Type.String(), func(t *testing.T) {
+			ip := "127.3.0.41"
+			if ev.Type == executor.Event_SHUTDOWN {
+				ip = "127.3.0.42"
+			}
+			fa := newFakeAgent(t, ip)
+			fc := newFakeConsul()
+			close(fc.ready)
+			res := runExecutor(t, context.Background(), testConfig(fa, ip, t.TempDir()), fakeStart(fc))
+			fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+			fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+			fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+			fa.send(ev)
+			if err := waitExit(t, res, 10*time.Second); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			fa.waitState(time.Second, mesos.TASK_KILLED, nil)
+			if fc.hasLeft() {
+				t.Errorf("the server left the cluster on %s", ev.Type)
+			}
+			select {
+			case <-fc.Done():
+			default:
+				t.Errorf("the server's agent was not stopped")
+			}
+			_, ups, _, _ := fa.snapshot()
+			if last := ups[len(ups)-1]; !strings.Contains(last.GetMessage(), "without leaving") {
+				t.Errorf("KILLED message %q does not say it stopped without leaving", last.GetMessage())
+			}
+		})
 	}
 }

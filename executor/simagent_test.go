@@ -136,8 +136,8 @@ func nodeIDLabel(ups []mesos.TaskStatus, task string) string {
 // TestExecutorOnSimulatedAgent runs the real dcos-consul executor process
 // under the simulated Mesos agent (internal/mesossim/agent) with a
 // persistent volume for the Consul data: RUNNING and healthy, survives an
-// agent restart (re-subscribe, Consul keeps running), KILL → graceful
-// leave → KILLED and exit; a relaunch with a new executor on the same
+// agent restart (re-subscribe, Consul keeps running), KILL → stop without
+// leaving → KILLED and exit; a relaunch with a new executor on the same
 // volume has the same Consul node ID; SHUTDOWN ends it within the grace.
 func TestExecutorOnSimulatedAgent(t *testing.T) {
 	if testing.Short() {

@@ -207,8 +207,7 @@ func (r *taskRunner) run() {
 		if err != nil {
 			prefix = "killed before the Consul agent was ready"
 		}
-		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster: " + k.why})
-		r.leave(agent, k, prefix)
+		r.stopForKill(agent, k, prefix)
 		return
 	case err != nil:
 		agent.Stop()
@@ -229,8 +228,7 @@ func (r *taskRunner) run() {
 			agent.Stop()
 			return
 		case k := <-r.kill:
-			r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster: " + k.why})
-			r.leave(agent, &k, "")
+			r.stopForKill(agent, &k, "")
 			return
 		case <-agent.Done():
 			msg := "the Consul agent stopped unexpectedly"
@@ -249,6 +247,33 @@ func (r *taskRunner) run() {
 			}
 		}
 	}
+}
+
+// stopForKill ends the task on a KILL (or the executor's shutdown). A
+// client leaves the cluster gracefully. A server stops WITHOUT leaving: a
+// server that leaves is removed from the raft configuration and would come
+// back as a non-voter waiting for autopilot, while one that just stops
+// keeps its raft membership and data on its volume and is a voter again as
+// soon as it has caught up (Consul's upgrade guidance). A server that goes
+// away for good (scale-down, replace, uninstall) has its raft peer removed
+// and its node force-left by the scheduler, through the Consul operator
+// API, under the quorum gate.
+func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix string) {
+	if r.spec.Role != taskspec.RoleServer {
+		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster: " + k.why})
+		r.leave(agent, k, prefix)
+		return
+	}
+	r.emit(taskEvent{state: mesos.TASK_KILLING, message: "stopping the Consul server without leaving (raft membership and data stay on the volume): " + k.why})
+	began := time.Now()
+	agent.Stop()
+	took := time.Since(began).Round(time.Millisecond)
+	msg := fmt.Sprintf("the Consul server stopped in %v without leaving; it keeps its raft membership and data on its volume", took)
+	if prefix != "" {
+		msg = prefix + "; " + msg
+	}
+	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("stop", took), zap.Bool("left", false))
+	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
 }
 
 // leave gracefully leaves within the kill's grace and reports TASK_KILLED.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -29,6 +32,12 @@ type consulAdmin interface {
 	// through one of the servers at via. errNoConsul: none answered;
 	// errNoRaftView: one answered but may not tell (ACLs).
 	RaftHealth(ctx context.Context, via []string) (*reconcile.RaftHealth, error)
+	// TransferLeader asks the raft leader to hand leadership to the
+	// server with raft ID id (Consul 1.16's HTTP API; the CLI ignores -id).
+	TransferLeader(ctx context.Context, via []string, id string) error
+	// SetAutopilot writes autopilot's min_quorum and cleanup_dead_servers,
+	// keeping its other settings; it reports whether it changed anything.
+	SetAutopilot(ctx context.Context, via []string, minQuorum uint, cleanupDead bool) (bool, error)
 }
 
 // errNoRaftView: a server answered but refused to show its raft
@@ -167,10 +176,10 @@ func (c httpConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.Ra
 		for _, sv := range reply.Servers {
 			healthy[key(sv.ID, sv.Address)] = sv.Healthy
 		}
-		h := &reconcile.RaftHealth{}
+		h := &reconcile.RaftHealth{Healthy: reply.Healthy, FailureTolerance: reply.FailureTolerance}
 		for _, sv := range conf.Servers {
-			h.Servers = append(h.Servers, reconcile.RaftServer{Name: sv.Node, Address: sv.Address, Voter: sv.Voter,
-				Healthy: healthy[key(sv.ID, sv.Address)]})
+			h.Servers = append(h.Servers, reconcile.RaftServer{ID: sv.ID, Name: sv.Node, Address: sv.Address, Leader: sv.Leader,
+				Voter: sv.Voter, Healthy: healthy[key(sv.ID, sv.Address)]})
 		}
 		return h, nil
 	}
@@ -178,6 +187,58 @@ func (c httpConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.Ra
 		return nil, last
 	}
 	return nil, fmt.Errorf("%w: %v", errNoConsul, last)
+}
+
+func (c httpConsul) TransferLeader(ctx context.Context, via []string, id string) error {
+	var last error = errNoConsul
+	hc := &http.Client{Timeout: 15 * time.Second}
+	for _, addr := range via {
+		u := "http://" + addr + "/v1/operator/raft/transfer-leader?id=" + url.QueryEscape(id)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = fmt.Errorf("%s: %w", addr, err)
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			last = fmt.Errorf("%s: transfer-leader: %s: %s", addr, resp.Status, strings.TrimSpace(string(body)))
+			continue
+		}
+		return nil
+	}
+	return last
+}
+
+func (c httpConsul) SetAutopilot(ctx context.Context, via []string, minQuorum uint, cleanupDead bool) (bool, error) {
+	var last error = errNoConsul
+	for _, addr := range via {
+		cl, err := c.client(addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		op := cl.Operator()
+		conf, err := op.AutopilotGetConfiguration((&consulapi.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			last = fmt.Errorf("%s: autopilot configuration: %w", addr, err)
+			continue
+		}
+		if conf.MinQuorum == minQuorum && conf.CleanupDeadServers == cleanupDead {
+			return false, nil
+		}
+		conf.MinQuorum, conf.CleanupDeadServers = minQuorum, cleanupDead
+		if err := op.AutopilotSetConfiguration(conf, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
+			last = fmt.Errorf("%s: set autopilot configuration: %w", addr, err)
+			continue
+		}
+		return true, nil
+	}
+	return false, last
 }
 
 func (c httpConsul) ForceLeave(ctx context.Context, via []string, node string) error {
@@ -232,7 +293,10 @@ func consulHTTPAddrs(ts state.Tasks, tg state.Target, except string) []string {
 // forceLeave removes forgotten clients from the LAN pool (best effort).
 func (s *Scheduler) forceLeave(old map[string]state.Task) {
 	for name, t := range old {
-		if t.Role != taskspec.RoleClient || t.IP == "" {
+		// Clients, and servers scaled down (their raft peer is removed
+		// before the kill; they stop without leaving, so their node is
+		// failed in the LAN pool until force-left).
+		if (t.Role != taskspec.RoleClient && t.Goal != state.GoalDecommission) || t.IP == "" {
 			continue
 		}
 		via := consulHTTPAddrs(s.tasks, s.target, "")
@@ -262,11 +326,15 @@ func (s *Scheduler) startPeerRemovals() {
 	}
 }
 
-// removePeer retries for a while; if no Consul server answers at all, or
-// time runs out, placement goes ahead (Consul's autopilot removes dead
-// servers eventually) and the logs say so.
+// removePeer removes a replaced server's old raft peer, retrying until
+// Consul does it: the gate fails closed, so the replacement is not placed
+// while the old peer cannot be removed (no Consul server answers, or the
+// others would not keep quorum without it); the step says why. Only a
+// single-server cluster, where nobody else can answer, gives up after
+// PeerRemovalTimeout (its data is gone with its agent anyway).
 func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
 	deadline := time.Now().Add(s.opts.PeerRemovalTimeout)
+	single := s.target.Servers <= 1
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := s.consul.RemoveServer(ctx, via, name, raftAddr)
@@ -274,16 +342,27 @@ func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, errNoConsul) || time.Now().After(deadline) {
-			s.log.Warn("could not remove the old raft peer; placing the replacement anyway", zap.String("task", name),
+		if single && time.Now().After(deadline) {
+			s.log.Warn("could not remove the old raft peer of the only server; placing the replacement", zap.String("task", name),
 				zap.String("raft_address", raftAddr), zap.Error(err))
 			break
 		}
-		s.log.Warn("old raft peer not removed yet; retrying", zap.String("task", name), zap.Error(err))
-		time.Sleep(5 * time.Second)
+		s.log.Warn("old raft peer not removed yet; the replacement waits (retrying every 5 s)", zap.String("task", name), zap.Error(err))
+		why := "not possible yet (retrying every 5 s): " + err.Error()
+		select {
+		case s.cmds <- func() { s.removalWhy[name] = why }:
+		case <-s.done:
+			return
+		}
+		select {
+		case <-time.After(5 * time.Second):
+		case <-s.done:
+			return
+		}
 	}
 	done := func() {
 		delete(s.peerRemoval, name)
+		delete(s.removalWhy, name)
 		if t, ok := s.tasks[name]; ok && t.OldPeer == raftAddr {
 			t.OldPeer = ""
 			s.setTask(t) // written by the next flush
@@ -299,15 +378,19 @@ func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
 const raftPollInterval = 3 * time.Second
 
 // pollRaft reads Consul's raft view now and then (a goroutine; the
-// result reaches the loop as a command, so the pure core sees plain data).
+// result reaches the loop as a command, so the pure core sees plain data),
+// and starts the Consul actions the last reconciliation asked for: a raft
+// leadership transfer, autopilot's configuration. Called every tick.
 func (s *Scheduler) pollRaft() {
+	s.startTransfer(s.last.Transfer, s.now())
+	s.syncAutopilot(s.now())
 	now := time.Now()
 	if s.raftPolling || now.Before(s.raftNext) {
 		return
 	}
 	via := consulHTTPAddrs(s.tasks, s.target, "")
 	if len(via) == 0 {
-		s.raft = nil
+		s.raft = &reconcile.RaftHealth{Err: "no Consul server runs to ask"}
 		return
 	}
 	s.raftPolling = true
@@ -332,14 +415,14 @@ func (s *Scheduler) pollRaft() {
 				s.raft = h
 			case errors.Is(err, errNoRaftView):
 				if !s.raftDenied {
-					s.log.Warn("cannot read Consul's raft configuration (ACLs?): replacements and rolling restarts only wait for servers to run",
+					s.log.Warn("cannot read Consul's raft configuration (ACLs: the scheduler's token needs operator:read): every server action waits",
 						zap.Error(err))
 				}
 				s.raftDenied = true
-				s.raft = nil
+				s.raft = &reconcile.RaftHealth{Err: err.Error() + " (the scheduler's ACL token needs operator:read)"}
 			default:
 				if s.raft != nil {
-					s.log.Info("no Consul server answered; replacements and rolling restarts only wait for servers to run", zap.Error(err))
+					s.log.Warn("no Consul server answered: every server action (rolling restart, replacement, scale-down) waits", zap.Error(err))
 				}
 				s.raft = nil
 			}
@@ -352,10 +435,9 @@ func (s *Scheduler) pollRaft() {
 }
 
 // startScaleDownRemovals removes the raft peer of each server being
-// scaled down (reconcile.Result.RemovePeer), before it is killed. Unlike a
-// replacement's, this removal never gives up on a refusal: the server
-// runs until the others keep quorum without it. Only when no Consul
-// server answers at all does it go ahead (logged), as a replacement does.
+// scaled down (reconcile.Result.RemovePeer), before it is killed. It never
+// gives up: the server runs until Consul answers and the others keep
+// quorum without it (the gate fails closed).
 func (s *Scheduler) startScaleDownRemovals() {
 	for name, addr := range s.last.RemovePeer {
 		if s.peerRemoval[name] != "" {
@@ -370,11 +452,6 @@ func (s *Scheduler) startScaleDownRemovals() {
 				err := s.consul.RemoveServer(ctx, via, name, addr)
 				cancel()
 				if err == nil {
-					break
-				}
-				if errors.Is(err, errNoConsul) {
-					s.log.Warn("scale-down: no Consul server answered; killing the server without removing its raft peer first",
-						zap.String("task", name), zap.String("raft_address", addr), zap.Error(err))
 					break
 				}
 				s.log.Warn("scale-down: raft peer not removed yet; retrying", zap.String("task", name), zap.Error(err))
@@ -405,4 +482,81 @@ func (s *Scheduler) startScaleDownRemovals() {
 			}
 		}(name, addr)
 	}
+}
+
+// startTransfer asks Consul to hand raft leadership over before the
+// rolling restart restarts the leader (reconcile.Result.Transfer). One at
+// a time; after an attempt the next raft read (sooner than usual) shows
+// the new leader, and the old one is restarted as a follower.
+func (s *Scheduler) startTransfer(tr *reconcile.Transfer, now time.Time) {
+	if tr == nil || s.transferring || now.Before(s.transferNext) {
+		return
+	}
+	s.transferring = true
+	via := consulHTTPAddrs(s.tasks, s.target, "")
+	s.log.Info("handing raft leadership over before restarting the leader", zap.String("from", tr.From), zap.String("to", tr.To),
+		zap.String("to_id", tr.ToID))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.consul.TransferLeader(ctx, via, tr.ToID)
+		cancel()
+		f := func() {
+			s.transferring = false
+			s.transferNext = s.now().Add(5 * time.Second)
+			s.raftNext = time.Now().Add(time.Second)
+			if err != nil {
+				s.log.Warn("raft leadership transfer failed; trying again", zap.String("from", tr.From), zap.String("to", tr.To), zap.Error(err))
+				s.transferWhy = "the last leadership transfer failed: " + err.Error()
+				return
+			}
+			s.transferWhy = ""
+			s.metrics.leaderTransfers.Inc()
+			s.log.Info("raft leadership handed over", zap.String("from", tr.From), zap.String("to", tr.To))
+		}
+		select {
+		case s.cmds <- f:
+		case <-s.done:
+		}
+	}()
+}
+
+// syncAutopilot sets autopilot's min_quorum and cleanup_dead_servers for
+// the configured server count (reconcile.AutopilotWant) once the servers
+// are settled at that count: at start and after every scale.
+func (s *Scheduler) syncAutopilot(now time.Time) {
+	if s.autopilotFor == s.target.Servers || s.autopilotBusy || now.Before(s.autopilotNext) || len(s.last.ScaleDown) > 0 ||
+		s.raft.ClusterWait(s.target) != "" {
+		return
+	}
+	for i := 0; i < s.target.Servers; i++ {
+		if t, ok := s.tasks[state.ServerName(i)]; !ok || s.raft.VoterWait(t, s.target) != "" {
+			return
+		}
+	}
+	n := s.target.Servers
+	minQ, cleanup := reconcile.AutopilotWant(n)
+	via := consulHTTPAddrs(s.tasks, s.target, "")
+	s.autopilotBusy = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		changed, err := s.consul.SetAutopilot(ctx, via, minQ, cleanup)
+		cancel()
+		f := func() {
+			s.autopilotBusy = false
+			if err != nil {
+				s.autopilotNext = s.now().Add(10 * time.Second)
+				s.log.Warn("could not set autopilot's configuration; retrying", zap.Int("servers", n), zap.Error(err))
+				return
+			}
+			s.autopilotFor = n
+			if changed {
+				s.log.Info("autopilot configured for the server count", zap.Int("servers", n), zap.Uint("min_quorum", minQ),
+					zap.Bool("cleanup_dead_servers", cleanup))
+			}
+		}
+		select {
+		case s.cmds <- f:
+		case <-s.done:
+		}
+	}()
 }

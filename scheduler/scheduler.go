@@ -242,7 +242,17 @@ type Scheduler struct {
 	// adoptUntil (adoptBlocked).
 	adoptWait  map[string]string
 	adoptUntil time.Time
-	done       chan struct{} // closed when the loop has returned
+	// transferring: a raft leadership transfer is under way; transferNext
+	// is the earliest next one, transferWhy the last failure.
+	transferring bool
+	transferNext time.Time
+	transferWhy  string
+	// autopilotFor: the server count autopilot was configured for;
+	// autopilotBusy while a write is under way.
+	autopilotFor  int
+	autopilotBusy bool
+	autopilotNext time.Time
+	done          chan struct{} // closed when the loop has returned
 
 	mu   sync.RWMutex
 	view api.View
@@ -458,8 +468,8 @@ func (s *Scheduler) publish() {
 	blocked := s.blocked()
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
 		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
-		ScaleDown: s.scaleDownView(),
-		Errors:    s.refused})
+		ScaleDown: s.scaleDownView(), Gate: s.gateView(),
+		Errors: s.refused})
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
 		ConfigErrors: s.refused}
 	s.mu.Lock()
@@ -528,6 +538,16 @@ func (s *Scheduler) command(ctx context.Context, pod string, goal state.Goal) ([
 			done <- result{err: fmt.Errorf("pod %q has no task to restart yet", pod)}
 			return
 		}
+		if t.Role == taskspec.RoleServer && t.Goal != goal {
+			// The quorum gate: refused (409), never carried out at once.
+			if why := reconcile.DisruptionWait(s.target, s.tasks, s.raft, pod); why != "" {
+				s.log.Warn("operator command refused by the quorum gate", zap.String("pod", pod), zap.String("goal", string(goal)),
+					zap.String("why", why))
+				done <- result{err: fmt.Errorf("%w: %s %s now could cost Consul its quorum: %s; retry once it is settled",
+					api.ErrConflict, strings.ToLower(string(goal)), pod, why)}
+				return
+			}
+		}
 		t.Goal = goal
 		s.setTask(t)
 		if err := s.flush(ctx); err != nil {
@@ -565,6 +585,9 @@ func (s *Scheduler) blocked() map[string]string {
 	for i := 0; i < s.target.Servers; i++ {
 		if t, ok := s.tasks[state.ServerName(i)]; ok && t.OldPeer != "" {
 			out[t.Name] = "removing the old server's raft peer " + t.OldPeer + " through the Consul operator API first"
+			if why := s.removalWhy[t.Name]; why != "" {
+				out[t.Name] += ": " + why
+			}
 		}
 	}
 	for n, why := range s.adoptBlocked() {
@@ -666,4 +689,14 @@ func (s *Scheduler) scaleDownView() map[string]string {
 		out[n] = why
 	}
 	return out
+}
+
+// gateView is why the next server action waits, with the last failed
+// leadership transfer.
+func (s *Scheduler) gateView() string {
+	g := s.last.Gate
+	if g != "" && s.last.Transfer != nil && s.transferWhy != "" {
+		g += "; " + s.transferWhy
+	}
+	return g
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func startSim(t *testing.T, agents int, mod ...func(*mesossim.Options)) *harness
 	cfg.MesosMaster = c.MasterURL()
 	cfg.ExecutorURI = "http://127.2.0.1:1/dcos-consul"
 	cfg.ReplaceAfter = 10 * time.Second
-	return &harness{t: t, cluster: c, cfg: cfg, store: newMemStore(), log: log, net: n}
+	return &harness{t: t, cluster: c, cfg: cfg, store: newMemStore(), log: log, net: n, consul: &fakeConsul{}}
 }
 
 // start runs the scheduler (again) on the harness's store.
@@ -97,6 +98,11 @@ func (h *harness) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	schedCh := make(chan *Scheduler, 1)
+	if fc, ok := h.consul.(*fakeConsul); ok {
+		fc.mu.Lock()
+		fc.h = h
+		fc.mu.Unlock()
+	}
 	opts := Options{Store: h.store, Listener: ln, ResubscribeMax: 2 * time.Second, EvictAfter: 3 * time.Second, consul: h.consul, onStart: func(s *Scheduler) { schedCh <- s }}
 	go func() { h.done <- RunWith(ctx, h.cfg, h.log.Named("scheduler"), opts) }()
 	select {
@@ -370,11 +376,20 @@ func TestSimClientsFollowAgents(t *testing.T) {
 }
 
 // fakeConsul records cleanup requests; RemoveServer takes a while, so a
-// replacement placed before it returns is caught.
+// replacement placed before it returns is caught. Its raft view (the
+// simulator's in-process executors run no Consul) is derived from the
+// scheduler's records: every running server is a healthy voter unless
+// hold says otherwise; the leader stays until it stops or hands over.
 type fakeConsul struct {
-	mu      sync.Mutex
-	removed []string
-	done    time.Time
+	mu        sync.Mutex
+	removed   []string
+	done      time.Time
+	h         *harness
+	hold      func(state.Task) bool // true: a non-voter
+	leader    string
+	transfers []string
+	down      bool // no Consul server answers
+	autopilot []uint
 }
 
 func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string) error {
@@ -386,9 +401,70 @@ func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftA
 	return nil
 }
 
-// RaftHealth: no Consul in the simulator's in-process mode.
 func (f *fakeConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.RaftHealth, error) {
-	return nil, errNoConsul
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down || f.h == nil || f.h.sched == nil {
+		return nil, errNoConsul
+	}
+	v := f.h.sched.Snapshot()
+	out := &reconcile.RaftHealth{}
+	healthy, leaderUp := 0, false
+	for _, t := range v.Tasks {
+		if t.Role != taskspec.RoleServer || !t.Running() {
+			continue
+		}
+		voter := f.hold == nil || !f.hold(t)
+		if voter {
+			healthy++
+		}
+		if t.Name == f.leader {
+			leaderUp = true
+		}
+		out.Servers = append(out.Servers, reconcile.RaftServer{ID: "id-" + t.Name, Name: t.Name,
+			Address: net.JoinHostPort(t.IP, fmt.Sprint(t.Ports.Server)), Voter: voter, Healthy: voter})
+	}
+	if !leaderUp {
+		f.leader = ""
+		for _, s := range out.Servers {
+			if s.Voter {
+				f.leader = s.Name
+				break
+			}
+		}
+	}
+	for i := range out.Servers {
+		out.Servers[i].Leader = out.Servers[i].Name == f.leader
+	}
+	n := v.Target.Servers
+	out.Healthy = healthy == len(out.Servers) && len(out.Servers) >= n
+	out.FailureTolerance = healthy - (n/2 + 1)
+	if out.FailureTolerance < 0 {
+		out.FailureTolerance = 0
+	}
+	return out, nil
+}
+
+func (f *fakeConsul) TransferLeader(ctx context.Context, via []string, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errNoConsul
+	}
+	to := strings.TrimPrefix(id, "id-")
+	f.transfers = append(f.transfers, f.leader+"->"+to)
+	f.leader = to
+	return nil
+}
+
+func (f *fakeConsul) SetAutopilot(ctx context.Context, via []string, minQuorum uint, cleanup bool) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return false, errNoConsul
+	}
+	f.autopilot = append(f.autopilot, minQuorum)
+	return true, nil
 }
 
 func (f *fakeConsul) ForceLeave(ctx context.Context, via []string, node string) error {
@@ -442,12 +518,25 @@ func TestSimRemovedAgentsServerIsReplacedElsewhere(t *testing.T) {
 	}
 }
 
+// postUntilOK posts until the answer is 200 or the time is up.
+func (h *harness) postUntilOK(path string, timeout time.Duration) (int, []byte) {
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := h.post(path)
+		if code == 200 || time.Now().After(deadline) {
+			return code, body
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func TestSimRestartAndReplaceThroughTheAPI(t *testing.T) {
 	h := startSim(t, 5)
 	h.start()
 	v := h.eventually("deployed", 60*time.Second, deployed(3, 2))
 	before := taskByName(v, "consul-server-0")
-	if code, body := h.post("/v1/pod/consul-server-0/restart"); code != 200 {
+	// Refused (409) until Consul's raft view shows a settled cluster.
+	if code, body := h.postUntilOK("/v1/pod/consul-server-0/restart", 30*time.Second); code != 200 {
 		t.Fatalf("restart: %d %s", code, body)
 	}
 	v = h.eventually("restarted in place", 60*time.Second, func(v api.View) error {
@@ -795,37 +884,12 @@ func TestSimRefusedConfigChangeKeepsTheClusterRunning(t *testing.T) {
 	}
 }
 
-// raftFake is a Consul whose raft view the test controls: every running
-// server is a healthy voter unless hold says otherwise.
-type raftFake struct {
-	fakeConsul
-	h    *harness
-	mu   sync.Mutex
-	hold func(state.Task) bool // true: a non-voter
-}
-
-func (f *raftFake) RaftHealth(ctx context.Context, via []string) (*reconcile.RaftHealth, error) {
-	f.mu.Lock()
-	hold := f.hold
-	f.mu.Unlock()
-	out := &reconcile.RaftHealth{}
-	for _, t := range f.h.sched.Snapshot().Tasks {
-		if t.Role != taskspec.RoleServer || !t.Running() {
-			continue
-		}
-		voter := hold == nil || !hold(t)
-		out.Servers = append(out.Servers, reconcile.RaftServer{Name: t.Name, Address: net.JoinHostPort(t.IP, fmt.Sprint(t.Ports.Server)),
-			Voter: voter, Healthy: voter})
-	}
-	return out, nil
-}
-
 // TestSimRollingRestartWaitsForAHealthyVoter: the rolling restart's next
 // server waits until the restarted one is a healthy raft voter in
 // Consul's view, and the plan says so.
 func TestSimRollingRestartWaitsForAHealthyVoter(t *testing.T) {
 	h := startSim(t, 5)
-	fc := &raftFake{h: h}
+	fc := &fakeConsul{}
 	h.consul = fc
 	h.start()
 	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 2))

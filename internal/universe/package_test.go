@@ -169,7 +169,7 @@ var optionSets = []optionSet{
 		              "service_account_secret": "consul/east-sa", "log_level": "debug", "failover_timeout_seconds": 3600},
 		  "servers": {"count": 5, "cpus": 1.5, "mem": 2048, "disk": 10240, "disk_type": "MOUNT",
 		              "placement_constraint": "[[\"@zone\", \"GROUP_BY\", \"3\"]]", "replace_after_seconds": 120},
-		  "clients": {"enabled": false, "cpus": 0.1, "mem": 128, "public_agents": true},
+		  "clients": {"enabled": false, "cpus": 0.1, "mem": 128, "public_agents": true, "update_batch_percent": 10},
 		  "consul": {"datacenter": "east_1", "domain": "consul.example", "raft_multiplier": 5, "ui": false,
 		             "extra_config": "{\"log_json\": true, \"telemetry\": {\"disable_hostname\": true}}"},
 		  "ports": {"server": 9300, "serf_lan": 9301, "serf_wan": -1, "http": 9500, "grpc": 8502, "dns": -1}
@@ -180,7 +180,7 @@ var optionSets = []optionSet{
 			c.LogLevel, c.FailoverTimeout = "debug", time.Hour
 			c.ServerCount, c.ServerCPUs, c.ServerMem, c.ServerDisk, c.ServerDiskType = 5, 1.5, 2048, 10240, "MOUNT"
 			c.ServerPlacement, c.ReplaceAfter = `[["@zone", "GROUP_BY", "3"]]`, 2*time.Minute
-			c.ClientsEnabled, c.ClientCPUs, c.ClientMem, c.ClientsOnPublic = false, 0.1, 128, true
+			c.ClientsEnabled, c.ClientCPUs, c.ClientMem, c.ClientsOnPublic, c.ClientBatchPercent = false, 0.1, 128, true, 10
 			c.Datacenter, c.Domain, c.RaftMultiplier, c.UI = "east_1", "consul.example", 5, false
 			c.ExtraConfig = json.RawMessage(`{"log_json": true, "telemetry": {"disable_hostname": true}}`)
 			c.Ports = config.Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 8502, DNS: -1}

@@ -43,6 +43,9 @@ type View struct {
 // ErrUnknownPod is returned by Restart and Replace for an unknown pod.
 var ErrUnknownPod = errors.New("unknown pod")
 
+// ErrConflict: the command is refused now (409), e.g. by the quorum gate.
+var ErrConflict = errors.New("refused")
+
 // Source is the scheduler as the API sees it.
 type Source interface {
 	Snapshot() View

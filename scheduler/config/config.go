@@ -60,6 +60,7 @@ const (
 	EnvClientCPUs      = "CLIENT_CPUS"
 	EnvClientMem       = "CLIENT_MEM"
 	EnvClientsOnPublic = "CLIENTS_ON_PUBLIC_AGENTS"
+	EnvClientBatch     = "CLIENT_UPDATE_BATCH_PERCENT"
 
 	EnvDatacenter     = "CONSUL_DATACENTER"
 	EnvDomain         = "CONSUL_DOMAIN"
@@ -138,6 +139,9 @@ type Config struct {
 
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
+	// ClientBatchPercent: a rolling restart restarts this percentage of
+	// the clients at a time (at least 1).
+	ClientBatchPercent int
 
 	// Uninstall: SDK_UNINSTALL is true (strconv.ParseBool): run the
 	// uninstall plan (kill tasks, destroy volumes, unreserve, delete the
@@ -173,6 +177,8 @@ func Defaults() Config {
 		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: 8600},
 		FailoverTimeout: 7 * 24 * time.Hour,
 		ReplaceAfter:    10 * time.Minute,
+
+		ClientBatchPercent: 5,
 	}
 }
 
@@ -248,6 +254,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// every volume, so only a value that parses as true does it: empty is
 	// false, and anything unparsable is an error (nothing is destroyed).
 	r.boolean(EnvUninstall, &c.Uninstall)
+	r.integer(EnvClientBatch, &c.ClientBatchPercent)
 
 	// An empty role or principal means the per-service default, as in the
 	// DC/OS SDK: the package's defaults are "".
@@ -399,6 +406,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplaceAfter < MinReplaceAfter {
 		add(bad(EnvReplaceAft, c.ReplaceAfter, "at least "+MinReplaceAfter.String()))
+	}
+	if c.ClientBatchPercent < 1 || c.ClientBatchPercent > 100 {
+		add(bad(EnvClientBatch, c.ClientBatchPercent, "1-100 (percent of the clients restarted at a time)"))
 	}
 	return errors.Join(errs...)
 }

@@ -53,6 +53,7 @@ var Options = []Option{
 	{EnvClientCPUs, "clients.cpus", FromOption},
 	{EnvClientMem, "clients.mem", FromOption},
 	{EnvClientsOnPublic, "clients.public_agents", FromOption},
+	{EnvClientBatch, "clients.update_batch_percent", FromOption},
 
 	{EnvDatacenter, "consul.datacenter", FromOption},
 	{EnvDomain, "consul.domain", FromOption},

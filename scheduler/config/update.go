@@ -195,6 +195,7 @@ var updateRules = []updateRule{
 	{env: EnvClientCPUs, get: func(c Config) string { return fstr(c.ClientCPUs) }, effect: EffectClients},
 	{env: EnvClientMem, get: func(c Config) string { return fstr(c.ClientMem) }, effect: EffectClients},
 	{env: EnvClientsOnPublic, get: func(c Config) string { return strconv.FormatBool(c.ClientsOnPublic) }, effect: EffectClientSet},
+	{env: EnvClientBatch, get: func(c Config) string { return strconv.Itoa(c.ClientBatchPercent) }, effect: EffectScheduler},
 
 	{env: EnvDatacenter, get: func(c Config) string { return c.Datacenter },
 		why:     "Consul servers keep their datacenter in their raft data and refuse to start in another one",

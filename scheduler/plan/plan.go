@@ -69,6 +69,9 @@ type Input struct {
 	// ScaleDown: servers above the configured count being removed, with
 	// what each waits for or does (reconcile.Result).
 	ScaleDown map[string]string
+	// Gate: why no server action can start now (reconcile.Result.Gate):
+	// the servers waiting for their turn in a rolling restart say it.
+	Gate string
 	// Agents known from offers, for client steps not launched yet.
 	Agents map[string]reconcile.Agent
 	Now    time.Time
@@ -269,6 +272,9 @@ func step(in Input, name string, t state.Task) Step {
 		s.Message = fmt.Sprintf("running with configuration %s, target is %s: waiting for its turn in the rolling restart", t.ConfigID, in.Target.ConfigIDOf(t.Role))
 		if w := settlingSummary(in.Settling); w != "" && t.Role == taskspec.RoleServer {
 			s.Message += "; first " + w
+		}
+		if in.Gate != "" && t.Role == taskspec.RoleServer {
+			s.Message += "; waiting: " + in.Gate
 		}
 	case t.Running() && in.Settling[name] != "":
 		s.Status = Starting

@@ -5,27 +5,49 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
 // raftOf builds Consul's view: every listed server a healthy voter unless
-// mod says otherwise.
+// mod says otherwise, the last one the leader; autopilot's cluster health
+// and failure tolerance follow from the servers'.
 func raftOf(at time.Time, mod func(map[string]*RaftServer), servers ...state.Task) *RaftHealth {
 	h := &RaftHealth{At: at}
 	m := map[string]*RaftServer{}
-	for _, t := range servers {
-		m[t.Name] = &RaftServer{Name: t.Name, Address: t.IP + ":8300", Voter: true, Healthy: true}
+	for i, t := range servers {
+		m[t.Name] = &RaftServer{ID: "id-" + t.Name, Name: t.Name, Address: t.IP + ":8300", Voter: true, Healthy: true, Leader: i == len(servers)-1}
 	}
 	if mod != nil {
 		mod(m)
 	}
+	healthy := 0
 	for _, t := range servers {
 		if s := m[t.Name]; s != nil {
 			h.Servers = append(h.Servers, *s)
+			if s.Voter && s.Healthy {
+				healthy++
+			}
 		}
 	}
+	h.Healthy = healthy == len(h.Servers)
+	if h.FailureTolerance = healthy - (len(h.Servers)/2 + 1); h.FailureTolerance < 0 {
+		h.FailureTolerance = 0
+	}
 	return h
+}
+
+// viewOf is a healthy view of the running servers of ts (nil-free input
+// for tests about other things than the gate).
+func viewOf(ts state.Tasks) *RaftHealth {
+	var running []state.Task
+	for _, t := range ts.Sorted() {
+		if t.Role == taskspec.RoleServer && t.Running() {
+			running = append(running, t)
+		}
+	}
+	return raftOf(now, nil, running...)
 }
 
 // TestReplacementWaitsForAHealthyVoter: issue 4's "each replacement waits
@@ -77,8 +99,8 @@ func TestReplacementWaitsForAHealthyVoter(t *testing.T) {
 			raft: &RaftHealth{At: now, Err: "No cluster leader"}, waiting: "No cluster leader"},
 		{name: "replacement a healthy voter: done, the next one goes", tg: target(), tasks: tasks(replaced(), gone, running(2)),
 			raft: raftOf(now, nil, replaced(), running(2)), cleared: true, replace: "[consul-server-1]"},
-		{name: "no Consul answers: running is enough", tg: target(), tasks: tasks(replaced(), gone, running(2)),
-			raft: nil, cleared: true, replace: "[consul-server-1]"},
+		{name: "no Consul answers: everything waits (the gate fails closed)", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft: nil, waiting: "no Consul server answered"},
 		{name: "rolling restart: the restarted server is a non-voter, the next waits", tg: newConfig,
 			tasks:   tasks(oldOn0(), running(1), running(2)),
 			raft:    raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Voter = false }, running(0), running(1), running(2)),

@@ -37,6 +37,14 @@ type Input struct {
 	// answered). A replacement or a rolling restart goes on only once the
 	// previous server is a healthy voter in it.
 	Raft *RaftHealth
+	// Pause: what the operator paused through the plan API (the next
+	// server or client batch of a rolling restart, the next removal).
+	Pause Pause
+}
+
+// Pause is what the operator holds back (plan interrupt).
+type Pause struct {
+	Servers, Clients, ScaleDown bool
 }
 
 // Kill is one task incarnation to kill, with why.
@@ -78,6 +86,20 @@ type Result struct {
 	// must be removed now (name → raft address), before they are killed.
 	ScaleDown  map[string]string
 	RemovePeer map[string]string
+	// Gate: why no server action can start now (Consul's raft view
+	// unknown, no leader, the cluster unhealthy or below its failure
+	// tolerance), "" when the cluster allows one.
+	Gate string
+	// Transfer: the rolling restart hands raft leadership over before it
+	// restarts the leader (nil: nothing to hand over).
+	Transfer *Transfer
+}
+
+// Transfer is a raft leadership transfer the scheduler asks Consul for
+// (POST /v1/operator/raft/transfer-leader?id=ToID through a server).
+type Transfer struct {
+	From, To     string // task names
+	FromID, ToID string // raft IDs
 }
 
 // NeedsOffers reports whether anything waits for an offer.
@@ -251,9 +273,10 @@ func Reconcile(in Input) Result {
 		}
 	}
 
-	// Rolling configuration update: one server at a time, only while
-	// every server runs, is healthy and is a healthy raft voter; clients
-	// all at once.
+	// Rolling configuration update: one server at a time, followers first
+	// and the leader last (after handing its leadership over), only while
+	// every server runs as a healthy raft voter and the cluster is healthy
+	// with its full failure tolerance; clients in batches.
 	allServersRunning := true
 	var settling []string
 	for i := 0; i < in.Target.Servers; i++ {
@@ -270,24 +293,12 @@ func Reconcile(in Input) Result {
 			}
 		}
 	}
-	serverUpdating := false
-	for _, n := range names {
-		t, ok := r.Tasks[n]
-		if !ok || !t.Running() || t.ConfigID == "" || t.ConfigID == in.Target.ConfigIDOf(t.Role) || t.Goal != state.GoalRunning ||
-			(t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers) {
-			continue
-		}
-		r.Update = append(r.Update, n)
-		if t.Role == taskspec.RoleServer {
-			if !allServersRunning || serverUpdating {
-				continue
-			}
-			serverUpdating = true
-		}
-		t.Goal = state.GoalRestart
-		set(t)
-		r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "configuration changed (rolling restart)"})
+	if why := in.Raft.ClusterWait(in.Target); why != "" {
+		allServersRunning = false
+		r.Gate = why
 	}
+	serverUpdating := rollServers(in, &r, set, names, allServersRunning)
+	rollClients(in, &r, set, names)
 
 	scaleDown(in, &r, set, allServersRunning && !serverUpdating && !serverReplacing && !serverWaitingUpdate(r.Update, r.Tasks))
 
@@ -309,6 +320,7 @@ func Reconcile(in Input) Result {
 	sort.Strings(r.Changed)
 	sort.Strings(r.Deleted)
 	sort.Strings(r.Place)
+	sort.Strings(r.Update)
 	sort.Slice(r.Kill, func(i, j int) bool { return r.Kill[i].Name < r.Kill[j].Name })
 	return r
 }
@@ -345,6 +357,10 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 	}
 	n := cur.Name
 	if cur.Goal != state.GoalDecommission {
+		if in.Pause.ScaleDown {
+			r.ScaleDown[n] = "paused by the operator (plan continue)"
+			return
+		}
 		if !settled {
 			r.ScaleDown[n] = "waiting for the remaining servers to run and be healthy raft voters, and for any replacement or rolling restart to finish"
 			return
@@ -370,6 +386,9 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		delete(r.Tasks, n)
 		r.Deleted = append(r.Deleted, n)
 		delete(r.ScaleDown, n)
+		if cur.IP != "" {
+			r.Old[n] = cur // force-left: it stopped without leaving
+		}
 	}
 }
 
@@ -435,5 +454,110 @@ func uninstall(in Input, r *Result, set func(state.Task)) {
 		}
 		delete(r.Tasks, n)
 		r.Deleted = append(r.Deleted, n)
+	}
+}
+
+// rollServers restarts the servers launched with another configuration,
+// one at a time while settled: followers in index order, then the
+// leader, whose leadership first goes to a healthy voter already on the
+// new configuration (Result.Transfer). It reports whether a server restart
+// was started now.
+func rollServers(in Input, r *Result, set func(state.Task), names []string, settled bool) bool {
+	var stale []state.Task
+	for _, n := range names {
+		t, ok := r.Tasks[n]
+		if !ok || t.Role != taskspec.RoleServer || t.Index >= in.Target.Servers || !t.Running() || t.ConfigID == "" ||
+			t.ConfigID == in.Target.ServerConfigID || t.Goal != state.GoalRunning {
+			continue
+		}
+		stale = append(stale, t)
+		r.Update = append(r.Update, n)
+	}
+	if len(stale) == 0 || !settled {
+		return false
+	}
+	if in.Pause.Servers {
+		r.Gate = "the rolling restart of servers is paused by the operator (plan continue)"
+		return false
+	}
+	sort.SliceStable(stale, func(i, j int) bool {
+		li, lj := in.Raft.IsLeader(stale[i], in.Target), in.Raft.IsLeader(stale[j], in.Target)
+		if li != lj {
+			return lj // followers first
+		}
+		return stale[i].Index < stale[j].Index
+	})
+	t := stale[0]
+	if in.Raft.IsLeader(t, in.Target) && in.Target.Servers > 1 {
+		from, _ := in.Raft.find(t, in.Target)
+		for i := 0; i < in.Target.Servers; i++ {
+			o := r.Tasks[state.ServerName(i)]
+			if o.Name == t.Name || o.ConfigID != in.Target.ServerConfigID {
+				continue
+			}
+			if to, ok := in.Raft.find(o, in.Target); ok && to.Voter && to.Healthy && to.ID != "" && from.ID != "" {
+				r.Transfer = &Transfer{From: t.Name, To: o.Name, FromID: from.ID, ToID: to.ID}
+				r.Gate = fmt.Sprintf("handing raft leadership from %s to %s (restarted, a healthy voter) before restarting %s", t.Name, o.Name, t.Name)
+				return false
+			}
+		}
+		r.Gate = "waiting for a restarted server to be a healthy voter to hand raft leadership to"
+		return false
+	}
+	t.Goal = state.GoalRestart
+	set(t)
+	r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, "configuration changed (rolling restart)"})
+	return true
+}
+
+// ClientBatch is how many clients a rolling restart restarts at once:
+// percent of the clients (default 5), at least 1.
+func ClientBatch(clients, percent int) int {
+	if percent <= 0 {
+		percent = 5
+	}
+	b := clients * percent / 100
+	if b < 1 {
+		b = 1
+	}
+	return b
+}
+
+// rollClients restarts the clients launched with another configuration in
+// batches (state.Target.ClientBatchPercent): the next batch starts only
+// when every client of the previous one runs again on the new
+// configuration and is healthy (joined).
+func rollClients(in Input, r *Result, set func(state.Task), names []string) {
+	var stale []state.Task
+	clients, inFlight := 0, 0
+	for _, n := range names {
+		t, ok := r.Tasks[n]
+		if !ok || t.Role != taskspec.RoleClient || t.Goal == state.GoalStop {
+			continue
+		}
+		clients++
+		onNew := t.ConfigID == in.Target.ClientConfigID
+		switch {
+		case t.Goal == state.GoalRestart:
+			inFlight++
+		case onNew && t.Launched() && (!t.Running() || (t.Healthy != nil && !*t.Healthy)) && t.Failures == 0:
+			inFlight++ // restarted, not back (joined) yet
+		case t.Running() && t.ConfigID != "" && !onNew && t.Goal == state.GoalRunning:
+			stale = append(stale, t)
+			r.Update = append(r.Update, n)
+		}
+	}
+	room := ClientBatch(clients, in.Target.ClientBatchPercent)
+	if inFlight > 0 || in.Pause.Clients {
+		room = 0 // the previous batch is not back yet
+	}
+	for _, t := range stale {
+		if room == 0 {
+			break
+		}
+		room--
+		t.Goal = state.GoalRestart
+		set(t)
+		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, "configuration changed (rolling restart, clients in batches)"})
 	}
 }

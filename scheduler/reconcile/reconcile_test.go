@@ -127,9 +127,9 @@ func TestReconcile(t *testing.T) {
 			launch: "[consul-server-0]", kill: "[]"},
 		{name: "replace requested kills then moves", tg: target(), tasks: tasks(func() state.Task { s := srv(0, "TASK_KILLED"); s.Goal = state.GoalReplace; return s }(), running3[1], running3[2]),
 			launch: "[consul-server-0]", kill: "[]", replace: "[consul-server-0]"},
-		{name: "config change: one server at a time, clients together", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
+		{name: "config change: one server at a time (a follower first), clients in batches", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
 			tasks: tasks(append(running3, cli("S8", "TASK_RUNNING"), cli("S9", "TASK_RUNNING"))...), launch: "[]",
-			kill: "[consul-client-s8 consul-client-s9 consul-server-0]", update: "[consul-client-s8 consul-client-s9 consul-server-0 consul-server-1 consul-server-2]"},
+			kill: "[consul-client-s8 consul-server-0]", update: "[consul-client-s8 consul-client-s9 consul-server-0 consul-server-1 consul-server-2]"},
 		{name: "config change waits while a server is unhealthy", tg: target(func(c *config.Config) { c.Datacenter = "dc2" }),
 			tasks: tasks(func() state.Task {
 				s := srv(0, "TASK_RUNNING")
@@ -143,7 +143,7 @@ func TestReconcile(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := fmt.Sprint(c.tasks)
-			r := Reconcile(Input{Target: c.tg, Tasks: c.tasks, Agents: c.agents, Now: now})
+			r := Reconcile(Input{Target: c.tg, Tasks: c.tasks, Agents: c.agents, Now: now, Raft: viewOf(c.tasks)})
 			if fmt.Sprint(c.tasks) != before {
 				t.Fatal("Reconcile mutated its input")
 			}
@@ -234,10 +234,10 @@ func TestRollingRestartPerRole(t *testing.T) {
 		{"raft multiplier", func(c *config.Config) { c.RaftMultiplier = 5 },
 			"[consul-server-0 consul-server-1 consul-server-2]", "[consul-server-0]"},
 		{"client memory", func(c *config.Config) { c.ClientMem = 1024 },
-			"[consul-client-s8 consul-client-s9]", "[consul-client-s8 consul-client-s9]"},
+			"[consul-client-s8 consul-client-s9]", "[consul-client-s8]"},
 		{"log level", func(c *config.Config) { c.LogLevel = "debug" }, "[]", "[]"},
 	} {
-		r := Reconcile(Input{Target: target(c.change), Tasks: all, Now: now})
+		r := Reconcile(Input{Target: target(c.change), Tasks: all, Now: now, Raft: viewOf(all)})
 		if got := fmt.Sprint(r.Update); got != c.update {
 			t.Errorf("%s: update %s, want %s", c.name, got, c.update)
 		}
@@ -281,7 +281,11 @@ func TestScaleDown(t *testing.T) {
 			removePeer: "[consul-server-4]"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := Reconcile(Input{Target: tg, Tasks: tasks(c.tasks...), Now: now, Raft: c.raft})
+			raft := c.raft
+			if raft == nil {
+				raft = viewOf(tasks(c.tasks...))
+			}
+			r := Reconcile(Input{Target: tg, Tasks: tasks(c.tasks...), Now: now, Raft: raft})
 			if got := keys(r.RemovePeer); got != orEmpty(c.removePeer) {
 				t.Errorf("remove peer %s, want %s", got, orEmpty(c.removePeer))
 			}

@@ -96,6 +96,9 @@ type Target struct {
 	DNSServer       string          `json:"dns_server,omitempty"`
 	ExecutorURI     string          `json:"executor_uri"`
 	ReplaceAfter    time.Duration   `json:"replace_after"`
+	// ClientBatchPercent: clients restarted at a time by a rolling
+	// restart, in percent (0 in targets stored before it: 5).
+	ClientBatchPercent int `json:"client_batch_percent,omitempty"`
 	// Uninstall: remove every task, volume and reservation, then the
 	// framework (the SDK uninstall protocol). Not part of ConfigID.
 	Uninstall bool `json:"uninstall,omitempty"`
@@ -144,7 +147,9 @@ func TargetFrom(c config.Config) Target {
 		DNSServer:      c.ExecutorDNSServer,
 		ExecutorURI:    c.ExecutorURI,
 		ReplaceAfter:   c.ReplaceAfter,
-		Uninstall:      c.Uninstall,
+
+		ClientBatchPercent: c.ClientBatchPercent,
+		Uninstall:          c.Uninstall,
 	}
 	if x := strings.TrimSpace(string(c.ExtraConfig)); x == "" || x == "null" {
 		t.ExtraConfig = nil // a configuration read back from JSON has "null"
