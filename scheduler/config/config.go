@@ -42,6 +42,14 @@ const (
 	EnvExecutorURI              = "EXECUTOR_URI"
 	EnvMesosDNSDomain           = "MESOS_DNS_DOMAIN"
 	EnvExecutorDNSServer        = "EXECUTOR_DNS_SERVER"
+	// EnvAPIHost is the address the scheduler API listens on and that
+	// executors reach it at (dev: a loopback address); unset, the API
+	// listens on every address and is advertised as $HOST (which
+	// Marathon sets to the agent's host name).
+	EnvAPIHost = "API_HOST"
+	// EnvOperatorTokenFile (dev): the scheduler writes its operator token
+	// to this file (mode 0600) for the operator commands on this machine.
+	EnvOperatorTokenFile = "OPERATOR_TOKEN_FILE"
 
 	EnvServerCount     = "SERVER_COUNT"
 	EnvServerCPUs      = "SERVER_CPUS"
@@ -106,6 +114,12 @@ type Config struct {
 	ExecutorURI              string
 	MesosDNSDomain           string
 	ExecutorDNSServer        string // ip:port; empty: the system resolver
+	// APIHost: the API listens on it and executors reach it there;
+	// empty: every address, advertised as $HOST.
+	APIHost string
+	// OperatorTokenFile: where to write the operator token (dev); empty:
+	// nowhere.
+	OperatorTokenFile string
 
 	ServerCount     int
 	ServerCPUs      float64
@@ -166,6 +180,8 @@ func Defaults() Config {
 		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: 8600},
 		FailoverTimeout: 7 * 24 * time.Hour,
 		ReplaceAfter:    10 * time.Minute,
+		// Gossip encryption is invisible to HTTP clients: on by default.
+		GossipEncryption: true,
 	}
 }
 
@@ -208,6 +224,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.str(EnvExecutorURI, &c.ExecutorURI)
 	r.str(EnvMesosDNSDomain, &c.MesosDNSDomain)
 	r.str(EnvExecutorDNSServer, &c.ExecutorDNSServer)
+	r.str(EnvAPIHost, &c.APIHost)
+	r.str(EnvOperatorTokenFile, &c.OperatorTokenFile)
 	r.integer(EnvServerCount, &c.ServerCount)
 	r.float(EnvServerCPUs, &c.ServerCPUs)
 	r.float(EnvServerMem, &c.ServerMem)
@@ -378,9 +396,6 @@ func (c Config) Validate() error {
 	if c.ACL {
 		add(bad(EnvACL, c.ACL, "false: ACLs are not supported yet"))
 	}
-	if c.GossipEncryption {
-		add(bad(EnvGossipKey, c.GossipEncryption, "false: gossip encryption is not supported yet"))
-	}
 	if c.Ports.HTTPS != -1 && !c.TLS {
 		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
 	}
@@ -520,7 +535,7 @@ var managedKeys = map[string]string{
 	"start_join":       "the framework (it joins the servers' Mesos-DNS names)",
 	"ports":            "the ports options",
 	"ui":               "the consul.ui option",
-	"encrypt":          "the security.gossip_encryption options (not supported yet)",
+	"encrypt":          "the security.gossip_encryption option (the scheduler generates and keeps the key)",
 	"acl":              "the security.acl options (not supported yet)",
 	"tls":              "the security.tls options (not supported yet)",
 }

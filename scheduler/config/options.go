@@ -91,6 +91,8 @@ var Options = []Option{
 	// set) and the simulator's DNS server for the executors.
 	{EnvStateDir, "", DevOnly},
 	{EnvExecutorDNSServer, "", DevOnly},
+	{EnvAPIHost, "", DevOnly},
+	{EnvOperatorTokenFile, "", DevOnly},
 }
 
 // OptionOf returns the config.json option of an environment variable, or
