@@ -520,47 +520,6 @@ func ParsePlacement(s string) ([]Constraint, error) {
 	return out, nil
 }
 
-// managedKeys are top-level Consul agent settings the framework sets itself
-// from options (or will, with the security issue); extra configuration may
-// not override them.
-var managedKeys = map[string]string{
-	"datacenter":       "the consul.datacenter option",
-	"domain":           "the consul.domain option",
-	"data_dir":         "the framework (the server's persistent volume)",
-	"node_name":        "the framework (the task name)",
-	"server":           "the framework (servers.count decides which tasks are servers)",
-	"bootstrap":        "the framework (servers.count)",
-	"bootstrap_expect": "the framework (servers.count)",
-	"retry_join":       "the framework (it joins the servers' Mesos-DNS names)",
-	"start_join":       "the framework (it joins the servers' Mesos-DNS names)",
-	"ports":            "the ports options",
-	"ui":               "the consul.ui option",
-	"encrypt":          "the security.gossip_encryption option (the scheduler generates and keeps the key)",
-	"acl":              "the security.acl options (not supported yet)",
-	"tls":              "the security.tls options (not supported yet)",
-}
-
-func validExtraConfig(raw json.RawMessage) error {
-	if len(raw) == 0 || string(raw) == "null" { // null: a Config stored as JSON without extra config
-		return nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return bad(EnvExtraConfig, string(raw), `empty, or a JSON object of Consul agent configuration such as {"log_json": true}`)
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if owner, ok := managedKeys[k]; ok {
-			return bad(EnvExtraConfig, string(raw), fmt.Sprintf("Consul agent configuration without %q: it is set by %s", k, owner))
-		}
-	}
-	return nil
-}
-
 func validRole(role string) error {
 	// Mesos role rules (master/validation.cpp, roles::validate): not empty,
 	// not "*" (the default role cannot hold reservations), no "." or ".."
