@@ -474,7 +474,11 @@ func (e *executorLoop) launch(t mesos.TaskInfo) {
 	env := consulagent.Env{BindIP: e.cfg.BindIP, Sandbox: e.cfg.Sandbox}
 	log.Info("LAUNCH", zap.String("role", string(spec.Role)), zap.String("node_name", spec.NodeName),
 		zap.String("config_id", spec.ConfigID))
-	r := newTaskRunner(t.TaskID, spec, env, e.start, e.taskEvents, e.log)
+	start := e.start
+	if spec.Secrets != nil {
+		start = withSecrets(start, t.TaskID.Value, secretsClient())
+	}
+	r := newTaskRunner(t.TaskID, spec, env, start, e.taskEvents, e.log)
 	e.runners[t.TaskID.Value] = r
 	go r.run()
 }

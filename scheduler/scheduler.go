@@ -13,9 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +32,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
+	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
 )
@@ -66,6 +67,10 @@ type Options struct {
 	Now   func() time.Time
 	NewID func() string
 
+	// Rand is the source of the generated secrets (nil: crypto/rand).
+	Rand io.Reader
+
+	apiURL      string                                // where executors reach the API (set by RunWith)
 	onStart     func(*Scheduler)                      // tests: the scheduler once loaded
 	consul      consulAdmin                           // tests: a fake Consul
 	masterState func(context.Context) ([]byte, error) // tests: the master's /master/state
@@ -132,19 +137,22 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 	if err != nil {
 		return err
 	}
+	ln := opts.Listener
+	if ln == nil {
+		l, err := apiListen(cfg)
+		if err != nil {
+			return err
+		}
+		ln = l
+	}
+	opts.apiURL = advertisedURL(cfg, ln, log)
 	s, err := newScheduler(ctx, cfg, log, st, opts)
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	s.adoptWait, s.adoptUntil = adoptWait, opts.Now().Add(adoptWindow)
-	ln := opts.Listener
-	if ln == nil {
-		ln, err = net.Listen("tcp", net.JoinHostPort(cfg.APIHost, strconv.Itoa(cfg.APIPort)))
-		if err != nil {
-			return fmt.Errorf("listen for the API on port %d: %w", cfg.APIPort, err)
-		}
-	}
-	srv := &http.Server{Handler: api.Handler(s, s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.httpHandler(s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("API server stopped", zap.Error(err))
@@ -254,6 +262,10 @@ type Scheduler struct {
 	autopilotNext time.Time
 	done          chan struct{} // closed when the loop has returned
 
+	// secrets: the gossip keyring, the executor credential key and the
+	// operator token (scheduler/secrets).
+	secrets *secrets.Holder
+
 	mu   sync.RWMutex
 	view api.View
 }
@@ -289,6 +301,9 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 	}
 	if s.consul == nil {
 		s.consul = httpConsul{log: log}
+	}
+	if err := s.loadSecrets(ctx); err != nil {
+		return nil, err
 	}
 	s.target = state.TargetFrom(cfg)
 	switch {
@@ -342,6 +357,7 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 			}
 		}
 	}
+	s.target.Secrets = s.secretsAccess()
 	for _, t := range s.tasks {
 		if t.AgentID != "" {
 			s.agents[t.AgentID] = reconcile.Agent{ID: t.AgentID, Hostname: t.Hostname}
@@ -665,7 +681,7 @@ func (s *Scheduler) forgetState(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("uninstall: list state: %w", err)
 	}
-	for _, k := range append(keys, keyTarget, keyConfig, keyFrameworkID) {
+	for _, k := range append(keys, keyTarget, keyConfig, keyFrameworkID, secrets.Key) {
 		if err := s.store.Delete(ctx, k); err != nil {
 			return fmt.Errorf("uninstall: delete %s: %w", k, err)
 		}

@@ -206,9 +206,22 @@ func (h *harness) get(path string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// post sends an operator's POST, with the operator token.
 func (h *harness) post(path string) (int, []byte) {
 	h.t.Helper()
-	resp, err := http.Post(h.apiURL+path, "application/json", nil)
+	return h.postAs(path, h.sched.secrets.Get().OperatorToken)
+}
+
+func (h *harness) postAs(path, token string) (int, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.apiURL+path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatalf("POST %s: %v", path, err)
 	}
@@ -535,6 +548,20 @@ func TestSimRestartAndReplaceThroughTheAPI(t *testing.T) {
 	h.start()
 	v := h.eventually("deployed", 60*time.Second, deployed(3, 2))
 	before := taskByName(v, "consul-server-0")
+	// Without the operator token nothing changes.
+	for _, path := range []string{"/v1/pod/consul-server-0/restart", "/v1/pod/consul-server-0/replace", "/v1/pod/consul-client-x/replace"} {
+		for _, tok := range []string{"", "not-the-token"} {
+			if code, body := h.postAs(path, tok); code != 401 {
+				t.Fatalf("POST %s with token %q: %d %s, want 401", path, tok, code, body)
+			}
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, n := range v.Tasks {
+		if now := taskByName(h.sched.Snapshot(), n.Name); now.TaskID != n.TaskID || now.Goal != n.Goal {
+			t.Fatalf("an unauthenticated POST changed %s: %s -> %s", n.Name, n.Describe(), now.Describe())
+		}
+	}
 	// Refused (409) until Consul's raft view shows a settled cluster.
 	if code, body := h.postUntilOK("/v1/pod/consul-server-0/restart", 30*time.Second); code != 200 {
 		t.Fatalf("restart: %d %s", code, body)

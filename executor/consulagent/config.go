@@ -22,6 +22,22 @@ type Env struct {
 	// DNSServer (ip:port), when set, overrides spec.DNSServer as the
 	// resolver for the spec's JoinDNSNames.
 	DNSServer string
+	// GossipKey is the serf encryption key the executor fetched from the
+	// scheduler (never part of the task spec); required when the spec
+	// asks for gossip encryption.
+	GossipKey string
+}
+
+// String keeps the key out of any log line that prints an Env.
+func (e Env) String() string {
+	return fmt.Sprintf("{BindIP:%s Sandbox:%s DNSServer:%s GossipKey:%s}", e.BindIP, e.Sandbox, e.DNSServer, redacted(e.GossipKey))
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "<redacted>"
 }
 
 // leaveDrainTime replaces Consul's 5 s default of
@@ -99,6 +115,16 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 	}
 	if spec.Domain != "" {
 		cfg["domain"] = spec.Domain
+	}
+	if spec.GossipEncryption {
+		if err := taskspec.ValidGossipKey(env.GossipKey); err != nil {
+			return nil, fmt.Errorf("consulagent: the task needs gossip encryption: %w", err)
+		}
+		// Both directions verified from the start: an agent without the
+		// key can neither read nor inject gossip.
+		cfg["encrypt"] = env.GossipKey
+		cfg["encrypt_verify_incoming"] = true
+		cfg["encrypt_verify_outgoing"] = true
 	}
 	if spec.Role == taskspec.RoleServer {
 		cfg["bootstrap_expect"] = spec.BootstrapExpect

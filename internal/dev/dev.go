@@ -177,8 +177,9 @@ func (c *Cluster) SchedulerEnv(apiPort int) []string {
 		config.EnvMesosMaster + "=" + c.Sim.MasterURL(),
 		config.EnvStateDir + "=" + filepath.Join(o.WorkDir, "scheduler"),
 		config.EnvAPIPort + "=" + strconv.Itoa(apiPort),
-		// On loopback like everything else of dev, not on every interface.
+		// Everything dev runs listens on loopback, the scheduler API too.
 		config.EnvAPIHost + "=" + o.MasterIP,
+		config.EnvOperatorTokenFile + "=" + c.OperatorTokenFile(),
 		config.EnvExecutorURI + "=file://" + o.Binary,
 		config.EnvExecutorDNSServer + "=" + c.DNS.Addr(),
 		config.EnvServerCount + "=" + strconv.Itoa(o.Servers),
@@ -190,6 +191,13 @@ func (c *Cluster) SchedulerEnv(apiPort int) []string {
 		config.EnvClientMem + "=128",
 	}
 	return append(env, o.ExtraEnv...)
+}
+
+// OperatorTokenFile is where the scheduler writes its operator token (mode
+// 0600): what `dcos-consul consul` commands send for mutating calls
+// (DCOS_CONSUL_TOKEN_FILE).
+func (c *Cluster) OperatorTokenFile() string {
+	return filepath.Join(c.opts.WorkDir, "operator-token")
 }
 
 func (c *Cluster) startScheduler() error {

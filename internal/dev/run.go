@@ -53,7 +53,7 @@ func Run(ctx context.Context, o Options, con Console, readyTimeout time.Duration
 		files = append(files, con.WellKnown)
 	}
 	st := devstate.State{PID: os.Getpid(), WorkDir: c.opts.WorkDir, SchedulerURL: c.SchedulerURL,
-		MasterURL: c.Sim.MasterURL(), MesosDNS: c.DNS.Addr(), Started: start.UTC()}
+		MasterURL: c.Sim.MasterURL(), MesosDNS: c.DNS.Addr(), Started: start.UTC(), TokenFile: c.OperatorTokenFile()}
 	if err := devstate.Write(st, files...); err != nil {
 		return fmt.Errorf("dev: saying where the cluster is: %w", err)
 	}

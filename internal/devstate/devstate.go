@@ -32,6 +32,9 @@ type State struct {
 	MasterURL    string    `json:"master_url"`
 	MesosDNS     string    `json:"mesos_dns"`
 	Started      time.Time `json:"started"`
+	// TokenFile holds the scheduler's operator token (mode 0600): the
+	// operator commands read it, so mutating ones work with no export.
+	TokenFile string `json:"token_file,omitempty"`
 }
 
 // WellKnown is the well-known state file: $DCOS_CONSUL_DEV_FILE, else

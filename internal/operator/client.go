@@ -130,6 +130,9 @@ func (c *Client) do(ctx context.Context, method, path string, also []int) (Respo
 	if c.loc.Token != "" {
 		req.Header.Set("Authorization", "token="+c.loc.Token)
 	}
+	if c.loc.OperatorToken != "" {
+		req.Header.Set(OperatorTokenHeader, c.loc.OperatorToken)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -165,6 +168,10 @@ func (c *Client) do(ctx context.Context, method, path string, also []int) (Respo
 		e.Message = "the answer is not JSON (" + describeBody(resp.Header.Get("Content-Type"), body) + ")"
 	}
 	switch {
+	case resp.StatusCode == http.StatusUnauthorized && isJSON && method != http.MethodGet && c.loc.OperatorToken == "":
+		e.Hint = "This command changes the service and needs its operator token: set " + EnvTokenFile + " to the file holding it (`dcos-consul dev` prints it; see docs/security.md)."
+	case resp.StatusCode == http.StatusUnauthorized && isJSON && method != http.MethodGet:
+		e.Hint = "The operator token in " + EnvTokenFile + " was refused: it is not this service's token."
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		if c.loc.Token == "" {
 			e.Hint = "No DC/OS token was sent: log in with `dcos auth login` (or set " + EnvDCOSToken + ")."
@@ -182,6 +189,10 @@ func (c *Client) do(ctx context.Context, method, path string, also []int) (Respo
 	}
 	return Response{}, e
 }
+
+// OperatorTokenHeader carries the service's operator token. It is not
+// Authorization, which Admin Router reads as the DC/OS token.
+const OperatorTokenHeader = "X-Dcos-Consul-Token"
 
 func addrWord(l Location) string {
 	return fmt.Sprintf("%s (from %s)", l.BaseURL, l.From)

@@ -23,6 +23,10 @@ const (
 	// EnvServiceName is the default --name; `dcos config set
 	// consul.service_name <name>` hands it to the plugin.
 	EnvServiceName = "DCOS_CONSUL_SERVICE_NAME"
+	// EnvTokenFile names a file holding the service's operator token
+	// (`dcos-consul dev` writes one and prints its path): mutating
+	// commands send it in the OperatorTokenHeader.
+	EnvTokenFile = "DCOS_CONSUL_TOKEN_FILE"
 
 	// What the DC/OS CLI passes to a plugin when a cluster is attached
 	// (dcos-cli design/plugin.md, "Calling a plugin").
@@ -47,6 +51,9 @@ type Location struct {
 	BaseURL string
 	// Token is the DC/OS ACS token, sent as "Authorization: token=<Token>".
 	Token string
+	// OperatorToken is the service's own operator token (EnvTokenFile),
+	// sent in OperatorTokenHeader, which Admin Router passes through.
+	OperatorToken string
 	// Insecure skips TLS verification; CAPath is a CA bundle to verify
 	// against instead of the system's.
 	Insecure bool
@@ -92,6 +99,43 @@ func ServiceName(flag string, env LookupEnv) string {
 //
 // name is the service name (see ServiceName).
 func Locate(urlFlag, name string, env LookupEnv) (Location, error) {
+	loc, err := locate(urlFlag, name, env)
+	if err != nil {
+		return loc, err
+	}
+	if f := env.get(EnvTokenFile); f != "" {
+		tok, err := readTokenFile(f)
+		if err != nil {
+			return Location{}, fmt.Errorf("%s: %w", EnvTokenFile, err)
+		}
+		loc.OperatorToken = tok
+	}
+	return loc, nil
+}
+
+// readTokenFile reads an operator token file, refusing one that others
+// than its owner may read (as ssh does with private keys). Errors never
+// contain the token.
+func readTokenFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%s does not hold one token", path)
+	}
+	return tok, nil
+}
+
+func locate(urlFlag, name string, env LookupEnv) (Location, error) {
 	for _, c := range []struct{ v, from string }{{urlFlag, "--url"}, {env.get(EnvURL), EnvURL}} {
 		if c.v == "" {
 			continue
@@ -165,7 +209,15 @@ func devLocation(env LookupEnv) (Location, bool) {
 	if err != nil {
 		return Location{}, false
 	}
-	return Location{BaseURL: u, From: "the dev cluster of " + path}, true
+	loc := Location{BaseURL: u, From: "the dev cluster of " + path}
+	if st.TokenFile != "" {
+		// dev's operator token file (0600, this user's): mutating
+		// commands work with no export.
+		if tok, err := readTokenFile(st.TokenFile); err == nil {
+			loc.OperatorToken = tok
+		}
+	}
+	return loc, true
 }
 
 func parseBase(s string) (string, error) {

@@ -70,6 +70,12 @@ type Spec struct {
 	// ConfigID identifies the target configuration the task was launched
 	// with; a change means the task needs a rolling restart.
 	ConfigID string `json:"config_id,omitempty"`
+	// GossipEncryption: the agent must encrypt serf gossip with the key
+	// it fetches through Secrets (it refuses to start without one).
+	GossipEncryption bool `json:"gossip_encryption,omitempty"`
+	// Secrets says where the executor fetches the task's secrets; nil when
+	// the task needs none.
+	Secrets *SecretsRef `json:"secrets,omitempty"`
 }
 
 // Encode validates s and returns the document for TaskInfo.data.
@@ -145,6 +151,12 @@ func (s Spec) Validate() error {
 	}
 	if s.Ports.Server == -1 || s.Ports.SerfLAN == -1 {
 		return errors.New("taskspec: ports.server and ports.serf_lan cannot be disabled")
+	}
+	if err := s.Secrets.validate(); err != nil {
+		return err
+	}
+	if s.GossipEncryption && s.Secrets == nil {
+		return errors.New("taskspec: gossip_encryption needs secrets (where to fetch the key)")
 	}
 	if len(s.ExtraConfig) > 0 {
 		var obj map[string]any

@@ -42,12 +42,17 @@ const (
 	EnvStateDir                 = "STATE_DIR"
 	EnvAPIPort                  = "PORT_API"
 	EnvAPIPort0                 = "PORT0"
-	// EnvAPIHost is the address the API listens on (default: every
-	// interface, as Marathon's tasks do); dev sets its loopback address.
-	EnvAPIHost           = "API_HOST"
-	EnvExecutorURI       = "EXECUTOR_URI"
-	EnvMesosDNSDomain    = "MESOS_DNS_DOMAIN"
-	EnvExecutorDNSServer = "EXECUTOR_DNS_SERVER"
+	EnvExecutorURI              = "EXECUTOR_URI"
+	EnvMesosDNSDomain           = "MESOS_DNS_DOMAIN"
+	EnvExecutorDNSServer        = "EXECUTOR_DNS_SERVER"
+	// EnvAPIHost is the address the scheduler API listens on and that
+	// executors reach it at (dev: a loopback address); unset, the API
+	// listens on every address and is advertised as $HOST (which
+	// Marathon sets to the agent's host name).
+	EnvAPIHost = "API_HOST"
+	// EnvOperatorTokenFile (dev): the scheduler writes its operator token
+	// to this file (mode 0600) for the operator commands on this machine.
+	EnvOperatorTokenFile = "OPERATOR_TOKEN_FILE"
 
 	EnvServerCount     = "SERVER_COUNT"
 	EnvServerCPUs      = "SERVER_CPUS"
@@ -110,10 +115,15 @@ type Config struct {
 	ZK                       string // ZooKeeper connection string; empty: file store
 	StateDir                 string // file store directory when ZK is empty
 	APIPort                  int
-	APIHost                  string // empty: every interface
 	ExecutorURI              string
 	MesosDNSDomain           string
 	ExecutorDNSServer        string // ip:port; empty: the system resolver
+	// APIHost: the API listens on it and executors reach it there;
+	// empty: every address, advertised as $HOST.
+	APIHost string
+	// OperatorTokenFile: where to write the operator token (dev); empty:
+	// nowhere.
+	OperatorTokenFile string
 
 	ServerCount     int
 	ServerCPUs      float64
@@ -179,6 +189,8 @@ func Defaults() Config {
 		ReplaceAfter:    10 * time.Minute,
 
 		ClientBatchPercent: 5,
+		// Gossip encryption is invisible to HTTP clients: on by default.
+		GossipEncryption: true,
 	}
 }
 
@@ -218,10 +230,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.str(EnvStateDir, &c.StateDir)
 	r.integer(EnvAPIPort0, &c.APIPort)
 	r.integer(EnvAPIPort, &c.APIPort)
-	r.str(EnvAPIHost, &c.APIHost)
 	r.str(EnvExecutorURI, &c.ExecutorURI)
 	r.str(EnvMesosDNSDomain, &c.MesosDNSDomain)
 	r.str(EnvExecutorDNSServer, &c.ExecutorDNSServer)
+	r.str(EnvAPIHost, &c.APIHost)
+	r.str(EnvOperatorTokenFile, &c.OperatorTokenFile)
 	r.integer(EnvServerCount, &c.ServerCount)
 	r.float(EnvServerCPUs, &c.ServerCPUs)
 	r.float(EnvServerMem, &c.ServerMem)
@@ -395,9 +408,6 @@ func (c Config) Validate() error {
 	if c.ACL {
 		add(bad(EnvACL, c.ACL, "false: ACLs are not supported yet"))
 	}
-	if c.GossipEncryption {
-		add(bad(EnvGossipKey, c.GossipEncryption, "false: gossip encryption is not supported yet"))
-	}
 	if c.Ports.HTTPS != -1 && !c.TLS {
 		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
 	}
@@ -477,47 +487,6 @@ func (p Ports) List() []int {
 // ParsePlacement parses and checks a placement constraint option (see
 // package placement: operators, fields, values, regular expressions).
 func ParsePlacement(s string) ([]placement.Constraint, error) { return placement.Parse(s) }
-
-// managedKeys are top-level Consul agent settings the framework sets itself
-// from options (or will, with the security issue); extra configuration may
-// not override them.
-var managedKeys = map[string]string{
-	"datacenter":       "the consul.datacenter option",
-	"domain":           "the consul.domain option",
-	"data_dir":         "the framework (the server's persistent volume)",
-	"node_name":        "the framework (the task name)",
-	"server":           "the framework (servers.count decides which tasks are servers)",
-	"bootstrap":        "the framework (servers.count)",
-	"bootstrap_expect": "the framework (servers.count)",
-	"retry_join":       "the framework (it joins the servers' Mesos-DNS names)",
-	"start_join":       "the framework (it joins the servers' Mesos-DNS names)",
-	"ports":            "the ports options",
-	"ui":               "the consul.ui option",
-	"encrypt":          "the security.gossip_encryption options (not supported yet)",
-	"acl":              "the security.acl options (not supported yet)",
-	"tls":              "the security.tls options (not supported yet)",
-}
-
-func validExtraConfig(raw json.RawMessage) error {
-	if len(raw) == 0 || string(raw) == "null" { // null: a Config stored as JSON without extra config
-		return nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return bad(EnvExtraConfig, string(raw), `empty, or a JSON object of Consul agent configuration such as {"log_json": true}`)
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if owner, ok := managedKeys[k]; ok {
-			return bad(EnvExtraConfig, string(raw), fmt.Sprintf("Consul agent configuration without %q: it is set by %s", k, owner))
-		}
-	}
-	return nil
-}
 
 func validRole(role string) error {
 	// Mesos role rules (master/validation.cpp, roles::validate): not empty,

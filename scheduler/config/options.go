@@ -93,6 +93,7 @@ var Options = []Option{
 	{EnvStateDir, "", DevOnly},
 	{EnvExecutorDNSServer, "", DevOnly},
 	{EnvAPIHost, "", DevOnly},
+	{EnvOperatorTokenFile, "", DevOnly},
 }
 
 // OptionOf returns the config.json option of an environment variable, or

@@ -135,6 +135,8 @@ type updateRule struct {
 	effect Effect // when allowed
 	// refuse, when set, explains why a change is refused and what to do.
 	why, instead string
+	// hidden: the value may hold secrets; changes show fingerprints.
+	hidden bool
 }
 
 func fstr(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
@@ -178,6 +180,7 @@ var updateRules = []updateRule{
 		instead: "keep STATE_DIR"},
 	{env: EnvAPIPort, get: func(c Config) string { return strconv.Itoa(c.APIPort) }, effect: EffectScheduler},
 	{env: EnvAPIHost, get: func(c Config) string { return c.APIHost }, effect: EffectScheduler},
+	{env: EnvOperatorTokenFile, get: func(c Config) string { return c.OperatorTokenFile }, effect: EffectScheduler},
 
 	{env: EnvServerCount, get: func(c Config) string { return strconv.Itoa(c.ServerCount) }, effect: EffectScaleServers},
 	{env: EnvServerCPUs, get: func(c Config) string { return fstr(c.ServerCPUs) }, effect: EffectServers},
@@ -205,7 +208,7 @@ var updateRules = []updateRule{
 		instead: "keep consul.domain and add the new name with Consul's alt_domain in consul.extra_config, e.g. {\"alt_domain\": \"new.domain\"}"},
 	{env: EnvRaftMultiplier, get: func(c Config) string { return strconv.Itoa(c.RaftMultiplier) }, effect: EffectServers},
 	{env: EnvUI, get: func(c Config) string { return strconv.FormatBool(c.UI) }, effect: EffectAllTasks},
-	{env: EnvExtraConfig, get: func(c Config) string { return compactJSON(c.ExtraConfig) }, effect: EffectAllTasks},
+	{env: EnvExtraConfig, get: func(c Config) string { return compactJSON(c.ExtraConfig) }, effect: EffectAllTasks, hidden: true},
 
 	{env: EnvPortServer, get: func(c Config) string { return strconv.Itoa(c.Ports.Server) },
 		why:     "servers reach each other on it; during a rolling restart the restarted servers could not reach the others and the cluster would lose its leader",
@@ -253,6 +256,9 @@ func CheckUpdate(old, new Config) (Change, error) {
 		o, n := r.get(old), r.get(new)
 		if o == n {
 			continue
+		}
+		if r.hidden {
+			o, n = Fingerprint(o), Fingerprint(n)
 		}
 		if r.why != "" {
 			refused = append(refused, Refusal{Env: r.env, Option: OptionOf(r.env), Old: o, New: n, Why: r.why, Instead: r.instead})

@@ -10,6 +10,7 @@
 package offers
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -834,6 +835,13 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 	if t.Role == taskspec.RoleServer {
 		spec.BootstrapExpect = tg.Servers
 		spec.DataDir = state.VolumePath
+	}
+	if tg.GossipEncryption {
+		if tg.Secrets == nil || tg.Secrets.Credential == nil {
+			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption is on but the scheduler has no secrets access to hand out")
+		}
+		spec.GossipEncryption = true
+		spec.Secrets = &taskspec.SecretsRef{URL: tg.Secrets.URL, Token: tg.Secrets.Credential(taskID)}
 	}
 	data, err := taskspec.Encode(spec)
 	if err != nil {

@@ -22,7 +22,9 @@ func target(mod ...func(*config.Config)) state.Target {
 	for _, m := range mod {
 		m(&c)
 	}
-	return state.TargetFrom(c)
+	tg := state.TargetFrom(c)
+	tg.Secrets = &state.SecretsAccess{URL: "http://127.2.0.1:8080", Credential: func(id string) string { return "cred-" + id }}
+	return tg
 }
 
 type offerOpt func(*mesos.Offer)

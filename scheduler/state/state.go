@@ -111,6 +111,21 @@ type Target struct {
 	ClientConfigID string `json:"client_config_id"`
 	// ConfigID identifies the two together (the framework's label, logs).
 	ConfigID string `json:"config_id"`
+	// GossipEncryption: agents encrypt serf gossip with the key the
+	// scheduler keeps (security.gossip_encryption.enabled). Fixed at
+	// install (config.CheckUpdate refuses a change), so not hashed.
+	GossipEncryption bool `json:"gossip_encryption,omitempty"`
+	// Secrets is how a launched task reaches its secrets; set by the
+	// running scheduler, never stored or shown.
+	Secrets *SecretsAccess `json:"-"`
+}
+
+// SecretsAccess is how a task's executor reaches its secrets: the
+// scheduler API's URL, and the credential of a task ID (which the
+// scheduler alone can compute and check).
+type SecretsAccess struct {
+	URL        string
+	Credential func(taskID string) string
 }
 
 // ConfigIDOf is the configuration ID tasks of a role are launched with.
@@ -150,6 +165,7 @@ func TargetFrom(c config.Config) Target {
 
 		ClientBatchPercent: c.ClientBatchPercent,
 		Uninstall:          c.Uninstall,
+		GossipEncryption:   c.GossipEncryption,
 	}
 	if x := strings.TrimSpace(string(c.ExtraConfig)); x == "" || x == "null" {
 		t.ExtraConfig = nil // a configuration read back from JSON has "null"

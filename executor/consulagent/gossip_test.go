@@ -1,0 +1,113 @@
+package consulagent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
+
+const (
+	testKeyA = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+	testKeyB = "Zq3hA0t0m3wn0ZzG9Zz4Xq1Lr+uWZ7w0cQ6x8a9p5kE="
+)
+
+func gossipSpec(s taskspec.Spec) taskspec.Spec {
+	s.GossipEncryption = true
+	s.Secrets = &taskspec.SecretsRef{URL: "http://127.0.0.1:1", Token: "t"}
+	return s
+}
+
+func TestConfigGossipEncryption(t *testing.T) {
+	spec := gossipSpec(serverSpec("consul-server-0", 1, testPorts([]int{8300, 8301, 8500})))
+	if _, err := Config(spec, Env{BindIP: "127.3.0.40", Sandbox: "/sb"}); err == nil {
+		t.Fatal("a spec that needs gossip encryption started without a key")
+	}
+	_, err := Config(spec, Env{BindIP: "127.3.0.40", Sandbox: "/sb", GossipKey: "bm90LWEta2V5"})
+	if err == nil || strings.Contains(err.Error(), "bm90LWEta2V5") {
+		t.Fatalf("a bad key: %v (must be refused without showing it)", err)
+	}
+	doc, err := Config(spec, Env{BindIP: "127.3.0.40", Sandbox: "/sb", GossipKey: testKeyA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	_ = json.Unmarshal(doc, &got)
+	if got["encrypt"] != testKeyA || got["encrypt_verify_incoming"] != true || got["encrypt_verify_outgoing"] != true {
+		t.Fatalf("encrypt settings: %v %v %v", got["encrypt"] != nil, got["encrypt_verify_incoming"], got["encrypt_verify_outgoing"])
+	}
+	if s := fmt.Sprint(Env{GossipKey: testKeyA}); strings.Contains(s, testKeyA) {
+		t.Fatalf("Env prints its key: %s", s)
+	}
+	plain, _ := Config(serverSpec("consul-server-0", 1, testPorts([]int{8300, 8301, 8500})), Env{BindIP: "127.3.0.40", Sandbox: "/sb", GossipKey: testKeyA})
+	if strings.Contains(string(plain), "encrypt") {
+		t.Fatal("a spec without gossip encryption got an encrypt setting")
+	}
+}
+
+// TestWrongGossipKeyCannotJoin: an agent holding another key is kept out
+// of an encrypted cluster; one with the cluster's key joins.
+func TestWrongGossipKeyCannotJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a real Consul cluster")
+	}
+	ips := []string{"127.3.0.70", "127.3.0.71", "127.3.0.72"}
+	ports := testPorts(freePorts(t, ips, 3))
+	log := testLogger(t)
+	var agents []*Agent
+	t.Cleanup(func() {
+		for _, a := range agents {
+			a.Stop()
+		}
+	})
+	start := func(spec taskspec.Spec, ip, key string) *Agent {
+		a, err := Start(context.Background(), spec, Env{BindIP: ip, Sandbox: t.TempDir(), GossipKey: key}, log)
+		if err != nil {
+			t.Fatalf("start %s: %v", spec.NodeName, err)
+		}
+		agents = append(agents, a)
+		return a
+	}
+	server := start(gossipSpec(serverSpec("enc-server", 1, ports)), ips[0], testKeyA)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := func(name string) taskspec.Spec {
+		return gossipSpec(taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleClient, NodeName: name, Datacenter: "dc1",
+			Ports: ports, DataDir: "consul-data", JoinAddrs: []string{addr(ips[0], ports.SerfLAN)}, LogLevel: "INFO"})
+	}
+	intruder := start(client("wrong-key"), ips[1], testKeyB)
+	wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer wcancel()
+	if err := intruder.Ready(wctx); err == nil {
+		t.Fatal("an agent with another gossip key joined the cluster")
+	}
+	friend := start(client("right-key"), ips[2], testKeyA)
+	if err := friend.Ready(ctx); err != nil {
+		t.Fatalf("an agent with the cluster's key did not join: %v", err)
+	}
+	members, err := apiClient(t, server).Agent().Members(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range members {
+		names = append(names, m.Name)
+	}
+	if strings.Contains(strings.Join(names, ","), "wrong-key") || !strings.Contains(strings.Join(names, ","), "right-key") {
+		t.Fatalf("members %v: want right-key and not wrong-key", names)
+	}
+	self, err := apiClient(t, server).Agent().Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc := fmt.Sprint(self["Stats"]["serf_lan"].(map[string]any)["encrypted"]); enc != "true" {
+		t.Fatalf("serf_lan encrypted = %s", enc)
+	}
+}

@@ -1,0 +1,122 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
+
+// secretsFetchTimeout bounds how long a task waits for its secrets: the
+// scheduler may be failing over (Marathon restarts it elsewhere), and a
+// task that cannot get its key fails, to be relaunched with the new
+// scheduler's address.
+const secretsFetchTimeout = 3 * time.Minute
+
+// withSecrets wraps start: before the Consul agent starts, the executor
+// trades the task's credential (from TaskInfo.data) for its secrets over
+// the scheduler API, and hands them to the agent in memory only.
+func withSecrets(start startFunc, taskID string, client *http.Client) startFunc {
+	return func(ctx context.Context, spec taskspec.Spec, env consulagent.Env, log *zap.Logger) (consulAgent, error) {
+		if spec.Secrets == nil {
+			return start(ctx, spec, env, log)
+		}
+		fctx, cancel := context.WithTimeout(ctx, secretsFetchTimeout)
+		defer cancel()
+		sec, err := fetchSecrets(fctx, client, *spec.Secrets, taskID, log)
+		if err != nil {
+			return nil, err
+		}
+		if spec.GossipEncryption {
+			if err := taskspec.ValidGossipKey(sec.GossipKey); err != nil {
+				return nil, fmt.Errorf("the scheduler's answer for task %s: %w", taskID, err)
+			}
+			env.GossipKey = sec.GossipKey
+		}
+		return start(ctx, spec, env, log)
+	}
+}
+
+// fetchSecrets asks the scheduler for the task's secrets until it answers
+// or ctx ends. Every failure is retried (the scheduler may be restarting,
+// or may not have published the task's record yet); the token never
+// appears in a log line or an error.
+func fetchSecrets(ctx context.Context, client *http.Client, ref taskspec.SecretsRef, taskID string, log *zap.Logger) (taskspec.Secrets, error) {
+	u := strings.TrimRight(ref.URL, "/") + taskspec.SecretsPath + "?task_id=" + url.QueryEscape(taskID)
+	delay := 200 * time.Millisecond
+	var last error
+	for attempt := 1; ; attempt++ {
+		s, err := fetchOnce(ctx, client, u, ref.Token)
+		if err == nil {
+			log.Info("task secrets received from the scheduler", zap.String("scheduler", ref.URL), zap.Int("attempt", attempt))
+			return s, nil
+		}
+		last = err
+		log.Warn("fetching the task's secrets from the scheduler failed; retrying", zap.String("scheduler", ref.URL),
+			zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return taskspec.Secrets{}, fmt.Errorf("no secrets from the scheduler at %s for task %s: %w (last: %v)", ref.URL, taskID, ctx.Err(), last)
+		case <-time.After(delay):
+		}
+		if delay *= 2; delay > 5*time.Second {
+			delay = 5 * time.Second
+		}
+	}
+}
+
+func fetchOnce(ctx context.Context, client *http.Client, u, token string) (taskspec.Secrets, error) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return taskspec.Secrets{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return taskspec.Secrets{}, errors.New(redact(err.Error(), token))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return taskspec.Secrets{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(body, &e)
+		return taskspec.Secrets{}, fmt.Errorf("%s: %s", resp.Status, e.Message)
+	}
+	var s taskspec.Secrets
+	if err := json.Unmarshal(body, &s); err != nil {
+		return taskspec.Secrets{}, errors.New("the scheduler's answer is not a secrets document")
+	}
+	return s, nil
+}
+
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "<redacted>")
+}
+
+// secretsClient is the HTTP client for the scheduler API: never through a
+// proxy an agent's environment may carry (it would see the token).
+func secretsClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	return &http.Client{Transport: tr}
+}

@@ -1,0 +1,64 @@
+package taskspec
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+)
+
+// SecretsRef tells the executor where and how to fetch its task's secrets
+// (the gossip encryption key). The secrets themselves never travel in
+// TaskInfo.data: Mesos keeps TaskInfo in the master's memory and checkpoints
+// it on the agent for the task's lifetime and after. The executor trades
+// this reference once, over the scheduler API, for the secrets.
+type SecretsRef struct {
+	// URL is the scheduler API's base URL (http://host:port).
+	URL string `json:"url"`
+	// Token is the task's own credential: an HMAC of the task ID under a
+	// key only the scheduler holds. The scheduler accepts it only while
+	// the task is a live record, so a token of a finished task is useless.
+	Token string `json:"token"`
+}
+
+// SecretsPath is the scheduler API route the executor fetches its secrets
+// from: GET SecretsPath?task_id=<id> with "Authorization: Bearer <token>".
+const SecretsPath = "/v1/executor/secrets"
+
+// Secrets is the scheduler's answer on SecretsPath.
+type Secrets struct {
+	// GossipKey is the key the agent encrypts serf gossip with (base64 of
+	// 32 bytes); empty when gossip encryption is off.
+	GossipKey string `json:"gossip_key,omitempty"`
+	// GossipKeys are every key the cluster's keyring holds (GossipKey
+	// first): a new agent joining during a rotation accepts all of them.
+	GossipKeys []string `json:"gossip_keys,omitempty"`
+}
+
+func (r *SecretsRef) validate() error {
+	if r == nil {
+		return nil
+	}
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("taskspec: secrets.url %q: want http(s)://host:port of the scheduler API", r.URL)
+	}
+	if r.Token == "" {
+		return errors.New("taskspec: secrets.token is empty")
+	}
+	return nil
+}
+
+// ValidGossipKey reports whether k is a usable Consul gossip key: base64 of
+// 16, 24 or 32 bytes (AES-128/192/256). It never puts k in its error.
+func ValidGossipKey(k string) error {
+	b, err := base64.StdEncoding.DecodeString(k)
+	if err != nil {
+		return errors.New("gossip key is not base64")
+	}
+	switch len(b) {
+	case 16, 24, 32:
+		return nil
+	}
+	return fmt.Errorf("gossip key is %d bytes, want 16, 24 or 32", len(b))
+}

@@ -1,0 +1,198 @@
+// Package secrets holds the service's own secrets: the Consul gossip
+// encryption keyring, the key that signs per-task executor credentials and
+// the operator token of the scheduler API. The scheduler generates each
+// once (crypto/rand), keeps them in its state store under one key, and
+// hands them out only over the channels docs/security.md describes.
+//
+// Nothing here ever formats a secret into an error or a log field.
+package secrets
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+)
+
+// Key is the state store key of the secrets document.
+const Key = "secrets"
+
+// Store is the part of the state store secrets need.
+type Store interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, value []byte) error
+}
+
+// Secrets is the stored document. GossipKeys[0] is the primary key (the
+// one agents encrypt with); the others are still accepted (a rotation in
+// progress).
+type Secrets struct {
+	GossipKeys    []string `json:"gossip_keys"`
+	ExecutorKey   []byte   `json:"executor_key"`
+	OperatorToken string   `json:"operator_token"`
+}
+
+// String never shows a secret (a %v of a Secrets in a log stays safe).
+func (Secrets) String() string { return "secrets{redacted}" }
+
+// GoString is String for %#v.
+func (s Secrets) GoString() string { return s.String() }
+
+// GossipKey is the primary gossip key.
+func (s Secrets) GossipKey() string {
+	if len(s.GossipKeys) == 0 {
+		return ""
+	}
+	return s.GossipKeys[0]
+}
+
+// Complete reports whether every secret is there.
+func (s Secrets) Complete() bool {
+	return len(s.GossipKeys) > 0 && len(s.ExecutorKey) >= 32 && len(s.OperatorToken) >= 32
+}
+
+// Fill generates every missing secret from rnd (crypto/rand.Reader in
+// production) and reports whether anything was added.
+func Fill(s Secrets, rnd io.Reader) (Secrets, bool, error) {
+	changed := false
+	if len(s.GossipKeys) == 0 {
+		k, err := NewGossipKey(rnd)
+		if err != nil {
+			return s, false, err
+		}
+		s.GossipKeys = []string{k}
+		changed = true
+	}
+	if len(s.ExecutorKey) < 32 {
+		b := make([]byte, 32)
+		if _, err := io.ReadFull(rnd, b); err != nil {
+			return s, false, fmt.Errorf("secrets: executor key: %w", err)
+		}
+		s.ExecutorKey = b
+		changed = true
+	}
+	if len(s.OperatorToken) < 32 {
+		t, err := randomToken(rnd)
+		if err != nil {
+			return s, false, err
+		}
+		s.OperatorToken = t
+		changed = true
+	}
+	return s, changed, nil
+}
+
+// NewGossipKey returns a fresh Consul gossip key: base64 of 32 random
+// bytes (AES-256), what `consul keygen` makes.
+func NewGossipKey(rnd io.Reader) (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return "", fmt.Errorf("secrets: gossip key: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+func randomToken(rnd io.Reader) (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return "", fmt.Errorf("secrets: operator token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// LoadOrCreate reads the secrets from st, generates the missing ones and
+// writes them back before returning: every secret a task or a caller may
+// need exists durably before the scheduler launches anything. rnd nil
+// means crypto/rand.
+func LoadOrCreate(ctx context.Context, st Store, rnd io.Reader, notFound error) (Secrets, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	var s Secrets
+	b, err := st.Get(ctx, Key)
+	switch {
+	case errors.Is(err, notFound):
+	case err != nil:
+		return Secrets{}, fmt.Errorf("read the secrets: %w", err)
+	default:
+		if err := json.Unmarshal(b, &s); err != nil {
+			// Never regenerate over a document that cannot be read: agents
+			// already hold its gossip key.
+			return Secrets{}, fmt.Errorf("the stored secrets (state key %q) are not readable JSON; fix or restore them: %w", Key, errors.New(syntaxOnly(err)))
+		}
+		for _, k := range s.GossipKeys {
+			if err := taskspec.ValidGossipKey(k); err != nil {
+				return Secrets{}, fmt.Errorf("the stored secrets (state key %q): %w", Key, err)
+			}
+		}
+	}
+	s, changed, err := Fill(s, rnd)
+	if err != nil {
+		return Secrets{}, err
+	}
+	if changed {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return Secrets{}, fmt.Errorf("secrets: encode: %w", err)
+		}
+		if err := st.Put(ctx, Key, b); err != nil {
+			return Secrets{}, fmt.Errorf("write the secrets: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// syntaxOnly keeps the kind of a JSON error without the bytes around it.
+func syntaxOnly(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("JSON syntax error at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	}
+	return "not a secrets document"
+}
+
+// Credential is the per-task credential of taskID: HMAC-SHA256 of the task
+// ID under the executor key, base64url.
+func (s Secrets) Credential(taskID string) string {
+	m := hmac.New(sha256.New, s.ExecutorKey)
+	m.Write([]byte("dcos-consul executor secrets\x00" + taskID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// VerifyCredential reports whether token is taskID's credential (in
+// constant time).
+func (s Secrets) VerifyCredential(taskID, token string) bool {
+	if len(s.ExecutorKey) == 0 || taskID == "" {
+		return false
+	}
+	return hmac.Equal([]byte(s.Credential(taskID)), []byte(token))
+}
+
+// VerifyOperator reports whether token is the operator token (in constant
+// time).
+func (s Secrets) VerifyOperator(token string) bool {
+	if s.OperatorToken == "" || token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(s.OperatorToken), []byte(token)) == 1
+}
+
+// ForTask is what a task's executor receives.
+func (s Secrets) ForTask(gossip bool) taskspec.Secrets {
+	if !gossip {
+		return taskspec.Secrets{}
+	}
+	return taskspec.Secrets{GossipKey: s.GossipKey(), GossipKeys: append([]string(nil), s.GossipKeys...)}
+}

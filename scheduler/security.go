@@ -1,0 +1,157 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/api"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+	"github.com/dcos-consul/dcos-consul/scheduler/store"
+)
+
+// loadSecrets reads the service's secrets, generating and storing the
+// missing ones before anything can use them. An uninstall creates none
+// (it would only have to delete them again).
+func (s *Scheduler) loadSecrets(ctx context.Context) error {
+	if s.cfg.Uninstall {
+		// No operator token: every mutating API call is refused while the
+		// service is being removed.
+		s.secrets = secrets.NewHolder(secrets.Secrets{})
+		return nil
+	}
+	sec, err := secrets.LoadOrCreate(ctx, s.store, s.opts.Rand, store.ErrNotFound)
+	if err != nil {
+		return err
+	}
+	s.secrets = secrets.NewHolder(sec)
+	if f := s.cfg.OperatorTokenFile; f != "" {
+		if err := writeSecretFile(f, sec.OperatorToken); err != nil {
+			return fmt.Errorf("write the operator token file (%s): %w", config.EnvOperatorTokenFile, err)
+		}
+		s.log.Info("operator token written for the operator commands", zap.String("file", f))
+	}
+	return nil
+}
+
+// writeSecretFile writes v to path readable by its owner only, through a
+// new file renamed over the old one (never a moment with a wider mode or
+// a partial token).
+func writeSecretFile(path, v string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".operator-token-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(v + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// secretsAccess is what launches hand to executors.
+func (s *Scheduler) secretsAccess() *state.SecretsAccess {
+	h := s.secrets
+	u := s.opts.apiURL
+	if u == "" { // tests that build a scheduler without its API
+		u = advertisedURL(s.cfg, nil, nil)
+	}
+	return &state.SecretsAccess{URL: u, Credential: func(id string) string { return h.Get().Credential(id) }}
+}
+
+// liveTask: id is the current incarnation of a record and may be alive.
+// It reads the published view (the API's goroutines must not touch the
+// loop's state); the record is written before its LAUNCH, and the
+// executor retries until the view shows it.
+func (s *Scheduler) liveTask(id string) (live, gossip bool) {
+	name := state.NameOfTaskID(id)
+	if name == "" {
+		return false, false
+	}
+	v := s.Snapshot()
+	for _, t := range v.Tasks {
+		if t.Name == name {
+			return t.TaskID == id && t.Active(), v.Target.GossipEncryption
+		}
+	}
+	return false, false
+}
+
+// httpHandler is the whole API: the executors' secrets route, the SDK
+// routes, and the operator token in front of every mutating request.
+func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(taskspec.SecretsPath, secrets.ExecutorHandler(s.secrets, s.liveTask))
+	mux.Handle("/", api.Handler(s, reg))
+	return secrets.RequireOperator(s.secrets, mux)
+}
+
+// apiListen opens the API listener: on cfg.APIHost when set (dev: a
+// loopback address), else on every address.
+func apiListen(cfg config.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.APIHost, strconv.Itoa(cfg.APIPort)))
+	if err != nil {
+		return nil, fmt.Errorf("listen for the API on %s port %d: %w", orAll(cfg.APIHost), cfg.APIPort, err)
+	}
+	return ln, nil
+}
+
+func orAll(h string) string {
+	if h == "" {
+		return "every address"
+	}
+	return h
+}
+
+// advertisedURL is the URL executors reach the API at: the listener's own
+// address when it is bound to one, else cfg.APIHost, else Marathon's
+// $HOST, else this machine's host name, with the listener's port.
+func advertisedURL(cfg config.Config, ln net.Listener, log *zap.Logger) string {
+	host, port := "", strconv.Itoa(cfg.APIPort)
+	if ln != nil {
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			port = strconv.Itoa(a.Port)
+			if !a.IP.IsUnspecified() {
+				host = a.IP.String()
+			}
+		}
+	}
+	for _, h := range []string{cfg.APIHost, os.Getenv("HOST")} {
+		if host == "" {
+			host = h
+		}
+	}
+	if host == "" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+		if log != nil {
+			log.Warn("neither API_HOST nor HOST is set: executors reach the scheduler API at this machine's host name",
+				zap.String("host", host))
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
