@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -107,6 +108,7 @@ func (s *stream) serve(w http.ResponseWriter, r *http.Request, heartbeat time.Du
 			panic(http.ErrAbortHandler)
 		}
 		for _, rec := range q {
+			noteRecord(len(rec))
 			if _, err := w.Write(append(strconv.AppendInt(nil, int64(len(rec)), 10), '\n')); err != nil {
 				return true
 			}
@@ -129,3 +131,22 @@ func (s *stream) serve(w http.ResponseWriter, r *http.Request, heartbeat time.Du
 		}
 	}
 }
+
+// largestRecord is the largest event record any simulated master of this
+// process has written to a scheduler.
+var largestRecord atomic.Int64
+
+func noteRecord(n int) {
+	for {
+		cur := largestRecord.Load()
+		if int64(n) <= cur || largestRecord.CompareAndSwap(cur, int64(n)) {
+			return
+		}
+	}
+}
+
+// LargestEventBytes is the size of the largest event record sent to a
+// scheduler by any simulated master in this process: with every offer of
+// an allocation cycle in one OFFERS event, as a real master sends them,
+// the size a scheduler must read at once.
+func LargestEventBytes() int64 { return largestRecord.Load() }

@@ -193,6 +193,10 @@ type Result struct {
 	// SimulatorCPU is this process's CPU during the deploy (process mode:
 	// the simulated master and agents, plus the harness's polling).
 	SimulatorCPU time.Duration
+	// LargestEvent is the largest event record (bytes) the simulated
+	// master sent the scheduler: the OFFERS event of a whole allocation
+	// cycle, as a real master sends it.
+	LargestEvent int64
 }
 
 // Targets of issue 4.
@@ -266,6 +270,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.SimulatorCPU = selfCPU() - self0
 	res.Deploy.Usage = sched.usage()
 	res.Deploy.OffersReceived, res.Deploy.OffersAccepted, res.Deploy.OffersDeclined = final.offers, final.accepted, final.declined
+	res.LargestEvent = mesossim.LargestEventBytes()
 	if err := sched.stop(); err != nil {
 		return res, fmt.Errorf("stop the scheduler: %w", err)
 	}
