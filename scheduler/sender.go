@@ -29,6 +29,7 @@ type sender struct {
 
 	queue        chan [][]*scheduler.Call
 	busySince    atomic.Int64 // unix nanoseconds the batch under way started; 0 when idle
+	lastAnswer   atomic.Int64 // unix nanoseconds of the last call the master answered (or of the batch's start)
 	failingSince atomic.Int64 // unix nanoseconds of the first unanswered call since the last answer; 0 if none
 	pending      atomic.Int64 // batches queued or under way
 }
@@ -57,14 +58,19 @@ func (s *sender) enqueue(groups ...[]*scheduler.Call) bool {
 	}
 }
 
-// stalledFor is how long the master has answered no call: since the
-// first call that got no answer (timed out, connection refused or cut)
-// after the last answered one, or since the batch under way began.
+// stalledFor is how long the master has answered no call while calls
+// were waiting: since the first call that got no answer (timed out,
+// connection refused or cut) after the last answered one, or, while a
+// batch is under way, since the last answer (a long batch of thousands of
+// ACCEPTs that the master answers one after the other is no stall).
 func (s *sender) stalledFor(now time.Time) time.Duration {
 	var d time.Duration
-	for _, since := range []int64{s.busySince.Load(), s.failingSince.Load()} {
-		if since != 0 && now.Sub(time.Unix(0, since)) > d {
-			d = now.Sub(time.Unix(0, since))
+	if since := s.failingSince.Load(); since != 0 {
+		d = now.Sub(time.Unix(0, since))
+	}
+	if s.busySince.Load() != 0 {
+		if quiet := now.Sub(time.Unix(0, s.lastAnswer.Load())); quiet > d {
+			d = quiet
 		}
 	}
 	return d
@@ -99,7 +105,9 @@ func (s *sender) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case groups := <-s.queue:
-			s.busySince.Store(time.Now().UnixNano())
+			now := time.Now().UnixNano()
+			s.lastAnswer.Store(now)
+			s.busySince.Store(now)
 			for _, g := range groups {
 				s.sendGroup(ctx, g)
 			}
@@ -125,6 +133,7 @@ func (s *sender) sendGroup(ctx context.Context, cs []*scheduler.Call) {
 				return
 			}
 			if answered(err) {
+				s.lastAnswer.Store(time.Now().UnixNano())
 				s.failingSince.Store(0)
 			} else {
 				s.failingSince.CompareAndSwap(0, time.Now().UnixNano())

@@ -53,7 +53,7 @@ func DecideOrphan(o Orphan, agentID string, tg state.Target, rec state.Task, has
 		vol = "volume " + o.PersistenceID
 	}
 	switch {
-	case has && rec.AgentID == agentID && rec.Reservation == nil:
+	case has && rec.AgentID == agentID && rec.Reservation == nil && rec.Adopted != "" && !rec.Replacement && rec.OldPeer == "":
 		return AdoptOrphan, fmt.Sprintf("reservation %s (%s) is %s's on this agent, whose record was adopted from its running task without it: adopted", o.ReservationID, vol, o.Task)
 	case has && rec.AgentID == agentID && rec.Adopted != "":
 		return KeepOrphan, fmt.Sprintf("reservation %s (%s) is labelled for %s, which already has reservation %s on this agent since an adoption: left alone for the operator",

@@ -21,6 +21,10 @@ func TestDecideOrphan(t *testing.T) {
 	with := func(f func(*Orphan)) Orphan { o := orphan; f(&o); return o }
 	adoptedHere := placed("A", &state.Reservation{ID: "r-new", Confirmed: true})
 	adoptedHere.Adopted = "adopted"
+	adoptedRunning := placed("A", nil)
+	adoptedRunning.Adopted = "adopted from its running task"
+	replacedHere := placed("A", nil)
+	replacedHere.Replacement = true
 	for _, c := range []struct {
 		name string
 		o    Orphan
@@ -33,7 +37,8 @@ func TestDecideOrphan(t *testing.T) {
 		{"lost state: the fresh slot reconcile made", orphan, slot, true, AdoptOrphan, "found with no record"},
 		{"made before the service label existed", with(func(o *Orphan) { o.Service = "" }), slot, true, AdoptOrphan, "found with no record"},
 		{"without a volume", with(func(o *Orphan) { o.PersistenceID = "" }), slot, true, AdoptOrphan, "no volume"},
-		{"record adopted from a running task, on this agent", orphan, placed("A", nil), true, AdoptOrphan, "adopted from its running task"},
+		{"record adopted from a running task, on this agent", orphan, adoptedRunning, true, AdoptOrphan, "adopted from its running task"},
+		{"operator replace: the record still names this agent", orphan, replacedHere, true, DestroyOrphan, "left over by a replacement"},
 		{"another service sharing the role", with(func(o *Orphan) { o.Service = "consul-dc2" }), slot, true, KeepOrphan, "not \"consul\""},
 		{"not a server name", with(func(o *Orphan) { o.Task = "consul-server-01" }), slot, true, KeepOrphan, "no server"},
 		{"a second reservation beside an adopted one", orphan, adoptedHere, true, KeepOrphan, "left alone"},
