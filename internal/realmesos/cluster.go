@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -231,8 +232,21 @@ func (c *Cluster) WaitAgents(ctx context.Context, timeout time.Duration) error {
 	return fmt.Errorf("agents not all registered within %s: %v", timeout, last)
 }
 
-// State reads GET /master/state (redirected to the leader if needed).
+// State reads GET /master/state.
 func (c *Cluster) State(ctx context.Context) (*State, error) {
+	b, err := c.RawState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("decoding /master/state: %w", err)
+	}
+	return &st, nil
+}
+
+// RawState returns the body of GET /master/state as the master sent it.
+func (c *Cluster) RawState(ctx context.Context) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.MasterURL()+"/master/state", nil)
@@ -244,14 +258,14 @@ func (c *Cluster) State(ctx context.Context) (*State, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET /master/state: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /master/state: %s", resp.Status)
+		return nil, fmt.Errorf("GET /master/state: %s: %s", resp.Status, b)
 	}
-	var st State
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("decoding /master/state: %w", err)
-	}
-	return &st, nil
+	return b, nil
 }
 
 // RestartMaster SIGKILLs the master and starts it again on the same work

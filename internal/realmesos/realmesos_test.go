@@ -32,6 +32,10 @@ var role = config.DefaultRole(serviceName)
 // serverDisk is SERVER_DISK in the scheduler's environment (MB).
 const serverDisk = 256
 
+// keepEnv, set to anything, keeps the run's directory (logs, work dirs,
+// the master's state after each step) even when the suite passes.
+const keepEnv = "REALMESOS_KEEP"
+
 var (
 	// binary is the dcos-consul executable built once: the scheduler runs
 	// it and the agents' fetcher copies it as the executor.
@@ -73,10 +77,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	if code == 0 {
+	if code == 0 && os.Getenv(keepEnv) == "" {
 		_ = os.RemoveAll(runRoot)
 	} else {
-		fmt.Fprintf(os.Stderr, "realmesos: logs and work dirs kept in %s (the next run removes them)\n", runRoot)
+		fmt.Fprintf(os.Stderr, "realmesos: logs, work dirs and /master/state after each step kept in %s (the next run removes them)\n", runRoot)
 	}
 	os.Exit(code)
 }
@@ -169,18 +173,34 @@ func TestRealMesos(t *testing.T) {
 	for _, st := range steps {
 		begin := time.Now()
 		ok := t.Run(st.name, st.run)
+		su.saveState(t, dir, st.name)
 		t.Logf("TIMING %s: %s", st.name, time.Since(begin).Round(100*time.Millisecond))
 		if !ok {
 			t.Fatalf("step %s failed; the later steps need its outcome and are not run", st.name)
 		}
 	}
-	su.mon.check(t)
 	t.Logf("TIMING whole suite (cluster start to uninstalled): %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// saveState keeps the master's state after each step in the run's
+// directory (master-state-<step>.json), for comparison with the simulator.
+func (su *suite) saveState(t *testing.T, dir, step string) {
+	b, err := su.c.RawState(context.Background())
+	if err != nil {
+		t.Logf("saving /master/state after %s: %v", step, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, "master-state-"+step+".json"), b, 0o644); err != nil {
+		t.Logf("saving /master/state after %s: %v", step, err)
+	}
 }
 
 func (su *suite) cleanup(t *testing.T) {
 	if su.mon != nil {
+		// Checked whether the steps passed or not: a second framework
+		// is the first thing to know about a failed deploy.
 		su.mon.stop()
+		su.mon.check(t)
 	}
 	if su.s != nil {
 		su.s.Stop(15 * time.Second)
@@ -883,5 +903,7 @@ func (m *monitor) check(t *testing.T) {
 	if m.polled == 0 {
 		t.Error("the monitor never read the master's state")
 	}
-	t.Logf("monitor: %d reads of /master/state, framework IDs %v, no duplicate", m.polled, m.fwIDs)
+	if !t.Failed() {
+		t.Logf("monitor: %d reads of /master/state, one framework ID %v, no duplicate", m.polled, m.fwIDs)
+	}
 }
