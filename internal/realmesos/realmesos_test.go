@@ -560,8 +560,18 @@ func (su *suite) deploy(t *testing.T) {
 	t.Logf("TIMING subscribed %s after the scheduler started", time.Since(start).Round(100*time.Millisecond))
 	tasks, leader := su.healthy(t, 3, 5*time.Minute)
 	su.fwID = tasks[0].FrameworkID
+	su.volumes(t, 3)
 	t.Logf("TIMING healthy %s after the scheduler started: framework %s, leader %s, tasks %v",
 		time.Since(start).Round(100*time.Millisecond), su.fwID, leader, taskNames(tasks))
+}
+
+// volumes checks that the live agents hold n persistent volumes on disk
+// (one per server): the same lookup then finds none after the uninstall.
+func (su *suite) volumes(t *testing.T, n int) {
+	t.Helper()
+	if vs := su.c.VolumeDirs(); len(vs) != n {
+		t.Fatalf("%d persistent volumes on the live agents' disks, want %d: %v", len(vs), n, vs)
+	}
 }
 
 func (su *suite) kv(t *testing.T) {
@@ -754,6 +764,7 @@ func (su *suite) loseServerAgent(t *testing.T) {
 		}
 	}
 	su.checkAllKeys(t, tasks)
+	su.volumes(t, 3)
 	t.Logf("TIMING healthy on %d agents %s after the agent loss: %v", len(tasks), time.Since(start).Round(100*time.Millisecond), taskNames(tasks))
 	su.writeKeys(t, tasks, "after-agent-loss", 10)
 }
