@@ -37,7 +37,8 @@ type SchedulerOptions struct {
 
 // NewScheduler prepares (does not start) the scheduler process for c.
 func (c *Cluster) NewScheduler(o SchedulerOptions) (*Scheduler, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(c.MasterIP(), "0"))
+	// The API listens on every address, as under Marathon (no API_HOST).
+	l, err := net.Listen("tcp", ":0")
 	if err != nil {
 		return nil, fmt.Errorf("choosing a port for the scheduler API: %w", err)
 	}
@@ -50,6 +51,8 @@ func (c *Cluster) NewScheduler(o SchedulerOptions) (*Scheduler, error) {
 		// root: the agents run as root here and the executor's sandbox,
 		// fetched binary and volume are the framework user's.
 		config.EnvUser + "=root",
+		// Marathon's HOST: the address executors reach the API at.
+		"HOST=" + c.MasterIP(),
 		config.EnvMesosMaster + "=" + c.MasterZK(),
 		config.EnvZK + "=" + o.StateZK,
 		config.EnvAPIPort + "=" + strconv.Itoa(port),
