@@ -336,6 +336,11 @@ func (su *suite) checkHealthy(t *testing.T, nServers int) ([]task, string, error
 		if tk.State != "TASK_RUNNING" {
 			return nil, "", fmt.Errorf("task %s is %s", tk.Name, tk.State)
 		}
+		if h := tk.Healthy(); h == nil {
+			return nil, "", fmt.Errorf("task %s: no health reported in its last status", tk.Name)
+		} else if !*h {
+			return nil, "", fmt.Errorf("task %s is reported unhealthy in its last status", tk.Name)
+		}
 	}
 	tasks := running(st)
 	live := su.liveAgents()

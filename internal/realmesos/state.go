@@ -40,6 +40,19 @@ type Task struct {
 	State      string `json:"state"`
 	SlaveID    string `json:"slave_id"`
 	ExecutorID string `json:"executor_id"`
+	Statuses   []struct {
+		State   string `json:"state"`
+		Healthy *bool  `json:"healthy"`
+	} `json:"statuses"`
+}
+
+// Healthy is the task's latest health as its executor reported it (the
+// `healthy` of its last status; DC/OS shows it), nil if never reported.
+func (t Task) Healthy() *bool {
+	if len(t.Statuses) == 0 {
+		return nil
+	}
+	return t.Statuses[len(t.Statuses)-1].Healthy
 }
 
 // FrameworksNamed returns the registered frameworks called name.
