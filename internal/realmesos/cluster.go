@@ -102,24 +102,25 @@ func (o *Options) setDefaults() error {
 
 // Start runs the master, the agents and Mesos-DNS, and waits until the
 // master is elected and every agent is registered. On error everything
-// started is stopped.
-func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
+// started is stopped, and the cluster is returned all the same (if its
+// options were valid) for its logs.
+func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{opts: o}
+	c = &Cluster{opts: o}
 	defer func() {
 		if err != nil {
 			c.Stop()
 		}
 	}()
 	if err := ensureZKPath(o.ZK, o.ZKRoot); err != nil {
-		return nil, err
+		return c, err
 	}
 	secs := func(d time.Duration) string { return strconv.Itoa(int(d.Seconds())) + "secs" }
 	md := filepath.Join(o.Dir, "master")
 	if err := os.MkdirAll(md, 0o755); err != nil {
-		return nil, err
+		return c, err
 	}
 	c.master = &proc{
 		name: "mesos-master", path: filepath.Join(Prefix, "sbin/mesos-master"),
@@ -133,13 +134,13 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		logPath: filepath.Join(md, "master.log"),
 	}
 	if err := c.master.start(); err != nil {
-		return nil, err
+		return c, err
 	}
 	for i := 0; i < o.Agents; i++ {
 		ip := fmt.Sprintf("%s.%d", o.Net, i+2)
 		dir := filepath.Join(o.Dir, "agent-"+ip)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+			return c, err
 		}
 		a := &Agent{IP: ip, WorkDir: filepath.Join(dir, "work")}
 		a.proc = &proc{
@@ -154,15 +155,15 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 			logPath: filepath.Join(dir, "agent.log"),
 		}
 		if err := a.proc.start(); err != nil {
-			return nil, err
+			return c, err
 		}
 		c.agents = append(c.agents, a)
 	}
 	if err := c.startDNS(); err != nil {
-		return nil, err
+		return c, err
 	}
 	if err := c.WaitAgents(ctx, 2*time.Minute); err != nil {
-		return nil, err
+		return c, err
 	}
 	return c, nil
 }

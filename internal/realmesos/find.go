@@ -36,11 +36,21 @@ func Required() bool {
 	return v != "" && v != "0" && v != "false"
 }
 
-// Installed reports whether Prefix holds a master, an agent and Mesos-DNS.
+// Installed reports whether Prefix holds a master, an agent and Mesos-DNS
+// that run here (each prints its version: its libraries load).
 func Installed() error {
-	for _, p := range []string{"sbin/mesos-master", "sbin/mesos-agent", "bin/mesos-dns"} {
-		if _, err := os.Stat(filepath.Join(Prefix, p)); err != nil {
-			return fmt.Errorf("no %s: %w", filepath.Join(Prefix, p), err)
+	for _, c := range []struct{ path, flag string }{
+		{"sbin/mesos-master", "--version"}, {"sbin/mesos-agent", "--version"}, {"bin/mesos-dns", "-version"},
+	} {
+		p := filepath.Join(Prefix, c.path)
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("no %s: %w", p, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, p, c.flag).CombinedOutput()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s %s does not run: %w: %s", p, c.flag, err, out)
 		}
 	}
 	return nil
@@ -72,12 +82,13 @@ func FindInstallScript(dir string) (string, bool) {
 // repository holding dir installs it (idempotent; needs root and apt the first time). The error
 // says what is missing and what was tried.
 func Ensure(ctx context.Context, dir string) error {
-	if Installed() == nil {
+	missing := Installed()
+	if missing == nil {
 		return nil
 	}
 	script, ok := FindInstallScript(dir)
 	if !ok {
-		return fmt.Errorf("real Mesos is not installed (%v) and there is no ../shared/mesos/install.sh beside the repository", Installed())
+		return fmt.Errorf("real Mesos is not usable (%v) and there is no ../shared/mesos/install.sh beside the repository", missing)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
