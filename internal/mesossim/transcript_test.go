@@ -201,3 +201,34 @@ func TestOneOffersEventPerCycle(t *testing.T) {
 	}
 	t.Logf("one OFFERS event, %d offers, %d bytes of JSON", agents, len(stoutjson.Encode(ev)))
 }
+
+// Through the protobuf codec the same SUBSCRIBED carries QUOTA_V2 as the
+// number Mesos 1.12's mesos.proto gives it (3), which v0.0.11's generated
+// code keeps as an unnamed enum value.
+func TestSubscribedProtobufCarriesQuotaV2(t *testing.T) {
+	c := startCluster(t, testOptions(t, 1, true))
+	body := `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"pb"}}}`
+	resp, err := postJSON(c.MasterURL(), []byte(body), map[string]string{"Accept": "application/x-protobuf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-protobuf" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	rec, err := readRecord(bufio.NewReader(resp.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev scheduler.Event
+	if err := ev.Unmarshal(rec); err != nil {
+		t.Fatal(err)
+	}
+	var got []int32
+	for _, c := range ev.GetSubscribed().GetMasterInfo().Capabilities {
+		got = append(got, int32(c.Type))
+	}
+	if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 || ev.Subscribed.MasterInfo.GetVersion() != "1.12.0" {
+		t.Errorf("protobuf master_info capabilities %v version %s, want [1 2 3] 1.12.0", got, ev.Subscribed.MasterInfo.GetVersion())
+	}
+}
