@@ -236,11 +236,13 @@ func (a *Agent) runCommand(e *executor, cmd *exec.Cmd) {
 
 // commandStatus is an update from the command executor. Caller holds mu.
 func (a *Agent) commandStatus(e *executor, state mesos.TaskState, msg string) {
+	exID := e.info.ExecutorID
 	st := mesos.TaskStatus{
-		TaskID:    e.command.task,
-		State:     state.Enum(),
-		Timestamp: nowSeconds(),
-		UUID:      newUUID(),
+		TaskID:     e.command.task,
+		State:      state.Enum(),
+		ExecutorID: &exID,
+		Timestamp:  nowSeconds(),
+		UUID:       newUUID(),
 	}
 	if msg != "" {
 		st.Message = &msg

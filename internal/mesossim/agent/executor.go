@@ -239,12 +239,14 @@ func (a *Agent) deliverQueued(e *executor) {
 // standIn is the in-process executor reporting a task state, through the
 // same path as an executor's UPDATE call. Caller holds mu.
 func (a *Agent) standIn(e *executor, id mesos.TaskID, state mesos.TaskState, msg string) {
+	exID := e.info.ExecutorID
 	st := mesos.TaskStatus{
-		TaskID:    id,
-		State:     state.Enum(),
-		Source:    mesos.SOURCE_EXECUTOR.Enum(),
-		Timestamp: nowSeconds(),
-		UUID:      newUUID(),
+		TaskID:     id,
+		State:      state.Enum(),
+		Source:     mesos.SOURCE_EXECUTOR.Enum(),
+		ExecutorID: &exID,
+		Timestamp:  nowSeconds(),
+		UUID:       newUUID(),
 	}
 	if msg != "" {
 		st.Message = &msg
@@ -255,10 +257,14 @@ func (a *Agent) standIn(e *executor, id mesos.TaskID, state mesos.TaskState, msg
 // executorUpdate is an executor's status update arriving at the agent
 // (mesos-api.md 5.5). Caller holds mu.
 func (a *Agent) executorUpdate(e *executor, st mesos.TaskStatus) {
+	// The agent adds agent_id, a timestamp if missing and container_status;
+	// executor_id stays as the executor sent it (checked on a live 1.12
+	// agent: absent if the executor left it out).
 	st.Source = mesos.SOURCE_EXECUTOR.Enum()
 	st.AgentID = &mesos.AgentID{Value: a.cfg.ID.Value}
-	exID := e.info.ExecutorID
-	st.ExecutorID = &exID
+	if st.Timestamp == nil {
+		st.Timestamp = nowSeconds()
+	}
 	st.ContainerStatus = a.containerStatus(e)
 	ack := func() { e.sub.push(eventAcknowledged(st.TaskID, st.UUID)) }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -318,29 +319,48 @@ func (a *Agent) subscribe(f *framework, e *executor, req *mexec.Call_Subscribe) 
 		e.sub.close()
 	}
 	e.sub = sub
-	sub.push(a.eventSubscribed(f, e))
 	listed := map[string]bool{}
 	if req != nil {
-		for _, u := range req.UnacknowledgedUpdates {
-			a.executorUpdate(e, u.Status)
-		}
 		for _, t := range req.UnacknowledgedTasks {
 			listed[t.TaskID.Value] = true
 		}
 	}
-	var lost []mesos.TaskID
+	// Delivered tasks still STAGING that the executor does not list are
+	// lost (TASK_DROPPED / TASK_LOST, REASON_AGENT_RESTARTED). An executor
+	// left with nothing to run then gets SHUTDOWN instead of SUBSCRIBED;
+	// one with other live tasks carries on (both checked on a live 1.12
+	// agent).
+	var lost []string
 	for id, t := range e.tasks {
 		if !t.queued && t.state == mesos.TASK_STAGING && !listed[id] {
-			lost = append(lost, t.info.TaskID)
+			lost = append(lost, id)
 		}
 	}
+	sort.Strings(lost)
 	for _, id := range lost {
-		a.agentUpdate(e.fwID, e, id, lostOrDropped(f.info), mesos.REASON_AGENT_RESTARTED, "Task launched during agent restart")
+		a.agentUpdate(e.fwID, e, e.tasks[id].info.TaskID, lostOrDropped(f.info), mesos.REASON_AGENT_RESTARTED, "Task launched during agent restart")
 	}
-	if len(lost) > 0 {
+	if len(lost) > 0 && !hasLiveTasks(e) {
 		a.shutdownExecutor(e)
+		return sub
+	}
+	sub.push(a.eventSubscribed(f, e))
+	if req != nil {
+		for _, u := range req.UnacknowledgedUpdates {
+			a.executorUpdate(e, u.Status)
+		}
 	}
 	return sub
+}
+
+// hasLiveTasks: the executor has a queued or unfinished task.
+func hasLiveTasks(e *executor) bool {
+	for _, t := range e.tasks {
+		if !isTerminal(t.state) {
+			return true
+		}
+	}
+	return false
 }
 
 // stream writes the SUBSCRIBE response: 200, chunked (no Content-Length),

@@ -125,3 +125,18 @@ func TestExtraEnumValues(t *testing.T) {
 		t.Errorf("unknown enum number: %s", got)
 	}
 }
+
+func TestMask(t *testing.T) {
+	vol := map[string]bool{"a.id": true, "a.list.v": true}
+	got, err := Mask(`{"a":{"id":"x1","list":[{"v":1,"w":2.0},{"v":3,"w":[]}],"n":4.0},"b":null}`, vol)
+	if want := `{"a":{"id":"*","list":[{"v":"*","w":2.0},{"v":"*","w":[]}],"n":4.0},"b":null}`; err != nil || got != want {
+		t.Errorf("Mask = %s %v\nwant %s", got, err, want)
+	}
+	other, _ := Mask(`{"a":{"id":"x2","list":[{"v":9,"w":2.0},{"v":3,"w":[]}],"n":4}}`, vol)
+	if other == got {
+		t.Error("4 and 4.0 (and a missing key) masked alike")
+	}
+	if _, err := Mask(`{"a":`, vol); err == nil {
+		t.Error("broken JSON accepted")
+	}
+}
