@@ -10,7 +10,7 @@ export GONOSUMDB := github.com/hashicorp,github.com/mesos
 # a ceiling for a loaded 2-core machine, not an expectation.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: build test dev bench zookeeper universe marathon vet clean
+.PHONY: build test fuzz dev bench zookeeper universe marathon vet clean
 
 build: $(BIN)
 
@@ -25,9 +25,21 @@ dev: build
 zookeeper:
 	bash .ci/zookeeper.sh
 
-test: zookeeper
+test: zookeeper fuzz
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
+
+# Each fuzz test for FUZZTIME (their seed corpora also run in every go test).
+# A failing input is saved under the package's testdata/fuzz/: commit it.
+FUZZTIME ?= 10s
+FUZZ := ./scheduler/config:FuzzLoad ./scheduler/placement:FuzzParse \
+	./scheduler/state:FuzzStoredRecords ./internal/taskspec:FuzzDecode \
+	./internal/taskspec:FuzzDecodeJoinUpdate
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./...
