@@ -10,7 +10,7 @@ export GONOSUMDB := github.com/hashicorp,github.com/mesos
 # a ceiling for a loaded 2-core machine, not an expectation.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: build test dev bench zookeeper universe marathon vet clean
+.PHONY: build test fuzz dev bench zookeeper universe marathon vet clean
 
 build: $(BIN)
 
@@ -25,7 +25,7 @@ dev: build
 zookeeper:
 	bash .ci/zookeeper.sh
 
-test: zookeeper
+test: zookeeper fuzz
 	$(GO) vet ./...
 	@$(REALMESOS_NOTE)
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
@@ -36,6 +36,18 @@ test: zookeeper
 # go test shows only with -v: say so here.
 REALMESOS_NOTE = if [ ! -x /opt/mesos/sbin/mesos-master ] && [ ! -f ../shared/mesos/install.sh ]; then \
 	echo "make test: the real-Mesos suite (internal/realmesos) is SKIPPED: no /opt/mesos/sbin/mesos-master and no ../shared/mesos/install.sh (see docs/real-mesos.md)" >&2; fi
+
+# Each fuzz test for FUZZTIME (their seed corpora also run in every go test).
+# A failing input is saved under the package's testdata/fuzz/: commit it.
+FUZZTIME ?= 10s
+FUZZ := ./scheduler/config:FuzzLoad ./scheduler/placement:FuzzParse \
+	./scheduler/state:FuzzStoredRecords ./internal/taskspec:FuzzDecode \
+	./internal/taskspec:FuzzDecodeJoinUpdate
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./...

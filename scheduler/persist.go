@@ -66,9 +66,9 @@ func load(ctx context.Context, st Store) (persisted, error) {
 	case err != nil:
 		return p, fmt.Errorf("read the target configuration: %w", err)
 	default:
-		var t state.Target
-		if err := json.Unmarshal(b, &t); err != nil {
-			return p, fmt.Errorf("stored key %q is not a target configuration (%v); fix or delete it", keyTarget, err)
+		t, err := state.DecodeTarget(b)
+		if err != nil {
+			return p, fmt.Errorf("stored key %q: %v; fix or delete it", keyTarget, err)
 		}
 		p.Target = &t
 	}
@@ -78,12 +78,9 @@ func load(ctx context.Context, st Store) (persisted, error) {
 	case err != nil:
 		return p, fmt.Errorf("read the stored configuration: %w", err)
 	default:
-		var c config.Config
-		if err := json.Unmarshal(b, &c); err != nil {
-			return p, fmt.Errorf("stored key %q is not a configuration (%v); fix or delete it (the target is kept)", keyConfig, err)
-		}
-		if err := c.Validate(); err != nil {
-			return p, fmt.Errorf("stored key %q is not a valid configuration (%v); fix or delete it (the target is kept)", keyConfig, err)
+		c, err := config.DecodeStored(b)
+		if err != nil {
+			return p, fmt.Errorf("stored key %q is %v; fix or delete it (the target is kept)", keyConfig, err)
 		}
 		p.Config = &c
 	}
@@ -99,13 +96,10 @@ func load(ctx context.Context, st Store) (persisted, error) {
 		if err != nil {
 			return p, fmt.Errorf("read task record %q: %w", k, err)
 		}
-		var t state.Task
-		if err := json.Unmarshal(b, &t); err != nil {
-			return p, fmt.Errorf("stored task record %q is not valid (%v); fix or delete it", k, err)
-		}
 		name := strings.TrimPrefix(k, prefixTasks)
-		if t.Name != name {
-			return p, fmt.Errorf("stored task record %q names task %q", k, t.Name)
+		t, err := state.DecodeTask(name, b)
+		if err != nil {
+			return p, fmt.Errorf("stored task record %q is not valid: %v; fix or delete it", k, err)
 		}
 		p.Tasks[name] = t
 	}

@@ -393,6 +393,7 @@ func (s *Scheduler) applyReconcile(r reconcile.Result) {
 		s.forceLeave(r.Old)
 	}
 	s.last = r
+	s.prune(s.now()) // records just deleted may free their agents' entries
 }
 
 func (s *Scheduler) touch(name string) {

@@ -648,3 +648,16 @@ func (r *reader) duration(env string, dst *time.Duration) {
 	}
 	*dst = d
 }
+
+// DecodeStored reads a configuration stored as JSON (the scheduler keeps
+// the one its target came from) and validates it as Load would.
+func DecodeStored(b []byte) (Config, error) {
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("not a configuration (%v)", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("not a valid configuration (%v)", err)
+	}
+	return c, nil
+}

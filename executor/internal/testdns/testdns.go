@@ -43,9 +43,31 @@ func Start(t testing.TB, ip string) *Server {
 	h := dns.HandlerFunc(s.serve)
 	s.udp = &dns.Server{PacketConn: pc, Handler: h}
 	s.tcp = &dns.Server{Listener: l, Handler: h}
-	go s.udp.ActivateAndServe()
-	go s.tcp.ActivateAndServe()
-	t.Cleanup(func() { s.udp.Shutdown(); s.tcp.Shutdown() })
+	// Shutdown ignores a server ActivateAndServe has not started yet (it
+	// would then serve past the test): wait until both are started, and
+	// at cleanup until both have returned.
+	var done sync.WaitGroup
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		ended := make(chan struct{})
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			defer close(ended)
+			_ = srv.ActivateAndServe()
+		}()
+		select {
+		case <-started:
+		case <-ended:
+			t.Fatal("testdns: the server did not start")
+		}
+	}
+	t.Cleanup(func() {
+		s.udp.Shutdown()
+		s.tcp.Shutdown()
+		done.Wait()
+	})
 	return s
 }
 
