@@ -4,18 +4,30 @@
 GO        ?= go
 BIN       := bin/dcos-consul
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X main.version=$(VERSION)
+# Release builds: no symbol table or DWARF (-s -w), no local paths (-trimpath).
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+GOFLAGS_BUILD := -trimpath
 export GONOSUMDB := github.com/hashicorp,github.com/mesos
 # Tests run real Consul clusters and simulated Mesos clusters; 40 minutes is
 # a ceiling for a loaded 2-core machine, not an expectation.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: build test fuzz dev bench zookeeper universe marathon vet clean
+.PHONY: build cli test fuzz race dev bench zookeeper universe marathon vet clean
 
 build: $(BIN)
 
 $(BIN): FORCE
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dcos-consul
+	$(GO) build $(GOFLAGS_BUILD) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dcos-consul
+
+# The DC/OS CLI plugin (operator commands only) for every platform, in
+# dist/cli: dcos-consul-cli-<os>-<arch>[.exe].
+CLI_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+cli:
+	@mkdir -p dist/cli
+	@for p in $(CLI_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  echo "building dist/cli/dcos-consul-cli-$$os-$$arch$$ext"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -ldflags "$(LDFLAGS)" \
+	    -o dist/cli/dcos-consul-cli-$$os-$$arch$$ext ./cmd/dcos-consul-cli || exit 1; done
 
 FORCE:
 
@@ -53,10 +65,12 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./...
 
 # A local Universe repository in dist/universe, to be served from BASE_URL
-# (make universe BASE_URL=http://host:8080 SERVE=:8080 also serves it).
+# (make universe BASE_URL=http://host:8080 SERVE=:8080 also serves it): the
+# stripped linux binary as a .tar.gz the Mesos fetcher extracts, and the CLI
+# plugin for every platform.
 BASE_URL ?= http://localhost:8080
-universe: build
-	$(GO) run ./cmd/universe-repo -out dist/universe -binary $(BIN) -base-url $(BASE_URL) $(if $(SERVE),-serve $(SERVE))
+universe: build cli
+	$(GO) run ./cmd/universe-repo -out dist/universe -binary $(BIN) -cli-dir dist/cli -base-url $(BASE_URL) $(if $(SERVE),-serve $(SERVE))
 
 # Regenerate the top-level marathon.json (the template rendered with defaults).
 marathon:

@@ -4,7 +4,7 @@
 // Write a local Universe repository (the index plus the binary and icons
 // to host beside it), and optionally serve it:
 //
-//	go run ./cmd/universe-repo -out dist/universe -base-url http://10.0.0.5:8080 [-binary dcos-consul] [-serve :8080]
+//	go run ./cmd/universe-repo -out dist/universe -base-url http://10.0.0.5:8080 [-binary dcos-consul] [-cli-dir dist/cli] [-serve :8080]
 //
 // then on a machine with the DC/OS CLI:
 //
@@ -58,7 +58,8 @@ func run(args []string) error {
 	root := fs.String("root", ".", "the dcos-consul source tree (config.json, universe/)")
 	out := fs.String("out", "dist/universe", "folder to write the repository into")
 	baseURL := fs.String("base-url", universe.DefaultBaseURL, "URL the -out folder will be served from")
-	binary := fs.String("binary", "", "the linux x86-64 dcos-consul binary to publish; empty: build ./cmd/dcos-consul")
+	binary := fs.String("binary", "", "the linux x86-64 dcos-consul binary to publish (as "+universe.ExecutorAsset+"); empty: build ./cmd/dcos-consul stripped")
+	cliDir := fs.String("cli-dir", "", "a folder of CLI plugin binaries ("+universe.CLIAssetPrefix+"<os>-<arch>[.exe], from make cli) to publish")
 	release := fs.Int("release", 0, "the package's releaseVersion in the repository")
 	marathon := fs.String("marathon", "", "only render the Marathon app into this file ('-' for stdout)")
 	optionsFile := fs.String("options", "", "with -marathon: a JSON options file, as for dcos package install --options")
@@ -104,15 +105,15 @@ func run(args []string) error {
 		return os.WriteFile(*marathon, app, 0o644)
 	}
 
+	tmp, err := os.MkdirTemp("", "universe-repo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
 	if *binary == "" {
-		tmp, err := os.MkdirTemp("", "universe-repo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		*binary = filepath.Join(tmp, universe.BinaryAsset)
-		fmt.Fprintf(os.Stderr, "building ./cmd/dcos-consul for linux/amd64\n")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", *binary, "./cmd/dcos-consul")
+		*binary = filepath.Join(tmp, "dcos-consul")
+		fmt.Fprintf(os.Stderr, "building ./cmd/dcos-consul for linux/amd64 (stripped)\n")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", *binary, "./cmd/dcos-consul")
 		cmd.Dir = *root
 		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -120,7 +121,22 @@ func run(args []string) error {
 			return fmt.Errorf("building dcos-consul: %w", err)
 		}
 	}
-	assets[universe.BinaryAsset] = *binary
+	archive := filepath.Join(tmp, universe.ExecutorAsset)
+	if err := universe.ExecutorArchive(archive, *binary); err != nil {
+		return err
+	}
+	assets[universe.ExecutorAsset] = archive
+	if *cliDir != "" {
+		entries, err := os.ReadDir(*cliDir)
+		if err != nil {
+			return fmt.Errorf("-cli-dir: %w", err)
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), universe.CLIAssetPrefix) && !e.IsDir() {
+				assets[e.Name()] = filepath.Join(*cliDir, e.Name())
+			}
+		}
+	}
 	repoURL, err := universe.WriteRepo(*out, src, universe.RepoOptions{
 		BaseURL: *baseURL, ReleaseVersion: *release, Assets: assets,
 	})

@@ -22,7 +22,10 @@ import (
 //
 //	go test ./internal/dev -run '^$' -bench DevStartup -benchtime 1x
 //
-// DEV_BENCH_RUNS sets the number of clusters (default 5).
+// DEV_BENCH_RUNS sets the number of clusters (default 5); DEV_BENCH_BINARY
+// another dcos-consul binary (e.g. a stripped release build) and
+// DEV_BENCH_EXECUTOR_URI what the agents fetch (e.g. file:///.../
+// dcos-consul-linux-amd64.tar.gz, the published archive).
 func BenchmarkDevStartup(b *testing.B) {
 	runs := 5
 	if v, err := strconv.Atoi(os.Getenv("DEV_BENCH_RUNS")); err == nil && v > 0 {
@@ -41,9 +44,17 @@ func BenchmarkDevStartup(b *testing.B) {
 
 func devStartupOnce(b *testing.B, i int) (toLeader, toRunning, offerToLeader time.Duration) {
 	workDir := b.TempDir()
+	bin := binary
+	if v := os.Getenv("DEV_BENCH_BINARY"); v != "" {
+		bin = v
+	}
+	var extra []string
+	if v := os.Getenv("DEV_BENCH_EXECUTOR_URI"); v != "" {
+		extra = append(extra, "EXECUTOR_URI="+v)
+	}
 	start := time.Now()
 	c, err := Start(context.Background(), Options{
-		Agents: 5, Servers: 3, WorkDir: workDir, Binary: binary,
+		Agents: 5, Servers: 3, WorkDir: workDir, Binary: bin, ExtraEnv: extra,
 		MasterIP: "127.4.1.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
 		DNSRefresh: time.Second, Logger: zap.NewNop(),
 	})

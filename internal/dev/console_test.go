@@ -17,7 +17,9 @@ import (
 // (tmux) as a new user would, and reads the screen: no JSON log line, a
 // status line that reaches "leader elected", the summary; then, from a
 // second shell with no flag and no export, `dcos-consul consul plan show`
-// and `dev status` work, and `dev stop` ends everything.
+// and `dev status` work, the faults of `dev fault` heal, and `dev stop` ends
+// everything. Consul's HTTP port is moved (--env CONSUL_PORT_HTTP), which
+// dev's own leader check must follow.
 func TestDevConsoleInATerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
@@ -43,7 +45,7 @@ func TestDevConsoleInATerminal(t *testing.T) {
 	}
 	env = append(env, "HOME="+home)
 
-	shell := fmt.Sprintf("env -u DCOS_URL -u DCOS_CONSUL_URL -u DCOS_DIR HOME=%s TERM=xterm %s dev --work-dir %s --master-ip 127.5.93.1 --agents 2 --servers 1 --dns-refresh 1s; echo DEV-EXITED $?; sleep 600",
+	shell := fmt.Sprintf("env -u DCOS_URL -u DCOS_CONSUL_URL -u DCOS_DIR HOME=%s TERM=xterm %s dev --work-dir %s --master-ip 127.5.93.1 --agents 2 --servers 1 --dns-refresh 1s --env CONSUL_PORT_HTTP=8510; echo DEV-EXITED $?; sleep 600",
 		home, binary, work)
 	if out, err := tm("new-session", "-d", "-x", "200", "-y", "60", shell); err != nil {
 		t.Fatalf("tmux new-session: %v %s", err, out)
@@ -83,6 +85,9 @@ func TestDevConsoleInATerminal(t *testing.T) {
 	if !strings.Contains(s, work+"/dev.log") {
 		t.Errorf("the log file's path is not on the screen")
 	}
+	if !strings.Contains(s, "Consul HTTP API   http://127.5.93.") || !strings.Contains(s, ":8510\n") {
+		t.Errorf("the summary does not give Consul's HTTP API on the port set with --env CONSUL_PORT_HTTP=8510")
+	}
 
 	// A second shell: no flag, no export.
 	second := func(args ...string) (string, error) {
@@ -112,6 +117,52 @@ func TestDevConsoleInATerminal(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+
+	// Faults, from the second shell; the cluster heals.
+	taskOf := func(pod string) string {
+		out, err := second("consul", "pod", "info", pod, "--json")
+		if err != nil {
+			return ""
+		}
+		return out
+	}
+	before := taskOf("consul-server-0")
+	out, err = second("dev", "fault", "kill-server")
+	if err != nil || !strings.Contains(out, "Killed the executor of consul-server-0") {
+		t.Fatalf("dev fault kill-server: %v\n%s", err, out)
+	}
+	healed := func(what string, agents int) {
+		eventually(t, 3*time.Minute, what, func() error {
+			out, err := second("dev", "status")
+			if err != nil || !strings.Contains(out, fmt.Sprintf("agents %d | tasks: %d running |", agents, agents)) || !strings.Contains(out, "leader elected") {
+				return fmt.Errorf("%v\n%s", err, out)
+			}
+			return nil
+		})
+	}
+	healed("consul-server-0 relaunched", 2)
+	if after := taskOf("consul-server-0"); after == before || after == "" {
+		t.Errorf("consul-server-0 has the same task after kill-server:\n%s", after)
+	}
+	var client0 string
+	if out, err := second("consul", "pod", "list"); err == nil {
+		for _, l := range strings.Fields(out) {
+			if strings.HasPrefix(l, "consul-client-") {
+				client0 = l
+			}
+		}
+	}
+	out, err = second("dev", "fault", "remove-agent", client0)
+	if err != nil || !strings.Contains(out, "Removed agent") {
+		t.Fatalf("dev fault remove-agent %s: %v\n%s", client0, err, out)
+	}
+	healed("the agent gone", 1)
+	// and the master restarted (dev's status keeps the one agent left)
+	out, err = second("dev", "fault", "restart-master")
+	if err != nil || !strings.Contains(out, "restarting") {
+		t.Fatalf("dev fault restart-master: %v\n%s", err, out)
+	}
+	healed("the scheduler back after the master's restart", 1)
 
 	out, err = second("dev", "stop")
 	if err != nil || !strings.Contains(out, "Stopped.") {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -98,15 +97,6 @@ func Read(path string) (State, error) {
 		return s, fmt.Errorf("%w (%s names process %d, which has ended)", ErrNotRunning, path, s.PID)
 	}
 	return s, nil
-}
-
-// Alive reports whether process pid exists.
-func Alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Remove removes the files at paths that still name process pid (a newer

@@ -220,7 +220,7 @@ func dcosConfig(t *testing.T, s *Source) config.Config {
 	c.MesosMaster = "zk://master.mesos:2181/mesos"
 	c.ZK = "master.mesos:2181"
 	c.MesosDNSDomain = "mesos"
-	c.ExecutorURI = dir + "/" + BinaryAsset
+	c.ExecutorURI = dir + "/" + ExecutorAsset
 	c.APIPort = 31000
 	return c
 }
@@ -500,8 +500,10 @@ func checkMarathonRules(t *testing.T, app map[string]any) {
 		t.Errorf("cmd %q", app["cmd"])
 	}
 	fetch := app["fetch"].([]any)[0].(map[string]any)
-	if fetch["uri"] != env[config.EnvExecutorURI] || fetch["destPath"] != "dcos-consul" || fetch["executable"] != true {
-		t.Errorf("fetch %v does not fetch the executor binary %s as ./dcos-consul", fetch, env[config.EnvExecutorURI])
+	// The archive holds ./dcos-consul: extracted, and cached on the agent.
+	if fetch["uri"] != env[config.EnvExecutorURI] || fetch["extract"] != true || fetch["cache"] != true || fetch["executable"] == true ||
+		!strings.HasSuffix(env[config.EnvExecutorURI], ".tar.gz") {
+		t.Errorf("fetch %v does not fetch and extract the archive %s", fetch, env[config.EnvExecutorURI])
 	}
 	_, hasSecret := app["secrets"]
 	if hasSecret != (env[config.EnvServiceAccountSecret] != "") {
@@ -678,7 +680,7 @@ func TestMarathonJSONIsTheDefaultRender(t *testing.T) {
 		t.Fatalf("marathon.json is not the template rendered with the defaults; regenerate it with\n"+
 			"  go run ./cmd/universe-repo -marathon marathon.json\nwant:\n%s", want)
 	}
-	if !strings.Contains(string(got), DefaultBaseURL+"/"+s.Version()+"/dcos-consul") {
+	if !strings.Contains(string(got), DefaultBaseURL+"/"+s.Version()+"/"+ExecutorAsset) {
 		t.Error("marathon.json does not fetch the binary from the documented placeholder URL")
 	}
 }
@@ -686,7 +688,8 @@ func TestMarathonJSONIsTheDefaultRender(t *testing.T) {
 func TestResolve(t *testing.T) {
 	s := source(t)
 	dir, _ := s.ArtifactDir(testBaseURL)
-	res, err := s.Resolve(dir, map[string]string{"dcos-consul": strings.Repeat("ab", 32)})
+	res, err := s.Resolve(dir, map[string]string{ExecutorAsset: "cd", "dcos-consul-cli-linux-amd64": strings.Repeat("ab", 32),
+		"dcos-consul-cli-darwin-arm64": "ef"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,11 +697,20 @@ func TestResolve(t *testing.T) {
 	if err := Validate(SchemaResource, b); err != nil {
 		t.Fatal(err)
 	}
-	if got := res["assets"].(map[string]any)["uris"].(map[string]any)["dcos-consul-linux"]; got != dir+"/dcos-consul" {
+	uris := res["assets"].(map[string]any)["uris"].(map[string]any)
+	if got := uris["dcos-consul-linux"]; got != dir+"/"+ExecutorAsset {
 		t.Errorf("asset URI %v", got)
 	}
-	cli := res["cli"].(map[string]any)["binaries"].(map[string]any)["linux"].(map[string]any)["x86-64"].(map[string]any)
-	if cli["url"] != dir+"/dcos-consul" || cli["kind"] != "executable" ||
+	// CLI binaries not published are not listed: only darwin-arm64 is.
+	if _, ok := uris["dcos-consul-cli-linux-arm64"]; ok || uris["dcos-consul-cli-darwin-arm64"] != dir+"/dcos-consul-cli-darwin-arm64" {
+		t.Errorf("arm64 CLI assets %v", uris)
+	}
+	bins := res["cli"].(map[string]any)["binaries"].(map[string]any)
+	if _, ok := bins["darwin"]; ok || len(bins) != 1 {
+		t.Errorf("CLI binaries %v, want linux only (the others were not published)", bins)
+	}
+	cli := bins["linux"].(map[string]any)["x86-64"].(map[string]any)
+	if cli["url"] != dir+"/dcos-consul-cli-linux-amd64" || cli["kind"] != "executable" ||
 		cli["contentHash"].([]any)[0].(map[string]any)["value"] != strings.Repeat("ab", 32) {
 		t.Errorf("linux CLI %v", cli)
 	}

@@ -1,6 +1,8 @@
 package universe
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -54,6 +56,8 @@ func WriteRepo(dir string, s *Source, o RepoOptions) (string, error) {
 			sum, err = copyFile(dst, src)
 		case icons[name] != nil:
 			sum, err = writeFile(dst, icons[name])
+		case strings.HasPrefix(name, CLIAssetPrefix):
+			continue // an optional CLI binary not built: not published
 		default:
 			return "", fmt.Errorf("universe: resource.json names %s but no file was given for it", name)
 		}
@@ -119,4 +123,40 @@ func Handler(dir string) http.Handler {
 		}
 		files.ServeHTTP(w, r)
 	})
+}
+
+// ExecutorArchive writes the .tar.gz of the dcos-consul binary that the
+// package publishes (ExecutorAsset): one file, dcos-consul, mode 0755,
+// compressed as well as gzip can.
+func ExecutorArchive(dst, binary string) error {
+	in, err := os.Open(binary)
+	if err != nil {
+		return fmt.Errorf("universe: executor archive: %w", err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("universe: executor archive: %w", err)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("universe: executor archive: %w", err)
+	}
+	gz, _ := gzip.NewWriterLevel(out, gzip.BestCompression)
+	tw := tar.NewWriter(gz)
+	hdr := &tar.Header{Name: "dcos-consul", Mode: 0o755, Size: st.Size(), ModTime: st.ModTime(), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+	err = tw.WriteHeader(hdr)
+	if err == nil {
+		_, err = io.Copy(tw, in)
+	}
+	for _, c := range []io.Closer{tw, gz, out} {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		_ = os.Remove(dst)
+		return fmt.Errorf("universe: executor archive %s: %w", dst, err)
+	}
+	return nil
 }

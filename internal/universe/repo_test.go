@@ -1,7 +1,9 @@
 package universe
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -36,7 +38,12 @@ func TestWriteRepo(t *testing.T) {
 	s := source(t)
 	bin, data := fakeBinary(t)
 	dir := t.TempDir()
-	repoURL, err := WriteRepo(dir, s, RepoOptions{BaseURL: testBaseURL + "/", ReleaseVersion: 3, Assets: map[string]string{BinaryAsset: bin}})
+	archive := filepath.Join(t.TempDir(), ExecutorAsset)
+	if err := ExecutorArchive(archive, bin); err != nil {
+		t.Fatal(err)
+	}
+	repoURL, err := WriteRepo(dir, s, RepoOptions{BaseURL: testBaseURL + "/", ReleaseVersion: 3,
+		Assets: map[string]string{ExecutorAsset: archive, "dcos-consul-cli-linux-amd64": bin}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +95,29 @@ func TestWriteRepo(t *testing.T) {
 		t.Errorf("CLI hash %v, want the binary's %x", got, sum)
 	}
 	artifactDir := testBaseURL + "/" + s.Version()
-	if cli["url"] != artifactDir+"/dcos-consul" {
+	if cli["url"] != artifactDir+"/dcos-consul-cli-linux-amd64" {
 		t.Errorf("CLI url %v", cli["url"])
 	}
-	published, err := os.ReadFile(filepath.Join(dir, s.Version(), BinaryAsset))
-	if err != nil || !bytes.Equal(published, data) {
-		t.Fatalf("published binary: %v", err)
+	// The executor archive holds the binary as dcos-consul, executable.
+	f, err := os.Open(filepath.Join(dir, s.Version(), ExecutorAsset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	h, err := tr.Next()
+	if err != nil || h.Name != "dcos-consul" || h.Mode&0o111 == 0 {
+		t.Fatalf("archive entry %+v %v", h, err)
+	}
+	if published, err := io.ReadAll(tr); err != nil || !bytes.Equal(published, data) {
+		t.Fatalf("archived binary: %v", err)
+	}
+	if _, err := tr.Next(); err != io.EOF {
+		t.Errorf("more than one file in the archive: %v", err)
 	}
 	images := res["images"].(map[string]any)
 	for key, size := range map[string]int{"icon-small": 48, "icon-medium": 128, "icon-large": 256} {
@@ -136,8 +160,8 @@ func TestWriteRepo(t *testing.T) {
 	if !bytes.Equal(gotIndented.Bytes(), want) {
 		t.Errorf("app rendered from the index differs:\n%s\nwant\n%s", gotIndented.Bytes(), want)
 	}
-	if !strings.Contains(string(want), artifactDir+"/dcos-consul") {
-		t.Error("the app does not fetch the published binary")
+	if !strings.Contains(string(want), artifactDir+"/"+ExecutorAsset) {
+		t.Error("the app does not fetch the published archive")
 	}
 
 	// Served with the media type Cosmos requires.
@@ -152,7 +176,7 @@ func TestWriteRepo(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != RepoMediaType || !bytes.Equal(body, index) {
 		t.Errorf("GET /repo.json: %s, %d bytes", ct, len(body))
 	}
-	resp, err = http.Get(srv.URL + "/" + s.Version() + "/dcos-consul")
+	resp, err = http.Get(srv.URL + "/" + s.Version() + "/dcos-consul-cli-linux-amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,14 +190,14 @@ func TestWriteRepo(t *testing.T) {
 func TestWriteRepoRefusesMissingOrUnknownAssets(t *testing.T) {
 	s := source(t)
 	bin, _ := fakeBinary(t)
-	if _, err := WriteRepo(t.TempDir(), s, RepoOptions{BaseURL: testBaseURL}); err == nil || !strings.Contains(err.Error(), "dcos-consul") {
-		t.Errorf("no binary: %v", err)
+	if _, err := WriteRepo(t.TempDir(), s, RepoOptions{BaseURL: testBaseURL}); err == nil || !strings.Contains(err.Error(), ExecutorAsset) {
+		t.Errorf("no executor archive: %v", err)
 	}
-	_, err := WriteRepo(t.TempDir(), s, RepoOptions{BaseURL: testBaseURL, Assets: map[string]string{BinaryAsset: bin, "extra": bin}})
+	_, err := WriteRepo(t.TempDir(), s, RepoOptions{BaseURL: testBaseURL, Assets: map[string]string{ExecutorAsset: bin, "extra": bin}})
 	if err == nil || !strings.Contains(err.Error(), "extra") {
 		t.Errorf("unknown asset: %v", err)
 	}
-	if _, err := WriteRepo(t.TempDir(), s, RepoOptions{BaseURL: "downloads", Assets: map[string]string{BinaryAsset: bin}}); err == nil {
+	if _, err := WriteRepo(t.TempDir(), s, RepoOptions{BaseURL: "downloads", Assets: map[string]string{ExecutorAsset: bin}}); err == nil {
 		t.Error("a base URL without scheme was accepted")
 	}
 }
@@ -181,7 +205,7 @@ func TestWriteRepoRefusesMissingOrUnknownAssets(t *testing.T) {
 // TestRepoIndexSchemaCatchesMistakes: the v4 schema check can fail.
 func TestRepoIndexSchemaCatchesMistakes(t *testing.T) {
 	s := source(t)
-	index, err := s.RepoIndex(testBaseURL+"/x", 0, map[string]string{BinaryAsset: "00"})
+	index, err := s.RepoIndex(testBaseURL+"/x", 0, map[string]string{ExecutorAsset: "00", "dcos-consul-cli-linux-amd64": "00"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,16 @@ const (
 	// RepoFile is the index's file name in a written repository.
 	RepoFile = "repo.json"
 
-	// BinaryAsset is the file name of the linux x86-64 dcos-consul binary
-	// in the artifact folder (the scheduler, the executor and the linux
-	// CLI plugin).
-	BinaryAsset = "dcos-consul"
+	// ExecutorAsset is the file name of the linux x86-64 dcos-consul
+	// binary (the scheduler and the executor) in the artifact folder: a
+	// .tar.gz holding dcos-consul, which the Mesos fetcher extracts and
+	// caches per agent (ExecutorArchive writes it).
+	ExecutorAsset = "dcos-consul-linux-amd64.tar.gz"
+
+	// CLIAssetPrefix starts the file names of the CLI plugin binaries
+	// (cmd/dcos-consul-cli), dcos-consul-cli-<os>-<arch>[.exe]. They are
+	// optional: one that is not given is not published and not listed.
+	CLIAssetPrefix = "dcos-consul-cli-"
 
 	placeholderArtifactDir = "{{artifact-dir}}"
 )
@@ -132,6 +138,19 @@ func (s *Source) Resolve(artifactDir string, hashes map[string]string) (map[stri
 	res, ok := v.(map[string]any)
 	if !ok {
 		return nil, errors.New("universe: universe/resource.json is not an object")
+	}
+	// Optional assets (the CLI binaries) that are not published are not
+	// listed either.
+	if assets, ok := res["assets"].(map[string]any); ok {
+		if uris, ok := assets["uris"].(map[string]any); ok {
+			for k, v := range uris {
+				u, _ := v.(string)
+				f := u[strings.LastIndex(u, "/")+1:]
+				if _, published := hashes[f]; strings.HasPrefix(f, CLIAssetPrefix) && !published {
+					delete(uris, k)
+				}
+			}
+		}
 	}
 	if cli, ok := res["cli"].(map[string]any); ok {
 		bins, _ := cli["binaries"].(map[string]any)

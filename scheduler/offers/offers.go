@@ -889,11 +889,19 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 	return mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: []mesos.TaskInfo{ti}}}, t, nil
 }
 
-// ExecutorFile is the name the fetcher gives the executor binary in the
-// sandbox: the last path element of the URI.
+// ExecutorFile is the name of the executor binary in the sandbox: the last
+// path element of the URI, or for a .tar.gz/.tgz archive (which the fetcher
+// extracts, and which holds the binary under that name) the name without
+// the archive's extension: dcos-consul-linux-amd64.tar.gz holds dcos-consul.
 func ExecutorFile(uri string) (string, error) {
+	name, _, err := executorArtifact(uri)
+	return name, err
+}
+
+// executorArtifact is ExecutorFile, and whether the URI is an archive.
+func executorArtifact(uri string) (string, bool, error) {
 	if uri == "" {
-		return "", fmt.Errorf("no executor URI configured (EXECUTOR_URI)")
+		return "", false, fmt.Errorf("no executor URI configured (EXECUTOR_URI)")
 	}
 	p := uri
 	if u, err := url.Parse(uri); err == nil && u.Path != "" {
@@ -901,19 +909,32 @@ func ExecutorFile(uri string) (string, error) {
 	}
 	name := path.Base(p)
 	if name == "." || name == "/" || name == "" {
-		return "", fmt.Errorf("executor URI %q names no file", uri)
+		return "", false, fmt.Errorf("executor URI %q names no file", uri)
 	}
-	return name, nil
+	if strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tgz") {
+		return ArchivedBinary, true, nil
+	}
+	return name, false, nil
 }
 
+// ArchivedBinary is the name of the binary inside a published archive.
+const ArchivedBinary = "dcos-consul"
+
+// executorCommand fetches the executor: an archive is extracted (the Mesos
+// fetcher unpacks .tar.gz), a plain file made executable; both are cached
+// per agent, so an agent downloads each artifact once.
 func executorCommand(uri string) (*mesos.CommandInfo, error) {
-	name, err := ExecutorFile(uri)
+	name, archive, err := executorArtifact(uri)
 	if err != nil {
 		return nil, err
 	}
-	t := true
+	t, f := true, false
+	u := mesos.CommandInfo_URI{Value: uri, Executable: &t, Extract: &f, Cache: &t}
+	if archive {
+		u.Executable, u.Extract = &f, &t
+	}
 	return &mesos.CommandInfo{
-		URIs:  []mesos.CommandInfo_URI{{Value: uri, Executable: &t, Cache: &t}},
+		URIs:  []mesos.CommandInfo_URI{u},
 		Shell: &t,
 		Value: strPtr("./" + shellQuote(name) + " executor"),
 	}, nil

@@ -207,8 +207,15 @@ func TestExecutorInfoIsCustomAndFetchesTheBinary(t *testing.T) {
 		t.Fatal("a task with an executor must not carry a command")
 	}
 	uri := ex.Command.URIs[0]
-	if uri.Value != tg.ExecutorURI || !uri.GetExecutable() || !uri.GetCache() {
+	if uri.Value != tg.ExecutorURI || !uri.GetExecutable() || uri.GetExtract() || !uri.GetCache() {
 		t.Fatalf("uri = %+v", uri)
+	}
+	// The published artifact is a .tar.gz: extracted (not made executable:
+	// Mesos then skips extraction), cached per agent, run from inside.
+	tg = target(func(c *config.Config) { c.ExecutorURI = "http://h/0.1.0/dcos-consul-linux-amd64.tar.gz" })
+	ex = launchedTask(t, Evaluate(input(tg, state.Tasks{}, offer(1)))).Executor
+	if u := ex.Command.URIs[0]; u.GetExecutable() || !u.GetExtract() || !u.GetCache() || ex.Command.GetValue() != "./dcos-consul executor" {
+		t.Fatalf("archive uri = %+v, command %q", u, ex.Command.GetValue())
 	}
 	if got := ex.Command.GetValue(); got != "./dcos-consul executor" {
 		t.Fatalf("command = %q", got)
@@ -226,6 +233,8 @@ func TestExecutorFile(t *testing.T) {
 		{"https://h/a/dcos-consul-linux-amd64?sig=1", "dcos-consul-linux-amd64", ""},
 		{"/usr/local/bin/dcos-consul", "dcos-consul", ""},
 		{"file:///tmp/x/dcos-consul", "dcos-consul", ""},
+		{"https://h/0.1.0/dcos-consul-linux-amd64.tar.gz?sig=1", "dcos-consul", ""},
+		{"/dist/dcos-consul.tgz", "dcos-consul", ""},
 		{"", "", "no executor URI"},
 		{"http://h/", "", "names no file"},
 	} {
