@@ -172,7 +172,8 @@ var optionSets = []optionSet{
 		  "clients": {"enabled": false, "cpus": 0.1, "mem": 128, "public_agents": true},
 		  "consul": {"datacenter": "east_1", "domain": "consul.example", "raft_multiplier": 5, "ui": false,
 		             "extra_config": "{\"log_json\": true, \"telemetry\": {\"disable_hostname\": true}}"},
-		  "ports": {"server": 9300, "serf_lan": 9301, "serf_wan": -1, "http": 9500, "grpc": 8502, "dns": -1}
+		  "ports": {"server": 9300, "serf_lan": 9301, "serf_wan": -1, "http": 9500, "grpc": 8502, "dns": -1},
+		  "backup": {"target": "https://backups.example.com/consul-east/", "interval_minutes": 60, "keep": 24}
 		}`,
 		want: func(c *config.Config) {
 			c.ServiceName, c.User, c.Role, c.Principal = "dev/consul-east", "root", "consul-east", "consul-east-principal"
@@ -184,6 +185,7 @@ var optionSets = []optionSet{
 			c.Datacenter, c.Domain, c.RaftMultiplier, c.UI = "east_1", "consul.example", 5, false
 			c.ExtraConfig = json.RawMessage(`{"log_json": true, "telemetry": {"disable_hostname": true}}`)
 			c.Ports = config.Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 8502, DNS: -1}
+			c.BackupTarget, c.BackupInterval, c.BackupKeep = "https://backups.example.com/consul-east/", time.Hour, 24
 		},
 	},
 	{

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/backup"
 )
 
 // Env var names. Marathon itself sets PORT_API / PORT0 for the scheduler's
@@ -74,6 +76,10 @@ const (
 	EnvGossipKey  = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
 	EnvFailover   = "FRAMEWORK_FAILOVER_TIMEOUT"
 	EnvReplaceAft = "SERVER_REPLACE_AFTER"
+
+	EnvBackupTarget   = "BACKUP_TARGET"
+	EnvBackupInterval = "BACKUP_INTERVAL"
+	EnvBackupKeep     = "BACKUP_KEEP"
 
 	// EnvUninstall is set ("true") by Cosmos on `dcos package uninstall`
 	// (the DC/OS SDK uninstall protocol, label DCOS_COMMONS_UNINSTALL):
@@ -132,6 +138,13 @@ type Config struct {
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
 
+	// BackupTarget is where the backup plan keeps Consul snapshots
+	// (file:///dir or http(s)://host/path/); empty: STATE_DIR/snapshots
+	// with the file store, no scheduled snapshots with ZooKeeper.
+	BackupTarget   string
+	BackupInterval time.Duration
+	BackupKeep     int
+
 	// Uninstall: SDK_UNINSTALL is set (any value but "false"): run the
 	// uninstall plan (kill tasks, destroy volumes, unreserve, delete the
 	// stored state, tear down the framework) instead of the service.
@@ -166,6 +179,8 @@ func Defaults() Config {
 		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: 8600},
 		FailoverTimeout: 7 * 24 * time.Hour,
 		ReplaceAfter:    10 * time.Minute,
+		BackupInterval:  6 * time.Hour,
+		BackupKeep:      7,
 	}
 }
 
@@ -236,6 +251,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
 	r.duration(EnvReplaceAft, &c.ReplaceAfter)
+	r.str(EnvBackupTarget, &c.BackupTarget)
+	r.duration(EnvBackupInterval, &c.BackupInterval)
+	r.integer(EnvBackupKeep, &c.BackupKeep)
 	// Cosmos sets SDK_UNINSTALL=true; the SDK treats its presence as the
 	// signal, so any value but an explicit false means uninstall.
 	if v, ok := r.lookup(EnvUninstall); ok && strings.TrimSpace(strings.ToLower(v)) != "false" {
@@ -390,6 +408,17 @@ func (c Config) Validate() error {
 	if c.ReplaceAfter < MinReplaceAfter {
 		add(bad(EnvReplaceAft, c.ReplaceAfter, "at least "+MinReplaceAfter.String()))
 	}
+	if c.BackupTarget != "" {
+		if _, err := backup.Open(c.BackupTarget); err != nil {
+			add(fmt.Errorf("%s: %w", EnvBackupTarget, err))
+		}
+	}
+	if c.BackupInterval < MinBackupInterval {
+		add(bad(EnvBackupInterval, c.BackupInterval, "at least "+MinBackupInterval.String()))
+	}
+	if c.BackupKeep < 1 {
+		add(bad(EnvBackupKeep, c.BackupKeep, "at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -402,6 +431,7 @@ const (
 	MinClientMem       = 64.0
 	MinFailoverTimeout = time.Minute
 	MinReplaceAfter    = 10 * time.Second
+	MinBackupInterval  = 10 * time.Second
 )
 
 func (p Ports) validate() error {
