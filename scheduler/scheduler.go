@@ -137,6 +137,10 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		return err
 	}
 	s.adoptWait, s.adoptUntil = adoptWait, opts.Now().Add(adoptWindow)
+	if s.snap, err = newSnapshots(cfg, s.Snapshot, opts.Now, log.Named("backup")); err != nil {
+		return err
+	}
+	go s.snap.loop(ctx)
 	ln := opts.Listener
 	if ln == nil {
 		ln, err = net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.APIPort)))
@@ -241,6 +245,7 @@ type Scheduler struct {
 	// adoptUntil (adoptBlocked).
 	adoptWait  map[string]string
 	adoptUntil time.Time
+	snap       *snapshots // Consul snapshots (backup plan, snapshot commands)
 	done       chan struct{} // closed when the loop has returned
 
 	mu   sync.RWMutex
@@ -459,6 +464,9 @@ func (s *Scheduler) publish() {
 		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
 		ScaleDown: s.scaleDownView(),
 		Errors:    s.refused})
+	if s.snap != nil && !s.target.Uninstall {
+		plans[backupPlan] = s.snap.plan()
+	}
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
 		ConfigErrors: s.refused}
 	s.mu.Lock()
