@@ -245,7 +245,7 @@ type Scheduler struct {
 	// adoptUntil (adoptBlocked).
 	adoptWait  map[string]string
 	adoptUntil time.Time
-	snap       *snapshots // Consul snapshots (backup plan, snapshot commands)
+	snap       *snapshots    // Consul snapshots (backup plan, snapshot commands)
 	done       chan struct{} // closed when the loop has returned
 
 	mu   sync.RWMutex
