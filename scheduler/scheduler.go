@@ -152,6 +152,11 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		return err
 	}
 	s.adoptWait, s.adoptUntil = adoptWait, opts.Now().Add(adoptWindow)
+	if s.snap, err = newSnapshots(cfg, s.Snapshot, opts.Now, log.Named("backup")); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	go s.snap.loop(ctx)
 	srv := &http.Server{Handler: s.httpHandler(s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -265,6 +270,8 @@ type Scheduler struct {
 	// secrets: the gossip keyring, the executor credential key and the
 	// operator token (scheduler/secrets).
 	secrets *secrets.Holder
+
+	snap *snapshots // Consul snapshots (backup plan, snapshot commands)
 
 	mu   sync.RWMutex
 	view api.View
@@ -487,6 +494,9 @@ func (s *Scheduler) publish() {
 		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
 		ScaleDown: s.scaleDownView(), Gate: s.gateView(),
 		Errors: s.refused})
+	if s.snap != nil && !s.target.Uninstall {
+		plans[backupPlan] = s.snap.plan()
+	}
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
 		ConfigErrors: s.refused}
 	s.mu.Lock()

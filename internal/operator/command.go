@@ -115,6 +115,13 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	raft.AddCommand(consulFlag(&cobra.Command{Use: "peers", Short: "Show the raft peers: node, address, leader, voter", Args: cobra.NoArgs,
 		RunE: run(&peersConsul, noArg((*Commands).RaftPeers))}, &peersConsul))
 
-	root.AddCommand(plan, pod, endpoints, members, raft)
+	snapshot := &cobra.Command{Use: "snapshot", Short: "Save, list and restore Consul snapshots (kept in the backup target)"}
+	snapshot.AddCommand(
+		sub("save", "Take a snapshot from Consul's leader now and store it", cobra.NoArgs, noArg((*Commands).SnapshotSave)),
+		sub("list", "List the stored snapshots, oldest first", cobra.NoArgs, noArg((*Commands).SnapshotList)),
+		sub("restore <name>", "Restore a stored snapshot into the running cluster (replaces its whole state)", cobra.ExactArgs(1), (*Commands).SnapshotRestore),
+	)
+
+	root.AddCommand(plan, pod, endpoints, members, raft, snapshot)
 	return root
 }

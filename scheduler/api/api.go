@@ -72,6 +72,7 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/v1/endpoints/", a.get(a.endpoint))
 	mux.HandleFunc("/v1/health", a.get(a.health))
 	mux.HandleFunc("/v1/state/frameworkId", a.get(a.frameworkID))
+	snapshotRoutes(mux, src)
 	// Everything else: Consul's web UI and the Consul API routes it calls
 	// (ui.go), or a 404 that lists the endpoints.
 	mux.Handle("/", newUIProxy(src))

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dcos-consul/dcos-consul/scheduler/backup"
 	"github.com/dcos-consul/dcos-consul/scheduler/placement"
 )
 
@@ -86,6 +87,10 @@ const (
 	EnvGossipKey  = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
 	EnvFailover   = "FRAMEWORK_FAILOVER_TIMEOUT"
 	EnvReplaceAft = "SERVER_REPLACE_AFTER"
+
+	EnvBackupTarget   = "BACKUP_TARGET"
+	EnvBackupInterval = "BACKUP_INTERVAL"
+	EnvBackupKeep     = "BACKUP_KEEP"
 
 	// EnvUninstall is set ("true") by Cosmos on `dcos package uninstall`
 	// (the DC/OS SDK uninstall protocol, label DCOS_COMMONS_UNINSTALL):
@@ -153,6 +158,13 @@ type Config struct {
 	// the clients at a time (at least 1).
 	ClientBatchPercent int
 
+	// BackupTarget is where the backup plan keeps Consul snapshots
+	// (file:///dir or http(s)://host/path/); empty: STATE_DIR/snapshots
+	// with the file store, no scheduled snapshots with ZooKeeper.
+	BackupTarget   string
+	BackupInterval time.Duration
+	BackupKeep     int
+
 	// Uninstall: SDK_UNINSTALL is true (strconv.ParseBool): run the
 	// uninstall plan (kill tasks, destroy volumes, unreserve, delete the
 	// stored state, tear down the framework) instead of the service.
@@ -191,6 +203,8 @@ func Defaults() Config {
 		ClientBatchPercent: 5,
 		// Gossip encryption is invisible to HTTP clients: on by default.
 		GossipEncryption: true,
+		BackupInterval:   6 * time.Hour,
+		BackupKeep:       7,
 	}
 }
 
@@ -268,6 +282,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// false, and anything unparsable is an error (nothing is destroyed).
 	r.boolean(EnvUninstall, &c.Uninstall)
 	r.integer(EnvClientBatch, &c.ClientBatchPercent)
+	r.str(EnvBackupTarget, &c.BackupTarget)
+	r.duration(EnvBackupInterval, &c.BackupInterval)
+	r.integer(EnvBackupKeep, &c.BackupKeep)
 
 	// An empty role or principal means the per-service default, as in the
 	// DC/OS SDK: the package's defaults are "".
@@ -420,6 +437,17 @@ func (c Config) Validate() error {
 	if c.ClientBatchPercent < 1 || c.ClientBatchPercent > 100 {
 		add(bad(EnvClientBatch, c.ClientBatchPercent, "1-100 (percent of the clients restarted at a time)"))
 	}
+	if c.BackupTarget != "" {
+		if _, err := backup.Open(c.BackupTarget); err != nil {
+			add(fmt.Errorf("%s: %w", EnvBackupTarget, err))
+		}
+	}
+	if c.BackupInterval < MinBackupInterval {
+		add(bad(EnvBackupInterval, c.BackupInterval, "at least "+MinBackupInterval.String()))
+	}
+	if c.BackupKeep < 1 {
+		add(bad(EnvBackupKeep, c.BackupKeep, "at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -436,6 +464,7 @@ const (
 	MinClientMem       = 64.0
 	MinFailoverTimeout = time.Minute
 	MinReplaceAfter    = 10 * time.Second
+	MinBackupInterval  = 10 * time.Second
 )
 
 func (p Ports) validate() error {

@@ -68,6 +68,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		EnvPortHTTPS: "-1", EnvPortGRPC: "9502", EnvPortDNS: "-1",
 		EnvTLS: "false", EnvACL: "false", EnvGossipKey: "false",
 		EnvFailover: "48h", EnvReplaceAft: "90s", EnvUninstall: "true",
+		EnvBackupTarget: "file:///var/backups/consul", EnvBackupInterval: "30m", EnvBackupKeep: "3",
 	}
 	seen := map[string]bool{}
 	c, err := Load(func(k string) (string, bool) {
@@ -91,6 +92,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		ExtraConfig:     []byte(`{"log_json": true}`),
 		Ports:           Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 9502, DNS: -1},
 		FailoverTimeout: 48 * time.Hour, ReplaceAfter: 90 * time.Second,
+		BackupTarget: "file:///var/backups/consul", BackupInterval: 30 * time.Minute, BackupKeep: 3,
 		Uninstall: true,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -73,6 +73,10 @@ var Options = []Option{
 	{EnvACL, "security.acl.enabled", FromOption},
 	{EnvGossipKey, "security.gossip_encryption.enabled", FromOption},
 
+	{EnvBackupTarget, "backup.target", FromOption},
+	{EnvBackupInterval, "backup.interval_minutes", FromOption},
+	{EnvBackupKeep, "backup.keep", FromOption},
+
 	// Fixed by the template for DC/OS: the leading master through
 	// ZooKeeper, ZooKeeper for the state, Mesos-DNS's domain, and the URI
 	// of the dcos-consul binary the executors fetch.

@@ -193,6 +193,9 @@ var updateRules = []updateRule{
 		instead: reinstall},
 	{env: EnvServerPlacement, get: func(c Config) string { return c.ServerPlacement }, effect: EffectNewPlacements},
 	{env: EnvReplaceAft, get: func(c Config) string { return c.ReplaceAfter.String() }, effect: EffectScheduler},
+	{env: EnvBackupTarget, get: func(c Config) string { return c.BackupTarget }, effect: EffectScheduler},
+	{env: EnvBackupInterval, get: func(c Config) string { return c.BackupInterval.String() }, effect: EffectScheduler},
+	{env: EnvBackupKeep, get: func(c Config) string { return strconv.Itoa(c.BackupKeep) }, effect: EffectScheduler},
 
 	{env: EnvClientsEnabled, get: func(c Config) string { return strconv.FormatBool(c.ClientsEnabled) }, effect: EffectClientSet},
 	{env: EnvClientCPUs, get: func(c Config) string { return fstr(c.ClientCPUs) }, effect: EffectClients},

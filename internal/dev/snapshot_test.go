@@ -1,0 +1,120 @@
+package dev
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+)
+
+// operatorCmd runs `dcos-consul consul --url <scheduler> args...`.
+func (fc *faultCluster) operatorCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"consul", "--url", fc.SchedulerURL}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dcos-consul consul %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+type snapshotEntry struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+func (fc *faultCluster) snapshotList(t *testing.T) []snapshotEntry {
+	t.Helper()
+	var es []snapshotEntry
+	if err := json.Unmarshal([]byte(fc.operatorCmd(t, "--json", "snapshot", "list")), &es); err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// TestSnapshotSaveDeleteRestore: keys written, a snapshot saved, the keys
+// deleted, the snapshot restored into the running cluster: every key is
+// back. The backup plan then takes snapshots on its schedule and keeps the
+// newest BACKUP_KEEP.
+func TestSnapshotSaveDeleteRestore(t *testing.T) {
+	fc := startFaultCluster(t, 22, 4, 3, config.EnvBackupInterval+"=20s", config.EnvBackupKeep+"=2")
+	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
+	writeThroughClient(t, tasks, "snap", 40)
+	written := map[string]int{"snap": 40}
+
+	out := fc.operatorCmd(t, "snapshot", "save")
+	t.Logf("%s", strings.TrimSpace(out))
+	es := fc.snapshotList(t)
+	var name string
+	for _, e := range es {
+		if strings.Contains(out, e.Name) {
+			name = e.Name
+		}
+	}
+	if name == "" {
+		t.Fatalf("the saved snapshot is not listed: %s, list %+v", out, es)
+	}
+
+	kv := consulClient(t, servers(tasks)[0].AgentIP).KV()
+	if _, err := kv.DeleteTree("snap/", nil); err != nil {
+		t.Fatal(err)
+	}
+	pairs, _, err := kv.List("snap/", &consul.QueryOptions{RequireConsistent: true})
+	if err != nil || len(pairs) != 0 {
+		t.Fatalf("after delete: %d keys, %v", len(pairs), err)
+	}
+	start := time.Now()
+	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", name)))
+	checkAllKeys(t, tasks, written)
+	t.Logf("RESTORE every key back %s after the restore began", time.Since(start).Round(100*time.Millisecond))
+
+	// The schedule: two more snapshots 20 s apart; the manual one is pruned.
+	eventually(t, 3*time.Minute, "two scheduled snapshots, the older ones pruned", func() error {
+		es := fc.snapshotList(t)
+		if len(es) != 2 {
+			return fmt.Errorf("%d snapshots: %+v", len(es), es)
+		}
+		for _, e := range es {
+			if e.Name == name {
+				return fmt.Errorf("the manual snapshot %s is still kept: %+v", name, es)
+			}
+		}
+		return nil
+	})
+	var msg string
+	eventually(t, time.Minute, "the backup plan complete", func() error {
+		resp, err := http.Get(fc.SchedulerURL + "/v1/plans/backup")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var p struct {
+			Status string `json:"status"`
+			Phases []struct {
+				Steps []struct {
+					Message string `json:"message"`
+				} `json:"steps"`
+			} `json:"phases"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+			return err
+		}
+		if len(p.Phases) != 1 || len(p.Phases[0].Steps) != 1 {
+			return fmt.Errorf("backup plan %+v", p)
+		}
+		msg = p.Phases[0].Steps[0].Message
+		if p.Status != "COMPLETE" || !strings.Contains(msg, "last snapshot") {
+			return fmt.Errorf("backup plan %s: %s", p.Status, msg)
+		}
+		return nil
+	})
+	t.Logf("backup plan: %s", msg)
+}

@@ -1,0 +1,291 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/api"
+	"github.com/dcos-consul/dcos-consul/scheduler/backup"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/plan"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// snapshots takes Consul snapshots (GET /v1/snapshot, answered by the
+// leader) into the backup target on a schedule (the backup plan) and on
+// request, and restores them (PUT /v1/snapshot). It runs beside the
+// scheduler's loop and reads the published view only.
+type snapshots struct {
+	target backup.Target // nil: no target
+	every  time.Duration
+	keep   int
+	name   func(time.Time) string
+	view   func() api.View
+	now    func() time.Time
+	log    *zap.Logger
+	client *http.Client
+
+	mu      sync.Mutex // one snapshot or restore at a time; guards the fields below
+	busy    sync.Mutex
+	last    backup.Entry
+	lastErr string
+	next    time.Time
+	listed  bool
+	running string
+}
+
+// backupPlan is the name of the backup plan.
+const backupPlan = "backup"
+
+// errNoTarget: no backup target is configured.
+var errNoTarget = fmt.Errorf("%w: %s", api.ErrUnavailable, "no snapshot target: set backup.target (BACKUP_TARGET) to file:///<dir> or http(s)://<host>/<path>/")
+
+// errNoServer: no Consul server runs to take or restore a snapshot.
+var errNoServer = fmt.Errorf("%w: no Consul server is running", api.ErrUnavailable)
+
+func newSnapshots(cfg config.Config, view func() api.View, now func() time.Time, log *zap.Logger) (*snapshots, error) {
+	s := &snapshots{every: cfg.BackupInterval, keep: cfg.BackupKeep, view: view, now: now, log: log,
+		client: &http.Client{Timeout: 10 * time.Minute},
+		name:   func(t time.Time) string { return backup.Name(cfg.ServiceName, cfg.Datacenter, t) }}
+	uri := cfg.BackupTarget
+	if uri == "" && cfg.ZK == "" && cfg.StateDir != "" {
+		dir, err := filepath.Abs(filepath.Join(cfg.StateDir, "snapshots"))
+		if err != nil {
+			return nil, err
+		}
+		uri = "file://" + dir // beside the file store (dev)
+	}
+	if uri != "" {
+		t, err := backup.Open(uri)
+		if err != nil {
+			return nil, fmt.Errorf("config: %s: %w", config.EnvBackupTarget, err)
+		}
+		s.target = t
+	}
+	return s, nil
+}
+
+// loop takes a scheduled snapshot whenever one is due, until ctx ends.
+func (s *snapshots) loop(ctx context.Context) {
+	if s.target == nil {
+		return
+	}
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !s.due(ctx) {
+			continue
+		}
+		if _, err := s.Save(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduled Consul snapshot failed; retrying", zap.Error(err))
+		}
+	}
+}
+
+// due reads the target once to learn when the newest snapshot was taken,
+// then follows the schedule.
+func (s *snapshots) due(ctx context.Context) bool {
+	s.mu.Lock()
+	listed := s.listed
+	s.mu.Unlock()
+	if !listed {
+		es, err := s.target.List(ctx)
+		if err != nil {
+			s.fail(fmt.Errorf("list %s: %w", s.target, err), time.Minute)
+			return false
+		}
+		s.mu.Lock()
+		s.listed = true
+		s.next = backup.Due(backup.Newest(es), s.every)
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.now().Before(s.next)
+}
+
+func (s *snapshots) fail(err error, retry time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastErr = err.Error()
+	if retry > s.every {
+		retry = s.every
+	}
+	s.next = s.now().Add(retry)
+}
+
+// servers are the HTTP addresses of the running Consul servers.
+func (s *snapshots) servers() []string {
+	v := s.view()
+	ts := state.Tasks{}
+	for _, t := range v.Tasks {
+		ts[t.Name] = t
+	}
+	return consulHTTPAddrs(ts, v.Target, "")
+}
+
+func (s *snapshots) consul(addr string) (*consulapi.Client, error) {
+	cfg := consulapi.DefaultNonPooledConfig()
+	cfg.Address, cfg.Scheme, cfg.HttpClient = addr, "http", s.client
+	return consulapi.NewClient(cfg)
+}
+
+// Save takes a snapshot now, stores it and prunes the oldest.
+func (s *snapshots) Save(ctx context.Context) (backup.Entry, error) {
+	if s.target == nil {
+		return backup.Entry{}, errNoTarget
+	}
+	s.busy.Lock()
+	defer s.busy.Unlock()
+	name := s.name(s.now())
+	s.setRunning("taking snapshot " + name)
+	defer s.setRunning("")
+	var last error = errNoServer
+	for _, addr := range s.servers() {
+		cl, err := s.consul(addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		r, _, err := cl.Snapshot().Save(nil) // the leader answers (not stale)
+		if err != nil {
+			last = fmt.Errorf("GET %s/v1/snapshot: %w", addr, err)
+			continue
+		}
+		e, err := s.target.Put(ctx, name, r)
+		r.Close()
+		if err != nil {
+			s.fail(err, time.Minute)
+			return backup.Entry{}, err
+		}
+		s.mu.Lock()
+		s.last, s.lastErr, s.next = e, "", s.now().Add(s.every)
+		s.mu.Unlock()
+		s.log.Info("Consul snapshot stored", zap.String("name", e.Name), zap.Int64("bytes", e.Size), zap.String("sha256", e.SHA256),
+			zap.String("target", s.target.String()), zap.String("via", addr))
+		s.prune(ctx)
+		return e, nil
+	}
+	s.fail(last, time.Minute)
+	return backup.Entry{}, last
+}
+
+func (s *snapshots) prune(ctx context.Context) {
+	es, err := s.target.List(ctx)
+	if err != nil {
+		s.log.Warn("cannot list snapshots to prune them", zap.Error(err))
+		return
+	}
+	for _, n := range backup.Prune(es, s.keep) {
+		if err := s.target.Delete(ctx, n); err != nil {
+			s.log.Warn("cannot delete an old snapshot", zap.String("name", n), zap.Error(err))
+			continue
+		}
+		s.log.Info("old Consul snapshot deleted", zap.String("name", n), zap.Int("keep", s.keep))
+	}
+}
+
+// List lists the stored snapshots, oldest first.
+func (s *snapshots) List(ctx context.Context) ([]backup.Entry, error) {
+	if s.target == nil {
+		return nil, errNoTarget
+	}
+	return s.target.List(ctx)
+}
+
+// Restore restores a stored snapshot into the running cluster, through
+// one running server (Consul applies it on the leader). The snapshot is
+// checked against its checksum as it is read; Consul refuses a truncated
+// or corrupt one.
+func (s *snapshots) Restore(ctx context.Context, name string) error {
+	if s.target == nil {
+		return errNoTarget
+	}
+	if !backup.ValidName(name) {
+		return fmt.Errorf("%w: %q is not a snapshot name (GET /v1/snapshots lists them)", api.ErrBadRequest, name)
+	}
+	s.busy.Lock()
+	defer s.busy.Unlock()
+	s.setRunning("restoring snapshot " + name)
+	defer s.setRunning("")
+	var last error = errNoServer
+	for _, addr := range s.servers() {
+		r, err := s.target.Open(ctx, name)
+		if err != nil {
+			return err
+		}
+		cl, err := s.consul(addr)
+		if err == nil {
+			err = cl.Snapshot().Restore(nil, r)
+		}
+		r.Close()
+		if err == nil {
+			s.log.Warn("Consul snapshot restored", zap.String("name", name), zap.String("via", addr))
+			return nil
+		}
+		last = fmt.Errorf("PUT %s/v1/snapshot: %w", addr, err)
+	}
+	return last
+}
+
+func (s *snapshots) setRunning(what string) {
+	s.mu.Lock()
+	s.running = what
+	s.mu.Unlock()
+}
+
+// plan is the backup plan: one step, the schedule's state.
+func (s *snapshots) plan() plan.Plan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := plan.Step{ID: "backup-snapshot", Name: "snapshot", Status: plan.Pending}
+	switch {
+	case s.target == nil:
+		st.Message = errNoTarget.Error()
+	case s.running != "":
+		st.Status, st.Message = plan.InProgress, s.running+" into "+s.target.String()
+	case s.lastErr != "":
+		st.Status = plan.Error
+		st.Message = fmt.Sprintf("the last snapshot failed: %s; next attempt at %s", s.lastErr, s.next.UTC().Format(time.RFC3339))
+	case s.last.Name != "":
+		st.Status = plan.Complete
+		st.Message = fmt.Sprintf("last snapshot %s (%d bytes, sha256 %s) in %s; next at %s; keeping %d",
+			s.last.Name, s.last.Size, s.last.SHA256, s.target, s.next.UTC().Format(time.RFC3339), s.keep)
+	default:
+		st.Message = fmt.Sprintf("every %s into %s, keeping %d; next at %s", s.every, s.target, s.keep, s.next.UTC().Format(time.RFC3339))
+		if !s.listed {
+			st.Message = fmt.Sprintf("every %s into %s, keeping %d; reading the target", s.every, s.target, s.keep)
+		}
+	}
+	ph := plan.Phase{ID: "backup", Name: "backup", Strategy: "serial", Status: st.Status, Steps: []plan.Step{st}}
+	p := plan.Plan{Name: backupPlan, Strategy: "serial", Status: st.Status, Phases: []plan.Phase{ph}, Errors: []string{}}
+	if st.Status == plan.Error {
+		p.Errors = append(p.Errors, st.Message)
+	}
+	return p
+}
+
+// SnapshotList implements api.Snapshots.
+func (s *Scheduler) SnapshotList(ctx context.Context) ([]backup.Entry, error) {
+	return s.snap.List(ctx)
+}
+
+// SnapshotSave implements api.Snapshots.
+func (s *Scheduler) SnapshotSave(ctx context.Context) (backup.Entry, error) { return s.snap.Save(ctx) }
+
+// SnapshotRestore implements api.Snapshots.
+func (s *Scheduler) SnapshotRestore(ctx context.Context, name string) error {
+	return s.snap.Restore(ctx, name)
+}
