@@ -91,11 +91,25 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		return func(o *operator.Commands, ctx context.Context, _ string) error { return f(o, ctx) }
 	}
 
-	plan := &cobra.Command{Use: "plan", Short: "Show the deployment plans"}
+	plan := &cobra.Command{Use: "plan", Short: "Show and operate the plans (deploy, update, recovery, decommission)"}
 	plan.AddCommand(
 		sub("list", "List the plans", cobra.NoArgs, noArg((*operator.Commands).PlanList)),
 		sub("show [plan]", "Show a plan's phases and steps (default: deploy)", cobra.MaximumNArgs(1), (*operator.Commands).PlanShow),
 	)
+	for _, v := range []struct{ verb, short string }{
+		{"pause", "Pause a plan or one of its phases (the next server or client batch of a rolling restart, the next removal waits)"},
+		{"resume", "Resume a paused plan or phase"},
+		{"force-complete", "Mark a plan, phase or step complete: rolling-restart steps are skipped, their tasks keep running as launched"},
+		{"restart", "Restart a step: its pod is restarted in place, through the quorum gate"},
+		{"start", "Start (resume) a plan"},
+		{"stop", "Stop (pause) a plan"},
+	} {
+		verb := v.verb
+		plan.AddCommand(&cobra.Command{Use: verb + " <plan> [phase [step]]", Short: v.short, Args: cobra.RangeArgs(1, 3),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return run(nil, func(o *operator.Commands, ctx context.Context, _ string) error { return o.PlanOp(ctx, verb, args) })(cmd, args)
+			}})
+	}
 
 	pod := &cobra.Command{Use: "pod", Short: "Show, restart and replace the Consul tasks"}
 	pod.AddCommand(

@@ -58,6 +58,25 @@ func (f *fakeScheduler) Replace(_ context.Context, pod string) ([]string, error)
 	return f.command("replace", pod)
 }
 
+func (f *fakeScheduler) PlanCommand(_ context.Context, c api.PlanCommand) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commands = append(f.commands, fmt.Sprintf("%s %s %s %s", c.Verb, c.Plan, c.Phase, c.Step))
+	if c.Verb == "continue" {
+		return "", fmt.Errorf("%w: plan %s is not interrupted", api.ErrAlready, c.Plan)
+	}
+	if f.cmdErr != nil {
+		return "", f.cmdErr
+	}
+	return "Received cmd: " + c.Verb, nil
+}
+
+func (f *fakeScheduler) Configurations(context.Context) ([]string, error) { return []string{}, nil }
+
+func (f *fakeScheduler) Configuration(_ context.Context, id string) (json.RawMessage, error) {
+	return nil, fmt.Errorf("%w: configuration %q", api.ErrNotFound, id)
+}
+
 var (
 	healthy  = true
 	launched = time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
@@ -425,5 +444,37 @@ func TestEndpoints(t *testing.T) {
 	}
 	if err := c.Endpoints(ctx, "https"); err == nil || !strings.Contains(err.Error(), `endpoint "https" not found`) {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestPlanOps: the SDK CLI's plan verbs map to the API's operations, a
+// 208 says there was nothing to do, a refusal carries its reason.
+func TestPlanOps(t *testing.T) {
+	s := startScheduler(t)
+	c, out := commands(t, s.URL, false)
+	if err := c.PlanOp(ctx, "pause", []string{"update", "server"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PlanOp(ctx, "resume", []string{"update"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PlanOp(ctx, "force-complete", []string{"update", "server", "consul-server-1"}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, out.String(), "Received cmd: interrupt\nNothing to do: already reported: plan update is not interrupted\nReceived cmd: forceComplete\n")
+	want := "[interrupt update server  continue update   forceComplete update server consul-server-1]"
+	if fmt.Sprint(s.sched.commands) != want {
+		t.Fatalf("scheduler got %q, want %q", fmt.Sprint(s.sched.commands), want)
+	}
+	got := s.requests()
+	if len(got) != 3 || got[2].path != "/v1/plans/update/forceComplete" {
+		t.Fatalf("requests %v", got)
+	}
+	s.sched.cmdErr = fmt.Errorf("%w: plan recovery cannot be interrupted", api.ErrConflict)
+	if err := c.PlanOp(ctx, "stop", []string{"recovery"}); err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "cannot be interrupted") {
+		t.Fatalf("refused stop: %v", err)
+	}
+	if err := c.PlanOp(ctx, "pause", nil); err == nil {
+		t.Fatal("pause without a plan")
 	}
 }
