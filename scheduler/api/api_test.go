@@ -35,7 +35,9 @@ func (f *fakeSource) PlanCommand(_ context.Context, c PlanCommand) (string, erro
 	return "Received cmd: " + c.Verb, nil
 }
 
-func (f *fakeSource) Configurations(context.Context) ([]string, error) { return []string{"c1", "c2"}, nil }
+func (f *fakeSource) Configurations(context.Context) ([]string, error) {
+	return []string{"c1", "c2"}, nil
+}
 
 func (f *fakeSource) Configuration(_ context.Context, id string) (json.RawMessage, error) {
 	if id != "c1" && id != f.view.Target.ConfigID {
