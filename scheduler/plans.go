@@ -122,12 +122,12 @@ func (s *Scheduler) controlCommand(ctx context.Context, c api.PlanCommand, el pl
 	changed := false
 	switch c.Verb {
 	case "interrupt", "stop":
-		if c.Verb == "interrupt" && el.Status() == plan.Complete {
-			return "", fmt.Errorf("%w: %s is complete", api.ErrAlready, el.Name())
-		}
 		var err error
 		if ctl, changed, err = s.control.Interrupt(c.Plan, phase); err != nil {
 			return "", fmt.Errorf("%w: %v", api.ErrConflict, err)
+		}
+		if c.Verb == "interrupt" && el.Status() == plan.Complete {
+			return "", fmt.Errorf("%w: %s is complete", api.ErrAlready, el.Name())
 		}
 		if !changed && c.Verb == "interrupt" {
 			return "", fmt.Errorf("%w: %s is already interrupted", api.ErrAlready, el.Name())

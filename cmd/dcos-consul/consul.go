@@ -111,6 +111,10 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 			}})
 	}
 
+	update := &cobra.Command{Use: "update", Short: "Follow a configuration rollout"}
+	update.AddCommand(sub("status", "Show the update plan: every task on the target configuration or waiting for its turn (same as plan show update)",
+		cobra.NoArgs, func(o *operator.Commands, ctx context.Context, _ string) error { return o.PlanShow(ctx, "update") }))
+
 	pod := &cobra.Command{Use: "pod", Short: "Show, restart and replace the Consul tasks"}
 	pod.AddCommand(
 		sub("list", "List the pods", cobra.NoArgs, noArg((*operator.Commands).PodList)),
@@ -133,6 +137,6 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	raft.AddCommand(consulFlag(&cobra.Command{Use: "peers", Short: "Show the raft peers: node, address, leader, voter", Args: cobra.NoArgs,
 		RunE: run(&peersConsul, noArg((*operator.Commands).RaftPeers))}, &peersConsul))
 
-	root.AddCommand(plan, pod, endpoints, members, raft)
+	root.AddCommand(plan, update, pod, endpoints, members, raft)
 	return root
 }

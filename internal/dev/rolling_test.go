@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	consul "github.com/hashicorp/consul/api"
 )
 
@@ -50,8 +51,14 @@ func TestDevRollingUpdate(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := startWriter(ctx, net.JoinHostPort(client.AgentIP, "8500"))
+	hist := &history{}
+	w := startWriter(ctx, net.JoinHostPort(client.AgentIP, "8500"), hist)
 	lw := startLeaderWatch(ctx, before)
+	var serverAddrs []string
+	for _, tk := range before {
+		serverAddrs = append(serverAddrs, net.JoinHostPort(tk.AgentIP, "8500"))
+	}
+	readers := startReaders(ctx, hist, serverAddrs)
 
 	fc.opts.ExtraEnv = append(fc.opts.ExtraEnv, "SERVER_CPUS=0.25")
 	fc.Cluster.opts.ExtraEnv = fc.opts.ExtraEnv
@@ -106,6 +113,7 @@ func TestDevRollingUpdate(t *testing.T) {
 	cancel()
 	w.wait()
 	lw.wait()
+	readers.Wait()
 	for _, tk := range after {
 		if b, ok := before[tk.Name]; ok && b.AgentID != tk.AgentID {
 			t.Errorf("%s moved from %s to %s", tk.Name, b.AgentID, tk.AgentID)
@@ -134,6 +142,11 @@ func TestDevRollingUpdate(t *testing.T) {
 	if lost := w.lost(ctx, net.JoinHostPort(client.AgentIP, "8500")); lost != "" {
 		t.Errorf("acknowledged write lost: %s", lost)
 	}
+	res, n := hist.check(2 * time.Minute)
+	t.Logf("linearizability (porcupine, one register: the writer and a ?consistent reader on every server): %s over %d operations", res, n)
+	if res == porcupine.Illegal {
+		t.Errorf("the history of writes and ?consistent reads is not linearizable")
+	}
 	if os.Getenv("DEV_ROLLING_STRICT") != "" && multi > 0 {
 		t.Errorf("%d samples with more than one server without a leader", multi)
 	}
@@ -149,13 +162,15 @@ type writer struct {
 	done    chan struct{}
 }
 
-func startWriter(ctx context.Context, addr string) *writer {
+func startWriter(ctx context.Context, addr string, h *history) *writer {
 	w := &writer{done: make(chan struct{})}
 	cl, _ := consul.NewClient(&consul.Config{Address: addr, HttpClient: &http.Client{Timeout: 2 * time.Second}})
 	go func() {
 		defer close(w.done)
 		for i := 1; ctx.Err() == nil; i++ {
+			call := time.Now()
 			_, err := cl.KV().Put(&consul.KVPair{Key: "rolling/last", Value: []byte(fmt.Sprint(i))}, nil)
+			h.add(0, regInput{write: true, value: i}, 0, call, time.Now(), err == nil)
 			w.mu.Lock()
 			switch {
 			case err == nil:
