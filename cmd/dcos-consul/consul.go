@@ -111,8 +111,31 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 			}})
 	}
 
-	update := &cobra.Command{Use: "update", Short: "Follow a configuration rollout"}
-	update.AddCommand(sub("status", "Show the update plan: every task on the target configuration or waiting for its turn (same as plan show update)",
+	update := &cobra.Command{Use: "update", Short: "Change the service's options and follow the rollout"}
+	var optionsFile, cosmosURL string
+	var replace bool
+	start := &cobra.Command{Use: "start --options FILE", Short: "Update the service's options through Cosmos (dev: its stand-in); the scheduler restarts with them and rolls them out",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if optionsFile == "" {
+				return fmt.Errorf("--options FILE is required (a JSON object of package options, e.g. {\"servers\": {\"cpus\": 1}})")
+			}
+			b, err := os.ReadFile(optionsFile)
+			if err != nil {
+				return err
+			}
+			if cosmosURL == "" {
+				cosmosURL = os.Getenv(operator.EnvCosmosURL)
+			}
+			service := operator.ServiceName(name, operator.LookupEnv(os.LookupEnv))
+			return run(nil, func(o *operator.Commands, ctx context.Context, _ string) error {
+				return o.UpdateStart(ctx, cosmosURL, service, b, replace)
+			})(cmd, args)
+		}}
+	start.Flags().StringVar(&optionsFile, "options", "", "JSON file of package options (merged over the current ones)")
+	start.Flags().BoolVar(&replace, "replace", false, "replace the current options instead of merging over them")
+	start.Flags().StringVar(&cosmosURL, "cosmos", "", "Cosmos address (default: $"+operator.EnvCosmosURL+", else the DC/OS cluster's)")
+	update.AddCommand(start, sub("status", "Show the update plan: every task on the target configuration or waiting for its turn (same as plan show update)",
 		cobra.NoArgs, func(o *operator.Commands, ctx context.Context, _ string) error { return o.PlanShow(ctx, "update") }))
 
 	pod := &cobra.Command{Use: "pod", Short: "Show, restart and replace the Consul tasks"}

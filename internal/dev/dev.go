@@ -105,6 +105,7 @@ type Cluster struct {
 	sched        *exec.Cmd
 	schedDone    chan error
 	logFile      *os.File
+	upd          updater // options applied by Update (Cosmos's service update)
 }
 
 // Start brings up the simulator, its Mesos-DNS and the scheduler process.
@@ -159,6 +160,9 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("dev: starting Mesos-DNS on %s:%d: %w", o.MasterIP, o.DNSPort, err)
 	}
 
+	if err := c.resumeOptions(); err != nil {
+		return nil, err
+	}
 	if err := c.startScheduler(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	consul "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 )
 
 // TestDevRollingUpdate measures what an operator sees during a rolling
@@ -60,12 +63,25 @@ func TestDevRollingUpdate(t *testing.T) {
 	}
 	readers := startReaders(ctx, hist, serverAddrs)
 
-	fc.opts.ExtraEnv = append(fc.opts.ExtraEnv, "SERVER_CPUS=0.25")
-	fc.Cluster.opts.ExtraEnv = fc.opts.ExtraEnv
-	start := time.Now()
-	if err := fc.RestartScheduler(); err != nil {
+	// The option changes as a DC/OS user changes it: `update start
+	// --options` to Cosmos (dev's stand-in renders the package with the new
+	// options and restarts the scheduler with the new environment).
+	cosmosURL, stopCosmos, err := fc.ServeCosmos()
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer stopCosmos()
+	opClient, err := operator.NewClient(operator.Location{BaseURL: fc.SchedulerURL, From: "test"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opOut bytes.Buffer
+	ops := &operator.Commands{Client: opClient, Out: &opOut}
+	start := time.Now()
+	if err := ops.UpdateStart(ctx, cosmosURL, "consul", []byte(`{"servers": {"cpus": 0.25}}`), false); err != nil {
+		t.Fatalf("update start: %v", err)
+	}
+	t.Logf("update start: %s", strings.TrimSpace(opOut.String()))
 	// Poll the master: when each server's old task leaves RUNNING and its
 	// new one is RUNNING.
 	down := map[string]time.Time{}
@@ -109,6 +125,17 @@ func TestDevRollingUpdate(t *testing.T) {
 	})
 	after, _ := fc.healthy(t, 3, 3*time.Minute)
 	total := time.Since(start)
+	opOut.Reset()
+	eventually(t, time.Minute, "update status complete", func() error {
+		opOut.Reset()
+		if err := ops.PlanShow(ctx, "update"); err != nil {
+			return err
+		}
+		if !strings.Contains(opOut.String(), "COMPLETE") || strings.Contains(opOut.String(), "PENDING") {
+			return fmt.Errorf("update plan:\n%s", opOut.String())
+		}
+		return nil
+	})
 	time.Sleep(2 * time.Second)
 	cancel()
 	w.wait()

@@ -30,6 +30,12 @@ func Run(ctx context.Context, o Options, out io.Writer, readyTimeout time.Durati
 	fmt.Fprintf(out, "Mesos-DNS:        %s  (dig @%s -p %s consul-server-0.consul.mesos)\n", c.DNS.Addr(), hostOf(c.DNS.Addr()), portOf(c.DNS.Addr()))
 	fmt.Fprintf(out, "Scheduler API:    %s/v1/plans/deploy\n", c.SchedulerURL)
 	fmt.Fprintf(out, "Operator CLI:     export DCOS_CONSUL_URL=%s; dcos-consul consul plan show\n", c.SchedulerURL)
+	if cosmosURL, stopCosmos, err := c.ServeCosmos(); err == nil {
+		defer stopCosmos()
+		fmt.Fprintf(out, "Option updates:   export DCOS_CONSUL_COSMOS_URL=%s; dcos-consul consul update start --options new.json\n", cosmosURL)
+	} else {
+		fmt.Fprintf(out, "Option updates:   not available (%v)\n", err)
+	}
 	fmt.Fprintf(out, "Work dir:         %s (scheduler log: scheduler.log)\n", c.opts.WorkDir)
 	fmt.Fprintln(out, "Waiting for Consul to elect a leader ...")
 

@@ -478,3 +478,45 @@ func TestPlanOps(t *testing.T) {
 		t.Fatal("pause without a plan")
 	}
 }
+
+// TestUpdateStart: `update start --options` posts Cosmos's service update
+// (version 1 media types, appId, options, replace) with the DC/OS token,
+// to the cluster the scheduler was found through, or to --cosmos.
+func TestUpdateStart(t *testing.T) {
+	var got struct {
+		path, ctype, accept, auth string
+		body                      map[string]any
+	}
+	cosmos := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.path, got.ctype, got.accept, got.auth = r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Accept"), r.Header.Get("Authorization")
+		_ = json.NewDecoder(r.Body).Decode(&got.body)
+		w.Header().Set("Content-Type", cosmosUpdateResponse)
+		_, _ = w.Write([]byte(`{"marathonDeploymentId": "d-1", "resolvedOptions": {}}`))
+	}))
+	t.Cleanup(cosmos.Close)
+	c, err := NewClient(Location{BaseURL: cosmos.URL + "/service/dev/consul", Service: "dev/consul", Token: "tok", From: "DCOS_URL"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	ops := &Commands{Client: c, Out: &out}
+	if err := ops.UpdateStart(ctx, "", "dev/consul", []byte(`{"servers": {"cpus": 1}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	if got.path != "/cosmos/service/update" || got.ctype != cosmosUpdateRequest || got.accept != cosmosUpdateResponse || got.auth != "token=tok" {
+		t.Errorf("request %+v", got)
+	}
+	if fmt.Sprint(got.body) != "map[appId:/dev/consul options:map[servers:map[cpus:1]] replace:false]" {
+		t.Errorf("body %v", got.body)
+	}
+	if !strings.Contains(out.String(), "deployment d-1") || !strings.Contains(out.String(), "update status") {
+		t.Errorf("output %q", out.String())
+	}
+	if err := ops.UpdateStart(ctx, "", "dev/consul", []byte(`[1]`), false); err == nil {
+		t.Errorf("options that are not an object accepted")
+	}
+	direct, _ := NewClient(Location{BaseURL: "http://127.0.0.1:1", From: "--url"}, time.Second)
+	if _, err := (&Commands{Client: direct}).CosmosBase(""); err == nil || !strings.Contains(err.Error(), EnvCosmosURL) {
+		t.Errorf("no Cosmos for a --url scheduler: %v", err)
+	}
+}
