@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,6 +198,10 @@ func (c *Cluster) SchedulerEnv(apiPort int) []string {
 func (c *Cluster) startScheduler() error {
 	o := c.opts
 	apiPort := o.APIPort
+	if u, err := url.Parse(c.SchedulerURL); apiPort == 0 && c.SchedulerURL != "" && err == nil {
+		// A restart (an option update) keeps the address users were given.
+		apiPort, _ = strconv.Atoi(u.Port())
+	}
 	if apiPort == 0 {
 		p, err := freePort(o.MasterIP)
 		if err != nil {
