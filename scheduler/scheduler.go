@@ -235,6 +235,7 @@ type Scheduler struct {
 	transferring bool
 	transferNext time.Time
 	transferWhy  string
+	transferDone time.Time // when the last transfer succeeded
 	// autopilotFor: the server count autopilot was configured for;
 	// autopilotBusy while a write is under way.
 	autopilotFor  int
