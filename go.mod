@@ -4,6 +4,7 @@ go 1.25
 
 require (
 	github.com/BurntSushi/toml v1.4.0
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cbroglie/mustache v1.4.0
 	github.com/go-zookeeper/zk v1.0.3
 	github.com/gogo/protobuf v1.3.2

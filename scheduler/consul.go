@@ -492,6 +492,9 @@ func (s *Scheduler) startTransfer(tr *reconcile.Transfer, now time.Time) {
 	if tr == nil || s.transferring || now.Before(s.transferNext) {
 		return
 	}
+	if s.raft != nil && s.raft.At.Before(s.transferDone) {
+		return // a view read before the last transfer: wait for a fresh one
+	}
 	s.transferring = true
 	via := consulHTTPAddrs(s.tasks, s.target, "")
 	s.log.Info("handing raft leadership over before restarting the leader", zap.String("from", tr.From), zap.String("to", tr.To),
@@ -510,6 +513,7 @@ func (s *Scheduler) startTransfer(tr *reconcile.Transfer, now time.Time) {
 				return
 			}
 			s.transferWhy = ""
+			s.transferDone = s.now()
 			s.metrics.leaderTransfers.Inc()
 			s.log.Info("raft leadership handed over", zap.String("from", tr.From), zap.String("to", tr.To))
 		}

@@ -23,7 +23,10 @@ func TestSimOperatorReplaceTwiceIsRefused(t *testing.T) {
 	v := h.eventually("deployed", 60*time.Second, deployed(3, 2))
 	first := taskByName(v, "consul-server-0")
 	fc.mu.Lock()
-	fc.hold = func(t state.Task) bool { return t.Name == first.Name && t.TaskID != first.TaskID } // replaced: a non-voter
+	moved := func(t state.Task) bool {
+		return t.Name == first.Name && t.Reservation != nil && t.Reservation.ID != first.Reservation.ID
+	}
+	fc.hold = moved // the replacement (a new reservation, maybe on the same agent): a non-voter
 	fc.mu.Unlock()
 	if code, body := h.postUntilOK("/v1/pod/consul-server-0/replace", 30*time.Second); code != 200 {
 		t.Fatalf("first replace: %d %s", code, body)
@@ -32,12 +35,9 @@ func TestSimOperatorReplaceTwiceIsRefused(t *testing.T) {
 	if code != 409 || !contains(body, "consul-server-0") {
 		t.Fatalf("second replace at once: %d %s, want 409 naming consul-server-0", code, body)
 	}
-	// On a fresh reservation and volume: on another agent, or on its old
-	// one when that is the first free agent offered (3 servers and 2
-	// clients fill the 5 agents).
-	h.eventually("consul-server-0 running on a new volume", 90*time.Second, func(v api.View) error {
+	h.eventually("consul-server-0 replaced and running", 90*time.Second, func(v api.View) error {
 		s := taskByName(v, "consul-server-0")
-		if s.Reservation == nil || s.Reservation.PersistenceID == first.Reservation.PersistenceID || !s.Running() {
+		if !moved(s) || !s.Running() {
 			return fmt.Errorf("consul-server-0: %s", s.Describe())
 		}
 		return nil
@@ -135,4 +135,80 @@ func containsStr(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestSimPlanOperations: interrupting the update plan holds the rolling
+// restart (208 when asked again), continue resumes it, forceComplete
+// skips a server's restart; the recovery plan cannot be paused (409).
+func TestSimPlanOperations(t *testing.T) {
+	h := startSim(t, 5)
+	fc := h.consul.(*fakeConsul)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 2))
+	first := map[string]string{}
+	for _, tk := range v1.Tasks {
+		first[tk.Name] = tk.TaskID
+	}
+	h.stop()
+	fc.mu.Lock()
+	fc.down = true // nothing restarts until the plan is paused
+	fc.mu.Unlock()
+	h.cfg.RaftMultiplier = 2 // servers only
+	h.start()
+	if code, body := h.post("/v1/plans/update/interrupt?phase=server"); code != 200 {
+		t.Fatalf("interrupt: %d %s", code, body)
+	}
+	if code, body := h.post("/v1/plans/update/interrupt?phase=server"); code != 208 {
+		t.Fatalf("second interrupt: %d %s, want 208", code, body)
+	}
+	if code, body := h.post("/v1/plans/recovery/interrupt"); code != 409 {
+		t.Fatalf("recovery interrupt: %d %s, want 409", code, body)
+	}
+	if code, body := h.post("/v1/plans/update/restart?step=consul-server-0"); code != 400 {
+		t.Fatalf("step without phase: %d %s, want 400", code, body)
+	}
+	fc.mu.Lock()
+	fc.down = false
+	fc.mu.Unlock()
+	h.eventually("the update plan waits, paused", 30*time.Second, func(v api.View) error {
+		p := v.Plans[plan.Update]
+		if p.Phases[0].Status != plan.Waiting {
+			return fmt.Errorf("update/server %s", p.Phases[0].Status)
+		}
+		return nil
+	})
+	time.Sleep(6 * time.Second)
+	for _, tk := range h.sched.Snapshot().Tasks {
+		if tk.Role == taskspec.RoleServer && tk.TaskID != first[tk.Name] {
+			t.Fatalf("%s restarted while the update plan was paused", tk.Name)
+		}
+	}
+	// Skip consul-server-2's restart; resume the rest.
+	if code, body := h.post("/v1/plans/update/forceComplete?phase=server&step=consul-server-2"); code != 200 {
+		t.Fatalf("forceComplete: %d %s", code, body)
+	}
+	if code, body := h.post("/v1/plans/update/continue"); code != 200 {
+		t.Fatalf("continue: %d %s", code, body)
+	}
+	if code, body := h.post("/v1/plans/update/continue"); code != 208 {
+		t.Fatalf("second continue: %d %s, want 208", code, body)
+	}
+	h.eventually("the update plan complete", 120*time.Second, func(v api.View) error {
+		if st := v.Plans[plan.Update].Status; st != plan.Complete {
+			return fmt.Errorf("update plan %s", st)
+		}
+		return deployed(3, 2)(v)
+	})
+	v := h.sched.Snapshot()
+	for _, n := range []string{"consul-server-0", "consul-server-1"} {
+		if taskByName(v, n).TaskID == first[n] {
+			t.Errorf("%s not restarted", n)
+		}
+	}
+	if taskByName(v, "consul-server-2").TaskID != first["consul-server-2"] {
+		t.Errorf("consul-server-2 restarted despite forceComplete")
+	}
+	if code, body := h.get("/v1/configurations/target"); code != 200 || !contains(body, `"raft_multiplier": 2`) {
+		t.Errorf("target configuration: %d %s", code, body)
+	}
 }

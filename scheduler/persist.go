@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
 )
@@ -48,6 +49,7 @@ type persisted struct {
 	Target      *state.Target
 	Config      *config.Config
 	Tasks       state.Tasks
+	Control     plan.Control
 }
 
 func load(ctx context.Context, st Store) (persisted, error) {
@@ -83,6 +85,16 @@ func load(ctx context.Context, st Store) (persisted, error) {
 			return p, fmt.Errorf("stored key %q is %v; fix or delete it (the target is kept)", keyConfig, err)
 		}
 		p.Config = &c
+	}
+	b, err = st.Get(ctx, keyPlanControl)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return p, fmt.Errorf("read the plan control: %w", err)
+	default:
+		if err := json.Unmarshal(b, &p.Control); err != nil {
+			return p, fmt.Errorf("stored key %q is not the plans' control (%v); fix or delete it (no plan is paused then)", keyPlanControl, err)
+		}
 	}
 	keys, err := st.List(ctx, prefixTasks)
 	if err != nil {

@@ -260,12 +260,15 @@ type Scheduler struct {
 	transferring bool
 	transferNext time.Time
 	transferWhy  string
+	transferDone time.Time // when the last transfer succeeded
 	// autopilotFor: the server count autopilot was configured for;
 	// autopilotBusy while a write is under way.
 	autopilotFor  int
 	autopilotBusy bool
 	autopilotNext time.Time
-	done          chan struct{} // closed when the loop has returned
+	// control: the plans and phases the operator paused (stored).
+	control plan.Control
+	done    chan struct{} // closed when the loop has returned
 
 	// secrets: the gossip keyring, the executor credential key and the
 	// operator token (scheduler/secrets).
@@ -370,6 +373,12 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 			s.agents[t.AgentID] = reconcile.Agent{ID: t.AgentID, Hostname: t.Hostname}
 		}
 	}
+	s.control = p.Control
+	if !cfg.Uninstall {
+		if err := recordConfiguration(ctx, st, s.target); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("scheduler state loaded", zap.String("framework_id", s.frameworkID), zap.Int("tasks", len(s.tasks)),
 		zap.String("config_id", s.target.ConfigID), zap.Int("servers", s.target.Servers))
 	s.last = s.reconcile(opts.Now())
@@ -381,7 +390,8 @@ func (s *Scheduler) now() time.Time { return s.opts.Now() }
 
 // reconcile runs the pure reconciliation over the current state.
 func (s *Scheduler) reconcile(now time.Time) reconcile.Result {
-	return reconcile.Reconcile(reconcile.Input{Target: s.target, Tasks: s.tasks, Agents: s.agents, Now: now, Raft: s.raft})
+	return reconcile.Reconcile(reconcile.Input{Target: s.target, Tasks: s.tasks, Agents: s.agents, Now: now, Raft: s.raft,
+		Pause: s.control.Pause()})
 }
 
 // applyReconcile adopts a reconciliation result's records.
@@ -492,7 +502,7 @@ func (s *Scheduler) publish() {
 	blocked := s.blocked()
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
 		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
-		ScaleDown: s.scaleDownView(), Gate: s.gateView(),
+		ScaleDown: s.scaleDownView(), Gate: s.gateView(), Control: s.control,
 		Errors: s.refused})
 	if s.snap != nil && !s.target.Uninstall {
 		plans[backupPlan] = s.snap.plan()
@@ -542,63 +552,68 @@ func (s *Scheduler) Replace(ctx context.Context, pod string) ([]string, error) {
 var errStopping = errors.New("the scheduler is stopping; retry when it is back")
 
 func (s *Scheduler) command(ctx context.Context, pod string, goal state.Goal) ([]string, error) {
-	type result struct {
-		names []string
-		err   error
-	}
-	done := make(chan result, 1)
-	f := func() {
-		t, ok := s.tasks[pod]
-		if !ok {
-			done <- result{err: fmt.Errorf("%w %q (GET /v1/pod lists the pods)", api.ErrUnknownPod, pod)}
-			return
-		}
-		if t.Goal == state.GoalStop {
-			done <- result{err: fmt.Errorf("pod %q is being stopped", pod)}
-			return
-		}
-		if t.Goal == state.GoalDecommission || (t.Role == taskspec.RoleServer && t.Index >= s.target.Servers) {
-			done <- result{err: fmt.Errorf("pod %q is being removed: servers are scaled down to %d", pod, s.target.Servers)}
-			return
-		}
-		if !t.Launched() && goal == state.GoalRestart {
-			done <- result{err: fmt.Errorf("pod %q has no task to restart yet", pod)}
-			return
-		}
-		if t.Role == taskspec.RoleServer && t.Goal != goal {
-			// The quorum gate: refused (409), never carried out at once.
-			if why := reconcile.DisruptionWait(s.target, s.tasks, s.raft, pod); why != "" {
-				s.log.Warn("operator command refused by the quorum gate", zap.String("pod", pod), zap.String("goal", string(goal)),
-					zap.String("why", why))
-				done <- result{err: fmt.Errorf("%w: %s %s now could cost Consul its quorum: %s; retry once it is settled",
-					api.ErrConflict, strings.ToLower(string(goal)), pod, why)}
-				return
-			}
-		}
-		t.Goal = goal
-		s.setTask(t)
-		if err := s.flush(ctx); err != nil {
-			done <- result{err: err}
-			return
-		}
-		s.log.Info("operator command", zap.String("pod", pod), zap.String("goal", string(goal)))
-		done <- result{names: []string{pod}}
+	var names []string
+	err := s.inLoop(ctx, func() error {
+		var err error
+		names, err = s.podCommand(ctx, pod, goal)
+		return err
+	})
+	return names, err
+}
+
+// inLoop runs f on the loop's goroutine (which owns the state) and waits
+// for it.
+func (s *Scheduler) inLoop(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	select {
+	case s.cmds <- func() { done <- f() }:
+	case <-s.done:
+		return errStopping
+	case <-ctx.Done():
+		return fmt.Errorf("the scheduler is busy: %w", ctx.Err())
 	}
 	select {
-	case s.cmds <- f:
+	case err := <-done:
+		return err
 	case <-s.done:
-		return nil, errStopping
+		return errStopping
 	case <-ctx.Done():
-		return nil, fmt.Errorf("the scheduler is busy: %w", ctx.Err())
+		return ctx.Err()
 	}
-	select {
-	case r := <-done:
-		return r.names, r.err
-	case <-s.done:
-		return nil, errStopping
-	case <-ctx.Done():
-		return nil, ctx.Err()
+}
+
+// podCommand sets a pod's goal (restart, replace) through the quorum gate
+// and writes it (on the loop).
+func (s *Scheduler) podCommand(ctx context.Context, pod string, goal state.Goal) ([]string, error) {
+	t, ok := s.tasks[pod]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (GET /v1/pod lists the pods)", api.ErrUnknownPod, pod)
 	}
+	if t.Goal == state.GoalStop {
+		return nil, fmt.Errorf("pod %q is being stopped", pod)
+	}
+	if t.Goal == state.GoalDecommission || (t.Role == taskspec.RoleServer && t.Index >= s.target.Servers) {
+		return nil, fmt.Errorf("pod %q is being removed: servers are scaled down to %d", pod, s.target.Servers)
+	}
+	if !t.Launched() && goal == state.GoalRestart {
+		return nil, fmt.Errorf("pod %q has no task to restart yet", pod)
+	}
+	if t.Role == taskspec.RoleServer && t.Goal != goal {
+		// The quorum gate: refused (409), never carried out at once.
+		if why := reconcile.DisruptionWait(s.target, s.tasks, s.raft, pod); why != "" {
+			s.log.Warn("operator command refused by the quorum gate", zap.String("pod", pod), zap.String("goal", string(goal)),
+				zap.String("why", why))
+			return nil, fmt.Errorf("%w: %s %s now could cost Consul its quorum: %s; retry once it is settled",
+				api.ErrConflict, strings.ToLower(string(goal)), pod, why)
+		}
+	}
+	t.Goal = goal
+	s.setTask(t)
+	if err := s.flush(ctx); err != nil {
+		return nil, err
+	}
+	s.log.Info("operator command", zap.String("pod", pod), zap.String("goal", string(goal)))
+	return []string{pod}, nil
 }
 
 // blocked are records that must not launch now, with why.
@@ -692,7 +707,12 @@ func (s *Scheduler) forgetState(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("uninstall: list state: %w", err)
 	}
-	for _, k := range append(keys, keyTarget, keyConfig, keyFrameworkID, secrets.Key) {
+	confs, err := s.store.List(ctx, prefixConfigurations)
+	if err != nil {
+		return fmt.Errorf("uninstall: list configurations: %w", err)
+	}
+	keys = append(keys, confs...)
+	for _, k := range append(keys, keyTarget, keyConfig, keyFrameworkID, keyPlanControl, secrets.Key) {
 		if err := s.store.Delete(ctx, k); err != nil {
 			return fmt.Errorf("uninstall: delete %s: %w", k, err)
 		}

@@ -1015,6 +1015,22 @@ func TestSimScaleServersDownFromFiveToThree(t *testing.T) {
 	if !sawPhase {
 		t.Log("the scale-down phase was not caught in the plan (it can be quick)")
 	}
+	// Autopilot follows the count: min_quorum 2 once the 3 remain (3 for
+	// the 5, if the first scheduler got to it before it was stopped).
+	h.eventually("autopilot's min_quorum set for 3 servers", 30*time.Second, func(api.View) error {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		n := len(fc.autopilot)
+		if n == 0 || fc.autopilot[n-1] != 2 {
+			return fmt.Errorf("min_quorum writes %v, want the last 2", fc.autopilot)
+		}
+		for _, q := range fc.autopilot {
+			if q != 2 && q != 3 {
+				return fmt.Errorf("min_quorum writes %v: %d is no quorum of 5 or 3", fc.autopilot, q)
+			}
+		}
+		return nil
+	})
 	reserved := 0
 	h.eventually("reservations of the removed servers destroyed", 60*time.Second, func(api.View) error {
 		reserved = 0

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,6 +106,7 @@ type Cluster struct {
 	sched        *exec.Cmd
 	schedDone    chan error
 	logFile      *os.File
+	upd          updater // options applied by Update (Cosmos's service update)
 }
 
 // Start brings up the simulator, its Mesos-DNS and the scheduler process.
@@ -159,6 +161,9 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("dev: starting Mesos-DNS on %s:%d: %w", o.MasterIP, o.DNSPort, err)
 	}
 
+	if err := c.resumeOptions(); err != nil {
+		return nil, err
+	}
 	if err := c.startScheduler(); err != nil {
 		return nil, err
 	}
@@ -203,6 +208,10 @@ func (c *Cluster) OperatorTokenFile() string {
 func (c *Cluster) startScheduler() error {
 	o := c.opts
 	apiPort := o.APIPort
+	if u, err := url.Parse(c.SchedulerURL); apiPort == 0 && c.SchedulerURL != "" && err == nil {
+		// A restart (an option update) keeps the address users were given.
+		apiPort, _ = strconv.Atoi(u.Port())
+	}
 	if apiPort == 0 {
 		p, err := freePort(o.MasterIP)
 		if err != nil {

@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	consul "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 )
 
 // TestDevRollingUpdate measures what an operator sees during a rolling
@@ -50,15 +54,34 @@ func TestDevRollingUpdate(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := startWriter(ctx, net.JoinHostPort(client.AgentIP, "8500"))
+	hist := &history{}
+	w := startWriter(ctx, net.JoinHostPort(client.AgentIP, "8500"), hist)
 	lw := startLeaderWatch(ctx, before)
+	var serverAddrs []string
+	for _, tk := range before {
+		serverAddrs = append(serverAddrs, net.JoinHostPort(tk.AgentIP, "8500"))
+	}
+	readers := startReaders(ctx, hist, serverAddrs)
 
-	fc.opts.ExtraEnv = append(fc.opts.ExtraEnv, "SERVER_CPUS=0.25")
-	fc.Cluster.opts.ExtraEnv = fc.opts.ExtraEnv
-	start := time.Now()
-	if err := fc.RestartScheduler(); err != nil {
+	// The option changes as a DC/OS user changes it: `update start
+	// --options` to Cosmos (dev's stand-in renders the package with the new
+	// options and restarts the scheduler with the new environment).
+	cosmosURL, stopCosmos, err := fc.ServeCosmos()
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer stopCosmos()
+	opClient, err := operator.NewClient(operator.Location{BaseURL: fc.SchedulerURL, From: "test"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opOut bytes.Buffer
+	ops := &operator.Commands{Client: opClient, Out: &opOut}
+	start := time.Now()
+	if err := ops.UpdateStart(ctx, cosmosURL, "consul", []byte(`{"servers": {"cpus": 0.25}}`), false); err != nil {
+		t.Fatalf("update start: %v", err)
+	}
+	t.Logf("update start: %s", strings.TrimSpace(opOut.String()))
 	// Poll the master: when each server's old task leaves RUNNING and its
 	// new one is RUNNING.
 	down := map[string]time.Time{}
@@ -102,10 +125,22 @@ func TestDevRollingUpdate(t *testing.T) {
 	})
 	after, _ := fc.healthy(t, 3, 3*time.Minute)
 	total := time.Since(start)
+	opOut.Reset()
+	eventually(t, time.Minute, "update status complete", func() error {
+		opOut.Reset()
+		if err := ops.PlanShow(ctx, "update"); err != nil {
+			return err
+		}
+		if !strings.Contains(opOut.String(), "COMPLETE") || strings.Contains(opOut.String(), "PENDING") {
+			return fmt.Errorf("update plan:\n%s", opOut.String())
+		}
+		return nil
+	})
 	time.Sleep(2 * time.Second)
 	cancel()
 	w.wait()
 	lw.wait()
+	readers.Wait()
 	for _, tk := range after {
 		if b, ok := before[tk.Name]; ok && b.AgentID != tk.AgentID {
 			t.Errorf("%s moved from %s to %s", tk.Name, b.AgentID, tk.AgentID)
@@ -134,6 +169,11 @@ func TestDevRollingUpdate(t *testing.T) {
 	if lost := w.lost(ctx, net.JoinHostPort(client.AgentIP, "8500")); lost != "" {
 		t.Errorf("acknowledged write lost: %s", lost)
 	}
+	res, n := hist.check(2 * time.Minute)
+	t.Logf("linearizability (porcupine, one register: the writer and a ?consistent reader on every server): %s over %d operations", res, n)
+	if res == porcupine.Illegal {
+		t.Errorf("the history of writes and ?consistent reads is not linearizable")
+	}
 	if os.Getenv("DEV_ROLLING_STRICT") != "" && multi > 0 {
 		t.Errorf("%d samples with more than one server without a leader", multi)
 	}
@@ -149,13 +189,15 @@ type writer struct {
 	done    chan struct{}
 }
 
-func startWriter(ctx context.Context, addr string) *writer {
+func startWriter(ctx context.Context, addr string, h *history) *writer {
 	w := &writer{done: make(chan struct{})}
 	cl, _ := consul.NewClient(&consul.Config{Address: addr, HttpClient: &http.Client{Timeout: 2 * time.Second}})
 	go func() {
 		defer close(w.done)
 		for i := 1; ctx.Err() == nil; i++ {
+			call := time.Now()
 			_, err := cl.KV().Put(&consul.KVPair{Key: "rolling/last", Value: []byte(fmt.Sprint(i))}, nil)
+			h.add(0, regInput{write: true, value: i}, 0, call, time.Now(), err == nil)
 			w.mu.Lock()
 			switch {
 			case err == nil:

@@ -54,6 +54,14 @@ func Run(ctx context.Context, o Options, con Console, readyTimeout time.Duration
 	}
 	st := devstate.State{PID: os.Getpid(), WorkDir: c.opts.WorkDir, SchedulerURL: c.SchedulerURL,
 		MasterURL: c.Sim.MasterURL(), MesosDNS: c.DNS.Addr(), Started: start.UTC(), TokenFile: c.OperatorTokenFile()}
+	// dev's stand-in for Cosmos's service update: `dcos-consul consul
+	// update start --options FILE` finds it in the state file.
+	if cosmosURL, stopCosmos, err := c.ServeCosmos(); err == nil {
+		defer stopCosmos()
+		st.CosmosURL = cosmosURL
+	} else if !con.Quiet {
+		fmt.Fprintf(out, "dev: option updates are not available: %v\n", err)
+	}
 	if err := devstate.Write(st, files...); err != nil {
 		return fmt.Errorf("dev: saying where the cluster is: %w", err)
 	}

@@ -34,6 +34,9 @@ type State struct {
 	// TokenFile holds the scheduler's operator token (mode 0600): the
 	// operator commands read it, so mutating ones work with no export.
 	TokenFile string `json:"token_file,omitempty"`
+	// CosmosURL is dev's stand-in for Cosmos's service update (the
+	// operator command `update start` sends the new options there).
+	CosmosURL string `json:"cosmos_url,omitempty"`
 }
 
 // WellKnown is the well-known state file: $DCOS_CONSUL_DEV_FILE, else

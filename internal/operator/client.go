@@ -121,12 +121,35 @@ func (c *Client) Post(ctx context.Context, path string) (Response, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, also []int) (Response, error) {
-	u := c.loc.BaseURL + path
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	return c.doURL(ctx, method, c.loc.BaseURL+path, nil, nil, also)
+}
+
+// Cosmos media types of the service update call (version 1).
+const (
+	cosmosUpdateRequest  = "application/vnd.dcos.service.update-request+json;charset=utf-8;version=v1"
+	cosmosUpdateResponse = "application/vnd.dcos.service.update-response+json;charset=utf-8;version=v1"
+)
+
+// CosmosUpdate posts a service update request (JSON) to Cosmos at base
+// (the DC/OS URL, or dev's Cosmos stand-in): POST <base>/cosmos/service/update.
+func (c *Client) CosmosUpdate(ctx context.Context, base string, request []byte) (Response, error) {
+	return c.doURL(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/cosmos/service/update",
+		map[string]string{"Content-Type": cosmosUpdateRequest, "Accept": cosmosUpdateResponse}, request, nil)
+}
+
+func (c *Client) doURL(ctx context.Context, method, u string, hdr map[string]string, reqBody []byte, also []int) (Response, error) {
+	var rd io.Reader
+	if reqBody != nil {
+		rd = bytes.NewReader(reqBody)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	if c.loc.Token != "" {
 		req.Header.Set("Authorization", "token="+c.loc.Token)
 	}

@@ -87,11 +87,55 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		return func(o *Commands, ctx context.Context, _ string) error { return f(o, ctx) }
 	}
 
-	plan := &cobra.Command{Use: "plan", Short: "Show the deployment plans"}
+	plan := &cobra.Command{Use: "plan", Short: "Show and operate the plans (deploy, update, recovery, decommission)"}
 	plan.AddCommand(
 		sub("list", "List the plans", cobra.NoArgs, noArg((*Commands).PlanList)),
 		sub("show [plan]", "Show a plan's phases and steps (default: deploy)", cobra.MaximumNArgs(1), (*Commands).PlanShow),
 	)
+	for _, v := range []struct{ verb, short string }{
+		{"pause", "Pause a plan or one of its phases (the next server or client batch of a rolling restart, the next removal waits)"},
+		{"resume", "Resume a paused plan or phase"},
+		{"force-complete", "Mark a plan, phase or step complete: rolling-restart steps are skipped, their tasks keep running as launched"},
+		{"restart", "Restart a step: its pod is restarted in place, through the quorum gate"},
+		{"start", "Start (resume) a plan"},
+		{"stop", "Stop (pause) a plan"},
+	} {
+		verb := v.verb
+		plan.AddCommand(&cobra.Command{Use: verb + " <plan> [phase [step]]", Short: v.short, Args: cobra.RangeArgs(1, 3),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return run(nil, func(o *Commands, ctx context.Context, _ string) error { return o.PlanOp(ctx, verb, args) })(cmd, args)
+			}})
+	}
+
+	update := &cobra.Command{Use: "update", Short: "Change the service's options and follow the rollout"}
+	var optionsFile, cosmosURL string
+	var replace bool
+	start := &cobra.Command{Use: "start --options FILE", Short: "Update the service's options through Cosmos (dev: its stand-in); the scheduler restarts with them and rolls them out",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if optionsFile == "" {
+				return fmt.Errorf("--options FILE is required (a JSON object of package options, e.g. {\"servers\": {\"cpus\": 1}})")
+			}
+			b, err := os.ReadFile(optionsFile)
+			if err != nil {
+				return err
+			}
+			if cosmosURL == "" {
+				cosmosURL = os.Getenv(EnvCosmosURL)
+			}
+			if cosmosURL == "" {
+				cosmosURL = DevCosmosURL(LookupEnv(os.LookupEnv)) // a running dev's stand-in
+			}
+			service := ServiceName(name, LookupEnv(os.LookupEnv))
+			return run(nil, func(o *Commands, ctx context.Context, _ string) error {
+				return o.UpdateStart(ctx, cosmosURL, service, b, replace)
+			})(cmd, args)
+		}}
+	start.Flags().StringVar(&optionsFile, "options", "", "JSON file of package options (merged over the current ones)")
+	start.Flags().BoolVar(&replace, "replace", false, "replace the current options instead of merging over them")
+	start.Flags().StringVar(&cosmosURL, "cosmos", "", "Cosmos address (default: $"+EnvCosmosURL+", else the DC/OS cluster's)")
+	update.AddCommand(start, sub("status", "Show the update plan: every task on the target configuration or waiting for its turn (same as plan show update)",
+		cobra.NoArgs, func(o *Commands, ctx context.Context, _ string) error { return o.PlanShow(ctx, "update") }))
 
 	pod := &cobra.Command{Use: "pod", Short: "Show, restart and replace the Consul tasks"}
 	pod.AddCommand(
@@ -122,6 +166,6 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		sub("restore <name>", "Restore a stored snapshot into the running cluster (replaces its whole state)", cobra.ExactArgs(1), (*Commands).SnapshotRestore),
 	)
 
-	root.AddCommand(plan, pod, endpoints, members, raft, snapshot)
+	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot)
 	return root
 }

@@ -248,3 +248,52 @@ func decode(r Response, path string, v any) error {
 	}
 	return nil
 }
+
+// PlanVerbs maps the CLI's plan verbs (the DC/OS SDK CLI's) to the API's
+// plan operations.
+var PlanVerbs = map[string]string{
+	"pause": "interrupt", "resume": "continue", "force-complete": "forceComplete",
+	"restart": "restart", "start": "start", "stop": "stop",
+}
+
+// PlanOp runs a plan operation: args are the plan, then optionally the
+// phase and the step (by name or ID). 208 (nothing to do) is not an error.
+func (c *Commands) PlanOp(ctx context.Context, verb string, args []string) error {
+	op, ok := PlanVerbs[verb]
+	if !ok {
+		return fmt.Errorf("unknown plan command %q", verb)
+	}
+	if len(args) < 1 || len(args) > 3 {
+		return fmt.Errorf("plan %s <plan> [phase [step]]", verb)
+	}
+	q := url.Values{}
+	if len(args) > 1 {
+		q.Set("phase", args[1])
+	}
+	if len(args) > 2 {
+		q.Set("step", args[2])
+	}
+	p := "/v1/plans/" + url.PathEscape(args[0]) + "/" + op
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	r, err := c.Client.Post(ctx, p)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	var res struct {
+		Message string `json:"message"`
+	}
+	if err := decode(r, p, &res); err != nil {
+		return err
+	}
+	if r.Status == http.StatusAlreadyReported {
+		fmt.Fprintf(c.Out, "Nothing to do: %s\n", res.Message)
+		return nil
+	}
+	fmt.Fprintln(c.Out, res.Message)
+	return nil
+}

@@ -58,6 +58,25 @@ func (f *fakeScheduler) Replace(_ context.Context, pod string) ([]string, error)
 	return f.command("replace", pod)
 }
 
+func (f *fakeScheduler) PlanCommand(_ context.Context, c api.PlanCommand) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commands = append(f.commands, fmt.Sprintf("%s %s %s %s", c.Verb, c.Plan, c.Phase, c.Step))
+	if c.Verb == "continue" {
+		return "", fmt.Errorf("%w: plan %s is not interrupted", api.ErrAlready, c.Plan)
+	}
+	if f.cmdErr != nil {
+		return "", f.cmdErr
+	}
+	return "Received cmd: " + c.Verb, nil
+}
+
+func (f *fakeScheduler) Configurations(context.Context) ([]string, error) { return []string{}, nil }
+
+func (f *fakeScheduler) Configuration(_ context.Context, id string) (json.RawMessage, error) {
+	return nil, fmt.Errorf("%w: configuration %q", api.ErrNotFound, id)
+}
+
 var (
 	healthy  = true
 	launched = time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
@@ -426,5 +445,79 @@ Load-balanced on DC/OS: consul.consul.l4lb.thisdcos.directory:8500
 	}
 	if err := c.Endpoints(ctx, "https"); err == nil || !strings.Contains(err.Error(), `endpoint "https" not found`) {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestPlanOps: the SDK CLI's plan verbs map to the API's operations, a
+// 208 says there was nothing to do, a refusal carries its reason.
+func TestPlanOps(t *testing.T) {
+	s := startScheduler(t)
+	c, out := commands(t, s.URL, false)
+	if err := c.PlanOp(ctx, "pause", []string{"update", "server"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PlanOp(ctx, "resume", []string{"update"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PlanOp(ctx, "force-complete", []string{"update", "server", "consul-server-1"}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, out.String(), "Received cmd: interrupt\nNothing to do: already reported: plan update is not interrupted\nReceived cmd: forceComplete\n")
+	want := "[interrupt update server  continue update   forceComplete update server consul-server-1]"
+	if fmt.Sprint(s.sched.commands) != want {
+		t.Fatalf("scheduler got %q, want %q", fmt.Sprint(s.sched.commands), want)
+	}
+	got := s.requests()
+	if len(got) != 3 || got[2].path != "/v1/plans/update/forceComplete" {
+		t.Fatalf("requests %v", got)
+	}
+	s.sched.cmdErr = fmt.Errorf("%w: plan recovery cannot be interrupted", api.ErrConflict)
+	if err := c.PlanOp(ctx, "stop", []string{"recovery"}); err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "cannot be interrupted") {
+		t.Fatalf("refused stop: %v", err)
+	}
+	if err := c.PlanOp(ctx, "pause", nil); err == nil {
+		t.Fatal("pause without a plan")
+	}
+}
+
+// TestUpdateStart: `update start --options` posts Cosmos's service update
+// (version 1 media types, appId, options, replace) with the DC/OS token,
+// to the cluster the scheduler was found through, or to --cosmos.
+func TestUpdateStart(t *testing.T) {
+	var got struct {
+		path, ctype, accept, auth string
+		body                      map[string]any
+	}
+	cosmos := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.path, got.ctype, got.accept, got.auth = r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Accept"), r.Header.Get("Authorization")
+		_ = json.NewDecoder(r.Body).Decode(&got.body)
+		w.Header().Set("Content-Type", cosmosUpdateResponse)
+		_, _ = w.Write([]byte(`{"marathonDeploymentId": "d-1", "resolvedOptions": {}}`))
+	}))
+	t.Cleanup(cosmos.Close)
+	c, err := NewClient(Location{BaseURL: cosmos.URL + "/service/dev/consul", Service: "dev/consul", Token: "tok", From: "DCOS_URL"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	ops := &Commands{Client: c, Out: &out}
+	if err := ops.UpdateStart(ctx, "", "dev/consul", []byte(`{"servers": {"cpus": 1}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	if got.path != "/cosmos/service/update" || got.ctype != cosmosUpdateRequest || got.accept != cosmosUpdateResponse || got.auth != "token=tok" {
+		t.Errorf("request %+v", got)
+	}
+	if fmt.Sprint(got.body) != "map[appId:/dev/consul options:map[servers:map[cpus:1]] replace:false]" {
+		t.Errorf("body %v", got.body)
+	}
+	if !strings.Contains(out.String(), "deployment d-1") || !strings.Contains(out.String(), "update status") {
+		t.Errorf("output %q", out.String())
+	}
+	if err := ops.UpdateStart(ctx, "", "dev/consul", []byte(`[1]`), false); err == nil {
+		t.Errorf("options that are not an object accepted")
+	}
+	direct, _ := NewClient(Location{BaseURL: "http://127.0.0.1:1", From: "--url"}, time.Second)
+	if _, err := (&Commands{Client: direct}).CosmosBase(""); err == nil || !strings.Contains(err.Error(), EnvCosmosURL) {
+		t.Errorf("no Cosmos for a --url scheduler: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -72,8 +73,17 @@ type Source struct {
 
 // ReadSource reads the package files from the repository root.
 func ReadSource(root string) (*Source, error) {
+	return readSource(func(rel string) ([]byte, error) { return os.ReadFile(filepath.Join(root, rel)) })
+}
+
+// ReadSourceFS reads the package files from fsys (dcosconsul.PackageFiles).
+func ReadSourceFS(fsys fs.FS) (*Source, error) {
+	return readSource(func(rel string) ([]byte, error) { return fs.ReadFile(fsys, rel) })
+}
+
+func readSource(readFile func(rel string) ([]byte, error)) (*Source, error) {
 	read := func(rel string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(root, rel))
+		b, err := readFile(rel)
 		if err != nil {
 			return nil, fmt.Errorf("universe: %w", err)
 		}

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,19 @@ var ErrUnknownPod = errors.New("unknown pod")
 // ErrConflict: the command is refused now (409), e.g. by the quorum gate.
 var ErrConflict = errors.New("refused")
 
+// ErrNotFound (404): no such plan, phase, step or configuration.
+// ErrAlready (208): the command would change nothing.
+var (
+	ErrNotFound = plan.ErrNotFound
+	ErrAlready  = errors.New("already reported")
+)
+
+// PlanCommand is one of the SDK's plan operations: POST
+// /v1/plans/<Plan>/<Verb>?phase=<Phase>&step=<Step>.
+type PlanCommand struct {
+	Plan, Verb, Phase, Step string
+}
+
 // Source is the scheduler as the API sees it.
 type Source interface {
 	Snapshot() View
@@ -53,6 +67,13 @@ type Source interface {
 	// relaunches it on another agent. Both return the task names affected.
 	Restart(ctx context.Context, pod string) ([]string, error)
 	Replace(ctx context.Context, pod string) ([]string, error)
+	// PlanCommand runs a plan operation; the message is the SDK's
+	// "Received cmd: ...".
+	PlanCommand(ctx context.Context, c PlanCommand) (string, error)
+	// Configurations lists the configuration IDs the service ran with;
+	// Configuration is one of them.
+	Configurations(ctx context.Context) ([]string, error)
+	Configuration(ctx context.Context, id string) (json.RawMessage, error)
 }
 
 // Handler returns the API's HTTP handler. gatherer serves /metrics (nil:
@@ -65,12 +86,14 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/v1/plans", a.get(a.plans))
-	mux.HandleFunc("/v1/plans/", a.get(a.plan))
+	mux.HandleFunc("/v1/plans/", a.plan)
 	mux.HandleFunc("/v1/pod", a.get(a.pods))
 	mux.HandleFunc("/v1/pod/", a.pod)
 	mux.HandleFunc("/v1/endpoints", a.get(a.endpoints))
 	mux.HandleFunc("/v1/endpoints/", a.get(a.endpoint))
 	mux.HandleFunc("/v1/health", a.get(a.health))
+	mux.HandleFunc("/v1/configurations", a.get(a.configurations))
+	mux.HandleFunc("/v1/configurations/", a.get(a.configuration))
 	mux.HandleFunc("/v1/state/frameworkId", a.get(a.frameworkID))
 	snapshotRoutes(mux, src)
 	// Everything else: Consul's web UI and the Consul API routes it calls
@@ -126,10 +149,22 @@ func planCode(status string) int {
 	}
 }
 
+// planVerbs are the SDK's plan operations (POST /v1/plans/<plan>/<verb>).
+var planVerbs = map[string]bool{"start": true, "stop": true, "continue": true, "interrupt": true, "forceComplete": true, "restart": true}
+
 func (a *api) plan(w http.ResponseWriter, r *http.Request) {
 	name := strings.Trim(strings.TrimPrefix(r.URL.Path, "/v1/plans/"), "/")
+	if parts := strings.Split(name, "/"); len(parts) == 2 && planVerbs[parts[1]] {
+		a.planCommand(w, r, PlanCommand{Plan: parts[0], Verb: parts[1], Phase: r.URL.Query().Get("phase"), Step: r.URL.Query().Get("step")})
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: only GET is allowed here", r.Method, r.URL.Path))
+		return
+	}
 	if strings.Contains(name, "/") {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("plan operations are not supported: %s", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such plan endpoint: %s (POST /v1/plans/<plan>/start|stop|continue|interrupt|forceComplete|restart)", r.URL.Path))
 		return
 	}
 	v := a.src.Snapshot()
@@ -360,4 +395,68 @@ func (a *api) endpoint(w http.ResponseWriter, r *http.Request) {
 		out["vip"] = vip
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// planCommand runs a plan operation with the SDK's status codes: 200
+// done, 208 nothing to do, 400 a step without its phase, 404 no such
+// plan/phase/step, 409 refused (with why).
+func (a *api) planCommand(w http.ResponseWriter, r *http.Request, c PlanCommand) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use POST", r.Method, r.URL.Path))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	msg, err := a.src.PlanCommand(ctx, c)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]string{"message": msg})
+	case errors.Is(err, ErrAlready):
+		writeJSON(w, http.StatusAlreadyReported, map[string]string{"message": err.Error()})
+	case errors.Is(err, plan.ErrMissingPhase):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	default:
+		writeError(w, http.StatusConflict, err.Error())
+	}
+}
+
+// configurations: GET /v1/configurations (IDs), /targetId, /target, /<id>.
+func (a *api) configurations(w http.ResponseWriter, r *http.Request) {
+	ids, err := a.src.Configurations(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, ids)
+}
+
+func (a *api) configuration(w http.ResponseWriter, r *http.Request) {
+	id := strings.Trim(strings.TrimPrefix(r.URL.Path, "/v1/configurations/"), "/")
+	target := a.src.Snapshot().Target.ConfigID
+	switch id {
+	case "targetId":
+		writeJSON(w, http.StatusOK, []string{target})
+		return
+	case "target":
+		id = target
+	}
+	b, err := a.src.Configuration(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		var out bytes.Buffer
+		if json.Indent(&out, b, "", "  ") != nil {
+			out.Reset()
+			out.Write(b)
+		}
+		out.WriteByte('\n')
+		_, _ = w.Write(out.Bytes())
+	}
 }

@@ -23,6 +23,27 @@ type fakeSource struct {
 	view     View
 	restarts []string
 	err      error
+	planErr  error
+	planCmds []PlanCommand
+}
+
+func (f *fakeSource) PlanCommand(_ context.Context, c PlanCommand) (string, error) {
+	f.planCmds = append(f.planCmds, c)
+	if f.planErr != nil {
+		return "", f.planErr
+	}
+	return "Received cmd: " + c.Verb, nil
+}
+
+func (f *fakeSource) Configurations(context.Context) ([]string, error) {
+	return []string{"c1", "c2"}, nil
+}
+
+func (f *fakeSource) Configuration(_ context.Context, id string) (json.RawMessage, error) {
+	if id != "c1" && id != f.view.Target.ConfigID {
+		return nil, fmt.Errorf("%w: configuration %q", ErrNotFound, id)
+	}
+	return json.RawMessage(`{"config_id":"` + id + `"}`), nil
 }
 
 func (f *fakeSource) Snapshot() View { return f.view }
@@ -151,5 +172,50 @@ func TestCommandErrors(t *testing.T) {
 	src.err = errors.New("pod \"x\" is being stopped")
 	if code, _, body := do(t, Handler(src, prometheus.NewRegistry()), "POST", "/v1/pod/x/restart"); code != 409 || !strings.Contains(body, "being stopped") {
 		t.Fatalf("conflict: %d %s", code, body)
+	}
+}
+
+// TestPlanCommands: the SDK's plan operations and their status codes.
+func TestPlanCommands(t *testing.T) {
+	for _, c := range []struct {
+		path    string
+		err     error
+		code    int
+		want    PlanCommand
+		contain string
+	}{
+		{"/v1/plans/update/interrupt?phase=server", nil, 200, PlanCommand{Plan: "update", Verb: "interrupt", Phase: "server"}, "Received cmd: interrupt"},
+		{"/v1/plans/deploy/continue", ErrAlready, 208, PlanCommand{Plan: "deploy", Verb: "continue"}, "already"},
+		{"/v1/plans/deploy/forceComplete?phase=server&step=consul-server-0", nil, 200,
+			PlanCommand{Plan: "deploy", Verb: "forceComplete", Phase: "server", Step: "consul-server-0"}, "forceComplete"},
+		{"/v1/plans/nope/start", fmt.Errorf("%w: plan nope", ErrNotFound), 404, PlanCommand{Plan: "nope", Verb: "start"}, "plan nope"},
+		{"/v1/plans/deploy/restart?step=x", fmt.Errorf("%w: step x needs ?phase=", plan.ErrMissingPhase), 400, PlanCommand{Plan: "deploy", Verb: "restart", Step: "x"}, "phase"},
+		{"/v1/plans/recovery/stop", fmt.Errorf("%w: plan recovery cannot be interrupted", ErrConflict), 409, PlanCommand{Plan: "recovery", Verb: "stop"}, "cannot be interrupted"},
+	} {
+		src := &fakeSource{view: view(plan.InProgress), planErr: c.err}
+		code, _, body := do(t, Handler(src, prometheus.NewRegistry()), "POST", c.path)
+		if code != c.code || !strings.Contains(body, c.contain) {
+			t.Errorf("POST %s: %d %s, want %d with %q", c.path, code, body, c.code, c.contain)
+		}
+		if len(src.planCmds) != 1 || src.planCmds[0] != c.want {
+			t.Errorf("POST %s: commands %+v, want %+v", c.path, src.planCmds, c.want)
+		}
+	}
+	src := &fakeSource{view: view(plan.InProgress)}
+	h := Handler(src, prometheus.NewRegistry())
+	if code, _, _ := do(t, h, "GET", "/v1/plans/deploy/interrupt"); code != 405 {
+		t.Errorf("GET interrupt: %d, want 405", code)
+	}
+	if code, _, _ := do(t, h, "POST", "/v1/plans/deploy"); code != 405 {
+		t.Errorf("POST a plan: %d, want 405", code)
+	}
+	if code, _, _ := do(t, h, "POST", "/v1/plans/deploy/bogus"); code != 405 && code != 404 {
+		t.Errorf("unknown verb: %d, want 404 or 405", code)
+	}
+	for path, want := range map[string]int{"/v1/configurations": 200, "/v1/configurations/targetId": 200, "/v1/configurations/target": 200,
+		"/v1/configurations/c1": 200, "/v1/configurations/zz": 404} {
+		if code, _, body := do(t, h, "GET", path); code != want {
+			t.Errorf("GET %s: %d %s, want %d", path, code, body, want)
+		}
 	}
 }

@@ -79,6 +79,8 @@ type Input struct {
 	// and Deregistered says the framework is torn down and the state gone.
 	Release      map[string]string
 	Deregistered bool
+	// Control: the plans and phases the operator paused.
+	Control Control
 	// Errors are problems of the whole deployment, such as configuration
 	// changes refused at start; the deploy plan lists them first and its
 	// status is ERROR while there are any, as in the DC/OS SDK.
@@ -91,12 +93,109 @@ const (
 	Recovery = "recovery"
 )
 
-// Build returns the deploy and recovery plans.
+// Build returns the deploy, recovery, update and decommission plans.
 func Build(in Input) map[string]Plan {
 	if in.Target.Uninstall {
 		return map[string]Plan{Deploy: uninstall(in)}
 	}
-	return map[string]Plan{Deploy: deploy(in), Recovery: recovery(in)}
+	out := map[string]Plan{Deploy: deploy(in), Recovery: recovery(in), Update: update(in), Decommission: decommission(in)}
+	for name, p := range out {
+		out[name] = paused(p, in.Control)
+	}
+	return out
+}
+
+// paused marks the plan and phases the operator interrupted: WAITING
+// (the SDK's status of an interrupted element) unless complete, and each
+// step that has not started says so.
+func paused(p Plan, c Control) Plan {
+	for i, ph := range p.Phases {
+		if !c.IsInterrupted(p.Name, ph.Name) || ph.Status == Complete {
+			continue
+		}
+		ph.Status = Waiting
+		steps := append([]Step(nil), ph.Steps...)
+		for j, s := range steps {
+			if s.Status == Pending {
+				steps[j].Message = s.Message + "; paused by the operator (plan continue)"
+			}
+		}
+		ph.Steps = steps
+		p.Phases[i] = ph
+	}
+	if c.Interrupted[p.Name] && p.Status != Complete && p.Status != Error {
+		p.Status = Waiting
+	}
+	return p
+}
+
+// update is the configuration rollout: every server (one at a time,
+// followers first, the leader last) and every client (in batches) on the
+// target configuration; a step is complete once its task runs with it.
+func update(in Input) Plan {
+	servers := Phase{ID: id("update/server"), Name: "server", Strategy: "serial"}
+	clients := Phase{ID: id("update/client"), Name: "client", Strategy: fmt.Sprintf("parallel (batches of %d%%)", batchPercent(in.Target))}
+	for _, t := range in.Tasks.Sorted() {
+		if t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers || t.Goal == state.GoalStop || !t.Launched() {
+			continue
+		}
+		st := step(in, t.Name, t)
+		if t.Role == taskspec.RoleServer {
+			servers.Steps = append(servers.Steps, st)
+		} else {
+			clients.Steps = append(clients.Steps, st)
+		}
+	}
+	servers.Status, clients.Status = aggregate(servers.Steps), aggregate(clients.Steps)
+	p := Plan{Name: Update, Strategy: "serial", Phases: []Phase{servers, clients}, Errors: []string{}}
+	p.Status = aggregatePhases(p.Phases)
+	return p
+}
+
+func batchPercent(tg state.Target) int {
+	if tg.ClientBatchPercent <= 0 {
+		return 5
+	}
+	return tg.ClientBatchPercent
+}
+
+// decommission is the scale-down: one phase per server above the
+// configured count, the highest first, each leaving the raft
+// configuration (peer removal through Consul), then killed, then its
+// volume destroyed and its reservation released at its agent's next offer.
+func decommission(in Input) Plan {
+	var names []string
+	for n, t := range in.Tasks {
+		if t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers {
+			names = append(names, n)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return in.Tasks[names[i]].Index > in.Tasks[names[j]].Index })
+	var phases []Phase
+	for _, n := range names {
+		t := in.Tasks[n]
+		why := in.ScaleDown[n]
+		started := t.Goal == state.GoalDecommission
+		leave := Step{ID: id("decommission/leave/" + n), Name: "leave-" + n, Status: Pending, Message: why}
+		kill := Step{ID: id("decommission/kill/" + n), Name: "kill-" + n, Status: Pending, Message: "after its raft peer is removed"}
+		unreserve := Step{ID: id("decommission/unreserve/" + n), Name: "unreserve-" + n, Status: Pending,
+			Message: "after the kill: destroy its volume and unreserve at its agent's next offer"}
+		switch {
+		case t.PeerRemoved:
+			leave.Status, leave.Message = Complete, "raft peer removed through the Consul operator API"
+			kill.Status, kill.Message = Starting, why
+		case started:
+			leave.Status = Starting
+		}
+		phases = append(phases, Phase{ID: id("decommission/" + n), Name: "decommission-" + n, Strategy: "serial",
+			Steps: []Step{leave, kill, unreserve}, Status: aggregate([]Step{leave, kill, unreserve})})
+	}
+	p := Plan{Name: Decommission, Strategy: "serial", Phases: phases, Errors: []string{}}
+	if phases == nil {
+		p.Phases = []Phase{}
+	}
+	p.Status = aggregatePhases(p.Phases)
+	return p
 }
 
 // uninstall is the SDK's uninstall plan: kill-tasks, unreserve-resources,

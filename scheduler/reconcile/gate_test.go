@@ -173,3 +173,21 @@ func TestAutopilotWant(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorRestartOfTheLeaderHandsOver: a pod restart of the raft
+// leader asks for a leadership transfer first; once another server leads,
+// the old leader is killed.
+func TestOperatorRestartOfTheLeaderHandsOver(t *testing.T) {
+	s0, s1, s2 := srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")
+	restarting := s2
+	restarting.Goal = state.GoalRestart
+	r := Reconcile(Input{Target: target(), Tasks: tasks(s0, s1, restarting), Now: now, Raft: raftOf(now, nil, s0, s1, s2)}) // s2 leads
+	if r.Transfer == nil || r.Transfer.From != "consul-server-2" || r.Transfer.To != "consul-server-0" || len(r.Kill) != 0 {
+		t.Fatalf("transfer %+v kill %s, want a hand-over from consul-server-2 and no kill yet", r.Transfer, kills(r))
+	}
+	led := raftOf(now, func(m map[string]*RaftServer) { m["consul-server-2"].Leader, m["consul-server-0"].Leader = false, true }, s0, s1, s2)
+	r = Reconcile(Input{Target: target(), Tasks: tasks(s0, s1, restarting), Now: now, Raft: led})
+	if r.Transfer != nil || kills(r) != "[consul-server-2]" {
+		t.Fatalf("after the hand-over: transfer %+v kill %s", r.Transfer, kills(r))
+	}
+}

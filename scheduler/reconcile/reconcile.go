@@ -213,6 +213,12 @@ func Reconcile(in Input) Result {
 			continue
 		case state.GoalRestart:
 			if t.Active() {
+				if tr := handOver(in, r.Tasks, t, ""); tr != nil && r.Transfer == nil {
+					// The leader: hand its leadership over first.
+					r.Transfer = tr
+					r.Gate = fmt.Sprintf("handing raft leadership from %s to %s before restarting %s", tr.From, tr.To, tr.From)
+					continue
+				}
 				r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "restart requested"})
 				continue
 			}
@@ -413,7 +419,7 @@ func moved(t state.Task, now time.Time, tg state.Target) state.Task {
 		peer = net.JoinHostPort(t.IP, strconv.Itoa(port))
 	}
 	return state.Task{Name: t.Name, Role: t.Role, Index: t.Index, Failures: 0, UpdatedAt: now,
-		Replacement: true, OldPeer: peer, Message: "replaced; was on " + hostOrID(t)}
+		Replacement: true, OldPeer: peer, Message: replacedMessage(t)}
 }
 
 func hostOrID(t state.Task) string {
@@ -489,17 +495,10 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 	})
 	t := stale[0]
 	if in.Raft.IsLeader(t, in.Target) && in.Target.Servers > 1 {
-		from, _ := in.Raft.find(t, in.Target)
-		for i := 0; i < in.Target.Servers; i++ {
-			o := r.Tasks[state.ServerName(i)]
-			if o.Name == t.Name || o.ConfigID != in.Target.ServerConfigID {
-				continue
-			}
-			if to, ok := in.Raft.find(o, in.Target); ok && to.Voter && to.Healthy && to.ID != "" && from.ID != "" {
-				r.Transfer = &Transfer{From: t.Name, To: o.Name, FromID: from.ID, ToID: to.ID}
-				r.Gate = fmt.Sprintf("handing raft leadership from %s to %s (restarted, a healthy voter) before restarting %s", t.Name, o.Name, t.Name)
-				return false
-			}
+		if tr := handOver(in, r.Tasks, t, in.Target.ServerConfigID); tr != nil {
+			r.Transfer = tr
+			r.Gate = fmt.Sprintf("handing raft leadership from %s to %s (restarted, a healthy voter) before restarting %s", t.Name, tr.To, t.Name)
+			return false
 		}
 		r.Gate = "waiting for a restarted server to be a healthy voter to hand raft leadership to"
 		return false
@@ -560,4 +559,35 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 		set(t)
 		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, "configuration changed (rolling restart, clients in batches)"})
 	}
+}
+
+// handOver is the leadership transfer to ask for before stopping t, if t
+// leads raft: to the first other configured server that is a healthy
+// voter (and runs configID, when given). nil when t does not lead or no
+// server can take over.
+func handOver(in Input, ts state.Tasks, t state.Task, configID string) *Transfer {
+	if t.Role != taskspec.RoleServer || in.Target.Servers <= 1 || !in.Raft.IsLeader(t, in.Target) {
+		return nil
+	}
+	from, _ := in.Raft.find(t, in.Target)
+	for i := 0; i < in.Target.Servers; i++ {
+		o, ok := ts[state.ServerName(i)]
+		if !ok || o.Name == t.Name || !o.Running() || (configID != "" && o.ConfigID != configID) {
+			continue
+		}
+		if to, ok := in.Raft.find(o, in.Target); ok && to.Voter && to.Healthy && to.ID != "" && from.ID != "" {
+			return &Transfer{From: t.Name, To: o.Name, FromID: from.ID, ToID: to.ID}
+		}
+	}
+	return nil
+}
+
+// replacedMessage says where a replaced server was and, when it had a
+// volume there, that its data goes with it.
+func replacedMessage(t state.Task) string {
+	msg := "replaced; was on " + hostOrID(t)
+	if t.Role == taskspec.RoleServer && t.Reservation != nil && t.Reservation.PersistenceID != "" {
+		msg += "; its volume " + t.Reservation.PersistenceID + " there (with its data) is destroyed when that agent offers it: the new server starts empty and rejoins"
+	}
+	return msg
 }
