@@ -43,6 +43,12 @@ func withSecrets(start startFunc, taskID string, client *http.Client) startFunc 
 			}
 			env.GossipKey = sec.GossipKey
 		}
+		if spec.ACL {
+			if sec.ACLAgentToken == "" {
+				return nil, fmt.Errorf("the scheduler's answer for task %s has no ACL agent token", taskID)
+			}
+			env.ACLAgentToken = sec.ACLAgentToken
+		}
 		return start(ctx, spec, env, log)
 	}
 }

@@ -172,6 +172,7 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 			_ = srv.Close()
 		}
 	}()
+	go s.aclLoop(ctx)
 	if opts.onStart != nil {
 		opts.onStart(s)
 	}

@@ -209,6 +209,11 @@ func (c *Cluster) startScheduler() error {
 			return fmt.Errorf("dev: choosing a port for the scheduler API: %w", err)
 		}
 		apiPort = p
+		// Kept for restarts: executors launched by one scheduler fetch
+		// their secrets from the API address in their task spec, which the
+		// next scheduler must answer on (Marathon keeps a service's API
+		// address across restarts the same way, through its VIP).
+		c.opts.APIPort = p
 	}
 	c.SchedulerURL = "http://" + net.JoinHostPort(o.MasterIP, strconv.Itoa(apiPort))
 	out := o.SchedulerOutput

@@ -108,7 +108,21 @@ func TestDevSecurityDefaults(t *testing.T) {
 	checkMutatingRoutesNeedTheToken(t, c, operatorToken)
 	checkLoopbackListeners(t, workDir)
 
-	// Everything an observer can collect while the cluster runs.
+	collected := collectObservable(t, c)
+	c.Stop()
+	stopped = true
+	sec := storedSecrets(t, workDir)
+	if sec.GossipKey() != gossipKey || sec.OperatorToken != operatorToken {
+		t.Fatalf("the cluster's key or the token file is not what the scheduler stored")
+	}
+	scanForSecrets(t, workDir, collected, sec, tasks)
+}
+
+// collectObservable gathers what an observer of the running cluster can
+// read: /master/state, every agent's /state, every scheduler API read, the
+// scheduler's env and the rendered Marathon app.
+func collectObservable(t *testing.T, c *Cluster) map[string][]byte {
+	t.Helper()
 	collected := map[string][]byte{}
 	collected["/master/state"] = httpBody(t, c.Sim.MasterURL()+"/master/state")
 	for _, a := range c.Sim.Agents() {
@@ -124,10 +138,13 @@ func TestDevSecurityDefaults(t *testing.T) {
 	} else {
 		t.Errorf("the rendered Marathon app: %v", err)
 	}
+	return collected
+}
 
-	// Stop everything, then read the secrets the scheduler stored.
-	c.Stop()
-	stopped = true
+// storedSecrets reads the secrets from the (stopped) scheduler's store.
+func storedSecrets(t *testing.T, workDir string) secrets.Secrets {
+	t.Helper()
+	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Dir: filepath.Join(workDir, "scheduler"), Service: "consul"})
 	if err != nil {
 		t.Fatal(err)
@@ -141,19 +158,22 @@ func TestDevSecurityDefaults(t *testing.T) {
 	if err := json.Unmarshal(raw, &sec); err != nil {
 		t.Fatal(err)
 	}
-	if sec.GossipKey() != gossipKey || sec.OperatorToken != operatorToken {
-		t.Fatalf("the cluster's key or the token file is not what the scheduler stored")
-	}
+	return sec
+}
+
+// scanForSecrets adds every file dev wrote to collected, except the
+// places meant to hold a secret (the scheduler's state store, the token
+// file, Consul's data directories with its keyring; those must be their
+// owner's only), and fails for any secret of sec found in any of them.
+func scanForSecrets(t *testing.T, workDir string, collected map[string][]byte, sec secrets.Secrets, tasks []masterTask) {
+	t.Helper()
 	needles := secretForms(map[string]string{"gossip key": sec.GossipKey(), "operator token": sec.OperatorToken,
-		"executor key": base64.StdEncoding.EncodeToString(sec.ExecutorKey)})
+		"executor key":         base64.StdEncoding.EncodeToString(sec.ExecutorKey),
+		"ACL management token": sec.ManagementToken, "ACL scheduler token": sec.SchedulerToken, "ACL agent token": sec.AgentToken})
 	for _, task := range tasks {
 		needles["credential of "+task.ID] = sec.Credential(task.ID)
 	}
-
-	// Every file dev wrote, except the places meant to hold a secret:
-	// the scheduler's state store, the token file and Consul's data
-	// directories (its own keyring file). Those must be the owner's only.
-	err = filepath.WalkDir(workDir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(workDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -38,6 +38,12 @@ type Secrets struct {
 	GossipKeys    []string `json:"gossip_keys"`
 	ExecutorKey   []byte   `json:"executor_key"`
 	OperatorToken string   `json:"operator_token"`
+	// Consul ACL secrets (UUIDs, as Consul wants them): the initial
+	// management token the scheduler bootstraps ACLs with, its own
+	// narrower token, and the token every agent uses.
+	ManagementToken string `json:"management_token"`
+	SchedulerToken  string `json:"scheduler_token"`
+	AgentToken      string `json:"agent_token"`
 }
 
 // String never shows a secret (a %v of a Secrets in a log stays safe).
@@ -56,7 +62,8 @@ func (s Secrets) GossipKey() string {
 
 // Complete reports whether every secret is there.
 func (s Secrets) Complete() bool {
-	return len(s.GossipKeys) > 0 && len(s.ExecutorKey) >= 32 && len(s.OperatorToken) >= 32
+	return len(s.GossipKeys) > 0 && len(s.ExecutorKey) >= 32 && len(s.OperatorToken) >= 32 &&
+		s.ManagementToken != "" && s.SchedulerToken != "" && s.AgentToken != ""
 }
 
 // Fill generates every missing secret from rnd (crypto/rand.Reader in
@@ -87,7 +94,30 @@ func Fill(s Secrets, rnd io.Reader) (Secrets, bool, error) {
 		s.OperatorToken = t
 		changed = true
 	}
+	for _, p := range []*string{&s.ManagementToken, &s.SchedulerToken, &s.AgentToken} {
+		if *p != "" {
+			continue
+		}
+		u, err := newUUID(rnd)
+		if err != nil {
+			return s, false, err
+		}
+		*p = u
+		changed = true
+	}
 	return s, changed, nil
+}
+
+// newUUID is a random (version 4) UUID, the form Consul wants for token
+// secrets.
+func newUUID(rnd io.Reader) (string, error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return "", fmt.Errorf("secrets: ACL token: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // NewGossipKey returns a fresh Consul gossip key: base64 of 32 random
@@ -189,10 +219,17 @@ func (s Secrets) VerifyOperator(token string) bool {
 	return subtle.ConstantTimeCompare([]byte(s.OperatorToken), []byte(token)) == 1
 }
 
-// ForTask is what a task's executor receives.
-func (s Secrets) ForTask(gossip bool) taskspec.Secrets {
-	if !gossip {
-		return taskspec.Secrets{}
+// Needs are what a task uses: gossip encryption, ACLs.
+type Needs struct{ Gossip, ACL bool }
+
+// ForTask is what a task's executor receives: only what it uses.
+func (s Secrets) ForTask(n Needs) taskspec.Secrets {
+	var out taskspec.Secrets
+	if n.Gossip {
+		out.GossipKey, out.GossipKeys = s.GossipKey(), append([]string(nil), s.GossipKeys...)
 	}
-	return taskspec.Secrets{GossipKey: s.GossipKey(), GossipKeys: append([]string(nil), s.GossipKeys...)}
+	if n.ACL {
+		out.ACLAgentToken = s.AgentToken
+	}
+	return out
 }

@@ -91,7 +91,7 @@ func TestExecutorHandler(t *testing.T) {
 	s, _, _ := Fill(Secrets{}, nil2rand())
 	h := NewHolder(s)
 	live := map[string]bool{"consul-server-0__a": true}
-	srv := httptest.NewServer(ExecutorHandler(h, func(id string) (bool, bool) { return live[id], true }))
+	srv := httptest.NewServer(ExecutorHandler(h, func(id string) (bool, Needs) { return live[id], Needs{Gossip: true} }))
 	defer srv.Close()
 	get := func(id, tok string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+taskspec.SecretsPath+"?task_id="+id, nil)
