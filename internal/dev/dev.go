@@ -210,9 +210,10 @@ func (c *Cluster) startScheduler() error {
 		}
 		apiPort = p
 		// Kept for restarts: executors launched by one scheduler fetch
-		// their secrets from the API address in their task spec, which the
-		// next scheduler must answer on (Marathon keeps a service's API
-		// address across restarts the same way, through its VIP).
+		// their secrets from the API address in their task spec, and the
+		// next scheduler answers there (on DC/OS a moved scheduler has
+		// another address: such a task fails after its fetch timeout and
+		// is relaunched; see docs/security.md).
 		c.opts.APIPort = p
 	}
 	c.SchedulerURL = "http://" + net.JoinHostPort(o.MasterIP, strconv.Itoa(apiPort))
