@@ -287,7 +287,7 @@ func apiReadPaths(t *testing.T, c *Cluster) []string {
 	for _, e := range eps {
 		paths = append(paths, "/v1/endpoints/"+e)
 	}
-	if len(pods) < 5 || len(eps) == 0 {
+	if len(pods) < 4 || len(eps) == 0 {
 		t.Errorf("the API lists %d pods and %d endpoints", len(pods), len(eps))
 	}
 	return paths
