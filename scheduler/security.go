@@ -115,6 +115,7 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(taskspec.SecretsPath, secrets.ExecutorHandler(s.secrets, s.liveTask))
 	mux.Handle(ManagementTokenPath, secrets.ManagementTokenHandler(s.secrets))
+	mux.HandleFunc(KeyringRotatePath, s.keyringHandler)
 	mux.Handle("/", api.Handler(s, reg))
 	return secrets.RequireOperator(s.secrets, mux)
 }
@@ -169,6 +170,13 @@ func advertisedURL(cfg config.Config, ln net.Listener, log *zap.Logger) string {
 // ManagementTokenPath serves the Consul ACL management token to a caller
 // with the operator token.
 const ManagementTokenPath = "/v1/acl/management-token"
+
+// securityLoop runs the background security work: the ACL bootstrap, then
+// a gossip key rotation a previous scheduler left unfinished.
+func (s *Scheduler) securityLoop(ctx context.Context) {
+	s.aclLoop(ctx)
+	s.resumeRotation(ctx)
+}
 
 // aclLoop bootstraps Consul's ACL system once servers run (when the
 // service uses ACLs): every step is idempotent, so it simply runs again

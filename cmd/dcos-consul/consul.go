@@ -119,6 +119,10 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	raft.AddCommand(consulFlag(&cobra.Command{Use: "peers", Short: "Show the raft peers: node, address, leader, voter", Args: cobra.NoArgs,
 		RunE: run(&peersConsul, noArg((*operator.Commands).RaftPeers))}, &peersConsul))
 
-	root.AddCommand(plan, pod, endpoints, members, raft)
+	keyring := &cobra.Command{Use: "keyring", Short: "Manage Consul's gossip encryption key"}
+	keyring.AddCommand(sub("rotate", "Install a new gossip key on every agent, switch to it and remove the old one (needs the operator token)",
+		cobra.NoArgs, noArg((*operator.Commands).KeyringRotate)))
+
+	root.AddCommand(plan, pod, endpoints, members, raft, keyring)
 	return root
 }

@@ -26,6 +26,11 @@ type Env struct {
 	// scheduler (never part of the task spec); required when the spec
 	// asks for gossip encryption.
 	GossipKey string
+	// GossipKeys are every key of the cluster's keyring (GossipKey among
+	// them); Start writes them into the agent's keyring files so that an
+	// agent started during a key rotation, or a server whose volume kept
+	// an old keyring, accepts every key in use.
+	GossipKeys []string
 	// ACLAgentToken is the agent's ACL token, fetched like GossipKey;
 	// required when the spec asks for ACLs.
 	ACLAgentToken string

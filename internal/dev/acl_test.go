@@ -137,7 +137,7 @@ func TestDevACLs(t *testing.T) {
 	collected := collectObservable(t, c)
 	c.Stop()
 	stopped = true
-	scanForSecrets(t, workDir, collected, storedSecrets(t, workDir), tasks)
+	scanForSecrets(t, workDir, collected, storedSecrets(t, workDir), tasks, nil)
 }
 
 func managementToken(t *testing.T, c *Cluster, operatorToken string) string {

@@ -19,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	consul "github.com/hashicorp/consul/api"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
@@ -107,15 +109,16 @@ func TestDevSecurityDefaults(t *testing.T) {
 	checkWrongKeyCannotJoin(t, srv[0].AgentIP)
 	checkMutatingRoutesNeedTheToken(t, c, operatorToken)
 	checkLoopbackListeners(t, workDir)
+	newKey := checkKeyringRotation(t, c, tasks, gossipKey)
 
 	collected := collectObservable(t, c)
 	c.Stop()
 	stopped = true
 	sec := storedSecrets(t, workDir)
-	if sec.GossipKey() != gossipKey || sec.OperatorToken != operatorToken {
+	if sec.GossipKey() != newKey || len(sec.GossipKeys) != 1 || sec.RotatingTo != "" || sec.OperatorToken != operatorToken {
 		t.Fatalf("the cluster's key or the token file is not what the scheduler stored")
 	}
-	scanForSecrets(t, workDir, collected, sec, tasks)
+	scanForSecrets(t, workDir, collected, sec, tasks, map[string]string{"rotated-out gossip key": gossipKey})
 }
 
 // collectObservable gathers what an observer of the running cluster can
@@ -165,11 +168,15 @@ func storedSecrets(t *testing.T, workDir string) secrets.Secrets {
 // places meant to hold a secret (the scheduler's state store, the token
 // file, Consul's data directories with its keyring; those must be their
 // owner's only), and fails for any secret of sec found in any of them.
-func scanForSecrets(t *testing.T, workDir string, collected map[string][]byte, sec secrets.Secrets, tasks []masterTask) {
+func scanForSecrets(t *testing.T, workDir string, collected map[string][]byte, sec secrets.Secrets, tasks []masterTask, more map[string]string) {
 	t.Helper()
-	needles := secretForms(map[string]string{"gossip key": sec.GossipKey(), "operator token": sec.OperatorToken,
+	plain := map[string]string{"gossip key": sec.GossipKey(), "operator token": sec.OperatorToken,
 		"executor key":         base64.StdEncoding.EncodeToString(sec.ExecutorKey),
-		"ACL management token": sec.ManagementToken, "ACL scheduler token": sec.SchedulerToken, "ACL agent token": sec.AgentToken})
+		"ACL management token": sec.ManagementToken, "ACL scheduler token": sec.SchedulerToken, "ACL agent token": sec.AgentToken}
+	for k, v := range more {
+		plain[k] = v
+	}
+	needles := secretForms(plain)
 	for _, task := range tasks {
 		needles["credential of "+task.ID] = sec.Credential(task.ID)
 	}
@@ -454,4 +461,134 @@ func procNetIP(addrPort string) net.IP {
 		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
 	}
 	return net.IP(b)
+}
+
+// checkKeyringRotation rotates the gossip key with the operator command
+// while a writer keeps writing through a client agent (no write may fail),
+// then checks every agent holds only the new key, all are alive, and a
+// restarted server rejoins with it. It returns the new key.
+func checkKeyringRotation(t *testing.T, c *Cluster, tasks []masterTask, oldKey string) string {
+	t.Helper()
+	var clientIP string
+	for _, task := range tasks {
+		if strings.HasPrefix(task.Name, "consul-client-") {
+			clientIP = task.AgentIP
+		}
+	}
+	kv := consulClient(t, clientIP).KV()
+	stop := make(chan struct{})
+	type result struct {
+		ok, failed int
+		last       error
+	}
+	res := make(chan result, 1)
+	go func() {
+		var r result
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				res <- r
+				return
+			default:
+			}
+			if _, err := kv.Put(&consul.KVPair{Key: fmt.Sprintf("rotation/%d", i), Value: []byte("v")}, nil); err != nil {
+				r.failed++
+				r.last = err
+			} else {
+				r.ok++
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	loc, err := operator.Locate(c.SchedulerURL, "consul", operator.LookupEnv(func(k string) (string, bool) {
+		if k == operator.EnvTokenFile {
+			return c.OperatorTokenFile(), true
+		}
+		return "", false
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := operator.NewClient(loc, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	start := time.Now()
+	if err := (&operator.Commands{Client: cl, Out: &out}).KeyringRotate(context.Background()); err != nil {
+		t.Fatalf("keyring rotate: %v", err)
+	}
+	t.Logf("keyring rotate in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(out.String()))
+	time.Sleep(time.Second)
+	close(stop)
+	r := <-res
+	if r.failed > 0 || r.ok < 10 {
+		t.Fatalf("writer during the rotation: %d ok, %d failed (last: %v)", r.ok, r.failed, r.last)
+	}
+	t.Logf("writer during the rotation: %d writes, none failed", r.ok)
+
+	srv := servers(tasks)
+	var newKey string
+	for _, s := range srv {
+		rings, err := consulClient(t, s.AgentIP).Operator().KeyringList(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ring := range rings {
+			if ring.WAN {
+				continue
+			}
+			if len(ring.Keys) != 1 || len(ring.PrimaryKeys) != 1 {
+				t.Fatalf("LAN keyring after the rotation: %d keys, %d primaries, want 1", len(ring.Keys), len(ring.PrimaryKeys))
+			}
+			for k := range ring.Keys {
+				if k == oldKey {
+					t.Fatal("the old key is still installed")
+				}
+				if n := ring.Keys[k]; n != ring.NumNodes {
+					t.Fatalf("the new key is on %d of %d nodes", n, ring.NumNodes)
+				}
+				newKey = k
+			}
+		}
+	}
+	if strings.Contains(out.String(), newKey) || strings.Contains(out.String(), oldKey) {
+		t.Fatal("the rotate command printed a key")
+	}
+	// A server restarted after the rotation rejoins with the new key.
+	victim := srv[len(srv)-1]
+	req, _ := http.NewRequest(http.MethodPost, c.SchedulerURL+"/v1/pod/"+victim.Name+"/restart", nil)
+	req.Header.Set("X-Dcos-Consul-Token", loc.OperatorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("restart %s: %v %v", victim.Name, resp, err)
+	}
+	resp.Body.Close()
+	eventually(t, 3*time.Minute, victim.Name+" restarted and every agent alive", func() error {
+		var again bool
+		for _, task := range runningTasks(t, c) {
+			if task.Name == victim.Name && task.ID != victim.ID {
+				again = true
+			}
+		}
+		if !again {
+			return fmt.Errorf("%s not relaunched yet", victim.Name)
+		}
+		members, err := consulClient(t, srv[0].AgentIP).Agent().Members(false)
+		if err != nil {
+			return err
+		}
+		alive := 0
+		for _, m := range members {
+			if m.Status == 1 {
+				alive++
+			}
+		}
+		if alive != len(tasks) {
+			return fmt.Errorf("%d alive members, want %d", alive, len(tasks))
+		}
+		return nil
+	})
+	return newKey
 }

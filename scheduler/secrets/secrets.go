@@ -35,9 +35,12 @@ type Store interface {
 // one agents encrypt with); the others are still accepted (a rotation in
 // progress).
 type Secrets struct {
-	GossipKeys    []string `json:"gossip_keys"`
-	ExecutorKey   []byte   `json:"executor_key"`
-	OperatorToken string   `json:"operator_token"`
+	GossipKeys []string `json:"gossip_keys"`
+	// RotatingTo is the key a gossip key rotation under way installs
+	// (also in GossipKeys); "" when none is.
+	RotatingTo    string `json:"rotating_to,omitempty"`
+	ExecutorKey   []byte `json:"executor_key"`
+	OperatorToken string `json:"operator_token"`
 	// Consul ACL secrets (UUIDs, as Consul wants them): the initial
 	// management token the scheduler bootstraps ACLs with, its own
 	// narrower token, and the token every agent uses.
@@ -232,4 +235,50 @@ func (s Secrets) ForTask(n Needs) taskspec.Secrets {
 		out.ACLAgentToken = s.AgentToken
 	}
 	return out
+}
+
+// BeginRotation starts a gossip key rotation: a new key joins the keyring
+// as RotatingTo (the primary stays). A rotation already under way is
+// resumed as it is (changed false).
+func BeginRotation(s Secrets, rnd io.Reader) (Secrets, bool, error) {
+	if s.RotatingTo != "" {
+		return s, false, nil
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	k, err := NewGossipKey(rnd)
+	if err != nil {
+		return s, false, err
+	}
+	s.GossipKeys = append(append([]string(nil), s.GossipKeys...), k)
+	s.RotatingTo = k
+	return s, true, nil
+}
+
+// PromoteRotation makes the rotation's key the primary, once every agent
+// uses it; the old keys stay until they are removed.
+func PromoteRotation(s Secrets) Secrets {
+	if s.RotatingTo == "" {
+		return s
+	}
+	keys := []string{s.RotatingTo}
+	for _, k := range s.GossipKeys {
+		if k != s.RotatingTo {
+			keys = append(keys, k)
+		}
+	}
+	s.GossipKeys = keys
+	return s
+}
+
+// FinishRotation keeps only the new key, once the old ones are removed
+// from every agent.
+func FinishRotation(s Secrets) Secrets {
+	if s.RotatingTo == "" {
+		return s
+	}
+	s.GossipKeys = []string{s.RotatingTo}
+	s.RotatingTo = ""
+	return s
 }
