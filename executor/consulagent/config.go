@@ -134,6 +134,11 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 		cfg["encrypt"] = env.GossipKey
 		cfg["encrypt_verify_incoming"] = true
 		cfg["encrypt_verify_outgoing"] = true
+		// The key stays in memory: a keyring file in the sandbox would be
+		// readable through the Mesos agent's /files API. Only an agent
+		// started during a rotation (several keys in use) gets a keyring
+		// file (writeKeyrings), as Consul takes several keys only so.
+		cfg["disable_keyring_file"] = len(keyringKeys(env.GossipKey, env.GossipKeys)) == 1
 	}
 	if spec.ACL {
 		if env.ACLAgentToken == "" {

@@ -35,16 +35,26 @@ func keyringKeys(primary string, all []string) []string {
 	return out
 }
 
-// writeKeyrings writes the scheduler's keyring over whatever the data
-// directory holds: a server relaunched on its volume after a rotation it
-// missed would otherwise start with a keyring the cluster no longer uses
-// (Consul ignores encrypt when a keyring file exists). Mode 0600, as
-// Consul writes them.
+// writeKeyrings makes the data directory's keyring files match the
+// scheduler's keyring. With one key (no rotation under way) Consul keeps
+// it in memory (disable_keyring_file) and any keyring file left by an
+// earlier run is removed: it would be readable through the Mesos agent's
+// /files API, and a stale one would win over encrypt. With several keys
+// (an agent started during a rotation) they are written, primary first,
+// mode 0600, as Consul writes them.
 func writeKeyrings(spec taskspec.Spec, env Env, dataDir string) error {
 	if !spec.GossipEncryption {
 		return nil
 	}
 	keys := keyringKeys(env.GossipKey, env.GossipKeys)
+	if len(keys) == 1 {
+		for _, f := range []string{lanKeyringFile, wanKeyringFile} {
+			if err := os.Remove(filepath.Join(dataDir, f)); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("consulagent: removing the old %s: %w", f, err)
+			}
+		}
+		return nil
+	}
 	for _, k := range keys {
 		if err := taskspec.ValidGossipKey(k); err != nil {
 			return fmt.Errorf("consulagent: keyring: %w", err)
