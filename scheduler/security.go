@@ -110,14 +110,18 @@ func (s *Scheduler) liveTask(id string) (bool, secrets.Needs) {
 }
 
 // httpHandler is the whole API: the executors' secrets route, the SDK
-// routes, and the operator token in front of every mutating request.
+// routes, and the operator token in front of every mutating request but
+// the Consul UI's.
 func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(taskspec.SecretsPath, secrets.ExecutorHandler(s.secrets, s.liveTask))
 	mux.Handle(ManagementTokenPath, secrets.ManagementTokenHandler(s.secrets))
 	mux.HandleFunc(KeyringRotatePath, s.keyringHandler)
 	mux.Handle("/", api.Handler(s, reg))
-	return secrets.RequireOperator(s.secrets, mux)
+	// The UI's Consul API routes are exempt: they forward the caller's own
+	// X-Consul-Token to a Consul agent, whose ACLs decide (and the proxy
+	// allows only the UI's own routes and methods).
+	return secrets.RequireOperator(s.secrets, mux, api.ConsulAPIPrefix+"/")
 }
 
 // apiListen opens the API listener: on cfg.APIHost when set (dev: a
