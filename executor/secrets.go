@@ -42,6 +42,18 @@ func withSecrets(start startFunc, taskID string, client *http.Client) startFunc 
 				return nil, fmt.Errorf("the scheduler's answer for task %s: %w", taskID, err)
 			}
 			env.GossipKey = sec.GossipKey
+			env.GossipKeys = sec.GossipKeys
+			for _, k := range env.GossipKeys {
+				if err := taskspec.ValidGossipKey(k); err != nil {
+					return nil, fmt.Errorf("the scheduler's answer for task %s: keyring: %w", taskID, err)
+				}
+			}
+		}
+		if spec.ACL {
+			if sec.ACLAgentToken == "" {
+				return nil, fmt.Errorf("the scheduler's answer for task %s has no ACL agent token", taskID)
+			}
+			env.ACLAgentToken = sec.ACLAgentToken
 		}
 		return start(ctx, spec, env, log)
 	}

@@ -56,12 +56,16 @@ func unreachable(err error) bool {
 // tasks run without Consul as in the simulator's in-process mode).
 var errNoConsul = errors.New("no Consul server answered")
 
-type httpConsul struct{ log *zap.Logger }
+type httpConsul struct {
+	log   *zap.Logger
+	token string // the scheduler's ACL token; "" without ACLs
+}
 
 func (c httpConsul) client(addr string) (*consulapi.Client, error) {
 	cfg := consulapi.DefaultNonPooledConfig()
 	cfg.Address = addr
 	cfg.Scheme = "http"
+	cfg.Token = c.token
 	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second} // force-leave with prune can take seconds
 	return consulapi.NewClient(cfg)
 }

@@ -177,6 +177,7 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 			_ = srv.Close()
 		}
 	}()
+	go s.securityLoop(ctx)
 	if opts.onStart != nil {
 		opts.onStart(s)
 	}
@@ -272,7 +273,8 @@ type Scheduler struct {
 
 	// secrets: the gossip keyring, the executor credential key and the
 	// operator token (scheduler/secrets).
-	secrets *secrets.Holder
+	secrets  *secrets.Holder
+	rotateMu sync.Mutex // one gossip key rotation at a time
 
 	snap *snapshots // Consul snapshots (backup plan, snapshot commands)
 

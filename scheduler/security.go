@@ -2,12 +2,14 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -15,6 +17,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
@@ -35,6 +38,12 @@ func (s *Scheduler) loadSecrets(ctx context.Context) error {
 		return err
 	}
 	s.secrets = secrets.NewHolder(sec)
+	// Always: Consul without ACLs ignores a token, and a service whose
+	// ACL option change was refused keeps ACLs as installed.
+	if hc, ok := s.consul.(httpConsul); ok {
+		hc.token = sec.SchedulerToken
+		s.consul = hc
+	}
 	if f := s.cfg.OperatorTokenFile; f != "" {
 		if err := writeSecretFile(f, sec.OperatorToken); err != nil {
 			return fmt.Errorf("write the operator token file (%s): %w", config.EnvOperatorTokenFile, err)
@@ -86,27 +95,33 @@ func (s *Scheduler) secretsAccess() *state.SecretsAccess {
 // It reads the published view (the API's goroutines must not touch the
 // loop's state); the record is written before its LAUNCH, and the
 // executor retries until the view shows it.
-func (s *Scheduler) liveTask(id string) (live, gossip bool) {
+func (s *Scheduler) liveTask(id string) (bool, secrets.Needs) {
 	name := state.NameOfTaskID(id)
 	if name == "" {
-		return false, false
+		return false, secrets.Needs{}
 	}
 	v := s.Snapshot()
 	for _, t := range v.Tasks {
 		if t.Name == name {
-			return t.TaskID == id && t.Active(), v.Target.GossipEncryption
+			return t.TaskID == id && t.Active(), secrets.Needs{Gossip: v.Target.GossipEncryption, ACL: v.Target.ACL}
 		}
 	}
-	return false, false
+	return false, secrets.Needs{}
 }
 
 // httpHandler is the whole API: the executors' secrets route, the SDK
-// routes, and the operator token in front of every mutating request.
+// routes, and the operator token in front of every mutating request but
+// the Consul UI's.
 func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(taskspec.SecretsPath, secrets.ExecutorHandler(s.secrets, s.liveTask))
+	mux.Handle(ManagementTokenPath, secrets.ManagementTokenHandler(s.secrets))
+	mux.HandleFunc(KeyringRotatePath, s.keyringHandler)
 	mux.Handle("/", api.Handler(s, reg))
-	return secrets.RequireOperator(s.secrets, mux)
+	// The UI's Consul API routes are exempt: they forward the caller's own
+	// X-Consul-Token to a Consul agent, whose ACLs decide (and the proxy
+	// allows only the UI's own routes and methods).
+	return secrets.RequireOperator(s.secrets, mux, api.ConsulAPIPrefix+"/")
 }
 
 // apiListen opens the API listener: on cfg.APIHost when set (dev: a
@@ -154,4 +169,57 @@ func advertisedURL(cfg config.Config, ln net.Listener, log *zap.Logger) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// ManagementTokenPath serves the Consul ACL management token to a caller
+// with the operator token.
+const ManagementTokenPath = "/v1/acl/management-token"
+
+// securityLoop runs the background security work: the ACL bootstrap, then
+// a gossip key rotation a previous scheduler left unfinished.
+func (s *Scheduler) securityLoop(ctx context.Context) {
+	s.aclLoop(ctx)
+	s.resumeRotation(ctx)
+}
+
+// aclLoop bootstraps Consul's ACL system once servers run (when the
+// service uses ACLs): every step is idempotent, so it simply runs again
+// after a scheduler restart. It ends when the bootstrap succeeded or ctx
+// ends.
+func (s *Scheduler) aclLoop(ctx context.Context) {
+	if !s.Snapshot().Target.ACL {
+		return
+	}
+	sec := s.secrets.Get()
+	if sec.ManagementToken == "" { // uninstalling: no secrets loaded
+		return
+	}
+	tokens := consulacl.Tokens{Management: sec.ManagementToken, Scheduler: sec.SchedulerToken, Agent: sec.AgentToken}
+	var lastLog time.Time
+	for {
+		v := s.Snapshot()
+		var lastErr error = errors.New("no Consul server is running yet")
+		for _, t := range v.Tasks {
+			if t.Role != taskspec.RoleServer || !t.Running() || t.IP == "" || v.Target.Ports.HTTP <= 0 {
+				continue
+			}
+			addr := net.JoinHostPort(t.IP, strconv.Itoa(v.Target.Ports.HTTP))
+			done, err := consulacl.Bootstrap(ctx, addr, tokens)
+			if err == nil {
+				s.log.Info("Consul ACLs bootstrapped: default deny; scheduler, agent and anonymous DNS tokens in place",
+					zap.String("via", addr), zap.Strings("done", done))
+				return
+			}
+			lastErr = err
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			s.log.Warn("Consul ACL bootstrap not done yet; retrying", zap.Error(lastErr))
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+	}
 }

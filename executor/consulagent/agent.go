@@ -60,6 +60,9 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("consulagent: data dir: %w", err)
 	}
+	if err := writeKeyrings(spec, env, dataDir); err != nil {
+		return nil, err
+	}
 	log = log.With(zap.String("consul_node", spec.NodeName))
 	loader := func(source config.Source) (config.LoadResult, error) {
 		return config.Load(config.LoadOpts{

@@ -26,11 +26,20 @@ type Env struct {
 	// scheduler (never part of the task spec); required when the spec
 	// asks for gossip encryption.
 	GossipKey string
+	// GossipKeys are every key of the cluster's keyring (GossipKey among
+	// them); Start writes them into the agent's keyring files so that an
+	// agent started during a key rotation, or a server whose volume kept
+	// an old keyring, accepts every key in use.
+	GossipKeys []string
+	// ACLAgentToken is the agent's ACL token, fetched like GossipKey;
+	// required when the spec asks for ACLs.
+	ACLAgentToken string
 }
 
 // String keeps the key out of any log line that prints an Env.
 func (e Env) String() string {
-	return fmt.Sprintf("{BindIP:%s Sandbox:%s DNSServer:%s GossipKey:%s}", e.BindIP, e.Sandbox, e.DNSServer, redacted(e.GossipKey))
+	return fmt.Sprintf("{BindIP:%s Sandbox:%s DNSServer:%s GossipKey:%s ACLAgentToken:%s}", e.BindIP, e.Sandbox, e.DNSServer,
+		redacted(e.GossipKey), redacted(e.ACLAgentToken))
 }
 
 func redacted(s string) string {
@@ -125,6 +134,27 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 		cfg["encrypt"] = env.GossipKey
 		cfg["encrypt_verify_incoming"] = true
 		cfg["encrypt_verify_outgoing"] = true
+		// The key stays in memory: a keyring file in the sandbox would be
+		// readable through the Mesos agent's /files API. Only an agent
+		// started during a rotation (several keys in use) gets a keyring
+		// file (writeKeyrings), as Consul takes several keys only so.
+		cfg["disable_keyring_file"] = len(keyringKeys(env.GossipKey, env.GossipKeys)) == 1
+	}
+	if spec.ACL {
+		if env.ACLAgentToken == "" {
+			return nil, errors.New("consulagent: the task needs ACLs but has no agent token")
+		}
+		cfg["acl"] = map[string]any{
+			"enabled":        true,
+			"default_policy": "deny",
+			// A partition from the leader keeps cached answers rather than
+			// denying everything.
+			"down_policy": "extend-cache",
+			// The token comes from the scheduler on every launch; nothing
+			// is written into the data directory.
+			"enable_token_persistence": false,
+			"tokens":                   map[string]any{"agent": env.ACLAgentToken},
+		}
 	}
 	if spec.Role == taskspec.RoleServer {
 		cfg["bootstrap_expect"] = spec.BootstrapExpect

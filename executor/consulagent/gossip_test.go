@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +111,64 @@ func TestWrongGossipKeyCannotJoin(t *testing.T) {
 	}
 	if enc := fmt.Sprint(self["Stats"]["serf_lan"].(map[string]any)["encrypted"]); enc != "true" {
 		t.Fatalf("serf_lan encrypted = %s", enc)
+	}
+}
+
+// TestStaleKeyringIsReplaced: a server relaunched on a data directory
+// whose keyring predates a rotation starts with the scheduler's keyring.
+func TestStaleKeyringIsReplaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real Consul server")
+	}
+	ip := "127.3.0.80"
+	ports := testPorts(freePorts(t, []string{ip}, 3))
+	sandbox := t.TempDir()
+	spec := gossipSpec(serverSpec("rekeyed", 1, ports))
+	run := func(key string, all []string) map[string]int {
+		a, err := Start(context.Background(), spec, Env{BindIP: ip, Sandbox: sandbox, GossipKey: key, GossipKeys: all}, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := a.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rings, err := apiClient(t, a).Operator().KeyringList(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rings {
+			if !r.WAN {
+				return r.Keys
+			}
+		}
+		t.Fatal("no LAN keyring")
+		return nil
+	}
+	if keys := run(testKeyA, nil); len(keys) != 1 || keys[testKeyA] == 0 {
+		t.Fatalf("first start: %v", keys)
+	}
+	// A keyring file left by an earlier build (or a run during a
+	// rotation) that the cluster no longer uses.
+	stale := filepath.Join(sandbox, "consul-data", lanKeyringFile)
+	if err := os.MkdirAll(filepath.Dir(stale), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte(`["`+testKeyA+`"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := run(testKeyB, []string{testKeyB})
+	if len(keys) != 1 || keys[testKeyB] == 0 {
+		t.Fatalf("after the rotation: %d keys, B installed %v", len(keys), keys[testKeyB] > 0)
+	}
+	if _, err := os.Stat(filepath.Join(sandbox, "consul-data", lanKeyringFile)); !os.IsNotExist(err) {
+		t.Fatalf("a keyring file is on disk with one key in use: %v", err)
+	}
+	// Started during a rotation: both keys, in a keyring file.
+	keys = run(testKeyA, []string{testKeyB, testKeyA})
+	if len(keys) != 2 {
+		t.Fatalf("during a rotation: %d keys, want 2", len(keys))
 	}
 }

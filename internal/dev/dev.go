@@ -218,6 +218,12 @@ func (c *Cluster) startScheduler() error {
 			return fmt.Errorf("dev: choosing a port for the scheduler API: %w", err)
 		}
 		apiPort = p
+		// Kept for restarts: executors launched by one scheduler fetch
+		// their secrets from the API address in their task spec, and the
+		// next scheduler answers there (on DC/OS a moved scheduler has
+		// another address: such a task fails after its fetch timeout and
+		// is relaunched; see docs/security.md).
+		c.opts.APIPort = p
 	}
 	c.SchedulerURL = "http://" + net.JoinHostPort(o.MasterIP, strconv.Itoa(apiPort))
 	out := o.SchedulerOutput

@@ -19,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	consul "github.com/hashicorp/consul/api"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
@@ -107,8 +109,23 @@ func TestDevSecurityDefaults(t *testing.T) {
 	checkWrongKeyCannotJoin(t, srv[0].AgentIP)
 	checkMutatingRoutesNeedTheToken(t, c, operatorToken)
 	checkLoopbackListeners(t, workDir)
+	newKey := checkKeyringRotation(t, c, tasks, gossipKey)
 
-	// Everything an observer can collect while the cluster runs.
+	collected := collectObservable(t, c)
+	c.Stop()
+	stopped = true
+	sec := storedSecrets(t, workDir)
+	if sec.GossipKey() != newKey || len(sec.GossipKeys) != 1 || sec.RotatingTo != "" || sec.OperatorToken != operatorToken {
+		t.Fatalf("the cluster's key or the token file is not what the scheduler stored")
+	}
+	scanForSecrets(t, workDir, collected, sec, tasks, map[string]string{"rotated-out gossip key": gossipKey})
+}
+
+// collectObservable gathers what an observer of the running cluster can
+// read: /master/state, every agent's /state, every scheduler API read, the
+// scheduler's env and the rendered Marathon app.
+func collectObservable(t *testing.T, c *Cluster) map[string][]byte {
+	t.Helper()
 	collected := map[string][]byte{}
 	collected["/master/state"] = httpBody(t, c.Sim.MasterURL()+"/master/state")
 	for _, a := range c.Sim.Agents() {
@@ -124,10 +141,13 @@ func TestDevSecurityDefaults(t *testing.T) {
 	} else {
 		t.Errorf("the rendered Marathon app: %v", err)
 	}
+	return collected
+}
 
-	// Stop everything, then read the secrets the scheduler stored.
-	c.Stop()
-	stopped = true
+// storedSecrets reads the secrets from the (stopped) scheduler's store.
+func storedSecrets(t *testing.T, workDir string) secrets.Secrets {
+	t.Helper()
+	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Dir: filepath.Join(workDir, "scheduler"), Service: "consul"})
 	if err != nil {
 		t.Fatal(err)
@@ -141,25 +161,32 @@ func TestDevSecurityDefaults(t *testing.T) {
 	if err := json.Unmarshal(raw, &sec); err != nil {
 		t.Fatal(err)
 	}
-	if sec.GossipKey() != gossipKey || sec.OperatorToken != operatorToken {
-		t.Fatalf("the cluster's key or the token file is not what the scheduler stored")
+	return sec
+}
+
+// scanForSecrets adds every file dev wrote to collected, except the
+// places meant to hold a secret (the scheduler's state store, the token
+// file, Consul's data directories with its keyring; those must be their
+// owner's only), and fails for any secret of sec found in any of them.
+func scanForSecrets(t *testing.T, workDir string, collected map[string][]byte, sec secrets.Secrets, tasks []masterTask, more map[string]string) {
+	t.Helper()
+	plain := map[string]string{"gossip key": sec.GossipKey(), "operator token": sec.OperatorToken,
+		"executor key":         base64.StdEncoding.EncodeToString(sec.ExecutorKey),
+		"ACL management token": sec.ManagementToken, "ACL scheduler token": sec.SchedulerToken, "ACL agent token": sec.AgentToken}
+	for k, v := range more {
+		plain[k] = v
 	}
-	needles := secretForms(map[string]string{"gossip key": sec.GossipKey(), "operator token": sec.OperatorToken,
-		"executor key": base64.StdEncoding.EncodeToString(sec.ExecutorKey)})
+	needles := secretForms(plain)
 	for _, task := range tasks {
 		needles["credential of "+task.ID] = sec.Credential(task.ID)
 	}
-
-	// Every file dev wrote, except the places meant to hold a secret:
-	// the scheduler's state store, the token file and Consul's data
-	// directories (its own keyring file). Those must be the owner's only.
-	err = filepath.WalkDir(workDir, func(path string, d fs.DirEntry, err error) error {
+	consulData := map[string][]byte{}
+	err := filepath.WalkDir(workDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(workDir, path)
-		held := rel == "scheduler" || rel == "operator-token" || d.Name() == "consul-data" || strings.HasPrefix(d.Name(), "consul-server-") && d.IsDir() && strings.Contains(rel, "volumes")
-		if held {
+		if rel == "scheduler" || rel == "operator-token" {
 			checkPrivate(t, path)
 			if d.IsDir() {
 				return fs.SkipDir
@@ -171,7 +198,14 @@ func TestDevSecurityDefaults(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			collected[rel] = b
+			// Consul's own data (the servers' raft log and snapshots)
+			// holds its ACL tables: ACL tokens are expected there, and
+			// nothing else of ours.
+			if strings.Contains(rel, "/consul-data/") || strings.Contains(rel, "/volumes/") {
+				consulData[rel] = b
+			} else {
+				collected[rel] = b
+			}
 		}
 		return nil
 	})
@@ -194,7 +228,17 @@ func TestDevSecurityDefaults(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("scanned %d documents (%d log files) for %d secret forms", len(collected), logs, len(needles))
+	for name, b := range consulData {
+		for what, needle := range needles {
+			if needle != "" && !strings.HasPrefix(what, "ACL ") && bytes.Contains(b, []byte(needle)) {
+				t.Errorf("Consul's data file %s holds the %s", name, what)
+			}
+		}
+	}
+	if len(consulData) == 0 {
+		t.Error("no Consul data file was scanned")
+	}
+	t.Logf("scanned %d documents (%d log files) and %d Consul data files for %d secret forms", len(collected), logs, len(consulData), len(needles))
 }
 
 // secretForms adds the encodings a secret may leak in.
@@ -221,7 +265,7 @@ func keys(m map[string][]byte) []string {
 	return out
 }
 
-// checkPrivate: path (and everything under it) is not readable by others.
+// checkPrivate: no file at or under root is open to group or others.
 func checkPrivate(t *testing.T, root string) {
 	t.Helper()
 	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -232,10 +276,8 @@ func checkPrivate(t *testing.T, root string) {
 		if err != nil {
 			return nil
 		}
-		if base := filepath.Base(path); base == "local.keyring" || base == "operator-token" || strings.HasSuffix(base, ".db") {
-			if fi.Mode().Perm()&0o077 != 0 {
-				t.Errorf("%s holds a secret and has mode %04o", path, fi.Mode().Perm())
-			}
+		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s holds a secret and has mode %04o", path, fi.Mode().Perm())
 		}
 		return nil
 	})
@@ -267,7 +309,7 @@ func apiReadPaths(t *testing.T, c *Cluster) []string {
 	for _, e := range eps {
 		paths = append(paths, "/v1/endpoints/"+e)
 	}
-	if len(pods) < 5 || len(eps) == 0 {
+	if len(pods) < 4 || len(eps) == 0 {
 		t.Errorf("the API lists %d pods and %d endpoints", len(pods), len(eps))
 	}
 	return paths
@@ -327,7 +369,7 @@ func checkMutatingRoutesNeedTheToken(t *testing.T, c *Cluster, token string) {
 	before := runningTasks(t, c)
 	paths := []string{"/v1/pod/consul-server-0/restart", "/v1/pod/consul-server-0/replace", "/v1/pod/consul-server-1/replace",
 		"/v1/plans/deploy/restart", "/v1/plans/deploy/interrupt", "/v1/plans/deploy/continue", "/v1/plans/deploy/start",
-		"/v1/keyring/rotate", "/v1/pod", "/v1/health", "/anything"}
+		"/v1/keyring/rotate", "/v1/pod", "/v1/health", "/anything", "/ui/", "/consulx/v1/kv/x"}
 	for _, p := range paths {
 		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 			for _, auth := range []string{"", "Bearer wrong", "token=wrong"} {
@@ -434,4 +476,134 @@ func procNetIP(addrPort string) net.IP {
 		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
 	}
 	return net.IP(b)
+}
+
+// checkKeyringRotation rotates the gossip key with the operator command
+// while a writer keeps writing through a client agent (no write may fail),
+// then checks every agent holds only the new key, all are alive, and a
+// restarted server rejoins with it. It returns the new key.
+func checkKeyringRotation(t *testing.T, c *Cluster, tasks []masterTask, oldKey string) string {
+	t.Helper()
+	var clientIP string
+	for _, task := range tasks {
+		if strings.HasPrefix(task.Name, "consul-client-") {
+			clientIP = task.AgentIP
+		}
+	}
+	kv := consulClient(t, clientIP).KV()
+	stop := make(chan struct{})
+	type result struct {
+		ok, failed int
+		last       error
+	}
+	res := make(chan result, 1)
+	go func() {
+		var r result
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				res <- r
+				return
+			default:
+			}
+			if _, err := kv.Put(&consul.KVPair{Key: fmt.Sprintf("rotation/%d", i), Value: []byte("v")}, nil); err != nil {
+				r.failed++
+				r.last = err
+			} else {
+				r.ok++
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	loc, err := operator.Locate(c.SchedulerURL, "consul", operator.LookupEnv(func(k string) (string, bool) {
+		if k == operator.EnvTokenFile {
+			return c.OperatorTokenFile(), true
+		}
+		return "", false
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := operator.NewClient(loc, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	start := time.Now()
+	if err := (&operator.Commands{Client: cl, Out: &out}).KeyringRotate(context.Background()); err != nil {
+		t.Fatalf("keyring rotate: %v", err)
+	}
+	t.Logf("keyring rotate in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(out.String()))
+	time.Sleep(time.Second)
+	close(stop)
+	r := <-res
+	if r.failed > 0 || r.ok < 10 {
+		t.Fatalf("writer during the rotation: %d ok, %d failed (last: %v)", r.ok, r.failed, r.last)
+	}
+	t.Logf("writer during the rotation: %d writes, none failed", r.ok)
+
+	srv := servers(tasks)
+	var newKey string
+	for _, s := range srv {
+		rings, err := consulClient(t, s.AgentIP).Operator().KeyringList(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ring := range rings {
+			if ring.WAN {
+				continue
+			}
+			if len(ring.Keys) != 1 || len(ring.PrimaryKeys) != 1 {
+				t.Fatalf("LAN keyring after the rotation: %d keys, %d primaries, want 1", len(ring.Keys), len(ring.PrimaryKeys))
+			}
+			for k := range ring.Keys {
+				if k == oldKey {
+					t.Fatal("the old key is still installed")
+				}
+				if n := ring.Keys[k]; n != ring.NumNodes {
+					t.Fatalf("the new key is on %d of %d nodes", n, ring.NumNodes)
+				}
+				newKey = k
+			}
+		}
+	}
+	if strings.Contains(out.String(), newKey) || strings.Contains(out.String(), oldKey) {
+		t.Fatal("the rotate command printed a key")
+	}
+	// A server restarted after the rotation rejoins with the new key.
+	victim := srv[len(srv)-1]
+	req, _ := http.NewRequest(http.MethodPost, c.SchedulerURL+"/v1/pod/"+victim.Name+"/restart", nil)
+	req.Header.Set("X-Dcos-Consul-Token", loc.OperatorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("restart %s: %v %v", victim.Name, resp, err)
+	}
+	resp.Body.Close()
+	eventually(t, 3*time.Minute, victim.Name+" restarted and every agent alive", func() error {
+		var again bool
+		for _, task := range runningTasks(t, c) {
+			if task.Name == victim.Name && task.ID != victim.ID {
+				again = true
+			}
+		}
+		if !again {
+			return fmt.Errorf("%s not relaunched yet", victim.Name)
+		}
+		members, err := consulClient(t, srv[0].AgentIP).Agent().Members(false)
+		if err != nil {
+			return err
+		}
+		alive := 0
+		for _, m := range members {
+			if m.Status == 1 {
+				alive++
+			}
+		}
+		if alive != len(tasks) {
+			return fmt.Errorf("%d alive members, want %d", alive, len(tasks))
+		}
+		return nil
+	})
+	return newKey
 }

@@ -166,6 +166,10 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		sub("restore <name>", "Restore a stored snapshot into the running cluster (replaces its whole state)", cobra.ExactArgs(1), (*Commands).SnapshotRestore),
 	)
 
-	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot)
+	keyring := &cobra.Command{Use: "keyring", Short: "Manage Consul's gossip encryption key"}
+	keyring.AddCommand(sub("rotate", "Install a new gossip key on every agent, switch to it and remove the old one (needs the operator token)",
+		cobra.NoArgs, noArg((*Commands).KeyringRotate)))
+
+	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring)
 	return root
 }

@@ -297,3 +297,28 @@ func (c *Commands) PlanOp(ctx context.Context, verb string, args []string) error
 	fmt.Fprintln(c.Out, res.Message)
 	return nil
 }
+
+// KeyringRotate has the scheduler rotate Consul's gossip key: install a
+// new key on every agent, switch to it, remove the old one. It shows the
+// keys' fingerprints, never the keys.
+func (c *Commands) KeyringRotate(ctx context.Context) error {
+	const p = "/v1/keyring/rotate"
+	r, err := c.Client.Post(ctx, p)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Primary string   `json:"primary"`
+		Removed []string `json:"removed"`
+		Via     string   `json:"via"`
+	}
+	if err := decode(r, p, &res); err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	fmt.Fprintf(c.Out, "Gossip key rotated: every agent uses %s; removed %s (through %s).\n",
+		res.Primary, strings.Join(res.Removed, ", "), res.Via)
+	return nil
+}

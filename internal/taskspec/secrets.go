@@ -33,6 +33,9 @@ type Secrets struct {
 	// GossipKeys are every key the cluster's keyring holds (GossipKey
 	// first): a new agent joining during a rotation accepts all of them.
 	GossipKeys []string `json:"gossip_keys,omitempty"`
+	// ACLAgentToken is the agent's ACL token (acl.tokens.agent); empty
+	// when ACLs are off.
+	ACLAgentToken string `json:"acl_agent_token,omitempty"`
 }
 
 func (r *SecretsRef) validate() error {

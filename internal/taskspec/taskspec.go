@@ -73,6 +73,9 @@ type Spec struct {
 	// GossipEncryption: the agent must encrypt serf gossip with the key
 	// it fetches through Secrets (it refuses to start without one).
 	GossipEncryption bool `json:"gossip_encryption,omitempty"`
+	// ACL: the agent enforces ACLs (default deny) and uses the agent token
+	// it fetches through Secrets.
+	ACL bool `json:"acl,omitempty"`
 	// Secrets says where the executor fetches the task's secrets; nil when
 	// the task needs none.
 	Secrets *SecretsRef `json:"secrets,omitempty"`
@@ -157,6 +160,9 @@ func (s Spec) Validate() error {
 	}
 	if s.GossipEncryption && s.Secrets == nil {
 		return errors.New("taskspec: gossip_encryption needs secrets (where to fetch the key)")
+	}
+	if s.ACL && s.Secrets == nil {
+		return errors.New("taskspec: acl needs secrets (where to fetch the agent token)")
 	}
 	if len(s.ExtraConfig) > 0 {
 		var obj map[string]any

@@ -422,9 +422,6 @@ func (c Config) Validate() error {
 	if c.TLS {
 		add(bad(EnvTLS, c.TLS, "false: TLS is not supported yet"))
 	}
-	if c.ACL {
-		add(bad(EnvACL, c.ACL, "false: ACLs are not supported yet"))
-	}
 	if c.Ports.HTTPS != -1 && !c.TLS {
 		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
 	}

@@ -195,7 +195,6 @@ func TestBadValuesNameTheVariableOptionAndAllowedValues(t *testing.T) {
 		{EnvPortGRPC, "65536", "or -1 to disable"},
 		{EnvPortDNS, "8500", "already uses it"},
 		{EnvTLS, "true", "not supported yet"},
-		{EnvACL, "true", "not supported yet"},
 		{EnvFailover, "10s", "at least 1m"},
 		{EnvFailover, "10", "a duration"},
 		{EnvReplaceAft, "5s", "at least 10s"},

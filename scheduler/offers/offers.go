@@ -836,11 +836,11 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		spec.BootstrapExpect = tg.Servers
 		spec.DataDir = state.VolumePath
 	}
-	if tg.GossipEncryption {
+	if tg.GossipEncryption || tg.ACL {
 		if tg.Secrets == nil || tg.Secrets.Credential == nil {
-			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption is on but the scheduler has no secrets access to hand out")
+			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption or ACLs are on but the scheduler has no secrets access to hand out")
 		}
-		spec.GossipEncryption = true
+		spec.GossipEncryption, spec.ACL = tg.GossipEncryption, tg.ACL
 		spec.Secrets = &taskspec.SecretsRef{URL: tg.Secrets.URL, Token: tg.Secrets.Credential(taskID)}
 	}
 	data, err := taskspec.Encode(spec)

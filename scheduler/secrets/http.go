@@ -32,9 +32,8 @@ func (h *Holder) Set(s Secrets) {
 }
 
 // LiveTask says whether taskID is the current incarnation of one of the
-// scheduler's records and still may be alive, and whether its agent uses
-// gossip encryption.
-type LiveTask func(taskID string) (live, gossip bool)
+// scheduler's records and still may be alive, and what its agent uses.
+type LiveTask func(taskID string) (live bool, needs Needs)
 
 // ExecutorHandler serves taskspec.SecretsPath: an executor presents its
 // task ID and the credential from its TaskInfo.data and receives its
@@ -60,12 +59,12 @@ func ExecutorHandler(h *Holder, live LiveTask) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, "the credential does not belong to task "+quoteID(id))
 			return
 		}
-		ok, gossip := live(id)
+		ok, needs := live(id)
 		if !ok {
 			writeError(w, http.StatusForbidden, "task "+quoteID(id)+" is not a live task of this scheduler")
 			return
 		}
-		writeJSON(w, http.StatusOK, s.ForTask(gossip))
+		writeJSON(w, http.StatusOK, s.ForTask(needs))
 	}
 }
 
@@ -130,6 +129,29 @@ func RequireOperator(h *Holder, next http.Handler, exempt ...string) http.Handle
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ManagementTokenHandler serves the Consul ACL management token to the
+// operator, and to nobody else: a GET that needs the operator token.
+func ManagementTokenHandler(h *Holder) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			writeError(w, http.StatusMethodNotAllowed, "only GET is allowed here")
+			return
+		}
+		tok := strings.TrimSpace(r.Header.Get(OperatorHeader))
+		if tok == "" {
+			tok = bearer(r)
+		}
+		s := h.Get()
+		if !s.VerifyOperator(tok) {
+			writeError(w, http.StatusUnauthorized, "the ACL management token is given only with the operator token")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"secret_id": s.ManagementToken})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -35,9 +35,18 @@ type Store interface {
 // one agents encrypt with); the others are still accepted (a rotation in
 // progress).
 type Secrets struct {
-	GossipKeys    []string `json:"gossip_keys"`
-	ExecutorKey   []byte   `json:"executor_key"`
-	OperatorToken string   `json:"operator_token"`
+	GossipKeys []string `json:"gossip_keys"`
+	// RotatingTo is the key a gossip key rotation under way installs
+	// (also in GossipKeys); "" when none is.
+	RotatingTo    string `json:"rotating_to,omitempty"`
+	ExecutorKey   []byte `json:"executor_key"`
+	OperatorToken string `json:"operator_token"`
+	// Consul ACL secrets (UUIDs, as Consul wants them): the initial
+	// management token the scheduler bootstraps ACLs with, its own
+	// narrower token, and the token every agent uses.
+	ManagementToken string `json:"management_token"`
+	SchedulerToken  string `json:"scheduler_token"`
+	AgentToken      string `json:"agent_token"`
 }
 
 // String never shows a secret (a %v of a Secrets in a log stays safe).
@@ -56,7 +65,8 @@ func (s Secrets) GossipKey() string {
 
 // Complete reports whether every secret is there.
 func (s Secrets) Complete() bool {
-	return len(s.GossipKeys) > 0 && len(s.ExecutorKey) >= 32 && len(s.OperatorToken) >= 32
+	return len(s.GossipKeys) > 0 && len(s.ExecutorKey) >= 32 && len(s.OperatorToken) >= 32 &&
+		s.ManagementToken != "" && s.SchedulerToken != "" && s.AgentToken != ""
 }
 
 // Fill generates every missing secret from rnd (crypto/rand.Reader in
@@ -87,7 +97,30 @@ func Fill(s Secrets, rnd io.Reader) (Secrets, bool, error) {
 		s.OperatorToken = t
 		changed = true
 	}
+	for _, p := range []*string{&s.ManagementToken, &s.SchedulerToken, &s.AgentToken} {
+		if *p != "" {
+			continue
+		}
+		u, err := newUUID(rnd)
+		if err != nil {
+			return s, false, err
+		}
+		*p = u
+		changed = true
+	}
 	return s, changed, nil
+}
+
+// newUUID is a random (version 4) UUID, the form Consul wants for token
+// secrets.
+func newUUID(rnd io.Reader) (string, error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return "", fmt.Errorf("secrets: ACL token: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // NewGossipKey returns a fresh Consul gossip key: base64 of 32 random
@@ -189,10 +222,63 @@ func (s Secrets) VerifyOperator(token string) bool {
 	return subtle.ConstantTimeCompare([]byte(s.OperatorToken), []byte(token)) == 1
 }
 
-// ForTask is what a task's executor receives.
-func (s Secrets) ForTask(gossip bool) taskspec.Secrets {
-	if !gossip {
-		return taskspec.Secrets{}
+// Needs are what a task uses: gossip encryption, ACLs.
+type Needs struct{ Gossip, ACL bool }
+
+// ForTask is what a task's executor receives: only what it uses.
+func (s Secrets) ForTask(n Needs) taskspec.Secrets {
+	var out taskspec.Secrets
+	if n.Gossip {
+		out.GossipKey, out.GossipKeys = s.GossipKey(), append([]string(nil), s.GossipKeys...)
 	}
-	return taskspec.Secrets{GossipKey: s.GossipKey(), GossipKeys: append([]string(nil), s.GossipKeys...)}
+	if n.ACL {
+		out.ACLAgentToken = s.AgentToken
+	}
+	return out
+}
+
+// BeginRotation starts a gossip key rotation: a new key joins the keyring
+// as RotatingTo (the primary stays). A rotation already under way is
+// resumed as it is (changed false).
+func BeginRotation(s Secrets, rnd io.Reader) (Secrets, bool, error) {
+	if s.RotatingTo != "" {
+		return s, false, nil
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	k, err := NewGossipKey(rnd)
+	if err != nil {
+		return s, false, err
+	}
+	s.GossipKeys = append(append([]string(nil), s.GossipKeys...), k)
+	s.RotatingTo = k
+	return s, true, nil
+}
+
+// PromoteRotation makes the rotation's key the primary, once every agent
+// uses it; the old keys stay until they are removed.
+func PromoteRotation(s Secrets) Secrets {
+	if s.RotatingTo == "" {
+		return s
+	}
+	keys := []string{s.RotatingTo}
+	for _, k := range s.GossipKeys {
+		if k != s.RotatingTo {
+			keys = append(keys, k)
+		}
+	}
+	s.GossipKeys = keys
+	return s
+}
+
+// FinishRotation keeps only the new key, once the old ones are removed
+// from every agent.
+func FinishRotation(s Secrets) Secrets {
+	if s.RotatingTo == "" {
+		return s
+	}
+	s.GossipKeys = []string{s.RotatingTo}
+	s.RotatingTo = ""
+	return s
 }

@@ -91,7 +91,7 @@ func TestExecutorHandler(t *testing.T) {
 	s, _, _ := Fill(Secrets{}, nil2rand())
 	h := NewHolder(s)
 	live := map[string]bool{"consul-server-0__a": true}
-	srv := httptest.NewServer(ExecutorHandler(h, func(id string) (bool, bool) { return live[id], true }))
+	srv := httptest.NewServer(ExecutorHandler(h, func(id string) (bool, Needs) { return live[id], Needs{Gossip: true} }))
 	defer srv.Close()
 	get := func(id, tok string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+taskspec.SecretsPath+"?task_id="+id, nil)
@@ -181,4 +181,35 @@ func nil2rand() *bytes.Reader {
 		b[i] = byte(i * 7)
 	}
 	return bytes.NewReader(b)
+}
+
+func TestRotationSteps(t *testing.T) {
+	s, _, _ := Fill(Secrets{}, nil2rand())
+	old := s.GossipKey()
+	r1, changed, err := BeginRotation(s, nil)
+	if err != nil || !changed || r1.RotatingTo == "" || r1.GossipKey() != old || len(r1.GossipKeys) != 2 {
+		t.Fatalf("begin: %v %v %d keys", changed, err, len(r1.GossipKeys))
+	}
+	// A second call resumes the same rotation.
+	r2, changed, _ := BeginRotation(r1, nil)
+	if changed || r2.RotatingTo != r1.RotatingTo {
+		t.Fatal("a pending rotation was not resumed")
+	}
+	p := PromoteRotation(r2)
+	if p.GossipKey() != r1.RotatingTo || len(p.GossipKeys) != 2 || p.GossipKeys[1] != old {
+		t.Fatalf("promote: %d keys", len(p.GossipKeys))
+	}
+	if again := PromoteRotation(p); again.GossipKey() != p.GossipKey() || len(again.GossipKeys) != 2 {
+		t.Fatal("promote is not idempotent")
+	}
+	f := FinishRotation(p)
+	if f.GossipKey() != r1.RotatingTo || len(f.GossipKeys) != 1 || f.RotatingTo != "" {
+		t.Fatalf("finish: %d keys", len(f.GossipKeys))
+	}
+	if n := s.ForTask(Needs{Gossip: true}); len(n.GossipKeys) != 1 || n.ACLAgentToken != "" {
+		t.Fatal("ForTask gives more than the task uses")
+	}
+	if n := r1.ForTask(Needs{ACL: true}); n.GossipKey != "" || n.ACLAgentToken == "" {
+		t.Fatal("ForTask with ACLs only")
+	}
 }

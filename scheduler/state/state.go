@@ -115,6 +115,9 @@ type Target struct {
 	// scheduler keeps (security.gossip_encryption.enabled). Fixed at
 	// install (config.CheckUpdate refuses a change), so not hashed.
 	GossipEncryption bool `json:"gossip_encryption,omitempty"`
+	// ACL: agents enforce ACLs, default deny (security.acl.enabled);
+	// fixed at install like GossipEncryption.
+	ACL bool `json:"acl,omitempty"`
 	// Secrets is how a launched task reaches its secrets; set by the
 	// running scheduler, never stored or shown.
 	Secrets *SecretsAccess `json:"-"`
@@ -166,6 +169,7 @@ func TargetFrom(c config.Config) Target {
 		ClientBatchPercent: c.ClientBatchPercent,
 		Uninstall:          c.Uninstall,
 		GossipEncryption:   c.GossipEncryption,
+		ACL:                c.ACL,
 	}
 	if x := strings.TrimSpace(string(c.ExtraConfig)); x == "" || x == "null" {
 		t.ExtraConfig = nil // a configuration read back from JSON has "null"

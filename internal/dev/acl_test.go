@@ -1,0 +1,181 @@
+package dev
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+)
+
+const aclBootstrappedLine = "Consul ACLs bootstrapped"
+
+// TestDevACLs: with security.acl.enabled a dev cluster comes up with ACLs
+// bootstrapped by the scheduler (default deny): anonymous KV reads get 403,
+// DNS still answers, the management token (given only with the operator
+// token) can do everything; after a SIGKILL of the scheduler the next one
+// runs the bootstrap again to the same end; and no ACL secret shows up
+// anywhere an observer can read.
+func TestDevACLs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole dev cluster with real Consul")
+	}
+	workDir := t.TempDir()
+	opts := Options{
+		Agents: 4, Servers: 3, WorkDir: workDir, Binary: binary,
+		MasterIP: "127.7.0.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
+		DNSRefresh: time.Second, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named("dev"),
+		ExtraEnv: []string{config.EnvACL + "=true"},
+	}
+	ctx := context.Background()
+	c, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			c.Stop()
+		}
+		if t.Failed() {
+			dumpLogs(t, workDir)
+		}
+	}()
+	waitCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	_, leader, err := c.WaitForLeader(waitCtx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderIP, _, _ := net.SplitHostPort(leader)
+	schedLog := filepath.Join(workDir, "scheduler.log")
+	eventually(t, 3*time.Minute, "the scheduler bootstraps ACLs", func() error {
+		if n := countInFile(schedLog, aclBootstrappedLine); n < 1 {
+			return fmt.Errorf("no %q in the scheduler log", aclBootstrappedLine)
+		}
+		return nil
+	})
+	tokenBytes, _ := os.ReadFile(c.OperatorTokenFile())
+	operatorToken := strings.TrimSpace(string(tokenBytes))
+	mgmtToken := managementToken(t, c, operatorToken)
+
+	anon := consulClient(t, leaderIP)
+	if _, _, err := anon.KV().Get("any", nil); !isStatus(err, 403) {
+		t.Fatalf("anonymous KV read: %v, want 403", err)
+	}
+	mgmt := aclClient(t, leaderIP, mgmtToken)
+	if _, err := mgmt.KV().Put(&consul.KVPair{Key: "acl-test", Value: []byte("v")}, nil); err != nil {
+		t.Fatalf("KV write with the management token: %v", err)
+	}
+	if p, _, err := anon.KV().Get("acl-test", nil); err == nil && p != nil {
+		t.Fatal("an anonymous client read a KV value")
+	}
+	eventually(t, 2*time.Minute, "every agent alive as a member, registered with the agent token", func() error {
+		members, err := mgmt.Agent().Members(false)
+		if err != nil {
+			return err
+		}
+		alive := 0
+		for _, m := range members {
+			if m.Status == 1 {
+				alive++
+			}
+		}
+		nodes, _, err := mgmt.Catalog().Nodes(nil)
+		if err != nil {
+			return err
+		}
+		if alive != 4 || len(nodes) != 4 {
+			return fmt.Errorf("%d alive members, %d catalog nodes, want 4", alive, len(nodes))
+		}
+		return nil
+	})
+	eventually(t, time.Minute, "anonymous DNS answers consul.service.consul", func() error {
+		m := new(dns.Msg)
+		m.SetQuestion("consul.service.consul.", dns.TypeA)
+		r, err := dns.Exchange(m, net.JoinHostPort(leaderIP, "8600"))
+		if err != nil {
+			return err
+		}
+		if len(r.Answer) != 3 {
+			return fmt.Errorf("%d answers, want the 3 servers", len(r.Answer))
+		}
+		return nil
+	})
+
+	// A SIGKILL, then a new scheduler: it bootstraps again to the same end
+	// (nothing to redo) and the stored management token still works.
+	c.KillScheduler()
+	if err := c.startScheduler(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, "the restarted scheduler finds the ACLs in place", func() error {
+		if n := countInFile(schedLog, aclBootstrappedLine); n < 2 {
+			return fmt.Errorf("%d bootstrap lines in the scheduler log, want 2", n)
+		}
+		return nil
+	})
+	if got := managementToken(t, c, operatorToken); got != mgmtToken {
+		t.Fatal("the management token changed across the scheduler restart")
+	}
+	if _, _, err := mgmt.KV().Get("acl-test", nil); err != nil {
+		t.Fatalf("the management token after the restart: %v", err)
+	}
+	tasks := runningTasks(t, c)
+	collected := collectObservable(t, c)
+	c.Stop()
+	stopped = true
+	scanForSecrets(t, workDir, collected, storedSecrets(t, workDir), tasks, nil)
+}
+
+func managementToken(t *testing.T, c *Cluster, operatorToken string) string {
+	t.Helper()
+	u := c.SchedulerURL + "/v1/acl/management-token"
+	if resp, err := http.Get(u); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("GET %s without the operator token: %v %v, want 401", u, resp.StatusCode, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("X-Dcos-Consul-Token", operatorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		SecretID string `json:"secret_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.SecretID == "" {
+		t.Fatalf("GET %s with the operator token: %d %v", u, resp.StatusCode, err)
+	}
+	return out.SecretID
+}
+
+func aclClient(t *testing.T, ip, token string) *consul.Client {
+	t.Helper()
+	c, err := consul.NewClient(&consul.Config{Address: net.JoinHostPort(ip, "8500"), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func isStatus(err error, code int) bool {
+	return err != nil && strings.Contains(err.Error(), fmt.Sprint(code))
+}
+
+func countInFile(path, s string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), s)
+}

@@ -1,0 +1,208 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
+	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
+)
+
+// KeyringRotatePath rotates the gossip key (POST, operator token).
+const KeyringRotatePath = "/v1/keyring/rotate"
+
+// RotationResult is what a rotation answers: fingerprints, never keys.
+type RotationResult struct {
+	Primary string   `json:"primary"`
+	Removed []string `json:"removed"`
+	Via     string   `json:"via"`
+}
+
+// rotateGossipKey installs a new gossip key on every agent, switches every
+// agent to it and removes the old ones, storing each step's outcome first:
+//
+//  1. store the new key as RotatingTo (agents launched from now on get
+//     both keys in their keyring);
+//  2. Consul: install it everywhere, then use it everywhere;
+//  3. store it as the primary (new agents encrypt with it);
+//  4. Consul: remove the old keys everywhere;
+//  5. store the new key alone.
+//
+// Every Consul step is idempotent, so a rotation interrupted anywhere (a
+// failed call, a scheduler crash) is resumed from the stored document by
+// the next call or the next scheduler start. Gossip between agents never
+// stops: an agent always holds the key the others send with.
+func (s *Scheduler) rotateGossipKey(ctx context.Context) (RotationResult, error) {
+	s.rotateMu.Lock()
+	defer s.rotateMu.Unlock()
+	if !s.Snapshot().Target.GossipEncryption {
+		return RotationResult{}, errors.New("gossip encryption is off for this service: there is no key to rotate")
+	}
+	cur := s.secrets.Get()
+	if cur.GossipKey() == "" {
+		return RotationResult{}, errors.New("the scheduler holds no gossip key")
+	}
+	next, changed, err := secrets.BeginRotation(cur, s.opts.Rand)
+	if err != nil {
+		return RotationResult{}, err
+	}
+	if changed {
+		if err := s.saveSecrets(ctx, next); err != nil {
+			return RotationResult{}, err
+		}
+		s.log.Info("gossip key rotation: new key stored", zap.String("new", config.Fingerprint(next.RotatingTo)))
+	} else {
+		s.log.Info("gossip key rotation: resuming", zap.String("new", config.Fingerprint(next.RotatingTo)))
+	}
+	key := next.RotatingTo
+	via, err := s.onAServer(ctx, func(op *consulapi.Operator) error {
+		wo := (&consulapi.WriteOptions{}).WithContext(ctx)
+		if err := op.KeyringInstall(key, wo); err != nil {
+			return fmt.Errorf("install the new key: %w", err)
+		}
+		if err := op.KeyringUse(key, wo); err != nil {
+			return fmt.Errorf("switch to the new key: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return RotationResult{}, err
+	}
+	next = secrets.PromoteRotation(next)
+	if err := s.saveSecrets(ctx, next); err != nil {
+		return RotationResult{}, err
+	}
+	var removed []string
+	for _, old := range next.GossipKeys[1:] {
+		old := old
+		if _, err := s.onAServer(ctx, func(op *consulapi.Operator) error {
+			if err := op.KeyringRemove(old, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
+				return fmt.Errorf("remove an old key: %w", err)
+			}
+			return nil
+		}); err != nil {
+			return RotationResult{}, err
+		}
+		removed = append(removed, config.Fingerprint(old))
+	}
+	next = secrets.FinishRotation(next)
+	if err := s.saveSecrets(ctx, next); err != nil {
+		return RotationResult{}, err
+	}
+	s.log.Info("gossip key rotated: every agent uses the new key, the old ones are removed",
+		zap.String("primary", config.Fingerprint(key)), zap.Strings("removed", removed), zap.String("via", via))
+	return RotationResult{Primary: config.Fingerprint(key), Removed: removed, Via: via}, nil
+}
+
+// saveSecrets writes the secrets through the loop (which owns the store),
+// then makes them current.
+func (s *Scheduler) saveSecrets(ctx context.Context, sec secrets.Secrets) error {
+	b, err := json.Marshal(sec)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	f := func() {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		done <- s.store.Put(wctx, secrets.Key, b)
+	}
+	select {
+	case s.cmds <- f:
+	case <-s.done:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("write the secrets: %w", err)
+		}
+	case <-s.done:
+		return errStopping
+	}
+	s.secrets.Set(sec)
+	return nil
+}
+
+// onAServer runs f against the first running server that succeeds, with
+// the scheduler's ACL token, and returns its address.
+func (s *Scheduler) onAServer(ctx context.Context, f func(*consulapi.Operator) error) (string, error) {
+	v := s.Snapshot()
+	token := s.secrets.Get().SchedulerToken
+	var last error = errors.New("no Consul server is running")
+	for _, t := range v.Tasks {
+		if t.Role != taskspec.RoleServer || !t.Running() || t.IP == "" || v.Target.Ports.HTTP <= 0 {
+			continue
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		addr := net.JoinHostPort(t.IP, strconv.Itoa(v.Target.Ports.HTTP))
+		cl, err := consulacl.Client(addr, token)
+		if err != nil {
+			last = err
+			continue
+		}
+		if err := f(cl.Operator()); err != nil {
+			last = fmt.Errorf("%s: %w", addr, err)
+			continue
+		}
+		return addr, nil
+	}
+	return "", last
+}
+
+// keyringHandler serves POST KeyringRotatePath (RequireOperator has
+// checked the operator token).
+func (s *Scheduler) keyringHandler(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		_ = json.NewEncoder(w).Encode(map[string]any{"code": 405, "error": "Method Not Allowed", "message": "POST " + KeyringRotatePath + " rotates the gossip key"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Minute)
+	defer cancel()
+	res, err := s.rotateGossipKey(ctx)
+	if err != nil {
+		w.WriteHeader(http.StatusConflict)
+		_ = json.NewEncoder(w).Encode(map[string]any{"code": 409, "error": "Conflict",
+			"message": "gossip key rotation not finished (run it again to resume): " + err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+// resumeRotation finishes a rotation a previous scheduler left half done,
+// once servers run.
+func (s *Scheduler) resumeRotation(ctx context.Context) {
+	if s.secrets.Get().RotatingTo == "" {
+		return
+	}
+	for {
+		if _, err := s.rotateGossipKey(ctx); err == nil {
+			return
+		} else {
+			s.log.Warn("gossip key rotation left unfinished by a previous scheduler: retrying", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
