@@ -37,7 +37,7 @@ dev: build
 zookeeper:
 	bash .ci/zookeeper.sh
 
-test: zookeeper fuzz
+test: zookeeper fuzz race
 	$(GO) vet ./...
 	@$(REALMESOS_NOTE)
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
@@ -48,6 +48,14 @@ test: zookeeper fuzz
 # go test shows only with -v: say so here.
 REALMESOS_NOTE = if [ ! -x /opt/mesos/sbin/mesos-master ] && [ ! -f ../shared/mesos/install.sh ]; then \
 	echo "make test: the real-Mesos suite (internal/realmesos) is SKIPPED: no /opt/mesos/sbin/mesos-master and no ../shared/mesos/install.sh (see docs/real-mesos.md)" >&2; fi
+
+# The race detector over the packages with concurrency. -short skips the
+# tests that run real Consul agents (they run, without -race, in test):
+# what is left drives the scheduler, executor, simulator, Mesos-DNS and dev
+# harness code under the detector in a few minutes.
+RACE_PKGS ?= ./scheduler/... ./executor/... ./internal/mesossim/... ./internal/mesosdns/... ./internal/dev/...
+race: zookeeper
+	$(GO) test -race -short -count=1 -p 2 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
 # Each fuzz test for FUZZTIME (their seed corpora also run in every go test).
 # A failing input is saved under the package's testdata/fuzz/: commit it.
