@@ -78,59 +78,80 @@ func Run(ctx context.Context, o Options, con Console, readyTimeout time.Duration
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var (
-		last               string
-		frame              int
-		summarized, warned bool
-		leaderAt           time.Time
-	)
-	clear := func() {
-		if con.Live && !con.Quiet {
-			fmt.Fprint(out, "\r\033[K")
-		}
-	}
+	v := &view{con: con, start: start, readyTimeout: readyTimeout,
+		summary: func(s Status) string {
+			return Summary(s, c.SchedulerURL, c.Sim.MasterURL(), c.DNS.Addr(), c.opts.WorkDir)
+		},
+		notReady: fmt.Sprintf("see %s/v1/plans/deploy and %s/scheduler.log; still running", c.SchedulerURL, c.opts.WorkDir)}
 	for {
-		s := reader.Read(ctx)
-		if s.Leader != "" && leaderAt.IsZero() {
-			leaderAt = time.Now()
-		}
-		line := s.Line()
-		switch {
-		case con.Quiet:
-		case con.Live:
-			l := spinner[frame%len(spinner)] + " " + line
-			frame++
-			if con.Width > 1 && len([]rune(l)) >= con.Width {
-				l = string([]rune(l)[:con.Width-2]) + "…"
-			}
-			fmt.Fprint(out, "\r\033[K"+l)
-		case line != last:
-			fmt.Fprintf(out, "%6.1fs  %s\n", time.Since(start).Seconds(), line)
-		}
-		last = line
-		// The summary once Consul is up: deployed, or a leader for 30 s
-		// while some client is still on its way.
-		if !summarized && (s.Ready() || (!leaderAt.IsZero() && time.Since(leaderAt) > 30*time.Second)) {
-			summarized = true
-			clear()
-			fmt.Fprintf(out, "\n%s\n", strings.Replace(Summary(s, c.SchedulerURL, c.Sim.MasterURL(), c.DNS.Addr(), c.opts.WorkDir),
-				"Consul is up:", fmt.Sprintf("Consul is up after %s:", time.Since(start).Round(100*time.Millisecond)), 1))
-		}
-		if !summarized && !warned && time.Since(start) > readyTimeout {
-			warned = true
-			clear()
-			fmt.Fprintf(out, "No Consul leader after %s: see %s/v1/plans/deploy and %s/scheduler.log; still running.\n", readyTimeout, c.SchedulerURL, c.opts.WorkDir)
-		}
+		v.update(time.Now(), reader.Read(ctx))
 		select {
 		case <-ctx.Done():
-			clear()
+			v.clear()
 			fmt.Fprintln(out, "Stopping ...")
 			return nil
 		case err := <-c.SchedulerExited():
-			clear()
+			v.clear()
 			return fmt.Errorf("the scheduler exited (%v): see %s/scheduler.log", err, c.opts.WorkDir)
 		case <-t.C:
 		}
+	}
+}
+
+// view is dev's console: what it prints for each status read.
+type view struct {
+	con          Console
+	start        time.Time
+	readyTimeout time.Duration
+	summary      func(Status) string
+	notReady     string // what to look at when Consul is not up in time
+
+	last               string
+	frame              int
+	summarized, warned bool
+	leaderAt           time.Time
+}
+
+// update shows status s read at now: the live line redrawn (terminal), or a
+// line when it changed (piped), or nothing (quiet); the summary once Consul
+// is up (deployed, or a leader for 30 s while a client is still on its
+// way); a warning once if it is not up after readyTimeout.
+func (v *view) update(now time.Time, s Status) {
+	out := v.con.Out
+	if s.Leader != "" && v.leaderAt.IsZero() {
+		v.leaderAt = now
+	}
+	line := s.Line()
+	switch {
+	case v.con.Quiet:
+	case v.con.Live:
+		l := spinner[v.frame%len(spinner)] + " " + line
+		v.frame++
+		if v.con.Width > 1 && len([]rune(l)) >= v.con.Width {
+			l = string([]rune(l)[:v.con.Width-2]) + "…"
+		}
+		fmt.Fprint(out, "\r\033[K"+l)
+	case line != v.last:
+		fmt.Fprintf(out, "%6.1fs  %s\n", now.Sub(v.start).Seconds(), line)
+	}
+	v.last = line
+	if !v.summarized && (s.Ready() || (!v.leaderAt.IsZero() && now.Sub(v.leaderAt) > 30*time.Second)) {
+		v.summarized = true
+		v.clear()
+		fmt.Fprintf(out, "\n%s\n", strings.Replace(v.summary(s), "Consul is up:",
+			fmt.Sprintf("Consul is up after %s:", now.Sub(v.start).Round(100*time.Millisecond)), 1))
+	}
+	if !v.summarized && !v.warned && now.Sub(v.start) > v.readyTimeout {
+		v.warned = true
+		v.clear()
+		fmt.Fprintf(out, "No Consul leader after %s: %s.\n", v.readyTimeout, v.notReady)
+	}
+}
+
+// clear erases the live line.
+func (v *view) clear() {
+	if v.con.Live && !v.con.Quiet {
+		fmt.Fprint(v.con.Out, "\r\033[K")
 	}
 }
 
