@@ -113,8 +113,15 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		return c
 	}
 	var membersConsul, peersConsul string
-	members := consulFlag(&cobra.Command{Use: "members", Short: "Show Consul's LAN members: name, address, status, role", Args: cobra.NoArgs,
-		RunE: run(&membersConsul, noArg((*operator.Commands).Members))}, &membersConsul)
+	var membersWAN bool
+	members := consulFlag(&cobra.Command{Use: "members", Short: "Show Consul's LAN members (--wan: the WAN pool of every federated datacenter's servers): name, address, status, role", Args: cobra.NoArgs,
+		RunE: run(&membersConsul, func(o *operator.Commands, ctx context.Context, _ string) error {
+			if membersWAN {
+				o.Consul = operator.HTTPConsul{Timeout: 10 * time.Second, WAN: true}
+			}
+			return o.Members(ctx)
+		})}, &membersConsul)
+	members.Flags().BoolVar(&membersWAN, "wan", false, "list the WAN members: the servers of this and every federated datacenter")
 	raft := &cobra.Command{Use: "raft", Short: "Show Consul's raft state"}
 	raft.AddCommand(consulFlag(&cobra.Command{Use: "peers", Short: "Show the raft peers: node, address, leader, voter", Args: cobra.NoArgs,
 		RunE: run(&peersConsul, noArg((*operator.Commands).RaftPeers))}, &peersConsul))

@@ -62,6 +62,7 @@ const (
 	EnvRaftMultiplier = "CONSUL_RAFT_MULTIPLIER"
 	EnvUI             = "CONSUL_UI"
 	EnvExtraConfig    = "CONSUL_EXTRA_CONFIG"
+	EnvWANJoin        = "CONSUL_WAN_JOIN"
 
 	EnvPortServer  = "CONSUL_PORT_SERVER"
 	EnvPortSerfLAN = "CONSUL_PORT_SERF_LAN"
@@ -130,6 +131,10 @@ type Config struct {
 	RaftMultiplier int
 	UI             bool
 	ExtraConfig    json.RawMessage
+	// WANJoin: other datacenters' servers (host or host:port, comma or
+	// space separated; Mesos-DNS names of another service included) that
+	// the servers join over serf WAN.
+	WANJoin string
 
 	Ports Ports
 
@@ -239,6 +244,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvUI, &c.UI)
 	var extra string
 	r.str(EnvExtraConfig, &extra)
+	r.str(EnvWANJoin, &c.WANJoin)
 	r.integer(EnvPortServer, &c.Ports.Server)
 	r.integer(EnvPortSerfLAN, &c.Ports.SerfLAN)
 	r.integer(EnvPortSerfWAN, &c.Ports.SerfWAN)
@@ -408,6 +414,12 @@ func (c Config) Validate() error {
 	if c.ReplaceAfter < MinReplaceAfter {
 		add(bad(EnvReplaceAft, c.ReplaceAfter, "at least "+MinReplaceAfter.String()))
 	}
+	if err := validWANJoin(c.WANJoin); err != nil {
+		add(err)
+	}
+	if c.WANJoin != "" && c.Ports.SerfWAN <= 0 {
+		add(bad(EnvWANJoin, c.WANJoin, "empty while the serf WAN port is disabled (ports.serf_wan -1)"))
+	}
 	if c.BackupTarget != "" {
 		if _, err := backup.Open(c.BackupTarget); err != nil {
 			add(fmt.Errorf("%s: %w", EnvBackupTarget, err))
@@ -553,6 +565,29 @@ var managedKeys = map[string]string{
 	"encrypt":          "the security.gossip_encryption options (not supported yet)",
 	"acl":              "the security.acl options (not supported yet)",
 	"tls":              "the security.tls options (not supported yet)",
+}
+
+// WANJoinList splits CONSUL_WAN_JOIN into its addresses.
+func WANJoinList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+}
+
+func validWANJoin(s string) error {
+	for _, a := range WANJoinList(s) {
+		host, port := a, ""
+		if h, p, err := net.SplitHostPort(a); err == nil {
+			host, port = h, p
+		}
+		if host == "" || strings.ContainsAny(host, "/@[]") {
+			return bad(EnvWANJoin, s, fmt.Sprintf("server addresses or names, host or host:port, separated by commas (%q is not one)", a))
+		}
+		if port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return bad(EnvWANJoin, s, fmt.Sprintf("ports 1-65535 (%q)", a))
+			}
+		}
+	}
+	return nil
 }
 
 func validExtraConfig(raw json.RawMessage) error {

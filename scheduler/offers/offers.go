@@ -832,6 +832,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 	if t.Role == taskspec.RoleServer {
 		spec.BootstrapExpect = tg.Servers
 		spec.DataDir = state.VolumePath
+		spec.WANJoin = tg.WANJoin
 	}
 	data, err := taskspec.Encode(spec)
 	if err != nil {
