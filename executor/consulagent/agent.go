@@ -110,6 +110,9 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	jctx, cancel := context.WithCancel(context.Background())
 	a.cancelJoin = cancel
 	go a.joinLoop(jctx, NewResolver(dnsServer))
+	if spec.Role == taskspec.RoleServer && len(spec.WANJoin) > 0 && spec.Ports.SerfWAN > 0 {
+		go a.wanJoinLoop(jctx, NewResolver(dnsServer))
+	}
 	go a.watch()
 	log.Info("consul agent started",
 		zap.String("role", string(spec.Role)), zap.String("node_id", a.nodeID),

@@ -107,6 +107,10 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 			"https":    spec.Ports.HTTPS,
 			"grpc":     spec.Ports.GRPC,
 			"dns":      spec.Ports.DNS,
+			// Consul 1.16 servers listen on gRPC TLS 8503 by default: a
+			// port Mesos never gave the task (two installs on one agent
+			// collide on it). No option enables it yet.
+			"grpc_tls": -1,
 		},
 		"ui_config":            map[string]any{"enabled": spec.UI},
 		"log_level":            logLevel,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/serf/serf"
 	"go.uber.org/zap"
 )
 
@@ -171,4 +172,46 @@ func (a *Agent) joinEach(addrs []string) {
 		}(addr)
 	}
 	wg.Wait()
+}
+
+// wanJoinLoop joins the WAN pool of other datacenters' servers (a server
+// whose spec has WANJoin) until ctx ends: each round re-resolves the names
+// and joins every target that is not an alive WAN member, every 5 s while
+// some are missing, every 30 s once all are there.
+func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
+	t := JoinTargets{DNSNames: a.spec.WANJoin, Port: a.spec.Ports.SerfWAN}
+	lastResolved := "\x00"
+	for {
+		addrs, failed := resolveTargets(ctx, r, t)
+		if ctx.Err() != nil {
+			return
+		}
+		if s := strings.Join(addrs, ","); s != lastResolved {
+			lastResolved = s
+			a.log.Info("WAN join targets", zap.Strings("addresses", addrs), zap.Int("unresolved_names", len(failed)))
+		}
+		alive := map[string]bool{}
+		for _, m := range a.agent.WANMembers() {
+			if m.Status == serf.StatusAlive {
+				alive[net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))] = true
+			}
+		}
+		missing := missingTargets(addrs, "", alive)
+		for _, addr := range missing {
+			if _, err := a.agent.JoinWAN([]string{addr}); err != nil {
+				a.log.Debug("WAN join failed, will retry", zap.String("address", addr), zap.Error(err))
+			} else {
+				a.log.Info("joined the WAN pool", zap.String("address", addr))
+			}
+		}
+		wait := 30 * time.Second
+		if len(missing) > 0 || len(failed) > 0 || len(addrs) == 0 {
+			wait = 5 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }

@@ -118,3 +118,42 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 	})
 	t.Logf("backup plan: %s", msg)
 }
+
+// TestSnapshotRestoreIntoAFreshInstall: a snapshot taken by one install is
+// restored into a fresh install of the same datacenter (another simulated
+// cluster, empty servers) that uses the same backup target: every key is
+// back.
+func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
+	target := "file://" + t.TempDir()
+	written := map[string]int{"fresh": 25}
+	var name string
+	t.Run("first install", func(t *testing.T) {
+		fc := startFaultCluster(t, 24, 4, 3, config.EnvBackupTarget+"="+target)
+		tasks, _ := fc.healthy(t, 3, 3*time.Minute)
+		writeThroughClient(t, tasks, "fresh", written["fresh"])
+		out := fc.operatorCmd(t, "--json", "snapshot", "save")
+		var e snapshotEntry
+		if err := json.Unmarshal([]byte(out), &e); err != nil {
+			t.Fatal(err)
+		}
+		name = e.Name
+	})
+	if name == "" {
+		t.Fatal("no snapshot from the first install")
+	}
+	fc := startFaultCluster(t, 25, 4, 3, config.EnvBackupTarget+"="+target)
+	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
+	pairs, _, err := consulClient(t, servers(tasks)[0].AgentIP).KV().List("fresh/", nil)
+	if err != nil || len(pairs) != 0 {
+		t.Fatalf("the fresh install has %d keys already (%v)", len(pairs), err)
+	}
+	listed := false
+	for _, e := range fc.snapshotList(t) {
+		listed = listed || e.Name == name
+	}
+	if !listed {
+		t.Fatalf("the fresh install does not list %s", name)
+	}
+	fc.operatorCmd(t, "snapshot", "restore", name)
+	checkAllKeys(t, tasks, written)
+}

@@ -153,8 +153,15 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		return c
 	}
 	var membersConsul, peersConsul string
-	members := consulFlag(&cobra.Command{Use: "members", Short: "Show Consul's LAN members: name, address, status, role", Args: cobra.NoArgs,
-		RunE: run(&membersConsul, noArg((*Commands).Members))}, &membersConsul)
+	var membersWAN bool
+	members := consulFlag(&cobra.Command{Use: "members", Short: "Show Consul's LAN members (--wan: the WAN pool of every federated datacenter's servers): name, address, status, role", Args: cobra.NoArgs,
+		RunE: run(&membersConsul, func(o *Commands, ctx context.Context, _ string) error {
+			if membersWAN {
+				o.Consul = HTTPConsul{Timeout: 10 * time.Second, WAN: true}
+			}
+			return o.Members(ctx)
+		})}, &membersConsul)
+	members.Flags().BoolVar(&membersWAN, "wan", false, "the WAN pool (servers of every federated datacenter) instead of the LAN pool")
 	raft := &cobra.Command{Use: "raft", Short: "Show Consul's raft state"}
 	raft.AddCommand(consulFlag(&cobra.Command{Use: "peers", Short: "Show the raft peers: node, address, leader, voter", Args: cobra.NoArgs,
 		RunE: run(&peersConsul, noArg((*Commands).RaftPeers))}, &peersConsul))

@@ -29,6 +29,9 @@ type ConsulAPI interface {
 // settings of the environment.
 type HTTPConsul struct {
 	Timeout time.Duration
+	// WAN: Members lists the WAN pool (the servers of every federated
+	// datacenter) instead of the LAN pool.
+	WAN bool
 }
 
 func (h HTTPConsul) client(addr string) (*consulapi.Client, error) {
@@ -66,7 +69,7 @@ func (h HTTPConsul) Members(ctx context.Context, addr string) ([]Member, error) 
 	}
 	done := make(chan result, 1)
 	go func() {
-		ms, err := c.Agent().Members(false)
+		ms, err := c.Agent().Members(h.WAN)
 		done <- result{ms, err}
 	}()
 	var ms []*consulapi.AgentMember

@@ -67,6 +67,10 @@ type Spec struct {
 	// DNSServer, when set (ip:port), is the resolver the executor uses for
 	// the Mesos-DNS names instead of the system one (dev uses the simulator's).
 	DNSServer string `json:"dns_server,omitempty"`
+	// WANJoin (servers only): the serf WAN addresses or names (host or
+	// host:port; the port defaults to this server's serf WAN port) of other
+	// datacenters' servers, joined with retry (consul.wan_join).
+	WANJoin []string `json:"wan_join,omitempty"`
 	// ConfigID identifies the target configuration the task was launched
 	// with; a change means the task needs a rolling restart.
 	ConfigID string `json:"config_id,omitempty"`

@@ -194,12 +194,14 @@ var optionSets = []optionSet{
 		name: "one server, strings that need escaping",
 		options: `{
 		  "servers": {"count": 1, "placement_constraint": "[[\"hostname\", \"LIKE\", \"10\\\\.0\\\\.[0-9]+\\\\.[0-9]+\"]]"},
-		  "consul": {"extra_config": "{\"node_meta\": {\"note\": \"a \\\"quoted\\\" <value> & more\\\\path\"}}"}
+		  "consul": {"extra_config": "{\"node_meta\": {\"note\": \"a \\\"quoted\\\" <value> & more\\\\path\"}}",
+		             "wan_join": "consul-server-0.consul-west.mesos, 10.1.0.7:8302"}
 		}`,
 		want: func(c *config.Config) {
 			c.ServerCount = 1
 			c.ServerPlacement = `[["hostname", "LIKE", "10\\.0\\.[0-9]+\\.[0-9]+"]]`
 			c.ExtraConfig = json.RawMessage(`{"node_meta": {"note": "a \"quoted\" <value> & more\\path"}}`)
+			c.WANJoin = "consul-server-0.consul-west.mesos, 10.1.0.7:8302"
 		},
 	},
 	{

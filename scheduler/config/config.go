@@ -73,6 +73,7 @@ const (
 	EnvRaftMultiplier = "CONSUL_RAFT_MULTIPLIER"
 	EnvUI             = "CONSUL_UI"
 	EnvExtraConfig    = "CONSUL_EXTRA_CONFIG"
+	EnvWANJoin        = "CONSUL_WAN_JOIN"
 
 	EnvPortServer  = "CONSUL_PORT_SERVER"
 	EnvPortSerfLAN = "CONSUL_PORT_SERF_LAN"
@@ -147,6 +148,10 @@ type Config struct {
 	RaftMultiplier int
 	UI             bool
 	ExtraConfig    json.RawMessage
+	// WANJoin: other datacenters' servers (host or host:port, comma or
+	// space separated; Mesos-DNS names of another service included) that
+	// the servers join over serf WAN.
+	WANJoin string
 
 	Ports Ports
 
@@ -265,6 +270,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvUI, &c.UI)
 	var extra string
 	r.str(EnvExtraConfig, &extra)
+	r.str(EnvWANJoin, &c.WANJoin)
 	r.integer(EnvPortServer, &c.Ports.Server)
 	r.integer(EnvPortSerfLAN, &c.Ports.SerfLAN)
 	r.integer(EnvPortSerfWAN, &c.Ports.SerfWAN)
@@ -434,6 +440,12 @@ func (c Config) Validate() error {
 	if c.ClientBatchPercent < 1 || c.ClientBatchPercent > 100 {
 		add(bad(EnvClientBatch, c.ClientBatchPercent, "1-100 (percent of the clients restarted at a time)"))
 	}
+	if err := validWANJoin(c.WANJoin); err != nil {
+		add(err)
+	}
+	if c.WANJoin != "" && c.Ports.SerfWAN <= 0 {
+		add(bad(EnvWANJoin, c.WANJoin, "empty while the serf WAN port is disabled (ports.serf_wan -1)"))
+	}
 	if c.BackupTarget != "" {
 		if _, err := backup.Open(c.BackupTarget); err != nil {
 			add(fmt.Errorf("%s: %w", EnvBackupTarget, err))
@@ -513,6 +525,29 @@ func (p Ports) List() []int {
 // ParsePlacement parses and checks a placement constraint option (see
 // package placement: operators, fields, values, regular expressions).
 func ParsePlacement(s string) ([]placement.Constraint, error) { return placement.Parse(s) }
+
+// WANJoinList splits CONSUL_WAN_JOIN into its addresses.
+func WANJoinList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+}
+
+func validWANJoin(s string) error {
+	for _, a := range WANJoinList(s) {
+		host, port := a, ""
+		if h, p, err := net.SplitHostPort(a); err == nil {
+			host, port = h, p
+		}
+		if host == "" || strings.ContainsAny(host, "/@[]") {
+			return bad(EnvWANJoin, s, fmt.Sprintf("server addresses or names, host or host:port, separated by commas (%q is not one)", a))
+		}
+		if port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return bad(EnvWANJoin, s, fmt.Sprintf("ports 1-65535 (%q)", a))
+			}
+		}
+	}
+	return nil
+}
 
 func validRole(role string) error {
 	// Mesos role rules (master/validation.cpp, roles::validate): not empty,

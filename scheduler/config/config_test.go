@@ -184,6 +184,8 @@ func TestBadValuesNameTheVariableOptionAndAllowedValues(t *testing.T) {
 		{EnvRaftMultiplier, "11", "1-10"},
 		{EnvUI, "on", "true or false"},
 		{EnvExtraConfig, "[1]", "JSON object of Consul agent configuration"},
+		{EnvWANJoin, "10.0.0.1:0", "ports 1-65535"},
+		{EnvWANJoin, "consul/server", "host or host:port"},
 		{EnvExtraConfig, `{"datacenter": "x"}`, `without "datacenter": it is set by the consul.datacenter option`},
 		{EnvExtraConfig, `{"ports": {"http": 1}}`, "the ports options"},
 		{EnvExtraConfig, `{"encrypt": "k"}`, "generates and keeps the key"},
@@ -319,5 +321,21 @@ func TestUninstallFlag(t *testing.T) {
 	}
 	if c, _ := Load(env(nil)); c.Uninstall {
 		t.Error("Uninstall without SDK_UNINSTALL")
+	}
+}
+
+func TestWANJoin(t *testing.T) {
+	c := Defaults()
+	c.ExecutorURI = "http://h/dcos-consul"
+	c.WANJoin = "consul-server-0.consul-dc2.mesos:8302, 10.0.0.9,consul-server-1.consul-dc2.mesos"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := WANJoinList(c.WANJoin); len(got) != 3 || got[1] != "10.0.0.9" {
+		t.Fatalf("list %q", got)
+	}
+	c.Ports.SerfWAN = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serf WAN port is disabled") {
+		t.Fatalf("WAN join without the WAN port: %v", err)
 	}
 }

@@ -60,6 +60,7 @@ var Options = []Option{
 	{EnvRaftMultiplier, "consul.raft_multiplier", FromOption},
 	{EnvUI, "consul.ui", FromOption},
 	{EnvExtraConfig, "consul.extra_config", FromOption},
+	{EnvWANJoin, "consul.wan_join", FromOption},
 
 	{EnvPortServer, "ports.server", FromOption},
 	{EnvPortSerfLAN, "ports.serf_lan", FromOption},

@@ -193,6 +193,7 @@ var updateRules = []updateRule{
 		instead: reinstall},
 	{env: EnvServerPlacement, get: func(c Config) string { return c.ServerPlacement }, effect: EffectNewPlacements},
 	{env: EnvReplaceAft, get: func(c Config) string { return c.ReplaceAfter.String() }, effect: EffectScheduler},
+	{env: EnvWANJoin, get: func(c Config) string { return strings.Join(WANJoinList(c.WANJoin), ",") }, effect: EffectServers},
 	{env: EnvBackupTarget, get: func(c Config) string { return c.BackupTarget }, effect: EffectScheduler},
 	{env: EnvBackupInterval, get: func(c Config) string { return c.BackupInterval.String() }, effect: EffectScheduler},
 	{env: EnvBackupKeep, get: func(c Config) string { return strconv.Itoa(c.BackupKeep) }, effect: EffectScheduler},

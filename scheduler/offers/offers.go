@@ -835,6 +835,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 	if t.Role == taskspec.RoleServer {
 		spec.BootstrapExpect = tg.Servers
 		spec.DataDir = state.VolumePath
+		spec.WANJoin = tg.WANJoin
 	}
 	if tg.GossipEncryption || tg.ACL {
 		if tg.Secrets == nil || tg.Secrets.Credential == nil {

@@ -92,10 +92,12 @@ type Target struct {
 	UI              bool            `json:"ui"`
 	LogLevel        string          `json:"log_level"`
 	ExtraConfig     json.RawMessage `json:"extra_config,omitempty"`
-	MesosDNSDomain  string          `json:"mesos_dns_domain"`
-	DNSServer       string          `json:"dns_server,omitempty"`
-	ExecutorURI     string          `json:"executor_uri"`
-	ReplaceAfter    time.Duration   `json:"replace_after"`
+	// WANJoin: other datacenters' servers the servers join over serf WAN.
+	WANJoin        []string      `json:"wan_join,omitempty"`
+	MesosDNSDomain string        `json:"mesos_dns_domain"`
+	DNSServer      string        `json:"dns_server,omitempty"`
+	ExecutorURI    string        `json:"executor_uri"`
+	ReplaceAfter   time.Duration `json:"replace_after"`
 	// ClientBatchPercent: clients restarted at a time by a rolling
 	// restart, in percent (0 in targets stored before it: 5).
 	ClientBatchPercent int `json:"client_batch_percent,omitempty"`
@@ -161,6 +163,7 @@ func TargetFrom(c config.Config) Target {
 		UI:             c.UI,
 		LogLevel:       c.LogLevel,
 		ExtraConfig:    c.ExtraConfig,
+		WANJoin:        config.WANJoinList(c.WANJoin),
 		MesosDNSDomain: c.MesosDNSDomain,
 		DNSServer:      c.ExecutorDNSServer,
 		ExecutorURI:    c.ExecutorURI,
@@ -201,7 +204,8 @@ func (t Target) configHashes() (server, client, both string) {
 		Shared         shared
 		Server         Resources
 		RaftMultiplier int
-	}{sh, t.Server, t.RaftMultiplier})
+		WANJoin        []string `json:",omitempty"` // absent when empty: IDs from before it existed stay
+	}{sh, t.Server, t.RaftMultiplier, t.WANJoin})
 	client = hash(struct {
 		Shared shared
 		Client Resources

@@ -1,0 +1,170 @@
+package dev
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+)
+
+// startSecondScheduler runs another install (its own service name, state
+// and ports) on the same simulated cluster, stopped when the test ends.
+func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env ...string) {
+	t.Helper()
+	port, err := freePort(fc.opts.MasterIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(fc.opts.WorkDir, service+"-scheduler.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "scheduler")
+	cmd.Env = append(fc.SchedulerEnv(port), append([]string{
+		config.EnvServiceName + "=" + service,
+		config.EnvStateDir + "=" + filepath.Join(fc.opts.WorkDir, "scheduler-"+service),
+	}, env...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("%s scheduler log (tail):\n%s", service, tail(string(b), 400))
+			}
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func consulAt(t *testing.T, ip string, port int) *consul.Client {
+	t.Helper()
+	c, err := consul.NewClient(&consul.Config{Address: net.JoinHostPort(ip, strconv.Itoa(port))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestWANFederationTwoDatacenters: two installs on one simulated cluster,
+// "consul" (dc1, 3 servers) and "consul-dc2" (dc2, 1 server, other ports),
+// each told of the other's servers by their Mesos-DNS names
+// (consul.wan_join): the WAN pool lists both sets of servers, a KV read
+// and write sent to dc1 for dc2 are answered by dc2, and
+// catalog/datacenters lists both. Three agents: dc2's server shares an
+// agent with a dc1 server (only their ports differ).
+func TestWANFederationTwoDatacenters(t *testing.T) {
+	fc := startFaultCluster(t, 23, 3, 3, config.EnvWANJoin+"=consul-server-0.consul-dc2.mesos:8312")
+	fc.startSecondScheduler(t, "consul-dc2",
+		config.EnvDatacenter+"=dc2", config.EnvServerCount+"=1", config.EnvClientsEnabled+"=false",
+		config.EnvPortServer+"=8310", config.EnvPortSerfLAN+"=8311", config.EnvPortSerfWAN+"=8312",
+		config.EnvPortHTTP+"=8510", config.EnvPortDNS+"=8610",
+		config.EnvWANJoin+"=consul-server-0.consul.mesos:8302,consul-server-1.consul.mesos:8302")
+	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
+	dc1 := consulClient(t, servers(tasks)[0].AgentIP)
+
+	var dc2IP string
+	eventually(t, 3*time.Minute, "dc2's server running", func() error {
+		ips, err := resolveA(fc.DNS.Addr(), "consul-server-0.consul-dc2.mesos")
+		if err != nil || len(ips) != 1 {
+			return fmt.Errorf("consul-server-0.consul-dc2.mesos: %v %v", ips, err)
+		}
+		dc2IP = ips[0]
+		leader, err := consulAt(t, dc2IP, 8510).Status().Leader()
+		if err != nil || leader == "" {
+			return fmt.Errorf("dc2 leader %q: %v", leader, err)
+		}
+		return nil
+	})
+	dc2 := consulAt(t, dc2IP, 8510)
+
+	start := time.Now()
+	eventually(t, 3*time.Minute, "the WAN pool lists every server of both datacenters", func() error {
+		ms, err := dc1.Agent().Members(true)
+		if err != nil {
+			return err
+		}
+		var alive []string
+		for _, m := range ms {
+			if m.Status == memberAlive {
+				alive = append(alive, m.Name)
+			}
+		}
+		sort.Strings(alive)
+		want := "consul-server-0.dc1,consul-server-0.dc2,consul-server-1.dc1,consul-server-2.dc1"
+		if strings.Join(alive, ",") != want {
+			return fmt.Errorf("alive WAN members %v, want %s", alive, want)
+		}
+		dcs, err := dc1.Catalog().Datacenters()
+		if err != nil {
+			return err
+		}
+		if strings.Join(dcs, ",") != "dc1,dc2" {
+			return fmt.Errorf("datacenters %v", dcs)
+		}
+		return nil
+	})
+	t.Logf("FEDERATION WAN pool complete and both datacenters listed %s after both were running", time.Since(start).Round(100*time.Millisecond))
+
+	// Written in dc2, read through dc1; written through dc1, read in dc2.
+	if _, err := dc2.KV().Put(&consul.KVPair{Key: "x", Value: []byte("from-dc2")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "dc2's key read through dc1", func() error {
+		p, _, err := dc1.KV().Get("x", &consul.QueryOptions{Datacenter: "dc2", RequireConsistent: true})
+		if err != nil {
+			return err
+		}
+		if p == nil || string(p.Value) != "from-dc2" {
+			return fmt.Errorf("x in dc2 via dc1: %+v", p)
+		}
+		if p, _, _ := dc1.KV().Get("x", nil); p != nil {
+			return fmt.Errorf("x exists in dc1 too: %q", p.Value)
+		}
+		return nil
+	})
+	if _, err := dc1.KV().Put(&consul.KVPair{Key: "y", Value: []byte("via-dc1")}, &consul.WriteOptions{Datacenter: "dc2"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := dc2.KV().Get("y", &consul.QueryOptions{RequireConsistent: true}); err != nil || p == nil || string(p.Value) != "via-dc1" {
+		t.Fatalf("y written for dc2 through dc1, read in dc2: %+v %v", p, err)
+	}
+
+	out := fc.operatorCmd(t, "members", "--wan")
+	for _, n := range []string{"consul-server-0.dc1", "consul-server-0.dc2"} {
+		if !strings.Contains(out, n) {
+			t.Fatalf("members --wan does not list %s:\n%s", n, out)
+		}
+	}
+	t.Logf("members --wan:\n%s", out)
+}
