@@ -55,6 +55,11 @@ type Plan struct {
 
 // Input is what progress is computed from.
 type Input struct {
+	// sorted is Tasks.Sorted(), computed once by Build for every plan
+	// (at 10,000 tasks each sort costs milliseconds, and Build runs at
+	// every published snapshot).
+	sorted []state.Task
+
 	Target state.Target
 	Tasks  state.Tasks
 	// Launch: records waiting for an offer, with why (reconcile.Result).
@@ -98,6 +103,7 @@ func Build(in Input) map[string]Plan {
 	if in.Target.Uninstall {
 		return map[string]Plan{Deploy: uninstall(in)}
 	}
+	in.sorted = in.Tasks.Sorted()
 	out := map[string]Plan{Deploy: deploy(in), Recovery: recovery(in), Update: update(in), Decommission: decommission(in)}
 	for name, p := range out {
 		out[name] = paused(p, in.Control)
@@ -135,7 +141,7 @@ func paused(p Plan, c Control) Plan {
 func update(in Input) Plan {
 	servers := Phase{ID: id("update/server"), Name: "server", Strategy: "serial"}
 	clients := Phase{ID: id("update/client"), Name: "client", Strategy: fmt.Sprintf("parallel (batches of %d%%)", batchPercent(in.Target))}
-	for _, t := range in.Tasks.Sorted() {
+	for _, t := range in.sortedTasks() {
 		if t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers || t.Goal == state.GoalStop || !t.Launched() {
 			continue
 		}
@@ -204,7 +210,7 @@ func decommission(in Input) Plan {
 func uninstall(in Input) Plan {
 	kill := Phase{ID: id("uninstall/kill-tasks"), Name: "kill-tasks", Strategy: "parallel"}
 	unreserve := Phase{ID: id("uninstall/unreserve-resources"), Name: "unreserve-resources", Strategy: "parallel"}
-	for _, t := range in.Tasks.Sorted() {
+	for _, t := range in.sortedTasks() {
 		st := Step{ID: id("kill/" + t.Name), Name: "kill-task-" + t.Name, Status: Complete, Message: t.Describe()}
 		if t.Active() && t.State != "TASK_UNREACHABLE" {
 			st.Status = Starting
@@ -241,7 +247,7 @@ func uninstall(in Input) Plan {
 // scheduler's state was lost): done steps, one per record, or nothing.
 func adoptPhase(in Input) []Phase {
 	var steps []Step
-	for _, t := range in.Tasks.Sorted() {
+	for _, t := range in.sortedTasks() {
 		if t.Adopted != "" {
 			steps = append(steps, Step{ID: id("adopt/" + t.Name), Name: "adopt-" + t.Name, Status: Complete, Message: t.Adopted})
 		}
@@ -266,7 +272,7 @@ func deploy(in Input) Plan {
 	clients := Phase{ID: id("deploy/client"), Name: "client", Strategy: "parallel"}
 	if in.Target.ClientsEnabled {
 		seen := map[string]bool{}
-		for _, t := range in.Tasks.Sorted() {
+		for _, t := range in.sortedTasks() {
 			if t.Role != taskspec.RoleClient || t.Goal == state.GoalStop {
 				continue
 			}
@@ -454,7 +460,7 @@ func aggregatePhases(ps []Phase) string {
 // recovery lists tasks that ran and now need a relaunch or replacement.
 func recovery(in Input) Plan {
 	ph := Phase{ID: id("recovery/tasks"), Name: "recovery", Strategy: "parallel"}
-	for _, t := range in.Tasks.Sorted() {
+	for _, t := range in.sortedTasks() {
 		recovering := (t.Launched() && !t.Active() && t.Goal != state.GoalStop) ||
 			t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Replacement
 		if !recovering {
@@ -466,4 +472,12 @@ func recovery(in Input) Plan {
 	p := Plan{Name: Recovery, Strategy: "serial", Phases: []Phase{ph}, Errors: []string{}}
 	p.Status = ph.Status
 	return p
+}
+
+// sortedTasks is the records in plan order, sorted once per Build.
+func (in Input) sortedTasks() []state.Task {
+	if in.sorted == nil {
+		return in.Tasks.Sorted()
+	}
+	return in.sorted
 }
