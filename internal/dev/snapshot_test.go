@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
@@ -18,6 +20,8 @@ import (
 func (fc *faultCluster) operatorCmd(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"consul", "--url", fc.SchedulerURL}, args...)...)
+	// The scheduler's mutating routes need its operator token.
+	cmd.Env = append(os.Environ(), operator.EnvTokenFile+"="+fc.OperatorTokenFile())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("dcos-consul consul %s: %v\n%s", strings.Join(args, " "), err, out)
