@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dcos-consul/dcos-consul/internal/universe"
 )
 
 func resolveSRV(server, name string) ([]string, error) {
@@ -73,8 +75,15 @@ func startRealMesosDNS(t *testing.T, c *Cluster, ip string) string {
 // of the named ports (_http._consul-server-0._tcp.consul.mesos) exactly as
 // the real Mesos-DNS does on the same master state; /v1/endpoints gives the
 // load balancer's names.
+//
+// The agents fetch the executor as the package publishes it: a .tar.gz
+// that the fetcher extracts.
 func TestDevStableNames(t *testing.T) {
-	fc := startFaultCluster(t, 91, 2, 1)
+	archive := filepath.Join(t.TempDir(), universe.ExecutorAsset)
+	if err := universe.ExecutorArchive(archive, binary); err != nil {
+		t.Fatal(err)
+	}
+	fc := startFaultCluster(t, 91, 2, 1, "EXECUTOR_URI=file://"+archive)
 	tasks, _ := fc.healthy(t, 1, 4*time.Minute)
 	realDNS := startRealMesosDNS(t, fc.Cluster, "127.5.91.1")
 
