@@ -133,6 +133,10 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		sub("restore <name>", "Restore a stored snapshot into the running cluster (replaces its whole state)", cobra.ExactArgs(1), (*operator.Commands).SnapshotRestore),
 	)
 
-	root.AddCommand(plan, pod, endpoints, members, raft, snapshot)
+	recover := &cobra.Command{Use: "recover", Short: "Diagnose a Consul outage (lost quorum)"}
+	recover.AddCommand(sub("status", "Ask every server for its raft state: whether quorum is lost, which servers survive, whose raft log is freshest (changes nothing)",
+		cobra.NoArgs, noArg((*operator.Commands).RecoverStatus)))
+
+	root.AddCommand(plan, pod, endpoints, members, raft, snapshot, recover)
 	return root
 }
