@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -133,7 +134,15 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		sub("restore <name>", "Restore a stored snapshot into the running cluster (replaces its whole state)", cobra.ExactArgs(1), (*operator.Commands).SnapshotRestore),
 	)
 
-	recover := &cobra.Command{Use: "recover", Short: "Diagnose a Consul outage (lost quorum)"}
+	var confirm bool
+	recover := &cobra.Command{Use: "recover", Short: "Diagnose (status) and recover (--confirm) a Consul outage: quorum lost for good", Args: cobra.NoArgs,
+		RunE: run(nil, func(o *operator.Commands, ctx context.Context, _ string) error {
+			if !confirm {
+				return errors.New("recover: run `recover status` first; `recover --confirm` restarts the surviving servers with a peers.json naming only them")
+			}
+			return o.RecoverConfirm(ctx)
+		})}
+	recover.Flags().BoolVar(&confirm, "confirm", false, "restart the surviving servers with a peers.json naming only them (only while quorum is lost)")
 	recover.AddCommand(sub("status", "Ask every server for its raft state: whether quorum is lost, which servers survive, whose raft log is freshest (changes nothing)",
 		cobra.NoArgs, noArg((*operator.Commands).RecoverStatus)))
 

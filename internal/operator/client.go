@@ -120,11 +120,31 @@ func (c *Client) Post(ctx context.Context, path string) (Response, error) {
 	return c.do(ctx, http.MethodPost, path, nil)
 }
 
+// PostJSON sends v as the JSON body of a POST to path.
+func (c *Client) PostJSON(ctx context.Context, path string, v any) (Response, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Response{}, err
+	}
+	return c.doBody(ctx, http.MethodPost, path, b, nil)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, also []int) (Response, error) {
+	return c.doBody(ctx, method, path, nil, also)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, body []byte, also []int) (Response, error) {
 	u := c.loc.BaseURL + path
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.loc.Token != "" {
@@ -139,7 +159,7 @@ func (c *Client) do(ctx context.Context, method, path string, also []int) (Respo
 		return Response{}, &UnreachableError{URL: u, From: c.loc.From, Err: err}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: reading the answer: %w", method, u, err)
 	}

@@ -15,7 +15,8 @@ import (
 // /v1/agent/self through its HTTP address), or why it did not answer.
 type ServerView struct {
 	Name      string `json:"name"`
-	Address   string `json:"address"` // HTTP ip:port
+	Address   string `json:"address"`                // HTTP ip:port
+	RaftAddr  string `json:"raft_address,omitempty"` // ip:server port
 	Answered  bool   `json:"answered"`
 	Error     string `json:"error,omitempty"`
 	NodeID    string `json:"node_id,omitempty"`
@@ -83,17 +84,15 @@ func orNone(s []string) []string {
 	return s
 }
 
-// RecoverStatus asks every server the scheduler knows of for its raft
-// state and says whether the cluster has lost quorum, which servers
-// survive and whose raft log is the freshest. It changes nothing.
-func (c *Commands) RecoverStatus(ctx context.Context) error {
+// recoverVerdict asks every server the scheduler knows of.
+func (c *Commands) recoverVerdict(ctx context.Context) (QuorumVerdict, error) {
 	r, err := c.Client.Get(ctx, "/v1/pod/status")
 	if err != nil {
-		return err
+		return QuorumVerdict{}, err
 	}
 	var st PodStatus
 	if err := decode(r, "/v1/pod/status", &st); err != nil {
-		return err
+		return QuorumVerdict{}, err
 	}
 	var views []ServerView
 	for _, p := range st.Pods {
@@ -107,9 +106,22 @@ func (c *Commands) RecoverStatus(ctx context.Context) error {
 			continue
 		}
 		sv.Address = net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.HTTP))
+		if p.Info.Ports.Server > 0 {
+			sv.RaftAddr = net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.Server))
+		}
 		views = append(views, c.serverView(ctx, sv))
 	}
-	v := Verdict(len(views), views)
+	return Verdict(len(views), views), nil
+}
+
+// RecoverStatus asks every server the scheduler knows of for its raft
+// state and says whether the cluster has lost quorum, which servers
+// survive and whose raft log is the freshest. It changes nothing.
+func (c *Commands) RecoverStatus(ctx context.Context) error {
+	v, err := c.recoverVerdict(ctx)
+	if err != nil {
+		return err
+	}
 	if c.JSON {
 		return c.writeJSON(v)
 	}
@@ -126,9 +138,52 @@ func (c *Commands) RecoverStatus(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintln(c.Out, v.Summary)
-	if v.Lost {
-		fmt.Fprintln(c.Out, "Recovery is manual for now: Consul's peers.json procedure on the survivors (docs/operations.md, \"Outage recovery\").")
+	if v.Lost && len(v.Survivors) > 0 {
+		fmt.Fprintf(c.Out, "`recover --confirm` restarts %s in place with a raft peers.json naming only the survivors; the lost servers are then replaced by new ones.\n",
+			strings.Join(v.Survivors, ", "))
 	}
+	return nil
+}
+
+// RecoverConfirm restarts the surviving servers of a cluster that lost
+// quorum with a peers.json naming only them (through the scheduler:
+// POST /v1/recover), after checking again that quorum is lost.
+func (c *Commands) RecoverConfirm(ctx context.Context) error {
+	v, err := c.recoverVerdict(ctx)
+	if err != nil {
+		return err
+	}
+	if !v.Lost {
+		return fmt.Errorf("refusing to recover: %s", v.Summary)
+	}
+	type peer struct {
+		ID       string `json:"id"`
+		Address  string `json:"address"`
+		NonVoter bool   `json:"non_voter"`
+	}
+	var peers []peer
+	var survivors []string
+	for _, s := range v.Views {
+		if !s.Answered {
+			continue
+		}
+		if s.NodeID == "" || s.RaftAddr == "" {
+			return fmt.Errorf("refusing to recover: survivor %s did not tell its node ID or raft address", s.Name)
+		}
+		peers = append(peers, peer{ID: s.NodeID, Address: s.RaftAddr})
+		survivors = append(survivors, s.Name)
+	}
+	if len(survivors) == 0 {
+		return fmt.Errorf("refusing to recover: no server survives (%s); restore a snapshot into a new install instead", v.Summary)
+	}
+	r, err := c.Client.PostJSON(ctx, "/v1/recover", map[string]any{"survivors": survivors, "peers": peers})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	fmt.Fprintf(c.Out, "Recovering: %s restart with peers.json %v; follow it with `recover status` and `pod status`.\n", strings.Join(survivors, ", "), peers)
 	return nil
 }
 

@@ -69,6 +69,7 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/v1/health", a.get(a.health))
 	mux.HandleFunc("/v1/state/frameworkId", a.get(a.frameworkID))
 	snapshotRoutes(mux, src)
+	recoverRoute(mux, src)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see /v1/plans, /v1/pod, /v1/endpoints, /v1/health, /metrics)", r.Method, r.URL.Path))
 	})

@@ -833,6 +833,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		spec.BootstrapExpect = tg.Servers
 		spec.DataDir = state.VolumePath
 		spec.WANJoin = tg.WANJoin
+		spec.RecoverPeers = t.RecoverPeers
 	}
 	data, err := taskspec.Encode(spec)
 	if err != nil {
