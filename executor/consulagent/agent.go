@@ -6,11 +6,13 @@ package consulagent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -61,6 +63,9 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 		return nil, fmt.Errorf("consulagent: data dir: %w", err)
 	}
 	if err := writeKeyrings(spec, env, dataDir); err != nil {
+		return nil, err
+	}
+	if err := writePeers(spec, dataDir, log); err != nil {
 		return nil, err
 	}
 	log = log.With(zap.String("consul_node", spec.NodeName))
@@ -437,4 +442,25 @@ func (a *Agent) stop(cause error) {
 		close(a.done)
 		a.log.Info("consul agent stopped")
 	})
+}
+
+// writePeers writes the outage-recovery raft peers of a server's spec to
+// <data_dir>/raft/peers.json, which Consul reads (and deletes) at start.
+func writePeers(spec taskspec.Spec, dataDir string, log *zap.Logger) error {
+	if spec.Role != taskspec.RoleServer || len(spec.RecoverPeers) == 0 {
+		return nil
+	}
+	b, err := json.MarshalIndent(spec.RecoverPeers, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(dataDir, "raft")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("consulagent: raft dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "peers.json"), b, 0o600); err != nil {
+		return fmt.Errorf("consulagent: peers.json: %w", err)
+	}
+	log.Warn("outage recovery: raft peers written to peers.json", zap.Any("peers", spec.RecoverPeers))
+	return nil
 }

@@ -84,8 +84,10 @@ func consulAt(t *testing.T, ip string, port int) *consul.Client {
 // catalog/datacenters lists both. Three agents: dc2's server shares an
 // agent with a dc1 server (only their ports differ).
 func TestWANFederationTwoDatacenters(t *testing.T) {
-	fc := startFaultCluster(t, 23, 3, 3, config.EnvWANJoin+"=consul-server-0.consul-dc2.mesos:8312")
-	fc.startSecondScheduler(t, "consul-dc2",
+	// Federated datacenters share one gossip key; each install generates
+	// its own, so federation runs with gossip encryption off (docs/operations.md).
+	fc := startFaultCluster(t, 23, 3, 3, config.EnvWANJoin+"=consul-server-0.consul-dc2.mesos:8312", noGossipKey)
+	fc.startSecondScheduler(t, "consul-dc2", noGossipKey,
 		config.EnvDatacenter+"=dc2", config.EnvServerCount+"=1", config.EnvClientsEnabled+"=false",
 		config.EnvPortServer+"=8310", config.EnvPortSerfLAN+"=8311", config.EnvPortSerfWAN+"=8312",
 		config.EnvPortHTTP+"=8510", config.EnvPortDNS+"=8610",
@@ -129,6 +131,7 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		sort.Strings(dcs) // Consul lists them nearest first
 		if strings.Join(dcs, ",") != "dc1,dc2" {
 			return fmt.Errorf("datacenters %v", dcs)
 		}
@@ -168,3 +171,63 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 	}
 	t.Logf("members --wan:\n%s", out)
 }
+
+// TestWANFederationTwoClusters: dc2 on one simulated cluster, dc1 on
+// another, told dc2's server addresses (consul.wan_join): both
+// datacenters' servers in one WAN pool, cross-datacenter KV both ways,
+// catalog/datacenters lists both, as seen from either side.
+func TestWANFederationTwoClusters(t *testing.T) {
+	b := startFaultCluster(t, 26, 3, 3, config.EnvDatacenter+"=dc2", noGossipKey)
+	tasksB, _ := b.healthy(t, 3, 3*time.Minute)
+	var join []string
+	for _, s := range servers(tasksB) {
+		join = append(join, net.JoinHostPort(s.AgentIP, "8302"))
+	}
+	a := startFaultCluster(t, 27, 3, 3, config.EnvWANJoin+"="+strings.Join(join, ","), noGossipKey)
+	tasksA, _ := a.healthy(t, 3, 3*time.Minute)
+	dc1, dc2 := consulClient(t, servers(tasksA)[0].AgentIP), consulClient(t, servers(tasksB)[0].AgentIP)
+
+	eventually(t, 3*time.Minute, "six servers in the WAN pool, seen from both clusters", func() error {
+		for dc, c := range map[string]*consul.Client{"dc1": dc1, "dc2": dc2} {
+			ms, err := c.Agent().Members(true)
+			if err != nil {
+				return err
+			}
+			alive := 0
+			for _, m := range ms {
+				if m.Status == memberAlive {
+					alive++
+				}
+			}
+			if alive != 6 {
+				return fmt.Errorf("%d alive WAN members seen from %s", alive, dc)
+			}
+			dcs, err := c.Catalog().Datacenters()
+			sort.Strings(dcs) // Consul lists them nearest first
+			if err != nil || strings.Join(dcs, ",") != "dc1,dc2" {
+				return fmt.Errorf("datacenters seen from %s: %v %v", dc, dcs, err)
+			}
+		}
+		return nil
+	})
+	if _, err := dc1.KV().Put(&consul.KVPair{Key: "from-a", Value: []byte("1")}, &consul.WriteOptions{Datacenter: "dc2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc2.KV().Put(&consul.KVPair{Key: "from-b", Value: []byte("2")}, &consul.WriteOptions{Datacenter: "dc1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		via  *consul.Client
+		key  string
+		want string
+	}{{dc2, "from-a", "1"}, {dc1, "from-b", "2"}} {
+		p, _, err := c.via.KV().Get(c.key, &consul.QueryOptions{RequireConsistent: true})
+		if err != nil || p == nil || string(p.Value) != c.want {
+			t.Fatalf("%s written across clusters: %+v %v", c.key, p, err)
+		}
+	}
+}
+
+// noGossipKey turns gossip encryption off: two installs have two keys, and
+// the WAN pool needs one.
+const noGossipKey = config.EnvGossipKey + "=false"

@@ -120,6 +120,15 @@ func (c *Client) Post(ctx context.Context, path string) (Response, error) {
 	return c.do(ctx, http.MethodPost, path, nil)
 }
 
+// PostJSON sends v as the JSON body of a POST to path.
+func (c *Client) PostJSON(ctx context.Context, path string, v any) (Response, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Response{}, err
+	}
+	return c.doURL(ctx, http.MethodPost, c.loc.BaseURL+path, nil, b, nil)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, also []int) (Response, error) {
 	return c.doURL(ctx, method, c.loc.BaseURL+path, nil, nil, also)
 }
@@ -145,6 +154,9 @@ func (c *Client) doURL(ctx context.Context, method, u string, hdr map[string]str
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	if reqBody != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	for k, v := range hdr {

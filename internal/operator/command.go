@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -177,6 +178,18 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	keyring.AddCommand(sub("rotate", "Install a new gossip key on every agent, switch to it and remove the old one (needs the operator token)",
 		cobra.NoArgs, noArg((*Commands).KeyringRotate)))
 
-	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring)
+	var confirm bool
+	recover := &cobra.Command{Use: "recover", Short: "Diagnose (status) and recover (--confirm) a Consul outage: quorum lost for good", Args: cobra.NoArgs,
+		RunE: run(nil, func(o *Commands, ctx context.Context, _ string) error {
+			if !confirm {
+				return errors.New("recover: run `recover status` first; `recover --confirm` restarts the surviving servers with a peers.json naming only them")
+			}
+			return o.RecoverConfirm(ctx)
+		})}
+	recover.Flags().BoolVar(&confirm, "confirm", false, "restart the surviving servers with a peers.json naming only them (only while quorum is lost)")
+	recover.AddCommand(sub("status", "Ask every server for its raft state: whether quorum is lost, which servers survive, whose raft log is freshest (changes nothing)",
+		cobra.NoArgs, noArg((*Commands).RecoverStatus)))
+
+	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring, recover)
 	return root
 }

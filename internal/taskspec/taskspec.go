@@ -71,6 +71,10 @@ type Spec struct {
 	// host:port; the port defaults to this server's serf WAN port) of other
 	// datacenters' servers, joined with retry (consul.wan_join).
 	WANJoin []string `json:"wan_join,omitempty"`
+	// RecoverPeers (servers only, outage recovery): the raft peers the
+	// server starts with, written to <data_dir>/raft/peers.json before
+	// Consul starts (Consul reads and deletes it).
+	RecoverPeers []RaftPeer `json:"recover_peers,omitempty"`
 	// ConfigID identifies the target configuration the task was launched
 	// with; a change means the task needs a rolling restart.
 	ConfigID string `json:"config_id,omitempty"`
@@ -83,6 +87,13 @@ type Spec struct {
 	// Secrets says where the executor fetches the task's secrets; nil when
 	// the task needs none.
 	Secrets *SecretsRef `json:"secrets,omitempty"`
+}
+
+// RaftPeer is one entry of Consul's peers.json (raft protocol 3).
+type RaftPeer struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"` // ip:server port
+	NonVoter bool   `json:"non_voter"`
 }
 
 // Encode validates s and returns the document for TaskInfo.data.

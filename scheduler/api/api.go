@@ -96,6 +96,7 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/v1/configurations/", a.get(a.configuration))
 	mux.HandleFunc("/v1/state/frameworkId", a.get(a.frameworkID))
 	snapshotRoutes(mux, src)
+	recoverRoute(mux, src)
 	// Everything else: Consul's web UI and the Consul API routes it calls
 	// (ui.go), or a 404 that lists the endpoints.
 	mux.Handle("/", newUIProxy(src))

@@ -836,6 +836,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		spec.BootstrapExpect = tg.Servers
 		spec.DataDir = state.VolumePath
 		spec.WANJoin = tg.WANJoin
+		spec.RecoverPeers = t.RecoverPeers
 	}
 	if tg.GossipEncryption || tg.ACL {
 		if tg.Secrets == nil || tg.Secrets.Credential == nil {

@@ -261,6 +261,10 @@ func Reconcile(in Input) Result {
 		if t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers {
 			continue
 		}
+		if len(t.RecoverPeers) > 0 && t.Running() && t.Goal == state.GoalRunning {
+			t.RecoverPeers = nil // the incarnation started with them runs
+			set(t)
+		}
 		if !t.Active() {
 			why := "not launched yet"
 			if t.Launched() {

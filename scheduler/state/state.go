@@ -308,6 +308,9 @@ type Task struct {
 	// framework, or a reservation and volume found in an offer. The deploy
 	// plan lists it.
 	Adopted string `json:"adopted,omitempty"`
+	// RecoverPeers (outage recovery): the raft peers the next incarnation
+	// of this server starts with (peers.json); cleared once it runs.
+	RecoverPeers []taskspec.RaftPeer `json:"recover_peers,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).
