@@ -165,7 +165,8 @@ func (c *Client) doURL(ctx context.Context, method, u string, hdr map[string]str
 	if c.loc.Token != "" {
 		req.Header.Set("Authorization", "token="+c.loc.Token)
 	}
-	if c.loc.OperatorToken != "" {
+	if c.loc.OperatorToken != "" && strings.HasPrefix(u, c.loc.BaseURL+"/") {
+		// The scheduler's own token goes to the scheduler only (not Cosmos).
 		req.Header.Set(OperatorTokenHeader, c.loc.OperatorToken)
 	}
 	resp, err := c.http.Do(req)

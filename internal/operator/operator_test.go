@@ -521,3 +521,24 @@ func TestUpdateStart(t *testing.T) {
 		t.Errorf("no Cosmos for a --url scheduler: %v", err)
 	}
 }
+
+// TestOperatorTokenGoesToTheSchedulerOnly: the scheduler's operator token
+// is never sent to Cosmos.
+func TestOperatorTokenGoesToTheSchedulerOnly(t *testing.T) {
+	var sawToken bool
+	cosmos := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawToken = r.Header.Get(OperatorTokenHeader) != ""
+		_, _ = w.Write([]byte(`{"marathonDeploymentId": "d"}`))
+	}))
+	t.Cleanup(cosmos.Close)
+	c, err := NewClient(Location{BaseURL: "http://127.0.0.1:1", OperatorToken: "op-secret", From: "--url"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CosmosUpdate(ctx, cosmos.URL, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if sawToken {
+		t.Fatal("the operator token was sent to Cosmos")
+	}
+}
