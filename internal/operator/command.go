@@ -177,6 +177,10 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	keyring.AddCommand(sub("rotate", "Install a new gossip key on every agent, switch to it and remove the old one (needs the operator token)",
 		cobra.NoArgs, noArg((*Commands).KeyringRotate)))
 
-	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring)
+	acl := &cobra.Command{Use: "acl", Short: "Consul ACLs (security.acl.enabled)"}
+	acl.AddCommand(sub("management-token", "Print the Consul ACL management token (needs the operator token; keep it secret)",
+		cobra.NoArgs, noArg((*Commands).ACLManagementToken)))
+
+	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring, acl)
 	return root
 }
