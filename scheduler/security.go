@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -32,6 +34,9 @@ func (s *Scheduler) loadSecrets(ctx context.Context) error {
 		// service is being removed.
 		s.secrets = secrets.NewHolder(secrets.Secrets{})
 		return nil
+	}
+	if err := s.recoverLostSecrets(ctx); err != nil {
+		return err
 	}
 	sec, err := secrets.LoadOrCreate(ctx, s.store, s.opts.Rand, store.ErrNotFound)
 	if err != nil {
@@ -222,4 +227,91 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 		case <-time.After(3 * time.Second):
 		}
 	}
+}
+
+// recoverLostSecrets: with no secrets stored but server records present
+// (the state was lost and the running tasks adopted), a new gossip key
+// would keep every agent launched from now on out of the running cluster.
+// The cluster's keyring is read from a running server instead (Consul
+// answers GET /v1/operator/keyring to anyone without ACLs; with ACLs the
+// management token was lost with the state, see docs/security.md) and
+// stored as the service's keyring before anything else is generated.
+func (s *Scheduler) recoverLostSecrets(ctx context.Context) error {
+	if _, err := s.store.Get(ctx, secrets.Key); !errors.Is(err, store.ErrNotFound) {
+		return nil // stored (or unreadable: LoadOrCreate reports it)
+	}
+	httpPort := s.cfg.Ports.HTTP
+	var addrs []string
+	for _, t := range s.tasks.Sorted() {
+		if t.Role == taskspec.RoleServer && t.IP != "" && t.Active() && httpPort > 0 {
+			addrs = append(addrs, net.JoinHostPort(t.IP, strconv.Itoa(httpPort)))
+		}
+	}
+	if len(addrs) == 0 {
+		return nil // a new service
+	}
+	var lastErr error
+	for _, addr := range addrs {
+		keys, err := liveKeyring(ctx, addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		sec, _, err := secrets.Fill(secrets.Secrets{GossipKeys: keys}, s.opts.Rand)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(sec)
+		if err != nil {
+			return err
+		}
+		if err := s.store.Put(ctx, secrets.Key, b); err != nil {
+			return fmt.Errorf("write the recovered secrets: %w", err)
+		}
+		s.log.Warn("the scheduler's secrets were lost with its state: the running cluster's gossip keyring was recovered from a server; the other secrets are new",
+			zap.String("via", addr), zap.String("primary", config.Fingerprint(keys[0])), zap.Int("keys", len(keys)))
+		return nil
+	}
+	s.log.Error("the scheduler's secrets were lost with its state and the running cluster's gossip key could not be read: a new key is generated, and agents launched from now on cannot join the running ones (see docs/security.md)",
+		zap.Strings("servers", addrs), zap.Error(lastErr))
+	return nil
+}
+
+// liveKeyring reads the LAN keyring of the cluster behind addr, primary
+// key first.
+func liveKeyring(ctx context.Context, addr string) ([]string, error) {
+	cl, err := consulacl.Client(addr, "")
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rings, err := cl.Operator().KeyringList((&consulapi.QueryOptions{}).WithContext(rctx))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rings {
+		if r.WAN || r.Segment != "" || r.Partition != "" {
+			continue
+		}
+		var keys []string
+		for k := range r.PrimaryKeys {
+			keys = append(keys, k)
+		}
+		if len(keys) != 1 {
+			return nil, fmt.Errorf("%s: the LAN keyring has %d primary keys", addr, len(keys))
+		}
+		for k := range r.Keys {
+			if k != keys[0] {
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			if err := taskspec.ValidGossipKey(k); err != nil {
+				return nil, fmt.Errorf("%s: %w", addr, err)
+			}
+		}
+		return keys, nil
+	}
+	return nil, fmt.Errorf("%s: no LAN keyring (is gossip encryption on?)", addr)
 }

@@ -204,9 +204,9 @@ func (c *Client) doURL(ctx context.Context, method, u string, hdr map[string]str
 		e.Message = "the answer is not JSON (" + describeBody(resp.Header.Get("Content-Type"), body) + ")"
 	}
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized && isJSON && method != http.MethodGet && c.loc.OperatorToken == "":
-		e.Hint = "This command changes the service and needs its operator token: set " + EnvTokenFile + " to the file holding it (`dcos-consul dev` prints it; see docs/security.md)."
-	case resp.StatusCode == http.StatusUnauthorized && isJSON && method != http.MethodGet:
+	case resp.StatusCode == http.StatusUnauthorized && isJSON && operatorRealm(resp) && c.loc.OperatorToken == "":
+		e.Hint = "This command needs the service's operator token: set " + EnvTokenFile + " to the file holding it (`dcos-consul dev` prints it; see docs/security.md)."
+	case resp.StatusCode == http.StatusUnauthorized && isJSON && operatorRealm(resp):
 		e.Hint = "The operator token in " + EnvTokenFile + " was refused: it is not this service's token."
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		if c.loc.Token == "" {
@@ -224,6 +224,11 @@ func (c *Client) doURL(ctx context.Context, method, u string, hdr map[string]str
 		e.Hint = "Is " + addrWord(c.loc) + " the dcos-consul scheduler API?"
 	}
 	return Response{}, e
+}
+
+// operatorRealm: the scheduler itself asked for its operator token.
+func operatorRealm(resp *http.Response) bool {
+	return strings.Contains(resp.Header.Get("WWW-Authenticate"), "dcos-consul")
 }
 
 // OperatorTokenHeader carries the service's operator token. It is not

@@ -190,6 +190,10 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	recover.AddCommand(sub("status", "Ask every server for its raft state: whether quorum is lost, which servers survive, whose raft log is freshest (changes nothing)",
 		cobra.NoArgs, noArg((*Commands).RecoverStatus)))
 
-	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring, recover)
+	acl := &cobra.Command{Use: "acl", Short: "Consul ACLs (security.acl.enabled)"}
+	acl.AddCommand(sub("management-token", "Print the Consul ACL management token (needs the operator token; keep it secret)",
+		cobra.NoArgs, noArg((*Commands).ACLManagementToken)))
+
+	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring, acl, recover)
 	return root
 }

@@ -322,3 +322,25 @@ func (c *Commands) KeyringRotate(ctx context.Context) error {
 		res.Primary, strings.Join(res.Removed, ", "), res.Via)
 	return nil
 }
+
+// ACLManagementToken prints the Consul ACL management token, which the
+// scheduler gives only to a caller with the operator token: a deliberate
+// command, for `CONSUL_HTTP_TOKEN_FILE` or the Consul UI's login.
+func (c *Commands) ACLManagementToken(ctx context.Context) error {
+	const p = "/v1/acl/management-token"
+	r, err := c.Client.Get(ctx, p)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		SecretID string `json:"secret_id"`
+	}
+	if err := decode(r, p, &res); err != nil {
+		return err
+	}
+	if res.SecretID == "" {
+		return fmt.Errorf("GET %s: the scheduler holds no management token", p)
+	}
+	fmt.Fprintln(c.Out, res.SecretID)
+	return nil
+}

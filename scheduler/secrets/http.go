@@ -147,6 +147,7 @@ func ManagementTokenHandler(h *Holder) http.HandlerFunc {
 		}
 		s := h.Get()
 		if !s.VerifyOperator(tok) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="dcos-consul scheduler"`)
 			writeError(w, http.StatusUnauthorized, "the ACL management token is given only with the operator token")
 			return
 		}

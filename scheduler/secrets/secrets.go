@@ -69,9 +69,12 @@ func (s Secrets) Complete() bool {
 		s.ManagementToken != "" && s.SchedulerToken != "" && s.AgentToken != ""
 }
 
-// Fill generates every missing secret from rnd (crypto/rand.Reader in
-// production) and reports whether anything was added.
+// Fill generates every missing secret from rnd (nil: crypto/rand) and
+// reports whether anything was added.
 func Fill(s Secrets, rnd io.Reader) (Secrets, bool, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
 	changed := false
 	if len(s.GossipKeys) == 0 {
 		k, err := NewGossipKey(rnd)
