@@ -14,6 +14,7 @@ import (
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
+	"github.com/dcos-consul/dcos-consul/scheduler/placement"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
@@ -211,19 +212,8 @@ func (s *Scheduler) noteAgent(o mesos.Offer) {
 	id := o.AgentID.Value
 	a := s.agents[id]
 	a.ID, a.Hostname, a.Gone, a.Unreachable = id, o.Hostname, false, false
-	a.Public = false
-	attrs := map[string]string{}
-	for _, at := range o.Attributes {
-		switch {
-		case at.Text != nil:
-			attrs[at.Name] = at.Text.Value
-		case at.Scalar != nil:
-			attrs[at.Name] = fmt.Sprint(at.Scalar.Value)
-		}
-		if at.Name == "public_ip" && attrs[at.Name] == "true" {
-			a.Public = true
-		}
-	}
+	attrs := placement.Values(o) // hostname, @zone, @region, attributes
+	a.Public = placement.Public(attrs)
 	s.agents[id] = a
 	s.agentAttrs[id] = attrs
 }
