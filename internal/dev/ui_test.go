@@ -2,13 +2,17 @@ package dev
 
 import (
 	"fmt"
-	consul "github.com/hashicorp/consul/api"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 )
 
 func get(client *http.Client, url string) (int, string, error) {
@@ -81,11 +85,22 @@ func TestDevConsulUIThroughScheduler(t *testing.T) {
 			t.Errorf("GET %s through the scheduler: %d %v %.200s, want it refused", p, code, err, body)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPut, fc.SchedulerURL+"/consul/v1/agent/leave", nil)
-	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
-		t.Errorf("PUT /consul/v1/agent/leave through the scheduler: %v %v, want 403", resp, err)
-	} else {
-		resp.Body.Close()
+	// A mutating request needs the scheduler's operator token first (401),
+	// and even with it the proxy refuses what Consul's UI never calls (403).
+	tok, _ := os.ReadFile(fc.OperatorTokenFile())
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {strings.TrimSpace(string(tok)), http.StatusForbidden}} {
+		req, _ := http.NewRequest(http.MethodPut, fc.SchedulerURL+"/consul/v1/agent/leave", nil)
+		if c.token != "" {
+			req.Header.Set(operator.OperatorTokenHeader, c.token)
+		}
+		if resp, err := client.Do(req); err != nil || resp.StatusCode != c.want {
+			t.Errorf("PUT /consul/v1/agent/leave through the scheduler (operator token given: %v): %v %v, want %d", c.token != "", resp, err, c.want)
+		} else {
+			resp.Body.Close()
+		}
 	}
 	// The scheduler's own API is where it was.
 	if code, body, err := get(client, fc.SchedulerURL+"/v1/plans/deploy"); err != nil || code != http.StatusOK {
