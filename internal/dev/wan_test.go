@@ -34,6 +34,8 @@ func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env .
 	cmd.Env = append(fc.SchedulerEnv(port), append([]string{
 		config.EnvServiceName + "=" + service,
 		config.EnvStateDir + "=" + filepath.Join(fc.opts.WorkDir, "scheduler-"+service),
+		// Its own operator token file: the first install's stays its own.
+		config.EnvOperatorTokenFile + "=" + filepath.Join(fc.opts.WorkDir, "operator-token-"+service),
 	}, env...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
