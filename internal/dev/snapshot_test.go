@@ -128,6 +128,9 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 // cluster, empty servers) that uses the same backup target: every key is
 // back.
 func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs two dev clusters with real Consul")
+	}
 	target := "file://" + t.TempDir()
 	written := map[string]int{"fresh": 25}
 	var name string
