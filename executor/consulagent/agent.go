@@ -68,6 +68,7 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	if err := writePeers(spec, dataDir, log); err != nil {
 		return nil, err
 	}
+	repairServerMetadata(dataDir, log)
 	log = log.With(zap.String("consul_node", spec.NodeName))
 	loader := func(source config.Source) (config.LoadResult, error) {
 		return config.Load(config.LoadOpts{
@@ -463,4 +464,23 @@ func writePeers(spec taskspec.Spec, dataDir string, log *zap.Logger) error {
 	}
 	log.Warn("outage recovery: raft peers written to peers.json", zap.Any("peers", spec.RecoverPeers))
 	return nil
+}
+
+// repairServerMetadata removes a truncated server_metadata.json. Consul
+// 1.16 rewrites it (O_TRUNC, then write) from a goroutine right after the
+// server starts; an agent that fails to start just then (a port still held
+// by the previous incarnation) leaves it empty, and Consul then refuses
+// every later start ("error reading server metadata"). Without the file
+// Consul starts as on its first start (its last-seen check is skipped).
+func repairServerMetadata(dataDir string, log *zap.Logger) {
+	f := filepath.Join(dataDir, "server_metadata.json")
+	b, err := os.ReadFile(f)
+	if err != nil || json.Valid(b) {
+		return
+	}
+	if err := os.Remove(f); err != nil {
+		log.Warn("cannot remove a truncated server_metadata.json", zap.Error(err))
+		return
+	}
+	log.Warn("removed a truncated server_metadata.json (a start interrupted while Consul rewrote it)", zap.Int("bytes", len(b)))
 }
