@@ -38,7 +38,9 @@ func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env .
 		config.EnvOperatorTokenFile + "=" + filepath.Join(fc.opts.WorkDir, "operator-token-"+service),
 	}, env...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it follows the OS thread that started the process, not
+	// the test; the cleanup below and the isolated namespace end it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
