@@ -190,36 +190,36 @@ func locate(urlFlag, name string, env LookupEnv) (Location, error) {
 var ErrNoLocation = errors.New("no scheduler address: pass --url (e.g. the address `dcos-consul dev` prints) or set " + EnvURL +
 	", start `dcos-consul dev`, or run as `dcos consul ...` on a cluster set up with `dcos cluster setup <url>`")
 
+// runningDev reads the state file a running `dcos-consul dev` writes at a
+// well-known place, and its path; ok is false when none is running. Only
+// an environment with HOME (or DCOS_CONSUL_DEV_FILE) is looked at.
+func runningDev(env LookupEnv) (devstate.State, string, bool) {
+	if env.get("HOME") == "" && env.get(devstate.EnvFile) == "" {
+		return devstate.State{}, "", false
+	}
+	path, err := devstate.WellKnown(env)
+	if err != nil {
+		return devstate.State{}, "", false
+	}
+	st, err := devstate.Read(path)
+	if err != nil {
+		return devstate.State{}, "", false
+	}
+	return st, path, true
+}
+
 // DevCosmosURL is the Cosmos stand-in of a running `dcos-consul dev`, or
 // "" when none runs.
 func DevCosmosURL(env LookupEnv) string {
-	if env.get("HOME") == "" && env.get(devstate.EnvFile) == "" {
-		return ""
-	}
-	path, err := devstate.WellKnown(env)
-	if err != nil {
-		return ""
-	}
-	st, err := devstate.Read(path)
-	if err != nil {
-		return ""
-	}
+	st, _, _ := runningDev(env)
 	return st.CosmosURL
 }
 
-// devLocation is the scheduler of a running `dcos-consul dev`, from the file
-// it writes at a well-known place; ok is false when none is running. Only
-// an environment with HOME (or DCOS_CONSUL_DEV_FILE) is looked at.
+// devLocation is the scheduler of a running `dcos-consul dev`; ok is false
+// when none is running.
 func devLocation(env LookupEnv) (Location, bool) {
-	if env.get("HOME") == "" && env.get(devstate.EnvFile) == "" {
-		return Location{}, false
-	}
-	path, err := devstate.WellKnown(env)
-	if err != nil {
-		return Location{}, false
-	}
-	st, err := devstate.Read(path)
-	if err != nil {
+	st, path, ok := runningDev(env)
+	if !ok {
 		return Location{}, false
 	}
 	u, err := parseBase(st.SchedulerURL)
