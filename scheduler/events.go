@@ -59,15 +59,16 @@ func checkEvent(e *scheduler.Event) error {
 
 // heartbeatInterval is the interval the master announces in SUBSCRIBED,
 // or def with the reason when the announced one is unusable (absent, not
-// positive, not finite, or over an hour): a 0 s interval would make the
-// watchdog drop every subscription at once.
+// finite, under a millisecond or over an hour): a 0 s interval (or one so
+// small it rounds to 0 ns) would make the watchdog drop every subscription
+// at once.
 func heartbeatInterval(sub *scheduler.Event_Subscribed, def time.Duration) (time.Duration, string) {
 	if sub == nil || sub.HeartbeatIntervalSeconds == nil {
 		return def, "the master announced no heartbeat interval"
 	}
 	secs := *sub.HeartbeatIntervalSeconds
-	if math.IsNaN(secs) || secs <= 0 || secs > 3600 {
-		return def, fmt.Sprintf("the master announced a heartbeat interval of %v s, outside (0, 3600]", secs)
+	if math.IsNaN(secs) || secs < 0.001 || secs > 3600 {
+		return def, fmt.Sprintf("the master announced a heartbeat interval of %v s, outside [0.001, 3600]", secs)
 	}
 	return time.Duration(secs * float64(time.Second)), ""
 }

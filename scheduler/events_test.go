@@ -52,7 +52,7 @@ func TestHeartbeatIntervalRefusesUnusableValues(t *testing.T) {
 	if d, why := heartbeatInterval(sub(15), time.Minute); d != 15*time.Second || why != "" {
 		t.Fatalf("15 s: %v %q", d, why)
 	}
-	for _, bad := range []*scheduler.Event_Subscribed{nil, {}, sub(0), sub(-3), sub(math.NaN()), sub(math.Inf(1)), sub(1e9)} {
+	for _, bad := range []*scheduler.Event_Subscribed{nil, {}, sub(0), sub(-3), sub(math.NaN()), sub(math.Inf(1)), sub(1e9), sub(1e-300), sub(math.SmallestNonzeroFloat64), sub(0.0009)} {
 		if d, why := heartbeatInterval(bad, time.Minute); d != time.Minute || why == "" {
 			t.Errorf("%v: %v %q, want the default with a reason", bad, d, why)
 		}
