@@ -411,7 +411,7 @@ func (s *Scheduler) act(ctx context.Context, now time.Time, out *outbox) error {
 	}
 	s.setErr(nil)
 	if !s.enqueue(out) {
-		return fmt.Errorf("the master has not taken the calls of the last %d batches: dropping the subscription", cap(s.sender.queue))
+		return fmt.Errorf("the master has not taken the calls of the last %d batches: dropping the subscription", senderQueue)
 	}
 	if s.target.Uninstall && s.subscribed && len(s.tasks) == 0 && !s.deregistered {
 		if err := s.deregister(ctx); err != nil {
@@ -441,7 +441,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 }
 
 // enqueue hands the batch's calls to the sender, each carrying the
-// framework ID: operations first, then acknowledgements.
+// framework ID: operations and acknowledgements in their own lanes.
 func (s *Scheduler) enqueue(out *outbox) bool {
 	for _, group := range [][]*scheduler.Call{out.calls, out.acks} {
 		for _, c := range group {
