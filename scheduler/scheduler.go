@@ -327,6 +327,11 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 			s.target.Uninstall = true
 		}
 		if s.frameworkID == "" && len(s.tasks) == 0 {
+			// Opening the store made its nodes again (or a previous
+			// uninstall stopped before removing them): remove them.
+			if err := destroyState(ctx, st, log); err != nil {
+				return nil, err
+			}
 			s.deregistered = true
 			log.Info("uninstall: nothing is left of this service")
 		} else {
@@ -736,8 +741,33 @@ func (s *Scheduler) forgetState(ctx context.Context) error {
 			return fmt.Errorf("uninstall: delete %s: %w", k, err)
 		}
 	}
+	if err := destroyState(ctx, s.store, s.log); err != nil {
+		return err
+	}
 	s.deregistered = true
 	s.log.Info("uninstall complete: the service's state is deleted")
+	return nil
+}
+
+// destroyer is a store that can remove the service's whole state: the
+// ZooKeeper node with its __epoch (and __lock) nodes, or the state file.
+type destroyer interface {
+	Destroy(ctx context.Context) error
+}
+
+// destroyState ends an uninstall: deleting the keys leaves the store's own
+// nodes (ZooKeeper's /dcos-service-<name> with __epoch), which must go too.
+// The store is closed afterwards: the uninstalled scheduler only serves its
+// last view.
+func destroyState(ctx context.Context, st Store, log *zap.Logger) error {
+	d, ok := st.(destroyer)
+	if !ok {
+		return nil
+	}
+	if err := d.Destroy(ctx); err != nil {
+		return fmt.Errorf("uninstall: remove the state store's own nodes: %w", err)
+	}
+	log.Info("uninstall: the state store is removed")
 	return nil
 }
 
