@@ -98,6 +98,24 @@ func (s *Scheduler) roles() []string {
 	return []string{s.target.Role}
 }
 
+// resubscribeBackoff is the wait before the next SUBSCRIBE after failures
+// failed ones in a row (0 after a subscription that lasted a minute):
+// 250 ms, doubling, at most max. During a master failover the old master
+// refuses or redirects until the new one is elected (about 10 s, its
+// ZooKeeper session timeout): with 1, 2, 4, 8 s the scheduler subscribed up
+// to 8 s after the election; now at most max (2 s by default) after it. A
+// SUBSCRIBE every 2 s from one framework costs a master nothing.
+func resubscribeBackoff(failures int, max time.Duration) time.Duration {
+	d := 250 * time.Millisecond
+	for i := 0; i < failures && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
 // loop keeps a subscription alive until ctx is done.
 func (s *Scheduler) loop(ctx context.Context) error {
 	c, err := s.newCaller()
@@ -105,7 +123,7 @@ func (s *Scheduler) loop(ctx context.Context) error {
 		return err
 	}
 	s.caller = c
-	backoff := time.Second
+	failures := 0
 	for ctx.Err() == nil {
 		if s.deregistered {
 			s.publish()
@@ -136,15 +154,13 @@ func (s *Scheduler) loop(ctx context.Context) error {
 			continue
 		}
 		if time.Since(started) > time.Minute {
-			backoff = time.Second
+			failures = 0
 		}
+		backoff := resubscribeBackoff(failures, s.opts.ResubscribeMax)
+		failures++
 		s.log.Warn("subscription ended; subscribing again", zap.Error(err), zap.Duration("backoff", backoff))
 		if !s.wait(ctx, backoff) {
 			return nil
-		}
-		backoff *= 2
-		if backoff > s.opts.ResubscribeMax {
-			backoff = s.opts.ResubscribeMax
 		}
 	}
 	return nil

@@ -55,7 +55,8 @@ type Options struct {
 	ReconcileInterval time.Duration
 	// CallTimeout bounds one call to the master (default 30 s).
 	CallTimeout time.Duration
-	// ResubscribeMax caps the re-subscribe backoff (default 15 s).
+	// ResubscribeMax caps the re-subscribe backoff (default 2 s;
+	// resubscribeBackoff).
 	ResubscribeMax time.Duration
 	// EvictAfter: a server without an agent of its own for this long stops
 	// a client to take its agent (default 30 s).
@@ -93,7 +94,7 @@ func (o *Options) defaults() {
 		o.EvictAfter = 30 * time.Second
 	}
 	if o.ResubscribeMax <= 0 {
-		o.ResubscribeMax = 15 * time.Second
+		o.ResubscribeMax = 2 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
