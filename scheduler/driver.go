@@ -98,6 +98,24 @@ func (s *Scheduler) roles() []string {
 	return []string{s.target.Role}
 }
 
+// resubscribeBackoff is the wait before the next SUBSCRIBE after failures
+// failed ones in a row (0 after a subscription that lasted a minute):
+// 250 ms, doubling, at most max. During a master failover the old master
+// refuses or redirects until the new one is elected (about 10 s, its
+// ZooKeeper session timeout): with 1, 2, 4, 8 s the scheduler subscribed up
+// to 8 s after the election; now at most max (2 s by default) after it. A
+// SUBSCRIBE every 2 s from one framework costs a master nothing.
+func resubscribeBackoff(failures int, max time.Duration) time.Duration {
+	d := 250 * time.Millisecond
+	for i := 0; i < failures && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
 // loop keeps a subscription alive until ctx is done.
 func (s *Scheduler) loop(ctx context.Context) error {
 	c, err := s.newCaller()
@@ -105,7 +123,7 @@ func (s *Scheduler) loop(ctx context.Context) error {
 		return err
 	}
 	s.caller = c
-	backoff := time.Second
+	failures := 0
 	for ctx.Err() == nil {
 		if s.deregistered {
 			s.publish()
@@ -136,15 +154,13 @@ func (s *Scheduler) loop(ctx context.Context) error {
 			continue
 		}
 		if time.Since(started) > time.Minute {
-			backoff = time.Second
+			failures = 0
 		}
+		backoff := resubscribeBackoff(failures, s.opts.ResubscribeMax)
+		failures++
 		s.log.Warn("subscription ended; subscribing again", zap.Error(err), zap.Duration("backoff", backoff))
 		if !s.wait(ctx, backoff) {
 			return nil
-		}
-		backoff *= 2
-		if backoff > s.opts.ResubscribeMax {
-			backoff = s.opts.ResubscribeMax
 		}
 	}
 	return nil
@@ -411,7 +427,7 @@ func (s *Scheduler) act(ctx context.Context, now time.Time, out *outbox) error {
 	}
 	s.setErr(nil)
 	if !s.enqueue(out) {
-		return fmt.Errorf("the master has not taken the calls of the last %d batches: dropping the subscription", cap(s.sender.queue))
+		return fmt.Errorf("the master has not taken the calls of the last %d batches: dropping the subscription", senderQueue)
 	}
 	if s.target.Uninstall && s.subscribed && len(s.tasks) == 0 && !s.deregistered {
 		if err := s.deregister(ctx); err != nil {
@@ -441,7 +457,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 }
 
 // enqueue hands the batch's calls to the sender, each carrying the
-// framework ID: operations first, then acknowledgements.
+// framework ID: operations and acknowledgements in their own lanes.
 func (s *Scheduler) enqueue(out *outbox) bool {
 	for _, group := range [][]*scheduler.Call{out.calls, out.acks} {
 		for _, c := range group {

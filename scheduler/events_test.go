@@ -143,3 +143,35 @@ func TestAStalledMasterDoesNotFreezeTheScheduler(t *testing.T) {
 	}
 	waitFor(t, "a new subscription after the stall", 30*time.Second, func() bool { subs, _ := m.snapshot(); return len(subs) >= 2 })
 }
+
+// The re-subscribe backoff starts small and is bounded: after a master
+// failover the scheduler subscribes at most ResubscribeMax after the new
+// master is elected (it was up to 8 s: 1, 2, 4, 8 s).
+func TestResubscribeBackoffStartsSmallAndIsBounded(t *testing.T) {
+	max := 2 * time.Second
+	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second}
+	for i, w := range want {
+		if got := resubscribeBackoff(i, max); got != w {
+			t.Errorf("after %d failures: %s, want %s", i, got, w)
+		}
+	}
+	if got := resubscribeBackoff(1000, max); got != max {
+		t.Errorf("after 1000 failures: %s, want the cap %s", got, max)
+	}
+	if got := resubscribeBackoff(0, 100*time.Millisecond); got != 100*time.Millisecond {
+		t.Errorf("a cap below the first wait: %s, want the cap", got)
+	}
+	// A failover of 10 s (the old master's ZooKeeper session) costs at most
+	// one backoff after the election.
+	var waited time.Duration
+	n := 0
+	for ; waited < 10*time.Second; n++ {
+		waited += resubscribeBackoff(n, max)
+	}
+	if late := waited - 10*time.Second; late > max {
+		t.Errorf("subscribed %s after the election, want at most %s", late, max)
+	}
+	if n > 10 {
+		t.Errorf("%d SUBSCRIBEs in a 10 s failover: too many for the master", n)
+	}
+}

@@ -154,6 +154,8 @@ func (s *Scheduler) onOffers(list []mesos.Offer, now time.Time, out *outbox) {
 	blocked := s.blocked()
 	byAgent := offers.IndexByAgent(s.tasks)
 	evicting := offers.Evicting(s.tasks)
+	var declines declineSet
+	defer declines.calls(out)
 	for _, o := range list {
 		s.metrics.offers.Inc()
 		s.noteAgent(o)
@@ -198,13 +200,39 @@ func (s *Scheduler) onOffers(list []mesos.Offer, now time.Time, out *outbox) {
 			continue
 		}
 		s.metrics.declined.Inc()
-		out.add(calls.Decline(o.ID).With(calls.RefuseSeconds(d.Refuse)))
+		declines.add(o.ID, d.Refuse)
 		lvl := s.log.Debug
 		if len(d.Waiting) > 0 {
 			lvl = s.log.Info
 		}
 		lvl("offer declined", zap.String("agent", agentHost(o)), zap.String("offer", o.ID.Value), zap.String("why", d.Reason),
 			zap.Duration("refuse", d.Refuse))
+	}
+}
+
+// declineSet gathers the declined offers of a batch by filter: one DECLINE
+// call names every offer declined with the same filter (a DECLINE may name
+// offers of many agents), instead of one call per offer, thousands of them
+// on a large cluster.
+type declineSet struct {
+	order []time.Duration
+	ids   map[time.Duration][]mesos.OfferID
+}
+
+func (ds *declineSet) add(id mesos.OfferID, refuse time.Duration) {
+	if ds.ids == nil {
+		ds.ids = map[time.Duration][]mesos.OfferID{}
+	}
+	if _, ok := ds.ids[refuse]; !ok {
+		ds.order = append(ds.order, refuse)
+	}
+	ds.ids[refuse] = append(ds.ids[refuse], id)
+}
+
+// calls adds the DECLINE calls, one per filter, in the order first seen.
+func (ds *declineSet) calls(out *outbox) {
+	for _, refuse := range ds.order {
+		out.add(calls.Decline(ds.ids[refuse]...).With(calls.RefuseSeconds(refuse)))
 	}
 }
 

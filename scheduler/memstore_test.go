@@ -15,6 +15,9 @@ type memStore struct {
 	mu   sync.Mutex
 	kv   map[string][]byte
 	fail error // when set, every write fails
+	// destroyed counts Destroy calls (an uninstall's end); unlike the
+	// real stores, a destroyed memStore stays usable for the next start.
+	destroyed int
 }
 
 func newMemStore() *memStore { return &memStore{kv: map[string][]byte{}} }
@@ -82,4 +85,21 @@ func (m *memStore) setFail(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.fail = err
+}
+
+func (m *memStore) Destroy(_ context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.kv = map[string][]byte{}
+	m.destroyed++
+	return nil
+}
+
+func (m *memStore) destroyCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.destroyed
 }

@@ -13,44 +13,59 @@ import (
 	"go.uber.org/zap"
 )
 
-// sender sends the calls of each batch off the event loop, batches in
-// order and the groups of a batch one after the other (the operations
-// before the acknowledgements), a few calls of a group at once. A master
-// that accepts connections and then stalls holds the sender, never the
-// loop: heartbeats, the watchdog and the API go on, and the loop drops the
-// subscription when stalledFor grows too long. Calls still queued then are
-// dropped with it: offers die with the subscription and the agents resend
-// every update that was not acknowledged.
+// sender sends the calls of each batch off the event loop, in two lanes
+// that do not wait for each other: operations (ACCEPT, DECLINE, KILL,
+// RECONCILE, ...) and acknowledgements, each lane's batches in order, a
+// few calls of a batch at once. Acknowledgements have a lane of their own
+// because the agents resend every update that is not acknowledged within
+// 10 s (then 20 s, 40 s, ...): queued behind the 10,000 ACCEPTs of one
+// allocation cycle, the acknowledgements of the first TASK_STARTINGs waited
+// for the last ACCEPT, every agent resent its update, each resent update
+// was acknowledged again in the same queue, and a deploy's cost grew with
+// the square of the agents (issue 8). An acknowledgement is queued only
+// once its update is written, so it never needs an earlier batch's
+// operations to go first.
+//
+// A master that accepts connections and then stalls holds the sender,
+// never the loop: heartbeats, the watchdog and the API go on, and the loop
+// drops the subscription when stalledFor grows too long. Calls still queued
+// then are dropped with it: offers die with the subscription and the agents
+// resend every update that was not acknowledged.
 type sender struct {
 	call     func(ctx context.Context, c *scheduler.Call) error
 	log      *zap.Logger
 	parallel int
 	timeout  time.Duration
 
-	queue        chan [][]*scheduler.Call
-	busySince    atomic.Int64 // unix nanoseconds the batch under way started; 0 when idle
-	lastAnswer   atomic.Int64 // unix nanoseconds of the last call the master answered (or of the batch's start)
+	ops, acks    chan []*scheduler.Call
+	busy         atomic.Int64 // lanes with a batch under way
+	lastAnswer   atomic.Int64 // unix nanoseconds of the last call the master answered (or of a batch's start)
 	failingSince atomic.Int64 // unix nanoseconds of the first unanswered call since the last answer; 0 if none
-	pending      atomic.Int64 // batches queued or under way
+	pending      atomic.Int64 // batches queued or under way, both lanes
 }
+
+// senderQueue is how many batches each lane holds before the loop takes
+// the master for stuck.
+const senderQueue = 1024
 
 func newSender(call func(context.Context, *scheduler.Call) error, timeout time.Duration, log *zap.Logger) *sender {
-	return &sender{call: call, log: log, parallel: 8, timeout: timeout, queue: make(chan [][]*scheduler.Call, 1024)}
+	return &sender{call: call, log: log, parallel: 8, timeout: timeout,
+		ops: make(chan []*scheduler.Call, senderQueue), acks: make(chan []*scheduler.Call, senderQueue)}
 }
 
-// enqueue adds a batch; false when the queue is full (the master has not
-// taken the last thousand batches).
-func (s *sender) enqueue(groups ...[]*scheduler.Call) bool {
-	n := 0
-	for _, g := range groups {
-		n += len(g)
-	}
-	if n == 0 {
+// enqueue adds a batch's operations and acknowledgements; false when a
+// lane is full (the master has not taken the last thousand batches).
+func (s *sender) enqueue(ops, acks []*scheduler.Call) bool {
+	return s.put(s.ops, ops) && s.put(s.acks, acks)
+}
+
+func (s *sender) put(lane chan []*scheduler.Call, cs []*scheduler.Call) bool {
+	if len(cs) == 0 {
 		return true
 	}
 	s.pending.Add(1)
 	select {
-	case s.queue <- groups:
+	case lane <- cs:
 		return true
 	default:
 		s.pending.Add(-1)
@@ -68,7 +83,7 @@ func (s *sender) stalledFor(now time.Time) time.Duration {
 	if since := s.failingSince.Load(); since != 0 {
 		d = now.Sub(time.Unix(0, since))
 	}
-	if s.busySince.Load() != 0 {
+	if s.busy.Load() != 0 {
 		if quiet := now.Sub(time.Unix(0, s.lastAnswer.Load())); quiet > d {
 			d = quiet
 		}
@@ -100,23 +115,25 @@ func (s *sender) idle(ctx context.Context) error {
 
 // run sends until ctx ends.
 func (s *sender) run(ctx context.Context) {
+	go s.lane(ctx, s.acks)
+	s.lane(ctx, s.ops)
+}
+
+func (s *sender) lane(ctx context.Context, q <-chan []*scheduler.Call) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case groups := <-s.queue:
-			now := time.Now().UnixNano()
-			s.lastAnswer.Store(now)
-			s.busySince.Store(now)
-			for _, g := range groups {
-				s.sendGroup(ctx, g)
+		case cs := <-q:
+			if s.busy.Add(1) == 1 {
+				s.lastAnswer.Store(time.Now().UnixNano())
 			}
-			s.busySince.Store(0)
+			s.sendGroup(ctx, cs)
+			s.busy.Add(-1)
 			s.pending.Add(-1)
 		}
 	}
 }
-
 func (s *sender) sendGroup(ctx context.Context, cs []*scheduler.Call) {
 	sem := make(chan struct{}, s.parallel)
 	var wg sync.WaitGroup

@@ -28,7 +28,7 @@ func TestSenderStallIsSilenceNotALongBatch(t *testing.T) {
 	for i := range batch {
 		batch[i] = &scheduler.Call{Type: scheduler.Call_ACCEPT}
 	}
-	slow.enqueue(batch)
+	slow.enqueue(batch, nil)
 	time.Sleep(600 * time.Millisecond)
 	if d := slow.stalledFor(time.Now()); d > 300*time.Millisecond {
 		t.Fatalf("stalled for %s while every call is answered", d)
@@ -46,5 +46,51 @@ func TestSenderStallIsSilenceNotALongBatch(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	if d := silent.stalledFor(time.Now()); d < 300*time.Millisecond {
 		t.Fatalf("stalled for %s: a master that answers nothing is a stall", d)
+	}
+}
+
+// Acknowledgements are not held behind a batch of operations that the
+// master is slow to take (issue 8: the acknowledgements of a 10,000-agent
+// deploy's first updates waited for the last of 10,000 ACCEPTs, and every
+// agent resent its update meanwhile).
+func TestSenderAcksDoNotWaitForOperations(t *testing.T) {
+	release := make(chan struct{})
+	acked := make(chan struct{}, 1)
+	s := newSender(func(ctx context.Context, c *scheduler.Call) error {
+		switch c.GetType() {
+		case scheduler.Call_ACCEPT:
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		case scheduler.Call_ACKNOWLEDGE:
+			acked <- struct{}{}
+		}
+		return nil
+	}, time.Minute, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	ops := make([]*scheduler.Call, 100)
+	for i := range ops {
+		ops[i] = &scheduler.Call{Type: scheduler.Call_ACCEPT}
+	}
+	if !s.enqueue(ops, nil) {
+		t.Fatal("enqueue refused")
+	}
+	if !s.enqueue(nil, []*scheduler.Call{{Type: scheduler.Call_ACKNOWLEDGE}}) {
+		t.Fatal("enqueue refused")
+	}
+	select {
+	case <-acked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the acknowledgement waited for the operations of an earlier batch")
+	}
+	if s.pending.Load() == 0 {
+		t.Fatal("the operations are still under way: pending must not be 0")
+	}
+	close(release)
+	if err := s.idle(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -646,6 +646,9 @@ func TestSimUninstallRemovesTasksReservationsAndTheFramework(t *testing.T) {
 	if keys, _ := h.store.List(context.Background(), ""); len(keys) != 0 {
 		t.Fatalf("state left behind: %v", keys)
 	}
+	if n := h.store.destroyCount(); n != 1 {
+		t.Fatalf("the store was destroyed %d times by the uninstall, want once (its own nodes, ZooKeeper's __epoch, must go too)", n)
+	}
 	st := h.masterState()
 	for _, fw := range st["frameworks"].([]any) {
 		if fw.(map[string]any)["id"] == v.FrameworkID {
@@ -667,6 +670,9 @@ func TestSimUninstallRemovesTasksReservationsAndTheFramework(t *testing.T) {
 		}
 		return nil
 	})
+	if n := h.store.destroyCount(); n != 2 {
+		t.Fatalf("the store was destroyed %d times, want twice: a start in uninstall mode removes what opening the store made again", n)
+	}
 }
 
 func TestSimNothingIsSentWhileTheStateCannotBeWritten(t *testing.T) {

@@ -31,12 +31,14 @@ func (m *master) removeOffer(o *offer, rescind bool) {
 	}
 	if e := m.agents[o.agent]; e != nil {
 		e.offeredFlat = e.offeredFlat.subAll(o.resources.unallocated())
+		e.touch()
 	}
 }
 
 func (m *master) useResources(e *agentEntry, fwID string, res rlist) {
 	e.usedBy[fwID] = e.usedBy[fwID].addAll(res)
 	e.usedFlat = e.usedFlat.addAll(res.unallocated())
+	e.touch()
 	if fw := m.frameworks[fwID]; fw != nil {
 		fw.allocatedCPUs += res.scalar("cpus")
 		fw.allocatedMem += res.scalar("mem")
@@ -49,6 +51,7 @@ func (m *master) releaseResources(e *agentEntry, fwID string, res rlist) {
 		delete(e.usedBy, fwID)
 	}
 	e.usedFlat = e.usedFlat.subAll(res.unallocated())
+	e.touch()
 	if fw := m.frameworks[fwID]; fw != nil {
 		fw.allocatedCPUs -= res.scalar("cpus")
 		fw.allocatedMem -= res.scalar("mem")
@@ -233,6 +236,7 @@ func (m *master) accept(fw *framework, a *scheduler.Call_Accept) {
 			pool = pool.subAll(consumed).addAll(produced)
 			converted = converted.subAll(consumed).addAll(produced)
 			e.total = e.total.subAll(consumed.unallocated()).addAll(produced.unallocated())
+			e.touch()
 			m.cl.registryAgentResources(e.id, e.total)
 		default:
 			m.log.Info("dropping unsupported operation", zap.String("framework", fw.id), zap.String("type", op.Type.String()))

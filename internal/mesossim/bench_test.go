@@ -157,3 +157,66 @@ func TestScaleTasksAndMasterRestart(t *testing.T) {
 	})
 	t.Logf("master restart: %d tasks recovered in %v", benchAgents, time.Since(start))
 }
+
+// BenchmarkFilteredCycle is an allocation cycle in which every agent's
+// offer was declined with a long filter, as after a deploy that put a task
+// on every agent: the cycle offers nothing, and costs little (the
+// allocator skips quiet agents) instead of a resource computation per
+// agent under the master's lock.
+//
+//	go test ./internal/mesossim -run XXX -bench FilteredCycle -benchtime 20x
+func BenchmarkFilteredCycle(b *testing.B) {
+	o := testOptions(b, benchAgents, true)
+	o.AllocationInterval = time.Hour // cycles driven by the benchmark only
+	c, err := Start(context.Background(), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	info := frameworkInfo("bench", "r")
+	call := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &info}}
+	body, _ := json.Marshal(call)
+	resp, err := http.Post(c.MasterURL()+"/api/v1/scheduler", "application/json", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	go io.Copy(io.Discard, resp.Body)
+	m := c.m
+	for deadline := time.Now().Add(time.Minute); ; {
+		m.mu.Lock()
+		n := len(m.offers)
+		m.mu.Unlock()
+		if n == benchAgents {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d offers", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	refuse := 3600.0
+	m.mu.Lock()
+	for _, fw := range m.frameworks {
+		var ids []mesos.OfferID
+		for id := range fw.offers {
+			ids = append(ids, mesos.OfferID{Value: id})
+		}
+		m.decline(fw, ids, &mesos.Filters{RefuseSeconds: &refuse})
+	}
+	m.mu.Unlock()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		m.mu.Lock()
+		m.allocate(time.Now())
+		n := len(m.offers)
+		m.mu.Unlock()
+		if n != 0 {
+			b.Fatalf("%d offers of filtered agents", n)
+		}
+	}
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/cycle")
+}

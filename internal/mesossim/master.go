@@ -49,6 +49,9 @@ type master struct {
 	heartbeat   time.Duration
 	allocEvery  time.Duration
 	pingTimeout time.Duration
+	// allocGen counts the changes that may make an agent with nothing to
+	// offer offer again (triggerAllocation).
+	allocGen uint64
 
 	mu          sync.Mutex
 	frameworks  map[string]*framework
@@ -147,7 +150,15 @@ type agentEntry struct {
 	offeredFlat    rlist
 	connected      bool
 	registeredTime float64
+	// books counts changes of total, usedFlat and offeredFlat (touch);
+	// quiet is the allocator's note that the agent had nothing to offer
+	// (allocator.go).
+	books uint64
+	quiet quietNote
 }
+
+// touch notes a change of the agent's resource books.
+func (e *agentEntry) touch() { e.books++ }
 
 func newMaster(cl *Cluster, ip string, port int) *master {
 	now := nowSeconds()
@@ -204,7 +215,11 @@ func (m *master) masterInfo() mesos.MasterInfo {
 	}
 }
 
+// triggerAllocation runs an allocation cycle soon; something may be
+// offered that was not (a framework subscribed or revived, an agent came
+// back). Caller holds mu.
 func (m *master) triggerAllocation() {
+	m.allocGen++
 	select {
 	case m.kick <- struct{}{}:
 	default:

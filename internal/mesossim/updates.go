@@ -98,6 +98,7 @@ func (m *master) registerAgent(rec *agentRecord) {
 		m.agents[id] = e
 	}
 	e.connected = true
+	e.touch()
 	delete(m.recovering, id)
 	wasUnreachable := m.unreachable[id] != 0
 	delete(m.unreachable, id)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
@@ -817,25 +818,18 @@ func (su *suite) uninstall(t *testing.T) {
 	if vs := su.c.VolumeDirs(); len(vs) > 0 {
 		t.Fatalf("persistent volumes left on the agents' disks: %v", vs)
 	}
-	// The store keeps its fencing node (__epoch) and, while the scheduler
-	// runs, its lock (__lock); every key of the service's state goes.
+	// Nothing of the service is left in ZooKeeper: not a key of the state,
+	// not the store's fencing node (__epoch) or lock, not the service node.
 	node := su.zkRoot + "/state/dcos-service-" + serviceName
 	eventually(t, time.Minute, "the scheduler's state deleted", func() error {
 		kids, err := ZKChildren(zkAddr, node)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		var left []string
-		for _, k := range kids {
-			if k != "__epoch" && k != "__lock" {
-				left = append(left, k)
-			}
-		}
-		if len(left) > 0 {
-			return fmt.Errorf("%s still holds %v", node, left)
-		}
-		t.Logf("left in ZooKeeper after the uninstall: %s with %v", node, kids)
-		return nil
+		return fmt.Errorf("%s still exists, holding %v", node, kids)
 	})
 	eventually(t, time.Minute, "every executor process gone", func() error {
 		if pids := sandboxProcs(runRoot, ""); len(pids) > 0 {
