@@ -48,6 +48,12 @@ type Options struct {
 	StatusUpdateRetry      time.Duration
 	ExecutorRegisterTimout time.Duration
 
+	// FrameworkCredentials (principal → secret), when set, make the
+	// master require HTTP Basic framework authentication on the scheduler
+	// API, as a real master with --authenticate_http_frameworks
+	// --http_framework_authenticators=basic --credentials=FILE.
+	FrameworkCredentials map[string]string
+
 	Logger *zap.Logger
 }
 
