@@ -1,9 +1,14 @@
 package scheduler
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
+	jose "gopkg.in/square/go-jose.v2"
+	"gopkg.in/square/go-jose.v2/jwt"
 
 	"github.com/dcos-consul/dcos-consul/internal/mesossim"
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
@@ -80,5 +87,55 @@ func TestAuthFailureMessages(t *testing.T) {
 		if got := authFailure(err, "p", true); got != "" {
 			t.Errorf("%v: %q, want no auth failure", err, got)
 		}
+	}
+}
+
+// DC/OS tokens on the scheduler's own API when DCOS_JWKS_URL is set:
+// a valid one works on a mutating route like the operator token, an
+// expired one gets 401, and the operator token keeps working.
+func TestSimDCOSTokenOnMutatingRoutes(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "iam", Algorithm: "RS256", Use: "sig"}}}
+	iam := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(set) }))
+	defer iam.Close()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "iam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(exp time.Time) string {
+		s, err := jwt.Signed(signer).Claims(map[string]any{"uid": "bootstrapuser", "exp": exp.Unix()}).CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	h := startSim(t, 1)
+	h.cfg.ServerCount, h.cfg.ClientsEnabled = 1, false
+	h.cfg.DCOSJWKSURL = iam.URL + "/acs/api/v1/auth/jwks"
+	h.start()
+	h.eventually("1 server running", 60*time.Second, deployed(1, 0))
+	post := func(auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, h.apiURL+"/v1/pod/consul-server-0/restart", nil)
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("token=" + token(time.Now().Add(-time.Minute))); code != http.StatusUnauthorized || !strings.Contains(body, "expired") {
+		t.Fatalf("expired DC/OS token: %d %s", code, body)
+	}
+	if code, body := post("token=" + token(time.Now().Add(time.Hour))); code != http.StatusOK {
+		t.Fatalf("valid DC/OS token: %d %s", code, body)
+	}
+	h.eventually("the server restarted and running again", 60*time.Second, deployed(1, 0))
+	if code, body := post("Bearer " + h.sched.secrets.Get().OperatorToken); code == http.StatusUnauthorized {
+		t.Fatalf("operator token: %d %s", code, body)
 	}
 }
