@@ -53,6 +53,9 @@ type Options struct {
 	// API, as a real master with --authenticate_http_frameworks
 	// --http_framework_authenticators=basic --credentials=FILE.
 	FrameworkCredentials map[string]string
+	// ExecutorAuthentication makes every agent require its executors'
+	// MESOS_EXECUTOR_AUTHENTICATION_TOKEN (see agent.Config).
+	ExecutorAuthentication bool
 
 	Logger *zap.Logger
 }
@@ -422,6 +425,7 @@ func (c *Cluster) agentConfig(info AgentInfo) (agent.Config, error) {
 		Resources:              res,
 		Attributes:             attrs,
 		InProcess:              c.opts.InProcess,
+		ExecutorAuthentication: c.opts.ExecutorAuthentication,
 		ExecutorShutdownGrace:  c.opts.ExecutorShutdownGrace,
 		StatusUpdateRetry:      c.opts.StatusUpdateRetry,
 		ExecutorRegisterTimout: c.opts.ExecutorRegisterTimout,
