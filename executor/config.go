@@ -53,7 +53,15 @@ type Config struct {
 	AckWait time.Duration
 	// CallTimeout bounds each non-streaming call (UPDATE, HEARTBEAT, ...).
 	CallTimeout time.Duration
+
+	// AuthToken is MESOS_EXECUTOR_AUTHENTICATION_TOKEN, set by an agent
+	// with executor authentication (--authenticate_http_executors): sent
+	// as "Authorization: Bearer <token>" on every call. Never logged.
+	AuthToken string
 }
+
+// EnvAuthToken is the variable an agent passes the executor's token in.
+const EnvAuthToken = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 
 // Defaults for the executor's own timing.
 const (
@@ -88,7 +96,10 @@ func FromEnv() (Config, error) {
 		RecoveryTimeout:        mc.RecoveryTimeout,
 		SubscriptionBackoffMax: mc.SubscriptionBackoffMax,
 		ShutdownGracePeriod:    mc.ExecutorShutdownGracePeriod,
+		AuthToken:              os.Getenv(EnvAuthToken),
 	}
+	// Kept in memory only: nothing the executor starts inherits it.
+	_ = os.Unsetenv(EnvAuthToken)
 	return c.withDefaults(), nil
 }
 

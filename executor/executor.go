@@ -51,7 +51,7 @@ func Run(ctx context.Context, log *zap.Logger) error {
 		zap.String("framework_id", cfg.FrameworkID), zap.String("executor_id", cfg.ExecutorID),
 		zap.String("agent", cfg.AgentEndpoint), zap.String("bind_ip", cfg.BindIP),
 		zap.Bool("checkpoint", cfg.Checkpoint), zap.Duration("recovery_timeout", cfg.RecoveryTimeout),
-		zap.Duration("shutdown_grace", cfg.ShutdownGracePeriod))
+		zap.Duration("shutdown_grace", cfg.ShutdownGracePeriod), zap.Bool("executor_authentication", cfg.AuthToken != ""))
 	return newExecutor(cfg, log, startConsul).run(ctx)
 }
 
@@ -109,6 +109,7 @@ func newExecutor(cfg Config, log *zap.Logger, start startFunc) *executorLoop {
 			// The agent is local: never through an http_proxy that an
 			// agent's --executor_environment_variables may carry.
 			httpcli.Transport(func(t *http.Transport) { t.Proxy = nil }),
+			httpcli.WrapRoundTripper(func(rt http.RoundTripper) http.RoundTripper { return withAuth(rt, cfg.AuthToken) }),
 		)),
 	)
 	cli.With(mesoscodec.Options(cli)...) // protobuf; events of any size; newer enum values kept
@@ -615,3 +616,20 @@ func uuidString(b []byte) string {
 	}
 	return u.String()
 }
+
+// withAuth adds the executor's token to every call to the agent (as
+// Mesos's own executors do: Authorization: Bearer); no token, rt as is.
+func withAuth(rt http.RoundTripper, token string) http.RoundTripper {
+	if token == "" {
+		return rt
+	}
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+token)
+		return rt.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -42,7 +42,7 @@ func (s *Scheduler) newCaller() (*caller, error) {
 		u = &url.URL{Scheme: "http", Host: "leader.mesos:5050"}
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/api/v1/scheduler"
-	lt := &leaderTransport{log: s.log}
+	lt := &leaderTransport{log: s.log, auth: s.opts.mesosAuth}
 	if !strings.HasPrefix(s.cfg.MesosMaster, "zk://") {
 		lt.leader = u.Host
 	}
@@ -152,6 +152,10 @@ func (s *Scheduler) loop(ctx context.Context) error {
 		}
 		if s.deregistered {
 			continue
+		}
+		if why := authFailure(err, s.cfg.Principal, s.opts.mesosAuth != ""); why != "" {
+			s.setErr(errors.New(why)) // /v1/health: 500 with the reason, until a SUBSCRIBE succeeds
+			s.log.Error("framework authentication failed", zap.String("reason", why), zap.Duration("backoff", backoff))
 		}
 		if time.Since(started) > time.Minute {
 			failures = 0

@@ -25,6 +25,9 @@ import (
 type leaderTransport struct {
 	base http.RoundTripper
 	log  *zap.Logger
+	// auth is the Authorization header of every request (framework
+	// authentication, HTTP Basic), or "".
+	auth string
 
 	mu     sync.Mutex
 	leader string // host:port
@@ -51,6 +54,9 @@ func (t *leaderTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if l := t.current(); l != "" {
 			r.URL.Host = l
 			r.Host = l
+		}
+		if t.auth != "" {
+			r.Header.Set("Authorization", t.auth)
 		}
 		if hop > 0 && req.GetBody != nil {
 			body, err := req.GetBody()

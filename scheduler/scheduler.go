@@ -72,6 +72,7 @@ type Options struct {
 	Rand io.Reader
 
 	apiURL      string                                // where executors reach the API (set by RunWith)
+	mesosAuth   string                                // Authorization header toward the master (set by RunWith)
 	onStart     func(*Scheduler)                      // tests: the scheduler once loaded
 	consul      consulAdmin                           // tests: a fake Consul
 	masterState func(context.Context) ([]byte, error) // tests: the master's /master/state
@@ -125,9 +126,14 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("service", cfg.ServiceName))
+	auth, err := readAuth(cfg, log)
+	if err != nil {
+		return err
+	}
+	opts.mesosAuth = auth.mesos
 	st := opts.Store
 	if st == nil {
-		s, err := store.Open(ctx, store.Config{ZK: cfg.ZK, Dir: cfg.StateDir, Service: cfg.ServiceName, Logger: log})
+		s, err := store.Open(ctx, store.Config{ZK: cfg.ZK, Dir: cfg.StateDir, Service: cfg.ServiceName, Logger: log, ZKAuth: auth.zk})
 		if err != nil {
 			return fmt.Errorf("open the state store: %w", err)
 		}

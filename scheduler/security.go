@@ -20,6 +20,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
+	"github.com/dcos-consul/dcos-consul/scheduler/dcosauth"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
@@ -126,7 +127,14 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	// The UI's Consul API routes are exempt: they forward the caller's own
 	// X-Consul-Token to a Consul agent, whose ACLs decide (and the proxy
 	// allows only the UI's own routes and methods).
-	return secrets.RequireOperator(s.secrets, mux, api.ConsulAPIPrefix+"/")
+	h := secrets.RequireOperator(s.secrets, mux, api.ConsulAPIPrefix+"/")
+	if u := s.cfg.DCOSJWKSURL; u != "" {
+		// A valid DC/OS token is as good as the operator token on the
+		// mutating routes (the management token route is GET: operator
+		// token only).
+		return dcosauth.Middleware(dcosauth.NewKeySet(u, s.log.Named("dcos-auth")), mux, h)
+	}
+	return h
 }
 
 // apiListen opens the API listener: on cfg.APIHost when set (dev: a

@@ -48,6 +48,15 @@ type Options struct {
 	StatusUpdateRetry      time.Duration
 	ExecutorRegisterTimout time.Duration
 
+	// FrameworkCredentials (principal → secret), when set, make the
+	// master require HTTP Basic framework authentication on the scheduler
+	// API, as a real master with --authenticate_http_frameworks
+	// --http_framework_authenticators=basic --credentials=FILE.
+	FrameworkCredentials map[string]string
+	// ExecutorAuthentication makes every agent require its executors'
+	// MESOS_EXECUTOR_AUTHENTICATION_TOKEN (see agent.Config).
+	ExecutorAuthentication bool
+
 	Logger *zap.Logger
 }
 
@@ -416,6 +425,7 @@ func (c *Cluster) agentConfig(info AgentInfo) (agent.Config, error) {
 		Resources:              res,
 		Attributes:             attrs,
 		InProcess:              c.opts.InProcess,
+		ExecutorAuthentication: c.opts.ExecutorAuthentication,
 		ExecutorShutdownGrace:  c.opts.ExecutorShutdownGrace,
 		StatusUpdateRetry:      c.opts.StatusUpdateRetry,
 		ExecutorRegisterTimout: c.opts.ExecutorRegisterTimout,

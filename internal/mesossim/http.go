@@ -72,6 +72,10 @@ func negotiate(accept string) string {
 }
 
 func (m *master) serveScheduler(w http.ResponseWriter, r *http.Request) {
+	principal, ok := m.authenticateFramework(w, r)
+	if !ok {
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		textError(w, http.StatusMethodNotAllowed,
@@ -116,6 +120,10 @@ func (m *master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := validateCall(&call); err != nil {
 		textError(w, http.StatusBadRequest, "Failed to validate scheduler::Call: "+err.Error())
+		return
+	}
+	if msg := principalMismatch(principal, &call); msg != "" {
+		textError(w, http.StatusBadRequest, "Failed to validate scheduler::Call: "+msg)
 		return
 	}
 

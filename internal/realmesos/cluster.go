@@ -43,6 +43,11 @@ type Options struct {
 	MaxPingTimeouts int
 	// DNSRefresh is Mesos-DNS's refreshSeconds (default 2).
 	DNSRefresh int
+	// FrameworkCredentials (principal → secret), when set, make the
+	// master require HTTP framework authentication:
+	// --authenticate_http_frameworks --http_framework_authenticators=basic
+	// --credentials=<file>.
+	FrameworkCredentials map[string]string
 }
 
 // Cluster is a running real Mesos cluster: master, agents, Mesos-DNS.
@@ -132,6 +137,14 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			"--agent_ping_timeout=" + secs(o.PingTimeout), "--max_agent_ping_timeouts=" + strconv.Itoa(o.MaxPingTimeouts),
 		},
 		logPath: filepath.Join(md, "master.log"),
+	}
+	if len(o.FrameworkCredentials) > 0 {
+		f, err := writeCredentials(md, o.FrameworkCredentials)
+		if err != nil {
+			return c, err
+		}
+		c.master.args = append(c.master.args,
+			"--authenticate_http_frameworks", "--http_framework_authenticators=basic", "--credentials="+f)
 	}
 	if err := c.master.start(); err != nil {
 		return c, err
@@ -446,4 +459,25 @@ func ZKReachable(addr string) error {
 		return err
 	}
 	return conn.Close()
+}
+
+// writeCredentials writes the master's --credentials file (JSON, mode
+// 0600) in dir.
+func writeCredentials(dir string, creds map[string]string) (string, error) {
+	type cred struct {
+		Principal string `json:"principal"`
+		Secret    string `json:"secret"`
+	}
+	var doc struct {
+		Credentials []cred `json:"credentials"`
+	}
+	for p, s := range creds {
+		doc.Credentials = append(doc.Credentials, cred{p, s})
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", err
+	}
+	f := filepath.Join(dir, "credentials.json")
+	return f, os.WriteFile(f, b, 0o600)
 }

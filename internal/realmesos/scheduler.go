@@ -106,6 +106,7 @@ type Health struct {
 	Deploy     string `json:"deploy"`
 	Recovery   string `json:"recovery"`
 	Subscribed bool   `json:"subscribed"`
+	Error      string `json:"error"`
 }
 
 // Health reads GET /v1/health (its body; the status code says healthy or

@@ -166,7 +166,8 @@ var optionSets = []optionSet{
 		name: "five servers in another datacenter on other ports",
 		options: `{
 		  "service": {"name": "dev/consul-east", "user": "root", "role": "consul-east", "service_account": "consul-east-principal",
-		              "service_account_secret": "consul/east-sa", "log_level": "debug", "failover_timeout_seconds": 3600},
+		              "service_account_secret": "consul/east-sa", "log_level": "debug", "failover_timeout_seconds": 3600,
+		              "dcos_jwks_url": "http://master.mesos/acs/api/v1/auth/jwks"},
 		  "servers": {"count": 5, "cpus": 1.5, "mem": 2048, "disk": 10240, "disk_type": "MOUNT",
 		              "placement_constraint": "[[\"@zone\", \"GROUP_BY\", \"3\"]]", "replace_after_seconds": 120},
 		  "clients": {"enabled": false, "cpus": 0.1, "mem": 128, "public_agents": true, "update_batch_percent": 10},
@@ -180,6 +181,7 @@ var optionSets = []optionSet{
 			c.ServiceName, c.User, c.Role, c.Principal = "dev/consul-east", "root", "consul-east", "consul-east-principal"
 			c.ServiceAccountSecret, c.ServiceAccountCredential = "consul/east-sa", "secrets/service-account.json"
 			c.LogLevel, c.FailoverTimeout = "debug", time.Hour
+			c.DCOSJWKSURL = "http://master.mesos/acs/api/v1/auth/jwks"
 			c.ServerCount, c.ServerCPUs, c.ServerMem, c.ServerDisk, c.ServerDiskType = 5, 1.5, 2048, 10240, "MOUNT"
 			c.ServerPlacement, c.ReplaceAfter = `[["@zone", "GROUP_BY", "3"]]`, 2*time.Minute
 			c.ClientsEnabled, c.ClientCPUs, c.ClientMem, c.ClientsOnPublic, c.ClientBatchPercent = false, 0.1, 128, true, 10

@@ -174,6 +174,16 @@ type Config struct {
 	// uninstall plan (kill tasks, destroy volumes, unreserve, delete the
 	// stored state, tear down the framework) instead of the service.
 	Uninstall bool
+
+	// FrameworkSecretFile: a file holding the principal's secret for
+	// HTTP Basic framework authentication (plain Mesos); see auth.go.
+	FrameworkSecretFile string
+	// ZKCredentialsFile: a file holding user:password; the ZooKeeper
+	// store's nodes then carry a digest ACL for that identity only.
+	ZKCredentialsFile string
+	// DCOSJWKSURL: DC/OS IAM's JSON Web Key Set; set, DC/OS tokens are
+	// accepted on the mutating API routes besides the operator token.
+	DCOSJWKSURL string
 }
 
 // Defaults are the values of every option the environment leaves unset.
@@ -244,6 +254,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.str(EnvServiceAccountSecret, &c.ServiceAccountSecret)
 	r.str(EnvServiceAccountCredential, &c.ServiceAccountCredential)
 	r.str(EnvLogLevel, &c.LogLevel)
+	r.str(EnvFrameworkSecretFile, &c.FrameworkSecretFile)
+	r.str(EnvZKCredentialsFile, &c.ZKCredentialsFile)
+	r.str(EnvDCOSJWKSURL, &c.DCOSJWKSURL)
 	r.str(EnvMesosMaster, &c.MesosMaster)
 	r.str(EnvZK, &c.ZK)
 	r.str(EnvStateDir, &c.StateDir)
@@ -360,6 +373,7 @@ func (c Config) Validate() error {
 		add(bad(EnvServiceAccountCredential, c.ServiceAccountCredential,
 			"set together with "+EnvServiceAccountSecret+" (the package sets both when service.service_account_secret is given)"))
 	}
+	add(c.validateAuth())
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

@@ -69,6 +69,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		EnvTLS: "false", EnvACL: "false", EnvGossipKey: "false",
 		EnvFailover: "48h", EnvReplaceAft: "90s", EnvUninstall: "true",
 		EnvBackupTarget: "file:///var/backups/consul", EnvBackupInterval: "30m", EnvBackupKeep: "3",
+		EnvZKCredentialsFile: "zk-creds", EnvDCOSJWKSURL: "http://master.mesos/acs/api/v1/auth/jwks",
 	}
 	seen := map[string]bool{}
 	c, err := Load(func(k string) (string, bool) {
@@ -93,7 +94,8 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		Ports:           Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 9502, DNS: -1},
 		FailoverTimeout: 48 * time.Hour, ReplaceAfter: 90 * time.Second,
 		BackupTarget: "file:///var/backups/consul", BackupInterval: 30 * time.Minute, BackupKeep: 3,
-		Uninstall: true,
+		Uninstall:         true,
+		ZKCredentialsFile: "zk-creds", DCOSJWKSURL: "http://master.mesos/acs/api/v1/auth/jwks",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load\n got %+v\nwant %+v", c, want)
@@ -337,5 +339,34 @@ func TestWANJoin(t *testing.T) {
 	c.Ports.SerfWAN = -1
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serf WAN port is disabled") {
 		t.Fatalf("WAN join without the WAN port: %v", err)
+	}
+}
+
+func TestAuthenticationSettings(t *testing.T) {
+	c, err := Load(env(map[string]string{EnvFrameworkSecretFile: "/run/secret"}))
+	if err != nil || c.FrameworkSecretPath() != "/run/secret" {
+		t.Fatalf("FRAMEWORK_SECRET_FILE: %q, %v", c.FrameworkSecretPath(), err)
+	}
+	c, err = Load(env(map[string]string{EnvServiceAccountSecret: "consul/sa", EnvServiceAccountCredential: "secrets/service-account.json"}))
+	if err != nil || c.FrameworkSecretPath() != "secrets/service-account.json" {
+		t.Fatalf("DC/OS secret: %q, %v", c.FrameworkSecretPath(), err)
+	}
+	if c, _ := Load(env(nil)); c.FrameworkSecretPath() != "" {
+		t.Fatalf("no secret: %q", c.FrameworkSecretPath())
+	}
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{EnvFrameworkSecretFile: "/a", EnvServiceAccountSecret: "consul/sa", EnvServiceAccountCredential: "secrets/sa.json"},
+			EnvFrameworkSecretFile + `="/a"`},
+		{map[string]string{EnvZKCredentialsFile: "/zk"}, "with the file store"},
+		{map[string]string{EnvDCOSJWKSURL: "master.mesos/acs/api/v1/auth/jwks"}, "an http(s) URL"},
+		{map[string]string{EnvDCOSJWKSURL: "ftp://master.mesos/jwks"}, "an http(s) URL"},
+	} {
+		_, err := Load(env(tc.vars))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error with %q", tc.vars, err, tc.want)
+		}
 	}
 }

@@ -99,6 +99,11 @@ var Options = []Option{
 	{EnvExecutorDNSServer, "", DevOnly},
 	{EnvAPIHost, "", DevOnly},
 	{EnvOperatorTokenFile, "", DevOnly},
+	// Not set by the package (yet): plain Mesos and tests. On DC/OS the
+	// framework secret comes through DCOS_SERVICE_ACCOUNT_CREDENTIAL.
+	{EnvFrameworkSecretFile, "", DevOnly},
+	{EnvZKCredentialsFile, "", DevOnly},
+	{EnvDCOSJWKSURL, "service.dcos_jwks_url", FromOption},
 }
 
 // OptionOf returns the config.json option of an environment variable, or

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/credentials"
 )
 
 // MaxValueSize is the largest value either store accepts: ZooKeeper's
@@ -113,6 +115,10 @@ type Config struct {
 	// OpTimeout bounds one ZooKeeper operation, retries included, when the
 	// context has no deadline (default 60 s).
 	OpTimeout time.Duration
+	// ZKAuth, when set, is the digest identity the ZooKeeper store
+	// authenticates with (addAuth "digest"); every node it creates then
+	// carries a digest ACL giving that identity alone every permission.
+	ZKAuth *credentials.ZK
 }
 
 func (c *Config) defaults() {

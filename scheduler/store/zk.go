@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/credentials"
 )
 
 // lockNode is the ephemeral node, under the service node, held by the
@@ -123,7 +125,7 @@ func OpenZK(ctx context.Context, cfg Config) (*ZKStore, error) {
 		root:      chroot + ServiceRootPath(cfg.Service),
 		servers:   servers,
 		opTimeout: cfg.OpTimeout,
-		acl:       zk.WorldACL(zk.PermAll),
+		acl:       nodeACL(cfg.ZKAuth),
 		lockData:  lockData,
 		owner:     owner,
 		lockWait:  cfg.LockWait,
@@ -145,12 +147,31 @@ func OpenZK(ctx context.Context, cfg Config) (*ZKStore, error) {
 		return nil, fmt.Errorf("store: connect to ZooKeeper %v: %w", servers, err)
 	}
 	s.conn = conn
+	if cfg.ZKAuth != nil {
+		// go-zookeeper sends it again on every reconnect.
+		if err := conn.AddAuth("digest", cfg.ZKAuth.Auth()); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("store: authenticate to ZooKeeper as %s: %w", cfg.ZKAuth, err)
+		}
+		s.log.Info("ZooKeeper digest authentication: the service's nodes are readable and writable by this identity only",
+			zap.String("user", cfg.ZKAuth.User))
+	}
 	if err := s.open(ctx); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	s.log.Info("state store opened", zap.Int64("session", conn.SessionID()))
 	return s, nil
+}
+
+// nodeACL is the ACL of every node the store creates: the digest
+// identity alone when there is one, else open to all (ZooKeeper's
+// default, and DC/OS's for SDK services).
+func nodeACL(auth *credentials.ZK) []zk.ACL {
+	if auth == nil {
+		return zk.WorldACL(zk.PermAll)
+	}
+	return zk.DigestACL(zk.PermAll, auth.User, auth.Password)
 }
 
 func randomToken() string {
@@ -192,7 +213,13 @@ func (s *ZKStore) ensurePath(p string) error {
 	cur := ""
 	for _, part := range parts {
 		cur += "/" + part
-		_, err := s.conn.Create(cur, nil, 0, s.acl)
+		acl := s.acl
+		if cur != p {
+			// A chroot's parents are not the service's: open, as
+			// ZooKeeper would create them.
+			acl = zk.WorldACL(zk.PermAll)
+		}
+		_, err := s.conn.Create(cur, nil, 0, acl)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("create %s: %w", cur, err)
 		}

@@ -55,6 +55,12 @@ type Config struct {
 	RecoveryTimeout        time.Duration // 15min (MESOS_RECOVERY_TIMEOUT)
 	SubscriptionBackoffMax time.Duration // 2s (MESOS_SUBSCRIPTION_BACKOFF_MAX)
 	ExecutorHeartbeat      time.Duration // 30min: HEARTBEAT events on executor streams
+	// ExecutorAuthentication: every executor gets a token in
+	// MESOS_EXECUTOR_AUTHENTICATION_TOKEN and the executor API requires it
+	// as "Authorization: Bearer <token>" (an agent with
+	// --authenticate_http_executors): 401 without a valid one, 403 for
+	// another executor's.
+	ExecutorAuthentication bool
 	// Logger receives the agent's account of executors (launch, exit,
 	// timeouts, shutdowns); nil discards it.
 	Logger *zap.Logger

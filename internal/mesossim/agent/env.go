@@ -34,6 +34,9 @@ func (a *Agent) executorEnv(e *executor, fw mesos.FrameworkInfo) []string {
 		"LIBPROCESS_IP":                        a.cfg.IP,
 		"PATH":                                 defaultPath,
 	}
+	if a.cfg.ExecutorAuthentication {
+		env["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"] = e.authToken
+	}
 	if fw.GetCheckpoint() {
 		env["MESOS_CHECKPOINT"] = "1"
 		env["MESOS_RECOVERY_TIMEOUT"] = stoutDuration(a.cfg.RecoveryTimeout)

@@ -48,16 +48,19 @@ type executor struct {
 	fwID        mesos.FrameworkID
 	info        mesos.ExecutorInfo
 	containerID string
-	dir         string
-	state       execState
-	subscribed  bool // ever subscribed
-	inProcess   bool
-	pid         int
-	exited      bool
-	sub         *subscription
-	tasks       map[string]*task
-	queue       []pendingLaunch
-	nextGroup   int
+	// authToken is the executor's MESOS_EXECUTOR_AUTHENTICATION_TOKEN
+	// (used only with Config.ExecutorAuthentication).
+	authToken  string
+	dir        string
+	state      execState
+	subscribed bool // ever subscribed
+	inProcess  bool
+	pid        int
+	exited     bool
+	sub        *subscription
+	tasks      map[string]*task
+	queue      []pendingLaunch
+	nextGroup  int
 	// killedBeforeUse: every queued task was killed before the executor
 	// subscribed; its SUBSCRIBE gets SHUTDOWN.
 	killedBeforeUse bool
@@ -160,6 +163,7 @@ func (a *Agent) Launch(l Launch) {
 			fwID:        fid,
 			info:        l.Executor,
 			containerID: uuid.NewString(),
+			authToken:   uuid.NewString() + uuid.NewString(),
 			tasks:       make(map[string]*task),
 			inProcess:   a.cfg.InProcess,
 		}

@@ -113,6 +113,11 @@ func accepts(r *http.Request, mediaType string) bool {
 }
 
 func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
+	if !a.executorTokenValid(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+executorRealm+`"`)
+		httpError(w, http.StatusUnauthorized, "401 Unauthorized.")
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		httpError(w, http.StatusMethodNotAllowed,
@@ -182,6 +187,11 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		a.mu.Unlock()
 		httpError(w, http.StatusBadRequest, "Executor cannot be found")
+		return
+	}
+	if a.cfg.ExecutorAuthentication && bearerToken(r) != e.authToken {
+		a.mu.Unlock()
+		httpError(w, http.StatusForbidden, "Executor is not authorized for this call")
 		return
 	}
 	if e.state == execRegistering && call.GetType() != mexec.Call_SUBSCRIBE {

@@ -83,6 +83,9 @@ func main() {
 		httpcli.Codec(codec),
 		httpcli.Do(httpcli.With(httpcli.Timeout(10*time.Second))),
 	)
+	if tok := os.Getenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"); tok != "" && os.Getenv("TESTEXEC_NO_TOKEN") != "1" {
+		http.With(httpcli.RequestOptions(httpcli.Header("Authorization", "Bearer "+tok)))
+	}
 	opts := executor.CallOptions{calls.Framework(cfg.FrameworkID), calls.Executor(cfg.ExecutorID)}
 	s := &state{
 		cfg:            cfg,
