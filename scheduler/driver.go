@@ -431,6 +431,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 	s.reconcileCalls(now, &out)
 	s.joinMessages(now, &out)
 	s.pollRaft()
+	s.pollQuorum()
 	if err := s.act(ctx, now, &out); err != nil {
 		return err
 	}

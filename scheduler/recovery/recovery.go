@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 )
 
 // DefaultThreshold is how long the servers may have no leader, with fewer
@@ -141,4 +143,48 @@ func orNone(s []string) []string {
 		return []string{"none"}
 	}
 	return s
+}
+
+// Work is the outage recovery the operator confirmed that is not done
+// yet, as the task records show it.
+type Work struct {
+	// Restarting: survivors whose next incarnation starts with peers.json.
+	Restarting []string
+	// Replacing: lost servers still to be replaced by new ones (new
+	// volumes), one at a time once the survivors have a leader.
+	Replacing []string
+}
+
+// None reports whether no confirmed recovery is under way.
+func (w Work) None() bool { return len(w.Restarting) == 0 && len(w.Replacing) == 0 }
+
+// PhaseName and StepName name the recovery plan's outage phase and step.
+const (
+	PhaseName = "outage"
+	StepName  = "quorum"
+)
+
+// Step is the recovery plan's outage step: quorum lost (ERROR, with the
+// survivors, their raft indices and what the operator runs), a confirmed
+// recovery under way (IN_PROGRESS), or nothing (ok false) when quorum is
+// fine and nothing is under way.
+func Step(q Quorum, w Work) (status, message string, ok bool) {
+	switch {
+	case !w.None():
+		msg := "outage recovery confirmed by the operator"
+		if len(w.Restarting) > 0 {
+			msg += "; restarting " + strings.Join(w.Restarting, ", ") + " with a raft peers.json naming only the survivors"
+		}
+		if len(w.Replacing) > 0 {
+			msg += "; then replacing the lost " + strings.Join(w.Replacing, ", ") +
+				" by new servers on new volumes, one at a time, once the survivors have a leader"
+		}
+		if q.Summary != "" {
+			msg += "; now: " + q.Summary
+		}
+		return plan.InProgress, msg, true
+	case q.Lost:
+		return plan.Error, q.Summary, true
+	}
+	return "", "", false
 }

@@ -102,3 +102,17 @@ func TestAssessOverTime(t *testing.T) {
 		t.Fatalf("freshest %q lost %v", q.Freshest, q.LostServers)
 	}
 }
+
+func TestStep(t *testing.T) {
+	lost := Quorum{Lost: true, Summary: "QUORUM LOST: ... recover --confirm"}
+	if _, _, ok := Step(Quorum{Summary: "quorum: yes"}, Work{}); ok {
+		t.Fatal("a step while quorum is fine and nothing is under way")
+	}
+	if st, msg, ok := Step(lost, Work{}); !ok || st != "ERROR" || !strings.Contains(msg, "recover --confirm") {
+		t.Fatalf("lost: %s %q", st, msg)
+	}
+	st, msg, ok := Step(lost, Work{Restarting: []string{"s2"}, Replacing: []string{"s0", "s1"}})
+	if !ok || st != "IN_PROGRESS" || !strings.Contains(msg, "restarting s2") || !strings.Contains(msg, "replacing the lost s0, s1") {
+		t.Fatalf("under way: %s %q", st, msg)
+	}
+}
