@@ -219,6 +219,9 @@ func (r *taskRunner) run() {
 	r.emit(taskEvent{state: mesos.TASK_RUNNING, healthy: boolp(h.Healthy), nodeID: agent.NodeID(),
 		message: "Consul agent is up and joined: " + h.Message})
 	healthy := h.Healthy
+	syncCtx, stopSync := context.WithCancel(r.ctx)
+	defer stopSync()
+	startSnapshotSync(syncCtx, r.spec, r.env, r.id.Value, r.log)
 
 	tick := time.NewTicker(r.healthEvery)
 	defer tick.Stop()

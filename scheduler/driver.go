@@ -153,15 +153,15 @@ func (s *Scheduler) loop(ctx context.Context) error {
 		if s.deregistered {
 			continue
 		}
-		if why := authFailure(err, s.cfg.Principal, s.opts.mesosAuth != ""); why != "" {
-			s.setErr(errors.New(why)) // /v1/health: 500 with the reason, until a SUBSCRIBE succeeds
-			s.log.Error("framework authentication failed", zap.String("reason", why), zap.Duration("backoff", backoff))
-		}
 		if time.Since(started) > time.Minute {
 			failures = 0
 		}
 		backoff := resubscribeBackoff(failures, s.opts.ResubscribeMax)
 		failures++
+		if why := authFailure(err, s.cfg.Principal, s.opts.mesosAuth != ""); why != "" {
+			s.setErr(errors.New(why)) // /v1/health: 500 with the reason, until a SUBSCRIBE succeeds
+			s.log.Error("framework authentication failed", zap.String("reason", why), zap.Duration("backoff", backoff))
+		}
 		s.log.Warn("subscription ended; subscribing again", zap.Error(err), zap.Duration("backoff", backoff))
 		if !s.wait(ctx, backoff) {
 			return nil
@@ -451,6 +451,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 	s.reconcileCalls(now, &out)
 	s.joinMessages(now, &out)
 	s.pollRaft()
+	s.pollQuorum()
 	if err := s.act(ctx, now, &out); err != nil {
 		return err
 	}

@@ -286,6 +286,8 @@ type Scheduler struct {
 
 	snap *snapshots // Consul snapshots (backup plan, snapshot commands)
 
+	quorum quorumWatch // lost-quorum detection (recover_quorum.go)
+
 	mu   sync.RWMutex
 	view api.View
 }
@@ -538,8 +540,9 @@ func (s *Scheduler) publish() {
 	if s.snap != nil && !s.target.Uninstall {
 		plans[backupPlan] = s.snap.plan()
 	}
+	plans[plan.Recovery] = s.withOutage(plans[plan.Recovery])
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
-		ConfigErrors: s.refused}
+		ConfigErrors: s.refused, Quorum: s.quorumView()}
 	s.mu.Lock()
 	if s.view.Err != "" && s.subscribed {
 		v.Err = ""

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
+	"github.com/dcos-consul/dcos-consul/scheduler/backup"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
 	"github.com/dcos-consul/dcos-consul/scheduler/dcosauth"
@@ -123,11 +124,15 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux.Handle(taskspec.SecretsPath, secrets.ExecutorHandler(s.secrets, s.liveTask))
 	mux.Handle(ManagementTokenPath, secrets.ManagementTokenHandler(s.secrets))
 	mux.HandleFunc(KeyringRotatePath, s.keyringHandler)
+	// The executors' snapshot copies (snapshot_volumes.go): their task
+	// credential, not the operator token.
+	mux.Handle(backup.ExecutorPath, s.snapshotExecutorHandler())
+	mux.Handle(backup.ExecutorPath+"/", s.snapshotExecutorHandler())
 	mux.Handle("/", api.Handler(s, reg))
 	// The UI's Consul API routes are exempt: they forward the caller's own
 	// X-Consul-Token to a Consul agent, whose ACLs decide (and the proxy
 	// allows only the UI's own routes and methods).
-	h := secrets.RequireOperator(s.secrets, mux, api.ConsulAPIPrefix+"/")
+	h := secrets.RequireOperator(s.secrets, mux, api.ConsulAPIPrefix+"/", backup.ExecutorPath)
 	if u := s.cfg.DCOSJWKSURL; u != "" {
 		// A valid DC/OS token is as good as the operator token on the
 		// mutating routes (the management token route is GET: operator

@@ -39,13 +39,21 @@ type snapshots struct {
 	next    time.Time
 	listed  bool
 	running string
+
+	// Copies on the servers' volumes (snapshot_volumes.go): staging holds
+	// the newest snapshot on the scheduler's disk for the executors to
+	// fetch (and copies uploaded for a restore); volumes is what each
+	// server's executor last reported; upload names the copy a restore
+	// waits for.
+	staging backup.Target
+	latest  *backup.Entry
+	volumes map[string]volumeReport
+	upload  string
 }
 
 // backupPlan is the name of the backup plan.
 const backupPlan = "backup"
 
-// errNoTarget: no backup target is configured.
-var errNoTarget = fmt.Errorf("%w: %s", api.ErrUnavailable, "no snapshot target: set backup.target (BACKUP_TARGET) to file:///<dir> or http(s)://<host>/<path>/")
 
 // errNoServer: no Consul server runs to take or restore a snapshot.
 var errNoServer = fmt.Errorf("%w: no Consul server is running", api.ErrUnavailable)
@@ -54,6 +62,11 @@ func newSnapshots(cfg config.Config, view func() api.View, now func() time.Time,
 	s := &snapshots{every: cfg.BackupInterval, keep: cfg.BackupKeep, view: view, now: now, log: log,
 		client: &http.Client{Timeout: 10 * time.Minute},
 		name:   func(t time.Time) string { return backup.Name(cfg.ServiceName, cfg.Datacenter, t) }}
+	staging, err := stagingTarget(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.staging, s.volumes = staging, map[string]volumeReport{}
 	uri := cfg.BackupTarget
 	if uri == "" && cfg.ZK == "" && cfg.StateDir != "" {
 		dir, err := filepath.Abs(filepath.Join(cfg.StateDir, "snapshots"))
@@ -74,9 +87,6 @@ func newSnapshots(cfg config.Config, view func() api.View, now func() time.Time,
 
 // loop takes a scheduled snapshot whenever one is due, until ctx ends.
 func (s *snapshots) loop(ctx context.Context) {
-	if s.target == nil {
-		return
-	}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
@@ -100,7 +110,13 @@ func (s *snapshots) due(ctx context.Context) bool {
 	s.mu.Lock()
 	listed := s.listed
 	s.mu.Unlock()
-	if !listed {
+	if !listed && s.target == nil {
+		// No target: the volumes only; the first snapshot is due now.
+		s.mu.Lock()
+		s.listed = true
+		s.mu.Unlock()
+	}
+	if !listed && s.target != nil {
 		es, err := s.target.List(ctx)
 		if err != nil {
 			s.fail(fmt.Errorf("list %s: %w", s.target, err), time.Minute)
@@ -144,9 +160,6 @@ func (s *snapshots) consul(addr string) (*consulapi.Client, error) {
 
 // Save takes a snapshot now, stores it and prunes the oldest.
 func (s *snapshots) Save(ctx context.Context) (backup.Entry, error) {
-	if s.target == nil {
-		return backup.Entry{}, errNoTarget
-	}
 	s.busy.Lock()
 	defer s.busy.Unlock()
 	name := s.name(s.now())
@@ -164,7 +177,7 @@ func (s *snapshots) Save(ctx context.Context) (backup.Entry, error) {
 			last = fmt.Errorf("GET %s/v1/snapshot: %w", addr, err)
 			continue
 		}
-		e, err := s.target.Put(ctx, name, r)
+		e, err := s.store(ctx, name, r)
 		r.Close()
 		if err != nil {
 			s.fail(err, time.Minute)
@@ -174,8 +187,10 @@ func (s *snapshots) Save(ctx context.Context) (backup.Entry, error) {
 		s.last, s.lastErr, s.next = e, "", s.now().Add(s.every)
 		s.mu.Unlock()
 		s.log.Info("Consul snapshot stored", zap.String("name", e.Name), zap.Int64("bytes", e.Size), zap.String("sha256", e.SHA256),
-			zap.String("target", s.target.String()), zap.String("via", addr))
-		s.prune(ctx)
+			zap.String("target", s.where()), zap.String("via", addr))
+		if s.target != nil {
+			s.prune(ctx)
+		}
 		return e, nil
 	}
 	s.fail(last, time.Minute)
@@ -198,11 +213,19 @@ func (s *snapshots) prune(ctx context.Context) {
 }
 
 // List lists the stored snapshots, oldest first.
+// List lists the stored snapshots, oldest first, each with where its
+// copies are: the backup target, the servers' volumes.
 func (s *snapshots) List(ctx context.Context) ([]backup.Entry, error) {
-	if s.target == nil {
-		return nil, errNoTarget
+	var es []backup.Entry
+	where := ""
+	if s.target != nil {
+		var err error
+		if es, err = s.target.List(ctx); err != nil {
+			return nil, err
+		}
+		where = s.target.String()
 	}
-	return s.target.List(ctx)
+	return backup.Merge(es, where, s.volumeCopies()), nil
 }
 
 // Restore restores a stored snapshot into the running cluster, through
@@ -210,9 +233,6 @@ func (s *snapshots) List(ctx context.Context) ([]backup.Entry, error) {
 // checked against its checksum as it is read; Consul refuses a truncated
 // or corrupt one.
 func (s *snapshots) Restore(ctx context.Context, name string) error {
-	if s.target == nil {
-		return errNoTarget
-	}
 	if !backup.ValidName(name) {
 		return fmt.Errorf("%w: %q is not a snapshot name (GET /v1/snapshots lists them)", api.ErrBadRequest, name)
 	}
@@ -220,9 +240,13 @@ func (s *snapshots) Restore(ctx context.Context, name string) error {
 	defer s.busy.Unlock()
 	s.setRunning("restoring snapshot " + name)
 	defer s.setRunning("")
+	from, err := s.restoreSource(ctx, name)
+	if err != nil {
+		return err
+	}
 	var last error = errNoServer
 	for _, addr := range s.servers() {
-		r, err := s.target.Open(ctx, name)
+		r, err := from.Open(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -232,7 +256,7 @@ func (s *snapshots) Restore(ctx context.Context, name string) error {
 		}
 		r.Close()
 		if err == nil {
-			s.log.Warn("Consul snapshot restored", zap.String("name", name), zap.String("via", addr))
+			s.log.Warn("Consul snapshot restored", zap.String("name", name), zap.String("via", addr), zap.String("from", from.String()))
 			return nil
 		}
 		last = fmt.Errorf("PUT %s/v1/snapshot: %w", addr, err)
@@ -251,22 +275,21 @@ func (s *snapshots) plan() plan.Plan {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := plan.Step{ID: "backup-snapshot", Name: "snapshot", Status: plan.Pending}
+	where := s.whereLocked()
 	switch {
-	case s.target == nil:
-		st.Message = errNoTarget.Error()
 	case s.running != "":
-		st.Status, st.Message = plan.InProgress, s.running+" into "+s.target.String()
+		st.Status, st.Message = plan.InProgress, s.running+" into "+where
 	case s.lastErr != "":
 		st.Status = plan.Error
 		st.Message = fmt.Sprintf("the last snapshot failed: %s; next attempt at %s", s.lastErr, s.next.UTC().Format(time.RFC3339))
 	case s.last.Name != "":
 		st.Status = plan.Complete
-		st.Message = fmt.Sprintf("last snapshot %s (%d bytes, sha256 %s) in %s; next at %s; keeping %d",
-			s.last.Name, s.last.Size, s.last.SHA256, s.target, s.next.UTC().Format(time.RFC3339), s.keep)
+		st.Message = fmt.Sprintf("last snapshot %s (%d bytes, sha256 %s) in %s (%s); next at %s; keeping %d",
+			s.last.Name, s.last.Size, s.last.SHA256, where, s.copiesLocked(s.last), s.next.UTC().Format(time.RFC3339), s.keep)
 	default:
-		st.Message = fmt.Sprintf("every %s into %s, keeping %d; next at %s", s.every, s.target, s.keep, s.next.UTC().Format(time.RFC3339))
+		st.Message = fmt.Sprintf("every %s into %s, keeping %d; next at %s", s.every, where, s.keep, s.next.UTC().Format(time.RFC3339))
 		if !s.listed {
-			st.Message = fmt.Sprintf("every %s into %s, keeping %d; reading the target", s.every, s.target, s.keep)
+			st.Message = fmt.Sprintf("every %s into %s, keeping %d; reading the target", s.every, where, s.keep)
 		}
 	}
 	ph := plan.Phase{ID: "backup", Name: "backup", Strategy: "serial", Status: st.Status, Steps: []plan.Step{st}}

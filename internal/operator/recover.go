@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/recovery"
 )
 
 // ServerView is what one Consul server says of itself (GET
@@ -35,6 +38,12 @@ type QuorumVerdict struct {
 	Freshest  string       `json:"freshest,omitempty"`
 	Summary   string       `json:"summary"`
 	Views     []ServerView `json:"views"`
+	// Scheduler is the scheduler's own verdict (GET /v1/recover: it asks
+	// every server every few seconds and declares quorum lost after a
+	// threshold); nil when it has none yet.
+	Scheduler *recovery.Quorum `json:"scheduler,omitempty"`
+	// SchedulerErr says why the scheduler's verdict is missing.
+	SchedulerErr string `json:"scheduler_error,omitempty"`
 }
 
 // Verdict reads the servers' answers: quorum is lost when no server knows
@@ -111,7 +120,22 @@ func (c *Commands) recoverVerdict(ctx context.Context) (QuorumVerdict, error) {
 		}
 		views = append(views, c.serverView(ctx, sv))
 	}
-	return Verdict(len(views), views), nil
+	v := Verdict(len(views), views)
+	v.Scheduler, v.SchedulerErr = c.schedulerVerdict(ctx)
+	return v, nil
+}
+
+// schedulerVerdict is the scheduler's own verdict on the quorum.
+func (c *Commands) schedulerVerdict(ctx context.Context) (*recovery.Quorum, string) {
+	r, err := c.Client.Get(ctx, "/v1/recover")
+	if err != nil {
+		return nil, err.Error()
+	}
+	var q recovery.Quorum
+	if err := decode(r, "/v1/recover", &q); err != nil {
+		return nil, err.Error()
+	}
+	return &q, ""
 }
 
 // RecoverStatus asks every server the scheduler knows of for its raft
@@ -138,6 +162,13 @@ func (c *Commands) RecoverStatus(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintln(c.Out, v.Summary)
+	switch {
+	case v.Scheduler != nil:
+		fmt.Fprintf(c.Out, "The scheduler's verdict (it asks every server every few seconds; quorum counts as lost after %s without a leader): %s\n",
+			v.Scheduler.Threshold, v.Scheduler.Summary)
+	case v.SchedulerErr != "":
+		fmt.Fprintf(c.Out, "The scheduler has no verdict: %s\n", v.SchedulerErr)
+	}
 	if v.Lost && len(v.Survivors) > 0 {
 		fmt.Fprintf(c.Out, "`recover --confirm` restarts %s in place with a raft peers.json naming only the survivors; the lost servers are then replaced by new ones.\n",
 			strings.Join(v.Survivors, ", "))
@@ -173,17 +204,34 @@ func (c *Commands) RecoverConfirm(ctx context.Context) error {
 		peers = append(peers, peer{ID: s.NodeID, Address: s.RaftAddr})
 		survivors = append(survivors, s.Name)
 	}
+	body := map[string]any{"survivors": survivors, "peers": peers}
 	if len(survivors) == 0 {
-		return fmt.Errorf("refusing to recover: no server survives (%s); restore a snapshot into a new install instead", v.Summary)
+		// This machine reaches no server (the CLI outside the cluster's
+		// network): the scheduler's own verdict names the survivors.
+		if v.Scheduler == nil || !v.Scheduler.Lost || len(v.Scheduler.Survivors) == 0 {
+			return fmt.Errorf("refusing to recover: no server survives (%s); restore a snapshot into a new install instead", v.Summary)
+		}
+		body = map[string]any{}
+		for _, s := range v.Scheduler.Survivors {
+			survivors = append(survivors, s.Name)
+		}
 	}
-	r, err := c.Client.PostJSON(ctx, "/v1/recover", map[string]any{"survivors": survivors, "peers": peers})
+	r, err := c.Client.PostJSON(ctx, "/v1/recover", body)
 	if err != nil {
 		return err
 	}
 	if c.JSON {
 		return c.raw(r)
 	}
-	fmt.Fprintf(c.Out, "Recovering: %s restart with peers.json %v; follow it with `recover status` and `pod status`.\n", strings.Join(survivors, ", "), peers)
+	var res struct {
+		Replaced []string `json:"replaced"`
+	}
+	_ = json.Unmarshal(r.Body, &res)
+	fmt.Fprintf(c.Out, "Recovering: %s restart with a raft peers.json naming only them", strings.Join(survivors, ", "))
+	if len(res.Replaced) > 0 {
+		fmt.Fprintf(c.Out, "; once they lead, %s are replaced by new servers on new volumes, one at a time", strings.Join(res.Replaced, ", "))
+	}
+	fmt.Fprintln(c.Out, ".\nFollow it with `recover status`, `plan show recovery` and `pod status`.")
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
+	"github.com/dcos-consul/dcos-consul/scheduler/recovery"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -39,6 +40,9 @@ type View struct {
 	// service runs with its stored configuration and health answers 417
 	// until the options are set back.
 	ConfigErrors []string
+	// Quorum is the scheduler's latest verdict on Consul's raft quorum
+	// (nil before the first one).
+	Quorum *recovery.Quorum
 }
 
 // ErrUnknownPod is returned by Restart and Replace for an unknown pod.
@@ -201,6 +205,13 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 		body["error"] = "configuration change refused; the service keeps running with its current configuration: " +
 			strings.Join(v.ConfigErrors, "; ")
 		body["config_errors"] = v.ConfigErrors
+		writeJSON(w, http.StatusExpectationFailed, body)
+	case v.Quorum != nil && v.Quorum.Lost:
+		// 417, as for plans with errors: the scheduler is fine (Marathon
+		// must not restart it), Consul is not, and only the operator's
+		// `recover --confirm` changes that.
+		body["quorum_lost"] = true
+		body["error"] = v.Quorum.Summary
 		writeJSON(w, http.StatusExpectationFailed, body)
 	case d.Status == plan.Error:
 		body["error"] = strings.Join(d.Errors, "; ")

@@ -22,6 +22,9 @@ type Entry struct {
 	Size   int64     `json:"size"`
 	SHA256 string    `json:"sha256"`
 	Taken  time.Time `json:"taken"`
+	// Locations says where copies are (the backup target, servers'
+	// volumes); set by listings that merge them.
+	Locations []string `json:"locations,omitempty"`
 }
 
 // Target stores snapshots.

@@ -147,3 +147,52 @@ func TestHTTPTarget(t *testing.T) {
 		t.Fatal("no checksum stored beside the snapshot")
 	}
 }
+
+func TestMergeSaysWhereEachCopyIs(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := Entry{Name: "c-dc1-20260101T000000.000Z.snap", SHA256: "aa", Size: 10, Taken: t0}
+	b := Entry{Name: "c-dc1-20260101T060000.000Z.snap", SHA256: "bb", Size: 11, Taken: t0.Add(6 * time.Hour)}
+	bOther := b
+	bOther.SHA256 = "cc"
+	got := Merge([]Entry{b, a}, "file:///x", map[string][]Entry{
+		"consul-server-1": {b},
+		"consul-server-0": {a, b},
+		"consul-server-2": {bOther},
+	})
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, e.Name[15:21]+" "+e.SHA256+" "+strings.Join(e.Locations, ","))
+	}
+	want := []string{
+		"000000 aa file:///x,volume of consul-server-0",
+		"060000 bb file:///x,volume of consul-server-0,volume of consul-server-1",
+		"060000 cc volume of consul-server-2",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("merged:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if got := Merge(nil, "", nil); len(got) != 0 {
+		t.Fatalf("nothing anywhere: %+v", got)
+	}
+}
+
+func TestKeepNewest(t *testing.T) {
+	ctx := context.Background()
+	tg, err := Open("file://" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"c-d-20260103T000000.000Z.snap", "c-d-20260101T000000.000Z.snap", "c-d-20260102T000000.000Z.snap"} {
+		if _, err := tg.Put(ctx, n, strings.NewReader(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone, err := KeepNewest(ctx, tg, 2)
+	if err != nil || len(gone) != 1 || gone[0] != "c-d-20260101T000000.000Z.snap" {
+		t.Fatalf("deleted %v, %v", gone, err)
+	}
+	es, _ := tg.List(ctx)
+	if len(es) != 2 {
+		t.Fatalf("left %+v", es)
+	}
+}

@@ -244,18 +244,38 @@ func uninstall(in Input) Plan {
 }
 
 // adoptPhase lists what was adopted without a record of its own (the
-// scheduler's state was lost): done steps, one per record, or nothing.
+// scheduler's state was lost), one step per record, or nothing. A step is
+// done (COMPLETE, "done: ...") once the adopted server runs, its live task
+// adopted or relaunched on its adopted volume; until then it is in
+// progress and says what it waits for.
 func adoptPhase(in Input) []Phase {
 	var steps []Step
 	for _, t := range in.sortedTasks() {
 		if t.Adopted != "" {
-			steps = append(steps, Step{ID: id("adopt/" + t.Name), Name: "adopt-" + t.Name, Status: Complete, Message: t.Adopted})
+			steps = append(steps, adoptStep(t))
 		}
 	}
 	if len(steps) == 0 {
 		return nil
 	}
-	return []Phase{{ID: id("deploy/adopt"), Name: "adopt", Strategy: "parallel", Status: Complete, Steps: steps}}
+	return []Phase{{ID: id("deploy/adopt"), Name: "adopt", Strategy: "parallel", Status: aggregate(steps), Steps: steps}}
+}
+
+func adoptStep(t state.Task) Step {
+	st := Step{ID: id("adopt/" + t.Name), Name: "adopt-" + t.Name}
+	vol := ""
+	if t.Reservation != nil && t.Reservation.PersistenceID != "" {
+		vol = " on its volume " + t.Reservation.PersistenceID
+	}
+	if t.Running() {
+		st.Status, st.Message = Complete, "done: "+t.Adopted+"; "+t.Name+" runs"+vol
+		return st
+	}
+	st.Status, st.Message = InProgress, t.Adopted+"; waiting for "+t.Name+" to run"+vol
+	if t.Launched() {
+		st.Message += " (now " + t.State + ")"
+	}
+	return st
 }
 
 func id(s string) string {

@@ -197,3 +197,23 @@ func TestDeployPlanListsWhatWasAdopted(t *testing.T) {
 		t.Fatal("an adopt phase with nothing adopted")
 	}
 }
+
+// TestAdoptPhaseCompletesAndReadsDone: an adoption still waiting for its
+// server is in progress and says so; once the server runs, the step and
+// the phase are COMPLETE and read "done".
+func TestAdoptPhaseCompletesAndReadsDone(t *testing.T) {
+	tg := state.TargetFrom(config.Defaults())
+	rec := state.Task{Name: "consul-server-0", Role: taskspec.RoleServer, TaskID: "consul-server-0__2", State: "TASK_STAGING",
+		Reservation: &state.Reservation{ID: "r0", PersistenceID: "p0", Confirmed: true},
+		Adopted:     "reservation r0 (volume p0) of consul-server-0 was found with no record"}
+	ph := Build(Input{Target: tg, Tasks: state.Tasks{rec.Name: rec}})[Deploy].Phases[0]
+	if ph.Name != "adopt" || ph.Status != InProgress || !strings.Contains(ph.Steps[0].Message, "waiting for consul-server-0 to run on its volume p0 (now TASK_STAGING)") {
+		t.Fatalf("adoption under way: %+v", ph)
+	}
+	rec.State = "TASK_RUNNING"
+	ph = Build(Input{Target: tg, Tasks: state.Tasks{rec.Name: rec}})[Deploy].Phases[0]
+	if ph.Status != Complete || ph.Steps[0].Status != Complete || !strings.HasPrefix(ph.Steps[0].Message, "done: ") ||
+		!strings.Contains(ph.Steps[0].Message, "consul-server-0 runs on its volume p0") {
+		t.Fatalf("adoption done: %+v", ph)
+	}
+}

@@ -246,7 +246,19 @@ func Reconcile(in Input) Result {
 		if t.Role == taskspec.RoleServer && t.AgentID != "" && !serverReplacing && t.Index < in.Target.Servers {
 			failingTooLong := !t.FailingSince.IsZero() && in.Target.ReplaceAfter > 0 &&
 				in.Now.Sub(t.FailingSince) >= in.Target.ReplaceAfter && !t.Running()
-			if gone || failingTooLong {
+			// Outage recovery: a server lost when the operator confirmed
+			// it is replaced once the survivors have a leader.
+			_, led := in.Raft.Leader()
+			unreachable := t.State == "TASK_UNREACHABLE"
+			if t.RecoverReplace && led && t.Active() && !unreachable {
+				// It came back with the raft data of before the recovery:
+				// stopped, then replaced.
+				r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "lost when the outage recovery was confirmed: replaced by a new server"})
+				serverReplacing = true
+				continue
+			}
+			lostAtRecovery := t.RecoverReplace && led && (!t.Active() || unreachable)
+			if gone || failingTooLong || lostAtRecovery {
 				if gone {
 					r.Lost = append(r.Lost, n)
 				}
@@ -259,6 +271,11 @@ func Reconcile(in Input) Result {
 		}
 
 		if t.Role == taskspec.RoleServer && t.Index >= in.Target.Servers {
+			continue
+		}
+		if t.RecoverReplace && t.AgentID != "" {
+			// Waits for its turn to be replaced; never relaunched on its
+			// old data (its peer is gone from the survivors' raft).
 			continue
 		}
 		if len(t.RecoverPeers) > 0 && t.Running() && t.Goal == state.GoalRunning {

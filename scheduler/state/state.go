@@ -311,6 +311,11 @@ type Task struct {
 	// RecoverPeers (outage recovery): the raft peers the next incarnation
 	// of this server starts with (peers.json); cleared once it runs.
 	RecoverPeers []taskspec.RaftPeer `json:"recover_peers,omitempty"`
+	// RecoverReplace (outage recovery): a server lost when the operator
+	// confirmed the recovery; it is replaced by a new server (new volume)
+	// through the normal replacement path once the survivors have a
+	// leader, never relaunched on its old raft data.
+	RecoverReplace bool `json:"recover_replace,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).
