@@ -476,8 +476,8 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 	var stale []state.Task
 	for _, n := range names {
 		t, ok := r.Tasks[n]
-		if !ok || t.Role != taskspec.RoleServer || t.Index >= in.Target.Servers || !t.Running() || t.ConfigID == "" ||
-			t.ConfigID == in.Target.ServerConfigID || t.Goal != state.GoalRunning {
+		if !ok || t.Role != taskspec.RoleServer || t.Index >= in.Target.Servers || !t.Running() || t.Goal != state.GoalRunning ||
+			!needsRestart(t, in.Target.ServerConfigID) {
 			continue
 		}
 		stale = append(stale, t)
@@ -507,10 +507,26 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 		r.Gate = "waiting for a restarted server to be a healthy voter to hand raft leadership to"
 		return false
 	}
+	why := restartWhy(t, in.Target.ServerConfigID) + " (rolling restart)"
 	t.Goal = state.GoalRestart
+	t.RestartQueued = false
 	set(t)
-	r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, "configuration changed (rolling restart)"})
+	r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	return true
+}
+
+// needsRestart: a running task waits for its turn in a rolling restart,
+// because it runs another configuration than configID or the operator
+// restarted its plan or phase.
+func needsRestart(t state.Task, configID string) bool {
+	return (t.ConfigID != "" && t.ConfigID != configID) || t.RestartQueued
+}
+
+func restartWhy(t state.Task, configID string) string {
+	if t.ConfigID != "" && t.ConfigID != configID {
+		return "configuration changed"
+	}
+	return "restart requested through the plan API"
 }
 
 // ClientBatch is how many clients a rolling restart restarts at once:
@@ -545,7 +561,7 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 			inFlight++
 		case onNew && t.Launched() && (!t.Running() || (t.Healthy != nil && !*t.Healthy)) && t.Failures == 0:
 			inFlight++ // restarted, not back (joined) yet
-		case t.Running() && t.ConfigID != "" && !onNew && t.Goal == state.GoalRunning:
+		case t.Running() && t.Goal == state.GoalRunning && needsRestart(t, in.Target.ClientConfigID):
 			stale = append(stale, t)
 			r.Update = append(r.Update, n)
 		}
@@ -559,9 +575,11 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 			break
 		}
 		room--
+		why := restartWhy(t, in.Target.ClientConfigID) + " (rolling restart, clients in batches)"
 		t.Goal = state.GoalRestart
+		t.RestartQueued = false
 		set(t)
-		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, "configuration changed (rolling restart, clients in batches)"})
+		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	}
 }
 

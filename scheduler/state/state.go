@@ -311,6 +311,12 @@ type Task struct {
 	// RecoverPeers (outage recovery): the raft peers the next incarnation
 	// of this server starts with (peers.json); cleared once it runs.
 	RecoverPeers []taskspec.RaftPeer `json:"recover_peers,omitempty"`
+	// RestartQueued: the operator restarted a whole plan or phase (POST
+	// /v1/plans/<plan>/restart): the task is restarted in place in its turn
+	// of a rolling restart (servers one at a time through the quorum gate,
+	// clients in batches), as a configuration change would; cleared when
+	// it is killed for it, or by forceComplete.
+	RestartQueued bool `json:"restart_queued,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).
