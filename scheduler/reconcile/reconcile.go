@@ -584,24 +584,39 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 }
 
 // handOver is the leadership transfer to ask for before stopping t, if t
-// leads raft: to the first other configured server that is a healthy
-// voter (and runs configID, when given). nil when t does not lead or no
-// server can take over.
+// leads raft: to the other configured server that is a healthy voter (and
+// runs configID, when given) and has run the longest, the lowest index
+// among equals. A server restarted seconds ago can be a healthy voter
+// already (autopilot judges contact and log, not age); handed leadership
+// at once under load it failed to heartbeat and the cluster went through
+// two more elections and a 5 s write gap (the availability test): the
+// longest-running one is the safest new leader. nil when t does not lead
+// or no server can take over.
 func handOver(in Input, ts state.Tasks, t state.Task, configID string) *Transfer {
 	if t.Role != taskspec.RoleServer || in.Target.Servers <= 1 || !in.Raft.IsLeader(t, in.Target) {
 		return nil
 	}
 	from, _ := in.Raft.find(t, in.Target)
+	if from.ID == "" {
+		return nil
+	}
+	var best *Transfer
+	var bestSince time.Time
 	for i := 0; i < in.Target.Servers; i++ {
 		o, ok := ts[state.ServerName(i)]
 		if !ok || o.Name == t.Name || !o.Running() || (configID != "" && o.ConfigID != configID) {
 			continue
 		}
-		if to, ok := in.Raft.find(o, in.Target); ok && to.Voter && to.Healthy && to.ID != "" && from.ID != "" {
-			return &Transfer{From: t.Name, To: o.Name, FromID: from.ID, ToID: to.ID}
+		to, ok := in.Raft.find(o, in.Target)
+		if !ok || !to.Voter || !to.Healthy || to.ID == "" {
+			continue
+		}
+		if best == nil || o.RunningSince.Before(bestSince) {
+			best = &Transfer{From: t.Name, To: o.Name, FromID: from.ID, ToID: to.ID}
+			bestSince = o.RunningSince
 		}
 	}
-	return nil
+	return best
 }
 
 // replacedMessage says where a replaced server was and, when it had a
