@@ -125,9 +125,15 @@ func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAd
 			}
 			c.log.Warn("removed the old server's raft peer", zap.String("node", node), zap.String("raft_address", raftAddr), zap.String("via", addr))
 		}
-		if err := cl.Agent().ForceLeavePrune(node); err != nil {
-			c.log.Info("force-leave of the old server node", zap.String("node", node), zap.Error(err))
-		}
+		// The force-leave only tidies the member list (the old node left
+		// or failed): it must not hold the replacement back. Under load it
+		// took 15 s (the client's timeout) in the availability test,
+		// while the raft peer was already gone.
+		go func(agent *consulapi.Agent) {
+			if err := agent.ForceLeavePrune(node); err != nil {
+				c.log.Info("force-leave of the old server node", zap.String("node", node), zap.Error(err))
+			}
+		}(cl.Agent())
 		return nil
 	}
 	if !answered {

@@ -212,3 +212,115 @@ func TestSimPlanOperations(t *testing.T) {
 		t.Errorf("target configuration: %d %s", code, body)
 	}
 }
+
+// TestSimPlanRestart: restarting a whole phase (or plan) runs every step
+// again as the DC/OS SDK does, safely: the phase's running pods are
+// queued for a rolling restart in place (servers one at a time through
+// the quorum gate), never restarted at once. While Consul cannot be read
+// they wait and a second restart of the pending phase answers 208;
+// forceComplete skips a queued restart; restarting a plan whose steps are
+// not pods (decommission, recovery) is refused (409).
+func TestSimPlanRestart(t *testing.T) {
+	h := startSim(t, 5)
+	fc := h.consul.(*fakeConsul)
+	h.start()
+	v1 := h.eventually("deployed", 60*time.Second, deployed(3, 2))
+	first := map[string]string{}
+	for _, tk := range v1.Tasks {
+		first[tk.Name] = tk.TaskID
+	}
+	for _, p := range []string{"/v1/plans/decommission/restart", "/v1/plans/recovery/restart"} {
+		if code, body := h.post(p); code != 409 {
+			t.Errorf("%s: %d %s, want 409", p, code, body)
+		}
+	}
+	if code, body := h.post("/v1/plans/update/restart?phase=nope"); code != 404 {
+		t.Errorf("restart of an unknown phase: %d %s, want 404", code, body)
+	}
+	fc.mu.Lock()
+	fc.down = true // the quorum gate holds every server restart
+	fc.mu.Unlock()
+	time.Sleep(4 * time.Second) // the next raft read (every 3 s) fails
+	if code, body := h.post("/v1/plans/update/restart?phase=server"); code != 200 {
+		t.Fatalf("restart phase server: %d %s", code, body)
+	}
+	h.eventually("the server phase pending, waiting for Consul", 30*time.Second, func(v api.View) error {
+		ph := v.Plans[plan.Update].Phases[0]
+		if ph.Status != plan.Pending {
+			return fmt.Errorf("update/server %s: %+v", ph.Status, ph.Steps)
+		}
+		for _, s := range ph.Steps {
+			if !strings.Contains(s.Message, "restart requested through the plan API") {
+				return fmt.Errorf("step %s: %s", s.Name, s.Message)
+			}
+		}
+		return nil
+	})
+	if code, body := h.post("/v1/plans/update/restart?phase=server"); code != 208 {
+		t.Errorf("second restart of the pending phase: %d %s, want 208", code, body)
+	}
+	time.Sleep(4 * time.Second)
+	for _, tk := range h.sched.Snapshot().Tasks {
+		if tk.TaskID != first[tk.Name] {
+			t.Fatalf("%s restarted while Consul could not be read", tk.Name)
+		}
+	}
+	if code, body := h.post("/v1/plans/update/forceComplete?phase=server&step=consul-server-1"); code != 200 {
+		t.Fatalf("forceComplete of a queued restart: %d %s", code, body)
+	}
+	fc.mu.Lock()
+	fc.down = false
+	fc.mu.Unlock()
+	maxDown := 0
+	h.eventually("servers 0 and 2 restarted, one at a time", 120*time.Second, func(v api.View) error {
+		down := 0
+		for _, tk := range v.Tasks {
+			if tk.Role == taskspec.RoleServer && tk.State != "TASK_RUNNING" {
+				down++
+			}
+		}
+		if down > maxDown {
+			maxDown = down
+		}
+		if st := v.Plans[plan.Update].Status; st != plan.Complete {
+			return fmt.Errorf("update plan %s", st)
+		}
+		for _, n := range []string{"consul-server-0", "consul-server-2"} {
+			if taskByName(v, n).TaskID == first[n] {
+				return fmt.Errorf("%s not restarted yet", n)
+			}
+		}
+		return deployed(3, 2)(v)
+	})
+	v := h.sched.Snapshot()
+	if maxDown > 1 {
+		t.Errorf("%d servers down at once", maxDown)
+	}
+	if taskByName(v, "consul-server-1").TaskID != first["consul-server-1"] {
+		t.Errorf("consul-server-1 restarted despite forceComplete")
+	}
+	for _, tk := range v.Tasks {
+		if tk.Role == taskspec.RoleClient && tk.TaskID != first[tk.Name] {
+			t.Errorf("client %s restarted by a restart of the server phase", tk.Name)
+		}
+	}
+	// The whole update plan: every pod once more, clients too.
+	second := map[string]string{}
+	for _, tk := range v.Tasks {
+		second[tk.Name] = tk.TaskID
+	}
+	if code, body := h.post("/v1/plans/update/restart"); code != 200 {
+		t.Fatalf("restart plan update: %d %s", code, body)
+	}
+	h.eventually("every pod restarted", 180*time.Second, func(v api.View) error {
+		for _, tk := range v.Tasks {
+			if tk.TaskID == second[tk.Name] {
+				return fmt.Errorf("%s not restarted yet", tk.Name)
+			}
+		}
+		if st := v.Plans[plan.Update].Status; st != plan.Complete {
+			return fmt.Errorf("update plan %s", st)
+		}
+		return deployed(3, 2)(v)
+	})
+}

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
@@ -91,7 +92,7 @@ func (s *Scheduler) planCommand(ctx context.Context, c api.PlanCommand) (string,
 		return s.forceComplete(ctx, c, el)
 	case "restart":
 		if el.Step == nil {
-			return "", fmt.Errorf("%w: restart names a step (?phase=...&step=...): restarting a step restarts its pod, through the quorum gate", api.ErrConflict)
+			return s.restartElement(ctx, c, el)
 		}
 		if el.Step.Status == plan.Pending {
 			return "", fmt.Errorf("%w: step %s is pending", api.ErrAlready, el.Step.Name)
@@ -149,28 +150,83 @@ func (s *Scheduler) controlCommand(ctx context.Context, c api.PlanCommand, el pl
 	return "Received cmd: " + c.Verb, nil
 }
 
-// forceComplete marks rolling-restart steps done without restarting
-// their tasks: their records take the target configuration ID (the task
-// keeps running as it was launched until its next restart).
-func (s *Scheduler) forceComplete(ctx context.Context, c api.PlanCommand, el plan.Element) (string, error) {
-	if el.Status() == plan.Complete {
-		return "", fmt.Errorf("%w: %s is complete", api.ErrAlready, el.Name())
-	}
+// restartElement restarts a whole plan or phase as the DC/OS SDK does
+// (every step runs again; an interrupted plan or phase proceeds), safely:
+// each running pod of its steps is queued for a rolling restart in place
+// (state.Task.RestartQueued), servers one at a time through the quorum
+// gate with the leader last, clients in batches. 208 when the element is
+// pending already; 409 for the plans whose steps are not pods (recovery
+// relaunches on its own, decommission removes servers).
+func (s *Scheduler) restartElement(ctx context.Context, c api.PlanCommand, el plan.Element) (string, error) {
 	if c.Plan != plan.Deploy && c.Plan != plan.Update {
-		return "", fmt.Errorf("%w: forceComplete applies to the rolling restart steps of the deploy and update plans only", api.ErrConflict)
+		return "", fmt.Errorf("%w: restart of the whole %s plan or a phase of it is not possible: its steps are not pods to run again "+
+			"(the deploy and update plans and their phases can be restarted; a step of any plan restarts its pod)", api.ErrConflict, c.Plan)
+	}
+	if el.Status() == plan.Pending {
+		return "", fmt.Errorf("%w: %s is pending", api.ErrAlready, el.Name())
 	}
 	var names []string
 	for _, st := range el.Steps() {
 		t, ok := s.tasks[plan.StepTask(st.Name)]
-		if !ok || !t.Running() || t.ConfigID == "" || t.ConfigID == s.target.ConfigIDOf(t.Role) || t.Goal != state.GoalRunning {
+		if !ok || !t.Running() || t.Goal != state.GoalRunning || t.RestartQueued ||
+			(t.Role == taskspec.RoleServer && t.Index >= s.target.Servers) {
+			continue // not running (its launch is under way already) or queued
+		}
+		t.RestartQueued = true
+		s.setTask(t)
+		names = append(names, t.Name)
+	}
+	phase := ""
+	if el.Phase != nil {
+		phase = el.Phase.Name
+	}
+	ctl, resumed := s.control.Continue(c.Plan, phase)
+	if len(names) == 0 && !resumed {
+		return "", fmt.Errorf("%w: %s has no running pod to restart", api.ErrAlready, el.Name())
+	}
+	if resumed {
+		if err := putJSON(ctx, s.store, keyPlanControl, ctl); err != nil {
+			return "", fmt.Errorf("store the plans' control: %w", err)
+		}
+		s.control = ctl
+	}
+	if err := s.flush(ctx); err != nil {
+		return "", err
+	}
+	s.last = s.reconcile(s.now())
+	s.log.Info("plan restart: pods queued for a rolling restart in place", zap.String("plan", c.Plan), zap.String("phase", phase),
+		zap.Strings("tasks", names), zap.Bool("resumed", resumed))
+	return fmt.Sprintf("Received cmd: restart for Plan: %s, Phase: %s, Step: %s", c.Plan, c.Phase, c.Step), nil
+}
+
+// forceComplete marks the element's steps done as the DC/OS SDK does
+// (any plan, phase or step; 208 when complete), for what can be skipped
+// without touching a task: a pod waiting for its turn in a rolling restart
+// (its record takes the target configuration ID and keeps running as it
+// was launched until its next restart) or queued by a plan restart. A
+// launch, a kill, a relaunch or a removal under way is never skipped: the
+// quorum gate and the records stay true. 409 when nothing can be skipped.
+func (s *Scheduler) forceComplete(ctx context.Context, c api.PlanCommand, el plan.Element) (string, error) {
+	if el.Status() == plan.Complete {
+		return "", fmt.Errorf("%w: %s is complete", api.ErrAlready, el.Name())
+	}
+	var names []string
+	for _, st := range el.Steps() {
+		t, ok := s.tasks[plan.StepTask(st.Name)]
+		target := s.target.ConfigIDOf(t.Role)
+		if !ok || !t.Running() || t.Goal != state.GoalRunning || !((t.ConfigID != "" && t.ConfigID != target) || t.RestartQueued) {
 			continue
 		}
-		t.ConfigID = s.target.ConfigIDOf(t.Role)
+		if t.ConfigID != "" {
+			t.ConfigID = target
+		}
+		t.RestartQueued = false
 		s.setTask(t)
 		names = append(names, t.Name)
 	}
 	if len(names) == 0 {
-		return "", fmt.Errorf("%w: %s has no task waiting for a rolling restart (forceComplete skips those only)", api.ErrConflict, el.Name())
+		return "", fmt.Errorf("%w: %s has no pod waiting for a rolling restart: forceComplete skips only those "+
+			"(a launch, kill, relaunch or removal under way goes on)", api.ErrConflict, el.Name())
 	}
 	if err := s.flush(ctx); err != nil {
 		return "", err

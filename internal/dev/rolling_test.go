@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +32,8 @@ import (
 //
 // The figures go to docs/BENCHMARKS.md; the test asserts only what must
 // hold on any machine: every server restarted in place, no acknowledged
-// write lost.
+// write lost, the history linearizable, and never more than one server
+// without a known leader except while leadership changes.
 func TestDevRollingUpdate(t *testing.T) {
 	fc := startFaultCluster(t, 60, 5, 3)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
@@ -57,10 +57,12 @@ func TestDevRollingUpdate(t *testing.T) {
 	hist := &history{}
 	w := startWriter(ctx, net.JoinHostPort(client.AgentIP, "8500"), hist)
 	lw := startLeaderWatch(ctx, before)
-	var serverAddrs []string
+	var serverAddrs, serverIPs []string
 	for _, tk := range before {
 		serverAddrs = append(serverAddrs, net.JoinHostPort(tk.AgentIP, "8500"))
+		serverIPs = append(serverIPs, tk.AgentIP)
 	}
+	aw := startAvailWatch(ctx, serverIPs)
 	readers := startReaders(ctx, hist, serverAddrs)
 
 	// The option changes as a DC/OS user changes it: `update start
@@ -140,6 +142,7 @@ func TestDevRollingUpdate(t *testing.T) {
 	cancel()
 	w.wait()
 	lw.wait()
+	aw.wait()
 	readers.Wait()
 	for _, tk := range after {
 		if b, ok := before[tk.Name]; ok && b.AgentID != tk.AgentID {
@@ -174,8 +177,17 @@ func TestDevRollingUpdate(t *testing.T) {
 	if res == porcupine.Illegal {
 		t.Errorf("the history of writes and ?consistent reads is not linearizable")
 	}
-	if os.Getenv("DEV_ROLLING_STRICT") != "" && multi > 0 {
-		t.Errorf("%d samples with more than one server without a leader", multi)
+	// The leader invariant, judged precisely (availwatch_test.go): all
+	// servers probed at once, an unanswered probe is no evidence, and
+	// more than one voter without a leader is allowed only while
+	// leadership changes. The coarse count above (a 300 ms timeout counts
+	// as "no leader", servers asked one after the other) is only logged.
+	samples, _ := aw.between(start, time.Now())
+	v := judgeLeaders(samples)
+	t.Logf("leader invariant: %d samples judged, %d unanswered probes, %d leadership changes, %d samples with >1 voter without a leader during a change",
+		v.Judged, v.Unknown, v.Changes, v.Excused)
+	for _, x := range v.Violations {
+		t.Errorf("leader invariant: %s", x)
 	}
 }
 

@@ -392,9 +392,12 @@ func step(in Input, name string, t state.Task) Step {
 	case t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Goal == state.GoalStop:
 		s.Status = Prepared
 		s.Message = fmt.Sprintf("%s: killing %s, %s", strings.ToLower(string(t.Goal)), t.TaskID, t.Describe())
-	case t.Running() && t.ConfigID != "" && t.ConfigID != in.Target.ConfigIDOf(t.Role):
+	case t.Running() && ((t.ConfigID != "" && t.ConfigID != in.Target.ConfigIDOf(t.Role)) || t.RestartQueued):
 		s.Status = Pending
 		s.Message = fmt.Sprintf("running with configuration %s, target is %s: waiting for its turn in the rolling restart", t.ConfigID, in.Target.ConfigIDOf(t.Role))
+		if t.ConfigID == in.Target.ConfigIDOf(t.Role) || t.ConfigID == "" {
+			s.Message = "restart requested through the plan API (plan restart): waiting for its turn in the rolling restart"
+		}
 		if w := settlingSummary(in.Settling); w != "" && t.Role == taskspec.RoleServer {
 			s.Message += "; first " + w
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
@@ -189,5 +190,19 @@ func TestOperatorRestartOfTheLeaderHandsOver(t *testing.T) {
 	r = Reconcile(Input{Target: target(), Tasks: tasks(s0, s1, restarting), Now: now, Raft: led})
 	if r.Transfer != nil || kills(r) != "[consul-server-2]" {
 		t.Fatalf("after the hand-over: transfer %+v kill %s", r.Transfer, kills(r))
+	}
+}
+
+// TestHandOverToTheLongestRunning: leadership goes to the healthy voter
+// that has run the longest, not to one restarted seconds ago.
+func TestHandOverToTheLongestRunning(t *testing.T) {
+	s0, s1, s2 := srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")
+	s0.RunningSince = now.Add(-3 * time.Second) // just restarted
+	s1.RunningSince = now.Add(-time.Hour)
+	restarting := s2
+	restarting.Goal = state.GoalRestart
+	r := Reconcile(Input{Target: target(), Tasks: tasks(s0, s1, restarting), Now: now, Raft: raftOf(now, nil, s0, s1, s2)}) // s2 leads
+	if r.Transfer == nil || r.Transfer.To != "consul-server-1" {
+		t.Fatalf("transfer %+v, want to consul-server-1 (running for an hour, not consul-server-0 restarted 3 s ago)", r.Transfer)
 	}
 }

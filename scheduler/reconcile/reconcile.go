@@ -493,8 +493,8 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 	var stale []state.Task
 	for _, n := range names {
 		t, ok := r.Tasks[n]
-		if !ok || t.Role != taskspec.RoleServer || t.Index >= in.Target.Servers || !t.Running() || t.ConfigID == "" ||
-			t.ConfigID == in.Target.ServerConfigID || t.Goal != state.GoalRunning {
+		if !ok || t.Role != taskspec.RoleServer || t.Index >= in.Target.Servers || !t.Running() || t.Goal != state.GoalRunning ||
+			!needsRestart(t, in.Target.ServerConfigID) {
 			continue
 		}
 		stale = append(stale, t)
@@ -524,10 +524,26 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 		r.Gate = "waiting for a restarted server to be a healthy voter to hand raft leadership to"
 		return false
 	}
+	why := restartWhy(t, in.Target.ServerConfigID) + " (rolling restart)"
 	t.Goal = state.GoalRestart
+	t.RestartQueued = false
 	set(t)
-	r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, "configuration changed (rolling restart)"})
+	r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	return true
+}
+
+// needsRestart: a running task waits for its turn in a rolling restart,
+// because it runs another configuration than configID or the operator
+// restarted its plan or phase.
+func needsRestart(t state.Task, configID string) bool {
+	return (t.ConfigID != "" && t.ConfigID != configID) || t.RestartQueued
+}
+
+func restartWhy(t state.Task, configID string) string {
+	if t.ConfigID != "" && t.ConfigID != configID {
+		return "configuration changed"
+	}
+	return "restart requested through the plan API"
 }
 
 // ClientBatch is how many clients a rolling restart restarts at once:
@@ -562,7 +578,7 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 			inFlight++
 		case onNew && t.Launched() && (!t.Running() || (t.Healthy != nil && !*t.Healthy)) && t.Failures == 0:
 			inFlight++ // restarted, not back (joined) yet
-		case t.Running() && t.ConfigID != "" && !onNew && t.Goal == state.GoalRunning:
+		case t.Running() && t.Goal == state.GoalRunning && needsRestart(t, in.Target.ClientConfigID):
 			stale = append(stale, t)
 			r.Update = append(r.Update, n)
 		}
@@ -576,31 +592,48 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 			break
 		}
 		room--
+		why := restartWhy(t, in.Target.ClientConfigID) + " (rolling restart, clients in batches)"
 		t.Goal = state.GoalRestart
+		t.RestartQueued = false
 		set(t)
-		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, "configuration changed (rolling restart, clients in batches)"})
+		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	}
 }
 
 // handOver is the leadership transfer to ask for before stopping t, if t
-// leads raft: to the first other configured server that is a healthy
-// voter (and runs configID, when given). nil when t does not lead or no
-// server can take over.
+// leads raft: to the other configured server that is a healthy voter (and
+// runs configID, when given) and has run the longest, the lowest index
+// among equals. A server restarted seconds ago can be a healthy voter
+// already (autopilot judges contact and log, not age); handed leadership
+// at once under load it failed to heartbeat and the cluster went through
+// two more elections and a 5 s write gap (the availability test): the
+// longest-running one is the safest new leader. nil when t does not lead
+// or no server can take over.
 func handOver(in Input, ts state.Tasks, t state.Task, configID string) *Transfer {
 	if t.Role != taskspec.RoleServer || in.Target.Servers <= 1 || !in.Raft.IsLeader(t, in.Target) {
 		return nil
 	}
 	from, _ := in.Raft.find(t, in.Target)
+	if from.ID == "" {
+		return nil
+	}
+	var best *Transfer
+	var bestSince time.Time
 	for i := 0; i < in.Target.Servers; i++ {
 		o, ok := ts[state.ServerName(i)]
 		if !ok || o.Name == t.Name || !o.Running() || (configID != "" && o.ConfigID != configID) {
 			continue
 		}
-		if to, ok := in.Raft.find(o, in.Target); ok && to.Voter && to.Healthy && to.ID != "" && from.ID != "" {
-			return &Transfer{From: t.Name, To: o.Name, FromID: from.ID, ToID: to.ID}
+		to, ok := in.Raft.find(o, in.Target)
+		if !ok || !to.Voter || !to.Healthy || to.ID == "" {
+			continue
+		}
+		if best == nil || o.RunningSince.Before(bestSince) {
+			best = &Transfer{From: t.Name, To: o.Name, FromID: from.ID, ToID: to.ID}
+			bestSince = o.RunningSince
 		}
 	}
-	return nil
+	return best
 }
 
 // replacedMessage says where a replaced server was and, when it had a

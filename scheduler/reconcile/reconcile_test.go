@@ -325,3 +325,38 @@ func TestScaleDownShowsWhomItWaitsFor(t *testing.T) {
 		t.Fatalf("settling %v", r.Settling)
 	}
 }
+
+// TestRestartQueued: pods queued by a plan restart (same configuration)
+// roll like a configuration change: one server at a time, the kill
+// clears the mark; a client batch; nothing while Consul's view is unknown.
+func TestRestartQueued(t *testing.T) {
+	queued := func(ts ...state.Task) []state.Task {
+		for i := range ts {
+			ts[i].RestartQueued = true
+		}
+		return ts
+	}
+	all := tasks(queued(srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING"), cli("S8", "TASK_RUNNING"), cli("S9", "TASK_RUNNING"))...)
+	tg := target(func(*config.Config) {})
+	r := Reconcile(Input{Target: tg, Tasks: all, Now: now, Raft: viewOf(all)})
+	if got := fmt.Sprint(r.Update); got != "[consul-client-s8 consul-client-s9 consul-server-0 consul-server-1 consul-server-2]" {
+		t.Errorf("update %s", got)
+	}
+	if got := kills(r); got != "[consul-client-s8 consul-server-0]" {
+		t.Errorf("kill %s, want one server and one client", got)
+	}
+	if k := r.Tasks["consul-server-0"]; k.RestartQueued || k.Goal != state.GoalRestart {
+		t.Errorf("consul-server-0 after its kill: queued %v goal %s", k.RestartQueued, k.Goal)
+	}
+	for _, k := range r.Kill {
+		if !strings.Contains(k.Why, "restart requested through the plan API") {
+			t.Errorf("kill %s: %s", k.Name, k.Why)
+		}
+	}
+	r = Reconcile(Input{Target: tg, Tasks: all, Now: now, Raft: nil})
+	for _, k := range r.Kill {
+		if strings.HasPrefix(k.Name, "consul-server-") {
+			t.Errorf("%s killed while Consul's raft view is unknown", k.Name)
+		}
+	}
+}

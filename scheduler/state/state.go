@@ -316,6 +316,12 @@ type Task struct {
 	// through the normal replacement path once the survivors have a
 	// leader, never relaunched on its old raft data.
 	RecoverReplace bool `json:"recover_replace,omitempty"`
+	// RestartQueued: the operator restarted a whole plan or phase (POST
+	// /v1/plans/<plan>/restart): the task is restarted in place in its turn
+	// of a rolling restart (servers one at a time through the quorum gate,
+	// clients in batches), as a configuration change would; cleared when
+	// it is killed for it, or by forceComplete.
+	RestartQueued bool `json:"restart_queued,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).

@@ -1,0 +1,538 @@
+package dev
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/internal/operator"
+	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
+)
+
+// TestDevAvailability is issue 9's availability test, after consul-k8s's
+// server-restart test and Jepsen's method: one dev cluster (8 agents, no
+// client agents so servers never wait to evict one) goes through, as an
+// operator drives it (`update start --options` through dev's Cosmos
+// stand-in, `pod restart`, `pod replace`):
+//
+//	scale 3→5, a rolling update of 5 servers, pod restart of the leader,
+//	pod replace of a follower, scale 5→7, 7→5, 5→3
+//
+// while a writer puts one key (through whichever server answers) and a
+// ?consistent reader on every agent reads it. It asserts, over the whole
+// run: the history is linearizable (porcupine, a write of unknown outcome
+// left open), no acknowledged write is lost, at no moment more than one
+// raft voter without a known leader except while leadership changes, at
+// no moment two voters down, and autopilot's failure tolerance never
+// below what each scenario allows (one server disrupted at a time). It
+// logs, per scenario, the seconds per server step, the longest gap
+// between two successful writes and the time no server knew a leader
+// (docs/BENCHMARKS.md):
+//
+//	/work/tools/isolated avail go test ./internal/dev/ -run TestDevAvailability -count=1 -v -timeout 30m
+func TestDevAvailability(t *testing.T) {
+	fc := startFaultCluster(t, 62, 8, 3, "CLIENTS_ENABLED=false")
+	var ips []string
+	for _, a := range fc.Sim.Agents() {
+		ips = append(ips, a.IP)
+	}
+	sort.Strings(ips)
+	av := &availRun{t: t, fc: fc, ips: ips}
+	av.settled(3, 4*time.Minute)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hist := &history{}
+	var addrs []string
+	for _, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip, "8500"))
+	}
+	w := startRotatingWriter(ctx, addrs, hist)
+	watch := startAvailWatch(ctx, ips)
+	readers := startReaders(ctx, hist, addrs)
+	tasks := startTaskWatch(ctx, fc.Cluster)
+
+	cosmosURL, stopCosmos, err := fc.ServeCosmos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopCosmos()
+	opClient, err := operator.NewClient(operator.Location{BaseURL: fc.SchedulerURL, From: "test"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opOut bytes.Buffer
+	ops := &operator.Commands{Client: opClient, Out: &opOut}
+	update := func(opts string) {
+		t.Helper()
+		opOut.Reset()
+		if err := ops.UpdateStart(ctx, cosmosURL, "consul", []byte(opts), false); err != nil {
+			t.Fatalf("update start %s: %v", opts, err)
+		}
+		t.Logf("update start %s: %s", opts, strings.TrimSpace(opOut.String()))
+	}
+	time.Sleep(3 * time.Second) // the watch and writer see the settled cluster first
+
+	var scenarios []scenario
+	run := func(name string, steps, allowed, servers int, act func()) {
+		t.Helper()
+		s := scenario{name: name, steps: steps, allowed: allowed, from: time.Now()}
+		t.Logf("=== %s", name)
+		act()
+		av.settled(servers, 6*time.Minute)
+		s.to = time.Now()
+		scenarios = append(scenarios, s)
+		t.Logf("=== %s done in %.1f s", name, s.to.Sub(s.from).Seconds())
+	}
+	want := reconcile.WantTolerance
+
+	run("scale 3→5", 2, want(3), 5, func() { update(`{"servers": {"count": 5}}`) })
+	before := av.serverTasks()
+	run("rolling update, 5 servers", 5, want(5)-1, 5, func() {
+		update(`{"servers": {"cpus": 0.25}}`)
+		eventually(t, 6*time.Minute, "every server restarted", func() error {
+			return restartedAll(before, av.serverTasks())
+		})
+	})
+	run("pod restart of the leader", 1, want(5)-1, 5, func() {
+		name, old := av.leaderTask()
+		av.podCommand(ops, &opOut, "restart", name)
+		eventually(t, 3*time.Minute, name+" restarted", func() error {
+			if id := av.serverTasks()[name].ID; id == "" || id == old.ID {
+				return fmt.Errorf("%s still %q", name, id)
+			}
+			return nil
+		})
+	})
+	run("pod replace of a follower", 1, want(5)-1, 5, func() {
+		name, old := av.followerTask()
+		av.podCommand(ops, &opOut, "replace", name)
+		eventually(t, 4*time.Minute, name+" replaced", func() error {
+			if id := av.serverTasks()[name].ID; id == "" || id == old.ID {
+				return fmt.Errorf("%s still %q", name, id)
+			}
+			return nil
+		})
+	})
+	run("scale 5→7", 2, want(5), 7, func() { update(`{"servers": {"count": 7}}`) })
+	run("scale 7→5", 2, want(5), 5, func() { update(`{"servers": {"count": 5}}`) })
+	run("scale 5→3", 2, want(3), 3, func() { update(`{"servers": {"count": 3}}`) })
+
+	time.Sleep(2 * time.Second)
+	cancel()
+	w.wait()
+	watch.wait()
+	readers.Wait()
+	tasks.wait()
+
+	for _, s := range scenarios {
+		samples, ap := watch.between(s.from, s.to)
+		v := judgeLeaders(samples)
+		gap := w.gap(s.from, s.to)
+		minTol, low := 1<<30, []string(nil)
+		for _, r := range ap {
+			if r.tolerance < minTol {
+				minTol = r.tolerance
+			}
+			if r.tolerance < s.allowed {
+				low = append(low, fmt.Sprintf("%s tolerance %d (voters %d, unhealthy %v)", r.at.Format("15:04:05.000"), r.tolerance, r.voters, r.unhealthy))
+			}
+		}
+		total := s.to.Sub(s.from)
+		t.Logf("SCENARIO %s: %.1f s, %.1f s a server step (%d steps); longest write gap %.2f s; no leader on any server %.2f s; "+
+			"leadership changes %d; samples with >1 voter without a leader, all during a change: %d; judged samples %d (unanswered probes %d); "+
+			"autopilot failure tolerance min %d (allowed %d, %d readings); task events: %s",
+			s.name, total.Seconds(), total.Seconds()/float64(s.steps), s.steps, gap.Seconds(), v.NoLeader.Seconds(),
+			v.Changes, v.Excused, v.Judged, v.Unknown, minTol, s.allowed, len(ap), tasks.describe(s.from, s.to))
+		for _, x := range v.Violations {
+			t.Errorf("%s: %s", s.name, x)
+		}
+		for _, x := range low {
+			t.Errorf("%s: autopilot's failure tolerance below the %d allowed: %s", s.name, s.allowed, x)
+		}
+		if v.Judged == 0 {
+			t.Errorf("%s: no sample judged", s.name)
+		}
+	}
+	ok, failed, unknown := w.counts()
+	t.Logf("writes ok %d, failed %d, unknown %d", ok, failed, unknown)
+	if lost := w.lost(addrs); lost != "" {
+		t.Errorf("acknowledged write lost: %s", lost)
+	}
+	res, n := hist.check(3 * time.Minute)
+	t.Logf("linearizability (porcupine, one register: a writer and a ?consistent reader on every agent): %s over %d operations", res, n)
+	if res != porcupine.Ok {
+		t.Errorf("the history of writes and ?consistent reads is %s, not linearizable", res)
+	}
+}
+
+type scenario struct {
+	name     string
+	steps    int
+	allowed  int
+	from, to time.Time
+}
+
+// availRun holds what the scenarios share.
+type availRun struct {
+	t   *testing.T
+	fc  *faultCluster
+	ips []string
+}
+
+// serverTasks: the RUNNING server tasks by name.
+func (av *availRun) serverTasks() map[string]masterTask {
+	out := map[string]masterTask{}
+	st, err := readMasterState(av.fc.Cluster)
+	if err != nil {
+		return out
+	}
+	ipOf := map[string]string{}
+	for _, a := range av.fc.Sim.Agents() {
+		ipOf[a.ID] = a.IP
+	}
+	for _, f := range st.Frameworks {
+		for _, tk := range f.Tasks {
+			if tk.State == "TASK_RUNNING" && strings.HasPrefix(tk.Name, "consul-server-") {
+				out[tk.Name] = masterTask{ID: tk.ID, Name: tk.Name, State: tk.State, AgentID: tk.SlaveID, AgentIP: ipOf[tk.SlaveID]}
+			}
+		}
+	}
+	return out
+}
+
+// settled waits until exactly consul-server-0..n-1 run, the raft
+// configuration holds exactly them as voters, autopilot reports the
+// cluster healthy with its full failure tolerance, and every plan is
+// complete.
+func (av *availRun) settled(n int, timeout time.Duration) {
+	av.t.Helper()
+	eventually(av.t, timeout, fmt.Sprintf("%d servers settled", n), func() error {
+		srv := av.serverTasks()
+		if len(srv) != n {
+			return fmt.Errorf("%d servers running, want %d", len(srv), n)
+		}
+		ipOf := map[string]string{}
+		for i := 0; i < n; i++ {
+			tk, ok := srv[fmt.Sprintf("consul-server-%d", i)]
+			if !ok {
+				return fmt.Errorf("consul-server-%d not running", i)
+			}
+			ipOf[tk.AgentIP] = tk.Name
+		}
+		cl := consulClient(av.t, srv["consul-server-0"].AgentIP)
+		cfg, err := cl.Operator().RaftGetConfiguration(nil)
+		if err != nil {
+			return err
+		}
+		voters := 0
+		for _, s := range cfg.Servers {
+			h, _, _ := net.SplitHostPort(s.Address)
+			if _, ok := ipOf[h]; !ok || !s.Voter {
+				return fmt.Errorf("raft server %s (%s) voter %v is not one of the running servers %v", s.Node, s.Address, s.Voter, ipOf)
+			}
+			voters++
+		}
+		if voters != n {
+			return fmt.Errorf("%d voters, want %d", voters, n)
+		}
+		h, err := cl.Operator().AutopilotServerHealth(nil)
+		if err != nil {
+			return err
+		}
+		if !h.Healthy || h.FailureTolerance != reconcile.WantTolerance(n) {
+			return fmt.Errorf("autopilot: healthy %v, failure tolerance %d", h.Healthy, h.FailureTolerance)
+		}
+		return av.plansComplete()
+	})
+}
+
+// plansComplete: the plans that change servers (not the backup plan,
+// which runs on a schedule) are complete.
+func (av *availRun) plansComplete() error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, p := range []string{"deploy", "update", "recovery", "decommission"} {
+		r, err := hc.Get(av.fc.SchedulerURL + "/v1/plans/" + p)
+		if err != nil {
+			return err
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			return fmt.Errorf("plan %s: %s", p, r.Status)
+		}
+	}
+	return nil
+}
+
+// leaderTask is the server task that leads raft now.
+func (av *availRun) leaderTask() (string, masterTask) {
+	av.t.Helper()
+	var name string
+	var task masterTask
+	eventually(av.t, time.Minute, "a leader", func() error {
+		srv := av.serverTasks()
+		for _, tk := range srv {
+			l, err := consulClient(av.t, tk.AgentIP).Status().Leader()
+			if err != nil || l == "" {
+				continue
+			}
+			h, _, _ := net.SplitHostPort(l)
+			for n, x := range srv {
+				if x.AgentIP == h {
+					name, task = n, x
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no leader among %d servers", len(srv))
+	})
+	return name, task
+}
+
+// followerTask is the highest-index server that does not lead.
+func (av *availRun) followerTask() (string, masterTask) {
+	leader, _ := av.leaderTask()
+	srv := av.serverTasks()
+	var names []string
+	for n := range srv {
+		if n != leader {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	n := names[len(names)-1]
+	return n, srv[n]
+}
+
+// podCommand runs `pod restart|replace` as an operator does; a refusal by
+// the quorum gate (409: the cluster is not settled in the scheduler's own
+// raft read yet) is retried.
+func (av *availRun) podCommand(ops *operator.Commands, out *bytes.Buffer, verb, name string) {
+	av.t.Helper()
+	tok, err := os.ReadFile(av.fc.OperatorTokenFile())
+	if err != nil {
+		av.t.Fatal(err)
+	}
+	cl, err := operator.NewClient(operator.Location{BaseURL: av.fc.SchedulerURL, OperatorToken: strings.TrimSpace(string(tok)), From: "test"}, time.Minute)
+	if err != nil {
+		av.t.Fatal(err)
+	}
+	ops = &operator.Commands{Client: cl, Out: out}
+	var last error
+	eventually(av.t, 2*time.Minute, "pod "+verb+" "+name+" accepted", func() error {
+		if last != nil {
+			av.t.Logf("pod %s %s: %v", verb, name, last)
+		}
+		out.Reset()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if verb == "restart" {
+			last = ops.PodRestart(ctx, name)
+		} else {
+			last = ops.PodReplace(ctx, name)
+		}
+		return last
+	})
+	av.t.Logf("pod %s %s: %s", verb, name, strings.TrimSpace(out.String()))
+}
+
+// restartedAll: every server in before runs with another task ID.
+func restartedAll(before, now map[string]masterTask) error {
+	var missing []string
+	for n, b := range before {
+		if id := now[n].ID; id == "" || id == b.ID {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("not restarted yet: %v", missing)
+	}
+	return nil
+}
+
+// rotatingWriter puts rolling/last = n through one server, moving to the
+// next agent when one fails (the server it used may be restarting).
+type rotatingWriter struct {
+	mu      sync.Mutex
+	okAt    []time.Time
+	lastOK  int
+	failed  int
+	unknown int
+	done    chan struct{}
+}
+
+func startRotatingWriter(ctx context.Context, addrs []string, h *history) *rotatingWriter {
+	w := &rotatingWriter{done: make(chan struct{})}
+	var cls []*consul.Client
+	for _, a := range addrs {
+		cl, _ := consul.NewClient(&consul.Config{Address: a, HttpClient: &http.Client{Timeout: 2 * time.Second}})
+		cls = append(cls, cl)
+	}
+	go func() {
+		defer close(w.done)
+		cur := 0
+		for i := 1; ctx.Err() == nil; i++ {
+			call := time.Now()
+			_, err := cls[cur].KV().Put(&consul.KVPair{Key: "rolling/last", Value: []byte(strconv.Itoa(i))}, nil)
+			ret := time.Now()
+			// A write that failed may still have been applied (a timeout,
+			// or an error after forwarding): it stays open in the history.
+			h.add(0, regInput{write: true, value: i}, 0, call, ret, err == nil)
+			w.mu.Lock()
+			switch {
+			case err == nil:
+				w.okAt = append(w.okAt, ret)
+				w.lastOK = i
+			case isTimeout(err):
+				w.unknown++
+			default:
+				w.failed++
+			}
+			w.mu.Unlock()
+			if err != nil {
+				cur = (cur + 1) % len(cls)
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *rotatingWriter) wait() { <-w.done }
+
+// gap is the longest time in [from, to] without a successful write.
+func (w *rotatingWriter) gap(from, to time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prev, gap := from, time.Duration(0)
+	for _, at := range w.okAt {
+		if at.Before(from) {
+			continue
+		}
+		if at.After(to) {
+			break
+		}
+		if d := at.Sub(prev); d > gap {
+			gap = d
+		}
+		prev = at
+	}
+	if d := to.Sub(prev); d > gap {
+		gap = d
+	}
+	return gap
+}
+
+func (w *rotatingWriter) counts() (ok, failed, unknown int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.okAt), w.failed, w.unknown
+}
+
+// lost reads the key back (?consistent, through any server that answers):
+// it must hold the last acknowledged value or a later one.
+func (w *rotatingWriter) lost(addrs []string) string {
+	var errs []string
+	for _, a := range addrs {
+		cl, _ := consul.NewClient(&consul.Config{Address: a, HttpClient: &http.Client{Timeout: 5 * time.Second}})
+		p, _, err := cl.KV().Get("rolling/last", &consul.QueryOptions{RequireConsistent: true})
+		if err != nil || p == nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", a, err))
+			continue
+		}
+		got, _ := strconv.Atoi(string(p.Value))
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if got < w.lastOK {
+			return fmt.Sprintf("rolling/last = %d, last acknowledged %d", got, w.lastOK)
+		}
+		return ""
+	}
+	return "reading it back: " + strings.Join(errs, "; ")
+}
+
+// taskWatch polls the master every 500 ms for server tasks starting and
+// ending (for the per-step figures).
+type taskWatch struct {
+	mu     sync.Mutex
+	events []taskEvent
+	done   chan struct{}
+}
+
+type taskEvent struct {
+	at   time.Time
+	name string
+	up   bool
+}
+
+func startTaskWatch(ctx context.Context, c *Cluster) *taskWatch {
+	tw := &taskWatch{done: make(chan struct{})}
+	go func() {
+		defer close(tw.done)
+		prev := map[string]string{}
+		first := true
+		for ctx.Err() == nil {
+			st, err := readMasterState(c)
+			if err == nil {
+				cur := map[string]string{}
+				for _, f := range st.Frameworks {
+					for _, tk := range f.Tasks {
+						if tk.State == "TASK_RUNNING" && strings.HasPrefix(tk.Name, "consul-server-") {
+							cur[tk.Name] = tk.ID
+						}
+					}
+				}
+				now := time.Now()
+				tw.mu.Lock()
+				for n, id := range prev {
+					if cur[n] != id && !first {
+						tw.events = append(tw.events, taskEvent{now, n, false})
+					}
+				}
+				for n, id := range cur {
+					if prev[n] != id && !first {
+						tw.events = append(tw.events, taskEvent{now, n, true})
+					}
+				}
+				tw.mu.Unlock()
+				prev, first = cur, false
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+	return tw
+}
+
+func (tw *taskWatch) wait() { <-tw.done }
+
+// describe lists the events in [from, to] as "+name@s" (RUNNING) and
+// "-name@s" (ended), seconds since from.
+func (tw *taskWatch) describe(from, to time.Time) string {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	var out []string
+	for _, e := range tw.events {
+		if e.at.Before(from) || e.at.After(to) {
+			continue
+		}
+		sign := "-"
+		if e.up {
+			sign = "+"
+		}
+		out = append(out, fmt.Sprintf("%s%s@%.1f", sign, strings.TrimPrefix(e.name, "consul-server-"), e.at.Sub(from).Seconds()))
+	}
+	return strings.Join(out, " ")
+}
