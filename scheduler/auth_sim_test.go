@@ -3,15 +3,19 @@ package scheduler
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +25,7 @@ import (
 
 	"github.com/dcos-consul/dcos-consul/internal/mesossim"
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
+	"github.com/dcos-consul/dcos-consul/scheduler/dcoslogin"
 )
 
 // A master that requires framework authentication: with the principal's
@@ -83,6 +88,10 @@ func TestAuthFailureMessages(t *testing.T) {
 	if got := authFailure(e401, "p", true); !strings.Contains(got, "refused the credentials") {
 		t.Errorf("secret sent: %q", got)
 	}
+	loginErr := &url.Error{Op: "Post", URL: "http://m/api/v1/scheduler", Err: &dcoslogin.Error{Account: "service account p", Err: errors.New("503")}}
+	if got := authFailure(fmt.Errorf("SUBSCRIBE: %w", loginErr), "p", true); !strings.Contains(got, "DC/OS login of service account p: 503") {
+		t.Errorf("login failure: %q", got)
+	}
 	for _, err := range []error{errors.New("connection refused"), apierrors.CodeMesosUnavailable.Error("")} {
 		if got := authFailure(err, "p", true); got != "" {
 			t.Errorf("%v: %q, want no auth failure", err, got)
@@ -138,4 +147,76 @@ func TestSimDCOSTokenOnMutatingRoutes(t *testing.T) {
 	if code, body := post("Bearer " + h.sched.secrets.Get().OperatorToken); code == http.StatusUnauthorized {
 		t.Fatalf("operator token: %d %s", code, body)
 	}
+}
+
+// A DC/OS service account document as the framework secret: the scheduler
+// logs in to (a stand-in for) DC/OS IAM with the account's key and
+// subscribes with "Authorization: token=<IAM's token>" as the account's
+// principal; when the master refuses the token it logs in again.
+func TestSimServiceAccountLogin(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const uid = "consul-principal"
+	var mu sync.Mutex
+	issued := map[string]bool{}
+	logins := 0
+	iam := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ UID, Token string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		tok, err := jwt.ParseSigned(req.Token)
+		var c struct {
+			UID string `json:"uid"`
+		}
+		if err != nil || tok.Claims(&key.PublicKey, &c) != nil || c.UID != uid || req.UID != uid {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		logins++
+		t := fmt.Sprintf("iam-%d-%d", logins, time.Now().UnixNano())
+		issued[t] = true
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]string{"token": t})
+	}))
+	defer iam.Close()
+	h := startSim(t, 1, func(o *mesossim.Options) {
+		o.FrameworkTokens = func(tok string) (string, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			return uid, issued[tok]
+		}
+	})
+	h.cfg.ServerCount, h.cfg.ClientsEnabled = 1, false
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	sa, _ := json.Marshal(map[string]string{"scheme": "RS256", "uid": uid, "private_key": string(pemKey),
+		"login_endpoint": iam.URL + "/acs/api/v1/auth/login"})
+	file := filepath.Join(t.TempDir(), "service-account.json")
+	if err := os.WriteFile(file, sa, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.ServiceAccountSecret, h.cfg.ServiceAccountCredential = "consul/sa", file
+	h.start()
+	h.eventually("1 server running", 60*time.Second, deployed(1, 0))
+
+	// The master stops accepting the tokens issued so far (as after an
+	// IAM key rotation): the scheduler gets 401, logs in again and
+	// subscribes with the new token.
+	mu.Lock()
+	issued = map[string]bool{}
+	before := logins
+	mu.Unlock()
+	if err := h.cluster.RestartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("subscribed again with a new login", 60*time.Second, func(v api.View) error {
+		mu.Lock()
+		n := logins
+		mu.Unlock()
+		if !v.Subscribed || n <= before {
+			return fmt.Errorf("subscribed %v, logins %d (before %d), error %q", v.Subscribed, n, before, v.Err)
+		}
+		return nil
+	})
 }

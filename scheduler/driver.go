@@ -158,7 +158,10 @@ func (s *Scheduler) loop(ctx context.Context) error {
 		}
 		backoff := resubscribeBackoff(failures, s.opts.ResubscribeMax)
 		failures++
-		if why := authFailure(err, s.cfg.Principal, s.opts.mesosAuth != ""); why != "" {
+		if why := authFailure(err, s.cfg.Principal, s.opts.mesosAuth != nil); why != "" {
+			if s.opts.mesosAuth != nil {
+				s.opts.mesosAuth.Refused()
+			}
 			s.setErr(errors.New(why)) // /v1/health: 500 with the reason, until a SUBSCRIBE succeeds
 			s.log.Error("framework authentication failed", zap.String("reason", why), zap.Duration("backoff", backoff))
 		}

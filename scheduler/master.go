@@ -25,9 +25,9 @@ import (
 type leaderTransport struct {
 	base http.RoundTripper
 	log  *zap.Logger
-	// auth is the Authorization header of every request (framework
-	// authentication, HTTP Basic), or "".
-	auth string
+	// auth gives the Authorization header of every request (framework
+	// authentication), nil for none.
+	auth mesosAuth
 
 	mu     sync.Mutex
 	leader string // host:port
@@ -55,8 +55,12 @@ func (t *leaderTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.URL.Host = l
 			r.Host = l
 		}
-		if t.auth != "" {
-			r.Header.Set("Authorization", t.auth)
+		if t.auth != nil {
+			h, err := t.auth.Header(r.Context())
+			if err != nil {
+				return nil, err
+			}
+			r.Header.Set("Authorization", h)
 		}
 		if hop > 0 && req.GetBody != nil {
 			body, err := req.GetBody()

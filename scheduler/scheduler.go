@@ -72,7 +72,7 @@ type Options struct {
 	Rand io.Reader
 
 	apiURL      string                                // where executors reach the API (set by RunWith)
-	mesosAuth   string                                // Authorization header toward the master (set by RunWith)
+	mesosAuth   mesosAuth                             // Authorization toward the master, nil for none (set by RunWith)
 	onStart     func(*Scheduler)                      // tests: the scheduler once loaded
 	consul      consulAdmin                           // tests: a fake Consul
 	masterState func(context.Context) ([]byte, error) // tests: the master's /master/state

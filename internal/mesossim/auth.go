@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"go.uber.org/zap"
@@ -20,9 +21,18 @@ const schedulerRealm = "mesos-master-scheduler"
 // checked with curl), before the body is even read. It returns the
 // authenticated principal; "" with ok when authentication is off.
 func (m *master) authenticateFramework(w http.ResponseWriter, r *http.Request) (principal string, ok bool) {
-	creds := m.cl.opts.FrameworkCredentials
-	if len(creds) == 0 {
+	creds, tokens := m.cl.opts.FrameworkCredentials, m.cl.opts.FrameworkTokens
+	if len(creds) == 0 && tokens == nil {
 		return "", true
+	}
+	if a := r.Header.Get("Authorization"); tokens != nil && strings.HasPrefix(a, "token=") {
+		if p, ok := tokens(strings.TrimPrefix(a, "token=")); ok {
+			return p, true
+		}
+		m.log.Info("framework authentication failed: token refused")
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+schedulerRealm+`"`)
+		textError(w, http.StatusUnauthorized, "401 Unauthorized.")
+		return "", false
 	}
 	user, pass, has := r.BasicAuth()
 	want, known := creds[user]

@@ -53,6 +53,11 @@ type Options struct {
 	// API, as a real master with --authenticate_http_frameworks
 	// --http_framework_authenticators=basic --credentials=FILE.
 	FrameworkCredentials map[string]string
+	// FrameworkTokens, when set, also lets a scheduler authenticate with
+	// "Authorization: token=<DC/OS token>", as DC/OS Enterprise's master
+	// does with its IAM tokens: it returns the token's principal (uid).
+	// Modelled on DC/OS, not checked against it.
+	FrameworkTokens func(token string) (principal string, ok bool)
 	// ExecutorAuthentication makes every agent require its executors'
 	// MESOS_EXECUTOR_AUTHENTICATION_TOKEN (see agent.Config).
 	ExecutorAuthentication bool

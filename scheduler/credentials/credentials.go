@@ -22,10 +22,8 @@ const maxSize = 16 << 10
 
 // ErrServiceAccountLogin: the file is a DC/OS service account document
 // (uid and private key), which authenticates through a login to DC/OS IAM
-// for a JWT, not with HTTP Basic. That login is not implemented.
-var ErrServiceAccountLogin = errors.New("the file is a DC/OS service account document (uid, private_key): " +
-	"logging in to DC/OS IAM with it is not implemented; give the framework's plain secret instead " +
-	"(a DC/OS secret holding the text of the secret, or FRAMEWORK_SECRET_FILE)")
+// (scheduler/dcoslogin), not with HTTP Basic; ReadServiceAccount reads it.
+var ErrServiceAccountLogin = errors.New("the file is a DC/OS service account document (uid, private_key), not a plain secret")
 
 // ReadSecret reads a one-line secret from path: surrounding white space
 // (a trailing newline) is dropped; an empty secret, control characters or
@@ -75,6 +73,19 @@ func looksLikeServiceAccount(b []byte) bool {
 		PrivateKey string `json:"private_key"`
 	}
 	return json.Unmarshal(b, &doc) == nil && doc.PrivateKey != ""
+}
+
+// ReadServiceAccount returns the content of a DC/OS service account
+// document (ErrServiceAccountLogin from ReadSecret said it is one).
+func ReadServiceAccount(path string) ([]byte, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if !looksLikeServiceAccount(b) {
+		return nil, fmt.Errorf("%s is not a DC/OS service account document", path)
+	}
+	return b, nil
 }
 
 // ZK is a ZooKeeper digest identity.
