@@ -42,9 +42,6 @@ type sender struct {
 	lastAnswer   atomic.Int64 // unix nanoseconds of the last call the master answered (or of a batch's start)
 	failingSince atomic.Int64 // unix nanoseconds of the first unanswered call since the last answer; 0 if none
 	pending      atomic.Int64 // batches queued or under way, both lanes
-
-	mu     sync.Mutex
-	acking map[string]bool // acknowledgements queued or under way, by task and uuid
 }
 
 // senderQueue is how many batches each lane holds before the loop takes
@@ -59,44 +56,7 @@ func newSender(call func(context.Context, *scheduler.Call) error, timeout time.D
 // enqueue adds a batch's operations and acknowledgements; false when a
 // lane is full (the master has not taken the last thousand batches).
 func (s *sender) enqueue(ops, acks []*scheduler.Call) bool {
-	return s.put(s.ops, ops) && s.put(s.acks, s.newAcks(acks))
-}
-
-// newAcks drops the acknowledgements of updates already being
-// acknowledged: an agent resends an update it has no acknowledgement for
-// after 10 s, and while the first acknowledgement is still queued a second
-// one only adds a call (at 10,000 agents, a third more calls). If the first
-// one fails, the agent resends the update again and it is acknowledged then.
-func (s *sender) newAcks(acks []*scheduler.Call) []*scheduler.Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.acking == nil {
-		s.acking = map[string]bool{}
-	}
-	out := acks[:0:0]
-	for _, c := range acks {
-		k := ackKey(c)
-		if s.acking[k] {
-			continue
-		}
-		s.acking[k] = true
-		out = append(out, c)
-	}
-	return out
-}
-
-func ackKey(c *scheduler.Call) string {
-	a := c.GetAcknowledge()
-	return a.GetTaskID().Value + "\x00" + string(a.GetUUID())
-}
-
-// acked forgets the acknowledgements of a batch that was sent.
-func (s *sender) acked(acks []*scheduler.Call) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range acks {
-		delete(s.acking, ackKey(c))
-	}
+	return s.put(s.ops, ops) && s.put(s.acks, acks)
 }
 
 func (s *sender) put(lane chan []*scheduler.Call, cs []*scheduler.Call) bool {
@@ -169,9 +129,6 @@ func (s *sender) lane(ctx context.Context, q <-chan []*scheduler.Call) {
 				s.lastAnswer.Store(time.Now().UnixNano())
 			}
 			s.sendGroup(ctx, cs)
-			if q == s.acks {
-				s.acked(cs)
-			}
 			s.busy.Add(-1)
 			s.pending.Add(-1)
 		}

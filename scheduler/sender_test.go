@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
-	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"go.uber.org/zap"
 )
 
@@ -113,42 +112,5 @@ func TestPublishDueBoundsTheSnapshotsShare(t *testing.T) {
 		if got := publishDue(c.since, c.cost); got != c.due {
 			t.Errorf("publishDue(%s since the last, which took %s) = %v, want %v", c.since, c.cost, got, c.due)
 		}
-	}
-}
-
-// An update resent by its agent while its acknowledgement is still queued
-// is not acknowledged a second time; once the first acknowledgement was
-// sent, a later resend is acknowledged again.
-func TestSenderAcknowledgesAResentUpdateOnce(t *testing.T) {
-	release := make(chan struct{})
-	var sent atomic.Int64
-	s := newSender(func(ctx context.Context, c *scheduler.Call) error {
-		if c.GetType() == scheduler.Call_ACKNOWLEDGE {
-			<-release
-			sent.Add(1)
-		}
-		return nil
-	}, time.Minute, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.run(ctx)
-	ack := func() *scheduler.Call {
-		return calls.Acknowledge("agent-1", "task-1", []byte("uuid-1"))
-	}
-	s.enqueue(nil, []*scheduler.Call{ack()})
-	s.enqueue(nil, []*scheduler.Call{ack()}) // the agent resent the update
-	close(release)
-	if err := s.idle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := sent.Load(); n != 1 {
-		t.Fatalf("%d acknowledgements sent for one update resent while the first was queued, want 1", n)
-	}
-	s.enqueue(nil, []*scheduler.Call{ack()}) // resent again after the first was sent
-	if err := s.idle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := sent.Load(); n != 2 {
-		t.Fatalf("%d acknowledgements sent, want 2: a resend after the first was sent is acknowledged again", n)
 	}
 }
