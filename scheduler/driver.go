@@ -384,10 +384,7 @@ func (s *Scheduler) handle(ctx context.Context, batch []*scheduler.Event) error 
 				s.log.Warn("executor terminated", zap.String("executor", f.ExecutorID.Value), zap.String("agent", f.GetAgentID().GetValue()),
 					zap.Int32("wait_status", f.GetStatus()))
 			} else if f.AgentID != nil {
-				s.log.Warn("agent lost", zap.String("agent", f.AgentID.Value))
-				a := s.agents[f.AgentID.Value]
-				a.ID, a.Unreachable = f.AgentID.Value, true
-				s.agents[f.AgentID.Value] = a
+				s.onAgentLost(f.AgentID.Value, &out)
 			}
 		case scheduler.Event_MESSAGE:
 			s.log.Info("executor message", zap.String("executor", e.Message.ExecutorID.Value), zap.ByteString("data", e.Message.Data))

@@ -140,6 +140,31 @@ func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time, out *outbox) {
 	s.setTask(nt)
 }
 
+// onAgentLost handles FAILURE{agent_id}: the agent is unreachable, and the
+// tasks recorded on it are reconciled explicitly at once. A master sends a
+// task update for each task it knew on a lost agent; but a master that
+// restarted never learns the tasks of an agent that does not re-register
+// (one removed meanwhile): it sends only this FAILURE, after its
+// agent_reregister_timeout, and answers a reconciliation of those tasks
+// with TASK_UNREACHABLE (until then, with nothing). Without asking at once,
+// the records stayed RUNNING until the next retry of the explicit
+// reconciliation, up to a minute later, or the periodic one (issue 13).
+func (s *Scheduler) onAgentLost(agentID string, out *outbox) {
+	a := s.agents[agentID]
+	a.ID, a.Unreachable = agentID, true
+	s.agents[agentID] = a
+	ask := map[string]string{}
+	for _, t := range s.tasks {
+		if t.AgentID == agentID && t.TaskID != "" && t.Active() {
+			ask[t.TaskID] = agentID
+		}
+	}
+	s.log.Warn("agent lost", zap.String("agent", agentID), zap.Int("tasks_reconciled", len(ask)))
+	if len(ask) > 0 {
+		out.add(calls.Reconcile(calls.ReconcileTasks(ask)))
+	}
+}
+
 func (s *Scheduler) killOnce(taskID, agentID string, now time.Time, why string, out *outbox) {
 	if last, ok := s.lastKill[taskID]; ok && now.Sub(last) < killRepeat {
 		return

@@ -94,3 +94,23 @@ func TestSenderAcksDoNotWaitForOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Snapshots take at most a tenth of the loop: one that took 300 ms is not
+// due again for 3 s; a cheap one every 200 ms.
+func TestPublishDueBoundsTheSnapshotsShare(t *testing.T) {
+	cases := []struct {
+		since, cost time.Duration
+		due         bool
+	}{
+		{100 * time.Millisecond, time.Millisecond, false},
+		{200 * time.Millisecond, time.Millisecond, true},
+		{time.Second, 300 * time.Millisecond, false},
+		{3 * time.Second, 300 * time.Millisecond, true},
+		{200 * time.Millisecond, 0, true},
+	}
+	for _, c := range cases {
+		if got := publishDue(c.since, c.cost); got != c.due {
+			t.Errorf("publishDue(%s since the last, which took %s) = %v, want %v", c.since, c.cost, got, c.due)
+		}
+	}
+}

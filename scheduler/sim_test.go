@@ -1051,3 +1051,54 @@ func TestSimScaleServersDownFromFiveToThree(t *testing.T) {
 		return nil
 	})
 }
+
+// Issue 13: an agent removed after a master restart, before it
+// re-registered, never tells the new master of its tasks. As a real master
+// does, the simulator marks it unreachable after its agent re-register
+// timeout (FAILURE{agent_id}; reconciliation then answers
+// TASK_UNREACHABLE), and the scheduler reconciles the agent's tasks at
+// once: the client there must not stay RUNNING.
+func TestSimAgentRemovedAfterMasterRestartIsNotLeftRunning(t *testing.T) {
+	h := startSim(t, 4, func(o *mesossim.Options) {
+		o.AgentReregisterDelay = 3 * time.Second
+		o.AgentReregisterTimeout = 8 * time.Second
+	})
+	h.start()
+	v := h.eventually("deployed", 60*time.Second, deployed(3, 1))
+	var client state.Task
+	for _, tk := range v.Tasks {
+		if tk.Role == taskspec.RoleClient {
+			client = tk
+		}
+	}
+	if client.AgentID == "" {
+		t.Fatalf("no client placed: %+v", v.Tasks)
+	}
+	if err := h.cluster.RestartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	// Before the agents re-register (3 s), as `dev fault remove-agent`
+	// right after `dev fault restart-master`.
+	if err := h.cluster.RemoveAgent(client.AgentID); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the removed agent's client no longer RUNNING", 120*time.Second, func(v api.View) error {
+		tk := taskByName(v, client.Name)
+		if tk.TaskID == client.TaskID && tk.State == "TASK_RUNNING" {
+			return fmt.Errorf("%s still %s on the removed agent %s", client.Name, tk.State, client.AgentID)
+		}
+		return nil
+	})
+	h.eventually("the servers still run", 60*time.Second, func(v api.View) error {
+		n := 0
+		for _, tk := range v.Tasks {
+			if tk.Role == taskspec.RoleServer && tk.State == "TASK_RUNNING" {
+				n++
+			}
+		}
+		if n != 3 {
+			return fmt.Errorf("%d servers RUNNING", n)
+		}
+		return nil
+	})
+}

@@ -43,6 +43,15 @@ type Options struct {
 	// AgentReregisterDelay is how long agents take to re-register after a
 	// master restart (with ZooKeeper, as on DC/OS, a second or two).
 	AgentReregisterDelay time.Duration // default 1s
+	// AgentReregisterTimeout is how long a restarted master waits for the
+	// agents of its registry to re-register (--agent_reregister_timeout,
+	// default 10 min as real Mesos: "allowing 10mins for agents to
+	// reregister", 12-master-restart.txt). An agent still missing then is
+	// marked unreachable: FAILURE{agent_id} to every framework, and its
+	// tasks, which the master never learnt, are TASK_UNREACHABLE (PA) or
+	// TASK_LOST to an explicit reconciliation. Until then such tasks get no
+	// answer at all.
+	AgentReregisterTimeout time.Duration
 	// Agent timing knobs passed to every agent (zero = real Mesos defaults).
 	ExecutorShutdownGrace  time.Duration
 	StatusUpdateRetry      time.Duration
@@ -219,6 +228,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.AgentReregisterDelay <= 0 {
 		o.AgentReregisterDelay = time.Second
+	}
+	if o.AgentReregisterTimeout <= 0 {
+		o.AgentReregisterTimeout = 10 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -639,6 +651,7 @@ func (c *Cluster) RestartMaster() error {
 			}
 		}
 	}))
+	c.timers = append(c.timers, time.AfterFunc(c.opts.AgentReregisterTimeout, m.reregisterTimeout))
 	c.mu.Unlock()
 	return nil
 }

@@ -166,6 +166,51 @@ func TestRestartMaster(t *testing.T) {
 	}
 }
 
+// An agent removed after a master restart, before it re-registered: the
+// new master never learns its tasks. As a real master (agent_reregister_
+// timeout, "allowing 10mins for agents to reregister",
+// 12-master-restart.txt) it marks the agent unreachable when the timeout
+// passes: FAILURE{agent_id}, and an explicit reconciliation of its task,
+// unanswered until then, answers TASK_UNREACHABLE (issue 13).
+func TestAgentRemovedBeforeReregisteringIsUnreachableAfterTimeout(t *testing.T) {
+	o := testOptions(t, 2, true)
+	o.AgentReregisterDelay = 2 * time.Second
+	o.AgentReregisterTimeout = 4 * time.Second
+	c := startCluster(t, o)
+	s := subscribe(t, c.MasterURL(), paInfo("removed"))
+	a := c.Agents()[0]
+	launchRunning(t, s, a.ID, "t", "e")
+	if err := c.RestartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	if err := c.RemoveAgent(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	info := paInfo("removed")
+	info.ID = &mesos.FrameworkID{Value: s.fwID}
+	s2 := subscribe(t, c.MasterURL(), info)
+	reconcileT := &scheduler.Call{Type: scheduler.Call_RECONCILE, Reconcile: &scheduler.Call_Reconcile{Tasks: []scheduler.Call_Reconcile_Task{
+		{TaskID: mesos.TaskID{Value: "t"}, AgentID: &mesos.AgentID{Value: a.ID}}}}}
+	s2.mustCall(reconcileT)
+	if ev := s2.nextOr(scheduler.Event_UPDATE, 500*time.Millisecond); ev != nil {
+		t.Errorf("reconcile answered while the agent may still re-register: %+v", ev.Update.Status)
+	}
+	ev := s2.next(scheduler.Event_FAILURE, waitLong)
+	if ev.Failure.GetAgentID().GetValue() != a.ID || ev.Failure.ExecutorID != nil {
+		t.Fatalf("FAILURE %+v, want the removed agent %s", ev.Failure, a.ID)
+	}
+	s2.mustCall(reconcileT)
+	st := s2.update("t", waitLong)
+	if st.GetState() != mesos.TASK_UNREACHABLE || st.GetReason() != mesos.REASON_RECONCILIATION || st.UnreachableTime == nil {
+		t.Errorf("reconciled after the re-register timeout: %s %s (unreachable_time %v), want TASK_UNREACHABLE", st.GetState(), st.GetReason(), st.UnreachableTime)
+	}
+	// The other agent re-registered and stays.
+	if n := len(c.Agents()); n != 1 {
+		t.Errorf("%d agents in the cluster, want 1", n)
+	}
+}
+
 // Facts 10 and 11 with real executor processes: the executor environment
 // uses stout durations, and a killed executor gives FAILURE (raw wait
 // status) then TASK_FAILED / REASON_EXECUTOR_TERMINATED with a uuid.

@@ -301,3 +301,28 @@ func (m *master) markUnreachable(id string, reason string) {
 	}
 	m.log.Info("agent removed", zap.String("agent", id), zap.String("reason", reason))
 }
+
+// reregisterTimeout marks unreachable every agent of the registry that has
+// not re-registered within AgentReregisterTimeout of a master restart (a
+// removed agent never does): M/master.cpp agentReregisterTimeout, "did not
+// reregister within ... after master failover". The master never learnt
+// their tasks, so no task update is sent: FAILURE{agent_id} to every
+// framework, and explicit reconciliation answers TASK_UNREACHABLE (PA) or
+// TASK_LOST for tasks on them instead of nothing.
+func (m *master) reregisterTimeout() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped || len(m.recovering) == 0 {
+		return
+	}
+	now := nowSeconds()
+	for _, id := range sortedKeys(m.recovering) {
+		delete(m.recovering, id)
+		m.unreachable[id] = now
+		for _, fw := range m.frameworks {
+			fw.send(&scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{AgentID: &mesos.AgentID{Value: id}}})
+		}
+		m.log.Info("agent marked unreachable: it did not re-register after the master failover",
+			zap.String("agent", id), zap.Duration("timeout", m.cl.opts.AgentReregisterTimeout))
+	}
+}

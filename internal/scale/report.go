@@ -28,6 +28,7 @@ func (r Result) Markdown() string {
 		secs(d.StartToAllRunning-d.FirstOfferToAllRunning), secs(d.SubscribeToFirstOffer)), "")
 	row("offers handled per second (received ÷ first offer → all RUNNING)", fmt.Sprintf("%.0f/s (%.0f received: %.0f accepted, %.0f declined)",
 		d.OffersPerSecond(), d.OffersReceived, d.OffersAccepted, d.OffersDeclined), "")
+	row("status updates received until all RUNNING (2 per task unless agents resent unacknowledged ones)", fmt.Sprintf("%.0f (%.2f per task)", d.Updates, d.Updates/float64(r.Agents)), "")
 	row("offers evaluated per second while launching (first → last \"offer accepted\" line; the ACCEPTs are sent after each batch is written)", fmt.Sprintf("%.0f/s (%d in %s)", d.AcceptsPerSecond(), d.Accepted, secs(d.FirstToLastAccept)), "")
 	row("largest event the scheduler read (an allocation cycle's OFFERS, one event as a real master sends it)", fmt.Sprintf("%.2f MB (%d bytes)", float64(r.LargestEvent)/(1<<20), r.LargestEvent), "")
 	row("CPU of the "+who+", start → all RUNNING", cpu(d.Usage), "")

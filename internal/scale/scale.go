@@ -124,7 +124,11 @@ type Deploy struct {
 	// Offers received, accepted and declined until every task ran
 	// (the scheduler's counters).
 	OffersReceived, OffersAccepted, OffersDeclined float64
-	Usage                                          Usage
+	// Updates is the status updates received until every task ran: two
+	// per task (STARTING, RUNNING) unless agents resent some that were
+	// not acknowledged within their 10 s retry.
+	Updates float64
+	Usage   Usage
 }
 
 // OffersPerSecond is offers received ÷ (first offer → all RUNNING).
@@ -270,6 +274,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.SimulatorCPU = selfCPU() - self0
 	res.Deploy.Usage = sched.usage()
 	res.Deploy.OffersReceived, res.Deploy.OffersAccepted, res.Deploy.OffersDeclined = final.offers, final.accepted, final.declined
+	res.Deploy.Updates = final.updates
 	res.LargestEvent = mesossim.LargestEventBytes()
 	if err := sched.stop(); err != nil {
 		return res, fmt.Errorf("stop the scheduler: %w", err)
@@ -538,6 +543,7 @@ func (r *runningScheduler) usage() Usage {
 type metricsSample struct {
 	running, offers, accepted, declined, launched float64
 	subscribed, subscriptions, pending, heap      float64
+	updates                                       float64 // status updates received, every state
 }
 
 func (r *runningScheduler) sample(ctx context.Context) (metricsSample, error) {
@@ -574,6 +580,8 @@ func (r *runningScheduler) sample(ctx context.Context) (metricsSample, error) {
 			m.running += v
 		case name == "dcos_consul_scheduler_offers_received_total":
 			m.offers = v
+		case strings.HasPrefix(name, "dcos_consul_scheduler_status_updates_total{"):
+			m.updates += v
 		case name == "dcos_consul_scheduler_offers_accepted_total":
 			m.accepted = v
 		case name == "dcos_consul_scheduler_offers_declined_total":
