@@ -23,8 +23,8 @@ import (
 // checks each scenario's operations on their own (Model.Partition) and an
 // open write stays within its scenario.
 type history struct {
-	mu  sync.Mutex
-	ops []porcupine.Operation
+	mu    sync.Mutex
+	ops   []porcupine.Operation
 	key   string    // the key operations go to now ("" is rollingKey)
 	since time.Time // when key was set: a new key every keyEpoch after
 }
