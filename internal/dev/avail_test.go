@@ -147,9 +147,9 @@ func TestDevAvailability(t *testing.T) {
 		// Autopilot's tolerance counts a server unhealthy when its last
 		// contact passes 200 ms, which this loaded machine causes without
 		// any server stopped. A reading below the allowed tolerance fails
-		// the test when a server in it is stopped or gone (serf not
-		// alive, or not a voter); one where every unhealthy server is an
-		// alive voter (lag only), or that a new leader has not filled in
+		// the test when a voter in it is stopped or gone (serf not
+		// alive); one where every unhealthy voter is alive (lag only:
+		// contact or log thresholds, e.g. just after a peer removal), or that a new leader has not filled in
 		// yet, is counted and reported. Stopped servers are also judged
 		// by the leader probes (never two voters down).
 		minTol, low, lag := 1<<30, []string(nil), 0

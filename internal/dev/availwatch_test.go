@@ -53,7 +53,7 @@ type autopilotReading struct {
 	healthy   bool
 	voters    int
 	unhealthy []string // name: serf status, last contact
-	// lagOnly: every unhealthy server is an alive voter, unhealthy only by
+	// lagOnly: every unhealthy voter is alive in serf, unhealthy only by
 	// autopilot's contact or log thresholds (200 ms last contact: this
 	// loaded machine), not stopped or gone; partial: some entry has no
 	// name yet (a new leader's autopilot filling its state).
@@ -235,7 +235,9 @@ func readAutopilot(hc *http.Client, ips []string) (autopilotReading, bool) {
 			if s.Name == "" {
 				r.partial = true
 			}
-			if !s.Healthy && (s.SerfStatus != "alive" || !s.Voter) {
+			// A non-voter (a server just removed, or one joining) does
+			// not count in the failure tolerance.
+			if !s.Healthy && s.Voter && s.SerfStatus != "alive" {
 				r.lagOnly = false
 			}
 			if !s.Healthy {
