@@ -125,15 +125,14 @@ func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAd
 			}
 			c.log.Warn("removed the old server's raft peer", zap.String("node", node), zap.String("raft_address", raftAddr), zap.String("via", addr))
 		}
-		// The force-leave only tidies the member list (the old node left
-		// or failed): it must not hold the replacement back. Under load it
-		// took 15 s (the client's timeout) in the availability test,
-		// while the raft peer was already gone.
-		go func(agent *consulapi.Agent) {
-			if err := agent.ForceLeavePrune(node); err != nil {
-				c.log.Info("force-leave of the old server node", zap.String("node", node), zap.Error(err))
-			}
-		}(cl.Agent())
+		// The old node must be gone from the member list before the
+		// replacement (same node name, new node ID) starts: Consul's
+		// leader does not add it to raft while the old member is there.
+		// (Done in the background, the availability test saw a
+		// replacement that never joined raft.)
+		if err := cl.Agent().ForceLeavePrune(node); err != nil {
+			c.log.Info("force-leave of the old server node", zap.String("node", node), zap.Error(err))
+		}
 		return nil
 	}
 	if !answered {

@@ -3,6 +3,7 @@ package dev
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,6 +90,7 @@ func TestDevAvailability(t *testing.T) {
 	var scenarios []scenario
 	run := func(name string, steps, allowed, servers int, act func()) {
 		t.Helper()
+		hist.setKey(fmt.Sprintf("avail/%d", len(scenarios)))
 		s := scenario{name: name, steps: steps, allowed: allowed, from: time.Now()}
 		t.Logf("=== %s", name)
 		act()
@@ -141,21 +144,34 @@ func TestDevAvailability(t *testing.T) {
 		samples, ap := watch.between(s.from, s.to)
 		v := judgeLeaders(samples)
 		gap := w.gap(s.from, s.to)
-		minTol, low := 1<<30, []string(nil)
+		// Autopilot's tolerance counts a server unhealthy when its last
+		// contact passes 200 ms, which this loaded machine causes without
+		// any server stopped. A reading below the allowed tolerance fails
+		// the test when a voter in it is stopped or gone (serf not
+		// alive); one where every unhealthy voter is alive (lag only:
+		// contact or log thresholds, e.g. just after a peer removal), or that a new leader has not filled in
+		// yet, is counted and reported. Stopped servers are also judged
+		// by the leader probes (never two voters down).
+		minTol, low, lag := 1<<30, []string(nil), 0
 		for _, r := range ap {
 			if r.tolerance < minTol {
 				minTol = r.tolerance
 			}
-			if r.tolerance < s.allowed {
-				low = append(low, fmt.Sprintf("%s tolerance %d (voters %d, unhealthy %v)", r.at.Format("15:04:05.000"), r.tolerance, r.voters, r.unhealthy))
+			if r.tolerance >= s.allowed {
+				continue
 			}
+			if r.lagOnly || r.partial {
+				lag++
+				continue
+			}
+			low = append(low, fmt.Sprintf("%s tolerance %d (voters %d, unhealthy %v)", r.at.Format("15:04:05.000"), r.tolerance, r.voters, r.unhealthy))
 		}
 		total := s.to.Sub(s.from)
 		t.Logf("SCENARIO %s: %.1f s, %.1f s a server step (%d steps); longest write gap %.2f s; no leader on any server %.2f s; "+
 			"leadership changes %d; samples with >1 voter without a leader, all during a change: %d; judged samples %d (unanswered probes %d); "+
-			"autopilot failure tolerance min %d (allowed %d, %d readings); task events: %s",
+			"autopilot failure tolerance min %d (allowed %d, %d readings, %d below it by lag only); task events: %s",
 			s.name, total.Seconds(), total.Seconds()/float64(s.steps), s.steps, gap.Seconds(), v.NoLeader.Seconds(),
-			v.Changes, v.Excused, v.Judged, v.Unknown, minTol, s.allowed, len(ap), tasks.describe(s.from, s.to))
+			v.Changes, v.Excused, v.Judged, v.Unknown, minTol, s.allowed, len(ap), lag, tasks.describe(s.from, s.to))
 		for _, x := range v.Violations {
 			t.Errorf("%s: %s", s.name, x)
 		}
@@ -166,8 +182,8 @@ func TestDevAvailability(t *testing.T) {
 			t.Errorf("%s: no sample judged", s.name)
 		}
 	}
-	ok, failed, unknown := w.counts()
-	t.Logf("writes ok %d, failed %d, unknown %d", ok, failed, unknown)
+	ok, failed, unknown, refused := w.counts()
+	t.Logf("writes ok %d, failed %d (left open in the history), unknown %d, refused at connect %d (no agent there: not sent)", ok, failed, unknown, refused)
 	if lost := w.lost(addrs); lost != "" {
 		t.Errorf("acknowledged write lost: %s", lost)
 	}
@@ -368,14 +384,16 @@ func restartedAll(before, now map[string]masterTask) error {
 type rotatingWriter struct {
 	mu      sync.Mutex
 	okAt    []time.Time
-	lastOK  int
+	lastOK  map[string]int // by key
+	lastKey string         // of the last acknowledged write
 	failed  int
 	unknown int
+	refused int
 	done    chan struct{}
 }
 
 func startRotatingWriter(ctx context.Context, addrs []string, h *history) *rotatingWriter {
-	w := &rotatingWriter{done: make(chan struct{})}
+	w := &rotatingWriter{done: make(chan struct{}), lastOK: map[string]int{}}
 	var cls []*consul.Client
 	for _, a := range addrs {
 		cl, _ := consul.NewClient(&consul.Config{Address: a, HttpClient: &http.Client{Timeout: 2 * time.Second}})
@@ -385,17 +403,26 @@ func startRotatingWriter(ctx context.Context, addrs []string, h *history) *rotat
 		defer close(w.done)
 		cur := 0
 		for i := 1; ctx.Err() == nil; i++ {
+			key := h.currentKey()
 			call := time.Now()
-			_, err := cls[cur].KV().Put(&consul.KVPair{Key: "rolling/last", Value: []byte(strconv.Itoa(i))}, nil)
+			_, err := cls[cur].KV().Put(&consul.KVPair{Key: key, Value: []byte(strconv.Itoa(i))}, nil)
 			ret := time.Now()
 			// A write that failed may still have been applied (a timeout,
 			// or an error after forwarding): it stays open in the history.
-			h.add(0, regInput{write: true, value: i}, 0, call, ret, err == nil)
+			// One refused at connect (no Consul agent listening there: a
+			// server restarting, or an agent without a server) never
+			// reached Consul and is left out.
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				h.add(0, regInput{key: key, write: true, value: i}, 0, call, ret, err == nil)
+			}
 			w.mu.Lock()
 			switch {
 			case err == nil:
 				w.okAt = append(w.okAt, ret)
-				w.lastOK = i
+				w.lastOK[key] = i
+				w.lastKey = key
+			case errors.Is(err, syscall.ECONNREFUSED):
+				w.refused++
 			case isTimeout(err):
 				w.unknown++
 			default:
@@ -436,32 +463,45 @@ func (w *rotatingWriter) gap(from, to time.Time) time.Duration {
 	return gap
 }
 
-func (w *rotatingWriter) counts() (ok, failed, unknown int) {
+func (w *rotatingWriter) counts() (ok, failed, unknown, refused int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.okAt), w.failed, w.unknown
+	return len(w.okAt), w.failed, w.unknown, w.refused
 }
 
-// lost reads the key back (?consistent, through any server that answers):
-// it must hold the last acknowledged value or a later one.
+// lost reads every key written back (?consistent, through any server
+// that answers): each must hold its last acknowledged value or a later
+// one (of a write whose outcome was unknown).
 func (w *rotatingWriter) lost(addrs []string) string {
-	var errs []string
-	for _, a := range addrs {
-		cl, _ := consul.NewClient(&consul.Config{Address: a, HttpClient: &http.Client{Timeout: 5 * time.Second}})
-		p, _, err := cl.KV().Get("rolling/last", &consul.QueryOptions{RequireConsistent: true})
-		if err != nil || p == nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", a, err))
-			continue
-		}
-		got, _ := strconv.Atoi(string(p.Value))
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if got < w.lastOK {
-			return fmt.Sprintf("rolling/last = %d, last acknowledged %d", got, w.lastOK)
-		}
-		return ""
+	w.mu.Lock()
+	last := map[string]int{}
+	for k, v := range w.lastOK {
+		last[k] = v
 	}
-	return "reading it back: " + strings.Join(errs, "; ")
+	w.mu.Unlock()
+	var out []string
+	for key, want := range last {
+		var errs []string
+		read := false
+		for _, a := range addrs {
+			cl, _ := consul.NewClient(&consul.Config{Address: a, HttpClient: &http.Client{Timeout: 5 * time.Second}})
+			p, _, err := cl.KV().Get(key, &consul.QueryOptions{RequireConsistent: true})
+			if err != nil || p == nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", a, err))
+				continue
+			}
+			read = true
+			if got, _ := strconv.Atoi(string(p.Value)); got < want {
+				out = append(out, fmt.Sprintf("%s = %d, last acknowledged %d", key, got, want))
+			}
+			break
+		}
+		if !read {
+			out = append(out, key+": reading it back: "+strings.Join(errs, "; "))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
 }
 
 // taskWatch polls the master every 500 ms for server tasks starting and

@@ -53,6 +53,11 @@ type autopilotReading struct {
 	healthy   bool
 	voters    int
 	unhealthy []string // name: serf status, last contact
+	// lagOnly: every unhealthy voter is alive in serf, unhealthy only by
+	// autopilot's contact or log thresholds (200 ms last contact: this
+	// loaded machine), not stopped or gone; partial: some entry has no
+	// name yet (a new leader's autopilot filling its state).
+	lagOnly, partial bool
 }
 
 func startAvailWatch(ctx context.Context, ips []string) *availWatch {
@@ -222,10 +227,18 @@ func readAutopilot(hc *http.Client, ips []string) (autopilotReading, bool) {
 		if err != nil || h == nil || len(h.Servers) == 0 {
 			continue
 		}
-		r := autopilotReading{at: at, tolerance: h.FailureTolerance, healthy: h.Healthy}
+		r := autopilotReading{at: at, tolerance: h.FailureTolerance, healthy: h.Healthy, lagOnly: true}
 		for _, s := range h.Servers {
 			if s.Voter {
 				r.voters++
+			}
+			if s.Name == "" {
+				r.partial = true
+			}
+			// A non-voter (a server just removed, or one joining) does
+			// not count in the failure tolerance.
+			if !s.Healthy && s.Voter && s.SerfStatus != "alive" {
+				r.lagOnly = false
 			}
 			if !s.Healthy {
 				lc := ""
@@ -305,13 +318,18 @@ func judgeLeaders(samples []leaderSample) leaderVerdict {
 	}
 	var prev majority
 	for i, s := range samples {
-		anyLeader := false
+		// No leader: every server answered and none knew one (a sample
+		// with an unanswered probe says nothing).
+		anyLeader, unanswered := false, false
 		for _, p := range s.probes {
 			if p.leader != "" {
 				anyLeader = true
 			}
+			if p.unknown {
+				unanswered = true
+			}
 		}
-		if !anyLeader && i > 0 {
+		if !anyLeader && !unanswered && i > 0 {
 			v.NoLeader += s.at.Sub(samples[i-1].at)
 		}
 		if maj[i].ok {

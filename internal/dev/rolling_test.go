@@ -209,7 +209,7 @@ func startWriter(ctx context.Context, addr string, h *history) *writer {
 		for i := 1; ctx.Err() == nil; i++ {
 			call := time.Now()
 			_, err := cl.KV().Put(&consul.KVPair{Key: "rolling/last", Value: []byte(fmt.Sprint(i))}, nil)
-			h.add(0, regInput{write: true, value: i}, 0, call, time.Now(), err == nil)
+			h.add(0, regInput{key: rollingKey, write: true, value: i}, 0, call, time.Now(), err == nil)
 			w.mu.Lock()
 			switch {
 			case err == nil:

@@ -257,6 +257,15 @@ func Evaluate(in Input) Decision {
 			return finish(d)
 		}
 		d.Reason = "this agent already runs " + names(onAgent)
+		for _, t := range onAgent {
+			if t.Role == taskspec.RoleServer && t.Goal == state.GoalDecommission && !t.Active() {
+				// Killed in a scale-down, its record waits for Consul to
+				// show its raft peer gone: its volume is destroyed (and
+				// the agent freed) seconds later, not after LongRefuse.
+				d.Reason = t.Name + " is being removed (scale-down): its volume is destroyed once Consul shows its raft peer gone"
+				d.Refuse = ShortRefuse
+			}
+		}
 		if waiting := unplacedServer(in); waiting != "" && len(onAgent) == 1 && onAgent[0].Role == taskspec.RoleClient {
 			// Come back soon: the server may take this agent once it has
 			// waited EvictAfter for a free one.

@@ -397,6 +397,15 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 	}
 	switch {
 	case !cur.PeerRemoved && cur.Launched() && cur.IP != "":
+		// The leader first hands its leadership over: removing the
+		// leader's own peer makes it step down into an election.
+		if tr := handOver(in, r.Tasks, cur, ""); tr != nil {
+			if r.Transfer == nil {
+				r.Transfer = tr
+			}
+			r.ScaleDown[n] = fmt.Sprintf("handing raft leadership from %s to %s before removing its peer", tr.From, tr.To)
+			return
+		}
 		// Also for a server that is down: a dead peer counts against
 		// quorum until it is removed.
 		port := cur.Ports.Server
@@ -410,6 +419,26 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		r.Kill = append(r.Kill, Kill{n, cur.TaskID, cur.AgentID, "scaling servers down: its raft peer is removed"})
 		r.ScaleDown[n] = "raft peer removed; killing " + cur.TaskID + " (" + cur.Describe() + "), then its volume and reservation are destroyed"
 	default:
+		// Consul's leader adds an alive server it finds in serf back to
+		// raft: between the peer removal and the kill it can re-add it,
+		// and once killed it would stay a dead voter counting against
+		// quorum (the availability test saw it). The record goes only
+		// when a raft read after the kill shows the peer gone; otherwise
+		// the peer is removed again (a dead server is not re-added).
+		if addr := raftAddr(cur, in.Target); addr != "" {
+			if w := in.Raft.viewWait(); w != "" || !in.Raft.At.After(cur.UpdatedAt) {
+				if w == "" {
+					w = "waiting for Consul's raft configuration read after the kill"
+				}
+				r.ScaleDown[n] = "killed; checking that its raft peer " + addr + " is gone: " + w
+				return
+			}
+			if _, present := in.Raft.find(cur, in.Target); present {
+				r.RemovePeer[n] = addr
+				r.ScaleDown[n] = "killed, but its raft peer " + addr + " is back in the configuration (Consul re-added it before the kill): removing it again"
+				return
+			}
+		}
 		delete(r.Tasks, n)
 		r.Deleted = append(r.Deleted, n)
 		delete(r.ScaleDown, n)

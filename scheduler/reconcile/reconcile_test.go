@@ -257,15 +257,25 @@ func TestScaleDown(t *testing.T) {
 		f(&out[i])
 		return out
 	}
+	led0 := raftOf(now, func(m map[string]*RaftServer) { m["consul-server-4"].Leader, m["consul-server-0"].Leader = false, true }, five...)
+	killed4 := five[4]
+	killed4.Goal, killed4.PeerRemoved, killed4.State, killed4.UpdatedAt = state.GoalDecommission, true, "TASK_KILLED", now.Add(-time.Second)
 	for _, c := range []struct {
 		name                        string
 		tasks                       []state.Task
 		raft                        *RaftHealth
 		removePeer, kill, deleted   string
 		decommissioning, why4, why3 string
+		transfer                    string
 	}{
-		{name: "starts with the highest: its raft peer first", tasks: five,
+		{name: "starts with the highest: its raft peer first", tasks: five, raft: led0,
 			removePeer: "[consul-server-4]", decommissioning: "consul-server-4", why4: "removing its raft peer 10.0.0.4:8300", why3: "waiting for the removal of consul-server-4"},
+		{name: "the leader hands its leadership over before its peer goes", tasks: five, transfer: "consul-server-4->consul-server-0",
+			decommissioning: "consul-server-4", why4: "handing raft leadership from consul-server-4 to consul-server-0"},
+		{name: "killed, but Consul re-added its peer: removed again", raft: raftOf(now, nil, append(five[:4:4], killed4)...),
+			tasks: with(4, func(t *state.Task) { *t = killed4 }), removePeer: "[consul-server-4]", why4: "is back in the configuration"},
+		{name: "killed: the record waits for a raft read after the kill", raft: raftOf(now.Add(-time.Second), nil, five[:4]...),
+			tasks: with(4, func(t *state.Task) { *t = killed4 }), why4: "read after the kill"},
 		{name: "peer removed: kill", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved = state.GoalDecommission, true }),
 			kill: "[consul-server-4]", why4: "raft peer removed; killing"},
 		{name: "killed: the record goes", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved, t.State = state.GoalDecommission, true, "TASK_KILLED" }),
@@ -286,6 +296,13 @@ func TestScaleDown(t *testing.T) {
 				raft = viewOf(tasks(c.tasks...))
 			}
 			r := Reconcile(Input{Target: tg, Tasks: tasks(c.tasks...), Now: now, Raft: raft})
+			tr := ""
+			if r.Transfer != nil {
+				tr = r.Transfer.From + "->" + r.Transfer.To
+			}
+			if tr != c.transfer {
+				t.Errorf("transfer %q, want %q", tr, c.transfer)
+			}
 			if got := keys(r.RemovePeer); got != orEmpty(c.removePeer) {
 				t.Errorf("remove peer %s, want %s", got, orEmpty(c.removePeer))
 			}
