@@ -54,7 +54,6 @@ type snapshots struct {
 // backupPlan is the name of the backup plan.
 const backupPlan = "backup"
 
-
 // errNoServer: no Consul server runs to take or restore a snapshot.
 var errNoServer = fmt.Errorf("%w: no Consul server is running", api.ErrUnavailable)
 
