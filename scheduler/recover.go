@@ -19,35 +19,36 @@ import (
 // survivors have a leader, one at a time through the normal replacement
 // path (reconcile). With no survivors and no peers given, the scheduler's
 // own verdict names them. The records are written before it answers.
-func (s *Scheduler) Recover(ctx context.Context, survivors []string, peers []taskspec.RaftPeer) ([]string, error) {
-	var replaced []string
+func (s *Scheduler) Recover(ctx context.Context, survivors []string, peers []taskspec.RaftPeer) (api.RecoverResponse, error) {
+	var res api.RecoverResponse
 	err := s.inLoop(ctx, func() error {
 		var err error
-		replaced, err = s.recoverOnLoop(ctx, survivors, peers)
+		res, err = s.recoverOnLoop(ctx, survivors, peers)
 		return err
 	})
-	return replaced, err
+	return res, err
 }
 
-func (s *Scheduler) recoverOnLoop(ctx context.Context, survivors []string, peers []taskspec.RaftPeer) ([]string, error) {
+func (s *Scheduler) recoverOnLoop(ctx context.Context, survivors []string, peers []taskspec.RaftPeer) (api.RecoverResponse, error) {
+	var none api.RecoverResponse
 	v := s.quorum.verdict
 	if !v.ObservedAt.IsZero() && v.Leader != "" {
-		return nil, fmt.Errorf("%w: the scheduler's last look at the servers found a leader (%s): %s", api.ErrConflict, v.Leader, v.Summary)
+		return none, fmt.Errorf("%w: the scheduler's last look at the servers found a leader (%s): %s", api.ErrConflict, v.Leader, v.Summary)
 	}
 	if len(survivors) == 0 && len(peers) == 0 {
 		var err error
 		if survivors, peers, err = survivorsOf(v); err != nil {
-			return nil, err
+			return none, err
 		}
 	}
 	if len(survivors) == 0 || len(peers) == 0 {
-		return nil, fmt.Errorf("%w: name the surviving servers and their raft peers", api.ErrBadRequest)
+		return none, fmt.Errorf("%w: name the surviving servers and their raft peers", api.ErrBadRequest)
 	}
 	surviving := map[string]bool{}
 	for _, n := range survivors {
 		t, ok := s.tasks[n]
 		if !ok || t.Role != taskspec.RoleServer || !t.Active() || t.Reservation == nil {
-			return nil, fmt.Errorf("%w: %q is not a running server on its own volume", api.ErrBadRequest, n)
+			return none, fmt.Errorf("%w: %q is not a running server on its own volume", api.ErrBadRequest, n)
 		}
 		surviving[n] = true
 	}
@@ -70,11 +71,11 @@ func (s *Scheduler) recoverOnLoop(ctx context.Context, survivors []string, peers
 		replaced = append(replaced, t.Name)
 	}
 	if err := s.flush(ctx); err != nil {
-		return nil, err
+		return none, err
 	}
 	s.log.Warn("outage recovery confirmed: restarting the surviving servers with peers.json; the lost servers are replaced by new ones once they lead",
 		zap.Strings("survivors", survivors), zap.Any("peers", peers), zap.Strings("replaced", replaced))
-	return replaced, nil
+	return api.RecoverResponse{RecoverRequest: api.RecoverRequest{Survivors: survivors, Peers: peers}, Replaced: replaced}, nil
 }
 
 // survivorsOf are the survivors and their raft peers from the scheduler's

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -66,6 +67,13 @@ func newSnapshots(cfg config.Config, view func() api.View, now func() time.Time,
 		return nil, err
 	}
 	s.staging, s.volumes = staging, map[string]volumeReport{}
+	// The newest staged snapshot (a restarted scheduler on the same disk)
+	// is offered to the executors again.
+	if es, err := staging.List(context.Background()); err == nil && len(es) > 0 {
+		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+		newest := es[len(es)-1]
+		s.latest = &newest
+	}
 	uri := cfg.BackupTarget
 	if uri == "" && cfg.ZK == "" && cfg.StateDir != "" {
 		dir, err := filepath.Abs(filepath.Join(cfg.StateDir, "snapshots"))

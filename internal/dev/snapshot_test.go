@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,93 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	}
 	fc.operatorCmd(t, "snapshot", "restore", name)
 	checkAllKeys(t, tasks, written)
+}
+
+type locatedSnapshot struct {
+	Name      string   `json:"name"`
+	SHA256    string   `json:"sha256"`
+	Locations []string `json:"locations"`
+}
+
+// TestSnapshotCopiesOnServerVolumes: a snapshot taken by the scheduler is
+// copied by every server's executor onto its persistent volume (with its
+// checksum); `snapshot list` says where each copy is; with the backup
+// target's copy gone, a restore reads a server's volume copy and every
+// key is back.
+func TestSnapshotCopiesOnServerVolumes(t *testing.T) {
+	fc := startFaultCluster(t, 23, 4, 3, config.EnvBackupInterval+"=1h", config.EnvBackupKeep+"=2")
+	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
+	writeThroughClient(t, tasks, "vol", 25)
+	out := fc.operatorCmd(t, "snapshot", "save")
+	t.Logf("%s", strings.TrimSpace(out))
+	var snap locatedSnapshot
+	start := time.Now()
+	eventually(t, 2*time.Minute, "the saved snapshot on the target and on the 3 servers' volumes", func() error {
+		var es []locatedSnapshot
+		if err := json.Unmarshal([]byte(fc.operatorCmd(t, "--json", "snapshot", "list")), &es); err != nil {
+			return err
+		}
+		for _, e := range es {
+			if !strings.Contains(out, e.Name) {
+				continue
+			}
+			snap = e
+			vols := 0
+			for _, l := range e.Locations {
+				if strings.HasPrefix(l, "volume of consul-server-") {
+					vols++
+				}
+			}
+			if vols != 3 || !strings.HasPrefix(e.Locations[0], "file://") {
+				return fmt.Errorf("%s is in %v", e.Name, e.Locations)
+			}
+			return nil
+		}
+		return fmt.Errorf("not listed: %+v", es)
+	})
+	t.Logf("VOLUMES snapshot on every server's volume %s after it was taken: %v", time.Since(start).Round(100*time.Millisecond), snap.Locations)
+	t.Logf("%s", fc.operatorCmd(t, "snapshot", "list"))
+	// The copies really are on the volumes, with their checksums.
+	copies := findFiles(t, filepath.Join(fc.opts.WorkDir, "mesos"), snap.Name)
+	if len(copies) != 3 {
+		t.Fatalf("copies on disk: %v", copies)
+	}
+	for _, c := range copies {
+		b, err := os.ReadFile(c + ".sha256")
+		if err != nil || !strings.HasPrefix(string(b), snap.SHA256) {
+			t.Fatalf("%s.sha256: %q %v", c, b, err)
+		}
+	}
+
+	// The target's copy goes; the keys are deleted; the restore reads a
+	// volume copy.
+	target := strings.TrimPrefix(snap.Locations[0], "file://")
+	for _, f := range []string{snap.Name, snap.Name + ".sha256"} {
+		if err := os.Remove(filepath.Join(target, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(fc.opts.WorkDir, "scheduler", "snapshot-staging")); err != nil {
+		t.Fatal(err)
+	}
+	kv := consulClient(t, servers(tasks)[0].AgentIP).KV()
+	if _, err := kv.DeleteTree("vol/", nil); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", snap.Name)))
+	checkAllKeys(t, tasks, map[string]int{"vol": 25})
+	t.Logf("VOLUMES restore from a volume copy: every key back %s after the restore began", time.Since(start).Round(100*time.Millisecond))
+}
+
+func findFiles(t *testing.T, root, name string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == name && filepath.Base(filepath.Dir(p)) == "snapshots" {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
 }

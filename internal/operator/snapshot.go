@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -14,6 +15,8 @@ type Snapshot struct {
 	Size   int64     `json:"size"`
 	SHA256 string    `json:"sha256"`
 	Taken  time.Time `json:"taken"`
+	// Locations: where its copies are (the backup target, servers' volumes).
+	Locations []string `json:"locations,omitempty"`
 }
 
 // SnapshotSave has the scheduler take a snapshot from Consul's leader now
@@ -52,9 +55,9 @@ func (c *Commands) SnapshotList(ctx context.Context) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTAKEN\tBYTES\tSHA256")
+	fmt.Fprintln(tw, "NAME\tTAKEN\tBYTES\tSHA256\tWHERE")
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Name, s.Taken.UTC().Format(time.RFC3339), s.Size, s.SHA256)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.Name, s.Taken.UTC().Format(time.RFC3339), s.Size, s.SHA256, strings.Join(s.Locations, ", "))
 	}
 	return tw.Flush()
 }

@@ -15,8 +15,9 @@ import (
 // Recoverer is implemented by a source that can restart surviving servers
 // with a raft peers.json and replace the lost ones (outage recovery).
 type Recoverer interface {
-	// Recover returns the lost servers that will be replaced.
-	Recover(ctx context.Context, survivors []string, peers []taskspec.RaftPeer) ([]string, error)
+	// Recover says which survivors restart with which peers, and which
+	// lost servers will be replaced.
+	Recover(ctx context.Context, survivors []string, peers []taskspec.RaftPeer) (RecoverResponse, error)
 	// RecoverStatus is the scheduler's latest verdict on the quorum.
 	RecoverStatus() *recovery.Quorum
 }
@@ -60,7 +61,7 @@ func recoverRoute(mux *http.ServeMux, src Source) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf(`the body must be {"survivors": [...], "peers": [{"id", "address"}]} or empty: %v`, err))
 			return
 		}
-		replaced, err := rc.Recover(r.Context(), req.Survivors, req.Peers)
+		res, err := rc.Recover(r.Context(), req.Survivors, req.Peers)
 		if err != nil {
 			if errors.Is(err, ErrConflict) {
 				writeError(w, http.StatusConflict, err.Error())
@@ -69,7 +70,8 @@ func recoverRoute(mux *http.ServeMux, src Source) {
 			snapshotError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, RecoverResponse{RecoverRequest: req, Replaced: orEmpty(replaced)})
+		res.Replaced = orEmpty(res.Replaced)
+		writeJSON(w, http.StatusOK, res)
 	})
 }
 

@@ -17,9 +17,10 @@ type recoverSource struct {
 	got []string
 }
 
-func (r *recoverSource) Recover(_ context.Context, survivors []string, _ []taskspec.RaftPeer) ([]string, error) {
+func (r *recoverSource) Recover(_ context.Context, survivors []string, _ []taskspec.RaftPeer) (RecoverResponse, error) {
 	r.got = survivors
-	return []string{"consul-server-0", "consul-server-1"}, nil
+	return RecoverResponse{RecoverRequest: RecoverRequest{Survivors: []string{"consul-server-2"}},
+		Replaced: []string{"consul-server-0", "consul-server-1"}}, nil
 }
 
 func (r *recoverSource) RecoverStatus() *recovery.Quorum { return r.view.Quorum }
@@ -47,7 +48,7 @@ func TestHealthSaysQuorumLost(t *testing.T) {
 		t.Fatalf("GET /v1/recover: %d %s", code, body)
 	}
 	code, obj, body = do(t, h, http.MethodPost, "/v1/recover")
-	if code != http.StatusOK || len(src.got) != 0 || !strings.Contains(body, `"consul-server-1"`) {
+	if code != http.StatusOK || len(src.got) != 0 || !strings.Contains(body, `"consul-server-1"`) || obj["survivors"] == nil {
 		t.Fatalf("POST /v1/recover: %d %s", code, body)
 	}
 	back := recovery.Assess(q, recovery.Observation{At: time.Unix(70, 0), Configured: 3, Servers: []recovery.Server{{Name: "consul-server-0"},
