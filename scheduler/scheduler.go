@@ -156,6 +156,7 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		_ = ln.Close()
 		return err
 	}
+	s.snap.token = func() string { return s.secrets.Get().ManagementToken }
 	go s.snap.loop(ctx)
 	srv := &http.Server{Handler: s.httpHandler(s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

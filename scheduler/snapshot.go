@@ -31,6 +31,12 @@ type snapshots struct {
 	now    func() time.Time
 	log    *zap.Logger
 	client *http.Client
+	// token is the ACL token snapshots are taken and restored with: the
+	// management token. Consul 1.16 allows GET and PUT /v1/snapshot only
+	// with acl = "write" (acl.Authorizer.Snapshot), a right that can mint
+	// any token, so a narrower token for them would protect nothing.
+	// Without ACLs Consul ignores it.
+	token func() string
 
 	mu      sync.Mutex // one snapshot or restore at a time; guards the fields below
 	busy    sync.Mutex
@@ -139,6 +145,9 @@ func (s *snapshots) servers() []string {
 func (s *snapshots) consul(addr string) (*consulapi.Client, error) {
 	cfg := consulapi.DefaultNonPooledConfig()
 	cfg.Address, cfg.Scheme, cfg.HttpClient = addr, "http", s.client
+	if s.token != nil {
+		cfg.Token = s.token()
+	}
 	return consulapi.NewClient(cfg)
 }
 

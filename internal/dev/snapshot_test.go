@@ -51,7 +51,7 @@ func (fc *faultCluster) snapshotList(t *testing.T) []snapshotEntry {
 func TestSnapshotSaveDeleteRestore(t *testing.T) {
 	fc := startFaultCluster(t, 22, 4, 3, config.EnvBackupInterval+"=20s", config.EnvBackupKeep+"=2")
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "snap", 40)
+	writeThroughClient(t, fc.Cluster, tasks, "snap", 40)
 	written := map[string]int{"snap": 40}
 
 	out := fc.operatorCmd(t, "snapshot", "save")
@@ -67,7 +67,7 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 		t.Fatalf("the saved snapshot is not listed: %s, list %+v", out, es)
 	}
 
-	kv := consulClient(t, servers(tasks)[0].AgentIP).KV()
+	kv := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).KV()
 	if _, err := kv.DeleteTree("snap/", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 	}
 	start := time.Now()
 	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", name)))
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	t.Logf("RESTORE every key back %s after the restore began", time.Since(start).Round(100*time.Millisecond))
 
 	// The schedule: two more snapshots 20 s apart; the manual one is pruned.
@@ -137,7 +137,7 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	t.Run("first install", func(t *testing.T) {
 		fc := startFaultCluster(t, 24, 4, 3, config.EnvBackupTarget+"="+target)
 		tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-		writeThroughClient(t, tasks, "fresh", written["fresh"])
+		writeThroughClient(t, fc.Cluster, tasks, "fresh", written["fresh"])
 		out := fc.operatorCmd(t, "--json", "snapshot", "save")
 		var e snapshotEntry
 		if err := json.Unmarshal([]byte(out), &e); err != nil {
@@ -150,7 +150,7 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	}
 	fc := startFaultCluster(t, 25, 4, 3, config.EnvBackupTarget+"="+target)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	pairs, _, err := consulClient(t, servers(tasks)[0].AgentIP).KV().List("fresh/", nil)
+	pairs, _, err := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).KV().List("fresh/", nil)
 	if err != nil || len(pairs) != 0 {
 		t.Fatalf("the fresh install has %d keys already (%v)", len(pairs), err)
 	}
@@ -162,5 +162,5 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 		t.Fatalf("the fresh install does not list %s", name)
 	}
 	fc.operatorCmd(t, "snapshot", "restore", name)
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 }

@@ -71,7 +71,7 @@ func TestDevConsulUIThroughScheduler(t *testing.T) {
 
 	// KV through the proxy: what the UI reads is allowed; the rest of the
 	// Consul API is not reachable through the scheduler.
-	kv := consulClient(t, tasks[0].AgentIP).KV()
+	kv := consulClient(t, fc.Cluster, tasks[0].AgentIP).KV()
 	if _, err := kv.Put(&consul.KVPair{Key: "ui-test/greeting", Value: []byte("hello")}, nil); err != nil {
 		t.Fatal(err)
 	}
