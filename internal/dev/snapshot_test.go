@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -123,10 +124,16 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 	t.Logf("backup plan: %s", msg)
 }
 
-// TestSnapshotRestoreIntoAFreshInstall: a snapshot taken by one install is
-// restored into a fresh install of the same datacenter (another simulated
-// cluster, empty servers) that uses the same backup target: every key is
-// back.
+// TestSnapshotRestoreIntoAFreshInstall is issue 12's "writes keys, takes a
+// snapshot, uninstalls, installs again and restores: every key back, with
+// ACLs on": a snapshot taken by one install is restored into a fresh
+// install of the same datacenter (another simulated cluster, empty
+// servers, its own ACL tokens) that uses the same backup target. The
+// restore replaces the ACL state with the snapshot's; the new install's
+// tokens work again afterwards (re-created with the first install's
+// management token stored beside the snapshot): every key is back, read
+// with the new install's management token, its agents keep writing with
+// its agent token, and anonymous reads are still refused.
 func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs two dev clusters with real Consul")
@@ -161,6 +168,29 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	if !listed {
 		t.Fatalf("the fresh install does not list %s", name)
 	}
-	fc.operatorCmd(t, "snapshot", "restore", name)
+	if fi, err := os.Stat(filepath.Join(strings.TrimPrefix(target, "file://"), name+".acl")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the snapshot's ACL companion: %v %v, want mode 0600", fi, err)
+	}
+	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", name)))
 	checkAllKeys(t, fc.Cluster, tasks, written)
+	// The snapshot's ACL state replaced the fresh install's: its
+	// management token is the one re-created from the companion.
+	self, _, err := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).ACL().TokenReadSelf(nil)
+	if err != nil || !strings.Contains(self.Description, "re-created after a snapshot restore") {
+		t.Fatalf("the management token after the restore: %+v %v", self, err)
+	}
+	writeThroughClient(t, fc.Cluster, tasks, "after-restore", 5)
+	if p, _, err := aclClient(t, fc.Cluster, servers(tasks)[0].AgentIP, "").KV().Get("fresh/0", nil); !isStatus(err, 403) || p != nil {
+		t.Fatalf("anonymous KV read after the restore: %v %v, want 403", p, err)
+	}
+	eventually(t, 2*time.Minute, "every agent registered in the catalog with the new install's agent token", func() error {
+		nodes, _, err := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).Catalog().Nodes(nil)
+		if err != nil {
+			return err
+		}
+		if len(nodes) != 4 {
+			return fmt.Errorf("%d catalog nodes, want 4", len(nodes))
+		}
+		return nil
+	})
 }

@@ -246,15 +246,50 @@ func notFound(err error) bool {
 
 // redact keeps tokens out of an error text (Consul does not echo them,
 // but an error is cheap to clean).
-func redact(err error, t Tokens) string {
+func redact(err error, t Tokens, more ...string) string {
 	if err == nil {
 		return "<nil>"
 	}
 	s := err.Error()
-	for _, v := range []string{t.Management, t.Scheduler, t.Agent} {
+	for _, v := range append([]string{t.Management, t.Scheduler, t.Agent}, more...) {
 		if v != "" {
 			s = strings.ReplaceAll(s, v, "<redacted>")
 		}
 	}
 	return s
+}
+
+// globalManagement is Consul's built-in global-management policy.
+const globalManagement = "00000000-0000-0000-0000-000000000001"
+
+// AfterRestore makes the service's tokens t work again after a snapshot
+// restore replaced Consul's ACL state with the snapshot's. Restored from
+// this install (or from one without ACLs, whose ACL system is not
+// bootstrapped), the bootstrap simply runs. Restored from another
+// install, t's management token is unknown to the restored state: it is
+// created there again, with the same secret and global-management, with
+// previous, the other install's management token stored beside the
+// snapshot; then the bootstrap re-creates the scheduler and agent tokens
+// with t's secrets. The running agents keep their (t's) agent token, and
+// nothing stored by the scheduler changes.
+func AfterRestore(ctx context.Context, addr, previous string, t Tokens) ([]string, error) {
+	done, err := Bootstrap(ctx, addr, t)
+	if err == nil {
+		return done, nil
+	}
+	if previous == "" || previous == t.Management {
+		return done, fmt.Errorf("%w (and the snapshot has no other install's management token beside it)", err)
+	}
+	prev, cerr := Client(addr, previous)
+	if cerr != nil {
+		return nil, cerr
+	}
+	_, _, cerr = prev.ACL().TokenCreate(&consulapi.ACLToken{SecretID: t.Management,
+		Description: "dcos-consul management token (re-created after a snapshot restore)",
+		Policies:    []*consulapi.ACLTokenPolicyLink{{ID: globalManagement}}}, write(ctx))
+	if cerr != nil {
+		return nil, fmt.Errorf("consulacl: re-create the management token with the snapshot's: %s", redact(cerr, t, previous))
+	}
+	done, err = Bootstrap(ctx, addr, t)
+	return append([]string{"management token re-created in the restored ACL state"}, done...), err
 }
