@@ -21,13 +21,31 @@ import (
 func (fc *faultCluster) operatorCmd(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"consul", "--url", fc.SchedulerURL}, args...)...)
-	// The scheduler's mutating routes need its operator token.
-	cmd.Env = append(os.Environ(), operator.EnvTokenFile+"="+fc.OperatorTokenFile())
+	// The scheduler's mutating routes need its operator token; the
+	// commands that ask Consul directly (members, raft peers, recover
+	// status) a Consul token, which an operator puts in a file as here.
+	cmd.Env = append(os.Environ(), operator.EnvTokenFile+"="+fc.OperatorTokenFile(),
+		"CONSUL_HTTP_TOKEN_FILE="+consulTokenFile(t, fc.Cluster))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("dcos-consul consul %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// consulTokenFile writes c's management token to a file only the owner
+// reads, as `dcos-consul consul acl management-token > file` would.
+func consulTokenFile(t *testing.T, c *Cluster) string {
+	t.Helper()
+	tok, err := readManagementToken(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "consul-token")
+	if err := os.WriteFile(f, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 type snapshotEntry struct {

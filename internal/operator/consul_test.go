@@ -137,7 +137,7 @@ func TestConsulErrors(t *testing.T) {
 	// ACLs on and no CONSUL_HTTP_TOKEN: the error says which token to set.
 	c.Consul, c.ConsulAddr = &fakeConsul{deny: true}, ""
 	if err := c.RaftPeers(ctx); err == nil || !strings.Contains(err.Error(), "403") ||
-		!strings.Contains(err.Error(), "CONSUL_HTTP_TOKEN") || !strings.Contains(err.Error(), "acl management-token") {
+		!strings.Contains(err.Error(), "CONSUL_HTTP_TOKEN_FILE") || !strings.Contains(err.Error(), "acl management-token") {
 		t.Fatalf("%v", err)
 	}
 	// No server running.

@@ -109,9 +109,23 @@ func (c *Commands) recoverVerdict(ctx context.Context) (QuorumVerdict, error) {
 		if p.Info.Ports.Server > 0 {
 			sv.RaftAddr = net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.Server))
 		}
-		views = append(views, c.serverView(ctx, sv))
+		v := c.serverView(ctx, sv)
+		if refused(v.Error) {
+			// A server that refuses the token is alive: counting it as
+			// lost would read a healthy cluster as one without quorum.
+			return QuorumVerdict{}, fmt.Errorf("%s refused GET /v1/agent/self (ACLs are on, default deny): %s\n%s", v.Name, v.Error, tokenHint)
+		}
+		views = append(views, v)
 	}
 	return Verdict(len(views), views), nil
+}
+
+// tokenHint says how to give the commands that ask Consul directly a token.
+const tokenHint = "Set CONSUL_HTTP_TOKEN_FILE (or CONSUL_HTTP_TOKEN) to a token with agent:read and operator:read, e.g. the management token that `dcos-consul consul acl management-token` prints"
+
+// refused: Consul's answer to a request whose token lacks the right.
+func refused(e string) bool {
+	return strings.Contains(e, "403") || strings.Contains(e, "Permission denied") || strings.Contains(e, "ACL not found")
 }
 
 // RecoverStatus asks every server the scheduler knows of for its raft
