@@ -201,13 +201,15 @@ func (c *Commands) RecoverConfirm(ctx context.Context) error {
 	return nil
 }
 
-// serverView asks one server through its HTTP API (3 s at most).
+// serverView asks one server through its HTTP API (10 s at most: a
+// candidate server of a cluster without quorum, on a loaded host, has been
+// seen to take over 3 s).
 func (c *Commands) serverView(ctx context.Context, sv ServerView) ServerView {
 	h, ok := c.Consul.(HTTPConsul)
 	if !ok {
 		h = HTTPConsul{}
 	}
-	h.Timeout = 3 * time.Second
+	h.Timeout = 10 * time.Second
 	cl, err := h.client(sv.Address)
 	if err != nil {
 		sv.Error = err.Error()
