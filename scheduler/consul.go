@@ -207,6 +207,9 @@ func (c httpConsul) TransferLeader(ctx context.Context, via []string, id string)
 		if err != nil {
 			return err
 		}
+		if c.token != "" { // operator = "write" in the scheduler's policy
+			req.Header.Set("X-Consul-Token", c.token)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			last = fmt.Errorf("%s: %w", addr, err)

@@ -29,6 +29,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
@@ -162,6 +163,10 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 	if s.snap, err = newSnapshots(cfg, s.Snapshot, opts.Now, log.Named("backup")); err != nil {
 		_ = ln.Close()
 		return err
+	}
+	s.snap.acl = func() (bool, consulacl.Tokens) {
+		sec := s.secrets.Get()
+		return s.Snapshot().Target.ACL, consulacl.Tokens{Management: sec.ManagementToken, Scheduler: sec.SchedulerToken, Agent: sec.AgentToken}
 	}
 	go s.snap.loop(ctx)
 	srv := &http.Server{Handler: s.httpHandler(s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/backup"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
@@ -32,6 +34,13 @@ type snapshots struct {
 	now    func() time.Time
 	log    *zap.Logger
 	client *http.Client
+	// acl says whether the service runs with ACLs and gives its tokens.
+	// Snapshots are taken and restored with the management token: Consul
+	// 1.16 allows GET and PUT /v1/snapshot only with acl = "write"
+	// (acl.Authorizer.Snapshot), a right that can mint any token, so a
+	// narrower token for them would protect nothing. Without ACLs Consul
+	// ignores it.
+	acl func() (bool, consulacl.Tokens)
 
 	mu      sync.Mutex // one snapshot or restore at a time; guards the fields below
 	busy    sync.Mutex
@@ -162,6 +171,10 @@ func (s *snapshots) servers() []string {
 func (s *snapshots) consul(addr string) (*consulapi.Client, error) {
 	cfg := consulapi.DefaultNonPooledConfig()
 	cfg.Address, cfg.Scheme, cfg.HttpClient = addr, "http", s.client
+	if s.acl != nil {
+		_, t := s.acl()
+		cfg.Token = t.Management
+	}
 	return consulapi.NewClient(cfg)
 }
 
@@ -183,6 +196,11 @@ func (s *snapshots) Save(ctx context.Context) (backup.Entry, error) {
 		if err != nil {
 			last = fmt.Errorf("GET %s/v1/snapshot: %w", addr, err)
 			continue
+		}
+		if err := s.putACL(ctx, name); err != nil {
+			r.Close()
+			s.fail(err, time.Minute)
+			return backup.Entry{}, err
 		}
 		e, err := s.store(ctx, name, r)
 		r.Close()
@@ -251,6 +269,10 @@ func (s *snapshots) Restore(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	previous, err := s.getACL(ctx, name)
+	if err != nil {
+		return err
+	}
 	var last error = errNoServer
 	for _, addr := range s.servers() {
 		r, err := from.Open(ctx, name)
@@ -264,11 +286,83 @@ func (s *snapshots) Restore(ctx context.Context, name string) error {
 		r.Close()
 		if err == nil {
 			s.log.Warn("Consul snapshot restored", zap.String("name", name), zap.String("via", addr), zap.String("from", from.String()))
-			return nil
+			return s.afterRestore(ctx, addr, previous)
 		}
 		last = fmt.Errorf("PUT %s/v1/snapshot: %w", addr, err)
 	}
 	return last
+}
+
+// aclCompanion is what a snapshot's ACL companion holds: the management
+// token of the install that took it, which a restore into another install
+// needs (the snapshot replaces that install's ACL state).
+type aclCompanion struct {
+	ManagementToken string `json:"management_token"`
+}
+
+// putACL stores the ACL companion of snapshot name, before the snapshot.
+func (s *snapshots) putACL(ctx context.Context, name string) error {
+	if s.acl == nil {
+		return nil
+	}
+	on, t := s.acl()
+	if !on || t.Management == "" || s.target == nil {
+		return nil // copies on the servers' volumes only: restored into this install, whose tokens they hold
+	}
+	b, err := json.Marshal(aclCompanion{ManagementToken: t.Management})
+	if err != nil {
+		return err
+	}
+	if err := s.target.PutACL(ctx, name, b); err != nil {
+		return fmt.Errorf("store the ACL token beside snapshot %s: %w", name, err)
+	}
+	return nil
+}
+
+// getACL reads the management token stored beside snapshot name ("" when
+// none is).
+func (s *snapshots) getACL(ctx context.Context, name string) (string, error) {
+	if s.acl == nil {
+		return "", nil
+	}
+	if on, _ := s.acl(); !on || s.target == nil {
+		return "", nil
+	}
+	b, err := s.target.GetACL(ctx, name)
+	if err != nil || b == nil {
+		return "", err
+	}
+	var c aclCompanion
+	if err := json.Unmarshal(b, &c); err != nil {
+		return "", fmt.Errorf("the ACL companion of snapshot %s is not JSON", name)
+	}
+	return c.ManagementToken, nil
+}
+
+// afterRestore makes the service's own ACL tokens work in the restored
+// ACL state (consulacl.AfterRestore), retrying while the cluster settles.
+func (s *snapshots) afterRestore(ctx context.Context, addr, previous string) error {
+	if s.acl == nil {
+		return nil
+	}
+	on, t := s.acl()
+	if !on {
+		return nil
+	}
+	var err error
+	for i := 0; i < 20; i++ {
+		var done []string
+		if done, err = consulacl.AfterRestore(ctx, addr, previous, t); err == nil {
+			s.log.Warn("Consul ACLs after the restore: the service's tokens work", zap.Strings("done", done), zap.String("via", addr))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(3 * time.Second):
+		}
+	}
+	return fmt.Errorf("the snapshot is restored, but the service's ACL tokens do not work in its ACL state: %w (docs/operations.md, backup and restore)", err)
 }
 
 func (s *snapshots) setRunning(what string) {

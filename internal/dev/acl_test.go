@@ -16,13 +16,11 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
-
-	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
 const aclBootstrappedLine = "Consul ACLs bootstrapped"
 
-// TestDevACLs: with security.acl.enabled a dev cluster comes up with ACLs
+// TestDevACLs: with the defaults (security.acl.enabled) a dev cluster comes up with ACLs
 // bootstrapped by the scheduler (default deny): anonymous KV reads get 403,
 // DNS still answers, the management token (given only with the operator
 // token) can do everything; after a SIGKILL of the scheduler the next one
@@ -37,7 +35,6 @@ func TestDevACLs(t *testing.T) {
 		Agents: 4, Servers: 3, WorkDir: workDir, Binary: binary,
 		MasterIP: "127.7.0.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
 		DNSRefresh: time.Second, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named("dev"),
-		ExtraEnv: []string{config.EnvACL + "=true"},
 	}
 	ctx := context.Background()
 	c, err := Start(ctx, opts)
@@ -71,11 +68,11 @@ func TestDevACLs(t *testing.T) {
 	operatorToken := strings.TrimSpace(string(tokenBytes))
 	mgmtToken := managementToken(t, c, operatorToken)
 
-	anon := consulClient(t, leaderIP)
+	anon := aclClient(t, c, leaderIP, "")
 	if _, _, err := anon.KV().Get("any", nil); !isStatus(err, 403) {
 		t.Fatalf("anonymous KV read: %v, want 403", err)
 	}
-	mgmt := aclClient(t, leaderIP, mgmtToken)
+	mgmt := aclClient(t, c, leaderIP, mgmtToken)
 	if _, err := mgmt.KV().Put(&consul.KVPair{Key: "acl-test", Value: []byte("v")}, nil); err != nil {
 		t.Fatalf("KV write with the management token: %v", err)
 	}
@@ -162,13 +159,17 @@ func managementToken(t *testing.T, c *Cluster, operatorToken string) string {
 	return out.SecretID
 }
 
-func aclClient(t *testing.T, ip, token string) *consul.Client {
+// aclClient is a client of the agent on ip with token ("": anonymous)
+// instead of the management token.
+func aclClient(t *testing.T, c *Cluster, ip, token string) *consul.Client {
 	t.Helper()
-	c, err := consul.NewClient(&consul.Config{Address: net.JoinHostPort(ip, "8500"), Token: token})
+	cfg := consulConfig(t, c, net.JoinHostPort(ip, "8500"))
+	cfg.Token = token
+	cl, err := consul.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return cl
 }
 
 func isStatus(err error, code int) bool {

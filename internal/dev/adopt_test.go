@@ -38,11 +38,11 @@ func volumes(t *testing.T, workDir string) []string {
 }
 
 // raftIDs is node name → raft node ID, read through the first server.
-func raftIDs(t *testing.T, tasks []masterTask) map[string]string {
+func raftIDs(t *testing.T, c *Cluster, tasks []masterTask) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	eventually(t, time.Minute, "the raft configuration", func() error {
-		peers, err := raftPeers(consulClient(t, servers(tasks)[0].AgentIP))
+		peers, err := raftPeers(consulClient(t, c, servers(tasks)[0].AgentIP))
 		if err != nil {
 			return err
 		}
@@ -114,12 +114,14 @@ func sameCluster(t *testing.T, what string, vols []string, ids map[string]string
 // task restarts. A server that fails afterwards relaunches on its own
 // volume, its reservation adopted from the offer.
 func TestAdoptLostStateWhileRunning(t *testing.T) {
-	fc := startFaultCluster(t, 20, 5, 3)
+	// ACLs off: the ACL tokens are lost with the state, and Consul's ACL
+	// reset is not automated (docs/security.md, "Lost scheduler state").
+	fc := startFaultCluster(t, 20, 5, 3, noACL)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "before-loss", 30)
+	writeThroughClient(t, fc.Cluster, tasks, "before-loss", 30)
 	written := map[string]int{"before-loss": 30}
 	ids, fwID := taskIDs(tasks), frameworkIDOf(t, tasks)
-	vols, raft := volumes(t, fc.opts.WorkDir), raftIDs(t, tasks)
+	vols, raft := volumes(t, fc.opts.WorkDir), raftIDs(t, fc.Cluster, tasks)
 	if len(vols) != 3 || len(raft) != 3 {
 		t.Fatalf("before: volumes %v raft %v", vols, raft)
 	}
@@ -135,8 +137,8 @@ func TestAdoptLostStateWhileRunning(t *testing.T) {
 	if got := taskIDs(tasks); fmt.Sprint(got) != fmt.Sprint(ids) {
 		t.Fatalf("tasks changed: %v, before %v", got, ids)
 	}
-	sameCluster(t, "after the state loss", vols, raft, volumes(t, fc.opts.WorkDir), raftIDs(t, tasks))
-	checkAllKeys(t, tasks, written)
+	sameCluster(t, "after the state loss", vols, raft, volumes(t, fc.opts.WorkDir), raftIDs(t, fc.Cluster, tasks))
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	steps := fc.adoptSteps(t)
 	if len(steps) != len(ids) || !strings.Contains(steps["adopt-consul-server-0"], fwID) {
 		t.Fatalf("adopt phase %v, want a step for each of %v", steps, ids)
@@ -152,8 +154,8 @@ func TestAdoptLostStateWhileRunning(t *testing.T) {
 	fc.waitRelaunched(t, victim.Name, victim.ID)
 	tasks, _ = fc.healthy(t, 3, 3*time.Minute)
 	t.Logf("RECOVERY adopted server relaunched on its adopted reservation after %s", time.Since(start).Round(100*time.Millisecond))
-	sameCluster(t, "after the relaunch", vols, raft, volumes(t, fc.opts.WorkDir), raftIDs(t, tasks))
-	checkAllKeys(t, tasks, written)
+	sameCluster(t, "after the relaunch", vols, raft, volumes(t, fc.opts.WorkDir), raftIDs(t, fc.Cluster, tasks))
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	fc.onlyEnded(t, fwID, victim.ID)
 }
 
@@ -167,12 +169,12 @@ func TestAdoptLostStateAfterFrameworkRemoved(t *testing.T) {
 	// new scheduler generates a new gossip key while the adopted servers keep
 	// the old keyring on their volumes, so new clients cannot join. The
 	// adoption itself is what this test checks: gossip encryption off.
-	fc := startFaultCluster(t, 21, 5, 3, config.EnvFailover+"=1m", noGossipKey)
+	fc := startFaultCluster(t, 21, 5, 3, config.EnvFailover+"=1m", noGossipKey, noACL) // as above
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "before-loss", 30)
+	writeThroughClient(t, fc.Cluster, tasks, "before-loss", 30)
 	written := map[string]int{"before-loss": 30}
 	fwID := frameworkIDOf(t, tasks)
-	vols, raft := volumes(t, fc.opts.WorkDir), raftIDs(t, tasks)
+	vols, raft := volumes(t, fc.opts.WorkDir), raftIDs(t, fc.Cluster, tasks)
 
 	fc.stopScheduler(15 * time.Second)
 	eventually(t, 4*time.Minute, "Mesos removes the framework after its failover timeout", func() error {
@@ -197,8 +199,8 @@ func TestAdoptLostStateAfterFrameworkRemoved(t *testing.T) {
 	if got := frameworkIDOf(t, tasks); got == fwID {
 		t.Fatalf("the removed framework %s came back", got)
 	}
-	sameCluster(t, "after adoption", vols, raft, volumes(t, fc.opts.WorkDir), raftIDs(t, tasks))
-	checkAllKeys(t, tasks, written)
+	sameCluster(t, "after adoption", vols, raft, volumes(t, fc.opts.WorkDir), raftIDs(t, fc.Cluster, tasks))
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	steps := fc.adoptSteps(t)
 	for i := 0; i < 3; i++ {
 		if m := steps[fmt.Sprintf("adopt-consul-server-%d", i)]; !strings.Contains(m, "found with no record") {

@@ -61,9 +61,14 @@ func TestDevAvailability(t *testing.T) {
 	for _, ip := range ips {
 		addrs = append(addrs, net.JoinHostPort(ip, "8500"))
 	}
-	w := startRotatingWriter(ctx, addrs, hist)
-	watch := startAvailWatch(ctx, ips)
-	readers := startReaders(ctx, hist, addrs)
+	token := clusterToken(t, fc.Cluster, addrs[0])
+	var cfgs []*consul.Config
+	for _, a := range addrs {
+		cfgs = append(cfgs, consulConfig(t, fc.Cluster, a))
+	}
+	w := startRotatingWriter(ctx, addrs, token, hist)
+	watch := startAvailWatch(ctx, ips, token)
+	readers := startReaders(ctx, hist, cfgs)
 	tasks := startTaskWatch(ctx, fc.Cluster)
 
 	cosmosURL, stopCosmos, err := fc.ServeCosmos()
@@ -248,7 +253,7 @@ func (av *availRun) settled(n int, timeout time.Duration) {
 			}
 			ipOf[tk.AgentIP] = tk.Name
 		}
-		cl := consulClient(av.t, srv["consul-server-0"].AgentIP)
+		cl := consulClient(av.t, av.fc.Cluster, srv["consul-server-0"].AgentIP)
 		cfg, err := cl.Operator().RaftGetConfiguration(nil)
 		if err != nil {
 			return err
@@ -300,7 +305,7 @@ func (av *availRun) leaderTask() (string, masterTask) {
 	eventually(av.t, time.Minute, "a leader", func() error {
 		srv := av.serverTasks()
 		for _, tk := range srv {
-			l, err := consulClient(av.t, tk.AgentIP).Status().Leader()
+			l, err := consulClient(av.t, av.fc.Cluster, tk.AgentIP).Status().Leader()
 			if err != nil || l == "" {
 				continue
 			}
@@ -386,17 +391,18 @@ type rotatingWriter struct {
 	okAt    []time.Time
 	lastOK  map[string]int // by key
 	lastKey string         // of the last acknowledged write
+	token   string         // the ACL management token
 	failed  int
 	unknown int
 	refused int
 	done    chan struct{}
 }
 
-func startRotatingWriter(ctx context.Context, addrs []string, h *history) *rotatingWriter {
-	w := &rotatingWriter{done: make(chan struct{}), lastOK: map[string]int{}}
+func startRotatingWriter(ctx context.Context, addrs []string, token string, h *history) *rotatingWriter {
+	w := &rotatingWriter{done: make(chan struct{}), lastOK: map[string]int{}, token: token}
 	var cls []*consul.Client
 	for _, a := range addrs {
-		cl, _ := consul.NewClient(&consul.Config{Address: a, HttpClient: &http.Client{Timeout: 2 * time.Second}})
+		cl, _ := consul.NewClient(&consul.Config{Address: a, Token: token, HttpClient: &http.Client{Timeout: 2 * time.Second}})
 		cls = append(cls, cl)
 	}
 	go func() {
@@ -484,7 +490,7 @@ func (w *rotatingWriter) lost(addrs []string) string {
 		var errs []string
 		read := false
 		for _, a := range addrs {
-			cl, _ := consul.NewClient(&consul.Config{Address: a, HttpClient: &http.Client{Timeout: 5 * time.Second}})
+			cl, _ := consul.NewClient(&consul.Config{Address: a, Token: w.token, HttpClient: &http.Client{Timeout: 5 * time.Second}})
 			p, _, err := cl.KV().Get(key, &consul.QueryOptions{RequireConsistent: true})
 			if err != nil || p == nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", a, err))

@@ -60,9 +60,11 @@ type autopilotReading struct {
 	lagOnly, partial bool
 }
 
-func startAvailWatch(ctx context.Context, ips []string) *availWatch {
+// startAvailWatch samples the servers at ips; token is the ACL token its
+// raft and autopilot reads carry.
+func startAvailWatch(ctx context.Context, ips []string, token string) *availWatch {
 	w := &availWatch{done: make(chan struct{})}
-	hc := &http.Client{Timeout: 1500 * time.Millisecond}
+	hc := &http.Client{Timeout: 1500 * time.Millisecond, Transport: tokenTransport(token)}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -392,4 +394,14 @@ func majorityAround(maj []majority, i int) (before, after majority) {
 		}
 	}
 	return before, after
+}
+
+// tokenTransport adds the ACL token to every request (the watch's clients
+// are built per probe from a bare http.Client).
+type tokenTransport string
+
+func (tok tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Consul-Token", string(tok))
+	return http.DefaultTransport.RoundTrip(r)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,13 +117,99 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 	}
 }
 
-func consulClient(t *testing.T, ip string) *consul.Client {
+// consulConfig is the one place the tests build a Consul API
+// configuration for an agent of the dev cluster c at hostPort (ip:port):
+// its address and the service's ACL management token (which the scheduler
+// hands out with the operator token, as `dcos-consul consul acl
+// management-token` reads it). The first call for a cluster waits until
+// the token works (the scheduler bootstraps ACLs after the servers elect a
+// leader); with ACLs off Consul ignores the token.
+func consulConfig(t testing.TB, c *Cluster, hostPort string) *consul.Config {
 	t.Helper()
-	c, err := consul.NewClient(&consul.Config{Address: net.JoinHostPort(ip, "8500")})
+	return &consul.Config{Address: hostPort, Token: clusterToken(t, c, hostPort)}
+}
+
+// consulClient is a client of the agent on ip's default HTTP port.
+func consulClient(t testing.TB, c *Cluster, ip string) *consul.Client {
+	t.Helper()
+	cl, err := consul.NewClient(consulConfig(t, c, net.JoinHostPort(ip, "8500")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return cl
+}
+
+var (
+	tokensMu sync.Mutex
+	tokens   = map[*Cluster]string{}
+)
+
+// clusterToken returns c's management token once it works at hostPort.
+func clusterToken(t testing.TB, c *Cluster, hostPort string) string {
+	t.Helper()
+	tokensMu.Lock()
+	defer tokensMu.Unlock()
+	if tok, ok := tokens[c]; ok {
+		return tok
+	}
+	var tok string
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		var err error
+		if tok, err = readManagementToken(c); err == nil {
+			err = aclReady(hostPort, tok)
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster's ACL management token does not work at %s: %v", hostPort, err)
+		}
+		time.Sleep(time.Second)
+	}
+	tokens[c] = tok
+	return tok
+}
+
+// readManagementToken asks the scheduler for the management token with the
+// operator token it wrote for the operator commands.
+func readManagementToken(c *Cluster) (string, error) {
+	op, err := os.ReadFile(c.OperatorTokenFile())
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequest(http.MethodGet, c.SchedulerURL+"/v1/acl/management-token", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Dcos-Consul-Token", strings.TrimSpace(string(op)))
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		SecretID string `json:"secret_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.SecretID == "" {
+		return "", fmt.Errorf("GET /v1/acl/management-token: %s %v", resp.Status, err)
+	}
+	return out.SecretID, nil
+}
+
+// aclReady: the token reads itself at hostPort (the ACL bootstrap is
+// done), or the agent runs without ACLs.
+func aclReady(hostPort, tok string) error {
+	cl, err := consul.NewClient(&consul.Config{Address: hostPort, Token: tok,
+		HttpClient: &http.Client{Timeout: 10 * time.Second}})
+	if err != nil {
+		return err
+	}
+	_, _, err = cl.ACL().TokenReadSelf(nil)
+	if err != nil && strings.Contains(err.Error(), "ACL support disabled") {
+		return nil
+	}
+	return err
 }
 
 // raftPeers returns the raft configuration as node name → (address, ID).
@@ -175,7 +262,7 @@ func checkCluster(t *testing.T, c *Cluster) []masterTask {
 	}
 
 	srv := servers(tasks)
-	client := consulClient(t, srv[0].AgentIP)
+	client := consulClient(t, c, srv[0].AgentIP)
 	eventually(t, 2*time.Minute, "a leader and exactly the 3 server tasks' agents as raft peers", func() error {
 		leader, err := client.Status().Leader()
 		if err != nil || leader == "" {
@@ -245,7 +332,7 @@ func checkCluster(t *testing.T, c *Cluster) []masterTask {
 
 // writeThroughClient writes keys through a client agent and checks that
 // every server has them in its own state (stale reads answer locally).
-func writeThroughClient(t *testing.T, tasks []masterTask, prefix string, n int) {
+func writeThroughClient(t *testing.T, c *Cluster, tasks []masterTask, prefix string, n int) {
 	t.Helper()
 	var clientIP string
 	for _, task := range tasks {
@@ -257,7 +344,7 @@ func writeThroughClient(t *testing.T, tasks []masterTask, prefix string, n int) 
 	if clientIP == "" {
 		t.Fatalf("no client task among %+v", tasks)
 	}
-	kv := consulClient(t, clientIP).KV()
+	kv := consulClient(t, c, clientIP).KV()
 	for i := 0; i < n; i++ {
 		key := fmt.Sprintf("%s/%d", prefix, i)
 		eventually(t, time.Minute, "writing "+key, func() error {
@@ -266,13 +353,13 @@ func writeThroughClient(t *testing.T, tasks []masterTask, prefix string, n int) 
 		})
 	}
 	for _, s := range servers(tasks) {
-		checkKeys(t, s.AgentIP, prefix, n)
+		checkKeys(t, c, s.AgentIP, prefix, n)
 	}
 }
 
-func checkKeys(t *testing.T, ip, prefix string, n int) {
+func checkKeys(t *testing.T, c *Cluster, ip, prefix string, n int) {
 	t.Helper()
-	kv := consulClient(t, ip).KV()
+	kv := consulClient(t, c, ip).KV()
 	eventually(t, time.Minute, "keys "+prefix+" on "+ip, func() error {
 		for i := 0; i < n; i++ {
 			key := fmt.Sprintf("%s/%d", prefix, i)
@@ -326,7 +413,7 @@ func TestDevClusterEndToEnd(t *testing.T) {
 	t.Logf("leader %s after %s", leader, time.Since(start))
 
 	tasks := checkCluster(t, c)
-	writeThroughClient(t, tasks, "before-kill", 20)
+	writeThroughClient(t, c, tasks, "before-kill", 20)
 
 	// Kill the executor of a server that is not the leader.
 	srv := servers(tasks)
@@ -338,7 +425,7 @@ func TestDevClusterEndToEnd(t *testing.T) {
 			break
 		}
 	}
-	peers, err := raftPeers(consulClient(t, leaderHost))
+	peers, err := raftPeers(consulClient(t, c, leaderHost))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +452,7 @@ func TestDevClusterEndToEnd(t *testing.T) {
 		return fmt.Errorf("%s not running", victim.Name)
 	})
 	eventually(t, 2*time.Minute, victim.Name+" back as the same raft peer", func() error {
-		peers, err := raftPeers(consulClient(t, leaderHost))
+		peers, err := raftPeers(consulClient(t, c, leaderHost))
 		if err != nil {
 			return err
 		}
@@ -375,11 +462,11 @@ func TestDevClusterEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	checkKeys(t, victim.AgentIP, "before-kill", 20)
+	checkKeys(t, c, victim.AgentIP, "before-kill", 20)
 	tasks = checkCluster(t, c)
-	writeThroughClient(t, tasks, "before-restart", 5)
+	writeThroughClient(t, c, tasks, "before-restart", 5)
 	ids := map[string]string{}
-	for name, p := range mustPeers(t, leaderHost) {
+	for name, p := range mustPeers(t, c, leaderHost) {
 		ids[name] = p.ID
 	}
 
@@ -393,10 +480,10 @@ func TestDevClusterEndToEnd(t *testing.T) {
 	stopped = false
 	tasks = checkCluster(t, c)
 	for _, s := range servers(tasks) {
-		checkKeys(t, s.AgentIP, "before-kill", 20)
-		checkKeys(t, s.AgentIP, "before-restart", 5)
+		checkKeys(t, c, s.AgentIP, "before-kill", 20)
+		checkKeys(t, c, s.AgentIP, "before-restart", 5)
 	}
-	after := mustPeers(t, servers(tasks)[0].AgentIP)
+	after := mustPeers(t, c, servers(tasks)[0].AgentIP)
 	for name, id := range ids {
 		if after[name] == nil || after[name].ID != id {
 			t.Fatalf("after resuming, %s has raft ID %v, want %s (the same data)", name, after[name], id)
@@ -404,12 +491,12 @@ func TestDevClusterEndToEnd(t *testing.T) {
 	}
 }
 
-func mustPeers(t *testing.T, ip string) map[string]*consul.RaftServer {
+func mustPeers(t *testing.T, c *Cluster, ip string) map[string]*consul.RaftServer {
 	t.Helper()
 	var peers map[string]*consul.RaftServer
 	eventually(t, time.Minute, "raft configuration", func() error {
 		var err error
-		peers, err = raftPeers(consulClient(t, ip))
+		peers, err = raftPeers(consulClient(t, c, ip))
 		return err
 	})
 	return peers

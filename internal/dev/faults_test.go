@@ -330,7 +330,7 @@ func (fc *faultCluster) checkHealthy(t *testing.T, nServers int) ([]masterTask, 
 	}
 
 	// A leader, and exactly the server tasks as voters.
-	client := consulClient(t, srv[0].AgentIP)
+	client := consulClient(t, fc.Cluster, srv[0].AgentIP)
 	leader, err := client.Status().Leader()
 	if err != nil || leader == "" {
 		return nil, "", fmt.Errorf("leader %q: %v", leader, err)
@@ -359,7 +359,7 @@ func (fc *faultCluster) checkHealthy(t *testing.T, nServers int) ([]masterTask, 
 	// Every task is an alive LAN member, and nothing else is alive: as
 	// every server sees it.
 	for _, s := range srv {
-		members, err := consulClient(t, s.AgentIP).Agent().Members(false)
+		members, err := consulClient(t, fc.Cluster, s.AgentIP).Agent().Members(false)
 		if err != nil {
 			return nil, "", fmt.Errorf("members via %s: %w", s.Name, err)
 		}
@@ -448,16 +448,16 @@ func taskIDs(ts []masterTask) map[string]string {
 // checkAllKeys reads every prefix back from every server (stale reads:
 // each server's own state) and through one client (a consistent read via
 // the leader).
-func checkAllKeys(t *testing.T, tasks []masterTask, written map[string]int) {
+func checkAllKeys(t *testing.T, c *Cluster, tasks []masterTask, written map[string]int) {
 	t.Helper()
 	for prefix, n := range written {
 		for _, s := range servers(tasks) {
-			checkKeys(t, s.AgentIP, prefix, n)
+			checkKeys(t, c, s.AgentIP, prefix, n)
 		}
 	}
 	for _, task := range tasks {
 		if strings.HasPrefix(task.Name, "consul-client-") {
-			kv := consulClient(t, task.AgentIP).KV()
+			kv := consulClient(t, c, task.AgentIP).KV()
 			for prefix, n := range written {
 				eventually(t, time.Minute, "consistent read of "+prefix+" through "+task.Name, func() error {
 					pairs, _, err := kv.List(prefix+"/", &consul.QueryOptions{RequireConsistent: true})
@@ -627,7 +627,7 @@ func TestFaultKillServerExecutor(t *testing.T) {
 	fc := startFaultCluster(t, 1, 5, 3)
 	tasks, leader := fc.healthy(t, 3, 3*time.Minute)
 	written := map[string]int{}
-	writeThroughClient(t, tasks, "before-follower-kill", 20)
+	writeThroughClient(t, fc.Cluster, tasks, "before-follower-kill", 20)
 	written["before-follower-kill"] = 20
 
 	for _, which := range []string{"follower", "leader"} {
@@ -638,7 +638,7 @@ func TestFaultKillServerExecutor(t *testing.T) {
 				break
 			}
 		}
-		before := mustPeers(t, leaderIP(leader))[victim.Name]
+		before := mustPeers(t, fc.Cluster, leaderIP(leader))[victim.Name]
 		if before == nil {
 			t.Fatalf("%s is not a raft peer", victim.Name)
 		}
@@ -653,15 +653,15 @@ func TestFaultKillServerExecutor(t *testing.T) {
 			t.Fatalf("%s relaunched on %s, want its own agent %s (its volume is there)", victim.Name, again.AgentIP, victim.AgentIP)
 		}
 		tasks, leader = fc.healthy(t, 3, 3*time.Minute)
-		checkAllKeys(t, tasks, written)
+		checkAllKeys(t, fc.Cluster, tasks, written)
 		recovery := time.Since(start)
-		after := mustPeers(t, leaderIP(leader))[victim.Name]
+		after := mustPeers(t, fc.Cluster, leaderIP(leader))[victim.Name]
 		if after == nil || after.ID != before.ID {
 			t.Fatalf("%s came back with raft ID %v, want %s (same data dir)", victim.Name, after, before.ID)
 		}
 		t.Logf("RECOVERY kill %s executor: %s (new leader %s)", which, recovery.Round(100*time.Millisecond), leader)
 		prefix := "after-" + which + "-kill"
-		writeThroughClient(t, tasks, prefix, 10)
+		writeThroughClient(t, fc.Cluster, tasks, prefix, 10)
 		written[prefix] = 10
 	}
 }
@@ -673,7 +673,7 @@ func TestFaultKillServerExecutor(t *testing.T) {
 func TestFaultRemoveServerAgent(t *testing.T) {
 	fc := startFaultCluster(t, 2, 6, 3, config.EnvReplaceAft+"=10s")
 	tasks, leader := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "before-remove", 20)
+	writeThroughClient(t, fc.Cluster, tasks, "before-remove", 20)
 	written := map[string]int{"before-remove": 20}
 
 	var victim masterTask
@@ -696,7 +696,7 @@ func TestFaultRemoveServerAgent(t *testing.T) {
 			break
 		}
 	}
-	kv := consulClient(t, other.AgentIP).KV()
+	kv := consulClient(t, fc.Cluster, other.AgentIP).KV()
 	for i := 0; i < 10; i++ {
 		key := fmt.Sprintf("during-replace/%d", i)
 		eventually(t, 2*time.Minute, "writing "+key+" while the server is replaced", func() error {
@@ -730,16 +730,16 @@ func TestFaultRemoveServerAgent(t *testing.T) {
 		t.Fatalf("%s relaunched on the removed agent", victim.Name)
 	}
 	tasks, leader = fc.healthy(t, 3, 4*time.Minute)
-	for name, p := range mustPeers(t, leaderIP(leader)) {
+	for name, p := range mustPeers(t, fc.Cluster, leaderIP(leader)) {
 		if h := leaderIP(p.Address); h == victim.AgentIP {
 			t.Fatalf("the removed server's raft peer %s (%s) is still in the configuration", name, p.Address)
 		}
 	}
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	t.Logf("RECOVERY remove server agent: %s (%s now on %s, leader %s)", time.Since(start).Round(100*time.Millisecond), victim.Name, moved.AgentIP, leader)
-	writeThroughClient(t, tasks, "after-replace", 10)
+	writeThroughClient(t, fc.Cluster, tasks, "after-replace", 10)
 	written["after-replace"] = 10
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 }
 
 // TestFaultSchedulerRestarts restarts the scheduler at three moments of a
@@ -791,7 +791,7 @@ func TestFaultSchedulerRestarts(t *testing.T) {
 	}
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
 	t.Logf("RECOVERY scheduler restart during the deploy: healthy %s after restart 2", time.Since(start).Round(100*time.Millisecond))
-	writeThroughClient(t, tasks, "before-restart-3", 20)
+	writeThroughClient(t, fc.Cluster, tasks, "before-restart-3", 20)
 	written := map[string]int{"before-restart-3": 20}
 	ids := taskIDs(tasks)
 	fwID := frameworkIDOf(t, tasks)
@@ -807,7 +807,7 @@ func TestFaultSchedulerRestarts(t *testing.T) {
 	if got := taskIDs(tasks); fmt.Sprint(got) != fmt.Sprint(ids) {
 		t.Fatalf("tasks changed across the restart: %v, before %v", got, ids)
 	}
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 
 	// The new scheduler still acts: a new agent gets a client.
 	fc.addAgentWithClient(t)
@@ -831,7 +831,7 @@ func TestFaultSchedulerRestarts(t *testing.T) {
 	}
 	fc.waitRelaunched(t, victim.Name, victim.ID)
 	tasks, _ = fc.healthy(t, 3, 3*time.Minute)
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	t.Logf("RECOVERY scheduler restart after a server failed while it was down: %s", time.Since(start).Round(100*time.Millisecond))
 
 	// No other task of this framework ever ended: nothing healthy was
@@ -870,7 +870,7 @@ func (fc *faultCluster) onlyEnded(t *testing.T, fwID string, allowed ...string) 
 func TestFaultRestartMaster(t *testing.T) {
 	fc := startFaultCluster(t, 4, 5, 3)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "before-master-restart", 20)
+	writeThroughClient(t, fc.Cluster, tasks, "before-master-restart", 20)
 	written := map[string]int{"before-master-restart": 20}
 	ids := taskIDs(tasks)
 	fwID := frameworkIDOf(t, tasks)
@@ -896,7 +896,7 @@ func TestFaultRestartMaster(t *testing.T) {
 	if got := taskIDs(tasks); fmt.Sprint(got) != fmt.Sprint(ids) {
 		t.Fatalf("tasks changed across the master restart: %v, before %v", got, ids)
 	}
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	fc.schedulerAlive(t)
 
 	fc.addAgentWithClient(t)
@@ -904,7 +904,7 @@ func TestFaultRestartMaster(t *testing.T) {
 	if got := frameworkIDOf(t, tasks); got != fwID {
 		t.Fatalf("framework ID changed: %s, was %s", got, fwID)
 	}
-	writeThroughClient(t, tasks, "after-master-restart", 10)
+	writeThroughClient(t, fc.Cluster, tasks, "after-master-restart", 10)
 	fc.onlyEnded(t, fwID)
 }
 
@@ -975,7 +975,7 @@ func TestFaultZooKeeperRestart(t *testing.T) {
 		t.Fatalf("the scheduler's state is not in ZooKeeper at %s: %v %v", root, kids, err)
 	}
 	t.Logf("state in ZooKeeper at %s: %v", root, kids)
-	writeThroughClient(t, tasks, "before-zk-restart", 20)
+	writeThroughClient(t, fc.Cluster, tasks, "before-zk-restart", 20)
 	written := map[string]int{"before-zk-restart": 20}
 	ids := taskIDs(tasks)
 
@@ -1045,7 +1045,7 @@ wait:
 			t.Fatalf("%s runs as %s, was %s: the ZooKeeper restart cost a task", name, got, id)
 		}
 	}
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	fc.onlyEnded(t, frameworkIDOf(t, tasks), victim.ID)
 	// What the scheduler's store went through (for the report).
 	if b, err := os.ReadFile(filepath.Join(fc.opts.WorkDir, "scheduler.log")); err == nil {
@@ -1090,7 +1090,7 @@ wait:
 func TestFaultClientAgents(t *testing.T) {
 	fc := startFaultCluster(t, 6, 5, 3, config.EnvReplaceAft+"=10s")
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "before-add", 20)
+	writeThroughClient(t, fc.Cluster, tasks, "before-add", 20)
 	written := map[string]int{"before-add": 20}
 
 	start := time.Now()
@@ -1102,14 +1102,14 @@ func TestFaultClientAgents(t *testing.T) {
 	t.Logf("RECOVERY add 2 client agents: %s until both clients are alive members", time.Since(start).Round(100*time.Millisecond))
 	// Each new client serves reads and writes.
 	for _, a := range added {
-		kv := consulClient(t, a.AgentIP).KV()
+		kv := consulClient(t, fc.Cluster, a.AgentIP).KV()
 		key := "via/" + a.Name
 		eventually(t, time.Minute, "writing through "+a.Name, func() error {
 			_, err := kv.Put(&consul.KVPair{Key: key, Value: []byte("x")}, nil)
 			return err
 		})
 	}
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 
 	// Remove one original client agent and one added one.
 	var victims []masterTask
@@ -1131,7 +1131,7 @@ func TestFaultClientAgents(t *testing.T) {
 	t.Logf("no removed client is an alive member %s after the removal", time.Since(start).Round(100*time.Millisecond))
 	// The scheduler force-leaves them (after SERVER_REPLACE_AFTER, 10 s
 	// here): no member stays on their addresses, not even as failed.
-	client := consulClient(t, servers(tasks)[0].AgentIP)
+	client := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP)
 	eventually(t, 2*time.Minute, "the removed clients force-left", func() error {
 		members, err := client.Agent().Members(false)
 		if err != nil {
@@ -1166,5 +1166,5 @@ func TestFaultClientAgents(t *testing.T) {
 		return nil
 	})
 	tasks, _ = fc.healthy(t, 3, time.Minute)
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 }

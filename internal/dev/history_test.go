@@ -118,13 +118,14 @@ func (h *history) check(timeout time.Duration) (porcupine.CheckResult, int) {
 // startReaders reads the history's current key with ?consistent through every server
 // (one client each) until ctx ends; failed reads are not recorded (they
 // have no effect).
-func startReaders(ctx context.Context, h *history, addrs []string) *sync.WaitGroup {
+func startReaders(ctx context.Context, h *history, cfgs []*consul.Config) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	for i, a := range addrs {
+	for i, cfg := range cfgs {
 		wg.Add(1)
-		go func(client int, addr string) {
+		cfg.HttpClient = &http.Client{Timeout: 2 * time.Second}
+		go func(client int, cfg *consul.Config) {
 			defer wg.Done()
-			cl, _ := consul.NewClient(&consul.Config{Address: addr, HttpClient: &http.Client{Timeout: 2 * time.Second}})
+			cl, _ := consul.NewClient(cfg)
 			for ctx.Err() == nil {
 				key := h.currentKey()
 				call := time.Now()
@@ -139,7 +140,7 @@ func startReaders(ctx context.Context, h *history, addrs []string) *sync.WaitGro
 				}
 				time.Sleep(25 * time.Millisecond)
 			}
-		}(i+1, a)
+		}(i+1, cfg)
 	}
 	return &wg
 }

@@ -38,7 +38,7 @@ type recoverVerdict struct {
 func TestRecoverAfterLosingTwoOfThreeServers(t *testing.T) {
 	fc := startFaultCluster(t, 28, 5, 3)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "before-outage", 10)
+	writeThroughClient(t, fc.Cluster, tasks, "before-outage", 10)
 	var v recoverVerdict
 	eventually(t, time.Minute, "the scheduler's verdict on a healthy cluster", func() error {
 		if err := json.Unmarshal([]byte(fc.operatorCmd(t, "--json", "recover", "status")), &v); err != nil {
@@ -83,7 +83,7 @@ func TestRecoverAfterLosingTwoOfThreeServers(t *testing.T) {
 
 	start = time.Now()
 	t.Logf("%s", fc.operatorCmd(t, "recover", "--confirm"))
-	c := consulClient(t, survivor.AgentIP)
+	c := consulClient(t, fc.Cluster, survivor.AgentIP)
 	eventually(t, 3*time.Minute, survivor.Name+" leads again", func() error {
 		leader, err := c.Status().Leader()
 		if err != nil || leader == "" {

@@ -55,15 +55,16 @@ func TestDevRollingUpdate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hist := &history{}
-	w := startWriter(ctx, net.JoinHostPort(client.AgentIP, "8500"), hist)
+	w := startWriter(ctx, consulConfig(t, fc.Cluster, net.JoinHostPort(client.AgentIP, "8500")), hist)
 	lw := startLeaderWatch(ctx, before)
-	var serverAddrs, serverIPs []string
+	var serverCfgs []*consul.Config
+	var serverIPs []string
 	for _, tk := range before {
-		serverAddrs = append(serverAddrs, net.JoinHostPort(tk.AgentIP, "8500"))
+		serverCfgs = append(serverCfgs, consulConfig(t, fc.Cluster, net.JoinHostPort(tk.AgentIP, "8500")))
 		serverIPs = append(serverIPs, tk.AgentIP)
 	}
-	aw := startAvailWatch(ctx, serverIPs)
-	readers := startReaders(ctx, hist, serverAddrs)
+	aw := startAvailWatch(ctx, serverIPs, serverCfgs[0].Token)
+	readers := startReaders(ctx, hist, serverCfgs)
 
 	// The option changes as a DC/OS user changes it: `update start
 	// --options` to Cosmos (dev's stand-in renders the package with the new
@@ -169,7 +170,7 @@ func TestDevRollingUpdate(t *testing.T) {
 	t.Logf("ROLLING UPDATE 3 servers: total %.1f s (%.1f s a server); longest write gap %.2f s; writes ok %d, failed %d, unknown %d; "+
 		"no leader on any server %.2f s; samples with more than one server without a leader: %d; leaders seen %v",
 		total.Seconds(), total.Seconds()/3, gap.Seconds(), ok, failed, unknown, noLeader.Seconds(), multi, order)
-	if lost := w.lost(ctx, net.JoinHostPort(client.AgentIP, "8500")); lost != "" {
+	if lost := w.lost(ctx, consulConfig(t, fc.Cluster, net.JoinHostPort(client.AgentIP, "8500"))); lost != "" {
 		t.Errorf("acknowledged write lost: %s", lost)
 	}
 	res, n := hist.check(2 * time.Minute)
@@ -201,9 +202,10 @@ type writer struct {
 	done    chan struct{}
 }
 
-func startWriter(ctx context.Context, addr string, h *history) *writer {
+func startWriter(ctx context.Context, cfg *consul.Config, h *history) *writer {
 	w := &writer{done: make(chan struct{})}
-	cl, _ := consul.NewClient(&consul.Config{Address: addr, HttpClient: &http.Client{Timeout: 2 * time.Second}})
+	cfg.HttpClient = &http.Client{Timeout: 2 * time.Second}
+	cl, _ := consul.NewClient(cfg)
 	go func() {
 		defer close(w.done)
 		for i := 1; ctx.Err() == nil; i++ {
@@ -257,8 +259,8 @@ func (w *writer) result(from time.Time) (gap time.Duration, ok, failed, unknown 
 
 // lost reads the key back (consistent): it must hold the last
 // acknowledged value or a later one whose outcome was unknown.
-func (w *writer) lost(ctx context.Context, addr string) string {
-	cl, _ := consul.NewClient(&consul.Config{Address: addr})
+func (w *writer) lost(ctx context.Context, cfg *consul.Config) string {
+	cl, _ := consul.NewClient(cfg)
 	p, _, err := cl.KV().Get("rolling/last", &consul.QueryOptions{RequireConsistent: true})
 	if err != nil || p == nil {
 		return fmt.Sprintf("reading it back: %v", err)

@@ -81,7 +81,7 @@ func TestDevSecurityDefaults(t *testing.T) {
 	operatorToken := strings.TrimSpace(string(tokenBytes))
 
 	// Gossip is encrypted with exactly one key, the scheduler's.
-	cc := consulClient(t, srv[0].AgentIP)
+	cc := consulClient(t, c, srv[0].AgentIP)
 	self, err := cc.Agent().Self()
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,16 @@ func TestDevSecurityDefaults(t *testing.T) {
 		t.Fatalf("no single LAN gossip key: %+v", rings)
 	}
 
-	checkWrongKeyCannotJoin(t, srv[0].AgentIP)
+	// ACLs are on by default, default deny: an anonymous KV read gets
+	// 403 (cc, with the management token, wrote the key).
+	if _, err := cc.KV().Put(&consul.KVPair{Key: "secured", Value: []byte("v")}, nil); err != nil {
+		t.Fatalf("KV write with the management token: %v", err)
+	}
+	if p, _, err := aclClient(t, c, srv[0].AgentIP, "").KV().Get("secured", nil); !isStatus(err, 403) || p != nil {
+		t.Fatalf("anonymous KV read: %v %v, want 403", p, err)
+	}
+
+	checkWrongKeyCannotJoin(t, c, srv[0].AgentIP)
 	checkMutatingRoutesNeedTheToken(t, c, operatorToken)
 	checkLoopbackListeners(t, workDir)
 	newKey := checkKeyringRotation(t, c, tasks, gossipKey)
@@ -317,7 +326,7 @@ func apiReadPaths(t *testing.T, c *Cluster) []string {
 
 // checkWrongKeyCannotJoin starts a Consul client with a fresh key next to
 // the cluster and checks it never becomes a member.
-func checkWrongKeyCannotJoin(t *testing.T, serverIP string) {
+func checkWrongKeyCannotJoin(t *testing.T, c *Cluster, serverIP string) {
 	t.Helper()
 	key, err := secrets.NewGossipKey(nil2())
 	if err != nil {
@@ -337,7 +346,7 @@ func checkWrongKeyCannotJoin(t *testing.T, serverIP string) {
 	if err := a.Ready(ctx); err == nil {
 		t.Fatal("an agent with another gossip key joined the cluster")
 	}
-	members, err := consulClient(t, serverIP).Agent().Members(false)
+	members, err := consulClient(t, c, serverIP).Agent().Members(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +499,7 @@ func checkKeyringRotation(t *testing.T, c *Cluster, tasks []masterTask, oldKey s
 			clientIP = task.AgentIP
 		}
 	}
-	kv := consulClient(t, clientIP).KV()
+	kv := consulClient(t, c, clientIP).KV()
 	stop := make(chan struct{})
 	type result struct {
 		ok, failed int
@@ -546,7 +555,7 @@ func checkKeyringRotation(t *testing.T, c *Cluster, tasks []masterTask, oldKey s
 	srv := servers(tasks)
 	var newKey string
 	for _, s := range srv {
-		rings, err := consulClient(t, s.AgentIP).Operator().KeyringList(nil)
+		rings, err := consulClient(t, c, s.AgentIP).Operator().KeyringList(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -590,7 +599,7 @@ func checkKeyringRotation(t *testing.T, c *Cluster, tasks []masterTask, oldKey s
 		if !again {
 			return fmt.Errorf("%s not relaunched yet", victim.Name)
 		}
-		members, err := consulClient(t, srv[0].AgentIP).Agent().Members(false)
+		members, err := consulClient(t, c, srv[0].AgentIP).Agent().Members(false)
 		if err != nil {
 			return err
 		}

@@ -21,13 +21,31 @@ import (
 func (fc *faultCluster) operatorCmd(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"consul", "--url", fc.SchedulerURL}, args...)...)
-	// The scheduler's mutating routes need its operator token.
-	cmd.Env = append(os.Environ(), operator.EnvTokenFile+"="+fc.OperatorTokenFile())
+	// The scheduler's mutating routes need its operator token; the
+	// commands that ask Consul directly (members, raft peers, recover
+	// status) a Consul token, which an operator puts in a file as here.
+	cmd.Env = append(os.Environ(), operator.EnvTokenFile+"="+fc.OperatorTokenFile(),
+		"CONSUL_HTTP_TOKEN_FILE="+consulTokenFile(t, fc.Cluster))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("dcos-consul consul %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// consulTokenFile writes c's management token to a file only the owner
+// reads, as `dcos-consul consul acl management-token > file` would.
+func consulTokenFile(t *testing.T, c *Cluster) string {
+	t.Helper()
+	tok, err := readManagementToken(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "consul-token")
+	if err := os.WriteFile(f, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 type snapshotEntry struct {
@@ -52,7 +70,7 @@ func (fc *faultCluster) snapshotList(t *testing.T) []snapshotEntry {
 func TestSnapshotSaveDeleteRestore(t *testing.T) {
 	fc := startFaultCluster(t, 22, 4, 3, config.EnvBackupInterval+"=20s", config.EnvBackupKeep+"=2")
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "snap", 40)
+	writeThroughClient(t, fc.Cluster, tasks, "snap", 40)
 	written := map[string]int{"snap": 40}
 
 	out := fc.operatorCmd(t, "snapshot", "save")
@@ -68,7 +86,7 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 		t.Fatalf("the saved snapshot is not listed: %s, list %+v", out, es)
 	}
 
-	kv := consulClient(t, servers(tasks)[0].AgentIP).KV()
+	kv := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).KV()
 	if _, err := kv.DeleteTree("snap/", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +96,7 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 	}
 	start := time.Now()
 	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", name)))
-	checkAllKeys(t, tasks, written)
+	checkAllKeys(t, fc.Cluster, tasks, written)
 	t.Logf("RESTORE every key back %s after the restore began", time.Since(start).Round(100*time.Millisecond))
 
 	// The schedule: two more snapshots 20 s apart; the manual one is pruned.
@@ -124,10 +142,16 @@ func TestSnapshotSaveDeleteRestore(t *testing.T) {
 	t.Logf("backup plan: %s", msg)
 }
 
-// TestSnapshotRestoreIntoAFreshInstall: a snapshot taken by one install is
-// restored into a fresh install of the same datacenter (another simulated
-// cluster, empty servers) that uses the same backup target: every key is
-// back.
+// TestSnapshotRestoreIntoAFreshInstall is issue 12's "writes keys, takes a
+// snapshot, uninstalls, installs again and restores: every key back, with
+// ACLs on": a snapshot taken by one install is restored into a fresh
+// install of the same datacenter (another simulated cluster, empty
+// servers, its own ACL tokens) that uses the same backup target. The
+// restore replaces the ACL state with the snapshot's; the new install's
+// tokens work again afterwards (re-created with the first install's
+// management token stored beside the snapshot): every key is back, read
+// with the new install's management token, its agents keep writing with
+// its agent token, and anonymous reads are still refused.
 func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs two dev clusters with real Consul")
@@ -138,7 +162,7 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	t.Run("first install", func(t *testing.T) {
 		fc := startFaultCluster(t, 24, 4, 3, config.EnvBackupTarget+"="+target)
 		tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-		writeThroughClient(t, tasks, "fresh", written["fresh"])
+		writeThroughClient(t, fc.Cluster, tasks, "fresh", written["fresh"])
 		out := fc.operatorCmd(t, "--json", "snapshot", "save")
 		var e snapshotEntry
 		if err := json.Unmarshal([]byte(out), &e); err != nil {
@@ -151,7 +175,7 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	}
 	fc := startFaultCluster(t, 25, 4, 3, config.EnvBackupTarget+"="+target)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	pairs, _, err := consulClient(t, servers(tasks)[0].AgentIP).KV().List("fresh/", nil)
+	pairs, _, err := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).KV().List("fresh/", nil)
 	if err != nil || len(pairs) != 0 {
 		t.Fatalf("the fresh install has %d keys already (%v)", len(pairs), err)
 	}
@@ -162,8 +186,31 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	if !listed {
 		t.Fatalf("the fresh install does not list %s", name)
 	}
-	fc.operatorCmd(t, "snapshot", "restore", name)
-	checkAllKeys(t, tasks, written)
+	if fi, err := os.Stat(filepath.Join(strings.TrimPrefix(target, "file://"), name+".acl")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the snapshot's ACL companion: %v %v, want mode 0600", fi, err)
+	}
+	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", name)))
+	checkAllKeys(t, fc.Cluster, tasks, written)
+	// The snapshot's ACL state replaced the fresh install's: its
+	// management token is the one re-created from the companion.
+	self, _, err := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).ACL().TokenReadSelf(nil)
+	if err != nil || !strings.Contains(self.Description, "re-created after a snapshot restore") {
+		t.Fatalf("the management token after the restore: %+v %v", self, err)
+	}
+	writeThroughClient(t, fc.Cluster, tasks, "after-restore", 5)
+	if p, _, err := aclClient(t, fc.Cluster, servers(tasks)[0].AgentIP, "").KV().Get("fresh/0", nil); !isStatus(err, 403) || p != nil {
+		t.Fatalf("anonymous KV read after the restore: %v %v, want 403", p, err)
+	}
+	eventually(t, 2*time.Minute, "every agent registered in the catalog with the new install's agent token", func() error {
+		nodes, _, err := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).Catalog().Nodes(nil)
+		if err != nil {
+			return err
+		}
+		if len(nodes) != 4 {
+			return fmt.Errorf("%d catalog nodes, want 4", len(nodes))
+		}
+		return nil
+	})
 }
 
 type locatedSnapshot struct {
@@ -180,7 +227,7 @@ type locatedSnapshot struct {
 func TestSnapshotCopiesOnServerVolumes(t *testing.T) {
 	fc := startFaultCluster(t, 23, 4, 3, config.EnvBackupInterval+"=1h", config.EnvBackupKeep+"=2")
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	writeThroughClient(t, tasks, "vol", 25)
+	writeThroughClient(t, fc.Cluster, tasks, "vol", 25)
 	out := fc.operatorCmd(t, "snapshot", "save")
 	t.Logf("%s", strings.TrimSpace(out))
 	var snap locatedSnapshot
@@ -233,13 +280,13 @@ func TestSnapshotCopiesOnServerVolumes(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(fc.opts.WorkDir, "scheduler", "snapshot-staging")); err != nil {
 		t.Fatal(err)
 	}
-	kv := consulClient(t, servers(tasks)[0].AgentIP).KV()
+	kv := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP).KV()
 	if _, err := kv.DeleteTree("vol/", nil); err != nil {
 		t.Fatal(err)
 	}
 	start = time.Now()
 	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", snap.Name)))
-	checkAllKeys(t, tasks, map[string]int{"vol": 25})
+	checkAllKeys(t, fc.Cluster, tasks, map[string]int{"vol": 25})
 	t.Logf("VOLUMES restore from a volume copy: every key back %s after the restore began", time.Since(start).Round(100*time.Millisecond))
 }
 

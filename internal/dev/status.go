@@ -197,6 +197,7 @@ func Summary(s Status, schedulerURL, masterURL, dnsAddr, workDir string) string 
 	fmt.Fprintf(&b, "  Mesos master      %s\n", masterURL)
 	fmt.Fprintf(&b, "  Scheduler API     %s/v1/plans/deploy\n", schedulerURL)
 	fmt.Fprintf(&b, "  Logs              %s/dev.log, %s/scheduler.log\n", workDir, workDir)
+	b.WriteString("  ACL token         dcos-consul consul acl management-token   (ACLs are on by default: the UI and the KV API ask for it)\n")
 	b.WriteString("\nThings to try (in another terminal):\n")
 	b.WriteString("  dcos-consul consul plan show          the deployment, phase by phase\n")
 	b.WriteString("  dcos-consul dev fault kill-server     kill a Consul server; this status line shows it heal\n")

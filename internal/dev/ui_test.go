@@ -2,7 +2,9 @@ package dev
 
 import (
 	"fmt"
+	"html"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -28,7 +30,8 @@ func get(client *http.Client, url string) (int, string, error) {
 // TestDevConsulUIThroughScheduler: the scheduler's "/" (what the DC/OS UI's
 // "Open Service" and dev's summary open) serves Consul's web UI from a
 // running agent, and the Consul API routes the UI calls, only those, under
-// /consul/v1/.
+// /consul/v1/, with ACLs on (the default): Consul's 403 without a token,
+// the answer with one.
 func TestDevConsulUIThroughScheduler(t *testing.T) {
 	fc := startFaultCluster(t, 90, 2, 1)
 	tasks, _ := fc.healthy(t, 1, 4*time.Minute)
@@ -71,13 +74,32 @@ func TestDevConsulUIThroughScheduler(t *testing.T) {
 
 	// KV through the proxy: what the UI reads is allowed; the rest of the
 	// Consul API is not reachable through the scheduler.
-	kv := consulClient(t, tasks[0].AgentIP).KV()
+	kv := consulClient(t, fc.Cluster, tasks[0].AgentIP).KV()
 	if _, err := kv.Put(&consul.KVPair{Key: "ui-test/greeting", Value: []byte("hello")}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// ACLs are on (the default): an anonymous read through the proxy gets
+	// Consul's own 403, on which the UI asks for a token as Consul's does;
+	// with the token in X-Consul-Token (where the UI puts it) it works.
 	code, body, err = get(client, fc.SchedulerURL+"/consul/v1/kv/ui-test/greeting?raw")
-	if err != nil || code != http.StatusOK || body != "hello" {
-		t.Errorf("GET /consul/v1/kv/ui-test/greeting?raw: %d %v %q, want 200 hello", code, err, body)
+	if err != nil || code != http.StatusForbidden || !strings.Contains(body, "Permission denied") {
+		t.Errorf("anonymous GET /consul/v1/kv/ui-test/greeting?raw: %d %v %q, want Consul's 403", code, err, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, fc.SchedulerURL+"/consul/v1/kv/ui-test/greeting?raw", nil)
+	req.Header.Set("X-Consul-Token", consulConfig(t, fc.Cluster, net.JoinHostPort(tasks[0].AgentIP, "8500")).Token)
+	if resp, err := client.Do(req); err != nil {
+		t.Errorf("GET /consul/v1/kv/ui-test/greeting?raw with X-Consul-Token: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "hello" {
+			t.Errorf("GET /consul/v1/kv/ui-test/greeting?raw with X-Consul-Token: %d %q, want 200 hello", resp.StatusCode, b)
+		}
+	}
+	// The UI knows ACLs are on from the agent's configuration in the
+	// index (it then shows its login instead of empty pages).
+	if cfg := uiConfig(index); !strings.Contains(cfg, `"ACLsEnabled":true`) {
+		t.Errorf("the UI's configuration does not say ACLs are on: %q", cfg)
 	}
 	for _, p := range []string{"/consul/v1/agent/self", "/consul/v1/snapshot", "/consul/v1/acl/../agent/members"} {
 		code, body, err = get(client, fc.SchedulerURL+p)
@@ -107,4 +129,16 @@ func TestDevConsulUIThroughScheduler(t *testing.T) {
 	if code, body, err := get(client, fc.SchedulerURL+"/v1/plans/deploy"); err != nil || code != http.StatusOK {
 		t.Errorf("GET /v1/plans/deploy: %d %v %.200s", code, err, body)
 	}
+}
+
+// uiConfig is the agent's configuration document in Consul's UI index
+// (<script type="application/json" data-consul-ui-config>), without spaces.
+func uiConfig(index string) string {
+	_, after, ok := strings.Cut(index, "data-consul-ui-config")
+	if !ok {
+		return ""
+	}
+	_, doc, _ := strings.Cut(after, ">")
+	doc, _, _ = strings.Cut(doc, "</script>")
+	return strings.Join(strings.Fields(html.UnescapeString(doc)), "")
 }

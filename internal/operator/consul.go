@@ -140,6 +140,11 @@ func (c *Commands) consulAddrs(ctx context.Context) ([]string, error) {
 }
 
 func (c *Commands) noConsul(errs []string) error {
+	for _, e := range errs {
+		if refused(e) {
+			return fmt.Errorf("Consul refused the request (ACLs are on, default deny):\n  %s\n%s", strings.Join(errs, "\n  "), tokenHint)
+		}
+	}
 	return fmt.Errorf("no Consul server answered:\n  %s\nThe servers' HTTP API must be reachable from where this command runs (on DC/OS: from inside the cluster, e.g. on a master); or pass --consul <host:port> of an agent you can reach",
 		strings.Join(errs, "\n  "))
 }

@@ -23,6 +23,7 @@ type fakeConsul struct {
 	members map[string][]Member
 	peers   map[string][]Peer // fresh answers
 	stale   map[string][]Peer // answers only with stale
+	deny    bool              // ACLs on, no token: 403
 }
 
 func (f *fakeConsul) Members(_ context.Context, addr string) ([]Member, error) {
@@ -44,6 +45,9 @@ func (f *fakeConsul) RaftPeers(_ context.Context, addr string, stale bool) ([]Pe
 	}
 	if p, ok := f.stale[addr]; ok && stale {
 		return append([]Peer(nil), p...), nil
+	}
+	if f.deny {
+		return nil, errors.New("Unexpected response code: 403 (Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' lacks permission 'operator:read')")
 	}
 	return nil, errors.New("Unexpected response code: 500 (No cluster leader)")
 }
@@ -129,6 +133,12 @@ func TestConsulErrors(t *testing.T) {
 	c.Consul, c.ConsulAddr = fc, "127.0.0.1:8500"
 	if err := c.Members(ctx); err != nil || fmt.Sprint(fc.asked) != "[members 127.0.0.1:8500]" {
 		t.Fatalf("%v %v", err, fc.asked)
+	}
+	// ACLs on and no CONSUL_HTTP_TOKEN: the error says which token to set.
+	c.Consul, c.ConsulAddr = &fakeConsul{deny: true}, ""
+	if err := c.RaftPeers(ctx); err == nil || !strings.Contains(err.Error(), "403") ||
+		!strings.Contains(err.Error(), "CONSUL_HTTP_TOKEN_FILE") || !strings.Contains(err.Error(), "acl management-token") {
+		t.Fatalf("%v", err)
 	}
 	// No server running.
 	v := testView()

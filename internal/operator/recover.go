@@ -118,7 +118,13 @@ func (c *Commands) recoverVerdict(ctx context.Context) (QuorumVerdict, error) {
 		if p.Info.Ports.Server > 0 {
 			sv.RaftAddr = net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.Server))
 		}
-		views = append(views, c.serverView(ctx, sv))
+		v := c.serverView(ctx, sv)
+		if refused(v.Error) {
+			// A server that refuses the token is alive: counting it as
+			// lost would read a healthy cluster as one without quorum.
+			return QuorumVerdict{}, fmt.Errorf("%s refused GET /v1/agent/self (ACLs are on, default deny): %s\n%s", v.Name, v.Error, tokenHint)
+		}
+		views = append(views, v)
 	}
 	v := Verdict(len(views), views)
 	v.Scheduler, v.SchedulerErr = c.schedulerVerdict(ctx)
@@ -136,6 +142,14 @@ func (c *Commands) schedulerVerdict(ctx context.Context) (*recovery.Quorum, stri
 		return nil, err.Error()
 	}
 	return &q, ""
+}
+
+// tokenHint says how to give the commands that ask Consul directly a token.
+const tokenHint = "Set CONSUL_HTTP_TOKEN_FILE (or CONSUL_HTTP_TOKEN) to a token with agent:read and operator:read, e.g. the management token that `dcos-consul consul acl management-token` prints"
+
+// refused: Consul's answer to a request whose token lacks the right.
+func refused(e string) bool {
+	return strings.Contains(e, "403") || strings.Contains(e, "Permission denied") || strings.Contains(e, "ACL not found")
 }
 
 // RecoverStatus asks every server the scheduler knows of for its raft
@@ -235,13 +249,15 @@ func (c *Commands) RecoverConfirm(ctx context.Context) error {
 	return nil
 }
 
-// serverView asks one server through its HTTP API (3 s at most).
+// serverView asks one server through its HTTP API (10 s at most: a
+// candidate server of a cluster without quorum, on a loaded host, has been
+// seen to take over 3 s).
 func (c *Commands) serverView(ctx context.Context, sv ServerView) ServerView {
 	h, ok := c.Consul.(HTTPConsul)
 	if !ok {
 		h = HTTPConsul{}
 	}
-	h.Timeout = 3 * time.Second
+	h.Timeout = 10 * time.Second
 	cl, err := h.client(sv.Address)
 	if err != nil {
 		sv.Error = err.Error()

@@ -4,11 +4,13 @@ package realmesos
 // in _test.go files there, so they cannot be imported).
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,18 +43,59 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 	}
 }
 
-// consulClient talks to the Consul agent on ip:8500 (the HTTP port the
-// scheduler gives every task), with a timeout on every request.
-func consulClient(t *testing.T, ip string) *consul.Client {
+// consulConfig is the one place these tests build a Consul API
+// configuration: the agent at hostPort, the service's ACL management token
+// (read from the scheduler s once it works there: the scheduler
+// bootstraps ACLs after the servers elect a leader), a timeout on every
+// request.
+func consulConfig(t *testing.T, s *Scheduler, hostPort string) *consul.Config {
 	t.Helper()
-	c, err := consul.NewClient(&consul.Config{
-		Address:    net.JoinHostPort(ip, "8500"),
-		HttpClient: &http.Client{Timeout: 10 * time.Second},
-	})
+	return &consul.Config{Address: hostPort, Token: managementToken(t, s, hostPort),
+		HttpClient: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// consulClient talks to the Consul agent on ip:8500 (the HTTP port the
+// scheduler gives every task).
+func consulClient(t *testing.T, s *Scheduler, ip string) *consul.Client {
+	t.Helper()
+	c, err := consul.NewClient(consulConfig(t, s, net.JoinHostPort(ip, "8500")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+var (
+	tokenMu sync.Mutex
+	tokens  = map[*Scheduler]string{}
+)
+
+// managementToken is s's management token, once it reads itself at
+// hostPort (or the agent runs without ACLs).
+func managementToken(t *testing.T, s *Scheduler, hostPort string) string {
+	t.Helper()
+	tokenMu.Lock()
+	defer tokenMu.Unlock()
+	if tok, ok := tokens[s]; ok {
+		return tok
+	}
+	var tok string
+	eventually(t, 4*time.Minute, "the ACL management token works at "+hostPort, func() error {
+		var err error
+		if tok, err = s.ManagementToken(context.Background()); err != nil {
+			return err
+		}
+		cl, err := consul.NewClient(&consul.Config{Address: hostPort, Token: tok, HttpClient: &http.Client{Timeout: 10 * time.Second}})
+		if err != nil {
+			return err
+		}
+		if _, _, err = cl.ACL().TokenReadSelf(nil); err != nil && !strings.Contains(err.Error(), "ACL support disabled") {
+			return err
+		}
+		return nil
+	})
+	tokens[s] = tok
+	return tok
 }
 
 // raftPeers returns the raft configuration as node name → server.

@@ -385,7 +385,7 @@ func (su *suite) checkHealthy(t *testing.T, nServers int) ([]task, string, error
 // every task (and nothing else) an alive LAN member as each server sees it.
 func (su *suite) checkConsul(t *testing.T, tasks []task) (string, error) {
 	srv := servers(tasks)
-	client := consulClient(t, srv[0].AgentIP)
+	client := consulClient(t, su.s, srv[0].AgentIP)
 	leader, err := client.Status().Leader()
 	if err != nil || leader == "" {
 		return "", fmt.Errorf("leader %q: %v", leader, err)
@@ -415,7 +415,7 @@ func (su *suite) checkConsul(t *testing.T, tasks []task) (string, error) {
 	}
 	sort.Strings(wantAlive)
 	for _, s := range srv {
-		members, err := consulClient(t, s.AgentIP).Agent().Members(false)
+		members, err := consulClient(t, su.s, s.AgentIP).Agent().Members(false)
 		if err != nil {
 			return "", fmt.Errorf("members via %s: %w", s.Name, err)
 		}
@@ -487,7 +487,7 @@ func (su *suite) writeKeys(t *testing.T, tasks []task, prefix string, n int) {
 	if via.Name == "" {
 		t.Fatalf("no client task among %v", taskNames(tasks))
 	}
-	kv := consulClient(t, via.AgentIP).KV()
+	kv := consulClient(t, su.s, via.AgentIP).KV()
 	for i := 0; i < n; i++ {
 		key := fmt.Sprintf("%s/%d", prefix, i)
 		eventually(t, time.Minute, "writing "+key+" through "+via.Name, func() error {
@@ -504,7 +504,7 @@ func (su *suite) checkAllKeys(t *testing.T, tasks []task) {
 	t.Helper()
 	for prefix, n := range su.written {
 		for _, tk := range tasks {
-			kv := consulClient(t, tk.AgentIP).KV()
+			kv := consulClient(t, su.s, tk.AgentIP).KV()
 			opts := &consul.QueryOptions{AllowStale: true}
 			if !isServer(tk) {
 				opts = &consul.QueryOptions{RequireConsistent: true}
@@ -649,7 +649,7 @@ func (su *suite) peers(t *testing.T, ip string) map[string]*consul.RaftServer {
 	var peers map[string]*consul.RaftServer
 	eventually(t, time.Minute, "the raft configuration", func() error {
 		var err error
-		peers, err = raftPeers(consulClient(t, ip))
+		peers, err = raftPeers(consulClient(t, su.s, ip))
 		return err
 	})
 	return peers

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,9 +20,10 @@ import (
 // environment the DC/OS package gives it (marathon.json), pointed at the
 // real cluster: MESOS_MASTER=zk://.../mesos, its state in ZooKeeper.
 type Scheduler struct {
-	URL  string // http://ip:port of its API
-	env  []string
-	proc *proc
+	URL       string // http://ip:port of its API
+	tokenFile string // where it writes its operator token
+	env       []string
+	proc      *proc
 }
 
 // SchedulerOptions configure the scheduler process.
@@ -65,6 +67,9 @@ func (c *Cluster) NewScheduler(o SchedulerOptions) (*Scheduler, error) {
 		config.EnvServerDisk + "=256",
 		config.EnvClientCPUs + "=0.1",
 		config.EnvClientMem + "=128",
+		// The operator token, for the mutating routes and the ACL
+		// management token (ManagementToken).
+		config.EnvOperatorTokenFile + "=" + filepath.Join(c.opts.Dir, "operator-token"),
 	}
 	env = append(env, o.ExtraEnv...)
 	logPath := o.LogPath
@@ -72,8 +77,9 @@ func (c *Cluster) NewScheduler(o SchedulerOptions) (*Scheduler, error) {
 		logPath = filepath.Join(c.opts.Dir, "scheduler.log")
 	}
 	return &Scheduler{
-		URL: "http://" + net.JoinHostPort(c.MasterIP(), strconv.Itoa(port)),
-		env: env,
+		URL:       "http://" + net.JoinHostPort(c.MasterIP(), strconv.Itoa(port)),
+		tokenFile: filepath.Join(c.opts.Dir, "operator-token"),
+		env:       env,
 		proc: &proc{
 			name: "dcos-consul scheduler", path: o.Binary, args: []string{"scheduler"},
 			env: env, logPath: logPath,
@@ -133,4 +139,33 @@ func (s *Scheduler) getJSON(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("GET %s (%s): %w", path, resp.Status, err)
 	}
 	return nil
+}
+
+// ManagementToken reads the service's Consul ACL management token from the
+// scheduler's API with its operator token, as `dcos-consul consul acl
+// management-token` does.
+func (s *Scheduler) ManagementToken(ctx context.Context) (string, error) {
+	op, err := os.ReadFile(s.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("the operator token: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/v1/acl/management-token", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Dcos-Consul-Token", strings.TrimSpace(string(op)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		SecretID string `json:"secret_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.SecretID == "" {
+		return "", fmt.Errorf("GET /v1/acl/management-token: %s (%v)", resp.Status, err)
+	}
+	return out.SecretID, nil
 }

@@ -174,7 +174,7 @@ var optionSets = []optionSet{
 		  "consul": {"datacenter": "east_1", "domain": "consul.example", "raft_multiplier": 5, "ui": false,
 		             "extra_config": "{\"log_json\": true, \"telemetry\": {\"disable_hostname\": true}}"},
 		  "ports": {"server": 9300, "serf_lan": 9301, "serf_wan": -1, "http": 9500, "grpc": 8502, "dns": -1},
-		  "security": {"gossip_encryption": {"enabled": false}, "acl": {"enabled": true}},
+		  "security": {"gossip_encryption": {"enabled": false}, "acl": {"enabled": false}},
 		  "backup": {"target": "https://backups.example.com/consul-east/", "interval_minutes": 60, "keep": 24}
 		}`,
 		want: func(c *config.Config) {
@@ -188,7 +188,7 @@ var optionSets = []optionSet{
 			c.Datacenter, c.Domain, c.RaftMultiplier, c.UI = "east_1", "consul.example", 5, false
 			c.ExtraConfig = json.RawMessage(`{"log_json": true, "telemetry": {"disable_hostname": true}}`)
 			c.Ports = config.Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 8502, DNS: -1}
-			c.GossipEncryption, c.ACL = false, true
+			c.GossipEncryption, c.ACL = false, false
 			c.BackupTarget, c.BackupInterval, c.BackupKeep = "https://backups.example.com/consul-east/", time.Hour, 24
 		},
 	},

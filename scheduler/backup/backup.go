@@ -38,9 +38,20 @@ type Target interface {
 	// not match its stored checksum.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	Delete(ctx context.Context, name string) error
+	// PutACL stores, beside snapshot name and before it, the ACL token
+	// a restore into another install needs (readable by the owner only,
+	// as the snapshot, which holds every token of the cluster already).
+	PutACL(ctx context.Context, name string, b []byte) error
+	// GetACL reads it; nil, nil when the snapshot has none (taken
+	// without ACLs, or by a version that did not store it).
+	GetACL(ctx context.Context, name string) ([]byte, error)
 	// String names the target for logs (no credentials).
 	String() string
 }
+
+// aclSuffix names a snapshot's ACL companion: <name>.acl (no snapshot
+// name ends so, so List never shows it).
+const aclSuffix = ".acl"
 
 // Open returns the target a URI names: file:///dir or http(s)://host/path/.
 func Open(uri string) (Target, error) {

@@ -55,8 +55,19 @@ func roundTrip(t *testing.T, tg Target) {
 	if e.Size != int64(len(data)) || len(e.SHA256) != 64 {
 		t.Fatalf("entry %+v", e)
 	}
+	// b.snap has its ACL companion (written first), a.snap has none; the
+	// companion is never listed as a snapshot and goes with its snapshot.
+	if err := tg.PutACL(ctx, "b.snap", []byte(`{"management_token":"m"}`)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tg.Put(ctx, "b.snap", strings.NewReader("b")); err != nil {
 		t.Fatal(err)
+	}
+	if b, err := tg.GetACL(ctx, "b.snap"); err != nil || string(b) != `{"management_token":"m"}` {
+		t.Fatalf("ACL companion of b.snap: %q %v", b, err)
+	}
+	if b, err := tg.GetACL(ctx, "a.snap"); err != nil || b != nil {
+		t.Fatalf("ACL companion of a.snap: %q %v, want none", b, err)
 	}
 	es, err := tg.List(ctx)
 	if err != nil || len(es) != 2 || es[0].Name != "a.snap" {
@@ -76,6 +87,9 @@ func roundTrip(t *testing.T, tg Target) {
 	}
 	if es, _ := tg.List(ctx); len(es) != 1 {
 		t.Fatalf("after delete %+v", es)
+	}
+	if b, err := tg.GetACL(ctx, "b.snap"); err != nil || b != nil {
+		t.Fatalf("the ACL companion of a deleted snapshot: %q %v", b, err)
 	}
 	if _, err := tg.Put(ctx, "../evil.snap", strings.NewReader("x")); err == nil {
 		t.Fatal("a path as a name")
@@ -194,5 +208,17 @@ func TestKeepNewest(t *testing.T) {
 	es, _ := tg.List(ctx)
 	if len(es) != 2 {
 		t.Fatalf("left %+v", es)
+	}
+}
+
+func TestFileTargetACLCompanionIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	tg, _ := Open("file://" + dir)
+	if err := tg.PutACL(context.Background(), "c.snap", []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "c.snap.acl"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("c.snap.acl: %v %v, want mode 0600", fi, err)
 	}
 }

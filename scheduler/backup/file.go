@@ -140,7 +140,31 @@ func (f *fileTarget) Delete(ctx context.Context, name string) error {
 	if err := os.Remove(filepath.Join(f.dir, name+".sha256")); err != nil && !os.IsNotExist(err) {
 		return err
 	}
+	if err := os.Remove(filepath.Join(f.dir, name+aclSuffix)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	return nil
+}
+
+func (f *fileTarget) PutACL(ctx context.Context, name string, b []byte) error {
+	if !ValidName(name) {
+		return fmt.Errorf("invalid snapshot name %q", name)
+	}
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return fmt.Errorf("backup directory: %w", err)
+	}
+	return writeAtomic(filepath.Join(f.dir, name+aclSuffix), b) // mode 0600
+}
+
+func (f *fileTarget) GetACL(ctx context.Context, name string) ([]byte, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("invalid snapshot name %q", name)
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, name+aclSuffix))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	return b, err
 }
 
 // verifier fails the read at EOF when the content's SHA-256 is not want.

@@ -183,10 +183,35 @@ func (h *httpTarget) Delete(ctx context.Context, name string) error {
 	if err := h.writeIndex(ctx, keep); err != nil {
 		return err
 	}
-	for _, n := range []string{name, name + ".sha256"} {
+	for _, n := range []string{name, name + ".sha256", name + aclSuffix} {
 		if resp, err := h.do(ctx, http.MethodDelete, n, nil, -1); err == nil {
 			resp.Body.Close()
 		}
 	}
 	return nil
+}
+
+func (h *httpTarget) PutACL(ctx context.Context, name string, b []byte) error {
+	if !ValidName(name) {
+		return fmt.Errorf("invalid snapshot name %q", name)
+	}
+	return h.put(ctx, name+aclSuffix, bytes.NewReader(b), int64(len(b)))
+}
+
+func (h *httpTarget) GetACL(ctx context.Context, name string) ([]byte, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("invalid snapshot name %q", name)
+	}
+	resp, err := h.do(ctx, http.MethodGet, name+aclSuffix, nil, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s%s: %s", h.String(), name+aclSuffix, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 }

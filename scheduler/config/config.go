@@ -216,8 +216,10 @@ func Defaults() Config {
 		ReplaceAfter:    10 * time.Minute,
 
 		ClientBatchPercent: 5,
-		// Gossip encryption is invisible to HTTP clients: on by default.
+		// Gossip encryption and ACLs (default deny, bootstrapped by the
+		// scheduler) are on by default: secure unless switched off.
 		GossipEncryption: true,
+		ACL:              true,
 		BackupInterval:   6 * time.Hour,
 		BackupKeep:       7,
 	}
