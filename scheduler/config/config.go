@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/backup"
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 	"github.com/dcos-consul/dcos-consul/scheduler/placement"
 )
 
@@ -83,11 +84,17 @@ const (
 	EnvPortGRPC    = "CONSUL_PORT_GRPC"
 	EnvPortDNS     = "CONSUL_PORT_DNS"
 
-	EnvTLS        = "SECURITY_TLS_ENABLED"
-	EnvACL        = "SECURITY_ACL_ENABLED"
-	EnvGossipKey  = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
-	EnvFailover   = "FRAMEWORK_FAILOVER_TIMEOUT"
-	EnvReplaceAft = "SERVER_REPLACE_AFTER"
+	EnvTLS = "SECURITY_TLS_ENABLED"
+	// EnvTLSCACertFile and EnvTLSCAKeyFile name files (PEM) holding a CA
+	// the user brings instead of the one the scheduler generates: paths,
+	// never the key itself (the environment is visible in Marathon and
+	// /master/state).
+	EnvTLSCACertFile = "SECURITY_TLS_CA_CERT_FILE"
+	EnvTLSCAKeyFile  = "SECURITY_TLS_CA_KEY_FILE"
+	EnvACL           = "SECURITY_ACL_ENABLED"
+	EnvGossipKey     = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
+	EnvFailover      = "FRAMEWORK_FAILOVER_TIMEOUT"
+	EnvReplaceAft    = "SERVER_REPLACE_AFTER"
 
 	EnvBackupTarget   = "BACKUP_TARGET"
 	EnvBackupInterval = "BACKUP_INTERVAL"
@@ -156,6 +163,8 @@ type Config struct {
 	Ports Ports
 
 	TLS, ACL, GossipEncryption bool
+	// TLSCACertFile and TLSCAKeyFile: the user's own CA (both or none).
+	TLSCACertFile, TLSCAKeyFile string
 
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
@@ -185,6 +194,10 @@ type Config struct {
 	// accepted on the mutating API routes besides the operator token.
 	DCOSJWKSURL string
 }
+
+// DefaultHTTPSPort is the HTTPS port when TLS is on and ports.https is
+// -1 (Consul's own default).
+const DefaultHTTPSPort = 8501
 
 // Defaults are the values of every option the environment leaves unset.
 // They equal the defaults of the package's config.json (a test checks it).
@@ -292,6 +305,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.integer(EnvPortGRPC, &c.Ports.GRPC)
 	r.integer(EnvPortDNS, &c.Ports.DNS)
 	r.boolean(EnvTLS, &c.TLS)
+	r.str(EnvTLSCACertFile, &c.TLSCACertFile)
+	r.str(EnvTLSCAKeyFile, &c.TLSCAKeyFile)
 	r.boolean(EnvACL, &c.ACL)
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
@@ -318,6 +333,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.ServerPlacement = strings.TrimSpace(c.ServerPlacement)
 	if extra = strings.TrimSpace(extra); extra != "" {
 		c.ExtraConfig = json.RawMessage(extra)
+	}
+	if c.TLS && c.Ports.HTTPS == -1 {
+		// The API is served over HTTPS only with TLS: -1 means Consul's
+		// default HTTPS port then.
+		c.Ports.HTTPS = DefaultHTTPSPort
 	}
 	errs := r.errs
 	if err := c.Validate(); err != nil {
@@ -439,9 +459,7 @@ func (c Config) Validate() error {
 	}
 	add(validExtraConfig(c.ExtraConfig))
 	add(c.Ports.validate())
-	if c.TLS {
-		add(bad(EnvTLS, c.TLS, "false: TLS is not supported yet"))
-	}
+	add(c.validTLSCA())
 	if c.Ports.HTTPS != -1 && !c.TLS {
 		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
 	}
@@ -735,4 +753,51 @@ func DecodeStored(b []byte) (Config, error) {
 		return Config{}, fmt.Errorf("not a valid configuration (%v)", err)
 	}
 	return c, nil
+}
+
+// UserCA reads the CA the user brought (TLSCACertFile, TLSCAKeyFile);
+// ok is false when none is configured.
+func (c Config) UserCA() (ca pki.CA, ok bool, err error) {
+	if c.TLSCACertFile == "" && c.TLSCAKeyFile == "" {
+		return pki.CA{}, false, nil
+	}
+	cert, err := os.ReadFile(c.TLSCACertFile)
+	if err != nil {
+		return pki.CA{}, false, fmt.Errorf("%s (security.tls.ca_cert_file): %w", EnvTLSCACertFile, err)
+	}
+	key, err := os.ReadFile(c.TLSCAKeyFile)
+	if err != nil {
+		// The error names the path, never the content.
+		return pki.CA{}, false, fmt.Errorf("%s (security.tls.ca_key_file): %w", EnvTLSCAKeyFile, err)
+	}
+	return pki.CA{CertPEM: string(cert), KeyPEM: string(key)}, true, nil
+}
+
+// validTLSCA checks a CA the user brought: both files, readable, a CA
+// certificate valid now that may sign, and its key. Errors name the
+// option and the file, never the key's content.
+func (c Config) validTLSCA() error {
+	if c.TLSCACertFile == "" && c.TLSCAKeyFile == "" {
+		return nil
+	}
+	if c.TLSCACertFile == "" {
+		return bad(EnvTLSCACertFile, "", "the CA certificate file that goes with "+EnvTLSCAKeyFile+" (give both files of your CA, or neither to let the scheduler generate one)")
+	}
+	if c.TLSCAKeyFile == "" {
+		return bad(EnvTLSCACertFile, c.TLSCACertFile, "a CA certificate file together with "+EnvTLSCAKeyFile+" (give both files of your CA, or neither to let the scheduler generate one)")
+	}
+	if _, err := os.Stat(c.TLSCACertFile); err != nil {
+		return bad(EnvTLSCACertFile, c.TLSCACertFile, "a readable PEM file with your CA's certificate ("+errors.Unwrap(err).Error()+")")
+	}
+	if _, err := os.Stat(c.TLSCAKeyFile); err != nil {
+		return bad(EnvTLSCAKeyFile, c.TLSCAKeyFile, "a readable PEM file with your CA's private key ("+errors.Unwrap(err).Error()+")")
+	}
+	ca, _, err := c.UserCA()
+	if err != nil {
+		return err
+	}
+	if _, err := ca.Parse(time.Now()); err != nil {
+		return bad(EnvTLSCAKeyFile, c.TLSCAKeyFile, "the key of a CA whose certificate is in "+c.TLSCACertFile+" ("+EnvTLSCACertFile+"), valid now and allowed to sign: "+err.Error())
+	}
+	return nil
 }

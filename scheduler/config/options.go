@@ -71,6 +71,8 @@ var Options = []Option{
 	{EnvPortDNS, "ports.dns", FromOption},
 
 	{EnvTLS, "security.tls.enabled", FromOption},
+	{EnvTLSCACertFile, "security.tls.ca_cert_file", FromOption},
+	{EnvTLSCAKeyFile, "security.tls.ca_key_file", FromOption},
 	{EnvACL, "security.acl.enabled", FromOption},
 	{EnvGossipKey, "security.gossip_encryption.enabled", FromOption},
 
