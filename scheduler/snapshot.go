@@ -15,6 +15,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/api"
 	"github.com/dcos-consul/dcos-consul/scheduler/backup"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
@@ -160,9 +161,7 @@ func (s *snapshots) servers() []string {
 }
 
 func (s *snapshots) consul(addr string) (*consulapi.Client, error) {
-	cfg := consulapi.DefaultNonPooledConfig()
-	cfg.Address, cfg.Scheme, cfg.HttpClient = addr, "http", s.client
-	return consulapi.NewClient(cfg)
+	return consulclient.New(addr, "", s.client.Timeout)
 }
 
 // Save takes a snapshot now, stores it and prunes the oldest.
