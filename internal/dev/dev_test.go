@@ -175,7 +175,7 @@ func checkCluster(t *testing.T, c *Cluster) []masterTask {
 	}
 
 	srv := servers(tasks)
-	client := consulClient(t, srv[0].AgentIP)
+	client := devConsul(t, c, srv[0].AgentIP)
 	eventually(t, 2*time.Minute, "a leader and exactly the 3 server tasks' agents as raft peers", func() error {
 		leader, err := client.Status().Leader()
 		if err != nil || leader == "" {
