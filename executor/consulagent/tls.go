@@ -64,7 +64,9 @@ func tlsConfig(spec taskspec.Spec, env Env, cfg map[string]any) {
 		rpc["verify_incoming"] = true
 		cfg["auto_encrypt"] = map[string]any{"allow_tls": true}
 	} else {
-		cfg["auto_encrypt"] = map[string]any{"tls": true}
+		// The certificate names the agent's address too, so that its
+		// HTTPS API verifies (against Consul's CA) where callers reach it.
+		cfg["auto_encrypt"] = map[string]any{"tls": true, "ip_san": []string{env.BindIP}}
 		if len(env.AutoEncryptHosts) > 0 {
 			// Consul asks these servers for the client's certificate before
 			// it joins (it cannot learn them from gossip yet).
