@@ -254,3 +254,29 @@ func TestForTaskTLS(t *testing.T) {
 		t.Error("the user's CA is serialised")
 	}
 }
+
+func TestCAHandler(t *testing.T) {
+	ca, _ := pki.NewCA(nil, "t", time.Now())
+	h := NewHolder(Secrets{CA: ca})
+	on := false
+	srv := httptest.NewServer(CAHandler(h, func() bool { return on }))
+	defer srv.Close()
+	get := func() (int, string) {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := get(); code != http.StatusNotFound {
+		t.Fatalf("TLS off: %d, want 404", code)
+	}
+	on = true
+	code, body := get()
+	if code != http.StatusOK || body != ca.CertPEM || strings.Contains(body, "PRIVATE") {
+		t.Fatalf("TLS on: %d %q", code, body)
+	}
+}
