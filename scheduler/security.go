@@ -138,7 +138,7 @@ func (s *Scheduler) liveTask(id string) (bool, secrets.Needs) {
 			n := secrets.Needs{Gossip: v.Target.GossipEncryption, ACL: v.Target.ACL, TLS: v.Target.TLS}
 			if n.TLS && t.Role == taskspec.RoleServer {
 				n.Server = &pki.ServerRequest{Datacenter: v.Target.Datacenter, Domain: v.Target.Domain, NodeName: t.Name,
-					Hosts: []string{t.IP, t.Hostname}}
+					Hosts: []string{t.IP, t.Hostname}, Lifetime: s.cfg.TLSServerCertLifetime}
 			}
 			return t.TaskID == id && t.Active(), n
 		}
@@ -227,6 +227,7 @@ const ManagementTokenPath = "/v1/acl/management-token"
 // securityLoop runs the background security work: the ACL bootstrap, then
 // a gossip key rotation a previous scheduler left unfinished.
 func (s *Scheduler) securityLoop(ctx context.Context) {
+	go s.certRenewLoop(ctx)
 	s.aclLoop(ctx)
 	s.resumeRotation(ctx)
 }

@@ -91,6 +91,9 @@ const (
 	// /master/state).
 	EnvTLSCACertFile = "SECURITY_TLS_CA_CERT_FILE"
 	EnvTLSCAKeyFile  = "SECURITY_TLS_CA_KEY_FILE"
+	// EnvTLSServerCertLifetime (dev and tests only) shortens the servers'
+	// certificates' lifetime, to see their renewal happen.
+	EnvTLSServerCertLifetime = "TLS_SERVER_CERT_LIFETIME"
 	EnvACL           = "SECURITY_ACL_ENABLED"
 	EnvGossipKey     = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
 	EnvFailover      = "FRAMEWORK_FAILOVER_TIMEOUT"
@@ -165,6 +168,8 @@ type Config struct {
 	TLS, ACL, GossipEncryption bool
 	// TLSCACertFile and TLSCAKeyFile: the user's own CA (both or none).
 	TLSCACertFile, TLSCAKeyFile string
+	// TLSServerCertLifetime: 0 is pki.ServerLifetime (a year).
+	TLSServerCertLifetime time.Duration
 
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
@@ -307,6 +312,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvTLS, &c.TLS)
 	r.str(EnvTLSCACertFile, &c.TLSCACertFile)
 	r.str(EnvTLSCAKeyFile, &c.TLSCAKeyFile)
+	r.duration(EnvTLSServerCertLifetime, &c.TLSServerCertLifetime)
 	r.boolean(EnvACL, &c.ACL)
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
@@ -460,6 +466,9 @@ func (c Config) Validate() error {
 	add(validExtraConfig(c.ExtraConfig))
 	add(c.Ports.validate())
 	add(c.validTLSCA())
+	if c.TLSServerCertLifetime != 0 && c.TLSServerCertLifetime < time.Minute {
+		add(bad(EnvTLSServerCertLifetime, c.TLSServerCertLifetime, "at least 1m, or unset for a year"))
+	}
 	if c.Ports.HTTPS != -1 && !c.TLS {
 		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
 	}

@@ -99,6 +99,7 @@ var Options = []Option{
 	// set) and the simulator's DNS server for the executors.
 	{EnvStateDir, "", DevOnly},
 	{EnvExecutorDNSServer, "", DevOnly},
+	{EnvTLSServerCertLifetime, "", DevOnly},
 	{EnvAPIHost, "", DevOnly},
 	{EnvOperatorTokenFile, "", DevOnly},
 	// Not set by the package (yet): plain Mesos and tests. On DC/OS the

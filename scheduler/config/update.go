@@ -168,6 +168,7 @@ var updateRules = []updateRule{
 		why:     "the reservations and volumes were made by the current principal, and Mesos lets only it release them",
 		instead: "keep the principal; to change the service account's credentials, change service.service_account_secret; for another principal, " + reinstall},
 	{env: EnvServiceAccountSecret, get: func(c Config) string { return c.ServiceAccountSecret }, effect: EffectScheduler},
+	{env: EnvTLSServerCertLifetime, get: func(c Config) string { return c.TLSServerCertLifetime.String() }, effect: EffectScheduler},
 	{env: EnvServiceAccountCredential, get: func(c Config) string { return c.ServiceAccountCredential }, effect: EffectScheduler},
 	{env: EnvLogLevel, get: func(c Config) string { return c.LogLevel }, effect: EffectScheduler},
 	{env: EnvFrameworkSecretFile, get: func(c Config) string { return c.FrameworkSecretFile }, effect: EffectScheduler},

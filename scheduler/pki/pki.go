@@ -171,6 +171,16 @@ type ServerRequest struct {
 	// Hosts are the agent's addresses and host names (an IP is put in the
 	// IP SANs, anything else in the DNS SANs).
 	Hosts []string
+	// Lifetime of the certificate; 0 means ServerLifetime.
+	Lifetime time.Duration
+}
+
+// RenewalDue reports whether a certificate valid from notBefore to
+// notAfter should be replaced at now: when less than a third of its
+// lifetime is left (four months of a year), so that a renewal that waits
+// for a healthy cluster still has months to happen.
+func RenewalDue(notBefore, notAfter, now time.Time) bool {
+	return notAfter.Sub(now) < notAfter.Sub(notBefore)/3
 }
 
 // ServerName is the name Consul's verify_server_hostname checks:
@@ -247,7 +257,11 @@ func IssueServer(ca Parsed, r ServerRequest, rnd io.Reader, now time.Time) (Issu
 		return Issued{}, err
 	}
 	dns, ips := SANs(r)
-	notAfter := now.Add(ServerLifetime)
+	life := r.Lifetime
+	if life <= 0 {
+		life = ServerLifetime
+	}
+	notAfter := now.Add(life)
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
 	}
@@ -255,7 +269,7 @@ func IssueServer(ca Parsed, r ServerRequest, rnd io.Reader, now time.Time) (Issu
 	tmpl := &x509.Certificate{
 		SerialNumber:   serial,
 		Subject:        pkix.Name{CommonName: cn, Organization: []string{"dcos-consul"}, OrganizationalUnit: []string{r.NodeName}},
-		NotBefore:      now.Add(-backdate),
+		NotBefore:      now.Add(-backdateOf(life)),
 		NotAfter:       notAfter,
 		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -296,6 +310,15 @@ func Fingerprint(certPEM string) string {
 	}
 	sum := sha256.Sum256(b.Bytes)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// backdateOf is the backdate of a certificate of lifetime life: 5 minutes,
+// but no more than a twentieth of a short (test) lifetime.
+func backdateOf(life time.Duration) time.Duration {
+	if life/20 < backdate {
+		return life / 20
+	}
+	return backdate
 }
 
 func newSerial(rnd io.Reader) (*big.Int, error) {

@@ -168,3 +168,21 @@ func TestParseRefusesWhatCannotSign(t *testing.T) {
 		t.Errorf("PKCS#8 CA key: %v", err)
 	}
 }
+
+func TestRenewalDueAfterTwoThirds(t *testing.T) {
+	nb := t0
+	na := t0.Add(300 * 24 * time.Hour)
+	if RenewalDue(nb, na, t0.Add(199*24*time.Hour)) {
+		t.Error("due with more than a third left")
+	}
+	if !RenewalDue(nb, na, t0.Add(201*24*time.Hour)) || !RenewalDue(nb, na, na.Add(time.Hour)) {
+		t.Error("not due with less than a third left, or expired")
+	}
+	_, p := mustCA(t)
+	iss, _ := IssueServer(p, ServerRequest{Datacenter: "dc1", Lifetime: 3 * time.Minute}, nil, t0)
+	b, _ := pem.Decode([]byte(iss.CertPEM))
+	cert, _ := x509.ParseCertificate(b.Bytes)
+	if cert.NotAfter.Sub(t0) != 3*time.Minute || t0.Sub(cert.NotBefore) != 9*time.Second {
+		t.Errorf("a 3-minute certificate: %s to %s", cert.NotBefore, cert.NotAfter)
+	}
+}
