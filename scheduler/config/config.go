@@ -94,10 +94,11 @@ const (
 	// EnvTLSServerCertLifetime (dev and tests only) shortens the servers'
 	// certificates' lifetime, to see their renewal happen.
 	EnvTLSServerCertLifetime = "TLS_SERVER_CERT_LIFETIME"
-	EnvACL           = "SECURITY_ACL_ENABLED"
-	EnvGossipKey     = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
-	EnvFailover      = "FRAMEWORK_FAILOVER_TIMEOUT"
-	EnvReplaceAft    = "SERVER_REPLACE_AFTER"
+
+	EnvACL        = "SECURITY_ACL_ENABLED"
+	EnvGossipKey  = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
+	EnvFailover   = "FRAMEWORK_FAILOVER_TIMEOUT"
+	EnvReplaceAft = "SERVER_REPLACE_AFTER"
 
 	EnvBackupTarget   = "BACKUP_TARGET"
 	EnvBackupInterval = "BACKUP_INTERVAL"
