@@ -49,6 +49,12 @@ func withSecrets(start startFunc, taskID string, client *http.Client) startFunc 
 				}
 			}
 		}
+		if spec.TLS {
+			if sec.TLSCACert == "" || (spec.Role == taskspec.RoleServer && (sec.TLSCert == "" || sec.TLSKey == "")) {
+				return nil, fmt.Errorf("the scheduler's answer for task %s has no TLS certificate", taskID)
+			}
+			env.TLSCACert, env.TLSCert, env.TLSKey = sec.TLSCACert, sec.TLSCert, sec.TLSKey
+		}
 		if spec.ACL {
 			if sec.ACLAgentToken == "" {
 				return nil, fmt.Errorf("the scheduler's answer for task %s has no ACL agent token", taskID)

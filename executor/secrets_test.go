@@ -68,3 +68,36 @@ func TestWithSecretsFetchesTheKeyBeforeStart(t *testing.T) {
 		t.Fatalf("refused fetch: %v", err)
 	}
 }
+
+// TestWithSecretsTLS: a server's certificate and key and the CA reach the
+// agent's Env from the secrets answer only; a server answer without a
+// certificate fails the start.
+func TestWithSecretsTLS(t *testing.T) {
+	answer := taskspec.Secrets{TLSCACert: "CA-PEM", TLSCert: "CERT-PEM", TLSKey: "KEY-PEM"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(answer)
+	}))
+	defer srv.Close()
+	var got consulagent.Env
+	inner := func(ctx context.Context, spec taskspec.Spec, env consulagent.Env, log *zap.Logger) (consulAgent, error) {
+		got = env
+		return nil, nil
+	}
+	spec := taskspec.Spec{Role: taskspec.RoleServer, TLS: true, Secrets: &taskspec.SecretsRef{URL: srv.URL, Token: "tok"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := withSecrets(inner, "consul-server-0__1", srv.Client())(ctx, spec, consulagent.Env{}, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if got.TLSCACert != "CA-PEM" || got.TLSCert != "CERT-PEM" || got.TLSKey != "KEY-PEM" {
+		t.Fatalf("TLS material not handed over: %v", got)
+	}
+	answer = taskspec.Secrets{TLSCACert: "CA-PEM"}
+	if _, err := withSecrets(inner, "consul-server-0__1", srv.Client())(ctx, spec, consulagent.Env{}, zap.NewNop()); err == nil {
+		t.Fatal("a server started without its certificate")
+	}
+	spec.Role = taskspec.RoleClient
+	if _, err := withSecrets(inner, "consul-client-x__1", srv.Client())(ctx, spec, consulagent.Env{}, zap.NewNop()); err != nil {
+		t.Fatalf("a client needs the CA only: %v", err)
+	}
+}

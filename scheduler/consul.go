@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
@@ -62,12 +62,8 @@ type httpConsul struct {
 }
 
 func (c httpConsul) client(addr string) (*consulapi.Client, error) {
-	cfg := consulapi.DefaultNonPooledConfig()
-	cfg.Address = addr
-	cfg.Scheme = "http"
-	cfg.Token = c.token
-	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second} // force-leave with prune can take seconds
-	return consulapi.NewClient(cfg)
+	// force-leave with prune can take seconds
+	return consulclient.New(addr, c.token, 15*time.Second)
 }
 
 func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string) error {
@@ -200,9 +196,9 @@ func (c httpConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.Ra
 
 func (c httpConsul) TransferLeader(ctx context.Context, via []string, id string) error {
 	var last error = errNoConsul
-	hc := &http.Client{Timeout: 15 * time.Second}
+	hc := consulclient.HTTPClient(15 * time.Second)
 	for _, addr := range via {
-		u := "http://" + addr + "/v1/operator/raft/transfer-leader?id=" + url.QueryEscape(id)
+		u := consulclient.URL(addr) + "/v1/operator/raft/transfer-leader?id=" + url.QueryEscape(id)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 		if err != nil {
 			return err
@@ -294,10 +290,12 @@ func consulHTTPAddrs(ts state.Tasks, tg state.Target, except string) []string {
 	var out []string
 	for i := 0; i < tg.Servers; i++ {
 		t, ok := ts[state.ServerName(i)]
-		if !ok || t.Name == except || !t.Running() || t.IP == "" || t.Ports.HTTP <= 0 {
+		if !ok || t.Name == except || !t.Running() {
 			continue
 		}
-		out = append(out, net.JoinHostPort(t.IP, strconv.Itoa(t.Ports.HTTP)))
+		if a, ok := consulclient.Addr(t.IP, t.Ports); ok {
+			out = append(out, a)
+		}
 	}
 	return out
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -16,6 +14,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 )
 
@@ -144,13 +143,13 @@ func (s *Scheduler) onAServer(ctx context.Context, f func(*consulapi.Operator) e
 	token := s.secrets.Get().SchedulerToken
 	var last error = errors.New("no Consul server is running")
 	for _, t := range v.Tasks {
-		if t.Role != taskspec.RoleServer || !t.Running() || t.IP == "" || v.Target.Ports.HTTP <= 0 {
+		addr, ok := consulclient.Addr(t.IP, v.Target.Ports)
+		if t.Role != taskspec.RoleServer || !t.Running() || !ok {
 			continue
 		}
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		addr := net.JoinHostPort(t.IP, strconv.Itoa(v.Target.Ports.HTTP))
 		cl, err := consulacl.Client(addr, token)
 		if err != nil {
 			last = err

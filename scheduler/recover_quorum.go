@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/recovery"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
@@ -40,8 +41,8 @@ func quorumServers(ts state.Tasks, tg state.Target) []recovery.Server {
 	for i := 0; i < tg.Servers; i++ {
 		t := ts[state.ServerName(i)]
 		s := recovery.Server{Name: state.ServerName(i)}
-		if t.IP != "" && t.Ports.HTTP > 0 {
-			s.Address = net.JoinHostPort(t.IP, strconv.Itoa(t.Ports.HTTP))
+		if addr, ok := consulclient.Addr(t.IP, t.Ports); ok {
+			s.Address = addr // https://… with TLS
 			port := t.Ports.Server
 			if port <= 0 {
 				port = tg.Ports.Server

@@ -21,7 +21,9 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/backup"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/dcosauth"
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 	"github.com/dcos-consul/dcos-consul/scheduler/store"
@@ -43,6 +45,29 @@ func (s *Scheduler) loadSecrets(ctx context.Context) error {
 	sec, err := secrets.LoadOrCreate(ctx, s.store, s.opts.Rand, store.ErrNotFound)
 	if err != nil {
 		return err
+	}
+	userCA, ok, err := s.cfg.UserCA()
+	if err != nil {
+		return err
+	}
+	if ok {
+		sec.UserCA = userCA // in memory only: the files stay the user's
+	}
+	// Trusted whether or not TLS is on (the installed target, not this
+	// configuration, decides; a refused change keeps it): only https
+	// addresses use it.
+	ca := sec.ActiveCA()
+	if _, err := ca.Parse(time.Now()); err != nil {
+		if s.cfg.TLS {
+			return fmt.Errorf("the service's TLS CA: %w", err)
+		}
+		s.log.Warn("the service's TLS CA is not usable (TLS is off)", zap.Error(err))
+	} else if err := consulclient.SetCA(ca.CertPEM); err != nil {
+		return fmt.Errorf("the service's TLS CA: %w", err)
+	}
+	if s.cfg.TLS {
+		s.log.Info("TLS on: Consul servers get certificates from the service's CA; the scheduler reaches Consul over HTTPS",
+			zap.String("ca", pki.Fingerprint(ca.CertPEM)), zap.Bool("user_ca", ok), zap.String("ca_cert_at", secrets.CAPath))
 	}
 	s.secrets = secrets.NewHolder(sec)
 	// Always: Consul without ACLs ignores a token, and a service whose
@@ -110,7 +135,12 @@ func (s *Scheduler) liveTask(id string) (bool, secrets.Needs) {
 	v := s.Snapshot()
 	for _, t := range v.Tasks {
 		if t.Name == name {
-			return t.TaskID == id && t.Active(), secrets.Needs{Gossip: v.Target.GossipEncryption, ACL: v.Target.ACL}
+			n := secrets.Needs{Gossip: v.Target.GossipEncryption, ACL: v.Target.ACL, TLS: v.Target.TLS}
+			if n.TLS && t.Role == taskspec.RoleServer {
+				n.Server = &pki.ServerRequest{Datacenter: v.Target.Datacenter, Domain: v.Target.Domain, NodeName: t.Name,
+					Hosts: []string{t.IP, t.Hostname}, Lifetime: s.cfg.TLSServerCertLifetime}
+			}
+			return t.TaskID == id && t.Active(), n
 		}
 	}
 	return false, secrets.Needs{}
@@ -123,6 +153,7 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(taskspec.SecretsPath, secrets.ExecutorHandler(s.secrets, s.liveTask))
 	mux.Handle(ManagementTokenPath, secrets.ManagementTokenHandler(s.secrets))
+	mux.Handle(secrets.CAPath, secrets.CAHandler(s.secrets, func() bool { return s.Snapshot().Target.TLS }))
 	mux.HandleFunc(KeyringRotatePath, s.keyringHandler)
 	// The executors' snapshot copies (snapshot_volumes.go): their task
 	// credential, not the operator token.
@@ -196,6 +227,7 @@ const ManagementTokenPath = "/v1/acl/management-token"
 // securityLoop runs the background security work: the ACL bootstrap, then
 // a gossip key rotation a previous scheduler left unfinished.
 func (s *Scheduler) securityLoop(ctx context.Context) {
+	go s.certRenewLoop(ctx)
 	s.aclLoop(ctx)
 	s.resumeRotation(ctx)
 }
@@ -218,10 +250,10 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 		v := s.Snapshot()
 		var lastErr error = errors.New("no Consul server is running yet")
 		for _, t := range v.Tasks {
-			if t.Role != taskspec.RoleServer || !t.Running() || t.IP == "" || v.Target.Ports.HTTP <= 0 {
+			addr, ok := consulclient.Addr(t.IP, v.Target.Ports)
+			if t.Role != taskspec.RoleServer || !t.Running() || !ok {
 				continue
 			}
-			addr := net.JoinHostPort(t.IP, strconv.Itoa(v.Target.Ports.HTTP))
 			done, err := consulacl.Bootstrap(ctx, addr, tokens)
 			if err == nil {
 				s.log.Info("Consul ACLs bootstrapped: default deny; scheduler, agent and anonymous DNS tokens in place",
@@ -253,11 +285,10 @@ func (s *Scheduler) recoverLostSecrets(ctx context.Context) error {
 	if _, err := s.store.Get(ctx, secrets.Key); !errors.Is(err, store.ErrNotFound) {
 		return nil // stored (or unreadable: LoadOrCreate reports it)
 	}
-	httpPort := s.cfg.Ports.HTTP
 	var addrs []string
 	for _, t := range s.tasks.Sorted() {
-		if t.Role == taskspec.RoleServer && t.IP != "" && t.Active() && httpPort > 0 {
-			addrs = append(addrs, net.JoinHostPort(t.IP, strconv.Itoa(httpPort)))
+		if a, ok := consulclient.Addr(t.IP, t.Ports); ok && t.Role == taskspec.RoleServer && t.Active() {
+			addrs = append(addrs, a)
 		}
 	}
 	if len(addrs) == 0 {

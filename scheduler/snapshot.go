@@ -17,6 +17,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/backup"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
@@ -169,13 +170,12 @@ func (s *snapshots) servers() []string {
 }
 
 func (s *snapshots) consul(addr string) (*consulapi.Client, error) {
-	cfg := consulapi.DefaultNonPooledConfig()
-	cfg.Address, cfg.Scheme, cfg.HttpClient = addr, "http", s.client
+	token := ""
 	if s.acl != nil {
 		_, t := s.acl()
-		cfg.Token = t.Management
+		token = t.Management // GET and PUT /v1/snapshot need acl = "write"
 	}
-	return consulapi.NewClient(cfg)
+	return consulclient.New(addr, token, s.client.Timeout)
 }
 
 // Save takes a snapshot now, stores it and prunes the oldest.

@@ -6,6 +6,7 @@ package consulagent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,10 +55,29 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if spec.TLS && spec.Role == taskspec.RoleClient {
+		if err := checkTLS(spec, env); err != nil {
+			return nil, err
+		}
+		dns := env.DNSServer
+		if dns == "" {
+			dns = spec.DNSServer
+		}
+		hosts, err := resolveAutoEncryptHosts(ctx, spec, NewResolver(dns), log)
+		if err != nil {
+			return nil, err
+		}
+		env.AutoEncryptHosts = hosts
+	}
 	doc, err := Config(spec, env)
 	if err != nil {
 		return nil, err
 	}
+	if err := writeTLSFiles(spec, env); err != nil {
+		return nil, err
+	}
+	// Consul has read the files once New returned (or failed).
+	defer removeTLSFiles(env, log)
 	dataDir, _ := DataDir(spec, env.Sandbox)
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("consulagent: data dir: %w", err)
@@ -106,7 +126,9 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 		targets: joinTargets(spec),
 		kick:    make(chan struct{}, 1),
 	}
-	if spec.Ports.HTTP > 0 {
+	if spec.TLS {
+		a.httpURL = "https://" + net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.HTTPS))
+	} else if spec.Ports.HTTP > 0 {
 		a.httpURL = "http://" + net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.HTTP))
 	}
 	dnsServer := env.DNSServer
@@ -337,7 +359,11 @@ func (a *Agent) joined() (bool, string) {
 // saying what it was still waiting for, or when the agent stops.
 func (a *Agent) Ready(ctx context.Context) error {
 	// Straight to the agent's own address, never through an http_proxy.
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	// Readiness only asks whether the API answers at all and sends nothing
+	// secret, so it does not verify the HTTPS certificate (a client's
+	// comes from Consul's own CA through auto_encrypt).
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // liveness probe of the agent's own listener
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	waiting := "starting"

@@ -34,12 +34,24 @@ type Env struct {
 	// ACLAgentToken is the agent's ACL token, fetched like GossipKey;
 	// required when the spec asks for ACLs.
 	ACLAgentToken string
+	// TLSCACert, TLSCert and TLSKey (PEM) are the CA certificate and, for
+	// a server, its own certificate and key, fetched like GossipKey;
+	// required when the spec asks for TLS.
+	TLSCACert, TLSCert, TLSKey string
+	// AutoEncryptHosts are the servers (ip:port) a client with TLS asks
+	// for its certificate; Start fills them in.
+	AutoEncryptHosts []string
 }
 
 // String keeps the key out of any log line that prints an Env.
 func (e Env) String() string {
-	return fmt.Sprintf("{BindIP:%s Sandbox:%s DNSServer:%s GossipKey:%s ACLAgentToken:%s}", e.BindIP, e.Sandbox, e.DNSServer,
-		redacted(e.GossipKey), redacted(e.ACLAgentToken))
+	return fmt.Sprintf("{BindIP:%s Sandbox:%s DNSServer:%s GossipKey:%s ACLAgentToken:%s TLSKey:%s}", e.BindIP, e.Sandbox, e.DNSServer,
+		redacted(e.GossipKey), redacted(e.ACLAgentToken), redacted(e.TLSKey))
+}
+
+// GoString is String for %#v.
+func (e Env) GoString() string {
+	return e.String()
 }
 
 func redacted(s string) string {
@@ -159,6 +171,12 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 			"enable_token_persistence": false,
 			"tokens":                   map[string]any{"agent": env.ACLAgentToken},
 		}
+	}
+	if spec.TLS {
+		if err := checkTLS(spec, env); err != nil {
+			return nil, err
+		}
+		tlsConfig(spec, env, cfg)
 	}
 	if spec.Role == taskspec.RoleServer {
 		cfg["bootstrap_expect"] = spec.BootstrapExpect

@@ -61,11 +61,11 @@ func TestDevAvailability(t *testing.T) {
 	for _, ip := range ips {
 		addrs = append(addrs, net.JoinHostPort(ip, "8500"))
 	}
-	token := clusterToken(t, fc.Cluster, addrs[0])
-	var cfgs []*consul.Config
+		var cfgs []*consul.Config
 	for _, a := range addrs {
 		cfgs = append(cfgs, consulConfig(t, fc.Cluster, a))
 	}
+	token := cfgs[0].Token
 	w := startRotatingWriter(ctx, addrs, token, hist)
 	watch := startAvailWatch(ctx, ips, token)
 	readers := startReaders(ctx, hist, cfgs)

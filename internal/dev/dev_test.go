@@ -126,7 +126,22 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 // leader); with ACLs off Consul ignores the token.
 func consulConfig(t testing.TB, c *Cluster, hostPort string) *consul.Config {
 	t.Helper()
-	return &consul.Config{Address: hostPort, Token: clusterToken(t, c, hostPort)}
+	host, _, err := net.SplitHostPort(hostPort)
+	hasPort := err == nil
+	if !hasPort {
+		host = hostPort
+	}
+	// HTTP, or with TLS HTTPS on the HTTPS port verified against the
+	// service's CA (Cluster.ConsulConfig).
+	cfg, err := c.ConsulConfig(context.Background(), host, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasPort && !c.ConsulTLS() {
+		cfg.Address = hostPort // the caller's port (dev --env CONSUL_PORT_HTTP=...)
+	}
+	cfg.Token = clusterToken(t, c, cfg)
+	return cfg
 }
 
 // consulClient is a client of the agent on ip's default HTTP port.
@@ -144,8 +159,8 @@ var (
 	tokens   = map[*Cluster]string{}
 )
 
-// clusterToken returns c's management token once it works at hostPort.
-func clusterToken(t testing.TB, c *Cluster, hostPort string) string {
+// clusterToken returns c's management token once it works at the agent at.
+func clusterToken(t testing.TB, c *Cluster, at *consul.Config) string {
 	t.Helper()
 	tokensMu.Lock()
 	defer tokensMu.Unlock()
@@ -157,13 +172,13 @@ func clusterToken(t testing.TB, c *Cluster, hostPort string) string {
 	for {
 		var err error
 		if tok, err = readManagementToken(c); err == nil {
-			err = aclReady(hostPort, tok)
+			err = aclReady(at, tok)
 		}
 		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the cluster's ACL management token does not work at %s: %v", hostPort, err)
+			t.Fatalf("the cluster's ACL management token does not work at %s: %v", at.Address, err)
 		}
 		time.Sleep(time.Second)
 	}
@@ -199,9 +214,10 @@ func readManagementToken(c *Cluster) (string, error) {
 
 // aclReady: the token reads itself at hostPort (the ACL bootstrap is
 // done), or the agent runs without ACLs.
-func aclReady(hostPort, tok string) error {
-	cl, err := consul.NewClient(&consul.Config{Address: hostPort, Token: tok,
-		HttpClient: &http.Client{Timeout: 10 * time.Second}})
+func aclReady(at *consul.Config, tok string) error {
+	cfg := *at
+	cfg.Token = tok
+	cl, err := consul.NewClient(&cfg)
 	if err != nil {
 		return err
 	}

@@ -289,7 +289,7 @@ func startLeaderWatch(ctx context.Context, srv map[string]masterTask) *leaderWat
 	hc := &http.Client{Timeout: 300 * time.Millisecond}
 	var addrs []string
 	for _, tk := range srv {
-		addrs = append(addrs, net.JoinHostPort(tk.AgentIP, "8500"))
+		addrs = append(addrs, "http://"+net.JoinHostPort(tk.AgentIP, "8500"))
 	}
 	go func() {
 		defer close(lw.done)

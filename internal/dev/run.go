@@ -172,15 +172,22 @@ func (c *Cluster) consulHTTPPort() int {
 // WaitForLeader polls the Consul HTTP API on every agent until one reports
 // a leader. It returns that agent's HTTP address and the leader's address.
 func (c *Cluster) WaitForLeader(ctx context.Context) (httpAddr, leader string, err error) {
-	client := &http.Client{Timeout: 2 * time.Second}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	port := strconv.Itoa(c.consulHTTPPort())
 	for {
 		for _, a := range c.Sim.Agents() {
-			addr := net.JoinHostPort(a.IP, port)
-			if l, err := consulLeader(ctx, client, addr); err == nil && l != "" {
-				return addr, l, nil
+			cfg, err := c.ConsulConfig(ctx, a.IP, "")
+			if err != nil {
+				break // with TLS: the scheduler does not answer yet
+			}
+			client := cfg.HttpClient
+			if client == nil {
+				client = &http.Client{}
+			}
+			client.Timeout = 2 * time.Second
+			base := cfg.Scheme + "://" + cfg.Address
+			if l, err := consulLeader(ctx, client, base); err == nil && l != "" {
+				return cfg.Address, l, nil
 			}
 		}
 		select {
@@ -191,8 +198,9 @@ func (c *Cluster) WaitForLeader(ctx context.Context) (httpAddr, leader string, e
 	}
 }
 
-func consulLeader(ctx context.Context, client *http.Client, addr string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status/leader", nil)
+func consulLeader(ctx context.Context, client *http.Client, base string) (string, error) {
+	addr := base
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/status/leader", nil)
 	if err != nil {
 		return "", err
 	}

@@ -2,14 +2,19 @@ package dev
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 )
 
 // Status is what dev's console shows of a cluster: read from the
@@ -21,7 +26,8 @@ type Status struct {
 	// Leader is the raft leader's address, "" while there is none.
 	Leader string
 	// ConsulHTTP is the HTTP address of an agent that answered (with the
-	// port the scheduler gave it: dev --env CONSUL_PORT_HTTP=... included).
+	// port the scheduler gave it: dev --env CONSUL_PORT_HTTP=... included);
+	// https://host:port of a server with TLS.
 	ConsulHTTP string
 	Plan       string // the deploy plan's status
 	Steps      int
@@ -81,6 +87,29 @@ func newStatusReader(masterURL, schedulerURL string) *statusReader {
 	return &statusReader{client: &http.Client{Timeout: 3 * time.Second}, masterURL: masterURL, schedulerURL: schedulerURL}
 }
 
+// trustCA has the reader verify HTTPS against the service's CA (from the
+// scheduler's /v1/tls/ca), once.
+func (r *statusReader) trustCA(ctx context.Context) {
+	if r.client.Transport != nil {
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.schedulerURL+secrets.CAPath, nil)
+	if err != nil {
+		return
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	pool := x509.NewCertPool()
+	if err != nil || resp.StatusCode != http.StatusOK || !pool.AppendCertsFromPEM(b) {
+		return
+	}
+	r.client.Transport = &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+}
+
 func (r *statusReader) getJSON(ctx context.Context, url string, v any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -103,7 +132,8 @@ type podStatus struct {
 			Name  string `json:"name"`
 			IP    string `json:"ip"`
 			Ports struct {
-				HTTP int `json:"http"`
+				HTTP  int `json:"http"`
+				HTTPS int `json:"https"`
 			} `json:"ports"`
 		} `json:"info"`
 		Status struct {
@@ -144,8 +174,14 @@ func (r *statusReader) Read(ctx context.Context) Status {
 		}
 		s.Tasks[st]++
 		s.Want++
-		if p.Status.State == "TASK_RUNNING" && p.Info.IP != "" && p.Info.Ports.HTTP > 0 {
-			httpAddrs = append(httpAddrs, net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.HTTP)))
+		switch {
+		case p.Status.State != "TASK_RUNNING" || p.Info.IP == "":
+		case p.Info.Ports.HTTP > 0:
+			httpAddrs = append(httpAddrs, "http://"+net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.HTTP)))
+		case p.Info.Ports.HTTPS > 0 && strings.HasPrefix(p.Info.Name, "consul-server-"):
+			// TLS: HTTPS only; servers' certificates verify against the
+			// service's CA.
+			httpAddrs = append(httpAddrs, "https://"+net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.HTTPS)))
 		}
 	}
 	var plan deployPlan
@@ -164,13 +200,16 @@ func (r *statusReader) Read(ctx context.Context) Status {
 	}
 	for _, a := range httpAddrs {
 		var leader string
-		if code, err := r.getJSON(ctx, "http://"+a+"/v1/status/leader", &leader); err == nil && code == http.StatusOK && leader != "" {
-			s.Leader, s.ConsulHTTP = leader, a
+		if strings.HasPrefix(a, "https://") {
+			r.trustCA(ctx)
+		}
+		if code, err := r.getJSON(ctx, a+"/v1/status/leader", &leader); err == nil && code == http.StatusOK && leader != "" {
+			s.Leader, s.ConsulHTTP = leader, strings.TrimPrefix(a, "http://")
 			break
 		}
 	}
 	if s.ConsulHTTP == "" && len(httpAddrs) > 0 {
-		s.ConsulHTTP = httpAddrs[0]
+		s.ConsulHTTP = strings.TrimPrefix(httpAddrs[0], "http://")
 	}
 	return s
 }
@@ -188,10 +227,16 @@ func shortErr(err error) string {
 func Summary(s Status, schedulerURL, masterURL, dnsAddr, workDir string) string {
 	var b strings.Builder
 	host, port := hostOf(dnsAddr), portOf(dnsAddr)
-	chost := hostOf(s.ConsulHTTP)
+	api := s.ConsulHTTP
+	if !strings.HasPrefix(api, "https://") {
+		api = "http://" + api
+	} else {
+		api += "   (TLS: curl --cacert <(curl -s " + schedulerURL + secrets.CAPath + "))"
+	}
+	chost := hostOf(strings.TrimPrefix(s.ConsulHTTP, "https://"))
 	fmt.Fprintf(&b, "Consul is up: leader %s, %d tasks running on %d agents.\n\n", s.Leader, s.Tasks["running"], s.Agents)
 	fmt.Fprintf(&b, "  Consul UI         %s/   (through the scheduler, as DC/OS's \"Open Service\")\n", schedulerURL)
-	fmt.Fprintf(&b, "  Consul HTTP API   http://%s\n", s.ConsulHTTP)
+	fmt.Fprintf(&b, "  Consul HTTP API   %s\n", api)
 	fmt.Fprintf(&b, "  Consul DNS        dig @%s -p 8600 consul.service.consul\n", chost)
 	fmt.Fprintf(&b, "  Mesos-DNS         dig @%s -p %s consul-server-0.consul.mesos\n", host, port)
 	fmt.Fprintf(&b, "  Mesos master      %s\n", masterURL)

@@ -32,6 +32,10 @@ type HTTPConsul struct {
 	// WAN: Members lists the WAN pool (the servers of every federated
 	// datacenter) instead of the LAN pool.
 	WAN bool
+	// CAPEM, when set, is the CA (PEM) HTTPS addresses are verified
+	// against: the service's, read from the scheduler's /v1/tls/ca when
+	// its servers serve HTTPS only and CONSUL_CACERT is not set.
+	CAPEM string
 }
 
 func (h HTTPConsul) client(addr string) (*consulapi.Client, error) {
@@ -39,6 +43,9 @@ func (h HTTPConsul) client(addr string) (*consulapi.Client, error) {
 	cfg.Address = addr
 	if u, err := url.Parse(addr); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		cfg.Address, cfg.Scheme = u.Host, u.Scheme
+	}
+	if h.CAPEM != "" && cfg.TLSConfig.CAFile == "" && cfg.TLSConfig.CAPath == "" && len(cfg.TLSConfig.CAPem) == 0 {
+		cfg.TLSConfig.CAPem = []byte(h.CAPEM)
 	}
 	hc, err := consulapi.NewHttpClient(cfg.Transport, cfg.TLSConfig)
 	if err != nil {
@@ -127,16 +134,45 @@ func (c *Commands) consulAddrs(ctx context.Context) ([]string, error) {
 		return []string{c.ConsulAddr}, nil
 	}
 	_, ep, err := c.endpoint(ctx, "http")
+	scheme := ""
+	if IsNotFound(err) {
+		// With TLS the servers serve HTTPS only.
+		_, ep, err = c.endpoint(ctx, "https")
+		scheme = "https://"
+		if err == nil {
+			c.trustServiceCA(ctx)
+		}
+	}
 	if err != nil {
 		if IsNotFound(err) {
-			return nil, fmt.Errorf("the scheduler lists no Consul HTTP endpoint (is the HTTP port disabled?): pass --consul <host:port>: %w", err)
+			return nil, fmt.Errorf("the scheduler lists no Consul HTTP or HTTPS endpoint: pass --consul <host:port>: %w", err)
 		}
 		return nil, fmt.Errorf("finding a Consul server through the scheduler: %w", err)
 	}
 	if len(ep.Servers) == 0 {
 		return nil, errors.New("no Consul server is running yet (see `plan show deploy` and `pod status`)")
 	}
-	return ep.Servers, nil
+	out := make([]string, 0, len(ep.Servers))
+	for _, a := range ep.Servers {
+		out = append(out, scheme+a)
+	}
+	return out, nil
+}
+
+// trustServiceCA has HTTPS addresses verified against the service's CA,
+// read from the scheduler (GET /v1/tls/ca), unless Consul's own
+// CONSUL_CACERT/CONSUL_CAPATH say which CA to trust.
+func (c *Commands) trustServiceCA(ctx context.Context) {
+	h, ok := c.Consul.(HTTPConsul)
+	if !ok || h.CAPEM != "" {
+		return
+	}
+	r, err := c.Client.Get(ctx, "/v1/tls/ca")
+	if err != nil || r.Status != 200 {
+		return // the HTTPS calls then fail verification and say so
+	}
+	h.CAPEM = string(r.Body)
+	c.Consul = h
 }
 
 func (c *Commands) noConsul(errs []string) error {

@@ -109,12 +109,17 @@ func (c *Commands) recoverVerdict(ctx context.Context) (QuorumVerdict, error) {
 			continue
 		}
 		sv := ServerView{Name: p.Info.Name}
-		if p.Info.IP == "" || p.Info.Ports.HTTP <= 0 {
+		switch {
+		case p.Info.IP == "" || (p.Info.Ports.HTTP <= 0 && p.Info.Ports.HTTPS <= 0):
 			sv.Error = "not placed or no HTTP port"
 			views = append(views, sv)
 			continue
+		case p.Info.Ports.HTTP > 0:
+			sv.Address = net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.HTTP))
+		default: // TLS: HTTPS only
+			sv.Address = "https://" + net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.HTTPS))
+			c.trustServiceCA(ctx)
 		}
-		sv.Address = net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.HTTP))
 		if p.Info.Ports.Server > 0 {
 			sv.RaftAddr = net.JoinHostPort(p.Info.IP, strconv.Itoa(p.Info.Ports.Server))
 		}

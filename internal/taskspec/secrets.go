@@ -36,7 +36,20 @@ type Secrets struct {
 	// ACLAgentToken is the agent's ACL token (acl.tokens.agent); empty
 	// when ACLs are off.
 	ACLAgentToken string `json:"acl_agent_token,omitempty"`
+	// TLSCACert is the CA certificate (PEM) the agent verifies its peers
+	// against; TLSCert and TLSKey (PEM) are a server's own certificate
+	// and key (clients get theirs from the servers: auto_encrypt). Empty
+	// when TLS is off.
+	TLSCACert string `json:"tls_ca_cert,omitempty"`
+	TLSCert   string `json:"tls_cert,omitempty"`
+	TLSKey    string `json:"tls_key,omitempty"`
 }
+
+// String never shows a secret.
+func (Secrets) String() string { return "task-secrets{redacted}" }
+
+// GoString is String for %#v.
+func (s Secrets) GoString() string { return s.String() }
 
 func (r *SecretsRef) validate() error {
 	if r == nil {

@@ -84,6 +84,10 @@ type Spec struct {
 	// ACL: the agent enforces ACLs (default deny) and uses the agent token
 	// it fetches through Secrets.
 	ACL bool `json:"acl,omitempty"`
+	// TLS: the agent encrypts and verifies RPC with TLS (certificates
+	// fetched through Secrets; clients through auto_encrypt) and serves
+	// its API over HTTPS only.
+	TLS bool `json:"tls,omitempty"`
 	// Secrets says where the executor fetches the task's secrets; nil when
 	// the task needs none.
 	Secrets *SecretsRef `json:"secrets,omitempty"`
@@ -175,6 +179,12 @@ func (s Spec) Validate() error {
 	}
 	if s.GossipEncryption && s.Secrets == nil {
 		return errors.New("taskspec: gossip_encryption needs secrets (where to fetch the key)")
+	}
+	if s.TLS && s.Secrets == nil {
+		return errors.New("taskspec: tls needs secrets (where to fetch the certificates)")
+	}
+	if s.TLS && s.Ports.HTTPS == -1 {
+		return errors.New("taskspec: tls needs ports.https (the API is served over HTTPS only)")
 	}
 	if s.ACL && s.Secrets == nil {
 		return errors.New("taskspec: acl needs secrets (where to fetch the agent token)")

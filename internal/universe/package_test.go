@@ -162,6 +162,9 @@ const testBaseURL = "http://10.0.0.5:8080/universe"
 
 var optionSets = []optionSet{
 	{name: "defaults", options: `{}`, want: func(c *config.Config) {}},
+	{name: "TLS", options: `{"security": {"tls": {"enabled": true}}}`, want: func(c *config.Config) {
+		c.TLS, c.Ports.HTTPS = true, config.DefaultHTTPSPort
+	}},
 	{
 		name: "five servers in another datacenter on other ports",
 		options: `{
@@ -557,7 +560,7 @@ func TestBadOptionsAreRejected(t *testing.T) {
 		{`{"ports": {"grpc": 0}}`, "/ports/grpc"},
 		{`{"ports": {"server": -1}}`, "/ports/server"},
 		{`{"ports": {"dns": 70000}}`, "/ports/dns"},
-		{`{"security": {"tls": {"enabled": true}}}`, "/security/tls/enabled"},
+		{`{"security": {"tls": {"enabled": 1}}}`, "/security/tls/enabled"},
 	} {
 		_, err := p.Render(obj(t, tc.options))
 		var ve *jsonschema.ValidationError
@@ -582,6 +585,8 @@ var loadRefused = []struct{ options, env, allowed string }{
 	{`{"consul": {"extra_config": "{\"datacenter\": \"x\"}"}}`, config.EnvExtraConfig, "consul.datacenter option"},
 	{`{"consul": {"extra_config": "log_json = true"}}`, config.EnvExtraConfig, "JSON object"},
 	{`{"service": {"role": "a/../b"}}`, config.EnvRole, "'..'"},
+	{`{"security": {"tls": {"enabled": true, "ca_cert_file": "/nonexistent/ca.pem", "ca_key_file": "/nonexistent/ca-key.pem"}}}`,
+		config.EnvTLSCACertFile, "a readable PEM file"},
 }
 
 func TestSchedulerRefusesWhatTheSchemaCannotCheck(t *testing.T) {

@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
 	"strings"
 
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -106,10 +107,16 @@ func uiAPIAllowed(method, path string) (bool, string) {
 func uiAgent(tasks []state.Task) (addr string, ok bool, why string) {
 	var fallback string
 	for _, t := range tasks {
-		if !t.Running() || t.IP == "" || t.Ports.HTTP <= 0 {
+		a, ok := consulclient.Addr(t.IP, t.Ports)
+		if !t.Running() || !ok {
 			continue
 		}
-		a := net.JoinHostPort(t.IP, strconv.Itoa(t.Ports.HTTP))
+		if strings.HasPrefix(a, "https://") && t.Role != taskspec.RoleServer {
+			// With TLS a client's HTTPS certificate comes from Consul's
+			// own CA (auto_encrypt), not the service's: only servers'
+			// verify against the CA the scheduler trusts.
+			continue
+		}
 		if t.Healthy == nil || *t.Healthy {
 			return a, true, ""
 		}
@@ -178,9 +185,11 @@ type uiTargetKey struct{}
 func newUIProxy(src Source) *uiProxy {
 	u := &uiProxy{src: src}
 	u.proxy = &httputil.ReverseProxy{
+		Transport: uiTransport{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(uiTargetKey{}).(string)
-			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = "http", target, target
+			scheme, host := consulclient.Split(target)
+			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = scheme, host, host
 			pr.Out.URL.Path = strings.TrimPrefix(pr.Out.URL.Path, ConsulAPIPrefix)
 			pr.Out.URL.RawPath = ""
 			if !strings.HasPrefix(pr.Out.URL.Path, "/ui/assets/") {
@@ -261,4 +270,12 @@ func (u *uiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(uiSeenHeader, r.URL.EscapedPath())
 	}
 	u.proxy.ServeHTTP(w, r)
+}
+
+// uiTransport sends each request with the Consul client transport of the
+// moment (HTTPS verified against the service's CA when TLS is on).
+type uiTransport struct{}
+
+func (uiTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return consulclient.HTTPClient(0).Transport.RoundTrip(r)
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/backup"
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 	"github.com/dcos-consul/dcos-consul/scheduler/placement"
 )
 
@@ -83,7 +84,17 @@ const (
 	EnvPortGRPC    = "CONSUL_PORT_GRPC"
 	EnvPortDNS     = "CONSUL_PORT_DNS"
 
-	EnvTLS        = "SECURITY_TLS_ENABLED"
+	EnvTLS = "SECURITY_TLS_ENABLED"
+	// EnvTLSCACertFile and EnvTLSCAKeyFile name files (PEM) holding a CA
+	// the user brings instead of the one the scheduler generates: paths,
+	// never the key itself (the environment is visible in Marathon and
+	// /master/state).
+	EnvTLSCACertFile = "SECURITY_TLS_CA_CERT_FILE"
+	EnvTLSCAKeyFile  = "SECURITY_TLS_CA_KEY_FILE"
+	// EnvTLSServerCertLifetime (dev and tests only) shortens the servers'
+	// certificates' lifetime, to see their renewal happen.
+	EnvTLSServerCertLifetime = "TLS_SERVER_CERT_LIFETIME"
+
 	EnvACL        = "SECURITY_ACL_ENABLED"
 	EnvGossipKey  = "SECURITY_GOSSIP_ENCRYPTION_ENABLED"
 	EnvFailover   = "FRAMEWORK_FAILOVER_TIMEOUT"
@@ -156,6 +167,10 @@ type Config struct {
 	Ports Ports
 
 	TLS, ACL, GossipEncryption bool
+	// TLSCACertFile and TLSCAKeyFile: the user's own CA (both or none).
+	TLSCACertFile, TLSCAKeyFile string
+	// TLSServerCertLifetime: 0 is pki.ServerLifetime (a year).
+	TLSServerCertLifetime time.Duration
 
 	FailoverTimeout time.Duration
 	ReplaceAfter    time.Duration
@@ -185,6 +200,10 @@ type Config struct {
 	// accepted on the mutating API routes besides the operator token.
 	DCOSJWKSURL string
 }
+
+// DefaultHTTPSPort is the HTTPS port when TLS is on and ports.https is
+// -1 (Consul's own default).
+const DefaultHTTPSPort = 8501
 
 // Defaults are the values of every option the environment leaves unset.
 // They equal the defaults of the package's config.json (a test checks it).
@@ -294,6 +313,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.integer(EnvPortGRPC, &c.Ports.GRPC)
 	r.integer(EnvPortDNS, &c.Ports.DNS)
 	r.boolean(EnvTLS, &c.TLS)
+	r.str(EnvTLSCACertFile, &c.TLSCACertFile)
+	r.str(EnvTLSCAKeyFile, &c.TLSCAKeyFile)
+	r.duration(EnvTLSServerCertLifetime, &c.TLSServerCertLifetime)
 	r.boolean(EnvACL, &c.ACL)
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
 	r.duration(EnvFailover, &c.FailoverTimeout)
@@ -320,6 +342,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.ServerPlacement = strings.TrimSpace(c.ServerPlacement)
 	if extra = strings.TrimSpace(extra); extra != "" {
 		c.ExtraConfig = json.RawMessage(extra)
+	}
+	if c.TLS && c.Ports.HTTPS == -1 {
+		// The API is served over HTTPS only with TLS: -1 means Consul's
+		// default HTTPS port then.
+		c.Ports.HTTPS = DefaultHTTPSPort
 	}
 	errs := r.errs
 	if err := c.Validate(); err != nil {
@@ -441,8 +468,9 @@ func (c Config) Validate() error {
 	}
 	add(validExtraConfig(c.ExtraConfig))
 	add(c.Ports.validate())
-	if c.TLS {
-		add(bad(EnvTLS, c.TLS, "false: TLS is not supported yet"))
+	add(c.validTLSCA())
+	if c.TLSServerCertLifetime != 0 && c.TLSServerCertLifetime < time.Minute {
+		add(bad(EnvTLSServerCertLifetime, c.TLSServerCertLifetime, "at least 1m, or unset for a year"))
 	}
 	if c.Ports.HTTPS != -1 && !c.TLS {
 		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
@@ -737,4 +765,51 @@ func DecodeStored(b []byte) (Config, error) {
 		return Config{}, fmt.Errorf("not a valid configuration (%v)", err)
 	}
 	return c, nil
+}
+
+// UserCA reads the CA the user brought (TLSCACertFile, TLSCAKeyFile);
+// ok is false when none is configured.
+func (c Config) UserCA() (ca pki.CA, ok bool, err error) {
+	if c.TLSCACertFile == "" && c.TLSCAKeyFile == "" {
+		return pki.CA{}, false, nil
+	}
+	cert, err := os.ReadFile(c.TLSCACertFile)
+	if err != nil {
+		return pki.CA{}, false, fmt.Errorf("%s (security.tls.ca_cert_file): %w", EnvTLSCACertFile, err)
+	}
+	key, err := os.ReadFile(c.TLSCAKeyFile)
+	if err != nil {
+		// The error names the path, never the content.
+		return pki.CA{}, false, fmt.Errorf("%s (security.tls.ca_key_file): %w", EnvTLSCAKeyFile, err)
+	}
+	return pki.CA{CertPEM: string(cert), KeyPEM: string(key)}, true, nil
+}
+
+// validTLSCA checks a CA the user brought: both files, readable, a CA
+// certificate valid now that may sign, and its key. Errors name the
+// option and the file, never the key's content.
+func (c Config) validTLSCA() error {
+	if c.TLSCACertFile == "" && c.TLSCAKeyFile == "" {
+		return nil
+	}
+	if c.TLSCACertFile == "" {
+		return bad(EnvTLSCACertFile, "", "the CA certificate file that goes with "+EnvTLSCAKeyFile+" (give both files of your CA, or neither to let the scheduler generate one)")
+	}
+	if c.TLSCAKeyFile == "" {
+		return bad(EnvTLSCACertFile, c.TLSCACertFile, "a CA certificate file together with "+EnvTLSCAKeyFile+" (give both files of your CA, or neither to let the scheduler generate one)")
+	}
+	if _, err := os.Stat(c.TLSCACertFile); err != nil {
+		return bad(EnvTLSCACertFile, c.TLSCACertFile, "a readable PEM file with your CA's certificate ("+errors.Unwrap(err).Error()+")")
+	}
+	if _, err := os.Stat(c.TLSCAKeyFile); err != nil {
+		return bad(EnvTLSCAKeyFile, c.TLSCAKeyFile, "a readable PEM file with your CA's private key ("+errors.Unwrap(err).Error()+")")
+	}
+	ca, _, err := c.UserCA()
+	if err != nil {
+		return err
+	}
+	if _, err := ca.Parse(time.Now()); err != nil {
+		return bad(EnvTLSCAKeyFile, c.TLSCAKeyFile, "the key of a CA whose certificate is in "+c.TLSCACertFile+" ("+EnvTLSCACertFile+"), valid now and allowed to sign: "+err.Error())
+	}
+	return nil
 }

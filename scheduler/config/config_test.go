@@ -198,7 +198,7 @@ func TestBadValuesNameTheVariableOptionAndAllowedValues(t *testing.T) {
 		{EnvPortHTTPS, "8501", "needs TLS"},
 		{EnvPortGRPC, "65536", "or -1 to disable"},
 		{EnvPortDNS, "8500", "already uses it"},
-		{EnvTLS, "true", "not supported yet"},
+		{EnvTLSCACertFile, "/nonexistent/ca.pem", "give both files"},
 		{EnvFailover, "10s", "at least 1m"},
 		{EnvFailover, "10", "a duration"},
 		{EnvReplaceAft, "5s", "at least 10s"},

@@ -71,6 +71,8 @@ var Options = []Option{
 	{EnvPortDNS, "ports.dns", FromOption},
 
 	{EnvTLS, "security.tls.enabled", FromOption},
+	{EnvTLSCACertFile, "security.tls.ca_cert_file", FromOption},
+	{EnvTLSCAKeyFile, "security.tls.ca_key_file", FromOption},
 	{EnvACL, "security.acl.enabled", FromOption},
 	{EnvGossipKey, "security.gossip_encryption.enabled", FromOption},
 
@@ -97,6 +99,7 @@ var Options = []Option{
 	// set) and the simulator's DNS server for the executors.
 	{EnvStateDir, "", DevOnly},
 	{EnvExecutorDNSServer, "", DevOnly},
+	{EnvTLSServerCertLifetime, "", DevOnly},
 	{EnvAPIHost, "", DevOnly},
 	{EnvOperatorTokenFile, "", DevOnly},
 	// Not set by the package (yet): plain Mesos and tests. On DC/OS the

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 )
 
 // Tokens are the secrets the scheduler generated (UUIDs).
@@ -54,14 +56,10 @@ service_prefix "" { policy = "read" }
 	anonymousAccessor = "00000000-0000-0000-0000-000000000002"
 )
 
-// Client returns a Consul API client for addr (host:port) with token.
+// Client returns a Consul API client for addr (host:port, or
+// https://host:port with TLS) with token.
 func Client(addr, token string) (*consulapi.Client, error) {
-	cfg := consulapi.DefaultNonPooledConfig()
-	cfg.Address = addr
-	cfg.Scheme = "http"
-	cfg.Token = token
-	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second}
-	return consulapi.NewClient(cfg)
+	return consulclient.New(addr, token, 15*time.Second)
 }
 
 // Bootstrap brings the ACL system of the cluster behind addr to the

@@ -847,11 +847,11 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		spec.WANJoin = tg.WANJoin
 		spec.RecoverPeers = t.RecoverPeers
 	}
-	if tg.GossipEncryption || tg.ACL {
+	if tg.GossipEncryption || tg.ACL || tg.TLS {
 		if tg.Secrets == nil || tg.Secrets.Credential == nil {
-			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption or ACLs are on but the scheduler has no secrets access to hand out")
+			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption, ACLs or TLS are on but the scheduler has no secrets access to hand out")
 		}
-		spec.GossipEncryption, spec.ACL = tg.GossipEncryption, tg.ACL
+		spec.GossipEncryption, spec.ACL, spec.TLS = tg.GossipEncryption, tg.ACL, tg.TLS
 		spec.Secrets = &taskspec.SecretsRef{URL: tg.Secrets.URL, Token: tg.Secrets.Credential(taskID)}
 	}
 	data, err := taskspec.Encode(spec)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Holder holds the current secrets for concurrent readers (API handlers)
@@ -64,7 +65,13 @@ func ExecutorHandler(h *Holder, live LiveTask) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, "task "+quoteID(id)+" is not a live task of this scheduler")
 			return
 		}
-		writeJSON(w, http.StatusOK, s.ForTask(needs))
+		out, err := s.ForTask(needs, nil, time.Now())
+		if err != nil {
+			// The CA's problem (expired, unreadable), never a key.
+			writeError(w, http.StatusInternalServerError, "the task's TLS certificate could not be issued: "+err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
 }
 
@@ -163,4 +170,27 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]any{"code": code, "error": http.StatusText(code), "message": msg})
+}
+
+// CAPath serves the CA certificate Consul's TLS verifies against (public).
+const CAPath = "/v1/tls/ca"
+
+// CAHandler serves the active CA certificate as PEM, to anyone: it is
+// public, and a client needs it to verify the Consul servers' HTTPS API.
+// 404 when TLS is off.
+func CAHandler(h *Holder, tlsOn func() bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "only GET is allowed here")
+			return
+		}
+		ca := h.Get().ActiveCA()
+		if !tlsOn() || ca.CertPEM == "" {
+			writeError(w, http.StatusNotFound, "TLS is off for this service (security.tls.enabled)")
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write([]byte(ca.CertPEM))
+	}
 }

@@ -18,8 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 )
 
 // Key is the state store key of the secrets document.
@@ -47,6 +49,21 @@ type Secrets struct {
 	ManagementToken string `json:"management_token"`
 	SchedulerToken  string `json:"scheduler_token"`
 	AgentToken      string `json:"agent_token"`
+	// CA is the service's certificate authority for Consul's TLS
+	// (generated with the other secrets, whether TLS is on or not, so
+	// that it exists before any task needs it).
+	CA pki.CA `json:"ca"`
+	// UserCA is the CA the user brought (security.tls.ca_*_file): it
+	// replaces CA in memory and is never written to the store.
+	UserCA pki.CA `json:"-"`
+}
+
+// ActiveCA is the CA that signs: the user's when one was given.
+func (s Secrets) ActiveCA() pki.CA {
+	if !s.UserCA.Empty() {
+		return s.UserCA
+	}
+	return s.CA
 }
 
 // String never shows a secret (a %v of a Secrets in a log stays safe).
@@ -174,6 +191,13 @@ func LoadOrCreate(ctx context.Context, st Store, rnd io.Reader, notFound error) 
 	if err != nil {
 		return Secrets{}, err
 	}
+	if s.CA.Empty() {
+		ca, err := pki.NewCA(rnd, "consul", time.Now())
+		if err != nil {
+			return Secrets{}, err
+		}
+		s.CA, changed = ca, true
+	}
 	if changed {
 		b, err := json.Marshal(s)
 		if err != nil {
@@ -225,19 +249,40 @@ func (s Secrets) VerifyOperator(token string) bool {
 	return subtle.ConstantTimeCompare([]byte(s.OperatorToken), []byte(token)) == 1
 }
 
-// Needs are what a task uses: gossip encryption, ACLs.
-type Needs struct{ Gossip, ACL bool }
+// Needs are what a task uses: gossip encryption, ACLs, TLS; Server is
+// set for a server with TLS, which receives a certificate naming it.
+type Needs struct {
+	Gossip, ACL, TLS bool
+	Server           *pki.ServerRequest
+}
 
-// ForTask is what a task's executor receives: only what it uses.
-func (s Secrets) ForTask(n Needs) taskspec.Secrets {
+// ForTask is what a task's executor receives: only what it uses. With
+// TLS every agent gets the CA certificate, and a server a certificate
+// and key issued now (rnd nil: crypto/rand) under the active CA.
+func (s Secrets) ForTask(n Needs, rnd io.Reader, now time.Time) (taskspec.Secrets, error) {
 	var out taskspec.Secrets
+	if n.TLS {
+		ca := s.ActiveCA()
+		out.TLSCACert = ca.CertPEM
+		if n.Server != nil {
+			p, err := ca.Parse(now)
+			if err != nil {
+				return taskspec.Secrets{}, fmt.Errorf("the service's CA: %w", err)
+			}
+			iss, err := pki.IssueServer(p, *n.Server, rnd, now)
+			if err != nil {
+				return taskspec.Secrets{}, err
+			}
+			out.TLSCert, out.TLSKey = iss.CertPEM, iss.KeyPEM
+		}
+	}
 	if n.Gossip {
 		out.GossipKey, out.GossipKeys = s.GossipKey(), append([]string(nil), s.GossipKeys...)
 	}
 	if n.ACL {
 		out.ACLAgentToken = s.AgentToken
 	}
-	return out
+	return out, nil
 }
 
 // BeginRotation starts a gossip key rotation: a new key joins the keyring

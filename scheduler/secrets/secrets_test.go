@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 )
 
 var errNotFound = errors.New("not found")
@@ -206,10 +208,75 @@ func TestRotationSteps(t *testing.T) {
 	if f.GossipKey() != r1.RotatingTo || len(f.GossipKeys) != 1 || f.RotatingTo != "" {
 		t.Fatalf("finish: %d keys", len(f.GossipKeys))
 	}
-	if n := s.ForTask(Needs{Gossip: true}); len(n.GossipKeys) != 1 || n.ACLAgentToken != "" {
+	if n, _ := s.ForTask(Needs{Gossip: true}, nil, time.Now()); len(n.GossipKeys) != 1 || n.ACLAgentToken != "" {
 		t.Fatal("ForTask gives more than the task uses")
 	}
-	if n := r1.ForTask(Needs{ACL: true}); n.GossipKey != "" || n.ACLAgentToken == "" {
+	if n, _ := r1.ForTask(Needs{ACL: true}, nil, time.Now()); n.GossipKey != "" || n.ACLAgentToken == "" {
 		t.Fatal("ForTask with ACLs only")
+	}
+}
+
+func TestForTaskTLS(t *testing.T) {
+	st := &memStore{m: map[string][]byte{}}
+	s, err := LoadOrCreate(context.Background(), st, nil, errNotFound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CA.Parse(time.Now()); err != nil {
+		t.Fatalf("no usable CA generated with the other secrets: %v", err)
+	}
+	again, _ := LoadOrCreate(context.Background(), st, nil, errNotFound)
+	if again.CA.CertPEM != s.CA.CertPEM {
+		t.Fatal("the CA was generated again")
+	}
+	cl, err := s.ForTask(Needs{TLS: true}, nil, time.Now())
+	if err != nil || cl.TLSCACert != s.CA.CertPEM || cl.TLSCert != "" || cl.TLSKey != "" {
+		t.Fatalf("a client gets the CA certificate only: %v", err)
+	}
+	sv, err := s.ForTask(Needs{TLS: true, Server: &pki.ServerRequest{Datacenter: "dc1", Hosts: []string{"10.1.1.1"}}}, nil, time.Now())
+	if err != nil || sv.TLSCert == "" || sv.TLSKey == "" {
+		t.Fatalf("a server gets a certificate: %v", err)
+	}
+	if fmt.Sprint(sv)+fmt.Sprintf("%#v", sv) != "task-secrets{redacted}task-secrets{redacted}" {
+		t.Error("task secrets print their content")
+	}
+	if n, _ := s.ForTask(Needs{Gossip: true}, nil, time.Now()); n.TLSCACert != "" {
+		t.Error("TLS material for a task without TLS")
+	}
+	// A user's CA replaces the generated one, and is not stored.
+	user, _ := pki.NewCA(nil, "user", time.Now())
+	s.UserCA = user
+	if sv, _ := s.ForTask(Needs{TLS: true, Server: &pki.ServerRequest{Datacenter: "dc1"}}, nil, time.Now()); sv.TLSCACert != user.CertPEM {
+		t.Error("the user's CA is not the one handed out")
+	}
+	b, _ := json.Marshal(s)
+	if strings.Contains(string(b), "user") || bytes.Contains(b, []byte(strings.Split(user.KeyPEM, "\n")[1])) {
+		t.Error("the user's CA is serialised")
+	}
+}
+
+func TestCAHandler(t *testing.T) {
+	ca, _ := pki.NewCA(nil, "t", time.Now())
+	h := NewHolder(Secrets{CA: ca})
+	on := false
+	srv := httptest.NewServer(CAHandler(h, func() bool { return on }))
+	defer srv.Close()
+	get := func() (int, string) {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := get(); code != http.StatusNotFound {
+		t.Fatalf("TLS off: %d, want 404", code)
+	}
+	on = true
+	code, body := get()
+	if code != http.StatusOK || body != ca.CertPEM || strings.Contains(body, "PRIVATE") {
+		t.Fatalf("TLS on: %d %q", code, body)
 	}
 }

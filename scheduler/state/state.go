@@ -120,6 +120,9 @@ type Target struct {
 	// ACL: agents enforce ACLs, default deny (security.acl.enabled);
 	// fixed at install like GossipEncryption.
 	ACL bool `json:"acl,omitempty"`
+	// TLS: agents use TLS for RPC and serve their API over HTTPS only
+	// (Ports.HTTP is -1); fixed at install like GossipEncryption.
+	TLS bool `json:"tls,omitempty"`
 	// Secrets is how a launched task reaches its secrets; set by the
 	// running scheduler, never stored or shown.
 	Secrets *SecretsAccess `json:"-"`
@@ -173,6 +176,12 @@ func TargetFrom(c config.Config) Target {
 		Uninstall:          c.Uninstall,
 		GossipEncryption:   c.GossipEncryption,
 		ACL:                c.ACL,
+		TLS:                c.TLS,
+	}
+	if c.TLS {
+		// Plain HTTP is off with TLS: the port is neither reserved nor
+		// advertised, and every caller uses HTTPS.
+		t.Ports.HTTP = -1
 	}
 	if x := strings.TrimSpace(string(c.ExtraConfig)); x == "" || x == "null" {
 		t.ExtraConfig = nil // a configuration read back from JSON has "null"

@@ -1,0 +1,125 @@
+package dev
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
+)
+
+// envValue is the value dev gives the scheduler for key ("" if none).
+func (c *Cluster) envValue(key string) string {
+	v := ""
+	for _, kv := range c.opts.ExtraEnv {
+		if x, ok := strings.CutPrefix(kv, key+"="); ok {
+			v = strings.TrimSpace(x)
+		}
+	}
+	return v
+}
+
+// ConsulTLS reports whether this dev cluster's Consul runs with TLS.
+func (c *Cluster) ConsulTLS() bool {
+	on, _ := strconv.ParseBool(c.envValue(config.EnvTLS))
+	return on
+}
+
+// consulHTTPSPort is the Consul HTTPS port with TLS.
+func (c *Cluster) consulHTTPSPort() int {
+	if p, err := strconv.Atoi(c.envValue(config.EnvPortHTTPS)); err == nil && p > 0 {
+		return p
+	}
+	return config.DefaultHTTPSPort
+}
+
+// FetchCA reads the CA certificate from the scheduler's API (GET
+// /v1/tls/ca, public).
+func (c *Cluster) FetchCA(ctx context.Context) (string, error) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, c.SchedulerURL+secrets.CAPath, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", secrets.CAPath, resp.Status)
+	}
+	return string(b), nil
+}
+
+// ConsulConfig is how a caller reaches the Consul agent at ip on this dev
+// cluster, with token ("" for none): plain HTTP on the HTTP port, or with
+// TLS, HTTPS on the HTTPS port verified against the service's CA (from
+// the scheduler's API) and Consul's own CA roots, which sign the clients'
+// auto_encrypt certificates (read from a server that verifies).
+func (c *Cluster) ConsulConfig(ctx context.Context, ip, token string) (*consul.Config, error) {
+	cfg := consul.DefaultNonPooledConfig()
+	cfg.Token = token
+	if !c.ConsulTLS() {
+		cfg.Address, cfg.Scheme = net.JoinHostPort(ip, strconv.Itoa(c.consulHTTPPort())), "http"
+		return cfg, nil
+	}
+	pool, err := c.consulRoots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Address, cfg.Scheme = net.JoinHostPort(ip, strconv.Itoa(c.consulHTTPSPort())), "https"
+	cfg.HttpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return cfg, nil
+}
+
+// consulRoots: the service's CA, plus Consul's own CA roots when a server
+// answers for them over HTTPS verified by the service's CA.
+func (c *Cluster) consulRoots(ctx context.Context) (*x509.CertPool, error) {
+	ca, err := c.FetchCA(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the service's CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(ca)) {
+		return nil, errors.New("the scheduler's /v1/tls/ca is not a PEM certificate")
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil,
+		TLSClientConfig: &tls.Config{RootCAs: pool.Clone(), MinVersion: tls.VersionTLS12}}}
+	port := strconv.Itoa(c.consulHTTPSPort())
+	for _, a := range c.Sim.Agents() {
+		resp, err := hc.Get("https://" + net.JoinHostPort(a.IP, port) + "/v1/connect/ca/roots")
+		if err != nil {
+			continue
+		}
+		var roots struct{ Roots []struct{ RootCert string } }
+		err = json.NewDecoder(resp.Body).Decode(&roots)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			continue
+		}
+		for _, r := range roots.Roots {
+			pool.AppendCertsFromPEM([]byte(r.RootCert))
+		}
+		break
+	}
+	return pool, nil
+}

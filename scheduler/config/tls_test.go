@@ -1,0 +1,58 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
+)
+
+func TestTLSOnServesHTTPSOnItsDefaultPort(t *testing.T) {
+	c, err := Load(env(map[string]string{EnvTLS: "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TLS || c.Ports.HTTPS != DefaultHTTPSPort {
+		t.Fatalf("TLS %v, HTTPS port %d", c.TLS, c.Ports.HTTPS)
+	}
+	c, err = Load(env(map[string]string{EnvTLS: "true", EnvPortHTTPS: "9443"}))
+	if err != nil || c.Ports.HTTPS != 9443 {
+		t.Fatalf("%v %d", err, c.Ports.HTTPS)
+	}
+}
+
+func TestUserCAIsCheckedAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := pki.NewCA(nil, "user", time.Now())
+	other, _ := pki.NewCA(nil, "other", time.Now())
+	write := func(name, v string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cert, key, wrong := write("ca.pem", ca.CertPEM), write("ca-key.pem", ca.KeyPEM), write("other-key.pem", other.KeyPEM)
+	c, err := Load(env(map[string]string{EnvTLS: "true", EnvTLSCACertFile: cert, EnvTLSCAKeyFile: key}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := c.UserCA()
+	if err != nil || !ok || got.CertPEM != ca.CertPEM {
+		t.Fatalf("UserCA: %v %v", ok, err)
+	}
+	_, err = Load(env(map[string]string{EnvTLS: "true", EnvTLSCACertFile: cert, EnvTLSCAKeyFile: wrong}))
+	if err == nil || !strings.Contains(err.Error(), "security.tls.ca_key_file") || !strings.Contains(err.Error(), "does not belong") {
+		t.Fatalf("a key of another CA: %v", err)
+	}
+	if strings.Contains(err.Error(), "PRIVATE KEY") {
+		t.Fatal("the error quotes the key")
+	}
+	_, err = Load(env(map[string]string{EnvTLS: "true", EnvTLSCAKeyFile: key}))
+	if err == nil || !strings.Contains(err.Error(), EnvTLSCACertFile) {
+		t.Fatalf("a key without a certificate: %v", err)
+	}
+}
