@@ -61,7 +61,7 @@ func TestDevAvailability(t *testing.T) {
 	for _, ip := range ips {
 		addrs = append(addrs, net.JoinHostPort(ip, "8500"))
 	}
-		var cfgs []*consul.Config
+	var cfgs []*consul.Config
 	for _, a := range addrs {
 		cfgs = append(cfgs, consulConfig(t, fc.Cluster, a))
 	}
