@@ -33,7 +33,9 @@ type Tokens struct {
 // as Consul 1.16 checks it: the raft configuration and autopilot health
 // (operator:read), raft peer removal, leadership transfer and force-leave
 // (operator:write), and the gossip keyring: list, install, use, remove
-// (keyring:write). Nothing else: it reads no node, agent, service or key.
+// (keyring:write), and each server's own raft state and last log index
+// for the lost-quorum verdict (GET /v1/agent/self: agent:read). Nothing
+// else: it reads no node, service or key, and writes no agent.
 // Snapshots (GET and PUT /v1/snapshot) need acl:write, as much as the
 // management token, so they are taken with that token instead.
 const (
@@ -43,6 +45,7 @@ const (
 
 	rulesScheduler = `operator = "write"
 keyring = "write"
+agent_prefix "" { policy = "read" }
 `
 	// Each agent registers its node and reads services for its DNS and
 	// anti-entropy (Consul's documented agent token policy).
