@@ -1,7 +1,6 @@
 package dev
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -36,26 +35,7 @@ func TestDevACLs(t *testing.T) {
 		MasterIP: "127.7.0.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
 		DNSRefresh: time.Second, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named("dev"),
 	}
-	ctx := context.Background()
-	c, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			c.Stop()
-		}
-		if t.Failed() {
-			dumpLogs(t, workDir)
-		}
-	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
-	_, leader, err := c.WaitForLeader(waitCtx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, leader, stop := startLeading(t, opts, 4*time.Minute)
 	leaderIP, _, _ := net.SplitHostPort(leader)
 	schedLog := filepath.Join(workDir, "scheduler.log")
 	eventually(t, 3*time.Minute, "the scheduler bootstraps ACLs", func() error {
@@ -132,8 +112,7 @@ func TestDevACLs(t *testing.T) {
 	}
 	tasks := runningTasks(t, c)
 	collected := collectObservable(t, c)
-	c.Stop()
-	stopped = true
+	stop()
 	scanForSecrets(t, workDir, collected, storedSecrets(t, workDir), tasks, nil)
 }
 

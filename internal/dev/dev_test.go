@@ -528,3 +528,28 @@ func dumpLogs(t *testing.T, workDir string) {
 		t.Logf("scheduler.log (tail):\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// startLeading starts a dev cluster with opts and waits up to wait for a
+// Consul leader. The cluster stops once, at the end of the test (its logs
+// dumped if the test failed) or earlier through stop.
+func startLeading(t *testing.T, opts Options, wait time.Duration) (c *Cluster, leader string, stop func()) {
+	t.Helper()
+	c, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(c.Stop) }
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			dumpLogs(t, opts.WorkDir)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, leader, err = c.WaitForLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, leader, stop
+}

@@ -46,26 +46,7 @@ func TestDevSecurityDefaults(t *testing.T) {
 		MasterIP: "127.6.0.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
 		DNSRefresh: time.Second, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named("dev"),
 	}
-	ctx := context.Background()
-	c, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			c.Stop()
-		}
-		if t.Failed() {
-			dumpLogs(t, workDir)
-		}
-	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
-	_, _, err = c.WaitForLeader(waitCtx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _, stop := startLeading(t, opts, 4*time.Minute)
 	tasks := checkCluster(t, c)
 	srv := servers(tasks)
 
@@ -121,8 +102,7 @@ func TestDevSecurityDefaults(t *testing.T) {
 	newKey := checkKeyringRotation(t, c, tasks, gossipKey)
 
 	collected := collectObservable(t, c)
-	c.Stop()
-	stopped = true
+	stop()
 	sec := storedSecrets(t, workDir)
 	if sec.GossipKey() != newKey || len(sec.GossipKeys) != 1 || sec.RotatingTo != "" || sec.OperatorToken != operatorToken {
 		t.Fatalf("the cluster's key or the token file is not what the scheduler stored")

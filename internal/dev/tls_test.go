@@ -41,25 +41,7 @@ func TestDevTLS(t *testing.T) {
 		ExtraEnv: []string{config.EnvTLS + "=true"},
 	}
 	ctx := context.Background()
-	c, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			c.Stop()
-		}
-		if t.Failed() {
-			dumpLogs(t, workDir)
-		}
-	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
-	_, _, err = c.WaitForLeader(waitCtx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _, stop := startLeading(t, opts, 4*time.Minute)
 	tasks := checkCluster(t, c)
 	srv := servers(tasks)
 
@@ -131,8 +113,7 @@ func TestDevTLS(t *testing.T) {
 	})
 
 	collected := collectObservable(t, c)
-	c.Stop()
-	stopped = true
+	stop()
 	sec := storedSecrets(t, workDir)
 	if sec.CA.CertPEM != caPEM {
 		t.Fatal("the CA the scheduler serves is not the one it stored")
