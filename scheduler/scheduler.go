@@ -287,7 +287,7 @@ type Scheduler struct {
 	// secrets: the gossip keyring, the executor credential key and the
 	// operator token (scheduler/secrets).
 	secrets  *secrets.Holder
-	rotateMu sync.Mutex // one gossip key rotation at a time
+	rotateMu sync.Mutex // one rotation (gossip key, management token) at a time
 
 	snap *snapshots // Consul snapshots (backup plan, snapshot commands)
 

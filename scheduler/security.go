@@ -155,6 +155,7 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux.Handle(ManagementTokenPath, secrets.ManagementTokenHandler(s.secrets))
 	mux.Handle(secrets.CAPath, secrets.CAHandler(s.secrets, func() bool { return s.Snapshot().Target.TLS }))
 	mux.HandleFunc(KeyringRotatePath, s.keyringHandler)
+	mux.HandleFunc(ManagementRotatePath, s.managementRotateHandler)
 	// The executors' snapshot copies (snapshot_volumes.go): their task
 	// credential, not the operator token.
 	mux.Handle(backup.ExecutorPath, s.snapshotExecutorHandler())
@@ -229,6 +230,7 @@ const ManagementTokenPath = "/v1/acl/management-token"
 func (s *Scheduler) securityLoop(ctx context.Context) {
 	go s.certRenewLoop(ctx)
 	s.aclLoop(ctx)
+	s.resumeManagementRotation(ctx)
 	s.resumeRotation(ctx)
 }
 

@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 )
 
 const aclBootstrappedLine = "Consul ACLs bootstrapped"
@@ -92,6 +95,12 @@ func TestDevACLs(t *testing.T) {
 		return nil
 	})
 
+	// The operator rotates the management token: the old one stops
+	// working, the new one (read again) does everything.
+	oldMgmt := mgmtToken
+	mgmtToken = rotateManagement(t, c, operatorToken, leaderIP, oldMgmt)
+	mgmt = aclClient(t, c, leaderIP, mgmtToken)
+
 	// A SIGKILL, then a new scheduler: it bootstraps again to the same end
 	// (nothing to redo) and the stored management token still works.
 	c.KillScheduler()
@@ -113,7 +122,36 @@ func TestDevACLs(t *testing.T) {
 	tasks := runningTasks(t, c)
 	collected := collectObservable(t, c)
 	stop()
-	scanForSecrets(t, workDir, collected, storedSecrets(t, workDir), tasks, nil)
+	scanForSecrets(t, workDir, collected, storedSecrets(t, workDir), tasks, map[string]string{"ACL management token (rotated out)": oldMgmt})
+}
+
+// rotateManagement rotates the management token with the operator command
+// and checks the old one is refused and the new one works.
+func rotateManagement(t *testing.T, c *Cluster, operatorToken, ip, old string) string {
+	t.Helper()
+	var out strings.Builder
+	cl, err := operator.NewClient(operator.Location{BaseURL: c.SchedulerURL, OperatorToken: operatorToken, From: "test"}, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&operator.Commands{Client: cl, Out: &out}).ACLRotateManagementToken(context.Background()); err != nil {
+		t.Fatalf("acl rotate-management-token: %v", err)
+	}
+	t.Logf("acl rotate-management-token: %s", strings.TrimSpace(out.String()))
+	if strings.Contains(out.String(), old) {
+		t.Fatal("the rotate command printed the old token")
+	}
+	next := managementToken(t, c, operatorToken)
+	if next == old || strings.Contains(out.String(), next) {
+		t.Fatalf("after the rotation: same token %v, or printed by the command", next == old)
+	}
+	if _, _, err := aclClient(t, c, ip, old).KV().Get("acl-test", nil); !isStatus(err, 403) {
+		t.Fatalf("the rotated-out management token: %v, want 403", err)
+	}
+	if _, err := aclClient(t, c, ip, next).KV().Put(&consul.KVPair{Key: "acl-rotated", Value: []byte("v")}, nil); err != nil {
+		t.Fatalf("KV write with the new management token: %v", err)
+	}
+	return next
 }
 
 func managementToken(t *testing.T, c *Cluster, operatorToken string) string {

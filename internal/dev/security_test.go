@@ -368,7 +368,7 @@ func checkMutatingRoutesNeedTheToken(t *testing.T, c *Cluster, token string) {
 	before := runningTasks(t, c)
 	paths := []string{"/v1/pod/consul-server-0/restart", "/v1/pod/consul-server-0/replace", "/v1/pod/consul-server-1/replace",
 		"/v1/plans/deploy/restart", "/v1/plans/deploy/interrupt", "/v1/plans/deploy/continue", "/v1/plans/deploy/start",
-		"/v1/keyring/rotate", "/v1/pod", "/v1/health", "/anything", "/ui/", "/consulx/v1/kv/x"}
+		"/v1/keyring/rotate", "/v1/acl/management-token/rotate", "/v1/pod", "/v1/health", "/anything", "/ui/", "/consulx/v1/kv/x"}
 	for _, p := range paths {
 		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 			for _, auth := range []string{"", "Bearer wrong", "token=wrong"} {

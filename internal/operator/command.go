@@ -193,6 +193,8 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	acl := &cobra.Command{Use: "acl", Short: "Consul ACLs (security.acl.enabled)"}
 	acl.AddCommand(sub("management-token", "Print the Consul ACL management token (needs the operator token; keep it secret)",
 		cobra.NoArgs, noArg((*Commands).ACLManagementToken)))
+	acl.AddCommand(sub("rotate-management-token", "Replace the Consul ACL management token: create a new one, delete the old (needs the operator token)",
+		cobra.NoArgs, noArg((*Commands).ACLRotateManagementToken)))
 
 	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring, acl, recover)
 	return root

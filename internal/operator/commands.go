@@ -323,6 +323,31 @@ func (c *Commands) KeyringRotate(ctx context.Context) error {
 	return nil
 }
 
+// ACLRotateManagementToken has the scheduler replace the Consul ACL
+// management token: a new one is created, the old one deleted. It never
+// prints a token (`acl management-token` reads the new one).
+func (c *Commands) ACLRotateManagementToken(ctx context.Context) error {
+	const p = "/v1/acl/management-token/rotate"
+	r, err := c.Client.Post(ctx, p)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Created bool   `json:"created"`
+		Deleted bool   `json:"deleted"`
+		Via     string `json:"via"`
+		Message string `json:"message"`
+	}
+	if err := decode(r, p, &res); err != nil {
+		return err
+	}
+	if c.JSON {
+		return c.raw(r)
+	}
+	fmt.Fprintf(c.Out, "%s (through %s).\n", res.Message, res.Via)
+	return nil
+}
+
 // ACLManagementToken prints the Consul ACL management token, which the
 // scheduler gives only to a caller with the operator token: a deliberate
 // command, for `CONSUL_HTTP_TOKEN_FILE` or the Consul UI's login.

@@ -49,6 +49,12 @@ type Secrets struct {
 	ManagementToken string `json:"management_token"`
 	SchedulerToken  string `json:"scheduler_token"`
 	AgentToken      string `json:"agent_token"`
+	// ManagementNext is the management secret a rotation under way
+	// creates in Consul (the stored ManagementToken still works);
+	// ManagementOld is the one a rotation retires once ManagementNext is
+	// the management token. Both "" when no rotation is under way.
+	ManagementNext string `json:"management_next,omitempty"`
+	ManagementOld  string `json:"management_old,omitempty"`
 	// CA is the service's certificate authority for Consul's TLS
 	// (generated with the other secrets, whether TLS is on or not, so
 	// that it exists before any task needs it).
@@ -328,5 +334,41 @@ func FinishRotation(s Secrets) Secrets {
 	}
 	s.GossipKeys = []string{s.RotatingTo}
 	s.RotatingTo = ""
+	return s
+}
+
+// BeginManagementRotation starts a rotation of the ACL management token:
+// a new secret is chosen and stored as ManagementNext before Consul hears
+// of it, so a scheduler killed at any later moment finds it and resumes.
+// A rotation already under way is resumed as it is (changed false).
+func BeginManagementRotation(s Secrets, rnd io.Reader) (Secrets, bool, error) {
+	if s.ManagementNext != "" || s.ManagementOld != "" {
+		return s, false, nil
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	u, err := newUUID(rnd)
+	if err != nil {
+		return s, false, err
+	}
+	s.ManagementNext = u
+	return s, true, nil
+}
+
+// PromoteManagement makes ManagementNext the management token, once
+// Consul holds it with global-management; the old secret is kept as
+// ManagementOld until its token is deleted.
+func PromoteManagement(s Secrets) Secrets {
+	if s.ManagementNext == "" {
+		return s
+	}
+	s.ManagementOld, s.ManagementToken, s.ManagementNext = s.ManagementToken, s.ManagementNext, ""
+	return s
+}
+
+// FinishManagement forgets the old secret, once its token is deleted.
+func FinishManagement(s Secrets) Secrets {
+	s.ManagementOld = ""
 	return s
 }

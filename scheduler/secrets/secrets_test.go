@@ -280,3 +280,35 @@ func TestCAHandler(t *testing.T) {
 		t.Fatalf("TLS on: %d %q", code, body)
 	}
 }
+
+// TestManagementRotationSteps: the new secret is chosen once (a second
+// begin resumes it), promoted over the old one, which is kept until the
+// old token is deleted; every step's document keeps a working token.
+func TestManagementRotationSteps(t *testing.T) {
+	s, _, _ := Fill(Secrets{}, nil2rand())
+	old := s.ManagementToken
+	b, changed, err := BeginManagementRotation(s, nil)
+	if err != nil || !changed || b.ManagementNext == "" || b.ManagementNext == old || b.ManagementToken != old {
+		t.Fatalf("begin: %v %v", changed, err)
+	}
+	if again, changed, _ := BeginManagementRotation(b, nil); changed || again.ManagementNext != b.ManagementNext {
+		t.Fatal("a pending rotation was not resumed")
+	}
+	p := PromoteManagement(b)
+	if p.ManagementToken != b.ManagementNext || p.ManagementOld != old || p.ManagementNext != "" {
+		t.Fatal("promote")
+	}
+	if again := PromoteManagement(p); again.ManagementToken != p.ManagementToken || again.ManagementOld != old {
+		t.Fatal("promote is not idempotent")
+	}
+	if again, changed, _ := BeginManagementRotation(p, nil); changed || again.ManagementNext != "" || again.ManagementOld != old {
+		t.Fatal("a rotation waiting for its old token's deletion was restarted")
+	}
+	f := FinishManagement(p)
+	if f.ManagementToken != b.ManagementNext || f.ManagementOld != "" || !f.Complete() {
+		t.Fatal("finish")
+	}
+	if fmt.Sprint(f) != "secrets{redacted}" {
+		t.Fatal("a Secrets formats its fields")
+	}
+}
