@@ -294,7 +294,13 @@ func (u *uiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see /ui/, /v1/plans, /v1/pod, /v1/endpoints, /v1/health, /metrics)", r.Method, p))
 		return
 	}
-	target, ok, why := uiAgent(u.src.Snapshot().Tasks)
+	v := u.src.Snapshot()
+	if !v.Target.UI {
+		// The /consul/ routes are there for the UI only.
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s: Consul's web UI is off (option consul.ui), and so are the Consul API routes it calls; the scheduler's API is under /v1/", p))
+		return
+	}
+	target, ok, why := uiAgent(v.Tasks)
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "Consul's UI: "+why)
 		return

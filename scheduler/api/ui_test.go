@@ -279,3 +279,15 @@ func TestConsulBearer(t *testing.T) {
 		}
 	}
 }
+
+func TestUIOffSaysSo(t *testing.T) {
+	agent, seen := fakeAgent(t)
+	v := agentView(t, agent)
+	v.Target.UI = false
+	for _, p := range []string{"/ui/", "/consul/v1/kv/greeting"} {
+		code, obj, _ := do(t, Handler(&fakeSource{view: v}, nil), http.MethodGet, p)
+		if code != http.StatusNotFound || !strings.Contains(obj["message"].(string), "consul.ui") || len(*seen) != 0 {
+			t.Errorf("GET %s with consul.ui off: %d %v (agent saw %v), want 404 naming the option", p, code, obj, *seen)
+		}
+	}
+}
