@@ -62,7 +62,7 @@ race: zookeeper
 FUZZTIME ?= 10s
 FUZZ := ./scheduler/config:FuzzLoad ./scheduler/placement:FuzzParse \
 	./scheduler/state:FuzzStoredRecords ./internal/taskspec:FuzzDecode \
-	./internal/taskspec:FuzzDecodeJoinUpdate ./scheduler:FuzzEvents ./scheduler/api:FuzzAPI
+	./internal/taskspec:FuzzDecodeJoinUpdate ./scheduler:FuzzEvents ./scheduler:FuzzConsulACLGate ./scheduler/api:FuzzAPI
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "fuzz $$t ($(FUZZTIME))"; \

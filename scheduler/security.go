@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -148,7 +150,7 @@ func (s *Scheduler) liveTask(id string) (bool, secrets.Needs) {
 
 // httpHandler is the whole API: the executors' secrets route, the SDK
 // routes, and the operator token in front of every mutating request but
-// the Consul UI's.
+// the Consul UI's when Consul's ACLs check those (consulACLGate).
 func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(taskspec.SecretsPath, secrets.ExecutorHandler(s.secrets, s.liveTask))
@@ -161,17 +163,32 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux.Handle(backup.ExecutorPath, s.snapshotExecutorHandler())
 	mux.Handle(backup.ExecutorPath+"/", s.snapshotExecutorHandler())
 	mux.Handle("/", api.Handler(s, reg))
-	// The UI's Consul API routes are exempt: they forward the caller's own
-	// X-Consul-Token to a Consul agent, whose ACLs decide (and the proxy
-	// allows only the UI's own routes and methods).
-	h := secrets.RequireOperator(s.secrets, mux, api.ConsulAPIPrefix+"/", backup.ExecutorPath)
+	h := secrets.RequireOperator(s.secrets, mux, backup.ExecutorPath)
 	if u := s.cfg.DCOSJWKSURL; u != "" {
 		// A valid DC/OS token is as good as the operator token on the
 		// mutating routes (the management token route is GET: operator
 		// token only).
-		return dcosauth.Middleware(dcosauth.NewKeySet(u, s.log.Named("dcos-auth")), mux, h)
+		h = dcosauth.Middleware(dcosauth.NewKeySet(u, s.log.Named("dcos-auth")), mux, h)
 	}
-	return h
+	return consulACLGate(mux, h, func() bool { return api.ConsulACLsDecide(s.Snapshot()) })
+}
+
+// consulACLGate sends the UI proxy's Consul API requests (/consul/...)
+// straight to mux when aclsOn: they carry the caller's own Consul token
+// (or none) to a Consul agent whose ACLs decide, and the proxy forwards
+// only the UI's own routes and methods. Everything else, and those too
+// with ACLs off, goes through authenticated (the operator token, or a
+// DC/OS token), and so does a path that only starts like /consul/
+// (/consul/../v1/pod/...: not clean).
+func consulACLGate(mux, authenticated http.Handler, aclsOn func() bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, api.ConsulAPIPrefix+"/") && path.Clean(p) == strings.TrimSuffix(p, "/") && aclsOn() {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		authenticated.ServeHTTP(w, r)
+	})
 }
 
 // apiListen opens the API listener: on cfg.APIHost when set (dev: a

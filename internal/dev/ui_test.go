@@ -96,6 +96,29 @@ func TestDevConsulUIThroughScheduler(t *testing.T) {
 			t.Errorf("GET /consul/v1/kv/ui-test/greeting?raw with X-Consul-Token: %d %q, want 200 hello", resp.StatusCode, b)
 		}
 	}
+	// The UI's writes through the proxy: Consul's ACLs decide on the
+	// caller's own token. With the management token in X-Consul-Token (as
+	// the UI sends it) a KV PUT works; without a token it is Consul's 403,
+	// and so it is with the scheduler's operator token alone (the proxy
+	// gives no rights of its own and passes no operator token on).
+	mgmt := consulConfig(t, fc.Cluster, net.JoinHostPort(tasks[0].AgentIP, "8500")).Token
+	opTok, _ := os.ReadFile(fc.OperatorTokenFile())
+	kvURL := fc.SchedulerURL + "/consul/v1/kv/ui-test/written"
+	if code, body := send(t, client, http.MethodPut, kvURL, "through the UI", "X-Consul-Token", mgmt); code != http.StatusOK || strings.TrimSpace(body) != "true" {
+		t.Errorf("PUT /consul/v1/kv/ui-test/written with the management token: %d %q, want 200 true", code, body)
+	} else if p, _, err := kv.Get("ui-test/written", nil); err != nil || p == nil || string(p.Value) != "through the UI" {
+		t.Errorf("the KV PUT through the proxy did not land: %v %v", p, err)
+	}
+	for _, h := range [][]string{nil, {operator.OperatorTokenHeader, strings.TrimSpace(string(opTok))},
+		{"Authorization", "Bearer " + strings.TrimSpace(string(opTok))}} {
+		code, body := send(t, client, http.MethodPut, fc.SchedulerURL+"/consul/v1/kv/ui-test/anonymous", "x", h...)
+		if code != http.StatusForbidden || !strings.Contains(body, "Permission denied") {
+			t.Errorf("PUT /consul/v1/kv/ui-test/anonymous with headers %q: %d %q, want Consul's 403", h, code, body)
+		}
+	}
+	if p, _, err := kv.Get("ui-test/anonymous", nil); err != nil || p != nil {
+		t.Errorf("a refused KV PUT through the proxy wrote: %v %v", p, err)
+	}
 	// The UI knows ACLs are on from the agent's configuration in the
 	// index (it then shows its login instead of empty pages).
 	if cfg := uiConfig(index); !strings.Contains(cfg, `"ACLsEnabled":true`) {
@@ -143,4 +166,60 @@ func uiConfig(index string) string {
 	_, doc, _ := strings.Cut(after, ">")
 	doc, _, _ = strings.Cut(doc, "</script>")
 	return strings.Join(strings.Fields(html.UnescapeString(doc)), "")
+}
+
+// send makes one request with body and headers (name, value pairs) and
+// returns the status and body.
+func send(t *testing.T, client *http.Client, method, url, body string, headers ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDevConsulUIWritesWithoutACL: with ACLs off nothing in Consul checks
+// a write, so the proxy's writes need the scheduler's operator
+// authentication (401 without it, and nothing written); reads stay open.
+func TestDevConsulUIWritesWithoutACL(t *testing.T) {
+	fc := startFaultCluster(t, 92, 2, 1, noACL)
+	tasks, _ := fc.healthy(t, 1, 4*time.Minute)
+	client := &http.Client{Timeout: 10 * time.Second}
+	kv := consulClient(t, fc.Cluster, tasks[0].AgentIP).KV()
+	url := fc.SchedulerURL + "/consul/v1/kv/ui-test/open"
+	eventually(t, time.Minute, "the UI proxy answers", func() error {
+		if code, body := send(t, client, http.MethodGet, url, ""); code != http.StatusNotFound {
+			return fmt.Errorf("GET %s: %d %.200s, want Consul's 404 for a missing key", url, code, body)
+		}
+		return nil
+	})
+	for _, h := range [][]string{nil, {"X-Consul-Token", "5b8c3e0e-6f1a-4d3b-9a57-1f2e3d4c5b6a"}, {"Authorization", "Bearer wrong"}} {
+		if code, body := send(t, client, http.MethodPut, url, "x", h...); code != http.StatusUnauthorized {
+			t.Errorf("PUT %s with headers %q and ACLs off: %d %.200s, want 401", url, h, code, body)
+		}
+	}
+	if p, _, err := kv.Get("ui-test/open", nil); err != nil || p != nil {
+		t.Errorf("an unauthenticated KV PUT through the proxy wrote: %v %v", p, err)
+	}
+	tok, err := os.ReadFile(fc.OperatorTokenFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := send(t, client, http.MethodPut, url, "by the operator", operator.OperatorTokenHeader, strings.TrimSpace(string(tok))); code != http.StatusOK {
+		t.Errorf("PUT %s with the operator token: %d %.200s, want 200", url, code, body)
+	}
+	if code, body := send(t, client, http.MethodGet, url+"?raw", ""); code != http.StatusOK || body != "by the operator" {
+		t.Errorf("GET %s?raw: %d %q, want the value written (reads stay open with ACLs off)", url, code, body)
+	}
 }

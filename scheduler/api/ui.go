@@ -8,11 +8,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
+	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -30,13 +32,40 @@ import (
 // mounted under whatever prefix the browser sees (nothing directly,
 // /service/<name> through Admin Router): the rewritten index.html works that
 // prefix out from location.pathname and sets the UI's root URL, API prefix
-// and the base of its asset URLs from it. The proxy adds no credentials: the
-// browser's X-Consul-Token passes through, so with ACLs on the UI asks for a
-// token as Consul's own does.
+// and the base of its asset URLs from it.
+//
+// Credentials: the proxy adds none. The caller's Consul token
+// (X-Consul-Token, where the UI puts it, or "Authorization: Bearer <token>")
+// passes through, so with ACLs on the UI asks for a token as Consul's own
+// does, and Consul's ACLs decide its reads and writes (ConsulACLsDecide).
+// What is not a Consul token is removed before the agent sees it: the
+// scheduler's operator token, a DC/OS token, cookies (DC/OS's login cookie).
 
 // ConsulAPIPrefix is where the scheduler proxies the Consul HTTP API routes
 // that the UI calls.
 const ConsulAPIPrefix = "/consul"
+
+// ConsulACLsDecide says who authorizes the writes (any method but GET, HEAD,
+// OPTIONS) the UI proxy forwards under /consul/: with ACLs on (default
+// deny), Consul itself, on the caller's own Consul token (none: the
+// anonymous token, which may not write, so Consul answers 403), and the
+// scheduler asks for nothing; with ACLs off nothing in Consul would check
+// them, so the scheduler asks for its operator authentication, as on its
+// own mutating routes. security.acl is fixed at install
+// (config.CheckUpdate refuses a change), so the target says what every
+// agent runs.
+func ConsulACLsDecide(v View) bool { return v.Target.ACL }
+
+// consulBearer says whether an Authorization header carries what Consul
+// takes for an ACL token: "Bearer <secret ID>", a secret ID being a UUID
+// (Consul refuses any other). The scheduler's operator token (base64url)
+// and DC/OS tokens (JWTs) are never one: the proxy drops them.
+func consulBearer(h string) bool {
+	scheme, v, ok := strings.Cut(strings.TrimSpace(h), " ")
+	return ok && strings.EqualFold(scheme, "bearer") && uuidPattern.MatchString(strings.TrimSpace(v))
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // uiRoute is one Consul HTTP API route the UI calls: a path (a prefix when it
 // ends with "/") and the methods it uses there.
@@ -192,6 +221,12 @@ func newUIProxy(src Source) *uiProxy {
 			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = scheme, host, host
 			pr.Out.URL.Path = strings.TrimPrefix(pr.Out.URL.Path, ConsulAPIPrefix)
 			pr.Out.URL.RawPath = ""
+			// Only the caller's Consul token goes on (package comment).
+			pr.Out.Header.Del(secrets.OperatorHeader)
+			pr.Out.Header.Del("Cookie")
+			if !consulBearer(pr.Out.Header.Get("Authorization")) {
+				pr.Out.Header.Del("Authorization")
+			}
 			if !strings.HasPrefix(pr.Out.URL.Path, "/ui/assets/") {
 				// index.html is rewritten: it must come uncompressed.
 				pr.Out.Header.Del("Accept-Encoding")
@@ -259,7 +294,13 @@ func (u *uiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see /ui/, /v1/plans, /v1/pod, /v1/endpoints, /v1/health, /metrics)", r.Method, p))
 		return
 	}
-	target, ok, why := uiAgent(u.src.Snapshot().Tasks)
+	v := u.src.Snapshot()
+	if !v.Target.UI {
+		// The /consul/ routes are there for the UI only.
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s: Consul's web UI is off (option consul.ui), and so are the Consul API routes it calls; the scheduler's API is under /v1/", p))
+		return
+	}
+	target, ok, why := uiAgent(v.Tasks)
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "Consul's UI: "+why)
 		return

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -213,6 +214,80 @@ var c=JSON.parse(cfg.textContent);console.log(base+" "+c.ContentPath+" "+c.APIPr
 		}
 		if want := c.base + " " + c.root + " " + c.api; strings.TrimSpace(string(got)) != want {
 			t.Errorf("at %s: base, root URL, API prefix = %q, want %q", c.path, strings.TrimSpace(string(got)), want)
+		}
+	}
+}
+
+// TestUIProxyPassesOnlyConsulTokens: a UI write (KV PUT) goes to the agent
+// with the caller's Consul token, X-Consul-Token or "Authorization: Bearer
+// <secret ID>"; the scheduler's operator token, a DC/OS token and cookies
+// never reach the agent, and the proxy adds nothing of its own.
+func TestUIProxyPassesOnlyConsulTokens(t *testing.T) {
+	type seen struct{ method, path, xToken, auth, cookie, operator string }
+	var got []seen
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, seen{r.Method, r.URL.Path, r.Header.Get("X-Consul-Token"), r.Header.Get("Authorization"),
+			r.Header.Get("Cookie"), r.Header.Get(secrets.OperatorHeader)})
+		_, _ = io.WriteString(w, "true")
+	}))
+	t.Cleanup(agent.Close)
+	h := Handler(&fakeSource{view: agentView(t, agent)}, nil)
+	const consulTok = "5b8c3e0e-6f1a-4d3b-9a57-1f2e3d4c5b6a"
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJ1aWQiOiJib2IifQ.c2ln"
+	for _, c := range []struct {
+		name              string
+		headers           map[string]string
+		wantX, wantBearer string
+	}{
+		{"the UI's X-Consul-Token", map[string]string{"X-Consul-Token": consulTok}, consulTok, ""},
+		{"a Consul bearer token", map[string]string{"Authorization": "Bearer " + consulTok}, "", "Bearer " + consulTok},
+		{"no token", nil, "", ""},
+		{"the operator token, both ways", map[string]string{secrets.OperatorHeader: "op-secret", "Authorization": "Bearer op_secret-base64url"}, "", ""},
+		{"a DC/OS token", map[string]string{"Authorization": "token=" + jwt, "Cookie": "dcos-acs-auth-cookie=" + jwt}, "", ""},
+		{"a DC/OS bearer token beside the UI's", map[string]string{"Authorization": "Bearer " + jwt, "X-Consul-Token": consulTok}, consulTok, ""},
+	} {
+		got = nil
+		req := httptest.NewRequest(http.MethodPut, "/consul/v1/kv/ui/greeting", strings.NewReader("hello"))
+		for k, v := range c.headers {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || len(got) != 1 {
+			t.Fatalf("%s: PUT /consul/v1/kv/ui/greeting: %d %s, agent saw %v", c.name, rec.Code, rec.Body, got)
+		}
+		s := got[0]
+		if s.method != http.MethodPut || s.path != "/v1/kv/ui/greeting" || s.xToken != c.wantX || s.auth != c.wantBearer || s.cookie != "" || s.operator != "" {
+			t.Errorf("%s: the agent saw %+v, want PUT /v1/kv/ui/greeting with X-Consul-Token %q and Authorization %q only", c.name, s, c.wantX, c.wantBearer)
+		}
+	}
+}
+
+func TestConsulBearer(t *testing.T) {
+	for h, want := range map[string]bool{
+		"Bearer 5b8c3e0e-6f1a-4d3b-9a57-1f2e3d4c5b6a":  true,
+		"bearer  5B8C3E0E-6F1A-4D3B-9A57-1F2E3D4C5B6A": true,
+		"Bearer anonymous":                           false,
+		"Bearer op_secret-base64url":                 false,
+		"Bearer a.b.c":                               false,
+		"token=5b8c3e0e-6f1a-4d3b-9a57-1f2e3d4c5b6a": false,
+		"Basic 5b8c3e0e-6f1a-4d3b-9a57-1f2e3d4c5b6a": false,
+		"": false,
+	} {
+		if got := consulBearer(h); got != want {
+			t.Errorf("consulBearer(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+func TestUIOffSaysSo(t *testing.T) {
+	agent, seen := fakeAgent(t)
+	v := agentView(t, agent)
+	v.Target.UI = false
+	for _, p := range []string{"/ui/", "/consul/v1/kv/greeting"} {
+		code, obj, _ := do(t, Handler(&fakeSource{view: v}, nil), http.MethodGet, p)
+		if code != http.StatusNotFound || !strings.Contains(obj["message"].(string), "consul.ui") || len(*seen) != 0 {
+			t.Errorf("GET %s with consul.ui off: %d %v (agent saw %v), want 404 naming the option", p, code, obj, *seen)
 		}
 	}
 }
