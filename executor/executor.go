@@ -420,15 +420,7 @@ func (e *executorLoop) handle(ev executor.Event) {
 		if m := ev.GetMessage(); m != nil {
 			data = m.Data
 		}
-		u, err := taskspec.DecodeJoinUpdate(data)
-		if err != nil {
-			e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
-			return
-		}
-		e.log.Info("MESSAGE: join addresses from the scheduler", zap.Strings("join_addrs", u.JoinAddrs))
-		for _, r := range e.runners {
-			r.addJoinAddrs(u.JoinAddrs)
-		}
+		e.message(data)
 	case executor.Event_SHUTDOWN:
 		e.log.Info("SHUTDOWN from the agent")
 		e.beginShutdown("SHUTDOWN from the agent")
@@ -445,6 +437,33 @@ func (e *executorLoop) handle(ev executor.Event) {
 		e.log.Debug("HEARTBEAT")
 	default:
 		e.log.Warn("unknown event ignored", zap.String("type", ev.Type.String()))
+	}
+}
+
+// message handles a scheduler MESSAGE: join addresses, or a TLS
+// certificate renewal; anything else is logged and ignored.
+func (e *executorLoop) message(data []byte) {
+	kind, err := taskspec.MessageKind(data)
+	if err == nil && kind == taskspec.KindTLSRenew {
+		m, err := taskspec.DecodeTLSRenew(data)
+		if err != nil {
+			e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
+			return
+		}
+		e.log.Info("MESSAGE: renew the server's TLS certificate in place", zap.String("scheduler", m.SchedulerURL))
+		for _, r := range e.runners {
+			r.renewTLS(m.SchedulerURL, secretsClient())
+		}
+		return
+	}
+	u, err := taskspec.DecodeJoinUpdate(data)
+	if err != nil {
+		e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
+		return
+	}
+	e.log.Info("MESSAGE: join addresses from the scheduler", zap.Strings("join_addrs", u.JoinAddrs))
+	for _, r := range e.runners {
+		r.addJoinAddrs(u.JoinAddrs)
 	}
 }
 

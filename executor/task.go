@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -75,6 +76,7 @@ type taskRunner struct {
 	hardStop  context.CancelFunc
 	ctx       context.Context
 	done      chan struct{}
+	renewing  atomic.Bool // a TLS renewal (renewTLS) is under way
 }
 
 func newTaskRunner(id mesos.TaskID, spec taskspec.Spec, env consulagent.Env, start startFunc, out chan<- taskEvent, log *zap.Logger) *taskRunner {

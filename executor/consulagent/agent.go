@@ -21,6 +21,7 @@ import (
 	consul "github.com/hashicorp/consul/agent"
 	"github.com/hashicorp/consul/agent/config"
 	"github.com/hashicorp/consul/agent/structs"
+	"github.com/hashicorp/consul/tlsutil"
 	"github.com/hashicorp/serf/serf"
 	"go.uber.org/zap"
 
@@ -35,6 +36,14 @@ type Agent struct {
 	nodeID  string
 	selfLAN string // ip:serf_lan
 	httpURL string // "" when the HTTP port is disabled
+	env     Env    // the start's, for ReloadTLS (its secrets are not kept)
+
+	// tlsConf is Consul's TLS configurator and tlsBase the TLS settings
+	// it was built from (file paths in the sandbox); ReloadTLS updates
+	// it, one reload at a time.
+	tlsConf  *tlsutil.Configurator
+	tlsBase  tlsutil.Config
+	reloadMu sync.Mutex
 
 	cancelJoin context.CancelFunc
 	joinMu     sync.Mutex
@@ -122,6 +131,9 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 		agent:   ca,
 		nodeID:  string(bd.RuntimeConfig.NodeID),
 		selfLAN: net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.SerfLAN)),
+		env:     Env{BindIP: env.BindIP, Sandbox: env.Sandbox},
+		tlsConf: bd.TLSConfigurator,
+		tlsBase: bd.RuntimeConfig.TLS,
 		done:    make(chan struct{}),
 		targets: joinTargets(spec),
 		kick:    make(chan struct{}, 1),

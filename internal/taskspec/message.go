@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"time"
 )
 
 // MessageVersion is the version of the scheduler-to-executor framework
@@ -61,4 +63,97 @@ func DecodeJoinUpdate(data []byte) (JoinUpdate, error) {
 		}
 	}
 	return u, nil
+}
+
+// TLSRenew is a framework MESSAGE from the scheduler to a server's
+// executor: its TLS certificate is due; fetch a new one (GET SecretsPath
+// with the task's credential) from the scheduler API at SchedulerURL,
+// load it into the running agent and report on TLSRenewPath. The URL is
+// in the message because the scheduler that sends it may not be the one
+// that launched the task (Marathon relaunches it elsewhere after a
+// failover), and the credential outlives that.
+type TLSRenew struct {
+	Version      int    `json:"version"`
+	Kind         string `json:"kind"` // "tls_renew"
+	SchedulerURL string `json:"scheduler_url"`
+}
+
+const kindTLSRenew = "tls_renew"
+
+// TLSRenewPath is the scheduler API route where a server's executor
+// reports a certificate renewal (POST TLSRenewPath?task_id=<id>, the
+// task's credential as "Authorization: Bearer", a TLSRenewReport).
+const TLSRenewPath = "/v1/executor/tls"
+
+// TLSRenewReport is the executor's answer to a TLSRenew: the serial (hex)
+// and expiry of the certificate the agent now presents, or why it could
+// not load one (Error; the scheduler then restarts the server instead).
+type TLSRenewReport struct {
+	Serial   string    `json:"serial,omitempty"`
+	NotAfter time.Time `json:"not_after,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// MessageKind reads the kind of a scheduler MESSAGE of this version.
+func MessageKind(data []byte) (string, error) {
+	if len(data) == 0 {
+		return "", errors.New("taskspec: empty message")
+	}
+	var m struct {
+		Version int    `json:"version"`
+		Kind    string `json:"kind"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "", fmt.Errorf("taskspec: message is not a scheduler message: %w", err)
+	}
+	if m.Version != MessageVersion {
+		return "", fmt.Errorf("taskspec: message version %d is not supported (this executor reads %d)", m.Version, MessageVersion)
+	}
+	switch m.Kind {
+	case kindJoin, kindTLSRenew:
+		return m.Kind, nil
+	}
+	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q or %q)", m.Kind, kindJoin, kindTLSRenew)
+}
+
+// KindJoin and KindTLSRenew are what MessageKind returns.
+const (
+	KindJoin     = kindJoin
+	KindTLSRenew = kindTLSRenew
+)
+
+// EncodeTLSRenew returns the MESSAGE data asking for a renewal from the
+// scheduler API at schedulerURL.
+func EncodeTLSRenew(schedulerURL string) ([]byte, error) {
+	if err := validSchedulerURL(schedulerURL); err != nil {
+		return nil, err
+	}
+	return json.Marshal(TLSRenew{Version: MessageVersion, Kind: kindTLSRenew, SchedulerURL: schedulerURL})
+}
+
+// DecodeTLSRenew parses MESSAGE data written by EncodeTLSRenew.
+func DecodeTLSRenew(data []byte) (TLSRenew, error) {
+	k, err := MessageKind(data)
+	if err != nil {
+		return TLSRenew{}, err
+	}
+	if k != kindTLSRenew {
+		return TLSRenew{}, fmt.Errorf("taskspec: message kind %q, want %q", k, kindTLSRenew)
+	}
+	var m TLSRenew
+	if err := json.Unmarshal(data, &m); err != nil {
+		return TLSRenew{}, fmt.Errorf("taskspec: message is not a scheduler message: %w", err)
+	}
+	if err := validSchedulerURL(m.SchedulerURL); err != nil {
+		return TLSRenew{}, err
+	}
+	return m, nil
+}
+
+func validSchedulerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("taskspec: scheduler URL %q: want http(s)://host:port of the scheduler API", s)
+	}
+	return nil
 }
