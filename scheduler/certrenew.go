@@ -3,13 +3,18 @@ package scheduler
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"go.uber.org/zap"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
@@ -67,10 +72,129 @@ func renewCheckEvery(lifetime time.Duration) time.Duration {
 	return d
 }
 
-// certRenewLoop renews the servers' TLS certificates before they expire:
-// a server gets a new certificate at each launch, so a server whose
-// certificate is due is restarted (pod restart), one at a time, only while
-// the cluster is healthy.
+// Renewal actions: wait, ask the server's executor to reload a new
+// certificate in place (a MESSAGE), or restart the server (it gets a new
+// certificate at launch) when the reload failed or never came.
+type renewAction int
+
+const (
+	renewWait renewAction = iota
+	renewMessage
+	renewRestart
+)
+
+// renewAttempt is what the scheduler knows of the in-place renewal of one
+// server's certificate: sent to which task, how many times, when last,
+// and the executor's report.
+type renewAttempt struct {
+	TaskID   string
+	Messages int
+	LastSent time.Time
+	// Failed is the executor's reason when it could not reload.
+	Failed string
+	// Serial and NotAfter: the certificate the executor reported loaded.
+	Serial   string
+	NotAfter time.Time
+}
+
+// renewMaxMessages is how many MESSAGEs a server's executor gets for one
+// renewal before the scheduler restarts the server instead: the master
+// drops a MESSAGE to an agent it cannot reach, and an executor of an
+// older build ignores it.
+const renewMaxMessages = 3
+
+// renewalStep is the in-place renewal decision (pure) for the server the
+// renewal picked, task taskID: its attempt so far (nil: none) and how
+// long to wait for the executor's report before asking again.
+func renewalStep(now time.Time, taskID string, a *renewAttempt, resendAfter time.Duration) (renewAction, string) {
+	switch {
+	case a == nil || a.TaskID != taskID:
+		return renewMessage, "asking its executor to load a new certificate in place (no restart)"
+	case a.Failed != "":
+		return renewRestart, "its executor could not load a new certificate in place (" + a.Failed + "): restarting it instead (it gets a new certificate at launch)"
+	case now.Sub(a.LastSent) < resendAfter:
+		return renewWait, fmt.Sprintf("waiting for its executor's report (asked %d time(s), last %s ago)", a.Messages, now.Sub(a.LastSent).Round(time.Second))
+	case a.Messages >= renewMaxMessages:
+		return renewRestart, fmt.Sprintf("asked its executor %d times to load a new certificate in place and it still presents the old one (the master drops a MESSAGE it cannot deliver; an older executor ignores it): restarting it instead", a.Messages)
+	}
+	return renewMessage, fmt.Sprintf("asking its executor again (no renewal %s after the last request)", now.Sub(a.LastSent).Round(time.Second))
+}
+
+// renewResendAfter is how long the renewal waits for an executor's
+// report before asking again: two checks, at least 20 s.
+func renewResendAfter(every time.Duration) time.Duration {
+	if d := 2 * every; d > 20*time.Second {
+		return d
+	}
+	return 20 * time.Second
+}
+
+// certRenewals holds the in-place renewals under way (by server name),
+// shared by the renewal loop and the executors' reports.
+type certRenewals struct {
+	mu       sync.Mutex
+	attempts map[string]*renewAttempt
+}
+
+// get returns a copy of name's attempt, nil when none.
+func (c *certRenewals) get(name string) *renewAttempt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.attempts[name]
+	if !ok {
+		return nil
+	}
+	cp := *a
+	return &cp
+}
+
+// sent records a MESSAGE to taskID (a new attempt when the task changed).
+func (c *certRenewals) sent(name, taskID string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.attempts == nil {
+		c.attempts = map[string]*renewAttempt{}
+	}
+	a, ok := c.attempts[name]
+	if !ok || a.TaskID != taskID {
+		a = &renewAttempt{TaskID: taskID}
+		c.attempts[name] = a
+	}
+	a.Messages++
+	a.LastSent = now
+}
+
+// reported records an executor's report; false when no renewal of that
+// task is under way.
+func (c *certRenewals) reported(name, taskID string, rep taskspec.TLSRenewReport) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.attempts[name]
+	if !ok || a.TaskID != taskID {
+		return false
+	}
+	a.Failed, a.Serial, a.NotAfter = rep.Error, rep.Serial, rep.NotAfter
+	return true
+}
+
+// keepOnly forgets every attempt but name's ("" : all): a server that is
+// no longer due has its new certificate.
+func (c *certRenewals) keepOnly(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for n := range c.attempts {
+		if n != name {
+			delete(c.attempts, n)
+		}
+	}
+}
+
+// certRenewLoop renews the servers' TLS certificates before they expire,
+// one server at a time and only while the cluster is healthy: the
+// server's executor is asked (a framework MESSAGE) to fetch a new
+// certificate and load it into the running agent, with no restart; when
+// that fails, or no renewal follows a few requests, the server is
+// restarted (it gets a new certificate at launch).
 func (s *Scheduler) certRenewLoop(ctx context.Context) {
 	if !s.Snapshot().Target.TLS || s.cfg.Uninstall {
 		return
@@ -84,6 +208,7 @@ func (s *Scheduler) certRenewLoop(ctx context.Context) {
 		case <-time.After(every):
 		}
 		name, why := s.renewalCheck(ctx)
+		s.tlsRenew.keepOnly(name)
 		if name == "" {
 			if why != lastWhy && !strings.HasPrefix(why, "no server") {
 				s.log.Info("TLS certificate renewal waits", zap.String("why", why))
@@ -91,13 +216,139 @@ func (s *Scheduler) certRenewLoop(ctx context.Context) {
 			lastWhy = why
 			continue
 		}
-		lastWhy = ""
-		s.log.Info("renewing a Consul server's TLS certificate: restarting it (it gets a new certificate at launch)",
-			zap.String("server", name), zap.String("why", why))
-		if _, err := s.Restart(ctx, name); err != nil {
-			s.log.Warn("TLS certificate renewal: the restart was refused; retrying later", zap.String("server", name), zap.Error(err))
+		taskID := s.runningTaskID(name)
+		act, step := renewalStep(time.Now(), taskID, s.tlsRenew.get(name), renewResendAfter(every))
+		if step != lastWhy {
+			s.log.Info("TLS certificate renewal", zap.String("server", name), zap.String("task_id", taskID),
+				zap.String("why", why), zap.String("step", step))
+		}
+		lastWhy = step
+		switch act {
+		case renewMessage:
+			if err := s.sendTLSRenew(ctx, name, taskID); err != nil {
+				s.log.Warn("TLS certificate renewal: the request to the executor was not sent; retrying later",
+					zap.String("server", name), zap.Error(err))
+				continue
+			}
+			s.tlsRenew.sent(name, taskID, time.Now())
+			s.log.Info("renewing a Consul server's TLS certificate in place: its executor was asked to load a new one",
+				zap.String("server", name), zap.String("task_id", taskID))
+		case renewRestart:
+			s.log.Warn("renewing a Consul server's TLS certificate: restarting it", zap.String("server", name), zap.String("why", step))
+			if _, err := s.Restart(ctx, name); err != nil {
+				s.log.Warn("TLS certificate renewal: the restart was refused; retrying later", zap.String("server", name), zap.Error(err))
+				continue
+			}
+			s.tlsRenew.keepOnly("")
 		}
 	}
+}
+
+// runningTaskID is the task ID of name's record ("" when none).
+func (s *Scheduler) runningTaskID(name string) string {
+	for _, t := range s.Snapshot().Tasks {
+		if t.Name == name {
+			return t.TaskID
+		}
+	}
+	return ""
+}
+
+// sendTLSRenew sends name's executor the renewal MESSAGE naming this
+// scheduler's API, from the loop (which owns the records and the
+// sender). Mesos does not say whether it was delivered: the executor's
+// report or the certificate the server presents do.
+func (s *Scheduler) sendTLSRenew(ctx context.Context, name, taskID string) error {
+	data, err := taskspec.EncodeTLSRenew(s.secretsAccess().URL)
+	if err != nil {
+		return err
+	}
+	return s.inLoop(ctx, func() error {
+		t, ok := s.tasks[name]
+		switch {
+		case !ok || t.TaskID != taskID || !t.Running() || t.AgentID == "":
+			return fmt.Errorf("%s is no longer the running task %s", name, taskID)
+		case !s.subscribed || s.sender == nil:
+			return errors.New("not subscribed to the master")
+		}
+		var out outbox
+		out.add(calls.Message(t.AgentID, t.TaskID, data))
+		if !s.enqueue(&out) {
+			return errors.New("the calls to the master are backed up")
+		}
+		return nil
+	})
+}
+
+// tlsRenewHandler serves taskspec.TLSRenewPath: a live server's
+// executor reports, with its own task credential, the certificate it
+// loaded or why it could not. The report is logged and kept for the
+// renewal's next step.
+func (s *Scheduler) tlsRenewHandler() http.HandlerFunc {
+	verify := func(id, tok string) bool { return s.secrets.Get().VerifyCredential(id, tok) }
+	return tlsRenewReportHandler(verify, func(id string) bool {
+		live, needs := s.liveTask(id)
+		return live && needs.Server != nil
+	}, s.tlsRenew.reported, s.log)
+}
+
+func tlsRenewReportHandler(verify func(id, tok string) bool, liveServer func(id string) bool,
+	record func(name, id string, rep taskspec.TLSRenewReport) bool, log *zap.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeRenewError(w, http.StatusMethodNotAllowed, "only POST is allowed here")
+			return
+		}
+		id := r.URL.Query().Get("task_id")
+		a := r.Header.Get("Authorization")
+		tok := ""
+		if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			tok = strings.TrimSpace(a[7:])
+		}
+		switch {
+		case id == "" || tok == "":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="dcos-consul scheduler"`)
+			writeRenewError(w, http.StatusUnauthorized, "an executor reports with ?task_id= and its own task credential (Authorization: Bearer)")
+			return
+		case !verify(id, tok):
+			writeRenewError(w, http.StatusForbidden, "the credential is not this task's")
+			return
+		case !liveServer(id):
+			writeRenewError(w, http.StatusForbidden, "the task is not a live Consul server with TLS of this scheduler")
+			return
+		}
+		var rep taskspec.TLSRenewReport
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&rep); err != nil {
+			writeRenewError(w, http.StatusBadRequest, "the body is not a TLS renewal report: "+err.Error())
+			return
+		}
+		if rep.Error == "" && (rep.Serial == "" || rep.NotAfter.IsZero()) {
+			writeRenewError(w, http.StatusBadRequest, "a TLS renewal report names the loaded certificate (serial, not_after) or says why none was (error)")
+			return
+		}
+		if len(rep.Error) > 1000 {
+			rep.Error = rep.Error[:1000]
+		}
+		name := state.NameOfTaskID(id)
+		known := record(name, id, rep)
+		if rep.Error != "" {
+			log.Warn("TLS certificate renewal in place failed on the executor", zap.String("server", name),
+				zap.String("task_id", id), zap.String("why", rep.Error), zap.Bool("requested_here", known))
+		} else {
+			log.Info("TLS certificate renewed in place: the server presents its new certificate", zap.String("server", name),
+				zap.String("task_id", id), zap.String("serial", rep.Serial), zap.Time("not_after", rep.NotAfter),
+				zap.Bool("requested_here", known))
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func writeRenewError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "error": http.StatusText(code), "message": msg})
 }
 
 // renewalCheck reads the running servers' certificates and health and

@@ -293,6 +293,8 @@ type Scheduler struct {
 
 	quorum quorumWatch // lost-quorum detection (recover_quorum.go)
 
+	tlsRenew certRenewals // in-place TLS certificate renewals (certrenew.go)
+
 	mu   sync.RWMutex
 	view api.View
 }

@@ -162,8 +162,10 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	// credential, not the operator token.
 	mux.Handle(backup.ExecutorPath, s.snapshotExecutorHandler())
 	mux.Handle(backup.ExecutorPath+"/", s.snapshotExecutorHandler())
+	// The executors' TLS renewal reports (certrenew.go): task credential.
+	mux.Handle(taskspec.TLSRenewPath, s.tlsRenewHandler())
 	mux.Handle("/", api.Handler(s, reg))
-	h := secrets.RequireOperator(s.secrets, mux, backup.ExecutorPath)
+	h := secrets.RequireOperator(s.secrets, mux, backup.ExecutorPath, taskspec.TLSRenewPath)
 	if u := s.cfg.DCOSJWKSURL; u != "" {
 		// A valid DC/OS token is as good as the operator token on the
 		// mutating routes (the management token route is GET: operator
