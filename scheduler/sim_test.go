@@ -405,7 +405,7 @@ type fakeConsul struct {
 	autopilot []uint
 }
 
-func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string) error {
+func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string, leave memberLeave) error {
 	time.Sleep(2 * time.Second)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -480,7 +480,7 @@ func (f *fakeConsul) SetAutopilot(ctx context.Context, via []string, minQuorum u
 	return true, nil
 }
 
-func (f *fakeConsul) ForceLeave(ctx context.Context, via []string, node string) error {
+func (f *fakeConsul) ForceLeave(ctx context.Context, via []string, node string, prune bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removed = append(f.removed, "force-leave "+node)
