@@ -135,12 +135,13 @@ func TestDevAvailability(t *testing.T) {
 		})
 	})
 	run("scale 5→7", 2, want(5), 7, func() { update(`{"servers": {"count": 7}}`) })
-	// Scale-down removes one server at a time: while one goes (it leaves
-	// serf before Consul drops its raft peer), the voters are one more
-	// than the target with one of them unhealthy, so the tolerance may dip
-	// one below the target's (seen in CI: 6 voters, one leaving: 1).
-	run("scale 7→5", 2, want(5)-1, 5, func() { update(`{"servers": {"count": 5}}`) })
-	run("scale 5→3", 2, want(3)-1, 3, func() { update(`{"servers": {"count": 3}}`) })
+	// Scale-down removes one server at a time, its raft peer before the
+	// kill, so the voters never include a stopped one: the tolerance stays
+	// the target's. (Until 1c46bba the scheduler force-left the server
+	// while it still ran, which marked it leaving in serf, and CI saw the
+	// tolerance dip one below: 6 voters, one leaving: 1.)
+	run("scale 7→5", 2, want(5), 5, func() { update(`{"servers": {"count": 5}}`) })
+	run("scale 5→3", 2, want(3), 3, func() { update(`{"servers": {"count": 3}}`) })
 
 	time.Sleep(2 * time.Second)
 	cancel()
