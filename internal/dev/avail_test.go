@@ -137,7 +137,7 @@ func TestDevAvailability(t *testing.T) {
 	run("scale 5→7", 2, want(5), 7, func() { update(`{"servers": {"count": 7}}`) })
 	// Scale-down removes one server at a time, its raft peer before the
 	// kill, so the voters never include a stopped one: the tolerance stays
-	// the target's. (Until 1c46bba the scheduler force-left the server
+	// the target's. (Until 1ff14f2 the scheduler force-left the server
 	// while it still ran, which marked it leaving in serf, and CI saw the
 	// tolerance dip one below: 6 voters, one leaving: 1.)
 	run("scale 7→5", 2, want(5), 5, func() { update(`{"servers": {"count": 5}}`) })
