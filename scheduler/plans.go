@@ -91,10 +91,14 @@ func (s *Scheduler) planCommand(ctx context.Context, c api.PlanCommand) (string,
 		// for a rolling restart in place, through the quorum gate);
 		// otherwise it proceeds.
 		if plan.StartRestarts(c.Plan, el.Status()) {
-			if _, err := s.restartElement(ctx, c, el); err != nil && !errors.Is(err, api.ErrAlready) {
+			_, err := s.restartElement(ctx, c, el)
+			if err == nil {
+				return "Received cmd: start (complete: every step runs again)", nil
+			}
+			if !errors.Is(err, api.ErrAlready) {
 				return "", err
 			}
-			return "Received cmd: start (complete: every step runs again)", nil
+			// No pod running to restart (all being launched): it proceeds.
 		}
 		return s.controlCommand(ctx, c, el)
 	case "interrupt", "stop", "continue":
