@@ -22,12 +22,14 @@ import (
 
 // consulAdmin is what the scheduler asks of the Consul cluster it runs.
 type consulAdmin interface {
-	// RemoveServer removes a dead server's raft peer (at raftAddr) and its
-	// LAN membership (node), through one of the servers at via (HTTP
-	// addresses), only if the remaining voters keep a quorum.
-	RemoveServer(ctx context.Context, via []string, node, raftAddr string) error
-	// ForceLeave removes a dead client from the LAN pool.
-	ForceLeave(ctx context.Context, via []string, node string) error
+	// RemoveServer removes a server's raft peer (at raftAddr), through one
+	// of the servers at via (HTTP addresses), only if the remaining voters
+	// keep a quorum; leave says what becomes of its LAN membership (node).
+	RemoveServer(ctx context.Context, via []string, node, raftAddr string, leave memberLeave) error
+	// ForceLeave removes a dead node from the LAN pool: pruned (gone at
+	// once, its name free for a new node) or left (as after a graceful
+	// leave).
+	ForceLeave(ctx context.Context, via []string, node string, prune bool) error
 	// RaftHealth reads Consul's raft servers with autopilot's health
 	// through one of the servers at via. errNoConsul: none answered;
 	// errNoRaftView: one answered but may not tell (ACLs).
@@ -66,7 +68,43 @@ func (c httpConsul) client(addr string) (*consulapi.Client, error) {
 	return consulclient.New(addr, c.token, 15*time.Second)
 }
 
-func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string) error {
+// memberLeave is what RemoveServer does with the server's LAN member.
+type memberLeave int
+
+const (
+	// keepMember: a scale-down removes the peer of a server that still
+	// runs; it is killed next and force-left once its record goes.
+	keepMember memberLeave = iota
+	// pruneOnceFailed: a replacement prunes the old member, but only once
+	// serf sees it failed: serf's prune of a member still alive (killed
+	// moments ago, not yet detected) sleeps its broadcast timeout plus
+	// the leave propagation delay, 8 s a pool, holding the member lock of
+	// the server that does it (the availability test measured 15 s, the
+	// scheduler's HTTP timeout, on every replace and scale-down step).
+	pruneOnceFailed
+	// pruneNow prunes whatever serf says (waited long enough).
+	pruneNow
+)
+
+// errSerfAlive: the old server is not failed in serf yet; its peer
+// removal and prune wait (shortly) for serf's failure detection.
+var errSerfAlive = errors.New("serf does not see the old server failed yet")
+
+// pruneWait says why a replacement's removal waits for serf before it
+// removes the peer and prunes the member ("" to go on), from the serf
+// status autopilot reports for the peer ("" when unknown).
+func pruneWait(leave memberLeave, serfStatus string) string {
+	if leave != pruneOnceFailed {
+		return ""
+	}
+	switch serfStatus {
+	case "alive", "leaving":
+		return "serf still sees it " + serfStatus + " (failure detection takes a few seconds after a kill); pruning it now would hold serf 8 s a pool"
+	}
+	return ""
+}
+
+func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string, leave memberLeave) error {
 	var last error = errNoConsul
 	answered := false
 	for _, addr := range via {
@@ -106,11 +144,17 @@ func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAd
 				last = fmt.Errorf("%s: autopilot health: %w", addr, err)
 				continue
 			}
-			healthy := 0
+			healthy, serfStatus := 0, ""
 			for _, s := range health.Servers {
+				if s.ID == peer.ID || s.Address == raftAddr {
+					serfStatus = s.SerfStatus
+				}
 				if s.Healthy && s.Voter && s.ID != peer.ID && s.Address != raftAddr {
 					healthy++
 				}
+			}
+			if why := pruneWait(leave, serfStatus); why != "" {
+				return fmt.Errorf("%w: %s: %s", errSerfAlive, node, why)
 			}
 			if err := quorumAfterRemoval(voters, healthy, peer.Voter); err != nil {
 				return fmt.Errorf("raft peer %s: %w", raftAddr, err)
@@ -120,6 +164,9 @@ func (c httpConsul) RemoveServer(ctx context.Context, via []string, node, raftAd
 				continue
 			}
 			c.log.Warn("removed the old server's raft peer", zap.String("node", node), zap.String("raft_address", raftAddr), zap.String("via", addr))
+		}
+		if leave == keepMember {
+			return nil
 		}
 		// The old node must be gone from the member list before the
 		// replacement (same node name, new node ID) starts: Consul's
@@ -249,7 +296,7 @@ func (c httpConsul) SetAutopilot(ctx context.Context, via []string, minQuorum ui
 	return false, last
 }
 
-func (c httpConsul) ForceLeave(ctx context.Context, via []string, node string) error {
+func (c httpConsul) ForceLeave(ctx context.Context, via []string, node string, prune bool) error {
 	var last error = errNoConsul
 	for _, addr := range via {
 		if ctx.Err() != nil {
@@ -260,7 +307,11 @@ func (c httpConsul) ForceLeave(ctx context.Context, via []string, node string) e
 			last = err
 			continue
 		}
-		if err := cl.Agent().ForceLeavePrune(node); err != nil {
+		force := cl.Agent().ForceLeave
+		if prune {
+			force = cl.Agent().ForceLeavePrune
+		}
+		if err := force(node); err != nil {
 			last = fmt.Errorf("%s: force-leave %s: %w", addr, node, err)
 			continue
 		}
@@ -310,10 +361,15 @@ func (s *Scheduler) forceLeave(old map[string]state.Task) {
 			continue
 		}
 		via := consulHTTPAddrs(s.tasks, s.target, "")
+		// A scaled-down server was killed moments ago and may still be
+		// alive in serf: it is marked left, as a graceful leave would
+		// (serf's prune of a member not yet failed holds serf 8 s a
+		// pool). A lost client is long failed: pruned.
+		prune := t.Role == taskspec.RoleClient
 		go func(node string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if err := s.consul.ForceLeave(ctx, via, node); err != nil {
+			if err := s.consul.ForceLeave(ctx, via, node, prune); err != nil {
 				s.log.Info("could not force-leave a lost client", zap.String("node", node), zap.Error(err))
 			} else {
 				s.log.Info("lost client removed from the LAN pool", zap.String("node", node))
@@ -343,14 +399,33 @@ func (s *Scheduler) startPeerRemovals() {
 // single-server cluster, where nobody else can answer, gives up after
 // PeerRemovalTimeout (its data is gone with its agent anyway).
 func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
-	deadline := time.Now().Add(s.opts.PeerRemovalTimeout)
+	began := time.Now()
+	deadline := began.Add(s.opts.PeerRemovalTimeout)
 	single := s.target.Servers <= 1
 	for {
+		leave := pruneOnceFailed
+		if time.Since(began) > serfFailWait {
+			leave = pruneNow // e.g. an agent lost to Mesos whose Consul still gossips
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := s.consul.RemoveServer(ctx, via, name, raftAddr)
+		err := s.consul.RemoveServer(ctx, via, name, raftAddr, leave)
 		cancel()
 		if err == nil {
 			break
+		}
+		if errors.Is(err, errSerfAlive) {
+			s.log.Info("old server not failed in serf yet; its peer removal waits for the failure detection", zap.String("task", name), zap.Error(err))
+			select {
+			case s.cmds <- func() { s.removalWhy[name] = "waiting (retrying every second): " + err.Error() }:
+			case <-s.done:
+				return
+			}
+			select {
+			case <-time.After(time.Second):
+			case <-s.done:
+				return
+			}
+			continue
 		}
 		if single && time.Now().After(deadline) {
 			s.log.Warn("could not remove the old raft peer of the only server; placing the replacement", zap.String("task", name),
@@ -383,6 +458,11 @@ func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
 	case <-s.done:
 	}
 }
+
+// serfFailWait bounds how long a replacement waits for serf to see the
+// old server failed before it prunes the member anyway (memberlist marks
+// a killed server failed within a few seconds).
+const serfFailWait = 20 * time.Second
 
 // raftPollInterval is how often the scheduler reads Consul's raft view.
 const raftPollInterval = 3 * time.Second
@@ -459,7 +539,7 @@ func (s *Scheduler) startScaleDownRemovals() {
 		go func(name, addr string) {
 			for {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err := s.consul.RemoveServer(ctx, via, name, addr)
+				err := s.consul.RemoveServer(ctx, via, name, addr, keepMember)
 				cancel()
 				if err == nil {
 					break

@@ -178,12 +178,15 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 	// Right after a leader dies the others hold an election: the removal
 	// errors (not errNoConsul: they answered) and succeeds when retried.
 	for {
-		err := admin.RemoveServer(ctx, []string{httpAddr(0), httpAddr(1)}, "consul-server-2", raftAddr(2))
+		err := admin.RemoveServer(ctx, []string{httpAddr(0), httpAddr(1)}, "consul-server-2", raftAddr(2), pruneOnceFailed)
 		if err == nil {
 			break
 		}
 		if errors.Is(err, errNoConsul) {
 			t.Fatalf("servers that answer were taken for unreachable: %v", err)
+		}
+		if errors.Is(err, errSerfAlive) {
+			t.Logf("the dead server's removal waits for serf: %v", err)
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("remove a dead peer while two of three run: %v", err)
@@ -248,7 +251,7 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 	// Scaling down: a live server's raft peer is removed while the other
 	// keeps quorum, then the server is stopped (a kill is a leave).
 	for {
-		err := admin.RemoveServer(ctx, []string{httpAddr(0)}, "consul-server-1", raftAddr(1))
+		err := admin.RemoveServer(ctx, []string{httpAddr(0)}, "consul-server-1", raftAddr(1), keepMember)
 		if err == nil {
 			break
 		}
@@ -265,10 +268,33 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 		t.Fatalf("raft peers after scaling down to one: %v %v", p, err)
 	}
 	// The last voter is never removed.
-	if err := admin.RemoveServer(ctx, []string{httpAddr(0)}, "consul-server-0", raftAddr(0)); err == nil || !strings.Contains(err.Error(), "last voter") {
+	if err := admin.RemoveServer(ctx, []string{httpAddr(0)}, "consul-server-0", raftAddr(0), keepMember); err == nil || !strings.Contains(err.Error(), "last voter") {
 		t.Fatalf("removing the last voter: %v", err)
 	}
 
+}
+
+// TestPruneWait: a replacement prunes the old member only once serf sees
+// it failed (or cannot tell); a scale-down and a replacement that waited
+// long enough never wait for serf.
+func TestPruneWait(t *testing.T) {
+	for _, c := range []struct {
+		leave memberLeave
+		serf  string
+		wait  bool
+	}{
+		{pruneOnceFailed, "alive", true},
+		{pruneOnceFailed, "leaving", true},
+		{pruneOnceFailed, "failed", false},
+		{pruneOnceFailed, "left", false},
+		{pruneOnceFailed, "", false}, // not in autopilot's view: nothing to wait for
+		{pruneNow, "alive", false},
+		{keepMember, "alive", false},
+	} {
+		if why := pruneWait(c.leave, c.serf); (why != "") != c.wait {
+			t.Errorf("pruneWait(%d, %q) = %q, want wait %v", c.leave, c.serf, why, c.wait)
+		}
+	}
 }
 
 func TestQuorumAfterRemoval(t *testing.T) {

@@ -219,7 +219,8 @@ func TestSimPlanOperations(t *testing.T) {
 // the quorum gate), never restarted at once. While Consul cannot be read
 // they wait and a second restart of the pending phase answers 208;
 // forceComplete skips a queued restart; restarting a plan whose steps are
-// not pods (decommission, recovery) is refused (409).
+// not pods (decommission, recovery) is refused (409); `start` on the
+// complete update plan runs it again.
 func TestSimPlanRestart(t *testing.T) {
 	h := startSim(t, 5)
 	fc := h.consul.(*fakeConsul)
@@ -304,13 +305,24 @@ func TestSimPlanRestart(t *testing.T) {
 			t.Errorf("client %s restarted by a restart of the server phase", tk.Name)
 		}
 	}
-	// The whole update plan: every pod once more, clients too.
+	// `start` on the complete update plan, as the DC/OS SDK's: it runs
+	// again, every pod once more, clients too (the same rolling restart
+	// as `restart` of the whole plan). On a complete plan whose steps are
+	// not pods it has nothing to run again: 200, nothing restarted.
 	second := map[string]string{}
 	for _, tk := range v.Tasks {
 		second[tk.Name] = tk.TaskID
 	}
-	if code, body := h.post("/v1/plans/update/restart"); code != 200 {
-		t.Fatalf("restart plan update: %d %s", code, body)
+	if code, body := h.post("/v1/plans/decommission/start"); code != 200 {
+		t.Fatalf("start of the complete decommission plan: %d %s, want 200", code, body)
+	}
+	for _, tk := range h.sched.Snapshot().Tasks {
+		if tk.TaskID != second[tk.Name] || tk.RestartQueued {
+			t.Fatalf("%s restarted or queued by a start of the decommission plan", tk.Name)
+		}
+	}
+	if code, body := h.post("/v1/plans/update/start"); code != 200 || !contains(body, "runs again") {
+		t.Fatalf("start of the complete update plan: %d %s", code, body)
 	}
 	h.eventually("every pod restarted", 180*time.Second, func(v api.View) error {
 		for _, tk := range v.Tasks {

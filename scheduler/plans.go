@@ -86,7 +86,22 @@ func (s *Scheduler) planCommand(ctx context.Context, c api.PlanCommand) (string,
 		return "", err
 	}
 	switch c.Verb {
-	case "interrupt", "stop", "continue", "start":
+	case "start":
+		// As the DC/OS SDK: a complete plan runs again (its pods queued
+		// for a rolling restart in place, through the quorum gate);
+		// otherwise it proceeds.
+		if plan.StartRestarts(c.Plan, el.Status()) {
+			_, err := s.restartElement(ctx, c, el)
+			if err == nil {
+				return "Received cmd: start (complete: every step runs again)", nil
+			}
+			if !errors.Is(err, api.ErrAlready) {
+				return "", err
+			}
+			// No pod running to restart (all being launched): it proceeds.
+		}
+		return s.controlCommand(ctx, c, el)
+	case "interrupt", "stop", "continue":
 		return s.controlCommand(ctx, c, el)
 	case "forceComplete":
 		return s.forceComplete(ctx, c, el)
@@ -158,7 +173,7 @@ func (s *Scheduler) controlCommand(ctx context.Context, c api.PlanCommand, el pl
 // pending already; 409 for the plans whose steps are not pods (recovery
 // relaunches on its own, decommission removes servers).
 func (s *Scheduler) restartElement(ctx context.Context, c api.PlanCommand, el plan.Element) (string, error) {
-	if c.Plan != plan.Deploy && c.Plan != plan.Update {
+	if !plan.Restartable(c.Plan) {
 		return "", fmt.Errorf("%w: restart of the whole %s plan or a phase of it is not possible: its steps are not pods to run again "+
 			"(the deploy and update plans and their phases can be restarted; a step of any plan restarts its pod)", api.ErrConflict, c.Plan)
 	}

@@ -403,13 +403,19 @@ type fakeConsul struct {
 	transfers []string
 	down      bool // no Consul server answers
 	autopilot []uint
+	serfAlive int // RemoveServer answers errSerfAlive this many more times to a replacement's removal
 }
 
-func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string) error {
+func (f *fakeConsul) RemoveServer(ctx context.Context, via []string, node, raftAddr string, leave memberLeave) error {
 	time.Sleep(2 * time.Second)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.removed = append(f.removed, fmt.Sprintf("%s %s via %d", node, raftAddr, len(via)))
+	if leave == pruneOnceFailed && f.serfAlive > 0 {
+		f.serfAlive--
+		f.removed = append(f.removed, "serf alive "+node)
+		return fmt.Errorf("%w: %s", errSerfAlive, node)
+	}
+	f.removed = append(f.removed, fmt.Sprintf("%s %s via %d (%s)", node, raftAddr, len(via), leaveNames[leave]))
 	f.done = time.Now()
 	return nil
 }
@@ -480,16 +486,20 @@ func (f *fakeConsul) SetAutopilot(ctx context.Context, via []string, minQuorum u
 	return true, nil
 }
 
-func (f *fakeConsul) ForceLeave(ctx context.Context, via []string, node string) error {
+func (f *fakeConsul) ForceLeave(ctx context.Context, via []string, node string, prune bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.removed = append(f.removed, "force-leave "+node)
+	f.removed = append(f.removed, fmt.Sprintf("force-leave %s (prune %v)", node, prune))
 	return nil
 }
 
+var leaveNames = map[memberLeave]string{keepMember: "keep member", pruneOnceFailed: "prune once failed", pruneNow: "prune now"}
+
 func TestSimRemovedAgentsServerIsReplacedElsewhere(t *testing.T) {
 	h := startSim(t, 5)
-	fc := &fakeConsul{}
+	// Serf sees the old server alive at the first two tries: the
+	// replacement waits, then goes on.
+	fc := &fakeConsul{serfAlive: 2}
 	h.consul = fc
 	h.start()
 	v := h.eventually("deployed", 60*time.Second, deployed(3, 2))
@@ -514,8 +524,9 @@ func TestSimRemovedAgentsServerIsReplacedElsewhere(t *testing.T) {
 	fc.mu.Lock()
 	removed, doneAt := fmt.Sprint(fc.removed), fc.done
 	fc.mu.Unlock()
-	if want := fmt.Sprintf("consul-server-2 %s:8300 via 2", gone.IP); !contains([]byte(removed), want) {
-		t.Errorf("raft peer removal %s, want %q", removed, want)
+	if want := fmt.Sprintf("consul-server-2 %s:8300 via 2 (prune once failed)", gone.IP); !contains([]byte(removed), want) ||
+		indexOf(removed, "serf alive consul-server-2") < 0 || indexOf(removed, "serf alive consul-server-2") > indexOf(removed, want) {
+		t.Errorf("raft peer removal %s, want %q after serf saw it failed", removed, want)
 	}
 	if s.LaunchedAt.Before(doneAt) {
 		t.Errorf("replacement launched at %s, before the old peer was removed at %s", s.LaunchedAt, doneAt)
@@ -1013,10 +1024,17 @@ func TestSimScaleServersDownFromFiveToThree(t *testing.T) {
 	removed := fmt.Sprint(fc.removed)
 	fc.mu.Unlock()
 	s4, s3 := taskByName(v1, "consul-server-4"), taskByName(v1, "consul-server-3")
-	i4 := indexOf(removed, fmt.Sprintf("consul-server-4 %s:8300 via 3", s4.IP))
-	i3 := indexOf(removed, fmt.Sprintf("consul-server-3 %s:8300 via 3", s3.IP))
+	// Each peer goes before the kill while the server still runs: its
+	// member is not force-left then (serf's prune of a member still alive
+	// holds serf 8 s a pool), only marked left, without a prune, once its
+	// record goes after the kill.
+	i4 := indexOf(removed, fmt.Sprintf("consul-server-4 %s:8300 via 3 (keep member)", s4.IP))
+	i3 := indexOf(removed, fmt.Sprintf("consul-server-3 %s:8300 via 3 (keep member)", s3.IP))
 	if i4 < 0 || i3 < 0 || i3 < i4 {
-		t.Errorf("raft peer removals %s: want consul-server-4, then consul-server-3, each through the 3 remaining servers", removed)
+		t.Errorf("raft peer removals %s: want consul-server-4, then consul-server-3, each through the 3 remaining servers, keeping the member", removed)
+	}
+	if indexOf(removed, "force-leave consul-server-4 (prune true)") >= 0 || indexOf(removed, "force-leave consul-server-3 (prune true)") >= 0 {
+		t.Errorf("a scaled-down server was pruned: %s", removed)
 	}
 	if !sawPhase {
 		t.Log("the scale-down phase was not caught in the plan (it can be quick)")

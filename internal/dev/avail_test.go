@@ -135,12 +135,13 @@ func TestDevAvailability(t *testing.T) {
 		})
 	})
 	run("scale 5→7", 2, want(5), 7, func() { update(`{"servers": {"count": 7}}`) })
-	// Scale-down removes one server at a time: while one goes (it leaves
-	// serf before Consul drops its raft peer), the voters are one more
-	// than the target with one of them unhealthy, so the tolerance may dip
-	// one below the target's (seen in CI: 6 voters, one leaving: 1).
-	run("scale 7→5", 2, want(5)-1, 5, func() { update(`{"servers": {"count": 5}}`) })
-	run("scale 5→3", 2, want(3)-1, 3, func() { update(`{"servers": {"count": 3}}`) })
+	// Scale-down removes one server at a time, its raft peer before the
+	// kill, so the voters never include a stopped one: the tolerance stays
+	// the target's. (Until 1ff14f2 the scheduler force-left the server
+	// while it still ran, which marked it leaving in serf, and CI saw the
+	// tolerance dip one below: 6 voters, one leaving: 1.)
+	run("scale 7→5", 2, want(5), 5, func() { update(`{"servers": {"count": 5}}`) })
+	run("scale 5→3", 2, want(3), 3, func() { update(`{"servers": {"count": 3}}`) })
 
 	time.Sleep(2 * time.Second)
 	cancel()
@@ -152,7 +153,7 @@ func TestDevAvailability(t *testing.T) {
 	for _, s := range scenarios {
 		samples, ap := watch.between(s.from, s.to)
 		v := judgeLeaders(samples)
-		gap := w.gap(s.from, s.to)
+		gap, gapAt := w.gap(s.from, s.to)
 		// Autopilot's tolerance counts a server unhealthy when its last
 		// contact passes 200 ms, which this loaded machine causes without
 		// any server stopped. A reading below the allowed tolerance fails
@@ -181,6 +182,8 @@ func TestDevAvailability(t *testing.T) {
 			"autopilot failure tolerance min %d (allowed %d, %d readings, %d below it by lag only); task events: %s",
 			s.name, total.Seconds(), total.Seconds()/float64(s.steps), s.steps, gap.Seconds(), v.NoLeader.Seconds(),
 			v.Changes, v.Excused, v.Judged, v.Unknown, minTol, s.allowed, len(ap), lag, tasks.describe(s.from, s.to))
+		t.Logf("SCENARIO %s: longest write gap from @%.2f (%s); failed or slow (>250 ms) writes: %s; leadership: %s",
+			s.name, gapAt.Sub(s.from).Seconds(), gapAt.Format("15:04:05.000"), w.oddIn(s.from, s.to, s.from, 12), leaderTimeline(samples, s.from))
 		for _, x := range v.Violations {
 			t.Errorf("%s: %s", s.name, x)
 		}
@@ -400,6 +403,17 @@ type rotatingWriter struct {
 	unknown int
 	refused int
 	done    chan struct{}
+	// odd: every write that failed or took over 250 ms, with the agent it
+	// went to (where a write gap comes from).
+	odd []writeEvent
+}
+
+// writeEvent is one failed or slow write.
+type writeEvent struct {
+	at    time.Time // called
+	took  time.Duration
+	agent string
+	err   error
 }
 
 func startRotatingWriter(ctx context.Context, addrs []string, token string, h *history) *rotatingWriter {
@@ -426,6 +440,9 @@ func startRotatingWriter(ctx context.Context, addrs []string, token string, h *h
 				h.add(0, regInput{key: key, write: true, value: i}, 0, call, ret, err == nil)
 			}
 			w.mu.Lock()
+			if err != nil || ret.Sub(call) > 250*time.Millisecond {
+				w.odd = append(w.odd, writeEvent{at: call, took: ret.Sub(call), agent: addrs[cur], err: err})
+			}
 			switch {
 			case err == nil:
 				w.okAt = append(w.okAt, ret)
@@ -450,11 +467,12 @@ func startRotatingWriter(ctx context.Context, addrs []string, token string, h *h
 
 func (w *rotatingWriter) wait() { <-w.done }
 
-// gap is the longest time in [from, to] without a successful write.
-func (w *rotatingWriter) gap(from, to time.Time) time.Duration {
+// gap is the longest time in [from, to] without a successful write, and
+// when it began.
+func (w *rotatingWriter) gap(from, to time.Time) (time.Duration, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	prev, gap := from, time.Duration(0)
+	prev, gap, start := from, time.Duration(0), from
 	for _, at := range w.okAt {
 		if at.Before(from) {
 			continue
@@ -463,14 +481,40 @@ func (w *rotatingWriter) gap(from, to time.Time) time.Duration {
 			break
 		}
 		if d := at.Sub(prev); d > gap {
-			gap = d
+			gap, start = d, prev
 		}
 		prev = at
 	}
 	if d := to.Sub(prev); d > gap {
-		gap = d
+		gap, start = d, prev
 	}
-	return gap
+	return gap, start
+}
+
+// oddIn describes the failed or slow writes called in [from, to], at most
+// max of them, times in seconds since base.
+func (w *rotatingWriter) oddIn(from, to, base time.Time, max int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, e := range w.odd {
+		if e.at.Before(from) || e.at.After(to) {
+			continue
+		}
+		if len(out) == max {
+			out = append(out, "...")
+			break
+		}
+		msg := "ok"
+		if e.err != nil {
+			msg = e.err.Error()
+			if len(msg) > 160 {
+				msg = msg[:160]
+			}
+		}
+		out = append(out, fmt.Sprintf("[@%.2f %s %.2f s: %s]", e.at.Sub(base).Seconds(), e.agent, e.took.Seconds(), msg))
+	}
+	return strings.Join(out, " ")
 }
 
 func (w *rotatingWriter) counts() (ok, failed, unknown, refused int) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -404,4 +405,38 @@ func (tok tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("X-Consul-Token", string(tok))
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// leaderTimeline describes, in seconds since base, when the majority's
+// leader or term changed and when a probed server went down or came back
+// (to line write gaps up with leadership moves and kills).
+func leaderTimeline(samples []leaderSample, base time.Time) string {
+	var out []string
+	var prev majority
+	wasDown := map[string]bool{}
+	for _, s := range samples {
+		at := s.at.Sub(base).Seconds()
+		if m := sampleMajority(s); m.ok {
+			if !prev.ok || prev.leader != m.leader || prev.term != m.term {
+				out = append(out, fmt.Sprintf("@%.2f leader %s term %d", at, m.leader, m.term))
+			}
+			prev = m
+		}
+		ips := make([]string, 0, len(s.probes))
+		for ip := range s.probes {
+			ips = append(ips, ip)
+		}
+		sort.Strings(ips)
+		for _, ip := range ips {
+			if d := s.probes[ip].down; d != wasDown[ip] {
+				state := "up"
+				if d {
+					state = "down"
+				}
+				out = append(out, fmt.Sprintf("@%.2f %s %s", at, ip, state))
+				wasDown[ip] = d
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -98,7 +98,7 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 		{"resume", "Resume a paused plan or phase"},
 		{"force-complete", "Mark a plan, phase or step complete: rolling-restart steps are skipped, their tasks keep running as launched"},
 		{"restart", "Restart a step: its pod is restarted in place, through the quorum gate"},
-		{"start", "Start (resume) a plan"},
+		{"start", "Start (resume) a plan; a complete deploy or update plan runs again (rolling restart)"},
 		{"stop", "Stop (pause) a plan"},
 	} {
 		verb := v.verb

@@ -125,6 +125,20 @@ func (c Control) Continue(plan, phase string) (Control, bool) {
 	return out, changed
 }
 
+// Restartable reports whether a plan's steps are pods that can run again
+// (deploy, update); recovery relaunches on its own and decommission
+// removes servers.
+func Restartable(plan string) bool { return plan == Deploy || plan == Update }
+
+// StartRestarts says whether `start` on a plan or phase with status
+// restarts it before it proceeds, as the DC/OS SDK's PlansQueries.start:
+// a complete element runs again (every step), any other only proceeds
+// (an interrupted one resumes, one in progress goes on unchanged). A
+// complete plan whose steps are not pods has nothing to run again.
+func StartRestarts(plan, status string) bool {
+	return status == Complete && Restartable(plan)
+}
+
 func contains(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {

@@ -43,6 +43,28 @@ func TestControlInterruptContinue(t *testing.T) {
 	}
 }
 
+// TestStartRestarts: `start` restarts a complete deploy or update plan
+// (or phase) as the DC/OS SDK does, and only proceeds otherwise; a
+// complete plan whose steps are not pods has nothing to run again.
+func TestStartRestarts(t *testing.T) {
+	for _, c := range []struct {
+		plan, status string
+		want         bool
+	}{
+		{Deploy, Complete, true},
+		{Update, Complete, true},
+		{Update, InProgress, false},
+		{Update, Waiting, false},
+		{Update, Pending, false},
+		{Recovery, Complete, false},
+		{Decommission, Complete, false},
+	} {
+		if got := StartRestarts(c.plan, c.status); got != c.want {
+			t.Errorf("StartRestarts(%s, %s) = %v, want %v", c.plan, c.status, got, c.want)
+		}
+	}
+}
+
 // TestUpdateAndDecommissionPlans: the update plan lists every task with
 // its rollout status and says WAITING when paused; the decommission plan
 // has a phase per server being removed.
