@@ -12,8 +12,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 )
 
 // DefaultThreshold is how long the servers may have no leader, with fewer
@@ -164,6 +162,15 @@ const (
 	StepName  = "quorum"
 )
 
+// The plan statuses Step answers: plan.InProgress and plan.Error, written
+// out so that this package (which the operator CLI imports for Quorum)
+// does not pull in plan, state and config, and with config Consul's agent
+// configuration code (TestStatusesArePlans checks they agree).
+const (
+	statusInProgress = "IN_PROGRESS"
+	statusError      = "ERROR"
+)
+
 // Step is the recovery plan's outage step: quorum lost (ERROR, with the
 // survivors, their raft indices and what the operator runs), a confirmed
 // recovery under way (IN_PROGRESS), or nothing (ok false) when quorum is
@@ -182,9 +189,9 @@ func Step(q Quorum, w Work) (status, message string, ok bool) {
 		if q.Summary != "" {
 			msg += "; now: " + q.Summary
 		}
-		return plan.InProgress, msg, true
+		return statusInProgress, msg, true
 	case q.Lost:
-		return plan.Error, q.Summary, true
+		return statusError, q.Summary, true
 	}
 	return "", "", false
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 )
 
 func up(name string, index uint64, leader string) Server {
@@ -114,5 +116,11 @@ func TestStep(t *testing.T) {
 	st, msg, ok := Step(lost, Work{Restarting: []string{"s2"}, Replacing: []string{"s0", "s1"}})
 	if !ok || st != "IN_PROGRESS" || !strings.Contains(msg, "restarting s2") || !strings.Contains(msg, "replacing the lost s0, s1") {
 		t.Fatalf("under way: %s %q", st, msg)
+	}
+}
+
+func TestStatusesArePlans(t *testing.T) {
+	if statusInProgress != plan.InProgress || statusError != plan.Error {
+		t.Errorf("recovery's statuses %q, %q are not plan's %q, %q", statusInProgress, statusError, plan.InProgress, plan.Error)
 	}
 }
