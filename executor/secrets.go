@@ -61,6 +61,12 @@ func withSecrets(start startFunc, taskID string, client *http.Client) startFunc 
 			}
 			env.ACLAgentToken = sec.ACLAgentToken
 		}
+		if spec.ACLReplication {
+			if sec.ACLReplicationToken == "" {
+				return nil, fmt.Errorf("the scheduler's answer for task %s has no ACL replication token (a secondary datacenter's server)", taskID)
+			}
+			env.ACLReplicationToken = sec.ACLReplicationToken
+		}
 		return start(ctx, spec, env, log)
 	}
 }

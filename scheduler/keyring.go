@@ -48,6 +48,10 @@ func (s *Scheduler) rotateGossipKey(ctx context.Context) (RotationResult, error)
 	if !s.Snapshot().Target.GossipEncryption {
 		return RotationResult{}, errors.New("gossip encryption is off for this service: there is no key to rotate")
 	}
+	if cur := s.secrets.Get(); s.cfg.GossipKeyFile != "" && cur.RotatingTo == "" {
+		// A random key here would differ from the other datacenters'.
+		return RotationResult{}, errors.New("the gossip key is the one federated datacenters share (security.gossip_encryption.key_file): put the new key in that file (secret) of every datacenter and restart their schedulers, which rotate to it")
+	}
 	cur := s.secrets.Get()
 	if cur.GossipKey() == "" {
 		return RotationResult{}, errors.New("the scheduler holds no gossip key")

@@ -165,8 +165,12 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		return err
 	}
 	s.snap.acl = func() (bool, consulacl.Tokens) {
-		sec := s.secrets.Get()
-		return s.Snapshot().Target.ACL, consulacl.Tokens{Management: sec.ManagementToken, Scheduler: sec.SchedulerToken, Agent: sec.AgentToken}
+		sec, tg := s.secrets.Get(), s.Snapshot().Target
+		t := consulacl.Tokens{Management: sec.ManagementToken, Scheduler: sec.SchedulerToken, Agent: sec.AgentToken}
+		if tg.Secondary {
+			t.SecondaryDC, t.Replication = tg.Datacenter, sec.ReplicationToken
+		}
+		return tg.ACL, t
 	}
 	go s.snap.loop(ctx)
 	srv := &http.Server{Handler: s.httpHandler(s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}

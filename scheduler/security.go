@@ -55,6 +55,9 @@ func (s *Scheduler) loadSecrets(ctx context.Context) error {
 	if ok {
 		sec.UserCA = userCA // in memory only: the files stay the user's
 	}
+	if sec, err = s.federationSecrets(ctx, sec); err != nil {
+		return err
+	}
 	// Trusted whether or not TLS is on (the installed target, not this
 	// configuration, decides; a refused change keeps it): only https
 	// addresses use it.
@@ -137,7 +140,8 @@ func (s *Scheduler) liveTask(id string) (bool, secrets.Needs) {
 	v := s.Snapshot()
 	for _, t := range v.Tasks {
 		if t.Name == name {
-			n := secrets.Needs{Gossip: v.Target.GossipEncryption, ACL: v.Target.ACL, TLS: v.Target.TLS}
+			n := secrets.Needs{Gossip: v.Target.GossipEncryption, ACL: v.Target.ACL, TLS: v.Target.TLS,
+				Replication: v.Target.Secondary && t.Role == taskspec.RoleServer}
 			if n.TLS && t.Role == taskspec.RoleServer {
 				n.Server = &pki.ServerRequest{Datacenter: v.Target.Datacenter, Domain: v.Target.Domain, NodeName: t.Name,
 					Hosts: []string{t.IP, t.Hostname}, Lifetime: s.cfg.TLSServerCertLifetime}
@@ -266,6 +270,13 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 		return
 	}
 	tokens := consulacl.Tokens{Management: sec.ManagementToken, Scheduler: sec.SchedulerToken, Agent: sec.AgentToken}
+	what := "Consul ACLs bootstrapped: default deny; scheduler, agent and anonymous DNS tokens in place"
+	if tg := s.Snapshot().Target; tg.Secondary {
+		// A secondary datacenter replicates the primary's ACL system: its
+		// tokens are made with the operator's replication token.
+		tokens.SecondaryDC, tokens.Replication = tg.Datacenter, sec.ReplicationToken
+		what = "Consul ACLs set up in secondary datacenter " + tg.Datacenter + " (replicated from " + tg.PrimaryDatacenter + "): this datacenter's management, scheduler and agent tokens in place"
+	}
 	var lastLog time.Time
 	for {
 		v := s.Snapshot()
@@ -277,8 +288,7 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 			}
 			done, err := consulacl.Bootstrap(ctx, addr, tokens)
 			if err == nil {
-				s.log.Info("Consul ACLs bootstrapped: default deny; scheduler, agent and anonymous DNS tokens in place",
-					zap.String("via", addr), zap.Strings("done", done))
+				s.log.Info(what, zap.String("via", addr), zap.Strings("done", done))
 				return
 			}
 			lastErr = err
@@ -379,4 +389,46 @@ func liveKeyring(ctx context.Context, addr string) ([]string, error) {
 		return keys, nil
 	}
 	return nil, fmt.Errorf("%s: no LAN keyring (is gossip encryption on?)", addr)
+}
+
+// federationSecrets adds what a federated install reads from files: the
+// replication token of a secondary datacenter (in memory only) and the
+// shared gossip key. A key in the file that the service does not use yet
+// becomes its only key when no server was launched, and is rotated to
+// otherwise (rotateGossipKey's steps, resumed by resumeRotation), the
+// change stored before anything uses it.
+func (s *Scheduler) federationSecrets(ctx context.Context, sec secrets.Secrets) (secrets.Secrets, error) {
+	tok, err := s.cfg.ReplicationToken()
+	if err != nil {
+		return sec, err
+	}
+	sec.ReplicationToken = tok
+	key, ok, err := s.cfg.GossipKeyFromFile()
+	if err != nil || !ok {
+		return sec, err
+	}
+	fresh := true
+	for _, t := range s.tasks.Sorted() {
+		if t.Role == taskspec.RoleServer {
+			fresh = false
+		}
+	}
+	next, changed := secrets.UseGossipKey(sec, key, fresh)
+	if !changed {
+		return sec, nil
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return sec, err
+	}
+	if err := s.store.Put(ctx, secrets.Key, b); err != nil {
+		return sec, fmt.Errorf("write the secrets: %w", err)
+	}
+	if fresh {
+		s.log.Info("gossip key: the shared key of security.gossip_encryption.key_file", zap.String("key", config.Fingerprint(key)))
+	} else {
+		s.log.Warn("gossip key: security.gossip_encryption.key_file holds a key the running agents do not use yet: rotating to it",
+			zap.String("new", config.Fingerprint(key)), zap.String("primary", config.Fingerprint(sec.GossipKey())))
+	}
+	return next, nil
 }

@@ -34,6 +34,10 @@ type Env struct {
 	// ACLAgentToken is the agent's ACL token, fetched like GossipKey;
 	// required when the spec asks for ACLs.
 	ACLAgentToken string
+	// ACLReplicationToken is a secondary datacenter's servers' token for
+	// ACL replication (acl.tokens.replication), fetched like GossipKey;
+	// required when the spec asks for ACL replication.
+	ACLReplicationToken string
 	// TLSCACert, TLSCert and TLSKey (PEM) are the CA certificate and, for
 	// a server, its own certificate and key, fetched like GossipKey;
 	// required when the spec asks for TLS.
@@ -45,8 +49,8 @@ type Env struct {
 
 // String keeps the key out of any log line that prints an Env.
 func (e Env) String() string {
-	return fmt.Sprintf("{BindIP:%s Sandbox:%s DNSServer:%s GossipKey:%s ACLAgentToken:%s TLSKey:%s}", e.BindIP, e.Sandbox, e.DNSServer,
-		redacted(e.GossipKey), redacted(e.ACLAgentToken), redacted(e.TLSKey))
+	return fmt.Sprintf("{BindIP:%s Sandbox:%s DNSServer:%s GossipKey:%s ACLAgentToken:%s ACLReplicationToken:%s TLSKey:%s}", e.BindIP, e.Sandbox, e.DNSServer,
+		redacted(e.GossipKey), redacted(e.ACLAgentToken), redacted(e.ACLReplicationToken), redacted(e.TLSKey))
 }
 
 // GoString is String for %#v.
@@ -141,6 +145,9 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 	if spec.Domain != "" {
 		cfg["domain"] = spec.Domain
 	}
+	if spec.PrimaryDatacenter != "" {
+		cfg["primary_datacenter"] = spec.PrimaryDatacenter
+	}
 	if spec.GossipEncryption {
 		if err := taskspec.ValidGossipKey(env.GossipKey); err != nil {
 			return nil, fmt.Errorf("consulagent: the task needs gossip encryption: %w", err)
@@ -160,7 +167,8 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 		if env.ACLAgentToken == "" {
 			return nil, errors.New("consulagent: the task needs ACLs but has no agent token")
 		}
-		cfg["acl"] = map[string]any{
+		tokens := map[string]any{"agent": env.ACLAgentToken}
+		acl := map[string]any{
 			"enabled":        true,
 			"default_policy": "deny",
 			// A partition from the leader keeps cached answers rather than
@@ -169,8 +177,19 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 			// The token comes from the scheduler on every launch; nothing
 			// is written into the data directory.
 			"enable_token_persistence": false,
-			"tokens":                   map[string]any{"agent": env.ACLAgentToken},
+			"tokens":                   tokens,
 		}
+		if spec.ACLReplication {
+			// A secondary datacenter's server: it replicates the primary's
+			// policies and tokens (global tokens then resolve here while
+			// the primary is unreachable, and local tokens can be made).
+			if env.ACLReplicationToken == "" {
+				return nil, errors.New("consulagent: the server of a secondary datacenter needs an ACL replication token")
+			}
+			acl["enable_token_replication"] = true
+			tokens["replication"] = env.ACLReplicationToken
+		}
+		cfg["acl"] = acl
 	}
 	if spec.TLS {
 		if err := checkTLS(spec, env); err != nil {

@@ -36,6 +36,9 @@ type Secrets struct {
 	// ACLAgentToken is the agent's ACL token (acl.tokens.agent); empty
 	// when ACLs are off.
 	ACLAgentToken string `json:"acl_agent_token,omitempty"`
+	// ACLReplicationToken (servers of a secondary datacenter only) is the
+	// token they replicate the primary's ACLs with (acl.tokens.replication).
+	ACLReplicationToken string `json:"acl_replication_token,omitempty"`
 	// TLSCACert is the CA certificate (PEM) the agent verifies its peers
 	// against; TLSCert and TLSKey (PEM) are a server's own certificate
 	// and key (clients get theirs from the servers: auto_encrypt). Empty

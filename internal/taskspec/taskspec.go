@@ -71,6 +71,13 @@ type Spec struct {
 	// host:port; the port defaults to this server's serf WAN port) of other
 	// datacenters' servers, joined with retry (consul.wan_join).
 	WANJoin []string `json:"wan_join,omitempty"`
+	// PrimaryDatacenter is Consul's primary_datacenter (every agent of a
+	// federation); empty: Consul's default, the agent's own datacenter.
+	PrimaryDatacenter string `json:"primary_datacenter,omitempty"`
+	// ACLReplication (servers of a secondary datacenter with ACLs): the
+	// server replicates the primary's ACL tokens with the replication
+	// token it fetches through Secrets.
+	ACLReplication bool `json:"acl_replication,omitempty"`
 	// RecoverPeers (servers only, outage recovery): the raft peers the
 	// server starts with, written to <data_dir>/raft/peers.json before
 	// Consul starts (Consul reads and deletes it).
@@ -185,6 +192,9 @@ func (s Spec) Validate() error {
 	}
 	if s.TLS && s.Ports.HTTPS == -1 {
 		return errors.New("taskspec: tls needs ports.https (the API is served over HTTPS only)")
+	}
+	if s.ACLReplication && (!s.ACL || s.Role != RoleServer || s.PrimaryDatacenter == "" || s.PrimaryDatacenter == s.Datacenter) {
+		return errors.New("taskspec: acl_replication is for the servers of a secondary datacenter with acl (primary_datacenter another datacenter)")
 	}
 	if s.ACL && s.Secrets == nil {
 		return errors.New("taskspec: acl needs secrets (where to fetch the agent token)")

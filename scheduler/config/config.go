@@ -163,12 +163,19 @@ type Config struct {
 	// space separated; Mesos-DNS names of another service included) that
 	// the servers join over serf WAN.
 	WANJoin string
+	// PrimaryDatacenter: the ACL primary datacenter of a federation
+	// (federation.go); empty: this install's own datacenter.
+	PrimaryDatacenter string
 
 	Ports Ports
 
 	TLS, ACL, GossipEncryption bool
 	// TLSCACertFile and TLSCAKeyFile: the user's own CA (both or none).
 	TLSCACertFile, TLSCAKeyFile string
+	// GossipKeyFile: the shared gossip key of federated datacenters;
+	// ACLReplicationTokenFile: a secondary datacenter's ACL replication
+	// token (federation.go). Paths, never the secrets.
+	GossipKeyFile, ACLReplicationTokenFile string
 	// TLSServerCertLifetime: 0 is pki.ServerLifetime (a year).
 	TLSServerCertLifetime time.Duration
 
@@ -305,6 +312,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	var extra string
 	r.str(EnvExtraConfig, &extra)
 	r.str(EnvWANJoin, &c.WANJoin)
+	r.str(EnvPrimaryDatacenter, &c.PrimaryDatacenter)
+	r.str(EnvGossipKeyFile, &c.GossipKeyFile)
+	r.str(EnvACLReplicationTokenFile, &c.ACLReplicationTokenFile)
 	r.integer(EnvPortServer, &c.Ports.Server)
 	r.integer(EnvPortSerfLAN, &c.Ports.SerfLAN)
 	r.integer(EnvPortSerfWAN, &c.Ports.SerfWAN)
@@ -490,6 +500,7 @@ func (c Config) Validate() error {
 	if c.WANJoin != "" && c.Ports.SerfWAN <= 0 {
 		add(bad(EnvWANJoin, c.WANJoin, "empty while the serf WAN port is disabled (ports.serf_wan -1)"))
 	}
+	add(c.validFederation())
 	if c.BackupTarget != "" {
 		if _, err := backup.Open(c.BackupTarget); err != nil {
 			add(fmt.Errorf("%s: %w", EnvBackupTarget, err))

@@ -26,7 +26,7 @@ var blockedKeys = []struct{ path, why string }{
 	{"encrypt_verify_outgoing", "the security.gossip_encryption option"},
 	{"disable_keyring_file", "the security.gossip_encryption option (key rotation needs the keyring file)"},
 	{"acl", "the security.acl option"},
-	{"primary_datacenter", "the security.acl option (the ACL primary datacenter)"},
+	{"primary_datacenter", "the consul.primary_datacenter option (the ACL primary datacenter of a federation)"},
 	{"tls", "the security.tls option"},
 	{"auto_encrypt", "the security.tls option"},
 	{"auto_config", "the security.tls and security.acl options"},

@@ -61,6 +61,7 @@ var Options = []Option{
 	{EnvUI, "consul.ui", FromOption},
 	{EnvExtraConfig, "consul.extra_config", FromOption},
 	{EnvWANJoin, "consul.wan_join", FromOption},
+	{EnvPrimaryDatacenter, "consul.primary_datacenter", FromOption},
 
 	{EnvPortServer, "ports.server", FromOption},
 	{EnvPortSerfLAN, "ports.serf_lan", FromOption},
@@ -74,7 +75,9 @@ var Options = []Option{
 	{EnvTLSCACertFile, "security.tls.ca_cert_file", FromOption},
 	{EnvTLSCAKeyFile, "security.tls.ca_key_file", FromOption},
 	{EnvACL, "security.acl.enabled", FromOption},
+	{EnvACLReplicationTokenFile, "security.acl.replication_token_file", FromOption},
 	{EnvGossipKey, "security.gossip_encryption.enabled", FromOption},
+	{EnvGossipKeyFile, "security.gossip_encryption.key_file", FromOption},
 
 	{EnvBackupTarget, "backup.target", FromOption},
 	{EnvBackupInterval, "backup.interval_minutes", FromOption},

@@ -27,6 +27,11 @@ type Tokens struct {
 	Management string
 	Scheduler  string
 	Agent      string
+	// SecondaryDC is set in a secondary datacenter of a federation (its
+	// name), whose ACLs are replicated from the primary's with
+	// Replication, the operator's token (secondary.go).
+	SecondaryDC string
+	Replication string
 }
 
 // Policy names and rules. The scheduler's own token holds what it uses,
@@ -70,6 +75,9 @@ func Client(addr, token string) (*consulapi.Client, error) {
 // that failed; the caller retries later (no leader yet, a server
 // restarting). Errors never contain a token.
 func Bootstrap(ctx context.Context, addr string, t Tokens) ([]string, error) {
+	if t.SecondaryDC != "" {
+		return Secondary(ctx, addr, t)
+	}
 	return Run(ctx, addr, t, Steps())
 }
 
@@ -139,7 +147,8 @@ func Steps() []Step {
 	return steps
 }
 
-// Run runs steps in order against addr until one fails.
+// Run runs steps in order against addr until one fails. Errors never
+// contain t's tokens.
 func Run(ctx context.Context, addr string, t Tokens, steps []Step) ([]string, error) {
 	if t.Management == "" || t.Scheduler == "" || t.Agent == "" {
 		return nil, errors.New("consulacl: a token is missing")
@@ -252,7 +261,7 @@ func redact(err error, t Tokens, more ...string) string {
 		return "<nil>"
 	}
 	s := err.Error()
-	for _, v := range append([]string{t.Management, t.Scheduler, t.Agent}, more...) {
+	for _, v := range append([]string{t.Management, t.Scheduler, t.Agent, t.Replication}, more...) {
 		if v != "" {
 			s = strings.ReplaceAll(s, v, "<redacted>")
 		}
@@ -278,7 +287,7 @@ func AfterRestore(ctx context.Context, addr, previous string, t Tokens) ([]strin
 	if err == nil {
 		return done, nil
 	}
-	if previous == "" || previous == t.Management {
+	if previous == "" || previous == t.Management || t.SecondaryDC != "" {
 		return done, fmt.Errorf("%w (and the snapshot has no other install's management token beside it)", err)
 	}
 	prev, cerr := Client(addr, previous)

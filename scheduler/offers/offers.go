@@ -846,7 +846,9 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		spec.DataDir = state.VolumePath
 		spec.WANJoin = tg.WANJoin
 		spec.RecoverPeers = t.RecoverPeers
+		spec.ACLReplication = tg.Secondary
 	}
+	spec.PrimaryDatacenter = tg.PrimaryDatacenter
 	if tg.GossipEncryption || tg.ACL || tg.TLS {
 		if tg.Secrets == nil || tg.Secrets.Credential == nil {
 			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption, ACLs or TLS are on but the scheduler has no secrets access to hand out")

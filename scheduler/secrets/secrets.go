@@ -62,6 +62,9 @@ type Secrets struct {
 	// UserCA is the CA the user brought (security.tls.ca_*_file): it
 	// replaces CA in memory and is never written to the store.
 	UserCA pki.CA `json:"-"`
+	// ReplicationToken is a secondary datacenter's ACL replication token
+	// (security.acl.replication_token_file): in memory only, like UserCA.
+	ReplicationToken string `json:"-"`
 }
 
 // ActiveCA is the CA that signs: the user's when one was given.
@@ -259,7 +262,10 @@ func (s Secrets) VerifyOperator(token string) bool {
 // set for a server with TLS, which receives a certificate naming it.
 type Needs struct {
 	Gossip, ACL, TLS bool
-	Server           *pki.ServerRequest
+	// Replication: a secondary datacenter's server, which replicates the
+	// primary's ACLs with the replication token.
+	Replication bool
+	Server      *pki.ServerRequest
 }
 
 // ForTask is what a task's executor receives: only what it uses. With
@@ -288,6 +294,12 @@ func (s Secrets) ForTask(n Needs, rnd io.Reader, now time.Time) (taskspec.Secret
 	if n.ACL {
 		out.ACLAgentToken = s.AgentToken
 	}
+	if n.Replication {
+		if s.ReplicationToken == "" {
+			return taskspec.Secrets{}, errors.New("no ACL replication token (security.acl.replication_token_file)")
+		}
+		out.ACLReplicationToken = s.ReplicationToken
+	}
 	return out, nil
 }
 
@@ -308,6 +320,36 @@ func BeginRotation(s Secrets, rnd io.Reader) (Secrets, bool, error) {
 	s.GossipKeys = append(append([]string(nil), s.GossipKeys...), k)
 	s.RotatingTo = k
 	return s, true, nil
+}
+
+// UseGossipKey makes key, the gossip key federated datacenters share
+// (security.gossip_encryption.key_file), the service's key. A new service
+// (fresh: no server launched yet) simply takes it as its only key; a
+// running one rotates to it: it becomes RotatingTo (replacing a rotation
+// under way to another key, whose key is removed with the old ones at
+// the end), and the rotation's steps finish the change. changed is false
+// when key is already the primary and nothing rotates.
+func UseGossipKey(s Secrets, key string, fresh bool) (Secrets, bool) {
+	if s.GossipKey() == key && s.RotatingTo == "" {
+		return s, false
+	}
+	if fresh {
+		s.GossipKeys, s.RotatingTo = []string{key}, ""
+		return s, true
+	}
+	if s.RotatingTo == key {
+		return s, false
+	}
+	keys := append([]string(nil), s.GossipKeys...)
+	found := false
+	for _, k := range keys {
+		found = found || k == key
+	}
+	if !found {
+		keys = append(keys, key)
+	}
+	s.GossipKeys, s.RotatingTo = keys, key
+	return s, true
 }
 
 // PromoteRotation makes the rotation's key the primary, once every agent

@@ -93,7 +93,14 @@ type Target struct {
 	LogLevel        string          `json:"log_level"`
 	ExtraConfig     json.RawMessage `json:"extra_config,omitempty"`
 	// WANJoin: other datacenters' servers the servers join over serf WAN.
-	WANJoin        []string      `json:"wan_join,omitempty"`
+	WANJoin []string `json:"wan_join,omitempty"`
+	// PrimaryDatacenter: the ACL primary datacenter of a federation,
+	// set on every agent; empty when consul.primary_datacenter is unset.
+	// Fixed at install (config.CheckUpdate refuses a change).
+	PrimaryDatacenter string `json:"primary_datacenter,omitempty"`
+	// Secondary: a secondary datacenter with ACLs: its servers replicate
+	// the primary's ACLs with the operator's replication token.
+	Secondary      bool          `json:"secondary,omitempty"`
 	MesosDNSDomain string        `json:"mesos_dns_domain"`
 	DNSServer      string        `json:"dns_server,omitempty"`
 	ExecutorURI    string        `json:"executor_uri"`
@@ -160,17 +167,19 @@ func TargetFrom(c config.Config) Target {
 			Server: c.Ports.Server, SerfLAN: c.Ports.SerfLAN, SerfWAN: c.Ports.SerfWAN,
 			HTTP: c.Ports.HTTP, HTTPS: c.Ports.HTTPS, GRPC: c.Ports.GRPC, DNS: c.Ports.DNS,
 		},
-		Datacenter:     c.Datacenter,
-		Domain:         c.Domain,
-		RaftMultiplier: c.RaftMultiplier,
-		UI:             c.UI,
-		LogLevel:       c.LogLevel,
-		ExtraConfig:    c.ExtraConfig,
-		WANJoin:        config.WANJoinList(c.WANJoin),
-		MesosDNSDomain: c.MesosDNSDomain,
-		DNSServer:      c.ExecutorDNSServer,
-		ExecutorURI:    c.ExecutorURI,
-		ReplaceAfter:   c.ReplaceAfter,
+		Datacenter:        c.Datacenter,
+		Domain:            c.Domain,
+		RaftMultiplier:    c.RaftMultiplier,
+		UI:                c.UI,
+		LogLevel:          c.LogLevel,
+		ExtraConfig:       c.ExtraConfig,
+		WANJoin:           config.WANJoinList(c.WANJoin),
+		PrimaryDatacenter: c.PrimaryDatacenter,
+		Secondary:         c.ACL && c.Secondary(),
+		MesosDNSDomain:    c.MesosDNSDomain,
+		DNSServer:         c.ExecutorDNSServer,
+		ExecutorURI:       c.ExecutorURI,
+		ReplaceAfter:      c.ReplaceAfter,
 
 		ClientBatchPercent: c.ClientBatchPercent,
 		Uninstall:          c.Uninstall,
