@@ -1,8 +1,13 @@
 package dev
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +24,9 @@ import (
 )
 
 // startSecondScheduler runs another install (its own service name, state
-// and ports) on the same simulated cluster, stopped when the test ends.
-func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env ...string) {
+// and ports) on the same simulated cluster, stopped when the test ends,
+// and returns its API's URL.
+func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env ...string) string {
 	t.Helper()
 	port, err := freePort(fc.opts.MasterIP)
 	if err != nil {
@@ -61,6 +67,7 @@ func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env .
 			}
 		}
 	})
+	return "http://" + net.JoinHostPort(fc.opts.MasterIP, strconv.Itoa(port))
 }
 
 func tail(s string, n int) string {
@@ -82,23 +89,35 @@ func consulAt(t *testing.T, c *Cluster, ip string, port int) *consul.Client {
 }
 
 // TestWANFederationTwoDatacenters: two installs on one simulated cluster,
-// "consul" (dc1, 3 servers) and "consul-dc2" (dc2, 1 server, other ports),
-// each told of the other's servers by their Mesos-DNS names
-// (consul.wan_join): the WAN pool lists both sets of servers, a KV read
-// and write sent to dc1 for dc2 are answered by dc2, and
-// catalog/datacenters lists both. Three agents: dc2's server shares an
-// agent with a dc1 server (only their ports differ).
+// with the secure defaults (ACLs, gossip encryption): "consul" (dc1, the
+// ACL primary, 3 servers) and "consul-dc2" (dc2, a secondary, 1 server,
+// other ports), each told of the other's servers by their Mesos-DNS names
+// (consul.wan_join), both given the same gossip key from a file
+// (security.gossip_encryption.key_file), dc2 the ACL replication token an
+// operator creates in dc1 (security.acl.replication_token_file): the WAN
+// pool lists both sets of servers, a KV read and write sent to dc1 for
+// dc2 are answered by dc2, catalog/datacenters lists both, anonymous
+// requests are refused in both, and dc2's scheduler made its own
+// (local) tokens. Three agents: dc2's server shares an agent with a dc1
+// server (only their ports differ).
 func TestWANFederationTwoDatacenters(t *testing.T) {
-	// Federated datacenters share one gossip key; each install generates
-	// its own, so federation runs with gossip encryption off (docs/operations.md).
-	fc := startFaultCluster(t, 23, 3, 3, config.EnvWANJoin+"=consul-server-0.consul-dc2.mesos:8312", noGossipKey, noACL)
-	fc.startSecondScheduler(t, "consul-dc2", noGossipKey, noACL,
+	keyFile := writeSecret(t, "gossip-key", newGossipKey(t))
+	fc := startFaultCluster(t, 23, 3, 3, config.EnvWANJoin+"=consul-server-0.consul-dc2.mesos:8312",
+		config.EnvGossipKeyFile+"="+keyFile)
+	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
+	dc1IP := servers(tasks)[0].AgentIP
+	dc1 := consulClient(t, fc.Cluster, dc1IP)
+	// The operator's part in the primary: the replication token
+	// (docs/operations.md, Federating datacenters), into a file.
+	replFile := writeSecret(t, "replication-token", replicationToken(t, dc1))
+
+	dc2URL := fc.startSecondScheduler(t, "consul-dc2",
 		config.EnvDatacenter+"=dc2", config.EnvServerCount+"=1", config.EnvClientsEnabled+"=false",
 		config.EnvPortServer+"=8310", config.EnvPortSerfLAN+"=8311", config.EnvPortSerfWAN+"=8312",
 		config.EnvPortHTTP+"=8510", config.EnvPortDNS+"=8610",
-		config.EnvWANJoin+"=consul-server-0.consul.mesos:8302,consul-server-1.consul.mesos:8302")
-	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
-	dc1 := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP)
+		config.EnvWANJoin+"=consul-server-0.consul.mesos:8302,consul-server-1.consul.mesos:8302",
+		config.EnvPrimaryDatacenter+"=dc1", config.EnvGossipKeyFile+"="+keyFile,
+		config.EnvACLReplicationTokenFile+"="+replFile)
 
 	var dc2IP string
 	eventually(t, 3*time.Minute, "dc2's server running", func() error {
@@ -113,8 +132,15 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 		}
 		return nil
 	})
+	// dc1's management token is global: replicated to dc2, it works there.
 	dc2 := consulAt(t, fc.Cluster, dc2IP, 8510)
-
+	dc2Log := filepath.Join(fc.opts.WorkDir, "consul-dc2-scheduler.log")
+	eventually(t, 3*time.Minute, "dc2's scheduler sets up its ACL tokens with the replication token", func() error {
+		if countInFile(dc2Log, secondaryACLLine) < 1 {
+			return fmt.Errorf("no %q in %s", secondaryACLLine, dc2Log)
+		}
+		return nil
+	})
 	start := time.Now()
 	eventually(t, 3*time.Minute, "the WAN pool lists every server of both datacenters", func() error {
 		ms, err := dc1.Agent().Members(true)
@@ -166,6 +192,27 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 	}
 	if p, _, err := dc2.KV().Get("y", &consul.QueryOptions{RequireConsistent: true}); err != nil || p == nil || string(p.Value) != "via-dc1" {
 		t.Fatalf("y written for dc2 through dc1, read in dc2: %+v %v", p, err)
+	}
+
+	// Anonymous requests are refused in both datacenters, directly and
+	// across.
+	for _, c := range []struct {
+		ip, dc string
+		port   int
+	}{{dc1IP, "", 8500}, {dc2IP, "", 8510}, {dc1IP, "dc2", 8500}} {
+		anon := aclClientAt(t, fc.Cluster, c.ip, c.port, "")
+		if _, _, err := anon.KV().Get("x", &consul.QueryOptions{Datacenter: c.dc}); !isStatus(err, 403) {
+			t.Fatalf("anonymous KV read at %s:%d (dc %q): %v, want 403", c.ip, c.port, c.dc, err)
+		}
+	}
+	// dc2's own management token (made by its scheduler, local to dc2)
+	// works in dc2 and nowhere else.
+	dc2Mgmt := managementTokenAt(t, dc2URL, filepath.Join(fc.opts.WorkDir, "operator-token-consul-dc2"))
+	if _, err := aclClientAt(t, fc.Cluster, dc2IP, 8510, dc2Mgmt).KV().Put(&consul.KVPair{Key: "z", Value: []byte("dc2")}, nil); err != nil {
+		t.Fatalf("dc2's management token in dc2: %v", err)
+	}
+	if _, _, err := aclClientAt(t, fc.Cluster, dc1IP, 8500, dc2Mgmt).KV().Get("z", nil); !isStatus(err, 403) {
+		t.Fatalf("dc2's management token in dc1: %v, want 403 (a local token)", err)
 	}
 
 	out := fc.operatorCmd(t, "members", "--wan")
@@ -231,6 +278,114 @@ func TestWANFederationTwoClusters(t *testing.T) {
 			t.Fatalf("%s written across clusters: %+v %v", c.key, p, err)
 		}
 	}
+}
+
+// managementTokenAt asks the scheduler at url for its management token
+// with the operator token in opFile.
+func managementTokenAt(t *testing.T, url, opFile string) string {
+	t.Helper()
+	var tok string
+	eventually(t, time.Minute, "the management token from "+url, func() error {
+		op, err := os.ReadFile(opFile)
+		if err != nil {
+			return err
+		}
+		req, _ := http.NewRequest(http.MethodGet, url+"/v1/acl/management-token", nil)
+		req.Header.Set("X-Dcos-Consul-Token", strings.TrimSpace(string(op)))
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var out struct {
+			SecretID string `json:"secret_id"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.SecretID == "" {
+			return fmt.Errorf("%s %v", resp.Status, err)
+		}
+		tok = out.SecretID
+		return nil
+	})
+	return tok
+}
+
+const secondaryACLLine = "Consul ACLs set up in secondary datacenter"
+
+// writeSecret writes v to a file only its owner reads, as an operator
+// (or DC/OS's file-based secrets) would.
+func writeSecret(t *testing.T, name, v string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(f, []byte(v+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func newGossipKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// replicationToken creates, with the primary's management token, the
+// policy and token of docs/operations.md for a secondary's ACL
+// replication, and returns the token's secret.
+func replicationToken(t *testing.T, primary *consul.Client) string {
+	t.Helper()
+	var secret string
+	eventually(t, time.Minute, "the replication policy and token created in the primary", func() error {
+		p, _, err := primary.ACL().PolicyReadByName("acl-replication", nil)
+		if err != nil && !strings.Contains(err.Error(), "not found") {
+			return err
+		}
+		if p == nil {
+			if _, _, err := primary.ACL().PolicyCreate(&consul.ACLPolicy{Name: "acl-replication", Rules: ReplicationPolicyRules}, nil); err != nil {
+				return err
+			}
+		}
+		tok, _, err := primary.ACL().TokenCreate(&consul.ACLToken{Description: "ACL replication of dc2",
+			Policies: []*consul.ACLTokenPolicyLink{{Name: "acl-replication"}}}, nil)
+		if err != nil {
+			return err
+		}
+		secret = tok.SecretID
+		return nil
+	})
+	return secret
+}
+
+// ReplicationPolicyRules are the rules of the replication token's policy
+// that docs/operations.md tells operators to create (Consul's documented
+// policy for ACL replication).
+const ReplicationPolicyRules = `acl = "write"
+operator = "write"
+service_prefix "" {
+  policy = "read"
+  intentions = "read"
+}
+`
+
+// aclClientAt is a client of the agent at ip:port with token ("":
+// anonymous).
+func aclClientAt(t *testing.T, c *Cluster, ip string, port int, token string) *consul.Client {
+	t.Helper()
+	cfg, err := c.ConsulConfig(context.Background(), ip, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ConsulTLS() {
+		cfg.Address = net.JoinHostPort(ip, strconv.Itoa(port))
+	}
+	cfg.Token = token
+	cl, err := consul.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
 
 // noGossipKey turns gossip encryption off: two installs have two keys, and

@@ -587,6 +587,10 @@ var loadRefused = []struct{ options, env, allowed string }{
 	{`{"service": {"role": "a/../b"}}`, config.EnvRole, "'..'"},
 	{`{"security": {"tls": {"enabled": true, "ca_cert_file": "/nonexistent/ca.pem", "ca_key_file": "/nonexistent/ca-key.pem"}}}`,
 		config.EnvTLSCACertFile, "a readable PEM file"},
+	{`{"consul": {"datacenter": "dc2", "primary_datacenter": "dc1"}}`, config.EnvACLReplicationTokenFile, "created in the primary datacenter dc1"},
+	{`{"consul": {"datacenter": "dc2", "primary_datacenter": "dc1"}, "security": {"acl": {"replication_token_file": "/nonexistent/token"}}}`,
+		config.EnvACLReplicationTokenFile, "a readable file"},
+	{`{"security": {"gossip_encryption": {"key_file": "/nonexistent/key"}}}`, config.EnvGossipKeyFile, "a readable file"},
 }
 
 func TestSchedulerRefusesWhatTheSchemaCannotCheck(t *testing.T) {

@@ -200,7 +200,14 @@ var updateRules = []updateRule{
 	{env: EnvServerPlacement, get: func(c Config) string { return c.ServerPlacement }, effect: EffectNewPlacements},
 	{env: EnvReplaceAft, get: func(c Config) string { return c.ReplaceAfter.String() }, effect: EffectScheduler},
 	{env: EnvWANJoin, get: func(c Config) string { return strings.Join(WANJoinList(c.WANJoin), ",") }, effect: EffectServers},
-	{env: EnvPrimaryDatacenter, get: func(c Config) string { return c.Primary() },
+	// "" for a primary (the option empty or naming the install's own
+	// datacenter): only becoming, leaving or moving a secondary counts.
+	{env: EnvPrimaryDatacenter, get: func(c Config) string {
+		if !c.Secondary() {
+			return ""
+		}
+		return c.PrimaryDatacenter
+	},
 		why:     "the ACL system of a datacenter is either bootstrapped in it (a primary) or replicated from its primary (a secondary): a running datacenter cannot change sides",
 		instead: "keep consul.primary_datacenter as it was at install; to join a federation as a secondary, " + reinstall},
 	{env: EnvGossipKeyFile, get: func(c Config) string { return c.GossipKeyFile }, effect: EffectScheduler},
