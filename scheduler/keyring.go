@@ -50,7 +50,7 @@ func (s *Scheduler) rotateGossipKey(ctx context.Context) (RotationResult, error)
 	}
 	if cur := s.secrets.Get(); s.cfg.GossipKeyFile != "" && cur.RotatingTo == "" {
 		// A random key here would differ from the other datacenters'.
-		return RotationResult{}, errors.New("the gossip key is the one federated datacenters share (security.gossip_encryption.key_file): put the new key in that file (secret) of every datacenter and restart their schedulers, which rotate to it")
+		return RotationResult{}, errors.New("the gossip key is the one federated datacenters share (security.gossip_encryption.key_secret): put the new key in that secret (file) of every datacenter and restart their schedulers, which rotate to it")
 	}
 	cur := s.secrets.Get()
 	if cur.GossipKey() == "" {

@@ -425,9 +425,9 @@ func (s *Scheduler) federationSecrets(ctx context.Context, sec secrets.Secrets) 
 		return sec, fmt.Errorf("write the secrets: %w", err)
 	}
 	if fresh {
-		s.log.Info("gossip key: the shared key of security.gossip_encryption.key_file", zap.String("key", config.Fingerprint(key)))
+		s.log.Info("gossip key: the shared key of security.gossip_encryption.key_secret", zap.String("key", config.Fingerprint(key)))
 	} else {
-		s.log.Warn("gossip key: security.gossip_encryption.key_file holds a key the running agents do not use yet: rotating to it",
+		s.log.Warn("gossip key: security.gossip_encryption.key_secret holds a key the running agents do not use yet: rotating to it",
 			zap.String("new", config.Fingerprint(key)), zap.String("primary", config.Fingerprint(sec.GossipKey())))
 	}
 	return next, nil

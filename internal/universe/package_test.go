@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,6 +211,18 @@ var optionSets = []optionSet{
 		},
 	},
 	{
+		name: "a secondary datacenter of a federation, with the shared gossip key and the replication token from DC/OS secrets",
+		options: `{
+		  "consul": {"datacenter": "dc2", "primary_datacenter": "dc1", "wan_join": "consul-server-0.consul.mesos"},
+		  "security": {"gossip_encryption": {"key_secret": "consul/gossip-key"}, "acl": {"replication_token_secret": "consul-dc2/acl-replication"}}
+		}`,
+		want: func(c *config.Config) {
+			c.Datacenter, c.PrimaryDatacenter, c.WANJoin = "dc2", "dc1", "consul-server-0.consul.mesos"
+			c.GossipKeySecret, c.GossipKeyFile = "consul/gossip-key", mountedSecret("secrets/gossip-key")
+			c.ACLReplicationTokenSecret, c.ACLReplicationTokenFile = "consul-dc2/acl-replication", mountedSecret("secrets/acl-replication-token")
+		},
+	},
+	{
 		name:    "seven servers",
 		options: `{"servers": {"count": 7, "mem": 1024.5}, "service": {"log_level": "warn"}}`,
 		want: func(c *config.Config) {
@@ -233,6 +246,32 @@ func dcosConfig(t *testing.T, s *Source) config.Config {
 	c.APIPort = 31000
 	return c
 }
+
+// mountedSecret is where a file-based DC/OS secret the template mounts at
+// rel (sandbox-relative: the scheduler's working directory) is found in
+// this test: a sandbox holding a gossip key and a token, as Marathon
+// would mount them.
+func mountedSecret(rel string) string {
+	sandboxOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "universe-sandbox-")
+		if err != nil {
+			panic(err)
+		}
+		_ = os.MkdirAll(filepath.Join(dir, "secrets"), 0o700)
+		_ = os.WriteFile(filepath.Join(dir, "secrets", "gossip-key"), []byte("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=\n"), 0o600)
+		_ = os.WriteFile(filepath.Join(dir, "secrets", "acl-replication-token"), []byte("6a1e33a6-8d57-4b39-a5b3-0f7e3f1c2d11\n"), 0o600)
+		sandboxDir = dir
+	})
+	if filepath.IsAbs(rel) {
+		return rel
+	}
+	return filepath.Join(sandboxDir, rel)
+}
+
+var (
+	sandboxOnce sync.Once
+	sandboxDir  string
+)
 
 // marathonEnv is what Marathon adds to the app's env for the task.
 var marathonEnv = map[string]string{"PORT_API": "31000", "PORT0": "31000", "MESOS_SANDBOX": "/mnt/mesos/sandbox"}
@@ -274,6 +313,9 @@ func loadEnv(env map[string]string) (config.Config, map[string]bool, error) {
 	c, err := config.Load(func(k string) (string, bool) {
 		read[k] = true
 		if v, ok := env[k]; ok {
+			if k == config.EnvGossipKeyFile || k == config.EnvACLReplicationTokenFile {
+				return mountedSecret(v), true
+			}
 			return v, true
 		}
 		v, ok := marathonEnv[k]
@@ -514,17 +556,40 @@ func checkMarathonRules(t *testing.T, app map[string]any) {
 		!strings.HasSuffix(env[config.EnvExecutorURI], ".tar.gz") {
 		t.Errorf("fetch %v does not fetch and extract the archive %s", fetch, env[config.EnvExecutorURI])
 	}
-	_, hasSecret := app["secrets"]
-	if hasSecret != (env[config.EnvServiceAccountSecret] != "") {
-		t.Errorf("secrets block present %v with service account secret %q", hasSecret, env[config.EnvServiceAccountSecret])
+	// Each file-based secret given is mounted where the env says, and
+	// there is no secrets block without one.
+	secretEnvs := []struct{ name, file string }{
+		{config.EnvServiceAccountSecret, config.EnvServiceAccountCredential},
+		{config.EnvGossipKeySecret, config.EnvGossipKeyFile},
+		{config.EnvACLReplicationTokenSecret, config.EnvACLReplicationTokenFile},
 	}
-	if hasSecret {
-		src := app["secrets"].(map[string]any)["serviceCredential"].(map[string]any)["source"]
-		vol := app["container"].(map[string]any)["volumes"].([]any)[0].(map[string]any)
-		if src != env[config.EnvServiceAccountSecret] || vol["containerPath"] != env[config.EnvServiceAccountCredential] {
-			t.Errorf("secret %v mounted at %v, env says %s at %s", src, vol["containerPath"],
-				env[config.EnvServiceAccountSecret], env[config.EnvServiceAccountCredential])
+	mounted := map[string]string{} // secret source -> container path
+	if secrets, ok := app["secrets"].(map[string]any); ok {
+		for _, v := range app["container"].(map[string]any)["volumes"].([]any) {
+			vol := v.(map[string]any)
+			ref, _ := vol["secret"].(string)
+			src := secrets[ref].(map[string]any)["source"].(string)
+			mounted[src] = vol["containerPath"].(string)
 		}
+		if len(secrets) == 0 {
+			t.Error("an empty secrets block")
+		}
+	}
+	given := 0
+	for _, s := range secretEnvs {
+		if env[s.name] == "" {
+			if env[s.file] != "" {
+				t.Errorf("%s is set without %s", s.file, s.name)
+			}
+			continue
+		}
+		given++
+		if mounted[env[s.name]] == "" || mounted[env[s.name]] != env[s.file] {
+			t.Errorf("secret %s mounted at %q, env %s says %q", env[s.name], mounted[env[s.name]], s.file, env[s.file])
+		}
+	}
+	if given != len(mounted) {
+		t.Errorf("%d secrets mounted, %d given", len(mounted), given)
 	}
 }
 
@@ -587,10 +652,8 @@ var loadRefused = []struct{ options, env, allowed string }{
 	{`{"service": {"role": "a/../b"}}`, config.EnvRole, "'..'"},
 	{`{"security": {"tls": {"enabled": true, "ca_cert_file": "/nonexistent/ca.pem", "ca_key_file": "/nonexistent/ca-key.pem"}}}`,
 		config.EnvTLSCACertFile, "a readable PEM file"},
-	{`{"consul": {"datacenter": "dc2", "primary_datacenter": "dc1"}}`, config.EnvACLReplicationTokenFile, "created in the primary datacenter dc1"},
-	{`{"consul": {"datacenter": "dc2", "primary_datacenter": "dc1"}, "security": {"acl": {"replication_token_file": "/nonexistent/token"}}}`,
-		config.EnvACLReplicationTokenFile, "a readable file"},
-	{`{"security": {"gossip_encryption": {"key_file": "/nonexistent/key"}}}`, config.EnvGossipKeyFile, "a readable file"},
+	{`{"consul": {"datacenter": "dc2", "primary_datacenter": "dc1"}}`, config.EnvACLReplicationTokenSecret, "created in the primary datacenter dc1"},
+	{`{"security": {"acl": {"replication_token_secret": "consul/acl-replication"}}}`, config.EnvACLReplicationTokenSecret, "secondary datacenter"},
 }
 
 func TestSchedulerRefusesWhatTheSchemaCannotCheck(t *testing.T) {

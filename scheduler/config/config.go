@@ -176,6 +176,9 @@ type Config struct {
 	// ACLReplicationTokenFile: a secondary datacenter's ACL replication
 	// token (federation.go). Paths, never the secrets.
 	GossipKeyFile, ACLReplicationTokenFile string
+	// GossipKeySecret and ACLReplicationTokenSecret: the DC/OS secrets'
+	// names the package mounted as those files.
+	GossipKeySecret, ACLReplicationTokenSecret string
 	// TLSServerCertLifetime: 0 is pki.ServerLifetime (a year).
 	TLSServerCertLifetime time.Duration
 
@@ -315,6 +318,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.str(EnvPrimaryDatacenter, &c.PrimaryDatacenter)
 	r.str(EnvGossipKeyFile, &c.GossipKeyFile)
 	r.str(EnvACLReplicationTokenFile, &c.ACLReplicationTokenFile)
+	r.str(EnvGossipKeySecret, &c.GossipKeySecret)
+	r.str(EnvACLReplicationTokenSecret, &c.ACLReplicationTokenSecret)
 	r.integer(EnvPortServer, &c.Ports.Server)
 	r.integer(EnvPortSerfLAN, &c.Ports.SerfLAN)
 	r.integer(EnvPortSerfWAN, &c.Ports.SerfWAN)

@@ -25,6 +25,12 @@ const (
 	// secondary datacenter's servers replicate ACLs with (Consul's
 	// tokens.replication), created by the operator in the primary.
 	EnvACLReplicationTokenFile = "SECURITY_ACL_REPLICATION_TOKEN_FILE"
+	// EnvGossipKeySecret and EnvACLReplicationTokenSecret are the names
+	// of the DC/OS secrets (never their values) that the package mounts
+	// into the scheduler's sandbox and names in the two variables above,
+	// as it does with the service account secret.
+	EnvGossipKeySecret           = "SECURITY_GOSSIP_ENCRYPTION_KEY_SECRET"
+	EnvACLReplicationTokenSecret = "SECURITY_ACL_REPLICATION_TOKEN_SECRET"
 )
 
 // Primary is the ACL primary datacenter: consul.primary_datacenter, or
@@ -48,7 +54,7 @@ func (c Config) GossipKeyFromFile() (key string, ok bool, err error) {
 	}
 	key, err = readGossipKey(c.GossipKeyFile)
 	if err != nil {
-		return "", false, fmt.Errorf("%s (security.gossip_encryption.key_file) %s: %w", EnvGossipKeyFile, c.GossipKeyFile, err)
+		return "", false, fmt.Errorf("%s %s (the shared gossip key, security.gossip_encryption.key_secret on DC/OS): %w", EnvGossipKeyFile, c.GossipKeyFile, err)
 	}
 	return key, true, nil
 }
@@ -73,7 +79,7 @@ func (c Config) ReplicationToken() (string, error) {
 	}
 	tok, err := readToken(c.ACLReplicationTokenFile)
 	if err != nil {
-		return "", fmt.Errorf("%s (security.acl.replication_token_file) %s: %w", EnvACLReplicationTokenFile, c.ACLReplicationTokenFile, err)
+		return "", fmt.Errorf("%s %s (the ACL replication token, security.acl.replication_token_secret on DC/OS): %w", EnvACLReplicationTokenFile, c.ACLReplicationTokenFile, err)
 	}
 	return tok, nil
 }
@@ -93,6 +99,14 @@ func readToken(path string) (string, error) {
 // validFederation checks the federation options together.
 func (c Config) validFederation() error {
 	var errs []error
+	for _, s := range []struct{ secretEnv, secret, fileEnv, file string }{
+		{EnvGossipKeySecret, c.GossipKeySecret, EnvGossipKeyFile, c.GossipKeyFile},
+		{EnvACLReplicationTokenSecret, c.ACLReplicationTokenSecret, EnvACLReplicationTokenFile, c.ACLReplicationTokenFile},
+	} {
+		if s.secret != "" && s.file == "" {
+			errs = append(errs, bad(s.fileEnv, "", "set together with "+s.secretEnv+" (the package sets both when the secret is given)"))
+		}
+	}
 	if c.PrimaryDatacenter != "" && !validDatacenter(c.PrimaryDatacenter) {
 		errs = append(errs, bad(EnvPrimaryDatacenter, c.PrimaryDatacenter, "a datacenter name (1-63 lower-case letters, digits, '-' and '_'), or empty for this install's own datacenter"))
 	}
@@ -105,15 +119,19 @@ func (c Config) validFederation() error {
 	}
 	switch {
 	case c.ACLReplicationTokenFile != "" && !(c.ACL && c.Secondary()):
-		errs = append(errs, bad(EnvACLReplicationTokenFile, c.ACLReplicationTokenFile,
+		env, v := EnvACLReplicationTokenFile, c.ACLReplicationTokenFile
+		if c.ACLReplicationTokenSecret != "" {
+			env, v = EnvACLReplicationTokenSecret, c.ACLReplicationTokenSecret // the option the user set
+		}
+		errs = append(errs, bad(env, v,
 			"empty unless this install is a secondary datacenter with ACLs (consul.primary_datacenter another datacenter, security.acl.enabled): the primary's ACLs are bootstrapped, not replicated"))
 	case c.ACLReplicationTokenFile != "":
 		if _, err := readToken(c.ACLReplicationTokenFile); err != nil {
 			errs = append(errs, bad(EnvACLReplicationTokenFile, c.ACLReplicationTokenFile, "a readable file with the replication token: "+err.Error()))
 		}
 	case c.ACL && c.Secondary():
-		errs = append(errs, bad(EnvACLReplicationTokenFile, "",
-			"the file of an ACL replication token created in the primary datacenter "+c.Primary()+" (policy: docs/operations.md, Federating datacenters): a secondary datacenter with ACLs does not bootstrap them, it replicates the primary's"))
+		errs = append(errs, bad(EnvACLReplicationTokenSecret, c.ACLReplicationTokenSecret,
+			"the DC/OS secret (off DC/OS: "+EnvACLReplicationTokenFile+", its file) of an ACL replication token created in the primary datacenter "+c.Primary()+" (policy: docs/operations.md, Federating datacenters): a secondary datacenter with ACLs does not bootstrap them, it replicates the primary's"))
 	}
 	return errors.Join(errs...)
 }

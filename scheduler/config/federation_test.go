@@ -62,7 +62,8 @@ func TestFederationBadValues(t *testing.T) {
 		says string
 	}{
 		{"secondary without a replication token", map[string]string{EnvDatacenter: "dc2", EnvPrimaryDatacenter: "dc1"},
-			EnvACLReplicationTokenFile, "created in the primary datacenter dc1"},
+			EnvACLReplicationTokenSecret, "created in the primary datacenter dc1"},
+		{"a secret without its file", map[string]string{EnvGossipKeySecret: "consul/gossip-key"}, EnvGossipKeyFile, "set together with"},
 		{"a replication token in the primary", map[string]string{EnvACLReplicationTokenFile: tok},
 			EnvACLReplicationTokenFile, "secondary datacenter"},
 		{"a missing token file", map[string]string{EnvDatacenter: "dc2", EnvPrimaryDatacenter: "dc1", EnvACLReplicationTokenFile: "/nonexistent/tok"},

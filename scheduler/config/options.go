@@ -75,9 +75,12 @@ var Options = []Option{
 	{EnvTLSCACertFile, "security.tls.ca_cert_file", FromOption},
 	{EnvTLSCAKeyFile, "security.tls.ca_key_file", FromOption},
 	{EnvACL, "security.acl.enabled", FromOption},
-	{EnvACLReplicationTokenFile, "security.acl.replication_token_file", FromOption},
+	{EnvACLReplicationTokenSecret, "security.acl.replication_token_secret", FromOption},
+	// Set by the template only when the secret is given: its sandbox path.
+	{EnvACLReplicationTokenFile, "", FromTemplate},
 	{EnvGossipKey, "security.gossip_encryption.enabled", FromOption},
-	{EnvGossipKeyFile, "security.gossip_encryption.key_file", FromOption},
+	{EnvGossipKeySecret, "security.gossip_encryption.key_secret", FromOption},
+	{EnvGossipKeyFile, "", FromTemplate},
 
 	{EnvBackupTarget, "backup.target", FromOption},
 	{EnvBackupInterval, "backup.interval_minutes", FromOption},

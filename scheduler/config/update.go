@@ -212,6 +212,8 @@ var updateRules = []updateRule{
 		instead: "keep consul.primary_datacenter as it was at install; to join a federation as a secondary, " + reinstall},
 	{env: EnvGossipKeyFile, get: func(c Config) string { return c.GossipKeyFile }, effect: EffectScheduler},
 	{env: EnvACLReplicationTokenFile, get: func(c Config) string { return c.ACLReplicationTokenFile }, effect: EffectScheduler},
+	{env: EnvGossipKeySecret, get: func(c Config) string { return c.GossipKeySecret }, effect: EffectScheduler},
+	{env: EnvACLReplicationTokenSecret, get: func(c Config) string { return c.ACLReplicationTokenSecret }, effect: EffectScheduler},
 	{env: EnvBackupTarget, get: func(c Config) string { return c.BackupTarget }, effect: EffectScheduler},
 	{env: EnvBackupInterval, get: func(c Config) string { return c.BackupInterval.String() }, effect: EffectScheduler},
 	{env: EnvBackupKeep, get: func(c Config) string { return strconv.Itoa(c.BackupKeep) }, effect: EffectScheduler},

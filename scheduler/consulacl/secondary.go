@@ -36,7 +36,7 @@ func SecondaryPolicy(name, dc string) string { return name + "-" + dc }
 // replication token (Bootstrap calls it). Errors never contain a token.
 func Secondary(ctx context.Context, addr string, t Tokens) ([]string, error) {
 	if t.Replication == "" {
-		return nil, errors.New("consulacl: a secondary datacenter needs the ACL replication token (security.acl.replication_token_file)")
+		return nil, errors.New("consulacl: a secondary datacenter needs the ACL replication token (security.acl.replication_token_secret)")
 	}
 	repl, err := Client(addr, t.Replication)
 	if err != nil {

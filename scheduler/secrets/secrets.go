@@ -63,7 +63,7 @@ type Secrets struct {
 	// replaces CA in memory and is never written to the store.
 	UserCA pki.CA `json:"-"`
 	// ReplicationToken is a secondary datacenter's ACL replication token
-	// (security.acl.replication_token_file): in memory only, like UserCA.
+	// (security.acl.replication_token_secret): in memory only, like UserCA.
 	ReplicationToken string `json:"-"`
 }
 
@@ -296,7 +296,7 @@ func (s Secrets) ForTask(n Needs, rnd io.Reader, now time.Time) (taskspec.Secret
 	}
 	if n.Replication {
 		if s.ReplicationToken == "" {
-			return taskspec.Secrets{}, errors.New("no ACL replication token (security.acl.replication_token_file)")
+			return taskspec.Secrets{}, errors.New("no ACL replication token (security.acl.replication_token_secret)")
 		}
 		out.ACLReplicationToken = s.ReplicationToken
 	}
@@ -323,7 +323,7 @@ func BeginRotation(s Secrets, rnd io.Reader) (Secrets, bool, error) {
 }
 
 // UseGossipKey makes key, the gossip key federated datacenters share
-// (security.gossip_encryption.key_file), the service's key. A new service
+// (security.gossip_encryption.key_secret), the service's key. A new service
 // (fresh: no server launched yet) simply takes it as its only key; a
 // running one rotates to it: it becomes RotatingTo (replacing a rotation
 // under way to another key, whose key is removed with the old ones at
