@@ -69,7 +69,22 @@ func (s *Scheduler) rotateGossipKey(ctx context.Context) (RotationResult, error)
 		s.log.Info("gossip key rotation: resuming", zap.String("new", config.Fingerprint(next.RotatingTo)))
 	}
 	key := next.RotatingTo
+	// Consul applies keyring changes to every federated datacenter: with a
+	// shared key, another datacenter's scheduler may have done the steps
+	// already (and this datacenter's local token could not do them in the
+	// others). What this datacenter's agents hold decides.
+	var lan keyringState
+	if _, err := s.onAServer(ctx, func(op *consulapi.Operator) error {
+		rings, err := op.KeyringList((&consulapi.QueryOptions{LocalOnly: true}).WithContext(ctx))
+		lan = lanKeyring(rings, s.Snapshot().Target.Datacenter)
+		return err
+	}); err != nil {
+		s.log.Info("gossip key rotation: this datacenter's keyring could not be read; doing every step", zap.Error(err))
+	}
 	via, err := s.onAServer(ctx, func(op *consulapi.Operator) error {
+		if lan.primaryEverywhere(key) {
+			return nil
+		}
 		wo := (&consulapi.WriteOptions{}).WithContext(ctx)
 		if err := op.KeyringInstall(key, wo); err != nil {
 			return fmt.Errorf("install the new key: %w", err)
@@ -89,6 +104,10 @@ func (s *Scheduler) rotateGossipKey(ctx context.Context) (RotationResult, error)
 	var removed []string
 	for _, old := range next.GossipKeys[1:] {
 		old := old
+		if lan.gone(old) {
+			removed = append(removed, config.Fingerprint(old))
+			continue
+		}
 		if _, err := s.onAServer(ctx, func(op *consulapi.Operator) error {
 			if err := op.KeyringRemove(old, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
 				return fmt.Errorf("remove an old key: %w", err)
@@ -209,3 +228,31 @@ func (s *Scheduler) resumeRotation(ctx context.Context) {
 		}
 	}
 }
+
+// keyringState is what one datacenter's LAN keyring holds: the nodes
+// each key is installed on, the nodes it is the primary on, of how many
+// nodes; known is false when it could not be read.
+type keyringState struct {
+	known         bool
+	keys, primary map[string]int
+	nodes         int
+}
+
+// lanKeyring picks dc's LAN ring from a keyring listing.
+func lanKeyring(rings []*consulapi.KeyringResponse, dc string) keyringState {
+	for _, r := range rings {
+		if r == nil || r.WAN || r.Segment != "" || r.Partition != "" || r.Datacenter != dc || r.NumNodes == 0 {
+			continue
+		}
+		return keyringState{known: true, keys: r.Keys, primary: r.PrimaryKeys, nodes: r.NumNodes}
+	}
+	return keyringState{}
+}
+
+// primaryEverywhere: every node encrypts with key already.
+func (k keyringState) primaryEverywhere(key string) bool {
+	return k.known && k.primary[key] == k.nodes && k.keys[key] == k.nodes
+}
+
+// gone: no node holds key any more.
+func (k keyringState) gone(key string) bool { return k.known && k.keys[key] == 0 }
