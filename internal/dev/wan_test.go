@@ -101,7 +101,8 @@ func consulAt(t *testing.T, c *Cluster, ip string, port int) *consul.Client {
 // (local) tokens. Three agents: dc2's server shares an agent with a dc1
 // server (only their ports differ).
 func TestWANFederationTwoDatacenters(t *testing.T) {
-	keyFile := writeSecret(t, "gossip-key", newGossipKey(t))
+	sharedKey := newGossipKey(t)
+	keyFile := writeSecret(t, "gossip-key", sharedKey)
 	fc := startFaultCluster(t, 23, 3, 3, config.EnvWANJoin+"=consul-server-0.consul-dc2.mesos:8312",
 		config.EnvGossipKeyFile+"="+keyFile)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
@@ -109,7 +110,8 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 	dc1 := consulClient(t, fc.Cluster, dc1IP)
 	// The operator's part in the primary: the replication token
 	// (docs/operations.md, Federating datacenters), into a file.
-	replFile := writeSecret(t, "replication-token", replicationToken(t, dc1))
+	repl := replicationToken(t, dc1)
+	replFile := writeSecret(t, "replication-token", repl)
 
 	dc2URL := fc.startSecondScheduler(t, "consul-dc2",
 		config.EnvDatacenter+"=dc2", config.EnvServerCount+"=1", config.EnvClientsEnabled+"=false",
@@ -222,6 +224,49 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 		}
 	}
 	t.Logf("members --wan:\n%s", out)
+
+	// The files' secrets are nowhere an observer reads: the master's and
+	// agents' state, both schedulers' API answers and logs, every
+	// executor's output.
+	scanFederationSecrets(t, fc, dc2URL, map[string]string{"shared gossip key": sharedKey, "replication token": repl})
+}
+
+func scanFederationSecrets(t *testing.T, fc *faultCluster, dc2URL string, needles map[string]string) {
+	t.Helper()
+	collected := map[string][]byte{"/master/state": httpBody(t, fc.Sim.MasterURL()+"/master/state")}
+	for _, a := range fc.Sim.Agents() {
+		u := "http://" + net.JoinHostPort(a.IP, strconv.Itoa(a.Port)) + "/state"
+		collected[u] = httpBody(t, u)
+	}
+	for _, base := range []string{fc.SchedulerURL, dc2URL} {
+		for _, path := range []string{"/v1/plans/deploy", "/v1/pod/status", "/v1/endpoints", "/v1/health", "/metrics"} {
+			collected[base+path] = httpBody(t, base+path)
+		}
+	}
+	err := filepath.WalkDir(fc.opts.WorkDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if n := d.Name(); d.Type().IsRegular() && (n == "stdout" || n == "stderr" || strings.HasSuffix(n, ".log")) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			collected[path] = b
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for where, b := range collected {
+		for what, v := range needles {
+			if strings.Contains(string(b), v) {
+				t.Errorf("the %s shows in %s", what, where)
+			}
+		}
+	}
+	t.Logf("%d documents and logs scanned for the shared gossip key and the replication token", len(collected))
 }
 
 // TestWANFederationTwoClusters: dc2 on one simulated cluster, dc1 on
