@@ -269,20 +269,31 @@ func scanFederationSecrets(t *testing.T, fc *faultCluster, dc2URL string, needle
 	t.Logf("%d documents and logs scanned for the shared gossip key and the replication token", len(collected))
 }
 
-// TestWANFederationTwoClusters: dc2 on one simulated cluster, dc1 on
-// another, told dc2's server addresses (consul.wan_join): both
-// datacenters' servers in one WAN pool, cross-datacenter KV both ways,
-// catalog/datacenters lists both, as seen from either side.
+// TestWANFederationTwoClusters: dc1 on one simulated cluster, the ACL
+// primary; dc2 on another, a secondary told dc1's server addresses
+// (consul.wan_join), with the replication token made in dc1; both with
+// one gossip key file and the secure defaults: both datacenters' servers
+// in one WAN pool, cross-datacenter KV both ways (with dc1's management
+// token, which is global), catalog/datacenters lists both, as seen from
+// either side.
 func TestWANFederationTwoClusters(t *testing.T) {
-	b := startFaultCluster(t, 26, 3, 3, config.EnvDatacenter+"=dc2", noGossipKey, noACL)
-	tasksB, _ := b.healthy(t, 3, 3*time.Minute)
+	keyFile := writeSecret(t, "gossip-key", newGossipKey(t))
+	a := startFaultCluster(t, 27, 3, 3, config.EnvGossipKeyFile+"="+keyFile)
+	tasksA, _ := a.healthy(t, 3, 3*time.Minute)
+	dc1 := consulClient(t, a.Cluster, servers(tasksA)[0].AgentIP)
+	replFile := writeSecret(t, "replication-token", replicationToken(t, dc1))
 	var join []string
-	for _, s := range servers(tasksB) {
+	for _, s := range servers(tasksA) {
 		join = append(join, net.JoinHostPort(s.AgentIP, "8302"))
 	}
-	a := startFaultCluster(t, 27, 3, 3, config.EnvWANJoin+"="+strings.Join(join, ","), noGossipKey, noACL)
-	tasksA, _ := a.healthy(t, 3, 3*time.Minute)
-	dc1, dc2 := consulClient(t, a.Cluster, servers(tasksA)[0].AgentIP), consulClient(t, b.Cluster, servers(tasksB)[0].AgentIP)
+	b := startFaultCluster(t, 26, 3, 3, config.EnvDatacenter+"=dc2", config.EnvWANJoin+"="+strings.Join(join, ","),
+		config.EnvPrimaryDatacenter+"=dc1", config.EnvGossipKeyFile+"="+keyFile, config.EnvACLReplicationTokenFile+"="+replFile)
+	tasksB, _ := b.healthy(t, 3, 3*time.Minute)
+	dc1Token, err := readManagementToken(a.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc2 := aclClientAt(t, b.Cluster, servers(tasksB)[0].AgentIP, 8500, dc1Token)
 
 	eventually(t, 3*time.Minute, "six servers in the WAN pool, seen from both clusters", func() error {
 		for dc, c := range map[string]*consul.Client{"dc1": dc1, "dc2": dc2} {
@@ -307,20 +318,31 @@ func TestWANFederationTwoClusters(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := dc1.KV().Put(&consul.KVPair{Key: "from-a", Value: []byte("1")}, &consul.WriteOptions{Datacenter: "dc2"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := dc2.KV().Put(&consul.KVPair{Key: "from-b", Value: []byte("2")}, &consul.WriteOptions{Datacenter: "dc1"}); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 3*time.Minute, "KV written across clusters both ways", func() error {
+		if _, err := dc1.KV().Put(&consul.KVPair{Key: "from-a", Value: []byte("1")}, &consul.WriteOptions{Datacenter: "dc2"}); err != nil {
+			return err
+		}
+		if _, err := dc2.KV().Put(&consul.KVPair{Key: "from-b", Value: []byte("2")}, &consul.WriteOptions{Datacenter: "dc1"}); err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			via  *consul.Client
+			key  string
+			want string
+		}{{dc2, "from-a", "1"}, {dc1, "from-b", "2"}} {
+			p, _, err := c.via.KV().Get(c.key, &consul.QueryOptions{RequireConsistent: true})
+			if err != nil || p == nil || string(p.Value) != c.want {
+				return fmt.Errorf("%s written across clusters: %+v %v", c.key, p, err)
+			}
+		}
+		return nil
+	})
 	for _, c := range []struct {
-		via  *consul.Client
-		key  string
-		want string
-	}{{dc2, "from-a", "1"}, {dc1, "from-b", "2"}} {
-		p, _, err := c.via.KV().Get(c.key, &consul.QueryOptions{RequireConsistent: true})
-		if err != nil || p == nil || string(p.Value) != c.want {
-			t.Fatalf("%s written across clusters: %+v %v", c.key, p, err)
+		cl *Cluster
+		ip string
+	}{{a.Cluster, servers(tasksA)[0].AgentIP}, {b.Cluster, servers(tasksB)[0].AgentIP}} {
+		if _, _, err := aclClientAt(t, c.cl, c.ip, 8500, "").KV().Get("from-a", nil); !isStatus(err, 403) {
+			t.Fatalf("anonymous KV read at %s: %v, want 403", c.ip, err)
 		}
 	}
 }
@@ -433,10 +455,9 @@ func aclClientAt(t *testing.T, c *Cluster, ip string, port int, token string) *c
 	return cl
 }
 
-// noGossipKey turns gossip encryption off: two installs have two keys, and
-// the WAN pool needs one.
+// noGossipKey turns gossip encryption off (tests of other features that
+// predate it).
 const noGossipKey = config.EnvGossipKey + "=false"
 
-// noACL turns ACLs off: federating with ACLs needs the primary datacenter
-// and a replication token, not set up yet (docs/operations.md).
+// noACL turns ACLs off (tests of other features that predate them).
 const noACL = config.EnvACL + "=false"
