@@ -62,7 +62,8 @@ func (s *Scheduler) rotateManagementToken(ctx context.Context) (ManagementRotati
 	var res ManagementRotation
 	if next.ManagementNext != "" {
 		res.Via, err = s.onAServerAddr(ctx, func(addr string) error {
-			created, e := consulacl.EnsureManagement(ctx, addr, next.ManagementToken, next.ManagementNext)
+			// A secondary datacenter's management token is local to it.
+			created, e := consulacl.EnsureManagementIn(ctx, addr, next.ManagementToken, next.ManagementNext, s.Snapshot().Target.Secondary)
 			res.Created = res.Created || created
 			return e
 		})

@@ -14,6 +14,14 @@ import (
 // whether it created it. Consul takes the secret the scheduler chose, so
 // running it again after a crash finds the token and does nothing.
 func EnsureManagement(ctx context.Context, addr, cur, next string) (bool, error) {
+	return EnsureManagementIn(ctx, addr, cur, next, false)
+}
+
+// EnsureManagementIn is EnsureManagement; local makes the new token local
+// to the datacenter behind addr, as a secondary datacenter's management
+// token is (secondary.go): its current one, local, could not create a
+// global token, which is written in the primary.
+func EnsureManagementIn(ctx context.Context, addr, cur, next string, local bool) (bool, error) {
 	if cur == "" || next == "" || cur == next {
 		return false, errors.New("consulacl: a management rotation needs the current token and a different new one")
 	}
@@ -29,8 +37,8 @@ func EnsureManagement(ctx context.Context, addr, cur, next string) (bool, error)
 		return false, err
 	}
 	_, _, err = mgmt.ACL().TokenCreate(&consulapi.ACLToken{SecretID: next,
-		Description: "dcos-consul management token (rotated)",
-		Policies:    []*consulapi.ACLTokenPolicyLink{{ID: globalManagement}}}, write(ctx))
+		Description: "dcos-consul management token (rotated)", Local: local,
+		Policies: []*consulapi.ACLTokenPolicyLink{{ID: globalManagement}}}, write(ctx))
 	if err != nil {
 		return false, fmt.Errorf("consulacl: create the new management token: %s", redact(err, Tokens{}, cur, next))
 	}

@@ -110,6 +110,55 @@ func TestSecondaryKilledAtEveryStep(t *testing.T) {
 	}
 }
 
+// TestSecondaryManagementRotation: a secondary's management token is
+// rotated as the primary's (create the new one with the old, delete the
+// old with the new), the new one local too.
+func TestSecondaryManagementRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real Consul servers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	primary := Tokens{Management: uuid(t), Scheduler: uuid(t), Agent: uuid(t)}
+	primaryAddr, primaryWAN := fedServer(ctx, t, "127.3.4.10", "dc1", "dc1", "", primary.Agent, "")
+	eventuallyOK(t, func() error { _, err := Bootstrap(ctx, primaryAddr, primary); return err })
+	mgmt, _ := Client(primaryAddr, primary.Management)
+	if _, _, err := mgmt.ACL().PolicyCreate(&consulapi.ACLPolicy{Name: "acl-replication", Rules: replicationPolicy}, nil); err != nil {
+		t.Fatal(err)
+	}
+	repl, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{Policies: []*consulapi.ACLTokenPolicyLink{{Name: "acl-replication"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := Tokens{Management: uuid(t), Scheduler: uuid(t), Agent: uuid(t), SecondaryDC: "dc2", Replication: repl.SecretID}
+	addr, _ := fedServer(ctx, t, "127.3.4.11", "dc2", "dc1", primaryWAN, tk.Agent, repl.SecretID)
+	eventuallyOK(t, func() error { _, err := Bootstrap(ctx, addr, tk); return err })
+	next := uuid(t)
+	if _, err := EnsureManagementIn(ctx, addr, tk.Management, next, true); err != nil {
+		t.Fatalf("the new management token: %v", err)
+	}
+	if _, err := DeleteBySecret(ctx, addr, next, tk.Management); err != nil {
+		t.Fatalf("delete the old one: %v", err)
+	}
+	nc, _ := Client(addr, next)
+	self, _, err := nc.ACL().TokenReadSelf(nil)
+	if err != nil || !self.Local {
+		t.Fatalf("the new management token in dc2: %+v %v, want a local token", self, err)
+	}
+	if _, err := nc.KV().Put(&consulapi.KVPair{Key: "k", Value: []byte("v")}, nil); err != nil {
+		t.Fatalf("the new management token writes in dc2: %v", err)
+	}
+	old, _ := Client(addr, tk.Management)
+	if _, _, err := old.ACL().TokenReadSelf(nil); !aclNotFound(err) {
+		t.Fatalf("the old management token: %v, want ACL not found", err)
+	}
+	// The next setup run with the new secret stored finds everything in place.
+	tk.Management = next
+	if done, err := Bootstrap(ctx, addr, tk); err != nil || len(done) != 0 {
+		t.Fatalf("the setup after the rotation: %v %v, want nothing to do", done, err)
+	}
+}
+
 func checkSecondaryTokens(t *testing.T, addr, primaryAddr, dc string, tk Tokens) {
 	t.Helper()
 	m, _ := Client(addr, tk.Management)
