@@ -31,9 +31,13 @@ func (c *Cluster) envValue(key string) string {
 	return v
 }
 
-// ConsulTLS reports whether this dev cluster's Consul runs with TLS.
+// ConsulTLS reports whether this dev cluster's Consul runs with TLS: as
+// dev told the scheduler (--env, an option update), else the default.
 func (c *Cluster) ConsulTLS() bool {
-	on, _ := strconv.ParseBool(c.envValue(config.EnvTLS))
+	on, err := strconv.ParseBool(c.envValue(config.EnvTLS))
+	if err != nil {
+		return config.Defaults().TLS
+	}
 	return on
 }
 
