@@ -134,7 +134,10 @@ func consulConfig(t testing.TB, c *Cluster, hostPort string) *consul.Config {
 	}
 	// HTTP, or with TLS HTTPS on the HTTPS port verified against the
 	// service's CA (Cluster.ConsulConfig).
-	cfg, err := c.ConsulConfig(context.Background(), host, "")
+	// Any agent, clients too: wait for Consul's CA roots with TLS.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg, err := c.ConsulConfigAll(ctx, host, "")
 	if err != nil {
 		t.Fatal(err)
 	}
