@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,17 +58,12 @@ func TestDevAvailability(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hist := &history{}
-	var addrs []string
-	for _, ip := range ips {
-		addrs = append(addrs, net.JoinHostPort(ip, "8500"))
-	}
 	var cfgs []*consul.Config
-	for _, a := range addrs {
-		cfgs = append(cfgs, consulConfig(t, fc.Cluster, a))
+	for _, ip := range ips {
+		cfgs = append(cfgs, consulConfig(t, fc.Cluster, ip))
 	}
-	token := cfgs[0].Token
-	w := startRotatingWriter(ctx, addrs, token, hist)
-	watch := startAvailWatch(ctx, ips, token)
+	w := startRotatingWriter(ctx, cfgs, hist)
+	watch := startAvailWatch(ctx, ips, accessOf(cfgs[0]))
 	readers := startReaders(ctx, hist, cfgs)
 	tasks := startTaskWatch(ctx, fc.Cluster)
 
@@ -196,7 +192,8 @@ func TestDevAvailability(t *testing.T) {
 	}
 	ok, failed, unknown, refused := w.counts()
 	t.Logf("writes ok %d, failed %d (left open in the history), unknown %d, refused at connect %d (no agent there: not sent)", ok, failed, unknown, refused)
-	if lost := w.lost(addrs); lost != "" {
+	t.Logf("failed writes by error: %s", w.errorKinds())
+	if lost := w.lost(cfgs); lost != "" {
 		t.Errorf("acknowledged write lost: %s", lost)
 	}
 	res, n := hist.check(3 * time.Minute)
@@ -398,10 +395,10 @@ type rotatingWriter struct {
 	okAt    []time.Time
 	lastOK  map[string]int // by key
 	lastKey string         // of the last acknowledged write
-	token   string         // the ACL management token
 	failed  int
 	unknown int
 	refused int
+	kinds   map[string]int // failed writes by error, addresses blanked
 	done    chan struct{}
 	// odd: every write that failed or took over 250 ms, with the agent it
 	// went to (where a write gap comes from).
@@ -416,11 +413,33 @@ type writeEvent struct {
 	err   error
 }
 
-func startRotatingWriter(ctx context.Context, addrs []string, token string, h *history) *rotatingWriter {
-	w := &rotatingWriter{done: make(chan struct{}), lastOK: map[string]int{}, token: token}
+var addrRE = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+(:\d+)?`)
+
+// errorKinds is the failed writes' errors, most frequent first.
+func (w *rotatingWriter) errorKinds() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	type kind struct {
+		msg string
+		n   int
+	}
+	var ks []kind
+	for m, n := range w.kinds {
+		ks = append(ks, kind{m, n})
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i].n > ks[j].n || ks[i].n == ks[j].n && ks[i].msg < ks[j].msg })
+	var out []string
+	for _, k := range ks {
+		out = append(out, fmt.Sprintf("%d× %s", k.n, k.msg))
+	}
+	return strings.Join(out, "; ")
+}
+
+func startRotatingWriter(ctx context.Context, cfgs []*consul.Config, h *history) *rotatingWriter {
+	w := &rotatingWriter{done: make(chan struct{}), lastOK: map[string]int{}, kinds: map[string]int{}}
 	var cls []*consul.Client
-	for _, a := range addrs {
-		cl, _ := consul.NewClient(&consul.Config{Address: a, Token: token, HttpClient: &http.Client{Timeout: 2 * time.Second}})
+	for _, cfg := range cfgs {
+		cl, _ := consul.NewClient(withTimeout(cfg, 2*time.Second))
 		cls = append(cls, cl)
 	}
 	go func() {
@@ -441,7 +460,7 @@ func startRotatingWriter(ctx context.Context, addrs []string, token string, h *h
 			}
 			w.mu.Lock()
 			if err != nil || ret.Sub(call) > 250*time.Millisecond {
-				w.odd = append(w.odd, writeEvent{at: call, took: ret.Sub(call), agent: addrs[cur], err: err})
+				w.odd = append(w.odd, writeEvent{at: call, took: ret.Sub(call), agent: cfgs[cur].Address, err: err})
 			}
 			switch {
 			case err == nil:
@@ -454,6 +473,7 @@ func startRotatingWriter(ctx context.Context, addrs []string, token string, h *h
 				w.unknown++
 			default:
 				w.failed++
+				w.kinds[addrRE.ReplaceAllString(err.Error(), "<addr>")]++
 			}
 			w.mu.Unlock()
 			if err != nil {
@@ -526,7 +546,7 @@ func (w *rotatingWriter) counts() (ok, failed, unknown, refused int) {
 // lost reads every key written back (?consistent, through any server
 // that answers): each must hold its last acknowledged value or a later
 // one (of a write whose outcome was unknown).
-func (w *rotatingWriter) lost(addrs []string) string {
+func (w *rotatingWriter) lost(cfgs []*consul.Config) string {
 	w.mu.Lock()
 	last := map[string]int{}
 	for k, v := range w.lastOK {
@@ -537,11 +557,11 @@ func (w *rotatingWriter) lost(addrs []string) string {
 	for key, want := range last {
 		var errs []string
 		read := false
-		for _, a := range addrs {
-			cl, _ := consul.NewClient(&consul.Config{Address: a, Token: w.token, HttpClient: &http.Client{Timeout: 5 * time.Second}})
+		for _, cfg := range cfgs {
+			cl, _ := consul.NewClient(withTimeout(cfg, 5*time.Second))
 			p, _, err := cl.KV().Get(key, &consul.QueryOptions{RequireConsistent: true})
 			if err != nil || p == nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", a, err))
+				errs = append(errs, fmt.Sprintf("%s: %v", cfg.Address, err))
 				continue
 			}
 			read = true

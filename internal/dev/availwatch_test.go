@@ -61,11 +61,11 @@ type autopilotReading struct {
 	lagOnly, partial bool
 }
 
-// startAvailWatch samples the servers at ips; token is the ACL token its
-// raft and autopilot reads carry.
-func startAvailWatch(ctx context.Context, ips []string, token string) *availWatch {
+// startAvailWatch samples the servers at ips, reached as acc says (HTTPS
+// with TLS; its token on the raft and autopilot reads).
+func startAvailWatch(ctx context.Context, ips []string, acc agentAccess) *availWatch {
 	w := &availWatch{done: make(chan struct{})}
-	hc := &http.Client{Timeout: 1500 * time.Millisecond, Transport: tokenTransport(token)}
+	hc := acc.client(1500 * time.Millisecond)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -73,8 +73,8 @@ func startAvailWatch(ctx context.Context, ips []string, token string) *availWatc
 		var members []string
 		for ctx.Err() == nil {
 			time.Sleep(100 * time.Millisecond)
-			s := leaderSample{at: time.Now(), probes: probeAll(ctx, hc, ips)}
-			if m, err := voterIPs(ctx, hc, ips, s.probes); err == nil {
+			s := leaderSample{at: time.Now(), probes: probeAll(ctx, acc, hc, ips)}
+			if m, err := voterIPs(ctx, acc, hc, ips, s.probes); err == nil {
 				members = m
 				s.members = m
 			} else if members != nil {
@@ -92,7 +92,7 @@ func startAvailWatch(ctx context.Context, ips []string, token string) *availWatc
 		defer wg.Done()
 		for ctx.Err() == nil {
 			time.Sleep(500 * time.Millisecond)
-			if r, ok := readAutopilot(hc, ips); ok {
+			if r, ok := readAutopilot(acc, hc, ips); ok {
 				w.mu.Lock()
 				w.autopilot = append(w.autopilot, r)
 				w.mu.Unlock()
@@ -125,7 +125,7 @@ func (w *availWatch) between(from, to time.Time) ([]leaderSample, []autopilotRea
 
 // probeAll asks every agent, in parallel, for its raft leader and term
 // (GET /v1/agent/self: stats.consul.leader_addr, stats.raft.term).
-func probeAll(ctx context.Context, hc *http.Client, ips []string) map[string]probe {
+func probeAll(ctx context.Context, acc agentAccess, hc *http.Client, ips []string) map[string]probe {
 	out := make(map[string]probe, len(ips))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -133,7 +133,7 @@ func probeAll(ctx context.Context, hc *http.Client, ips []string) map[string]pro
 		wg.Add(1)
 		go func(ip string) {
 			defer wg.Done()
-			p := probeOne(ctx, hc, ip)
+			p := probeOne(ctx, acc, hc, ip)
 			mu.Lock()
 			out[ip] = p
 			mu.Unlock()
@@ -143,8 +143,8 @@ func probeAll(ctx context.Context, hc *http.Client, ips []string) map[string]pro
 	return out
 }
 
-func probeOne(ctx context.Context, hc *http.Client, ip string) probe {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, "8500")+"/v1/agent/self", nil)
+func probeOne(ctx context.Context, acc agentAccess, hc *http.Client, ip string) probe {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, acc.url(ip)+"/v1/agent/self", nil)
 	if err != nil {
 		return probe{unknown: true}
 	}
@@ -169,7 +169,7 @@ func probeOne(ctx context.Context, hc *http.Client, ip string) probe {
 // voterIPs reads the raft configuration through a server that knows a
 // leader (the leader's view), or any server's own view (?stale) when none
 // does.
-func voterIPs(ctx context.Context, hc *http.Client, ips []string, probes map[string]probe) ([]string, error) {
+func voterIPs(ctx context.Context, acc agentAccess, hc *http.Client, ips []string, probes map[string]probe) ([]string, error) {
 	// The leader most servers name answers first (its own view, at
 	// once); then servers that know a leader (they forward to it).
 	votes := map[string]int{}
@@ -189,7 +189,7 @@ func voterIPs(ctx context.Context, hc *http.Client, ips []string, probes map[str
 	}
 	sort.SliceStable(withLeader, func(i, j int) bool { return votes[withLeader[i]] > votes[withLeader[j]] })
 	try := func(ip string, stale bool) ([]string, error) {
-		cl, err := consul.NewClient(&consul.Config{Address: net.JoinHostPort(ip, "8500"), HttpClient: hc})
+		cl, err := consul.NewClient(acc.config(ip, hc))
 		if err != nil {
 			return nil, err
 		}
@@ -219,9 +219,9 @@ func voterIPs(ctx context.Context, hc *http.Client, ips []string, probes map[str
 	return nil, errors.New("no server answered with its raft configuration")
 }
 
-func readAutopilot(hc *http.Client, ips []string) (autopilotReading, bool) {
+func readAutopilot(acc agentAccess, hc *http.Client, ips []string) (autopilotReading, bool) {
 	for _, ip := range ips {
-		cl, err := consul.NewClient(&consul.Config{Address: net.JoinHostPort(ip, "8500"), HttpClient: hc})
+		cl, err := consul.NewClient(acc.config(ip, hc))
 		if err != nil {
 			continue
 		}
@@ -395,16 +395,6 @@ func majorityAround(maj []majority, i int) (before, after majority) {
 		}
 	}
 	return before, after
-}
-
-// tokenTransport adds the ACL token to every request (the watch's clients
-// are built per probe from a bare http.Client).
-type tokenTransport string
-
-func (tok tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("X-Consul-Token", string(tok))
-	return http.DefaultTransport.RoundTrip(r)
 }
 
 // leaderTimeline describes, in seconds since base, when the majority's

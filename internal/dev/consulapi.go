@@ -31,9 +31,13 @@ func (c *Cluster) envValue(key string) string {
 	return v
 }
 
-// ConsulTLS reports whether this dev cluster's Consul runs with TLS.
+// ConsulTLS reports whether this dev cluster's Consul runs with TLS: as
+// dev told the scheduler (--env, an option update), else the default.
 func (c *Cluster) ConsulTLS() bool {
-	on, _ := strconv.ParseBool(c.envValue(config.EnvTLS))
+	on, err := strconv.ParseBool(c.envValue(config.EnvTLS))
+	if err != nil {
+		return config.Defaults().TLS
+	}
 	return on
 }
 
@@ -72,54 +76,84 @@ func (c *Cluster) FetchCA(ctx context.Context) (string, error) {
 // ConsulConfig is how a caller reaches the Consul agent at ip on this dev
 // cluster, with token ("" for none): plain HTTP on the HTTP port, or with
 // TLS, HTTPS on the HTTPS port verified against the service's CA (from
-// the scheduler's API) and Consul's own CA roots, which sign the clients'
-// auto_encrypt certificates (read from a server that verifies).
+// the scheduler's API) and, when a server answers for them, Consul's own
+// CA roots, which sign the clients' auto_encrypt certificates. Without
+// those roots only servers verify (enough to wait for a leader); see
+// ConsulConfigAll.
 func (c *Cluster) ConsulConfig(ctx context.Context, ip, token string) (*consul.Config, error) {
+	cfg, _, err := c.consulConfig(ctx, ip, token)
+	return cfg, err
+}
+
+// ConsulConfigAll is ConsulConfig for any agent, clients included: with
+// TLS it waits, until ctx ends, for Consul's CA roots (a configuration
+// built without them would fail every call to a client agent for good).
+func (c *Cluster) ConsulConfigAll(ctx context.Context, ip, token string) (*consul.Config, error) {
+	for {
+		cfg, roots, err := c.consulConfig(ctx, ip, token)
+		if err == nil && (roots || !c.ConsulTLS()) {
+			return cfg, nil
+		}
+		if err == nil {
+			err = errors.New("no server answered GET /v1/connect/ca/roots over HTTPS verified by the service's CA")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("Consul's CA roots, which sign the clients' HTTPS certificates: %w (%v)", ctx.Err(), err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// consulConfig is ConsulConfig, and whether Consul's CA roots are in its
+// TLS roots.
+func (c *Cluster) consulConfig(ctx context.Context, ip, token string) (*consul.Config, bool, error) {
 	cfg := consul.DefaultNonPooledConfig()
 	cfg.Token = token
 	if !c.ConsulTLS() {
 		cfg.Address, cfg.Scheme = net.JoinHostPort(ip, strconv.Itoa(c.consulHTTPPort())), "http"
-		return cfg, nil
+		return cfg, false, nil
 	}
-	pool, err := c.consulRoots(ctx)
+	pool, roots, err := c.consulRoots(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cfg.Address, cfg.Scheme = net.JoinHostPort(ip, strconv.Itoa(c.consulHTTPSPort())), "https"
 	cfg.HttpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil,
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	return cfg, nil
+	return cfg, roots, nil
 }
 
-// consulRoots: the service's CA, plus Consul's own CA roots when a server
-// answers for them over HTTPS verified by the service's CA.
-func (c *Cluster) consulRoots(ctx context.Context) (*x509.CertPool, error) {
+// consulRoots: the service's CA, plus Consul's own CA roots (roots true)
+// when a server answers for them over HTTPS verified by the service's CA;
+// ?stale lets a server answer from its own state while there is no leader.
+func (c *Cluster) consulRoots(ctx context.Context) (*x509.CertPool, bool, error) {
 	ca, err := c.FetchCA(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("the service's CA: %w", err)
+		return nil, false, fmt.Errorf("the service's CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM([]byte(ca)) {
-		return nil, errors.New("the scheduler's /v1/tls/ca is not a PEM certificate")
+		return nil, false, errors.New("the scheduler's /v1/tls/ca is not a PEM certificate")
 	}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil,
 		TLSClientConfig: &tls.Config{RootCAs: pool.Clone(), MinVersion: tls.VersionTLS12}}}
 	port := strconv.Itoa(c.consulHTTPSPort())
 	for _, a := range c.Sim.Agents() {
-		resp, err := hc.Get("https://" + net.JoinHostPort(a.IP, port) + "/v1/connect/ca/roots")
+		resp, err := hc.Get("https://" + net.JoinHostPort(a.IP, port) + "/v1/connect/ca/roots?stale")
 		if err != nil {
 			continue
 		}
 		var roots struct{ Roots []struct{ RootCert string } }
 		err = json.NewDecoder(resp.Body).Decode(&roots)
 		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
+		if err != nil || resp.StatusCode != http.StatusOK || len(roots.Roots) == 0 {
 			continue
 		}
 		for _, r := range roots.Roots {
 			pool.AppendCertsFromPEM([]byte(r.RootCert))
 		}
-		break
+		return pool, true, nil
 	}
-	return pool, nil
+	return pool, false, nil
 }

@@ -2,6 +2,7 @@ package dev
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -133,7 +134,10 @@ func consulConfig(t testing.TB, c *Cluster, hostPort string) *consul.Config {
 	}
 	// HTTP, or with TLS HTTPS on the HTTPS port verified against the
 	// service's CA (Cluster.ConsulConfig).
-	cfg, err := c.ConsulConfig(context.Background(), host, "")
+	// Any agent, clients too: wait for Consul's CA roots with TLS.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg, err := c.ConsulConfigAll(ctx, host, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +146,71 @@ func consulConfig(t testing.TB, c *Cluster, hostPort string) *consul.Config {
 	}
 	cfg.Token = clusterToken(t, c, cfg)
 	return cfg
+}
+
+// withTimeout is a copy of cfg whose HTTP client gives up after d, keeping
+// its transport (the TLS roots with TLS).
+func withTimeout(cfg *consul.Config, d time.Duration) *consul.Config {
+	out := *cfg
+	hc := &http.Client{Timeout: d}
+	if cfg.HttpClient != nil {
+		hc.Transport = cfg.HttpClient.Transport
+	}
+	out.HttpClient = hc
+	return &out
+}
+
+// agentAccess is how the watches reach every agent of a cluster with bare
+// HTTP requests: the scheme and port of its Consul API (HTTPS on the
+// HTTPS port with TLS), the TLS roots and the token, taken from one
+// consulConfig.
+type agentAccess struct {
+	scheme, port, token string
+	tls                 *tls.Config
+}
+
+func accessOf(cfg *consul.Config) agentAccess {
+	_, port, _ := net.SplitHostPort(cfg.Address)
+	a := agentAccess{scheme: cfg.Scheme, port: port, token: cfg.Token}
+	if a.scheme == "" {
+		a.scheme = "http"
+	}
+	if cfg.HttpClient != nil {
+		if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+			a.tls = tr.TLSClientConfig.Clone()
+		}
+	}
+	return a
+}
+
+func (a agentAccess) addr(ip string) string { return net.JoinHostPort(ip, a.port) }
+
+// url is the API's base URL on the agent at ip.
+func (a agentAccess) url(ip string) string { return a.scheme + "://" + a.addr(ip) }
+
+// client is an HTTP client that gives up after d and sends the token.
+func (a agentAccess) client(d time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = a.tls
+	return &http.Client{Timeout: d, Transport: tokenTransport{token: a.token, next: tr}}
+}
+
+// config is a Consul API configuration of the agent at ip through hc.
+func (a agentAccess) config(ip string, hc *http.Client) *consul.Config {
+	return &consul.Config{Address: a.addr(ip), Scheme: a.scheme, Token: a.token, HttpClient: hc}
+}
+
+// tokenTransport adds the ACL token to every request (the watches' bare
+// requests).
+type tokenTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Consul-Token", t.token)
+	return t.next.RoundTrip(r)
 }
 
 // consulClient is a client of the agent on ip's default HTTP port.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -122,7 +121,7 @@ func startReaders(ctx context.Context, h *history, cfgs []*consul.Config) *sync.
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
 		wg.Add(1)
-		cfg.HttpClient = &http.Client{Timeout: 2 * time.Second}
+		cfg = withTimeout(cfg, 2*time.Second)
 		go func(client int, cfg *consul.Config) {
 			defer wg.Done()
 			cl, _ := consul.NewClient(cfg)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -56,14 +55,14 @@ func TestDevRollingUpdate(t *testing.T) {
 	defer cancel()
 	hist := &history{}
 	w := startWriter(ctx, consulConfig(t, fc.Cluster, net.JoinHostPort(client.AgentIP, "8500")), hist)
-	lw := startLeaderWatch(ctx, before)
+	lw := startLeaderWatch(ctx, before, accessOf(consulConfig(t, fc.Cluster, client.AgentIP)))
 	var serverCfgs []*consul.Config
 	var serverIPs []string
 	for _, tk := range before {
 		serverCfgs = append(serverCfgs, consulConfig(t, fc.Cluster, net.JoinHostPort(tk.AgentIP, "8500")))
 		serverIPs = append(serverIPs, tk.AgentIP)
 	}
-	aw := startAvailWatch(ctx, serverIPs, serverCfgs[0].Token)
+	aw := startAvailWatch(ctx, serverIPs, accessOf(serverCfgs[0]))
 	readers := startReaders(ctx, hist, serverCfgs)
 
 	// The option changes as a DC/OS user changes it: `update start
@@ -204,8 +203,7 @@ type writer struct {
 
 func startWriter(ctx context.Context, cfg *consul.Config, h *history) *writer {
 	w := &writer{done: make(chan struct{})}
-	cfg.HttpClient = &http.Client{Timeout: 2 * time.Second}
-	cl, _ := consul.NewClient(cfg)
+	cl, _ := consul.NewClient(withTimeout(cfg, 2*time.Second))
 	go func() {
 		defer close(w.done)
 		for i := 1; ctx.Err() == nil; i++ {
@@ -284,12 +282,12 @@ type leaderWatch struct {
 	done     chan struct{}
 }
 
-func startLeaderWatch(ctx context.Context, srv map[string]masterTask) *leaderWatch {
+func startLeaderWatch(ctx context.Context, srv map[string]masterTask, acc agentAccess) *leaderWatch {
 	lw := &leaderWatch{done: make(chan struct{})}
-	hc := &http.Client{Timeout: 300 * time.Millisecond}
+	hc := acc.client(300 * time.Millisecond)
 	var addrs []string
 	for _, tk := range srv {
-		addrs = append(addrs, "http://"+net.JoinHostPort(tk.AgentIP, "8500"))
+		addrs = append(addrs, acc.url(tk.AgentIP))
 	}
 	go func() {
 		defer close(lw.done)

@@ -227,10 +227,11 @@ func shortErr(err error) string {
 func Summary(s Status, schedulerURL, masterURL, dnsAddr, workDir string) string {
 	var b strings.Builder
 	host, port := hostOf(dnsAddr), portOf(dnsAddr)
-	api := s.ConsulHTTP
+	api, srvName := s.ConsulHTTP, "http"
 	if !strings.HasPrefix(api, "https://") {
 		api = "http://" + api
 	} else {
+		srvName = "https" // the named port of the API with TLS
 		api += "   (TLS: curl --cacert <(curl -s " + schedulerURL + secrets.CAPath + "))"
 	}
 	chost := hostOf(strings.TrimPrefix(s.ConsulHTTP, "https://"))
@@ -246,7 +247,7 @@ func Summary(s Status, schedulerURL, masterURL, dnsAddr, workDir string) string 
 	b.WriteString("\nThings to try (in another terminal):\n")
 	b.WriteString("  dcos-consul consul plan show          the deployment, phase by phase\n")
 	b.WriteString("  dcos-consul dev fault kill-server     kill a Consul server; this status line shows it heal\n")
-	fmt.Fprintf(&b, "  dig @%s -p %s _http._consul-server-0._tcp.consul.mesos SRV   the names DC/OS apps use\n", host, port)
+	fmt.Fprintf(&b, "  dig @%s -p %s _%s._consul-server-0._tcp.consul.mesos SRV   the names DC/OS apps use\n", host, port, srvName)
 	b.WriteString("\ndcos-consul dev status shows this again; dcos-consul dev stop (or Ctrl-C here) stops everything.\n")
 	return b.String()
 }

@@ -115,6 +115,16 @@ func (c *Client) Get(ctx context.Context, path string, also ...int) (Response, e
 	return c.do(ctx, http.MethodGet, path, also)
 }
 
+// GetPEM fetches path whose answer is PEM, not JSON (the CA certificate
+// at /v1/tls/ca): Get would refuse it as "not JSON".
+func (c *Client) GetPEM(ctx context.Context, path string) ([]byte, error) {
+	r, err := c.doURL(ctx, http.MethodGet, c.loc.BaseURL+path, map[string]string{"Accept": "application/x-pem-file"}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r.Body, nil
+}
+
 // Post sends an empty POST to path.
 func (c *Client) Post(ctx context.Context, path string) (Response, error) {
 	return c.do(ctx, http.MethodPost, path, nil)
@@ -187,7 +197,8 @@ func (c *Client) doURL(ctx context.Context, method, u string, hdr map[string]str
 		ok = ok || resp.StatusCode == s
 	}
 	isJSON := json.Valid(body)
-	if ok && isJSON {
+	if ok && (isJSON || req.Header.Get("Accept") != "application/json") {
+		// A caller that asked for another type (GetPEM) gets it as it is.
 		return Response{Status: resp.StatusCode, Body: body}, nil
 	}
 	e := &Error{Method: method, URL: u, Status: resp.StatusCode, API: isJSON}

@@ -167,11 +167,11 @@ func (c *Commands) trustServiceCA(ctx context.Context) {
 	if !ok || h.CAPEM != "" {
 		return
 	}
-	r, err := c.Client.Get(ctx, "/v1/tls/ca")
-	if err != nil || r.Status != 200 {
+	ca, err := c.Client.GetPEM(ctx, "/v1/tls/ca")
+	if err != nil || !strings.Contains(string(ca), "-----BEGIN CERTIFICATE-----") {
 		return // the HTTPS calls then fail verification and say so
 	}
-	h.CAPEM = string(r.Body)
+	h.CAPEM = string(ca)
 	c.Consul = h
 }
 

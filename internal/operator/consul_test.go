@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -227,5 +228,55 @@ func TestHTTPConsulMembersCancelled(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("members did not return after cancel")
+	}
+}
+
+// TestHTTPSServersVerifiedWithTheSchedulersCA: with TLS the scheduler lists
+// no http endpoint; the commands ask the servers of its https endpoint over
+// HTTPS, verified against the CA it serves as PEM at /v1/tls/ca (not
+// JSON: the API client must take it as it is). Without that CA the same
+// server fails verification.
+func TestHTTPSServersVerifiedWithTheSchedulersCA(t *testing.T) {
+	consul := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/agent/members" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(`[{"Name": "consul-server-0", "Addr": "127.0.0.1", "Port": 8301, "Status": 1, "Tags": {"role": "consul", "dc": "dc1", "build": "1.16.1:"}}]`))
+	}))
+	defer consul.Close()
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: consul.Certificate().Raw}))
+	servePEM := true
+	sched := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/endpoints/https":
+			_ = json.NewEncoder(w).Encode(map[string][]string{"servers": {strings.TrimPrefix(consul.URL, "https://")}})
+		case "/v1/tls/ca":
+			if !servePEM {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			_, _ = w.Write([]byte(caPEM))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"message": "not found"}`))
+		}
+	}))
+	defer sched.Close()
+
+	c, out := commands(t, sched.URL, false)
+	c.Consul = HTTPConsul{Timeout: 10 * time.Second}
+	if err := c.Members(ctx); err != nil {
+		t.Fatalf("members over HTTPS with the scheduler's CA: %v", err)
+	}
+	if !strings.Contains(out.String(), "consul-server-0") {
+		t.Fatalf("members: %s", out)
+	}
+	servePEM = false
+	c, _ = commands(t, sched.URL, false)
+	c.Consul = HTTPConsul{Timeout: 10 * time.Second}
+	if err := c.Members(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("members without the CA: %v, want a verification error", err)
 	}
 }

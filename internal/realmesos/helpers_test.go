@@ -5,10 +5,14 @@ package realmesos
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +20,8 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 	"github.com/miekg/dns"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
 // eventually retries f every half second until it returns nil or the
@@ -44,18 +50,24 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 }
 
 // consulConfig is the one place these tests build a Consul API
-// configuration: the agent at hostPort, the service's ACL management token
-// (read from the scheduler s once it works there: the scheduler
-// bootstraps ACLs after the servers elect a leader), a timeout on every
-// request.
+// configuration: the agent at hostPort (with TLS its HTTPS port instead,
+// verified as consulTLS says), the service's ACL
+// management token (read from the scheduler s once it works there: the
+// scheduler bootstraps ACLs after the servers elect a leader), a timeout
+// on every request.
 func consulConfig(t *testing.T, s *Scheduler, hostPort string) *consul.Config {
 	t.Helper()
-	return &consul.Config{Address: hostPort, Token: managementToken(t, s, hostPort),
-		HttpClient: &http.Client{Timeout: 10 * time.Second}}
+	cfg := &consul.Config{Address: hostPort, HttpClient: &http.Client{Timeout: 10 * time.Second}}
+	if tc := consulTLS(t, s); tc != nil {
+		cfg.Address, cfg.Scheme = net.JoinHostPort(hostOf(hostPort), strconv.Itoa(config.DefaultHTTPSPort)), "https"
+		cfg.HttpClient.Transport = &http.Transport{Proxy: nil, TLSClientConfig: tc}
+	}
+	cfg.Token = managementToken(t, s, cfg)
+	return cfg
 }
 
-// consulClient talks to the Consul agent on ip:8500 (the HTTP port the
-// scheduler gives every task).
+// consulClient talks to the Consul agent on ip: on 8500 (the HTTP port the
+// scheduler gives every task) with TLS off, over HTTPS on 8501 with TLS.
 func consulClient(t *testing.T, s *Scheduler, ip string) *consul.Client {
 	t.Helper()
 	c, err := consul.NewClient(consulConfig(t, s, net.JoinHostPort(ip, "8500")))
@@ -68,11 +80,72 @@ func consulClient(t *testing.T, s *Scheduler, ip string) *consul.Client {
 var (
 	tokenMu sync.Mutex
 	tokens  = map[*Scheduler]string{}
+	tlsMu   sync.Mutex
+	tlsCfgs = map[*Scheduler]*tls.Config{}
 )
 
-// managementToken is s's management token, once it reads itself at
-// hostPort (or the agent runs without ACLs).
-func managementToken(t *testing.T, s *Scheduler, hostPort string) string {
+// consulTLS is how the tests verify s's Consul agents over HTTPS: nil with
+// TLS off (the scheduler's GET /v1/tls/ca answers 404); else the service's
+// CA plus Consul's own CA roots, which sign the clients' auto_encrypt
+// certificates, read from a server (GET /v1/connect/ca/roots, verified
+// against the service's CA).
+func consulTLS(t *testing.T, s *Scheduler) *tls.Config {
+	t.Helper()
+	tlsMu.Lock()
+	defer tlsMu.Unlock()
+	if tc, ok := tlsCfgs[s]; ok {
+		return tc
+	}
+	var tc *tls.Config
+	eventually(t, 4*time.Minute, "the service's CA and Consul's CA roots", func() error {
+		ca, code, err := s.get(context.Background(), "/v1/tls/ca")
+		if err != nil {
+			return err
+		}
+		if code == http.StatusNotFound {
+			tc = nil // TLS off
+			return nil
+		}
+		pool := x509.NewCertPool()
+		if code != http.StatusOK || !pool.AppendCertsFromPEM(ca) {
+			return fmt.Errorf("GET /v1/tls/ca: %d %q", code, ca)
+		}
+		var ep struct{ Servers []string }
+		b, _, err := s.get(context.Background(), "/v1/endpoints/https")
+		if err != nil || json.Unmarshal(b, &ep) != nil || len(ep.Servers) == 0 {
+			return fmt.Errorf("no server listed at /v1/endpoints/https yet: %v %s", err, b)
+		}
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil,
+			TLSClientConfig: &tls.Config{RootCAs: pool.Clone(), MinVersion: tls.VersionTLS12}}}
+		var errs []string
+		for _, a := range ep.Servers {
+			resp, err := hc.Get("https://" + a + "/v1/connect/ca/roots")
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			var roots struct{ Roots []struct{ RootCert string } }
+			err = json.NewDecoder(resp.Body).Decode(&roots)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK || len(roots.Roots) == 0 {
+				errs = append(errs, fmt.Sprintf("%s: %s %v", a, resp.Status, err))
+				continue
+			}
+			for _, r := range roots.Roots {
+				pool.AppendCertsFromPEM([]byte(r.RootCert))
+			}
+			tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+			return nil
+		}
+		return fmt.Errorf("Consul's CA roots: %s", strings.Join(errs, "; "))
+	})
+	tlsCfgs[s] = tc
+	return tc
+}
+
+// managementToken is s's management token, once it reads itself at the
+// agent at (or the agent runs without ACLs).
+func managementToken(t *testing.T, s *Scheduler, at *consul.Config) string {
 	t.Helper()
 	tokenMu.Lock()
 	defer tokenMu.Unlock()
@@ -80,12 +153,14 @@ func managementToken(t *testing.T, s *Scheduler, hostPort string) string {
 		return tok
 	}
 	var tok string
-	eventually(t, 4*time.Minute, "the ACL management token works at "+hostPort, func() error {
+	eventually(t, 4*time.Minute, "the ACL management token works at "+at.Address, func() error {
 		var err error
 		if tok, err = s.ManagementToken(context.Background()); err != nil {
 			return err
 		}
-		cl, err := consul.NewClient(&consul.Config{Address: hostPort, Token: tok, HttpClient: &http.Client{Timeout: 10 * time.Second}})
+		cfg := *at
+		cfg.Token = tok
+		cl, err := consul.NewClient(&cfg)
 		if err != nil {
 			return err
 		}

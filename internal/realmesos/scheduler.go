@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -121,6 +122,23 @@ func (s *Scheduler) Health(ctx context.Context) (Health, error) {
 	var h Health
 	err := s.getJSON(ctx, "/v1/health", &h)
 	return h, err
+}
+
+// get reads GET path of the scheduler's API: its body and status code.
+func (s *Scheduler) get(ctx context.Context, path string) ([]byte, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return b, resp.StatusCode, err
 }
 
 func (s *Scheduler) getJSON(ctx context.Context, path string, v any) error {

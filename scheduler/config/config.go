@@ -211,6 +211,15 @@ type Config struct {
 	DCOSJWKSURL string
 }
 
+// HTTPPort is the plain HTTP port agents listen on: -1 (off) with TLS,
+// where the API is served over HTTPS only.
+func (c Config) HTTPPort() int {
+	if c.TLS {
+		return -1
+	}
+	return c.Ports.HTTP
+}
+
 // DefaultHTTPSPort is the HTTPS port when TLS is on and ports.https is
 // -1 (Consul's own default).
 const DefaultHTTPSPort = 8501

@@ -243,7 +243,9 @@ var updateRules = []updateRule{
 	{env: EnvPortSerfWAN, get: func(c Config) string { return strconv.Itoa(c.Ports.SerfWAN) },
 		why:     "federated datacenters reach this one's servers on it",
 		instead: reinstall},
-	{env: EnvPortHTTP, get: func(c Config) string { return strconv.Itoa(c.Ports.HTTP) }, effect: EffectAllTasks},
+	// With TLS plain HTTP is off whatever ports.http says: only the port
+	// agents listen on counts (state.TargetFrom drops it likewise).
+	{env: EnvPortHTTP, get: func(c Config) string { return strconv.Itoa(c.HTTPPort()) }, effect: EffectAllTasks},
 	{env: EnvPortHTTPS, get: func(c Config) string { return strconv.Itoa(c.Ports.HTTPS) }, effect: EffectAllTasks},
 	{env: EnvPortGRPC, get: func(c Config) string { return strconv.Itoa(c.Ports.GRPC) }, effect: EffectAllTasks},
 	{env: EnvPortDNS, get: func(c Config) string { return strconv.Itoa(c.Ports.DNS) }, effect: EffectAllTasks},

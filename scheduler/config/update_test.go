@@ -154,7 +154,41 @@ func TestExtraConfigReformattingIsNoChange(t *testing.T) {
 // checks that CheckUpdate notices: a field added to Config without an
 // update rule fails here.
 func TestEveryFieldIsClassified(t *testing.T) {
+	// Each field must be noticed from one of the bases: ports.http is
+	// ignored with TLS (plain HTTP off), so it counts with TLS off.
+	withTLS := Defaults()
+	withTLS.TLS, withTLS.Ports.HTTPS = true, DefaultHTTPSPort
+	noticed, fields := map[string]bool{}, []string{}
+	for _, base := range []Config{Defaults(), withTLS} {
+		walkFields(t, base, noticed, &fields)
+	}
+	for _, name := range fields {
+		if !noticed[name] {
+			t.Errorf("changing %s is not noticed by CheckUpdate", name)
+		}
+	}
+}
+
+// TestHTTPPortWithTLSIsNoChange: with TLS plain HTTP is off, so changing
+// ports.http restarts nothing (the tasks' configuration IDs do not change
+// either: state.TargetFrom drops the port).
+func TestHTTPPortWithTLSIsNoChange(t *testing.T) {
 	base := Defaults()
+	base.TLS, base.Ports.HTTPS = true, DefaultHTTPSPort
+	next := base
+	next.Ports.HTTP = 9500
+	if ch, err := CheckUpdate(base, next); err != nil || !ch.None() {
+		t.Fatalf("ports.http with TLS: %v %v, want no change", ch, err)
+	}
+	base.TLS, base.Ports.HTTPS = false, -1
+	next = base
+	next.Ports.HTTP = 9500
+	if ch, err := CheckUpdate(base, next); err != nil || !ch.RestartServers() || !ch.RestartClients() {
+		t.Fatalf("ports.http without TLS: %v %v, want every task restarted", ch, err)
+	}
+}
+
+func walkFields(t *testing.T, base Config, noticed map[string]bool, fields *[]string) {
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {
 		for i := 0; i < v.NumField(); i++ {
@@ -186,10 +220,11 @@ func TestEveryFieldIsClassified(t *testing.T) {
 			default:
 				t.Fatalf("%s: kind %s not handled by this test", name, nv.Kind())
 			}
-			ch, err := CheckUpdate(base, next)
-			if err == nil && ch.None() {
-				t.Errorf("changing %s is not noticed by CheckUpdate", name)
+			if _, seen := noticed[name]; !seen {
+				*fields = append(*fields, name)
 			}
+			ch, err := CheckUpdate(base, next)
+			noticed[name] = noticed[name] || err != nil || !ch.None()
 		}
 	}
 	walk(reflect.ValueOf(base), "")
