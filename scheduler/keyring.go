@@ -11,10 +11,8 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"go.uber.org/zap"
 
-	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
-	"github.com/dcos-consul/dcos-consul/scheduler/consulclient"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
 )
 
@@ -162,29 +160,14 @@ func (s *Scheduler) saveSecrets(ctx context.Context, sec secrets.Secrets) error 
 // onAServer runs f against the first running server that succeeds, with
 // the scheduler's ACL token, and returns its address.
 func (s *Scheduler) onAServer(ctx context.Context, f func(*consulapi.Operator) error) (string, error) {
-	v := s.Snapshot()
 	token := s.secrets.Get().SchedulerToken
-	var last error = errors.New("no Consul server is running")
-	for _, t := range v.Tasks {
-		addr, ok := consulclient.Addr(t.IP, v.Target.Ports)
-		if t.Role != taskspec.RoleServer || !t.Running() || !ok {
-			continue
-		}
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
+	return s.onAServerAddr(ctx, func(addr string) error {
 		cl, err := consulacl.Client(addr, token)
 		if err != nil {
-			last = err
-			continue
+			return err
 		}
-		if err := f(cl.Operator()); err != nil {
-			last = fmt.Errorf("%s: %w", addr, err)
-			continue
-		}
-		return addr, nil
-	}
-	return "", last
+		return f(cl.Operator())
+	})
 }
 
 // keyringHandler serves POST KeyringRotatePath (RequireOperator has
