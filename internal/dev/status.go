@@ -29,11 +29,14 @@ type Status struct {
 	// port the scheduler gave it: dev --env CONSUL_PORT_HTTP=... included);
 	// https://host:port of a server with TLS.
 	ConsulHTTP string
-	Plan       string // the deploy plan's status
-	Steps      int
-	StepsDone  int
-	Waiting    string // the first unfinished step and why, if any
-	Err        string // what could not be read
+	// ConsulDNSPort is the DNS port the scheduler gave the agents (dev
+	// --env CONSUL_PORT_DNS=... included); 0 when no running agent says.
+	ConsulDNSPort int
+	Plan          string // the deploy plan's status
+	Steps         int
+	StepsDone     int
+	Waiting       string // the first unfinished step and why, if any
+	Err           string // what could not be read
 }
 
 // Ready: Consul has a leader and the deployment is complete.
@@ -134,6 +137,7 @@ type podStatus struct {
 			Ports struct {
 				HTTP  int `json:"http"`
 				HTTPS int `json:"https"`
+				DNS   int `json:"dns"`
 			} `json:"ports"`
 		} `json:"info"`
 		Status struct {
@@ -174,6 +178,9 @@ func (r *statusReader) Read(ctx context.Context) Status {
 		}
 		s.Tasks[st]++
 		s.Want++
+		if p.Status.State == "TASK_RUNNING" && p.Info.Ports.DNS > 0 {
+			s.ConsulDNSPort = p.Info.Ports.DNS
+		}
 		switch {
 		case p.Status.State != "TASK_RUNNING" || p.Info.IP == "":
 		case p.Info.Ports.HTTP > 0:
@@ -238,7 +245,11 @@ func Summary(s Status, schedulerURL, masterURL, dnsAddr, workDir string) string 
 	fmt.Fprintf(&b, "Consul is up: leader %s, %d tasks running on %d agents.\n\n", s.Leader, s.Tasks["running"], s.Agents)
 	fmt.Fprintf(&b, "  Consul UI         %s/   (through the scheduler, as DC/OS's \"Open Service\")\n", schedulerURL)
 	fmt.Fprintf(&b, "  Consul HTTP API   %s\n", api)
-	fmt.Fprintf(&b, "  Consul DNS        dig @%s -p 8600 consul.service.consul\n", chost)
+	dnsPort := s.ConsulDNSPort
+	if dnsPort <= 0 {
+		dnsPort = 8600 // Consul's default
+	}
+	fmt.Fprintf(&b, "  Consul DNS        dig @%s -p %d consul.service.consul\n", chost, dnsPort)
 	fmt.Fprintf(&b, "  Mesos-DNS         dig @%s -p %s consul-server-0.consul.mesos\n", host, port)
 	fmt.Fprintf(&b, "  Mesos master      %s\n", masterURL)
 	fmt.Fprintf(&b, "  Scheduler API     %s/v1/plans/deploy\n", schedulerURL)
