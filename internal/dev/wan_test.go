@@ -459,5 +459,6 @@ func aclClientAt(t *testing.T, c *Cluster, ip string, port int, token string) *c
 // predate it).
 const noGossipKey = config.EnvGossipKey + "=false"
 
-// noACL turns ACLs off (tests of other features that predate them).
+// noACL turns ACLs off (the adoption tests: lost state loses the
+// management token; the UI test of the ACLs-off rules).
 const noACL = config.EnvACL + "=false"
