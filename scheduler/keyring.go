@@ -173,20 +173,29 @@ func (s *Scheduler) onAServer(ctx context.Context, f func(*consulapi.Operator) e
 // keyringHandler serves POST KeyringRotatePath (RequireOperator has
 // checked the operator token).
 func (s *Scheduler) keyringHandler(w http.ResponseWriter, r *http.Request) {
+	rotationHandler(w, r, KeyringRotatePath, "the gossip key", 3*time.Minute, func(ctx context.Context) (any, error) {
+		return s.rotateGossipKey(ctx)
+	})
+}
+
+// rotationHandler serves a POST that runs a resumable rotation: its
+// result as JSON, 409 with the reason when a step failed (run it again to
+// resume), 405 for any other method.
+func rotationHandler(w http.ResponseWriter, r *http.Request, path, what string, timeout time.Duration, rotate func(context.Context) (any, error)) {
 	w.Header().Set("Content-Type", "application/json")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		w.WriteHeader(http.StatusMethodNotAllowed)
-		_ = json.NewEncoder(w).Encode(map[string]any{"code": 405, "error": "Method Not Allowed", "message": "POST " + KeyringRotatePath + " rotates the gossip key"})
+		_ = json.NewEncoder(w).Encode(map[string]any{"code": 405, "error": "Method Not Allowed", "message": "POST " + path + " rotates " + what})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	res, err := s.rotateGossipKey(ctx)
+	res, err := rotate(ctx)
 	if err != nil {
 		w.WriteHeader(http.StatusConflict)
 		_ = json.NewEncoder(w).Encode(map[string]any{"code": 409, "error": "Conflict",
-			"message": "gossip key rotation not finished (run it again to resume): " + err.Error()})
+			"message": "rotation of " + what + " not finished (run it again to resume): " + err.Error()})
 		return
 	}
 	_ = json.NewEncoder(w).Encode(res)

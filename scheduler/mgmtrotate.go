@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -116,23 +115,9 @@ func (s *Scheduler) onAServerAddr(ctx context.Context, f func(addr string) error
 // managementRotateHandler serves POST ManagementRotatePath (RequireOperator
 // has checked the operator token).
 func (s *Scheduler) managementRotateHandler(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		_ = json.NewEncoder(w).Encode(map[string]any{"code": 405, "error": "Method Not Allowed", "message": "POST " + ManagementRotatePath + " rotates the ACL management token"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
-	defer cancel()
-	res, err := s.rotateManagementToken(ctx)
-	if err != nil {
-		w.WriteHeader(http.StatusConflict)
-		_ = json.NewEncoder(w).Encode(map[string]any{"code": 409, "error": "Conflict",
-			"message": "management token rotation not finished (run it again to resume): " + err.Error()})
-		return
-	}
-	_ = json.NewEncoder(w).Encode(res)
+	rotationHandler(w, r, ManagementRotatePath, "the ACL management token", 2*time.Minute, func(ctx context.Context) (any, error) {
+		return s.rotateManagementToken(ctx)
+	})
 }
 
 // resumeManagementRotation finishes a rotation a previous scheduler left
