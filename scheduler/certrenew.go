@@ -302,11 +302,7 @@ func tlsRenewReportHandler(verify func(id, tok string) bool, liveServer func(id 
 			return
 		}
 		id := r.URL.Query().Get("task_id")
-		a := r.Header.Get("Authorization")
-		tok := ""
-		if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			tok = strings.TrimSpace(a[7:])
-		}
+		tok := bearerToken(r)
 		switch {
 		case id == "" || tok == "":
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dcos-consul scheduler"`)
