@@ -125,7 +125,8 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 			"dns":      spec.Ports.DNS,
 			// Consul 1.16 servers listen on gRPC TLS 8503 by default: a
 			// port Mesos never gave the task (two installs on one agent
-			// collide on it). No option enables it yet.
+			// would collide on it). Only a task with TLS has one
+			// (tlsConfig).
 			"grpc_tls": -1,
 		},
 		"ui_config":            map[string]any{"enabled": spec.UI},

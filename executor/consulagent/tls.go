@@ -50,13 +50,18 @@ func checkTLS(spec taskspec.Spec, env Env) error {
 
 // tlsConfig is the agent's TLS settings: RPC encrypted and verified both
 // ways, servers' names checked (server.<dc>.<domain>), the API over HTTPS
-// only. Servers use the certificate the scheduler issued and sign the
+// only, gRPC over TLS on the spec's gRPC TLS port (plaintext gRPC only if
+// the spec enables ports.grpc). Servers use the certificate the scheduler issued and sign the
 // clients' (auto_encrypt.allow_tls); clients get theirs from the servers
 // (auto_encrypt.tls) at start, through autoEncryptHosts.
 func tlsConfig(spec taskspec.Spec, env Env, cfg map[string]any) {
 	f := tlsFiles(env.Sandbox)
 	defaults := map[string]any{"ca_file": f.CA, "verify_outgoing": true, "tls_min_version": "TLSv1_2"}
 	rpc := map[string]any{"verify_server_hostname": true}
+	// gRPC (xDS for Envoy, peering) on ports.grpc_tls: like the HTTPS
+	// API, callers need no certificate of their own (Envoy sidecars
+	// present none; ACL tokens authorise them).
+	grpc := map[string]any{"verify_incoming": false}
 	if spec.Role == taskspec.RoleServer {
 		defaults["cert_file"], defaults["key_file"] = f.Cert, f.Key
 		// Clients present their auto_encrypt certificate; a caller
@@ -67,6 +72,10 @@ func tlsConfig(spec taskspec.Spec, env Env, cfg map[string]any) {
 		// The certificate names the agent's address too, so that its
 		// HTTPS API verifies (against Consul's CA) where callers reach it.
 		cfg["auto_encrypt"] = map[string]any{"tls": true, "ip_san": []string{env.BindIP}}
+		// A client has no certificate file: its gRPC TLS listener serves
+		// the auto_encrypt certificate, which Consul 1.16 counts as gRPC
+		// TLS only with use_auto_cert (tlsutil GRPCServerUseTLS).
+		grpc["use_auto_cert"] = true
 		if len(env.AutoEncryptHosts) > 0 {
 			// Consul asks these servers for the client's certificate before
 			// it joins (it cannot learn them from gossip yet).
@@ -79,10 +88,14 @@ func tlsConfig(spec taskspec.Spec, env Env, cfg map[string]any) {
 		// The HTTPS API does not ask callers for a certificate: ACLs
 		// authorise them.
 		"https": map[string]any{"verify_incoming": false},
+		"grpc":  grpc,
 	}
 	ports := cfg["ports"].(map[string]any)
 	ports["http"] = -1
 	ports["https"] = spec.Ports.HTTPS
+	if spec.Ports.GRPCTLS > 0 {
+		ports["grpc_tls"] = spec.Ports.GRPCTLS
+	}
 }
 
 // writeTLSFiles writes the agent's TLS files, mode 0600 in a 0700

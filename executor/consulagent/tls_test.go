@@ -3,6 +3,7 @@ package consulagent
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +15,14 @@ import (
 	"testing"
 	"time"
 
+	consulconfig "github.com/hashicorp/consul/agent/config"
 	"github.com/hashicorp/consul/api"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/pki"
@@ -40,17 +48,7 @@ func TestConfigTLS(t *testing.T) {
 	if strings.Contains(string(doc), "SECRETKEY") {
 		t.Fatal("the configuration holds the key itself")
 	}
-	var got struct {
-		Ports       map[string]int `json:"ports"`
-		AutoEncrypt map[string]any `json:"auto_encrypt"`
-		TLS         struct {
-			Defaults    map[string]any `json:"defaults"`
-			InternalRPC map[string]any `json:"internal_rpc"`
-		} `json:"tls"`
-	}
-	if err := json.Unmarshal(doc, &got); err != nil {
-		t.Fatal(err)
-	}
+	got := decodeTLSConfig(t, doc)
 	f := tlsFiles("/sb")
 	if got.TLS.Defaults["ca_file"] != f.CA || got.TLS.Defaults["cert_file"] != f.Cert || got.TLS.Defaults["key_file"] != f.Key ||
 		got.TLS.Defaults["verify_outgoing"] != true {
@@ -61,6 +59,11 @@ func TestConfigTLS(t *testing.T) {
 	}
 	if got.Ports["http"] != -1 || got.Ports["https"] != 8501 || got.AutoEncrypt["allow_tls"] != true {
 		t.Errorf("ports %v auto_encrypt %v", got.Ports, got.AutoEncrypt)
+	}
+	// A spec without a gRPC TLS port (from a scheduler before it) keeps
+	// the listener off, Consul's 8503 default included.
+	if got.Ports["grpc_tls"] != -1 || got.Ports["grpc"] != -1 {
+		t.Errorf("ports %v: gRPC on without a gRPC TLS port in the spec", got.Ports)
 	}
 	if s := fmt.Sprint(env) + fmt.Sprintf("%#v", env); strings.Contains(s, "SECRETKEY") {
 		t.Errorf("Env prints the key: %s", s)
@@ -76,18 +79,100 @@ func TestConfigTLS(t *testing.T) {
 	}
 }
 
+type tlsConfigDoc struct {
+	Ports       map[string]int `json:"ports"`
+	AutoEncrypt map[string]any `json:"auto_encrypt"`
+	TLS         struct {
+		Defaults    map[string]any `json:"defaults"`
+		InternalRPC map[string]any `json:"internal_rpc"`
+		GRPC        map[string]any `json:"grpc"`
+	} `json:"tls"`
+}
+
+func decodeTLSConfig(t *testing.T, doc []byte) tlsConfigDoc {
+	t.Helper()
+	var got tlsConfigDoc
+	if err := json.Unmarshal(doc, &got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestConfigGRPCTLS: with a gRPC TLS port in the spec, gRPC is served on
+// it over TLS and nowhere in plaintext; callers need no certificate;
+// a client, which has only its auto_encrypt certificate, serves that one.
+// The configuration passes Consul 1.16's own builder, which refuses TLS
+// on ports.grpc.
+func TestConfigGRPCTLS(t *testing.T) {
+	server := tlsSpec(serverSpec("consul-server-0", 1, testPorts([]int{8300, 8301, 8500})), 8501)
+	server.Ports.GRPCTLS = 8503
+	sbox := t.TempDir()
+	env := Env{BindIP: "127.3.0.40", Sandbox: sbox, TLSCACert: "ca", TLSCert: "cert", TLSKey: "key"}
+	doc, err := Config(server, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decodeTLSConfig(t, doc)
+	if got.Ports["grpc_tls"] != 8503 || got.Ports["grpc"] != -1 {
+		t.Errorf("server ports %v: want grpc_tls 8503 and plaintext grpc off", got.Ports)
+	}
+	if got.TLS.GRPC["verify_incoming"] != false || got.TLS.GRPC["use_auto_cert"] != nil {
+		t.Errorf("server tls.grpc %v: want verify_incoming false, its own certificate (tls.defaults)", got.TLS.GRPC)
+	}
+	if got.TLS.Defaults["cert_file"] == nil {
+		t.Error("the server has no certificate for gRPC TLS")
+	}
+	if rt := checkWithConsulBuilder(t, doc); rt.GRPCTLSPort != 8503 || rt.GRPCPort > 0 {
+		t.Errorf("Consul's runtime configuration: grpc_tls %d, grpc %d", rt.GRPCTLSPort, rt.GRPCPort)
+	}
+
+	client := tlsSpec(taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleClient, NodeName: "c", Datacenter: "dc1",
+		Ports: testPorts([]int{8300, 8301, 8500}), DataDir: "d"}, 8501)
+	client.Ports.GRPCTLS = 8503
+	doc, err = Config(client, Env{BindIP: "127.3.0.41", Sandbox: sbox, TLSCACert: "ca", AutoEncryptHosts: []string{"127.3.0.40:8301"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = decodeTLSConfig(t, doc)
+	if got.Ports["grpc_tls"] != 8503 || got.Ports["grpc"] != -1 {
+		t.Errorf("client ports %v", got.Ports)
+	}
+	if got.TLS.GRPC["use_auto_cert"] != true || got.TLS.GRPC["verify_incoming"] != false {
+		t.Errorf("client tls.grpc %v: want use_auto_cert (its only certificate is auto_encrypt's)", got.TLS.GRPC)
+	}
+	if rt := checkWithConsulBuilder(t, doc); rt.GRPCTLSPort != 8503 || rt.GRPCPort > 0 || !rt.TLS.GRPC.UseAutoCert || !rt.AutoEncryptTLS {
+		t.Errorf("Consul's runtime configuration: grpc_tls %d, grpc %d, use_auto_cert %v, auto_encrypt %v",
+			rt.GRPCTLSPort, rt.GRPCPort, rt.TLS.GRPC.UseAutoCert, rt.AutoEncryptTLS)
+	}
+
+	// Without TLS there is no gRPC TLS listener, whatever the spec says.
+	plain := serverSpec("consul-server-0", 1, testPorts([]int{8300, 8301, 8500}))
+	plain.Ports.GRPCTLS = 8503
+	doc, err = Config(plain, Env{BindIP: "127.3.0.40", Sandbox: "/sb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeTLSConfig(t, doc); got.Ports["grpc_tls"] != -1 {
+		t.Errorf("ports %v: gRPC TLS without TLS", got.Ports)
+	}
+}
+
 // TestTLSClusterRefusesPlainRPC forms a TLS cluster: a server with a
 // certificate from the service's CA and a client that gets its own through
 // auto_encrypt. The server's HTTPS API verifies against the CA under
 // server.dc1.consul and its address; a plaintext RPC connection is closed;
-// the TLS files are gone from the sandbox once the agents run.
+// the TLS files are gone from the sandbox once the agents run. Both
+// agents answer gRPC over TLS on the gRPC TLS port (the server with the
+// CA's certificate, the client with its auto_encrypt one) and refuse
+// plaintext gRPC there.
 func TestTLSClusterRefusesPlainRPC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a real Consul cluster")
 	}
 	ips := []string{"127.3.0.80", "127.3.0.81"}
-	p := freePorts(t, ips, 4)
+	p := freePorts(t, ips, 5)
 	ports := testPorts(p)
+	ports.GRPCTLS = p[4]
 	log := testLogger(t)
 	now := time.Now()
 	ca, err := pki.NewCA(nil, "test", now)
@@ -136,6 +221,7 @@ func TestTLSClusterRefusesPlainRPC(t *testing.T) {
 	if !plainRPCRefused(t, addr(ips[0], ports.Server)) {
 		t.Error("a plaintext RPC connection to the server stays open")
 	}
+	checkGRPCTLS(ctx, t, addr(ips[0], ports.GRPCTLS), pool, "server.dc1.consul")
 
 	cl := tlsSpec(taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleClient, NodeName: "tls-client", Datacenter: "dc1",
 		Ports: ports, DataDir: "consul-data", JoinAddrs: []string{addr(ips[0], ports.SerfLAN)}, LogLevel: "INFO"}, p[3])
@@ -166,6 +252,49 @@ func TestTLSClusterRefusesPlainRPC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("KV write through the client: %v", err)
 	}
+	// The client's gRPC TLS certificate is its auto_encrypt one, from
+	// Consul's own CA.
+	roots, _, err := c.Connect().CARoots(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consulCA := x509.NewCertPool()
+	for _, r := range roots.Roots {
+		consulCA.AppendCertsFromPEM([]byte(r.RootCertPEM))
+	}
+	checkGRPCTLS(ctx, t, addr(ips[1], ports.GRPCTLS), consulCA, ips[1])
+}
+
+// checkGRPCTLS: a gRPC call over TLS to addr, verifying the agent's
+// certificate against roots under serverName, reaches Consul's gRPC
+// server (which answers the health service, one it does not register,
+// with Unimplemented: a gRPC answer, over TLS); the same call in
+// plaintext gets no answer at all.
+func checkGRPCTLS(ctx context.Context, t *testing.T, addr string, roots *x509.CertPool, serverName string) {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
+	call := func(creds credentials.TransportCredentials) error {
+		conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err = healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(false))
+		return err
+	}
+	if err := call(credentials.NewTLS(cfg)); status.Code(err) != codes.Unimplemented && err != nil {
+		t.Errorf("gRPC over TLS to %s as %s: %v", addr, serverName, err)
+	}
+	if err := call(insecure.NewCredentials()); err == nil || status.Code(err) == codes.Unimplemented {
+		t.Errorf("plaintext gRPC to the gRPC TLS port %s got an answer (%v)", addr, err)
+	}
+	wrong := cfg.Clone()
+	wrong.RootCAs = x509.NewCertPool()
+	if err := call(credentials.NewTLS(wrong)); err == nil || status.Code(err) == codes.Unimplemented {
+		t.Errorf("gRPC over TLS to %s verified without the CA (%v)", addr, err)
+	}
 }
 
 // plainRPCRefused opens a TCP connection to a Consul server's RPC port,
@@ -189,4 +318,17 @@ func plainRPCRefused(t *testing.T, rpcAddr string) bool {
 		return false
 	}
 	return err == io.EOF || err != nil
+}
+
+// checkWithConsulBuilder loads doc through Consul 1.16's configuration
+// builder, as the agent does at start, and returns the result.
+func checkWithConsulBuilder(t *testing.T, doc []byte) consulconfig.RuntimeConfig {
+	t.Helper()
+	res, err := consulconfig.Load(consulconfig.LoadOpts{
+		Overrides: []consulconfig.Source{consulconfig.FileSource{Name: "spec.json", Format: "json", Data: string(doc)}},
+	})
+	if err != nil {
+		t.Fatalf("Consul refuses the configuration: %v\n%s", err, doc)
+	}
+	return *res.RuntimeConfig
 }

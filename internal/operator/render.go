@@ -113,7 +113,7 @@ func portsLine(p Ports) string {
 	for _, x := range []struct {
 		name string
 		port int
-	}{{"server", p.Server}, {"serf-lan", p.SerfLAN}, {"serf-wan", p.SerfWAN}, {"http", p.HTTP}, {"https", p.HTTPS}, {"grpc", p.GRPC}, {"dns", p.DNS}} {
+	}{{"server", p.Server}, {"serf-lan", p.SerfLAN}, {"serf-wan", p.SerfWAN}, {"http", p.HTTP}, {"https", p.HTTPS}, {"grpc", p.GRPC}, {"grpc-tls", p.GRPCTLS}, {"dns", p.DNS}} {
 		if x.port > 0 {
 			parts = append(parts, x.name+" "+strconv.Itoa(x.port))
 		}

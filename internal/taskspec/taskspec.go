@@ -35,6 +35,11 @@ type Ports struct {
 	HTTPS   int `json:"https"`
 	GRPC    int `json:"grpc"`
 	DNS     int `json:"dns"`
+	// GRPCTLS is gRPC over TLS (Consul's ports.grpc_tls), for a task with
+	// TLS. Unlike the others it may be absent (0), which means off as -1
+	// does: specs and task records from before it have none, and a target
+	// without TLS keeps its configuration IDs (no restart on upgrade).
+	GRPCTLS int `json:"grpc_tls,omitempty"`
 }
 
 // Spec is one task's instructions to the executor.
@@ -177,6 +182,9 @@ func (s Spec) Validate() error {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("taskspec: ports.%s %d: want 1-65535, or -1 to disable", name, p)
 		}
+	}
+	if g := s.Ports.GRPCTLS; g != 0 && g != -1 && (g < 1 || g > 65535) {
+		return fmt.Errorf("taskspec: ports.grpc_tls %d: want 1-65535, or -1 or absent to disable", g)
 	}
 	if s.Ports.Server == -1 || s.Ports.SerfLAN == -1 {
 		return errors.New("taskspec: ports.server and ports.serf_lan cannot be disabled")

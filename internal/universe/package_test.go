@@ -164,7 +164,10 @@ const testBaseURL = "http://10.0.0.5:8080/universe"
 var optionSets = []optionSet{
 	{name: "defaults", options: `{}`, want: func(c *config.Config) {}},
 	{name: "TLS", options: `{"security": {"tls": {"enabled": true}}}`, want: func(c *config.Config) {
-		c.TLS, c.Ports.HTTPS = true, config.DefaultHTTPSPort
+		c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = true, config.DefaultHTTPSPort, config.DefaultGRPCTLSPort
+	}},
+	{name: "TLS on other ports", options: `{"security": {"tls": {"enabled": true}}, "ports": {"https": 9501, "grpc_tls": 9503}}`, want: func(c *config.Config) {
+		c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = true, 9501, 9503
 	}},
 	{
 		name: "five servers in another datacenter on other ports",
@@ -191,7 +194,7 @@ var optionSets = []optionSet{
 			c.ClientsEnabled, c.ClientCPUs, c.ClientMem, c.ClientsOnPublic, c.ClientBatchPercent = false, 0.1, 128, true, 10
 			c.Datacenter, c.Domain, c.RaftMultiplier, c.UI = "east_1", "consul.example", 5, false
 			c.ExtraConfig = json.RawMessage(`{"log_json": true, "telemetry": {"disable_hostname": true}}`)
-			c.Ports = config.Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 8502, DNS: -1}
+			c.Ports = config.Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 8502, DNS: -1, GRPCTLS: -1}
 			c.GossipEncryption, c.ACL = false, false
 			c.BackupTarget, c.BackupInterval, c.BackupKeep = "https://backups.example.com/consul-east/", time.Hour, 24
 		},
@@ -645,6 +648,7 @@ func TestBadOptionsAreRejected(t *testing.T) {
 var loadRefused = []struct{ options, env, allowed string }{
 	{`{"ports": {"http": 8300}}`, config.EnvPortHTTP, "CONSUL_PORT_SERVER already uses it"},
 	{`{"ports": {"https": 8501}}`, config.EnvPortHTTPS, "needs TLS"},
+	{`{"ports": {"grpc_tls": 8503}}`, config.EnvPortGRPCTLS, "needs TLS"},
 	{`{"servers": {"placement_constraint": "[[\"hostname\", \"UNIQ\"]]"}}`, config.EnvServerPlacement, "not one of UNIQUE"},
 	{`{"servers": {"placement_constraint": "hostname:UNIQUE"}}`, config.EnvServerPlacement, "JSON list"},
 	{`{"consul": {"extra_config": "{\"datacenter\": \"x\"}"}}`, config.EnvExtraConfig, "consul.datacenter option"},
@@ -696,7 +700,7 @@ func TestSchemaBoundsAreAcceptedByTheScheduler(t *testing.T) {
 			}
 		}
 		for _, v := range values {
-			if path == "ports.https" && v != json.Number("-1") {
+			if (path == "ports.https" || path == "ports.grpc_tls") && v != json.Number("-1") {
 				continue // needs TLS: refused with a clear message (loadRefused)
 			}
 			if strings.HasPrefix(path, "ports.") && v == json.Number("1") && path != "ports.server" {

@@ -286,7 +286,7 @@ func portsIn(want taskspec.Ports, ranges string, role taskspec.Role) taskspec.Po
 		return -1
 	}
 	out := taskspec.Ports{Server: keep(want.Server), SerfLAN: keep(want.SerfLAN), SerfWAN: keep(want.SerfWAN),
-		HTTP: keep(want.HTTP), HTTPS: keep(want.HTTPS), GRPC: keep(want.GRPC), DNS: keep(want.DNS)}
+		HTTP: keep(want.HTTP), HTTPS: keep(want.HTTPS), GRPC: keep(want.GRPC), DNS: keep(want.DNS), GRPCTLS: keep(want.GRPCTLS)}
 	if role == taskspec.RoleClient && out.Server < 0 {
 		out.Server = want.Server // a client's spec names it without using it (offers.clientPorts)
 	}

@@ -354,6 +354,7 @@ var endpointPorts = map[string]func(taskspec.Ports) int{
 	"http":     func(p taskspec.Ports) int { return p.HTTP },
 	"https":    func(p taskspec.Ports) int { return p.HTTPS },
 	"grpc":     func(p taskspec.Ports) int { return p.GRPC },
+	"grpc-tls": func(p taskspec.Ports) int { return p.GRPCTLS },
 	"dns":      func(p taskspec.Ports) int { return p.DNS },
 	"serf-lan": func(p taskspec.Ports) int { return p.SerfLAN },
 	"serf-wan": func(p taskspec.Ports) int { return p.SerfWAN },

@@ -82,6 +82,7 @@ const (
 	EnvPortHTTP    = "CONSUL_PORT_HTTP"
 	EnvPortHTTPS   = "CONSUL_PORT_HTTPS"
 	EnvPortGRPC    = "CONSUL_PORT_GRPC"
+	EnvPortGRPCTLS = "CONSUL_PORT_GRPC_TLS"
 	EnvPortDNS     = "CONSUL_PORT_DNS"
 
 	EnvTLS = "SECURITY_TLS_ENABLED"
@@ -111,9 +112,10 @@ const (
 	EnvUninstall = "SDK_UNINSTALL"
 )
 
-// Ports are Consul's ports; -1 disables an optional listener.
+// Ports are Consul's ports; -1 disables an optional listener. GRPC is
+// plaintext gRPC, GRPCTLS gRPC over TLS (Consul 1.14+ keeps them apart).
 type Ports struct {
-	Server, SerfLAN, SerfWAN, HTTP, HTTPS, GRPC, DNS int
+	Server, SerfLAN, SerfWAN, HTTP, HTTPS, GRPC, DNS, GRPCTLS int
 }
 
 // Config is the validated scheduler configuration.
@@ -224,6 +226,10 @@ func (c Config) HTTPPort() int {
 // -1 (Consul's own default).
 const DefaultHTTPSPort = 8501
 
+// DefaultGRPCTLSPort is the gRPC TLS port when TLS is on and
+// ports.grpc_tls is -1: Consul 1.16's own default for servers.
+const DefaultGRPCTLSPort = 8503
+
 // Defaults are the values of every option the environment leaves unset.
 // They equal the defaults of the package's config.json (a test checks it).
 func Defaults() Config {
@@ -249,7 +255,7 @@ func Defaults() Config {
 		Domain:          "consul",
 		RaftMultiplier:  1,
 		UI:              true,
-		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: 8600},
+		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: 8600, GRPCTLS: -1},
 		FailoverTimeout: 7 * 24 * time.Hour,
 		ReplaceAfter:    10 * time.Minute,
 
@@ -335,6 +341,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.integer(EnvPortHTTP, &c.Ports.HTTP)
 	r.integer(EnvPortHTTPS, &c.Ports.HTTPS)
 	r.integer(EnvPortGRPC, &c.Ports.GRPC)
+	r.integer(EnvPortGRPCTLS, &c.Ports.GRPCTLS)
 	r.integer(EnvPortDNS, &c.Ports.DNS)
 	r.boolean(EnvTLS, &c.TLS)
 	r.str(EnvTLSCACertFile, &c.TLSCACertFile)
@@ -371,6 +378,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		// The API is served over HTTPS only with TLS: -1 means Consul's
 		// default HTTPS port then.
 		c.Ports.HTTPS = DefaultHTTPSPort
+	}
+	if c.TLS && c.Ports.GRPCTLS == -1 {
+		// gRPC (xDS, peering) is served over TLS with TLS: -1 means
+		// Consul's default gRPC TLS port then.
+		c.Ports.GRPCTLS = DefaultGRPCTLSPort
 	}
 	errs := r.errs
 	if err := c.Validate(); err != nil {
@@ -499,6 +511,9 @@ func (c Config) Validate() error {
 	if c.Ports.HTTPS != -1 && !c.TLS {
 		add(bad(EnvPortHTTPS, c.Ports.HTTPS, "-1 while TLS is off: Consul's HTTPS listener needs TLS (security.tls.enabled)"))
 	}
+	if c.Ports.GRPCTLS != -1 && !c.TLS {
+		add(bad(EnvPortGRPCTLS, c.Ports.GRPCTLS, "-1 while TLS is off: Consul's gRPC TLS listener needs TLS (security.tls.enabled)"))
+	}
 	if c.FailoverTimeout < MinFailoverTimeout {
 		add(bad(EnvFailover, c.FailoverTimeout, "at least "+MinFailoverTimeout.String()))
 	}
@@ -555,6 +570,7 @@ func (p Ports) validate() error {
 		{EnvPortServer, p.Server, false}, {EnvPortSerfLAN, p.SerfLAN, false},
 		{EnvPortSerfWAN, p.SerfWAN, true}, {EnvPortHTTP, p.HTTP, false},
 		{EnvPortHTTPS, p.HTTPS, true}, {EnvPortGRPC, p.GRPC, true}, {EnvPortDNS, p.DNS, true},
+		{EnvPortGRPCTLS, p.GRPCTLS, true},
 	}
 	var errs []error
 	seen := map[int]string{}
@@ -582,7 +598,7 @@ func (p Ports) validate() error {
 // List returns the enabled ports, sorted, for resource requests.
 func (p Ports) List() []int {
 	var out []int
-	for _, v := range []int{p.Server, p.SerfLAN, p.SerfWAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS} {
+	for _, v := range []int{p.Server, p.SerfLAN, p.SerfWAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS, p.GRPCTLS} {
 		if v > 0 {
 			out = append(out, v)
 		}

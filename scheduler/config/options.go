@@ -69,6 +69,7 @@ var Options = []Option{
 	{EnvPortHTTP, "ports.http", FromOption},
 	{EnvPortHTTPS, "ports.https", FromOption},
 	{EnvPortGRPC, "ports.grpc", FromOption},
+	{EnvPortGRPCTLS, "ports.grpc_tls", FromOption},
 	{EnvPortDNS, "ports.dns", FromOption},
 
 	{EnvTLS, "security.tls.enabled", FromOption},

@@ -24,6 +24,45 @@ func TestTLSOnServesHTTPSOnItsDefaultPort(t *testing.T) {
 	}
 }
 
+// gRPC is served over TLS on its own port with TLS (Consul's 8503 unless
+// set), and that port is refused without TLS; plaintext gRPC stays as set.
+func TestTLSOnServesGRPCOverTLS(t *testing.T) {
+	c, err := Load(env(map[string]string{EnvTLS: "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ports.GRPCTLS != DefaultGRPCTLSPort || c.Ports.GRPC != -1 {
+		t.Fatalf("gRPC TLS port %d, plaintext gRPC %d", c.Ports.GRPCTLS, c.Ports.GRPC)
+	}
+	if !hasPort(c.Ports.List(), DefaultGRPCTLSPort) {
+		t.Errorf("ports %v miss the gRPC TLS port", c.Ports.List())
+	}
+	c, err = Load(env(map[string]string{EnvTLS: "true", EnvPortGRPCTLS: "9503"}))
+	if err != nil || c.Ports.GRPCTLS != 9503 {
+		t.Fatalf("%v %d", err, c.Ports.GRPCTLS)
+	}
+	if c, err := Load(env(nil)); err != nil || c.Ports.GRPCTLS != -1 {
+		t.Fatalf("without TLS: %v, gRPC TLS port %d", err, c.Ports.GRPCTLS)
+	}
+	_, err = Load(env(map[string]string{EnvPortGRPCTLS: "8503"}))
+	if err == nil || !strings.Contains(err.Error(), EnvPortGRPCTLS) || !strings.Contains(err.Error(), "needs TLS") {
+		t.Fatalf("a gRPC TLS port without TLS: %v", err)
+	}
+	_, err = Load(env(map[string]string{EnvTLS: "true", EnvPortGRPCTLS: "8501"}))
+	if err == nil || !strings.Contains(err.Error(), "already uses it") {
+		t.Fatalf("the gRPC TLS port on the HTTPS port: %v", err)
+	}
+}
+
+func hasPort(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
 func TestUserCAIsCheckedAtLoad(t *testing.T) {
 	dir := t.TempDir()
 	ca, _ := pki.NewCA(nil, "user", time.Now())

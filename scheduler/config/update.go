@@ -248,6 +248,7 @@ var updateRules = []updateRule{
 	{env: EnvPortHTTP, get: func(c Config) string { return strconv.Itoa(c.HTTPPort()) }, effect: EffectAllTasks},
 	{env: EnvPortHTTPS, get: func(c Config) string { return strconv.Itoa(c.Ports.HTTPS) }, effect: EffectAllTasks},
 	{env: EnvPortGRPC, get: func(c Config) string { return strconv.Itoa(c.Ports.GRPC) }, effect: EffectAllTasks},
+	{env: EnvPortGRPCTLS, get: func(c Config) string { return strconv.Itoa(c.Ports.GRPCTLS) }, effect: EffectAllTasks},
 	{env: EnvPortDNS, get: func(c Config) string { return strconv.Itoa(c.Ports.DNS) }, effect: EffectAllTasks},
 
 	{env: EnvTLS, get: func(c Config) string { return strconv.FormatBool(c.TLS) },

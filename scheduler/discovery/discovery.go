@@ -28,7 +28,7 @@ const L4LBDomain = "l4lb.thisdcos.directory"
 
 // Port is one named port of a task.
 type Port struct {
-	Name   string // http, https, grpc, dns, rpc, serf-lan, serf-wan
+	Name   string // http, https, grpc, grpc-tls, dns, rpc, serf-lan, serf-wan
 	Number int
 	// Protocol is "tcp" or "udp", or "" for both (Mesos-DNS then publishes
 	// _tcp and _udp SRV records): DNS and serf use both.
@@ -45,6 +45,7 @@ func Ports(role taskspec.Role, p taskspec.Ports) []Port {
 		{Name: "http", Number: p.HTTP, Protocol: "tcp", VIP: VIPName},
 		{Name: "https", Number: p.HTTPS, Protocol: "tcp", VIP: VIPName},
 		{Name: "grpc", Number: p.GRPC, Protocol: "tcp", VIP: VIPName},
+		{Name: "grpc-tls", Number: p.GRPCTLS, Protocol: "tcp", VIP: VIPName},
 		{Name: "dns", Number: p.DNS, VIP: VIPName},
 		{Name: "serf-lan", Number: p.SerfLAN},
 	}

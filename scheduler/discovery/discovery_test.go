@@ -20,6 +20,14 @@ func TestPortsByRole(t *testing.T) {
 	if got := names(Ports(taskspec.RoleClient, p)); got != "http https dns serf-lan " {
 		t.Errorf("client ports (no rpc, no serf-wan, gRPC disabled): %s", got)
 	}
+	p.HTTP, p.GRPCTLS = -1, 8503 // TLS: HTTPS and gRPC over TLS
+	if got := names(Ports(taskspec.RoleClient, p)); got != "https grpc-tls dns serf-lan " {
+		t.Errorf("client ports with TLS: %s", got)
+	}
+	k, v := VIPLabel(Ports(taskspec.RoleServer, p)[1])
+	if k != "VIP_GRPC_TLS" || v != "consul:8503" {
+		t.Errorf("gRPC TLS VIP label %s=%s", k, v)
+	}
 }
 
 func TestNames(t *testing.T) {

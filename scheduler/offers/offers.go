@@ -680,7 +680,7 @@ func portsFrom(want taskspec.Ports, r mesos.Resource) taskspec.Ports {
 		return p
 	}
 	return taskspec.Ports{Server: keep(want.Server), SerfLAN: keep(want.SerfLAN), SerfWAN: keep(want.SerfWAN),
-		HTTP: keep(want.HTTP), HTTPS: keep(want.HTTPS), GRPC: keep(want.GRPC), DNS: keep(want.DNS)}
+		HTTP: keep(want.HTTP), HTTPS: keep(want.HTTPS), GRPC: keep(want.GRPC), DNS: keep(want.DNS), GRPCTLS: keep(want.GRPCTLS)}
 }
 
 // launchClient: LAUNCH of a client on unreserved resources.
@@ -791,14 +791,15 @@ func takePorts(o mesos.Offer, ports []int, okRole func(string) bool) (mesos.Reso
 	return mesos.Resource{}, false
 }
 
-// clientPorts: a client listens on serf LAN, HTTP(S), gRPC and DNS. It
+// clientPorts: a client listens on serf LAN, HTTP(S), gRPC (plain and TLS)
+// and DNS. It
 // does not use the server RPC port or serf WAN, so those are not taken
 // from the offer (the server port keeps its number: the spec needs one).
 func clientPorts(tg state.Target) (taskspec.Ports, []int) {
 	p := tg.Ports
 	p.SerfWAN = -1
 	var list []int
-	for _, v := range []int{p.SerfLAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS} {
+	for _, v := range []int{p.SerfLAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS, p.GRPCTLS} {
 		if v > 0 {
 			list = append(list, v)
 		}

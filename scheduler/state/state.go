@@ -191,6 +191,9 @@ func TargetFrom(c config.Config) Target {
 		// Plain HTTP is off with TLS: the port is neither reserved nor
 		// advertised, and every caller uses HTTPS.
 		t.Ports.HTTP = -1
+		if c.Ports.GRPCTLS > 0 {
+			t.Ports.GRPCTLS = c.Ports.GRPCTLS
+		}
 	}
 	if x := strings.TrimSpace(string(c.ExtraConfig)); x == "" || x == "null" {
 		t.ExtraConfig = nil // a configuration read back from JSON has "null"
@@ -241,7 +244,7 @@ func hash(v any) string {
 func (t Target) PortList() []int {
 	var out []int
 	p := t.Ports
-	for _, v := range []int{p.Server, p.SerfLAN, p.SerfWAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS} {
+	for _, v := range []int{p.Server, p.SerfLAN, p.SerfWAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS, p.GRPCTLS} {
 		if v > 0 {
 			out = append(out, v)
 		}

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,35 @@ func TestTargetConfigID(t *testing.T) {
 	c.ServerPlacement = `[["hostname","UNIQUE"]]`
 	if p := TargetFrom(c).Placement; len(p) != 1 || p[0][1] != "UNIQUE" {
 		t.Fatalf("placement %v", p)
+	}
+}
+
+// The gRPC TLS port is in the target only with TLS; without, the target's
+// ports encode as before it existed, so upgrading the scheduler keeps the
+// configuration IDs (no restart) of a cluster without TLS.
+func TestTargetGRPCTLSPort(t *testing.T) {
+	c := config.Defaults()
+	plain := TargetFrom(c)
+	b, _ := json.Marshal(plain.Ports)
+	if plain.Ports.GRPCTLS != 0 || strings.Contains(string(b), "grpc_tls") {
+		t.Fatalf("a target without TLS has a gRPC TLS port: %s", b)
+	}
+	if got := ConfigFromTarget(c, plain).Ports.GRPCTLS; got != -1 {
+		t.Fatalf("ConfigFromTarget: gRPC TLS port %d without TLS, want -1", got)
+	}
+	c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = true, config.DefaultHTTPSPort, config.DefaultGRPCTLSPort
+	tls := TargetFrom(c)
+	if tls.Ports.GRPCTLS != config.DefaultGRPCTLSPort || tls.Ports.HTTP != -1 {
+		t.Fatalf("TLS target ports %+v", tls.Ports)
+	}
+	if l := tls.PortList(); !slices.Contains(l, config.DefaultGRPCTLSPort) {
+		t.Fatalf("port list %v misses the gRPC TLS port", l)
+	}
+	if got := ConfigFromTarget(c, tls).Ports.GRPCTLS; got != config.DefaultGRPCTLSPort {
+		t.Fatalf("ConfigFromTarget: gRPC TLS port %d", got)
+	}
+	if tls.ServerConfigID == plain.ServerConfigID {
+		t.Fatal("the gRPC TLS port is not part of the configuration ID")
 	}
 }
 

@@ -96,7 +96,10 @@ func ConfigFromTarget(base config.Config, t Target) config.Config {
 		}
 	}
 	c.Ports = config.Ports{Server: t.Ports.Server, SerfLAN: t.Ports.SerfLAN, SerfWAN: t.Ports.SerfWAN,
-		HTTP: t.Ports.HTTP, HTTPS: t.Ports.HTTPS, GRPC: t.Ports.GRPC, DNS: t.Ports.DNS}
+		HTTP: t.Ports.HTTP, HTTPS: t.Ports.HTTPS, GRPC: t.Ports.GRPC, DNS: t.Ports.DNS, GRPCTLS: t.Ports.GRPCTLS}
+	if c.Ports.GRPCTLS == 0 {
+		c.Ports.GRPCTLS = -1 // absent from the target: off
+	}
 	c.Datacenter, c.Domain, c.RaftMultiplier, c.UI = t.Datacenter, t.Domain, t.RaftMultiplier, t.UI
 	c.LogLevel = t.LogLevel
 	c.ExtraConfig = t.ExtraConfig
