@@ -27,8 +27,8 @@ import (
 // server's RPC port is closed; the clients joined (their certificates came
 // through auto_encrypt) and a KV write through a client is read back
 // through a server; the scheduler reaches Consul over HTTPS (its UI
-// proxy); and neither the CA key nor any private key shows up anywhere an
-// observer can read.
+// proxy); gRPC is served over TLS only (checkDevGRPCTLS); and neither
+// the CA key nor any private key shows up anywhere an observer can read.
 func TestDevTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
@@ -111,6 +111,7 @@ func TestDevTLS(t *testing.T) {
 		}
 		return nil
 	})
+	checkDevGRPCTLS(t, c, tasks, pool, client)
 
 	collected := collectObservable(t, c)
 	stop()
