@@ -173,7 +173,8 @@ var optionSets = []optionSet{
 		name: "five servers in another datacenter on other ports",
 		options: `{
 		  "service": {"name": "dev/consul-east", "user": "root", "role": "consul-east", "service_account": "consul-east-principal",
-		              "service_account_secret": "consul/east-sa", "log_level": "debug", "failover_timeout_seconds": 3600,
+		              "service_account_secret": "consul/east-sa", "zookeeper_credentials_secret": "consul/east-zk",
+		              "log_level": "debug", "failover_timeout_seconds": 3600,
 		              "dcos_jwks_url": "http://master.mesos/acs/api/v1/auth/jwks"},
 		  "servers": {"count": 5, "cpus": 1.5, "mem": 2048, "disk": 10240, "disk_type": "MOUNT",
 		              "placement_constraint": "[[\"@zone\", \"GROUP_BY\", \"3\"]]", "replace_after_seconds": 120},
@@ -187,6 +188,7 @@ var optionSets = []optionSet{
 		want: func(c *config.Config) {
 			c.ServiceName, c.User, c.Role, c.Principal = "dev/consul-east", "root", "consul-east", "consul-east-principal"
 			c.ServiceAccountSecret, c.ServiceAccountCredential = "consul/east-sa", "secrets/service-account.json"
+			c.ZKCredentialsSecret, c.ZKCredentialsFile = "consul/east-zk", "secrets/zookeeper-credentials"
 			c.LogLevel, c.FailoverTimeout = "debug", time.Hour
 			c.DCOSJWKSURL = "http://master.mesos/acs/api/v1/auth/jwks"
 			c.ServerCount, c.ServerCPUs, c.ServerMem, c.ServerDisk, c.ServerDiskType = 5, 1.5, 2048, 10240, "MOUNT"
@@ -217,12 +219,21 @@ var optionSets = []optionSet{
 		name: "a secondary datacenter of a federation, with the shared gossip key and the replication token from DC/OS secrets",
 		options: `{
 		  "consul": {"datacenter": "dc2", "primary_datacenter": "dc1", "wan_join": "consul-server-0.consul.mesos"},
-		  "security": {"gossip_encryption": {"key_secret": "consul/gossip-key"}, "acl": {"replication_token_secret": "consul-dc2/acl-replication"}}
+		  "security": {"gossip_encryption": {"key_secret": "consul/gossip-key"}, "acl": {"replication_token_secret": "consul-dc2/acl-replication"}},
+		  "service": {"zookeeper_credentials_secret": "consul-dc2/zk"}
 		}`,
 		want: func(c *config.Config) {
+			c.ZKCredentialsSecret, c.ZKCredentialsFile = "consul-dc2/zk", "secrets/zookeeper-credentials"
 			c.Datacenter, c.PrimaryDatacenter, c.WANJoin = "dc2", "dc1", "consul-server-0.consul.mesos"
 			c.GossipKeySecret, c.GossipKeyFile = "consul/gossip-key", mountedSecret("secrets/gossip-key")
 			c.ACLReplicationTokenSecret, c.ACLReplicationTokenFile = "consul-dc2/acl-replication", mountedSecret("secrets/acl-replication-token")
+		},
+	},
+	{
+		name:    "ZooKeeper credentials alone, from a DC/OS secret",
+		options: `{"service": {"zookeeper_credentials_secret": "consul/zk-digest"}}`,
+		want: func(c *config.Config) {
+			c.ZKCredentialsSecret, c.ZKCredentialsFile = "consul/zk-digest", "secrets/zookeeper-credentials"
 		},
 	},
 	{
@@ -565,6 +576,7 @@ func checkMarathonRules(t *testing.T, app map[string]any) {
 		{config.EnvServiceAccountSecret, config.EnvServiceAccountCredential},
 		{config.EnvGossipKeySecret, config.EnvGossipKeyFile},
 		{config.EnvACLReplicationTokenSecret, config.EnvACLReplicationTokenFile},
+		{config.EnvZKCredentialsSecret, config.EnvZKCredentialsFile},
 	}
 	mounted := map[string]string{} // secret source -> container path
 	if secrets, ok := app["secrets"].(map[string]any); ok {

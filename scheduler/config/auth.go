@@ -20,6 +20,10 @@ const (
 	// ZooKeeper store then authenticates with that digest identity and
 	// creates every node with a digest ACL for it alone.
 	EnvZKCredentialsFile = "STATE_ZK_CREDENTIALS_FILE"
+	// EnvZKCredentialsSecret is the name of the DC/OS secret (never its
+	// value) the package mounts into the scheduler's sandbox and names in
+	// EnvZKCredentialsFile (option service.zookeeper_credentials_secret).
+	EnvZKCredentialsSecret = "STATE_ZK_CREDENTIALS_SECRET"
 	// EnvDCOSJWKSURL is DC/OS IAM's JWKS (Admin Router serves it at
 	// /acs/api/v1/auth/jwks); set, a valid DC/OS authentication token
 	// (RS256, not expired) is accepted on the mutating API routes.
@@ -41,6 +45,9 @@ func (c Config) validateAuth() error {
 	if c.FrameworkSecretFile != "" && c.ServiceAccountCredential != "" {
 		errs = append(errs, bad(EnvFrameworkSecretFile, c.FrameworkSecretFile,
 			"empty while "+EnvServiceAccountCredential+" is set: the framework secret comes from one file"))
+	}
+	if c.ZKCredentialsSecret != "" && c.ZKCredentialsFile == "" {
+		errs = append(errs, bad(EnvZKCredentialsFile, "", "set together with "+EnvZKCredentialsSecret+" (the package sets both when the secret is given)"))
 	}
 	if c.ZKCredentialsFile != "" && c.ZK == "" {
 		errs = append(errs, bad(EnvZKCredentialsFile, c.ZKCredentialsFile,

@@ -208,6 +208,9 @@ type Config struct {
 	// ZKCredentialsFile: a file holding user:password; the ZooKeeper
 	// store's nodes then carry a digest ACL for that identity only.
 	ZKCredentialsFile string
+	// ZKCredentialsSecret: the DC/OS secret's name the package mounted as
+	// ZKCredentialsFile.
+	ZKCredentialsSecret string
 	// DCOSJWKSURL: DC/OS IAM's JSON Web Key Set; set, DC/OS tokens are
 	// accepted on the mutating API routes besides the operator token.
 	DCOSJWKSURL string
@@ -302,6 +305,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.str(EnvLogLevel, &c.LogLevel)
 	r.str(EnvFrameworkSecretFile, &c.FrameworkSecretFile)
 	r.str(EnvZKCredentialsFile, &c.ZKCredentialsFile)
+	r.str(EnvZKCredentialsSecret, &c.ZKCredentialsSecret)
 	r.str(EnvDCOSJWKSURL, &c.DCOSJWKSURL)
 	r.str(EnvMesosMaster, &c.MesosMaster)
 	r.str(EnvZK, &c.ZK)

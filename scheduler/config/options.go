@@ -109,10 +109,12 @@ var Options = []Option{
 	{EnvTLSServerCertLifetime, "", DevOnly},
 	{EnvAPIHost, "", DevOnly},
 	{EnvOperatorTokenFile, "", DevOnly},
-	// Not set by the package (yet): plain Mesos and tests. On DC/OS the
+	// Not set by the package: plain Mesos and tests. On DC/OS the
 	// framework secret comes through DCOS_SERVICE_ACCOUNT_CREDENTIAL.
 	{EnvFrameworkSecretFile, "", DevOnly},
-	{EnvZKCredentialsFile, "", DevOnly},
+	{EnvZKCredentialsSecret, "service.zookeeper_credentials_secret", FromOption},
+	// Set by the template only when the secret is given: its sandbox path.
+	{EnvZKCredentialsFile, "", FromTemplate},
 	{EnvDCOSJWKSURL, "service.dcos_jwks_url", FromOption},
 }
 
