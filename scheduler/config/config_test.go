@@ -69,7 +69,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		EnvTLS: "false", EnvACL: "false", EnvGossipKey: "false",
 		EnvFailover: "48h", EnvReplaceAft: "90s", EnvUninstall: "true",
 		EnvBackupTarget: "file:///var/backups/consul", EnvBackupInterval: "30m", EnvBackupKeep: "3",
-		EnvZKCredentialsFile: "zk-creds", EnvDCOSJWKSURL: "http://master.mesos/acs/api/v1/auth/jwks",
+		EnvZKCredentialsFile: "zk-creds", EnvZKCredentialsSecret: "consul/zk", EnvDCOSJWKSURL: "http://master.mesos/acs/api/v1/auth/jwks",
 	}
 	seen := map[string]bool{}
 	c, err := Load(func(k string) (string, bool) {
@@ -95,7 +95,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		FailoverTimeout: 48 * time.Hour, ReplaceAfter: 90 * time.Second,
 		BackupTarget: "file:///var/backups/consul", BackupInterval: 30 * time.Minute, BackupKeep: 3,
 		Uninstall:         true,
-		ZKCredentialsFile: "zk-creds", DCOSJWKSURL: "http://master.mesos/acs/api/v1/auth/jwks",
+		ZKCredentialsFile: "zk-creds", ZKCredentialsSecret: "consul/zk", DCOSJWKSURL: "http://master.mesos/acs/api/v1/auth/jwks",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load\n got %+v\nwant %+v", c, want)
@@ -361,6 +361,7 @@ func TestAuthenticationSettings(t *testing.T) {
 		{map[string]string{EnvFrameworkSecretFile: "/a", EnvServiceAccountSecret: "consul/sa", EnvServiceAccountCredential: "secrets/sa.json"},
 			EnvFrameworkSecretFile + `="/a"`},
 		{map[string]string{EnvZKCredentialsFile: "/zk"}, "with the file store"},
+		{map[string]string{EnvZK: "zk:2181", EnvZKCredentialsSecret: "consul/zk"}, EnvZKCredentialsFile + `="" is not allowed: set together with ` + EnvZKCredentialsSecret},
 		{map[string]string{EnvDCOSJWKSURL: "master.mesos/acs/api/v1/auth/jwks"}, "an http(s) URL"},
 		{map[string]string{EnvDCOSJWKSURL: "ftp://master.mesos/jwks"}, "an http(s) URL"},
 	} {
