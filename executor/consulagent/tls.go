@@ -51,9 +51,10 @@ func checkTLS(spec taskspec.Spec, env Env) error {
 // tlsConfig is the agent's TLS settings: RPC encrypted and verified both
 // ways, servers' names checked (server.<dc>.<domain>), the API over HTTPS
 // only, gRPC over TLS on the spec's gRPC TLS port (plaintext gRPC only if
-// the spec enables ports.grpc). Servers use the certificate the scheduler issued and sign the
-// clients' (auto_encrypt.allow_tls); clients get theirs from the servers
-// (auto_encrypt.tls) at start, through autoEncryptHosts.
+// the spec enables ports.grpc). Servers use the certificate the scheduler
+// issued and sign the clients' (auto_encrypt.allow_tls); clients get
+// theirs from the servers (auto_encrypt.tls) at start, through
+// autoEncryptHosts.
 func tlsConfig(spec taskspec.Spec, env Env, cfg map[string]any) {
 	f := tlsFiles(env.Sandbox)
 	defaults := map[string]any{"ca_file": f.CA, "verify_outgoing": true, "tls_min_version": "TLSv1_2"}
