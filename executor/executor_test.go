@@ -59,6 +59,8 @@ type fakeConsul struct {
 	left    bool
 	err     error
 	joins   []string
+	// leaveErr is what Leave returns (after stopping, as the real one).
+	leaveErr error
 }
 
 func newFakeConsul() *fakeConsul {
@@ -90,10 +92,11 @@ func (f *fakeConsul) setHealthy(b bool) {
 
 func (f *fakeConsul) Leave(ctx context.Context) error {
 	f.mu.Lock()
-	f.left = true
+	f.left = f.leaveErr == nil
+	err := f.leaveErr
 	f.mu.Unlock()
 	f.Stop()
-	return nil
+	return err
 }
 
 func (f *fakeConsul) hasLeft() bool {
@@ -767,6 +770,57 @@ func TestExecutorServerStopsWithoutLeaving(t *testing.T) {
 			_, ups, _, _ := fa.snapshot()
 			if last := ups[len(ups)-1]; !strings.Contains(last.GetMessage(), "without leaving") {
 				t.Errorf("KILLED message %q does not say it stopped without leaving", last.GetMessage())
+			}
+		})
+	}
+}
+
+// TestExecutorServerLeavesOnLeaveMessage: the scheduler's leave MESSAGE
+// (a server going away for good) makes a server leave gracefully, which a
+// KILL does not, and end its task with TASK_KILLED labelled with the
+// outcome: consul_left=true, or false with the error when the leave did
+// not complete (the scheduler then removes the peer itself).
+func TestExecutorServerLeavesOnLeaveMessage(t *testing.T) {
+	for _, tc := range []struct {
+		ip       string
+		leaveErr error
+		want     string
+	}{
+		{"127.3.0.43", nil, "true"},
+		{"127.3.0.44", errors.New("consul leave: no raft removal seen"), "false"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			fa := newFakeAgent(t, tc.ip)
+			fc := newFakeConsul()
+			fc.leaveErr = tc.leaveErr
+			close(fc.ready)
+			res := runExecutor(t, context.Background(), testConfig(fa, tc.ip, t.TempDir()), fakeStart(fc))
+			fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+			fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+			fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+			msg, err := taskspec.EncodeLeave("scale-down", 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: msg}})
+			if err := waitExit(t, res, 10*time.Second); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			killed := fa.waitState(time.Second, mesos.TASK_KILLED, nil)
+			if got := fc.hasLeft(); got != (tc.leaveErr == nil) {
+				t.Errorf("left %v, want %v", got, tc.leaveErr == nil)
+			}
+			label := ""
+			for _, l := range killed.GetLabels().GetLabels() {
+				if l.Key == taskspec.LabelLeft {
+					label = l.GetValue()
+				}
+			}
+			if label != tc.want {
+				t.Errorf("label %s=%q, want %q (labels %v)", taskspec.LabelLeft, label, tc.want, killed.GetLabels())
+			}
+			if tc.leaveErr != nil && !strings.Contains(killed.GetMessage(), "did not complete") {
+				t.Errorf("KILLED message %q does not say the leave did not complete", killed.GetMessage())
 			}
 		})
 	}

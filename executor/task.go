@@ -48,12 +48,18 @@ type taskEvent struct {
 	healthy *bool
 	reason  *mesos.TaskStatus_Reason
 	nodeID  string
+	// left: the outcome of a graceful leave the scheduler asked for
+	// (taskspec.Leave), on the terminal event; nil otherwise.
+	left *bool
 }
 
 // killRequest asks a task runner to stop its agent gracefully within grace.
 type killRequest struct {
 	grace time.Duration
 	why   string
+	// leave: the scheduler's leave MESSAGE (the server goes away for
+	// good): leave gracefully even as a server, and label the outcome.
+	leave bool
 }
 
 // taskRunner runs one task's Consul agent in its own goroutine and reports
@@ -264,6 +270,11 @@ func (r *taskRunner) run() {
 // and its node force-left by the scheduler, through the Consul operator
 // API, under the quorum gate.
 func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix string) {
+	if k.leave {
+		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster for good (the scheduler's request): " + k.why})
+		r.leave(agent, k, prefix)
+		return
+	}
 	if r.spec.Role != taskspec.RoleServer {
 		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster: " + k.why})
 		r.leave(agent, k, prefix)
@@ -299,5 +310,9 @@ func (r *taskRunner) leave(agent consulAgent, k *killRequest, prefix string) {
 		msg = prefix + "; " + msg
 	}
 	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("leave", took), zap.Error(err))
-	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
+	ev := taskEvent{state: mesos.TASK_KILLED, message: msg}
+	if k.leave {
+		ev.left = boolp(err == nil)
+	}
+	r.emit(ev)
 }
