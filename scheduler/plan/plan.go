@@ -389,6 +389,10 @@ func step(in Input, name string, t state.Task) Step {
 		if why != "" {
 			s.Message = why
 		}
+	case t.Goal == state.GoalReplace && t.Active() && !t.LeaveSentAt.IsZero():
+		s.Status = Prepared
+		s.Message = fmt.Sprintf("replace: %s is leaving the Consul cluster gracefully (asked %s), then it is placed anew; %s",
+			t.TaskID, t.LeaveSentAt.UTC().Format(time.RFC3339), t.Describe())
 	case t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Goal == state.GoalStop:
 		s.Status = Prepared
 		s.Message = fmt.Sprintf("%s: killing %s, %s", strings.ToLower(string(t.Goal)), t.TaskID, t.Describe())
