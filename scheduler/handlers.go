@@ -133,9 +133,14 @@ func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time, out *outbox) {
 		if state.IsTerminal(nt.State) && t.Goal == state.GoalRunning {
 			lvl = s.log.Warn
 		}
-		lvl("task state", zap.String("task", name), zap.String("task_id", taskID), zap.String("state", nt.State),
+		fields := []zap.Field{zap.String("task", name), zap.String("task_id", taskID), zap.String("state", nt.State),
 			zap.String("from", t.State), zap.String("reason", nt.Reason), zap.String("message", nt.Message),
-			zap.String("source", st.GetSource().String()), zap.String("agent", nt.Hostname))
+			zap.String("source", st.GetSource().String()), zap.String("agent", nt.Hostname)}
+		if !nt.LeaveSentAt.IsZero() && state.IsTerminal(nt.State) {
+			// A departing server: its executor's label says whether it left.
+			fields = append(fields, zap.Bool("left_gracefully", nt.Left), zap.Duration("since_leave_sent", now.Sub(nt.LeaveSentAt)))
+		}
+		lvl("task state", fields...)
 	}
 	s.setTask(nt)
 }
