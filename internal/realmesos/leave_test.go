@@ -102,7 +102,7 @@ func TestRealMesosLeaveMessage(t *testing.T) {
 	if !strings.Contains(log, "asking a server that goes away for good to leave the Consul cluster gracefully") {
 		t.Error("the scheduler log does not show the leave MESSAGE sent")
 	}
-	if !strings.Contains(log, `"left_gracefully": true`) {
+	if !strings.Contains(log, `"left_gracefully":true`) {
 		t.Errorf("the scheduler did not record a graceful leave; log tail:\n%s", tail(su.s.LogPath(), 20))
 	}
 	if strings.Contains(log, "no report of its graceful leave") {

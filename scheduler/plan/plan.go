@@ -187,6 +187,9 @@ func decommission(in Input) Plan {
 		unreserve := Step{ID: id("decommission/unreserve/" + n), Name: "unreserve-" + n, Status: Pending,
 			Message: "after the kill: destroy its volume and unreserve at its agent's next offer"}
 		switch {
+		case t.Left:
+			leave.Status, leave.Message = Complete, "left the Consul cluster gracefully (the raft leader removed its peer)"
+			kill.Status, kill.Message = Starting, "its task ended after the leave; "+why
 		case t.PeerRemoved:
 			leave.Status, leave.Message = Complete, "raft peer removed through the Consul operator API"
 			kill.Status, kill.Message = Starting, why

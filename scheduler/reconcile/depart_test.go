@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -101,5 +102,20 @@ func TestDepartStateMachine(t *testing.T) {
 	}
 	if got, _ := depart(srv(0, "TASK_UNREACHABLE"), h, tg, now, 0); got != departKill {
 		t.Errorf("an unreachable server: %v, want departKill (no leave possible)", got)
+	}
+}
+
+// TestReplacingTheOnlyServerThatLeftWaitsForNoPeerRemoval: a single
+// server that left gracefully has no other server to remove its peer
+// through (the removal would wait out PeerRemovalTimeout): none is asked.
+func TestReplacingTheOnlyServerThatLeftWaitsForNoPeerRemoval(t *testing.T) {
+	tg := target(func(c *config.Config) { c.ServerCount = 1 })
+	for _, left := range []bool{true, false} {
+		s := srv(0, "TASK_KILLED")
+		s.Goal, s.Left = state.GoalReplace, left
+		r := Reconcile(Input{Target: tg, Tasks: tasks(s), Now: now})
+		if got := r.Tasks["consul-server-0"].OldPeer; (got == "") != left {
+			t.Errorf("left %v: old peer %q", left, got)
+		}
 	}
 }

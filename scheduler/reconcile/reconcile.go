@@ -532,7 +532,10 @@ func serverWaitingUpdate(update []string, ts state.Tasks) bool {
 // moved abandons a server's agent and reservation so it is placed anew.
 func moved(t state.Task, now time.Time, tg state.Target) state.Task {
 	peer := t.OldPeer // an earlier move not cleaned up yet
-	if t.IP != "" {
+	if t.IP != "" && !(t.Left && tg.Servers <= 1) {
+		// (The only server that left gracefully has no other server to
+		// remove its peer through, and its raft data goes with its
+		// volume: nothing to wait for.)
 		port := t.Ports.Server
 		if port <= 0 {
 			port = tg.Ports.Server
