@@ -514,6 +514,7 @@ func (e *executorLoop) launch(t mesos.TaskInfo) {
 		start = withSecrets(start, t.TaskID.Value, secretsClient())
 	}
 	r := newTaskRunner(t.TaskID, spec, env, start, e.taskEvents, e.log)
+	r.stopWait = e.cfg.AgentStopWait
 	e.runners[t.TaskID.Value] = r
 	go r.run()
 }

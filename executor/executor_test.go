@@ -61,6 +61,9 @@ type fakeConsul struct {
 	joins   []string
 	// leaveErr is what Leave returns (after stopping, as the real one).
 	leaveErr error
+	// hang, when set, makes Stop (and so Leave) block until it is closed,
+	// as hashicorp/raft's Shutdown was seen to.
+	hang chan struct{}
 }
 
 func newFakeConsul() *fakeConsul {
@@ -117,7 +120,12 @@ func (f *fakeConsul) joined() []string {
 	return append([]string(nil), f.joins...)
 }
 
-func (f *fakeConsul) Stop()                 { f.once.Do(func() { close(f.done) }) }
+func (f *fakeConsul) Stop() {
+	if f.hang != nil {
+		<-f.hang
+	}
+	f.once.Do(func() { close(f.done) })
+}
 func (f *fakeConsul) Done() <-chan struct{} { return f.done }
 func (f *fakeConsul) Err() error            { f.mu.Lock(); defer f.mu.Unlock(); return f.err }
 func (f *fakeConsul) NodeID() string        { return "11111111-2222-3333-4444-555555555555" }
@@ -821,6 +829,51 @@ func TestExecutorServerLeavesOnLeaveMessage(t *testing.T) {
 			}
 			if tc.leaveErr != nil && !strings.Contains(killed.GetMessage(), "did not complete") {
 				t.Errorf("KILLED message %q does not say the leave did not complete", killed.GetMessage())
+			}
+		})
+	}
+}
+
+// TestExecutorEndsTheTaskWhenConsulShutdownHangs: a Consul agent whose
+// shutdown never returns (hashicorp/raft v1.5.0 after a leadership
+// transfer) does not keep the task alive: after the leave's bound and
+// AgentStopWait the task is reported TASK_KILLED, not left (the scheduler
+// then checks the raft peer and force-leaves the node), and the executor
+// exits; the same for a KILL of a server.
+func TestExecutorEndsTheTaskWhenConsulShutdownHangs(t *testing.T) {
+	for _, tc := range []struct{ ip, via string }{{"127.3.0.45", "leave"}, {"127.3.0.46", "kill"}} {
+		t.Run(tc.via, func(t *testing.T) {
+			fa := newFakeAgent(t, tc.ip)
+			fc := newFakeConsul()
+			fc.hang = make(chan struct{})
+			t.Cleanup(func() { close(fc.hang) })
+			close(fc.ready)
+			cfg := testConfig(fa, tc.ip, t.TempDir())
+			cfg.AgentStopWait = 500 * time.Millisecond
+			res := runExecutor(t, context.Background(), cfg, fakeStart(fc))
+			fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+			fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+			fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+			if tc.via == "leave" {
+				msg, err := taskspec.EncodeLeave("scale-down", time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: msg}})
+			} else {
+				fa.send(executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "t1"}}})
+			}
+			if err := waitExit(t, res, 15*time.Second); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			killed := fa.waitState(time.Second, mesos.TASK_KILLED, nil)
+			if !strings.Contains(killed.GetMessage(), "the executor exits, which ends it") {
+				t.Errorf("KILLED message %q does not say the shutdown hung", killed.GetMessage())
+			}
+			for _, l := range killed.GetLabels().GetLabels() {
+				if l.Key == taskspec.LabelLeft && l.GetValue() != "false" {
+					t.Errorf("a leave whose shutdown hung is labelled %s=%s", l.Key, l.GetValue())
+				}
 			}
 		})
 	}
