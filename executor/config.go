@@ -53,6 +53,10 @@ type Config struct {
 	AckWait time.Duration
 	// CallTimeout bounds each non-streaming call (UPDATE, HEARTBEAT, ...).
 	CallTimeout time.Duration
+	// AgentStopWait bounds the wait for the Consul agent's shutdown after
+	// a leave or a stop; past it the task is reported ended anyway and
+	// the executor exits, which ends the in-process agent.
+	AgentStopWait time.Duration
 
 	// AuthToken is MESOS_EXECUTOR_AUTHENTICATION_TOKEN, set by an agent
 	// with executor authentication (--authenticate_http_executors): sent
@@ -71,7 +75,12 @@ const (
 	DefaultKillGracePeriod         = 30 * time.Second
 	DefaultAckWait                 = 10 * time.Second
 	DefaultCallTimeout             = 10 * time.Second
-	defaultBackoffMax              = 2 * time.Second
+	// DefaultAgentStopWait: Consul's shutdown takes well under a second;
+	// hashicorp/raft v1.5.0's Shutdown was seen waiting forever on a
+	// replication goroutine of a former leader (stuck in
+	// netPipeline.AppendEntries) after a leadership transfer.
+	DefaultAgentStopWait = 15 * time.Second
+	defaultBackoffMax    = 2 * time.Second
 )
 
 // FromEnv reads the environment a Mesos agent gives a custom executor
@@ -115,6 +124,7 @@ func (c Config) withDefaults() Config {
 	set(&c.KillGracePeriod, DefaultKillGracePeriod)
 	set(&c.AckWait, DefaultAckWait)
 	set(&c.CallTimeout, DefaultCallTimeout)
+	set(&c.AgentStopWait, DefaultAgentStopWait)
 	set(&c.SubscriptionBackoffMax, defaultBackoffMax)
 	set(&c.ShutdownGracePeriod, 5*time.Second)
 	return c

@@ -440,10 +440,25 @@ func (e *executorLoop) handle(ev executor.Event) {
 	}
 }
 
-// message handles a scheduler MESSAGE: join addresses, or a TLS
-// certificate renewal; anything else is logged and ignored.
+// message handles a scheduler MESSAGE: join addresses, a TLS
+// certificate renewal, or a graceful leave (the server goes away for
+// good); anything else is logged and ignored.
 func (e *executorLoop) message(data []byte) {
 	kind, err := taskspec.MessageKind(data)
+	if err == nil && kind == taskspec.KindLeave {
+		m, err := taskspec.DecodeLeave(data)
+		if err != nil {
+			e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
+			return
+		}
+		e.log.Info("MESSAGE: leave the Consul cluster for good", zap.String("why", m.Why), zap.Duration("within", m.Within()))
+		for id, r := range e.runners {
+			if !e.ledger.terminal(mesos.TaskID{Value: id}) {
+				r.requestKill(killRequest{grace: m.Within(), why: m.Why, leave: true})
+			}
+		}
+		return
+	}
 	if err == nil && kind == taskspec.KindTLSRenew {
 		m, err := taskspec.DecodeTLSRenew(data)
 		if err != nil {
@@ -499,6 +514,7 @@ func (e *executorLoop) launch(t mesos.TaskInfo) {
 		start = withSecrets(start, t.TaskID.Value, secretsClient())
 	}
 	r := newTaskRunner(t.TaskID, spec, env, start, e.taskEvents, e.log)
+	r.stopWait = e.cfg.AgentStopWait
 	e.runners[t.TaskID.Value] = r
 	go r.run()
 }
@@ -604,9 +620,17 @@ func (e *executorLoop) status(ev taskEvent) mesos.TaskStatus {
 		msg := ev.message
 		st.Message = &msg
 	}
+	var labels []mesos.Label
 	if ev.nodeID != "" {
 		v := ev.nodeID
-		st.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: "consul_node_id", Value: &v}}}
+		labels = append(labels, mesos.Label{Key: "consul_node_id", Value: &v})
+	}
+	if ev.left != nil {
+		v := fmt.Sprint(*ev.left)
+		labels = append(labels, mesos.Label{Key: taskspec.LabelLeft, Value: &v})
+	}
+	if len(labels) > 0 {
+		st.Labels = &mesos.Labels{Labels: labels}
 	}
 	return st
 }

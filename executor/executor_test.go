@@ -59,6 +59,11 @@ type fakeConsul struct {
 	left    bool
 	err     error
 	joins   []string
+	// leaveErr is what Leave returns (after stopping, as the real one).
+	leaveErr error
+	// hang, when set, makes Stop (and so Leave) block until it is closed,
+	// as hashicorp/raft's Shutdown was seen to.
+	hang chan struct{}
 }
 
 func newFakeConsul() *fakeConsul {
@@ -90,10 +95,11 @@ func (f *fakeConsul) setHealthy(b bool) {
 
 func (f *fakeConsul) Leave(ctx context.Context) error {
 	f.mu.Lock()
-	f.left = true
+	f.left = f.leaveErr == nil
+	err := f.leaveErr
 	f.mu.Unlock()
 	f.Stop()
-	return nil
+	return err
 }
 
 func (f *fakeConsul) hasLeft() bool {
@@ -114,7 +120,12 @@ func (f *fakeConsul) joined() []string {
 	return append([]string(nil), f.joins...)
 }
 
-func (f *fakeConsul) Stop()                 { f.once.Do(func() { close(f.done) }) }
+func (f *fakeConsul) Stop() {
+	if f.hang != nil {
+		<-f.hang
+	}
+	f.once.Do(func() { close(f.done) })
+}
 func (f *fakeConsul) Done() <-chan struct{} { return f.done }
 func (f *fakeConsul) Err() error            { f.mu.Lock(); defer f.mu.Unlock(); return f.err }
 func (f *fakeConsul) NodeID() string        { return "11111111-2222-3333-4444-555555555555" }
@@ -767,6 +778,102 @@ func TestExecutorServerStopsWithoutLeaving(t *testing.T) {
 			_, ups, _, _ := fa.snapshot()
 			if last := ups[len(ups)-1]; !strings.Contains(last.GetMessage(), "without leaving") {
 				t.Errorf("KILLED message %q does not say it stopped without leaving", last.GetMessage())
+			}
+		})
+	}
+}
+
+// TestExecutorServerLeavesOnLeaveMessage: the scheduler's leave MESSAGE
+// (a server going away for good) makes a server leave gracefully, which a
+// KILL does not, and end its task with TASK_KILLED labelled with the
+// outcome: consul_left=true, or false with the error when the leave did
+// not complete (the scheduler then removes the peer itself).
+func TestExecutorServerLeavesOnLeaveMessage(t *testing.T) {
+	for _, tc := range []struct {
+		ip       string
+		leaveErr error
+		want     string
+	}{
+		{"127.3.0.43", nil, "true"},
+		{"127.3.0.44", errors.New("consul leave: no raft removal seen"), "false"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			fa := newFakeAgent(t, tc.ip)
+			fc := newFakeConsul()
+			fc.leaveErr = tc.leaveErr
+			close(fc.ready)
+			res := runExecutor(t, context.Background(), testConfig(fa, tc.ip, t.TempDir()), fakeStart(fc))
+			fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+			fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+			fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+			msg, err := taskspec.EncodeLeave("scale-down", 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: msg}})
+			if err := waitExit(t, res, 10*time.Second); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			killed := fa.waitState(time.Second, mesos.TASK_KILLED, nil)
+			if got := fc.hasLeft(); got != (tc.leaveErr == nil) {
+				t.Errorf("left %v, want %v", got, tc.leaveErr == nil)
+			}
+			label := ""
+			for _, l := range killed.GetLabels().GetLabels() {
+				if l.Key == taskspec.LabelLeft {
+					label = l.GetValue()
+				}
+			}
+			if label != tc.want {
+				t.Errorf("label %s=%q, want %q (labels %v)", taskspec.LabelLeft, label, tc.want, killed.GetLabels())
+			}
+			if tc.leaveErr != nil && !strings.Contains(killed.GetMessage(), "did not complete") {
+				t.Errorf("KILLED message %q does not say the leave did not complete", killed.GetMessage())
+			}
+		})
+	}
+}
+
+// TestExecutorEndsTheTaskWhenConsulShutdownHangs: a Consul agent whose
+// shutdown never returns (hashicorp/raft v1.5.0 after a leadership
+// transfer) does not keep the task alive: after the leave's bound and
+// AgentStopWait the task is reported TASK_KILLED, not left (the scheduler
+// then checks the raft peer and force-leaves the node), and the executor
+// exits; the same for a KILL of a server.
+func TestExecutorEndsTheTaskWhenConsulShutdownHangs(t *testing.T) {
+	for _, tc := range []struct{ ip, via string }{{"127.3.0.45", "leave"}, {"127.3.0.46", "kill"}} {
+		t.Run(tc.via, func(t *testing.T) {
+			fa := newFakeAgent(t, tc.ip)
+			fc := newFakeConsul()
+			fc.hang = make(chan struct{})
+			t.Cleanup(func() { close(fc.hang) })
+			close(fc.ready)
+			cfg := testConfig(fa, tc.ip, t.TempDir())
+			cfg.AgentStopWait = 500 * time.Millisecond
+			res := runExecutor(t, context.Background(), cfg, fakeStart(fc))
+			fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+			fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+			fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+			if tc.via == "leave" {
+				msg, err := taskspec.EncodeLeave("scale-down", time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: msg}})
+			} else {
+				fa.send(executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "t1"}}})
+			}
+			if err := waitExit(t, res, 15*time.Second); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			killed := fa.waitState(time.Second, mesos.TASK_KILLED, nil)
+			if !strings.Contains(killed.GetMessage(), "the executor exits, which ends it") {
+				t.Errorf("KILLED message %q does not say the shutdown hung", killed.GetMessage())
+			}
+			for _, l := range killed.GetLabels().GetLabels() {
+				if l.Key == taskspec.LabelLeft && l.GetValue() != "false" {
+					t.Errorf("a leave whose shutdown hung is labelled %s=%s", l.Key, l.GetValue())
+				}
 			}
 		})
 	}

@@ -48,12 +48,18 @@ type taskEvent struct {
 	healthy *bool
 	reason  *mesos.TaskStatus_Reason
 	nodeID  string
+	// left: the outcome of a graceful leave the scheduler asked for
+	// (taskspec.Leave), on the terminal event; nil otherwise.
+	left *bool
 }
 
 // killRequest asks a task runner to stop its agent gracefully within grace.
 type killRequest struct {
 	grace time.Duration
 	why   string
+	// leave: the scheduler's leave MESSAGE (the server goes away for
+	// good): leave gracefully even as a server, and label the outcome.
+	leave bool
 }
 
 // taskRunner runs one task's Consul agent in its own goroutine and reports
@@ -69,6 +75,8 @@ type taskRunner struct {
 
 	healthEvery time.Duration
 	kill        chan killRequest // buffered 1
+	// stopWait bounds the wait for the agent's shutdown (Config.AgentStopWait).
+	stopWait time.Duration
 
 	joinMu    sync.Mutex
 	agent     consulAgent // set once started
@@ -85,6 +93,7 @@ func newTaskRunner(id mesos.TaskID, spec taskspec.Spec, env consulagent.Env, sta
 		id: id, spec: spec, env: env, start: start, out: out,
 		log:         log.With(zap.String("task_id", id.Value)),
 		healthEvery: time.Second,
+		stopWait:    DefaultAgentStopWait,
 		kill:        make(chan killRequest, 1),
 		ctx:         ctx,
 		hardStop:    cancel,
@@ -264,6 +273,11 @@ func (r *taskRunner) run() {
 // and its node force-left by the scheduler, through the Consul operator
 // API, under the quorum gate.
 func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix string) {
+	if k.leave {
+		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster for good (the scheduler's request): " + k.why})
+		r.leave(agent, k, prefix)
+		return
+	}
 	if r.spec.Role != taskspec.RoleServer {
 		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster: " + k.why})
 		r.leave(agent, k, prefix)
@@ -271,9 +285,12 @@ func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix strin
 	}
 	r.emit(taskEvent{state: mesos.TASK_KILLING, message: "stopping the Consul server without leaving (raft membership and data stay on the volume): " + k.why})
 	began := time.Now()
-	agent.Stop()
+	_, stopped := r.bounded(func() error { agent.Stop(); return nil }, r.stopWait)
 	took := time.Since(began).Round(time.Millisecond)
 	msg := fmt.Sprintf("the Consul server stopped in %v without leaving; it keeps its raft membership and data on its volume", took)
+	if !stopped {
+		msg = fmt.Sprintf("the Consul server did not finish its shutdown within %v (it did not leave); the executor exits, which ends it", r.stopWait)
+	}
 	if prefix != "" {
 		msg = prefix + "; " + msg
 	}
@@ -286,7 +303,10 @@ func (r *taskRunner) leave(agent consulAgent, k *killRequest, prefix string) {
 	ctx, cancel := context.WithTimeout(r.ctx, k.grace)
 	defer cancel()
 	began := time.Now()
-	err := agent.Leave(ctx)
+	err, stopped := r.bounded(func() error { return agent.Leave(ctx) }, k.grace+r.stopWait)
+	if !stopped {
+		err = fmt.Errorf("the Consul agent did not finish its leave and shutdown within %v; the executor exits, which ends it", k.grace+r.stopWait)
+	}
 	took := time.Since(began).Round(time.Millisecond)
 	msg := fmt.Sprintf("the Consul agent left the cluster gracefully in %v and stopped", took)
 	if err != nil {
@@ -299,5 +319,27 @@ func (r *taskRunner) leave(agent consulAgent, k *killRequest, prefix string) {
 		msg = prefix + "; " + msg
 	}
 	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("leave", took), zap.Error(err))
-	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
+	ev := taskEvent{state: mesos.TASK_KILLED, message: msg}
+	if k.leave {
+		ev.left = boolp(err == nil)
+	}
+	r.emit(ev)
+}
+
+// bounded runs f and waits for it at most d. It reports f's error and
+// whether f returned in time; f keeps running otherwise (a Consul
+// shutdown that hangs), and the executor, which ends once the task's
+// terminal update is acknowledged, takes it down with its process.
+func (r *taskRunner) bounded(f func() error, d time.Duration) (error, bool) {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err, true
+	case <-t.C:
+		r.log.Error("the Consul agent's shutdown did not return in time; reporting the task ended anyway", zap.Duration("waited", d))
+		return nil, false
+	}
 }

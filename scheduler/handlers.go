@@ -133,9 +133,14 @@ func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time, out *outbox) {
 		if state.IsTerminal(nt.State) && t.Goal == state.GoalRunning {
 			lvl = s.log.Warn
 		}
-		lvl("task state", zap.String("task", name), zap.String("task_id", taskID), zap.String("state", nt.State),
+		fields := []zap.Field{zap.String("task", name), zap.String("task_id", taskID), zap.String("state", nt.State),
 			zap.String("from", t.State), zap.String("reason", nt.Reason), zap.String("message", nt.Message),
-			zap.String("source", st.GetSource().String()), zap.String("agent", nt.Hostname))
+			zap.String("source", st.GetSource().String()), zap.String("agent", nt.Hostname)}
+		if !nt.LeaveSentAt.IsZero() && state.IsTerminal(nt.State) {
+			// A departing server: its executor's label says whether it left.
+			fields = append(fields, zap.Bool("left_gracefully", nt.Left), zap.Duration("since_leave_sent", now.Sub(nt.LeaveSentAt)))
+		}
+		lvl("task state", fields...)
 	}
 	s.setTask(nt)
 }
@@ -291,6 +296,9 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 	for _, k := range r.Kill {
 		s.killOnce(k.TaskID, k.AgentID, now, k.Name+": "+k.Why, out)
 	}
+	for _, l := range r.Leave {
+		s.askToLeave(l, out)
+	}
 	for _, n := range r.Lost {
 		s.log.Warn("task lost with its agent", zap.String("task", n))
 	}
@@ -334,6 +342,24 @@ func (s *Scheduler) afterChange(now time.Time, out *outbox) {
 }
 
 var _ = reconcile.Agent{}
+
+// askToLeave sends a departing server's executor the leave MESSAGE
+// (taskspec.Leave); its record already says when (LeaveSentAt, written by
+// the flush before the batch is sent). Mesos does not say whether it was
+// delivered: the task's end, labelled with the outcome, does, and without
+// it reconcile falls back on the kill and the peer removal after
+// reconcile.LeaveTimeout.
+func (s *Scheduler) askToLeave(l reconcile.Leave, out *outbox) {
+	data, err := taskspec.EncodeLeave(l.Why, reconcile.LeaveWithin)
+	if err != nil {
+		s.log.Error("leave message", zap.String("task", l.Name), zap.Error(err))
+		return
+	}
+	s.log.Info("asking a server that goes away for good to leave the Consul cluster gracefully", zap.String("task", l.Name),
+		zap.String("task_id", l.TaskID), zap.String("why", l.Why), zap.Duration("within", reconcile.LeaveWithin),
+		zap.Duration("fallback_after", reconcile.LeaveTimeout))
+	out.add(calls.Message(l.AgentID, l.TaskID, data))
+}
 
 // joinMessages sends every launched server that is not running yet the
 // serf addresses of the other servers (taskspec.JoinUpdate). Servers

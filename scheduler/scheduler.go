@@ -65,6 +65,11 @@ type Options struct {
 	// PeerRemovalTimeout bounds how long a replacement waits for the old
 	// server's raft peer removal (default 2 minutes).
 	PeerRemovalTimeout time.Duration
+	// LeaveTimeout bounds the wait for a departing server's graceful
+	// leave before the kill and peer removal (reconcile.LeaveTimeout when
+	// zero; tests whose stand-in executors ignore the leave MESSAGE set
+	// it short).
+	LeaveTimeout time.Duration
 	// Now and NewID make time and IDs deterministic in tests.
 	Now   func() time.Time
 	NewID func() string
@@ -419,7 +424,7 @@ func (s *Scheduler) now() time.Time { return s.opts.Now() }
 // reconcile runs the pure reconciliation over the current state.
 func (s *Scheduler) reconcile(now time.Time) reconcile.Result {
 	return reconcile.Reconcile(reconcile.Input{Target: s.target, Tasks: s.tasks, Agents: s.agents, Now: now, Raft: s.raft,
-		Pause: s.control.Pause()})
+		Pause: s.control.Pause(), LeaveTimeout: s.opts.LeaveTimeout})
 }
 
 // applyReconcile adopts a reconciliation result's records.

@@ -103,7 +103,12 @@ func (h *harness) start() {
 		fc.h = h
 		fc.mu.Unlock()
 	}
-	opts := Options{Store: h.store, Listener: ln, ResubscribeMax: 2 * time.Second, EvictAfter: 3 * time.Second, consul: h.consul, onStart: func(s *Scheduler) { schedCh <- s }}
+	// The in-process stand-ins for executors ignore MESSAGEs: a departing
+	// server's graceful leave never comes, and the fallback (peer removal,
+	// kill) follows after a short LeaveTimeout. internal/dev runs the real
+	// executor, which leaves.
+	opts := Options{Store: h.store, Listener: ln, ResubscribeMax: 2 * time.Second, EvictAfter: 3 * time.Second, consul: h.consul,
+		LeaveTimeout: 2 * time.Second, onStart: func(s *Scheduler) { schedCh <- s }}
 	go func() { h.done <- RunWith(ctx, h.cfg, h.log.Named("scheduler"), opts) }()
 	select {
 	case h.sched = <-schedCh:

@@ -43,6 +43,10 @@ type Task struct {
 	Statuses   []struct {
 		State   string `json:"state"`
 		Healthy *bool  `json:"healthy"`
+		Labels  []struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"labels"`
 	} `json:"statuses"`
 }
 

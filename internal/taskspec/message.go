@@ -110,16 +110,17 @@ func MessageKind(data []byte) (string, error) {
 		return "", fmt.Errorf("taskspec: message version %d is not supported (this executor reads %d)", m.Version, MessageVersion)
 	}
 	switch m.Kind {
-	case kindJoin, kindTLSRenew:
+	case kindJoin, kindTLSRenew, kindLeave:
 		return m.Kind, nil
 	}
-	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q or %q)", m.Kind, kindJoin, kindTLSRenew)
+	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q, %q or %q)", m.Kind, kindJoin, kindTLSRenew, kindLeave)
 }
 
-// KindJoin and KindTLSRenew are what MessageKind returns.
+// KindJoin, KindTLSRenew and KindLeave are what MessageKind returns.
 const (
 	KindJoin     = kindJoin
 	KindTLSRenew = kindTLSRenew
+	KindLeave    = kindLeave
 )
 
 // EncodeTLSRenew returns the MESSAGE data asking for a renewal from the
@@ -157,3 +158,56 @@ func validSchedulerURL(s string) error {
 	}
 	return nil
 }
+
+// Leave is a framework MESSAGE from the scheduler to the executor of a
+// server that goes away for good (scale-down, replace): leave the Consul
+// cluster gracefully (consul leave: the LAN and WAN pools see it "left"
+// and the raft leader removes its peer), then stop and end the task with
+// TASK_KILLED labelled LabelLeft. Within bounds the leave; the scheduler
+// kills the task and removes its peer itself when no report comes. It
+// carries no secret.
+type Leave struct {
+	Version int    `json:"version"`
+	Kind    string `json:"kind"` // "leave"
+	// Why is the scheduler's reason (scale-down, replace), for the logs.
+	Why string `json:"why"`
+	// WithinMillis bounds the graceful leave.
+	WithinMillis int64 `json:"within_ms"`
+}
+
+const kindLeave = "leave"
+
+// LabelLeft is the label of the terminal status an executor sends after
+// a Leave: "true" when the agent left gracefully, "false" when the leave
+// did not complete (the agent stopped anyway).
+const LabelLeft = "consul_left"
+
+// EncodeLeave returns the MESSAGE data asking a server to leave within d.
+func EncodeLeave(why string, within time.Duration) ([]byte, error) {
+	if within <= 0 {
+		return nil, fmt.Errorf("taskspec: leave within %v: want a positive duration", within)
+	}
+	return json.Marshal(Leave{Version: MessageVersion, Kind: kindLeave, Why: why, WithinMillis: within.Milliseconds()})
+}
+
+// DecodeLeave parses MESSAGE data written by EncodeLeave.
+func DecodeLeave(data []byte) (Leave, error) {
+	k, err := MessageKind(data)
+	if err != nil {
+		return Leave{}, err
+	}
+	if k != kindLeave {
+		return Leave{}, fmt.Errorf("taskspec: message kind %q, want %q", k, kindLeave)
+	}
+	var m Leave
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Leave{}, fmt.Errorf("taskspec: message is not a scheduler message: %w", err)
+	}
+	if m.WithinMillis <= 0 {
+		return Leave{}, fmt.Errorf("taskspec: leave within %d ms: want a positive duration", m.WithinMillis)
+	}
+	return m, nil
+}
+
+// Within is how long the leave may take.
+func (m Leave) Within() time.Duration { return time.Duration(m.WithinMillis) * time.Millisecond }

@@ -103,3 +103,29 @@ func TestUpdateAndDecommissionPlans(t *testing.T) {
 		t.Errorf("unknown plan: %v", err)
 	}
 }
+
+// TestDecommissionPlanShowsTheGracefulLeave: the leave step of a removed
+// server is complete once it left gracefully, and says so; after a
+// fallback peer removal it says that instead.
+func TestDecommissionPlanShowsTheGracefulLeave(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.ServerCount = 1
+	tg := state.TargetFrom(cfg)
+	for _, c := range []struct {
+		mod  func(*state.Task)
+		want string
+	}{
+		{func(t *state.Task) { t.Left, t.State = true, "TASK_KILLED" }, "left the Consul cluster gracefully"},
+		{func(t *state.Task) { t.PeerRemoved = true }, "raft peer removed through the Consul operator API"},
+	} {
+		gone := state.Task{Name: "consul-server-1", Role: "server", Index: 1, TaskID: "t", State: "TASK_RUNNING", Goal: state.GoalDecommission}
+		c.mod(&gone)
+		ts := state.Tasks{gone.Name: gone,
+			"consul-server-0": {Name: "consul-server-0", Role: "server", TaskID: "t0", State: "TASK_RUNNING", ConfigID: tg.ServerConfigID}}
+		dec := Build(Input{Target: tg, Tasks: ts, ScaleDown: map[string]string{gone.Name: "waiting"}})[Decommission]
+		leave := dec.Phases[0].Steps[0]
+		if leave.Status != Complete || !strings.Contains(leave.Message, c.want) {
+			t.Errorf("leave step %+v, want complete saying %q", leave, c.want)
+		}
+	}
+}

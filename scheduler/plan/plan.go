@@ -187,6 +187,9 @@ func decommission(in Input) Plan {
 		unreserve := Step{ID: id("decommission/unreserve/" + n), Name: "unreserve-" + n, Status: Pending,
 			Message: "after the kill: destroy its volume and unreserve at its agent's next offer"}
 		switch {
+		case t.Left:
+			leave.Status, leave.Message = Complete, "left the Consul cluster gracefully (the raft leader removed its peer)"
+			kill.Status, kill.Message = Starting, "its task ended after the leave; "+why
 		case t.PeerRemoved:
 			leave.Status, leave.Message = Complete, "raft peer removed through the Consul operator API"
 			kill.Status, kill.Message = Starting, why
@@ -389,6 +392,10 @@ func step(in Input, name string, t state.Task) Step {
 		if why != "" {
 			s.Message = why
 		}
+	case t.Goal == state.GoalReplace && t.Active() && !t.LeaveSentAt.IsZero():
+		s.Status = Prepared
+		s.Message = fmt.Sprintf("replace: %s is leaving the Consul cluster gracefully (asked %s), then it is placed anew; %s",
+			t.TaskID, t.LeaveSentAt.UTC().Format(time.RFC3339), t.Describe())
 	case t.Goal == state.GoalRestart || t.Goal == state.GoalReplace || t.Goal == state.GoalStop:
 		s.Status = Prepared
 		s.Message = fmt.Sprintf("%s: killing %s, %s", strings.ToLower(string(t.Goal)), t.TaskID, t.Describe())

@@ -40,6 +40,9 @@ type Input struct {
 	// Pause: what the operator paused through the plan API (the next
 	// server or client batch of a rolling restart, the next removal).
 	Pause Pause
+	// LeaveTimeout: how long a departing server's graceful leave may take
+	// before the kill and peer removal (zero: LeaveTimeout).
+	LeaveTimeout time.Duration
 }
 
 // Pause is what the operator holds back (plan interrupt).
@@ -93,6 +96,10 @@ type Result struct {
 	// Transfer: the rolling restart hands raft leadership over before it
 	// restarts the leader (nil: nothing to hand over).
 	Transfer *Transfer
+	// Leave: servers going away for good (scale-down, replace) whose
+	// executor is asked now to leave the Consul cluster gracefully; their
+	// records carry LeaveSentAt, written before the MESSAGE is sent.
+	Leave []Leave
 }
 
 // Transfer is a raft leadership transfer the scheduler asks Consul for
@@ -227,6 +234,9 @@ func Reconcile(in Input) Result {
 			set(t)
 		case state.GoalReplace:
 			if t.Active() && !gone {
+				if t.Role == taskspec.RoleServer && replaceLeave(in, &r, set, t) {
+					continue
+				}
 				r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "replace requested"})
 				continue
 			}
@@ -395,10 +405,37 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		cur.Goal = state.GoalDecommission
 		set(cur)
 	}
+	step, why := depart(cur, in.Raft, in.Target, in.Now, in.LeaveTimeout)
+	if cur.Active() && !cur.PeerRemoved && step != departKill {
+		// The graceful way: the leader first hands its leadership over,
+		// then the server leaves (serf LAN and WAN see it "left", the raft
+		// leader removes its peer) and ends its task. Nothing moves while
+		// the quorum gate holds the leave.
+		if step == departHold {
+			r.ScaleDown[n] = why
+			return
+		}
+		if tr := handOver(in, r.Tasks, cur, ""); tr != nil {
+			if r.Transfer == nil {
+				r.Transfer = tr
+			}
+			r.ScaleDown[n] = fmt.Sprintf("handing raft leadership from %s to %s before it leaves", tr.From, tr.To)
+			return
+		}
+		r.ScaleDown[n] = why
+		if step == departLeave {
+			cur.LeaveSentAt = in.Now
+			set(cur)
+			r.Leave = append(r.Leave, Leave{n, cur.TaskID, cur.AgentID, "scaling servers down to " + strconv.Itoa(in.Target.Servers)})
+		}
+		return
+	}
 	switch {
-	case !cur.PeerRemoved && cur.Launched() && cur.IP != "":
-		// The leader first hands its leadership over: removing the
-		// leader's own peer makes it step down into an election.
+	case !cur.PeerRemoved && cur.Launched() && cur.IP != "" && !cur.Left:
+		// The fallback when it did not leave (its executor is gone or did
+		// not answer): the leader first hands its leadership over, since
+		// removing the leader's own peer makes it step down into an
+		// election.
 		if tr := handOver(in, r.Tasks, cur, ""); tr != nil {
 			if r.Transfer == nil {
 				r.Transfer = tr
@@ -415,6 +452,9 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		addr := net.JoinHostPort(cur.IP, strconv.Itoa(port))
 		r.RemovePeer[n] = addr
 		r.ScaleDown[n] = "removing its raft peer " + addr + " through the Consul operator API (only while the other servers keep quorum), then killing it"
+	case cur.Active() && cur.Left:
+		r.Kill = append(r.Kill, Kill{n, cur.TaskID, cur.AgentID, "scaling servers down: it left the cluster"})
+		r.ScaleDown[n] = "left the Consul cluster; killing " + cur.TaskID
 	case cur.Active():
 		r.Kill = append(r.Kill, Kill{n, cur.TaskID, cur.AgentID, "scaling servers down: its raft peer is removed"})
 		r.ScaleDown[n] = "raft peer removed; killing " + cur.TaskID + " (" + cur.Describe() + "), then its volume and reservation are destroyed"
@@ -442,10 +482,41 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		delete(r.Tasks, n)
 		r.Deleted = append(r.Deleted, n)
 		delete(r.ScaleDown, n)
-		if cur.IP != "" {
+		if cur.IP != "" && !cur.Left {
 			r.Old[n] = cur // force-left: it stopped without leaving
 		}
 	}
+}
+
+// replaceLeave takes a server being replaced through its graceful
+// departure: leadership handed over when it leads, then its executor asked
+// to leave (through the quorum gate), then a wait for the task to end. It
+// reports false when the server is to be killed now (it left, or the
+// leave did not happen in time: the old peer is then removed and its node
+// pruned before the replacement is placed, as without leaves).
+func replaceLeave(in Input, r *Result, set func(state.Task), t state.Task) bool {
+	step, why := depart(t, in.Raft, in.Target, in.Now, in.LeaveTimeout)
+	if step == departKill {
+		return false
+	}
+	if step == departHold {
+		r.Settling[t.Name] = "being replaced: " + why
+		return true
+	}
+	if tr := handOver(in, r.Tasks, t, ""); tr != nil {
+		if r.Transfer == nil {
+			r.Transfer = tr
+			r.Gate = fmt.Sprintf("handing raft leadership from %s to %s before it leaves for its replacement", tr.From, tr.To)
+		}
+		return true
+	}
+	r.Settling[t.Name] = "being replaced: " + why
+	if step == departLeave {
+		t.LeaveSentAt = in.Now
+		set(t)
+		r.Leave = append(r.Leave, Leave{t.Name, t.TaskID, t.AgentID, "replace requested"})
+	}
+	return true
 }
 
 // serverWaitingUpdate: a server waits for its turn in a rolling restart.
@@ -461,7 +532,10 @@ func serverWaitingUpdate(update []string, ts state.Tasks) bool {
 // moved abandons a server's agent and reservation so it is placed anew.
 func moved(t state.Task, now time.Time, tg state.Target) state.Task {
 	peer := t.OldPeer // an earlier move not cleaned up yet
-	if t.IP != "" {
+	if t.IP != "" && !(t.Left && tg.Servers <= 1) {
+		// (The only server that left gracefully has no other server to
+		// remove its peer through, and its raft data goes with its
+		// volume: nothing to wait for.)
 		port := t.Ports.Server
 		if port <= 0 {
 			port = tg.Ports.Server

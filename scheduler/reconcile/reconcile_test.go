@@ -266,12 +266,41 @@ func TestScaleDown(t *testing.T) {
 		raft                        *RaftHealth
 		removePeer, kill, deleted   string
 		decommissioning, why4, why3 string
-		transfer                    string
+		transfer, leave, old        string
 	}{
-		{name: "starts with the highest: its raft peer first", tasks: five, raft: led0,
-			removePeer: "[consul-server-4]", decommissioning: "consul-server-4", why4: "removing its raft peer 10.0.0.4:8300", why3: "waiting for the removal of consul-server-4"},
-		{name: "the leader hands its leadership over before its peer goes", tasks: five, transfer: "consul-server-4->consul-server-0",
+		{name: "starts with the highest: asked to leave gracefully", tasks: five, raft: led0,
+			leave: "[consul-server-4]", decommissioning: "consul-server-4", why4: "asking its executor to leave", why3: "waiting for the removal of consul-server-4"},
+		{name: "the leader hands its leadership over before it leaves", tasks: five, transfer: "consul-server-4->consul-server-0",
 			decommissioning: "consul-server-4", why4: "handing raft leadership from consul-server-4 to consul-server-0"},
+		{name: "leaving: waits for the task to end, no kill, no peer removal", raft: led0,
+			tasks: with(4, func(t *state.Task) {
+				t.Goal, t.LeaveSentAt, t.State = state.GoalDecommission, now.Add(-10*time.Second), "TASK_KILLING"
+			}),
+			why4: "leaving the Consul cluster gracefully (asked 10s ago"},
+		{name: "no report within the timeout: the peer is removed through the API", raft: led0,
+			tasks:      with(4, func(t *state.Task) { t.Goal, t.LeaveSentAt = state.GoalDecommission, now.Add(-LeaveTimeout) }),
+			removePeer: "[consul-server-4]", why4: "removing its raft peer 10.0.0.4:8300"},
+		{name: "left and ended: the record goes with no force-leave once a raft read shows the peer gone", raft: raftOf(now, nil, five[:4]...),
+			tasks: with(4, func(t *state.Task) {
+				t.Goal, t.LeaveSentAt, t.Left, t.State, t.UpdatedAt = state.GoalDecommission, now.Add(-10*time.Second), true, "TASK_KILLED", now.Add(-time.Second)
+			}),
+			deleted: "[consul-server-4]", why3: "waiting for the removal of consul-server-4"},
+		{name: "left, but its peer is still there: removed through the API", raft: raftOf(now, nil, append(five[:4:4], killed4)...),
+			tasks: with(4, func(t *state.Task) {
+				t.Goal, t.LeaveSentAt, t.Left, t.State, t.UpdatedAt = state.GoalDecommission, now.Add(-10*time.Second), true, "TASK_KILLED", now.Add(-time.Second)
+			}),
+			removePeer: "[consul-server-4]", why4: "is back in the configuration"},
+		{name: "ended without leaving: force-left after the peer check", raft: raftOf(now, nil, five[:4]...),
+			tasks: with(4, func(t *state.Task) {
+				t.Goal, t.LeaveSentAt, t.PeerRemoved, t.State, t.UpdatedAt = state.GoalDecommission, now.Add(-time.Minute), true, "TASK_KILLED", now.Add(-time.Second)
+			}),
+			deleted: "[consul-server-4]", old: "[consul-server-4]"},
+		{name: "the quorum gate holds the leave while the others could not keep quorum without it",
+			raft: raftOf(now, func(m map[string]*RaftServer) {
+				m["consul-server-1"].Healthy, m["consul-server-2"].Healthy = false, false
+			}, five...),
+			tasks: with(4, func(t *state.Task) { t.Goal = state.GoalDecommission }),
+			why4:  "it would leave 2 healthy voters of 4 (quorum 3)"},
 		{name: "killed, but Consul re-added its peer: removed again", raft: raftOf(now, nil, append(five[:4:4], killed4)...),
 			tasks: with(4, func(t *state.Task) { *t = killed4 }), removePeer: "[consul-server-4]", why4: "is back in the configuration"},
 		{name: "killed: the record waits for a raft read after the kill", raft: raftOf(now.Add(-time.Second), nil, five[:4]...),
@@ -279,7 +308,7 @@ func TestScaleDown(t *testing.T) {
 		{name: "peer removed: kill", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved = state.GoalDecommission, true }),
 			kill: "[consul-server-4]", why4: "raft peer removed; killing"},
 		{name: "killed: the record goes", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved, t.State = state.GoalDecommission, true, "TASK_KILLED" }),
-			deleted: "[consul-server-4]", why3: "waiting for the removal of consul-server-4"},
+			deleted: "[consul-server-4]", why3: "waiting for the removal of consul-server-4", old: "[consul-server-4]"},
 		{name: "a dead surplus server's peer is removed too", tasks: with(4, func(t *state.Task) { t.State = "TASK_FAILED" }),
 			removePeer: "[consul-server-4]", decommissioning: "consul-server-4"},
 		{name: "waits while a remaining server is down", tasks: with(1, func(t *state.Task) { t.State = "TASK_FAILED" }),
@@ -308,6 +337,23 @@ func TestScaleDown(t *testing.T) {
 			}
 			if got := kills(r); got != orEmpty(c.kill) {
 				t.Errorf("kill %s, want %s", got, orEmpty(c.kill))
+			}
+			var leaves []string
+			for _, l := range r.Leave {
+				leaves = append(leaves, l.Name)
+				if l.TaskID != r.Tasks[l.Name].TaskID || !r.Tasks[l.Name].LeaveSentAt.Equal(now) {
+					t.Errorf("leave %+v: the record does not say it was sent now: %+v", l, r.Tasks[l.Name])
+				}
+			}
+			if got := fmt.Sprint(leaves); got != orEmpty(c.leave) {
+				t.Errorf("leave %s, want %s", got, orEmpty(c.leave))
+			}
+			var old []string
+			for n := range r.Old {
+				old = append(old, n)
+			}
+			if got := fmt.Sprint(old); got != orEmpty(c.old) {
+				t.Errorf("old (force-left) %s, want %s", got, orEmpty(c.old))
 			}
 			if got := fmt.Sprint(r.Deleted); got != orEmpty(c.deleted) {
 				t.Errorf("deleted %s, want %s", got, orEmpty(c.deleted))

@@ -313,6 +313,15 @@ type Task struct {
 	// PeerRemoved: a decommissioned server's raft peer is removed; it may
 	// be killed now.
 	PeerRemoved bool `json:"peer_removed,omitempty"`
+	// LeaveSentAt: when the scheduler asked this incarnation's executor to
+	// leave the Consul cluster gracefully (a server going away for good:
+	// scale-down, replace); zero when it did not. Kept so that a restarted
+	// scheduler waits for the same leave, then falls back on its timeout.
+	LeaveSentAt time.Time `json:"leave_sent_at,omitempty"`
+	// Left: the incarnation ended after leaving gracefully (its executor's
+	// terminal status said so, taskspec.LabelLeft): serf saw it leave and
+	// the raft leader removed its peer; nothing is left to prune.
+	Left bool `json:"left,omitempty"`
 	// Replacement is true from the moment a server is moved to another
 	// agent until its new incarnation runs and is a healthy raft voter
 	// (reconcile clears it): replacements go one at a time.

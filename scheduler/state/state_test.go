@@ -164,3 +164,31 @@ func TestApplyStatusStoresABoundedMessage(t *testing.T) {
 		t.Fatalf("stored %d bytes", len(got.Message))
 	}
 }
+
+// TestApplyStatusLeft: only a terminal status labelled consul_left=true
+// marks the record as gone after a graceful leave; "false", no label, or
+// a live status do not.
+func TestApplyStatusLeft(t *testing.T) {
+	running := Task{TaskID: "x__1", State: "TASK_KILLING", Goal: GoalDecommission}
+	withLabel := func(st mesos.TaskStatus, v string) mesos.TaskStatus {
+		st.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: taskspec.LabelLeft, Value: &v}}}
+		return st
+	}
+	for _, c := range []struct {
+		name string
+		st   mesos.TaskStatus
+		want bool
+	}{
+		{"killed after a graceful leave", withLabel(status("x__1", mesos.TASK_KILLED, nil, nil), "true"), true},
+		{"killed, leave incomplete", withLabel(status("x__1", mesos.TASK_KILLED, nil, nil), "false"), false},
+		{"killed without a label", status("x__1", mesos.TASK_KILLED, nil, nil), false},
+		{"a live status with the label", withLabel(status("x__1", mesos.TASK_RUNNING, nil, nil), "true"), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, _ := ApplyStatus(running, c.st, t0)
+			if got.Left != c.want {
+				t.Fatalf("Left %v, want %v", got.Left, c.want)
+			}
+		})
+	}
+}

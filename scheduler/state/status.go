@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
 // IsTerminal reports whether a Mesos task state is final for an incarnation.
@@ -97,12 +99,27 @@ func ApplyStatus(t Task, st mesos.TaskStatus, now time.Time) (Task, Outcome) {
 			t.Failures++
 		}
 	}
+	if IsTerminal(newState) && !IsTerminal(old.State) {
+		t.Left = leftLabel(st)
+	}
 	if t.State == old.State && t.Message == old.Message && t.Reason == old.Reason && boolEq(t.Healthy, old.Healthy) &&
 		(t.Reservation == nil || t.Reservation.Confirmed == old.Reservation.Confirmed) {
 		return old, Ignored
 	}
 	t.UpdatedAt = now
 	return t, Applied
+}
+
+// leftLabel: a terminal status that says the agent left the Consul
+// cluster gracefully (taskspec.LabelLeft "true", from an executor that
+// was asked to leave).
+func leftLabel(st mesos.TaskStatus) bool {
+	for _, l := range st.GetLabels().GetLabels() {
+		if l.Key == taskspec.LabelLeft {
+			return l.GetValue() == "true"
+		}
+	}
+	return false
 }
 
 func boolEq(a, b *bool) bool {

@@ -1,0 +1,108 @@
+package reconcile
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
+)
+
+// LeaveTimeout is how long the scheduler waits, after asking a departing
+// server's executor to leave, for the task to end with its report
+// (state.Task.Left); then it falls back on the kill and the peer removal
+// through the operator API. LeaveWithin bounds the leave itself in the
+// executor (a Consul server's graceful leave: the WAN and LAN pools'
+// broadcasts, leave_drain_time, the wait for its raft removal).
+const (
+	LeaveTimeout = 45 * time.Second
+	LeaveWithin  = 30 * time.Second
+)
+
+// Leave asks a running server's executor to leave the Consul cluster
+// gracefully before it goes away for good (a framework MESSAGE,
+// taskspec.Leave).
+type Leave struct {
+	Name, TaskID, AgentID, Why string
+}
+
+// departStep is the next step of a server that goes away for good:
+// departing → leave sent → left (or timed out) → killed → pruned.
+type departStep int
+
+const (
+	// departHold: nothing now (the quorum gate refuses the leave).
+	departHold departStep = iota
+	// departLeave: ask its executor to leave now.
+	departLeave
+	// departWaitLeave: asked; waiting for the task to end with its report.
+	departWaitLeave
+	// departKill: no graceful leave (not running, or no report in time):
+	// the peer is removed through the operator API and the task killed,
+	// as before leaves existed.
+	departKill
+	// departEnded: the incarnation is over (Left says whether it left).
+	departEnded
+)
+
+// depart decides the next step of t, a server that goes away for good,
+// with why (for the plan and the logs); timeout bounds the wait for its
+// leave (zero: LeaveTimeout). It is pure.
+func depart(t state.Task, h *RaftHealth, tg state.Target, now time.Time, timeout time.Duration) (departStep, string) {
+	if timeout <= 0 {
+		timeout = LeaveTimeout
+	}
+	switch {
+	case !t.Active():
+		if t.Left {
+			return departEnded, "left the Consul cluster gracefully and ended"
+		}
+		return departEnded, "ended without a graceful leave"
+	case !t.LeaveSentAt.IsZero():
+		if waited := now.Sub(t.LeaveSentAt); waited < timeout {
+			return departWaitLeave, fmt.Sprintf("leaving the Consul cluster gracefully (asked %s ago; the kill and peer removal follow if it has not ended within %s)",
+				waited.Round(time.Second), timeout)
+		}
+		return departKill, fmt.Sprintf("no report of its graceful leave within %s (executor gone, or older than the leave MESSAGE): removing its peer and killing it", timeout)
+	case !t.Running():
+		return departKill, t.State + ": no graceful leave possible; removing its peer and killing it"
+	}
+	if why := leaveGate(t, h, tg); why != "" {
+		return departHold, why
+	}
+	return departLeave, "asking its executor to leave the Consul cluster gracefully (LAN and WAN; the raft leader removes its peer)"
+}
+
+// leaveGate is the quorum gate of a graceful leave: the leader removes a
+// leaving server's peer at once, whatever that does to quorum, so it is
+// asked only while the healthy voters left would form a quorum of the
+// configuration without it. A single server has nothing to keep.
+func leaveGate(t state.Task, h *RaftHealth, tg state.Target) string {
+	if tg.Servers <= 1 && t.Index == 0 {
+		return ""
+	}
+	if w := h.viewWait(); w != "" {
+		return "its graceful leave waits: " + w
+	}
+	self, member := h.find(t, tg)
+	voters, healthy := 0, 0
+	for _, s := range h.Servers {
+		if !s.Voter {
+			continue
+		}
+		voters++
+		if s.Healthy && !(member && s.Address == self.Address) {
+			healthy++
+		}
+	}
+	remaining := voters
+	if member && self.Voter {
+		remaining--
+	}
+	if remaining < 1 {
+		return "its graceful leave waits: it is the last raft voter"
+	}
+	if quorum := remaining/2 + 1; healthy < quorum {
+		return fmt.Sprintf("its graceful leave waits: it would leave %d healthy voters of %d (quorum %d)", healthy, remaining, quorum)
+	}
+	return ""
+}
