@@ -440,8 +440,9 @@ func (e *executorLoop) handle(ev executor.Event) {
 	}
 }
 
-// message handles a scheduler MESSAGE: join addresses, or a TLS
-// certificate renewal; anything else is logged and ignored.
+// message handles a scheduler MESSAGE: join addresses, a TLS
+// certificate renewal, or a request for the secrets copy; anything else
+// is logged and ignored.
 func (e *executorLoop) message(data []byte) {
 	kind, err := taskspec.MessageKind(data)
 	if err == nil && kind == taskspec.KindTLSRenew {
@@ -453,6 +454,18 @@ func (e *executorLoop) message(data []byte) {
 		e.log.Info("MESSAGE: renew the server's TLS certificate in place", zap.String("scheduler", m.SchedulerURL))
 		for _, r := range e.runners {
 			r.renewTLS(m.SchedulerURL, secretsClient())
+		}
+		return
+	}
+	if err == nil && kind == taskspec.KindSecretsCopy {
+		m, err := taskspec.DecodeSecretsCopyRequest(data)
+		if err != nil {
+			e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
+			return
+		}
+		e.log.Warn("MESSAGE: the scheduler lost its secrets with its state; presenting the copy on this server's volume", zap.String("scheduler", m.SchedulerURL))
+		for _, r := range e.runners {
+			r.presentCopyAsked(m.SchedulerURL, secretsClient())
 		}
 		return
 	}

@@ -110,17 +110,58 @@ func MessageKind(data []byte) (string, error) {
 		return "", fmt.Errorf("taskspec: message version %d is not supported (this executor reads %d)", m.Version, MessageVersion)
 	}
 	switch m.Kind {
-	case kindJoin, kindTLSRenew:
+	case kindJoin, kindTLSRenew, kindSecretsCopy:
 		return m.Kind, nil
 	}
-	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q or %q)", m.Kind, kindJoin, kindTLSRenew)
+	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q, %q or %q)", m.Kind, kindJoin, kindTLSRenew, kindSecretsCopy)
 }
 
-// KindJoin and KindTLSRenew are what MessageKind returns.
+// KindJoin, KindTLSRenew and KindSecretsCopy are what MessageKind returns.
 const (
-	KindJoin     = kindJoin
-	KindTLSRenew = kindTLSRenew
+	KindJoin        = kindJoin
+	KindTLSRenew    = kindTLSRenew
+	KindSecretsCopy = kindSecretsCopy
 )
+
+// SecretsCopyRequest is a framework MESSAGE from a scheduler whose secrets
+// were lost with its state to a server's executor: present the secrets
+// copy on the volume to the scheduler API at SchedulerURL
+// (SecretsCopyPath, with the task's credential).
+type SecretsCopyRequest struct {
+	Version      int    `json:"version"`
+	Kind         string `json:"kind"` // "secrets_copy"
+	SchedulerURL string `json:"scheduler_url"`
+}
+
+const kindSecretsCopy = "secrets_copy"
+
+// EncodeSecretsCopyRequest returns the MESSAGE data asking for the copy.
+func EncodeSecretsCopyRequest(schedulerURL string) ([]byte, error) {
+	if err := validSchedulerURL(schedulerURL); err != nil {
+		return nil, err
+	}
+	return json.Marshal(SecretsCopyRequest{Version: MessageVersion, Kind: kindSecretsCopy, SchedulerURL: schedulerURL})
+}
+
+// DecodeSecretsCopyRequest parses MESSAGE data written by
+// EncodeSecretsCopyRequest.
+func DecodeSecretsCopyRequest(data []byte) (SecretsCopyRequest, error) {
+	k, err := MessageKind(data)
+	if err != nil {
+		return SecretsCopyRequest{}, err
+	}
+	if k != kindSecretsCopy {
+		return SecretsCopyRequest{}, fmt.Errorf("taskspec: message kind %q, want %q", k, kindSecretsCopy)
+	}
+	var m SecretsCopyRequest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return SecretsCopyRequest{}, fmt.Errorf("taskspec: message is not a scheduler message: %w", err)
+	}
+	if err := validSchedulerURL(m.SchedulerURL); err != nil {
+		return SecretsCopyRequest{}, err
+	}
+	return m, nil
+}
 
 // EncodeTLSRenew returns the MESSAGE data asking for a renewal from the
 // scheduler API at schedulerURL.

@@ -24,7 +24,7 @@ const CopyVersion = 1
 
 // CopyFile is the copy's file name, in the server's data directory on its
 // persistent volume.
-const CopyFile = "dcos-consul-secrets.json"
+const CopyFile = taskspec.SecretsCopyFile
 
 // Copy is the document a server's volume holds.
 type Copy struct {
