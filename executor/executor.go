@@ -463,9 +463,13 @@ func (e *executorLoop) message(data []byte) {
 			e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
 			return
 		}
-		e.log.Warn("MESSAGE: the scheduler lost its secrets with its state; presenting the copy on this server's volume", zap.String("scheduler", m.SchedulerURL))
+		if m.Refresh {
+			e.log.Info("MESSAGE: the scheduler's secrets changed; refreshing the copy on this server's volume", zap.String("scheduler", m.SchedulerURL))
+		} else {
+			e.log.Warn("MESSAGE: the scheduler lost its secrets with its state; presenting the copy on this server's volume", zap.String("scheduler", m.SchedulerURL))
+		}
 		for _, r := range e.runners {
-			r.presentCopyAsked(m.SchedulerURL, secretsClient())
+			r.copyAsked(m, secretsClient())
 		}
 		return
 	}

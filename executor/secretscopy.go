@@ -127,8 +127,9 @@ func presentCopy(ctx context.Context, client *http.Client, spec taskspec.Spec, s
 	return nil
 }
 
-// presentCopyAsked answers the scheduler's MESSAGE in the background.
-func (r *taskRunner) presentCopyAsked(schedulerURL string, client *http.Client) {
+// copyAsked answers the scheduler's MESSAGE in the background: present
+// the copy, or (Refresh) fetch the task's secrets again and rewrite it.
+func (r *taskRunner) copyAsked(m taskspec.SecretsCopyRequest, client *http.Client) {
 	if r.spec.Role != taskspec.RoleServer || r.spec.Secrets == nil {
 		r.log.Warn("secrets copy MESSAGE ignored: this task is not a server with a scheduler credential")
 		return
@@ -136,8 +137,18 @@ func (r *taskRunner) presentCopyAsked(schedulerURL string, client *http.Client) 
 	go func() {
 		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
 		defer cancel()
-		if err := presentCopy(ctx, client, r.spec, r.env.Sandbox, schedulerURL, r.id.Value, r.log); err != nil {
-			r.log.Warn("the secrets copy could not be presented to the scheduler (it asks again)", zap.String("scheduler", schedulerURL), zap.Error(err))
+		if m.Refresh {
+			ref := taskspec.SecretsRef{URL: m.SchedulerURL, Token: r.spec.Secrets.Token}
+			sec, err := fetchSecrets(ctx, client, ref, r.id.Value, r.log, nil)
+			if err != nil {
+				r.log.Warn("the secrets copy could not be refreshed", zap.String("scheduler", m.SchedulerURL), zap.Error(err))
+				return
+			}
+			keepCopy(r.spec, r.env.Sandbox, sec, r.log)
+			return
+		}
+		if err := presentCopy(ctx, client, r.spec, r.env.Sandbox, m.SchedulerURL, r.id.Value, r.log); err != nil {
+			r.log.Warn("the secrets copy could not be presented to the scheduler (it asks again)", zap.String("scheduler", m.SchedulerURL), zap.Error(err))
 		}
 	}()
 }

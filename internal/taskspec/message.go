@@ -123,24 +123,27 @@ const (
 	KindSecretsCopy = kindSecretsCopy
 )
 
-// SecretsCopyRequest is a framework MESSAGE from a scheduler whose secrets
-// were lost with its state to a server's executor: present the secrets
-// copy on the volume to the scheduler API at SchedulerURL
-// (SecretsCopyPath, with the task's credential).
+// SecretsCopyRequest is a framework MESSAGE to a server's executor about
+// the secrets copy on its volume. From a scheduler whose secrets were lost
+// with its state: present the copy to the scheduler API at SchedulerURL
+// (SecretsCopyPath, with the task's credential). With Refresh, from a
+// scheduler whose secrets changed (a rotation): fetch the task's secrets
+// again there (SecretsPath) and rewrite the copy.
 type SecretsCopyRequest struct {
 	Version      int    `json:"version"`
 	Kind         string `json:"kind"` // "secrets_copy"
 	SchedulerURL string `json:"scheduler_url"`
+	Refresh      bool   `json:"refresh,omitempty"`
 }
 
 const kindSecretsCopy = "secrets_copy"
 
 // EncodeSecretsCopyRequest returns the MESSAGE data asking for the copy.
-func EncodeSecretsCopyRequest(schedulerURL string) ([]byte, error) {
+func EncodeSecretsCopyRequest(schedulerURL string, refresh bool) ([]byte, error) {
 	if err := validSchedulerURL(schedulerURL); err != nil {
 		return nil, err
 	}
-	return json.Marshal(SecretsCopyRequest{Version: MessageVersion, Kind: kindSecretsCopy, SchedulerURL: schedulerURL})
+	return json.Marshal(SecretsCopyRequest{Version: MessageVersion, Kind: kindSecretsCopy, SchedulerURL: schedulerURL, Refresh: refresh})
 }
 
 // DecodeSecretsCopyRequest parses MESSAGE data written by

@@ -274,6 +274,9 @@ type Needs struct {
 	// primary's ACLs with the replication token.
 	Replication bool
 	Server      *pki.ServerRequest
+	// CopyFor (a server: its service's name) asks for the copy of the
+	// whole document that the server keeps on its volume.
+	CopyFor string
 }
 
 // ForTask is what a task's executor receives: only what it uses. With
@@ -301,6 +304,13 @@ func (s Secrets) ForTask(n Needs, rnd io.Reader, now time.Time) (taskspec.Secret
 	}
 	if n.ACL {
 		out.ACLAgentToken = s.AgentToken
+	}
+	if n.CopyFor != "" {
+		c, err := CopyFor(s, n.CopyFor, now)
+		if err != nil {
+			return taskspec.Secrets{}, err
+		}
+		out.SecretsCopy = c
 	}
 	if n.Replication {
 		if s.ReplicationToken == "" {
