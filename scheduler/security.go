@@ -271,7 +271,7 @@ const ManagementTokenPath = "/v1/acl/management-token"
 func (s *Scheduler) securityLoop(ctx context.Context) {
 	// Nothing below can work with interim secrets: it waits until the
 	// lost ones are recovered (lostsecrets.go).
-	if !s.awaitSecrets(ctx, 15*time.Second) {
+	if !s.awaitSecrets(ctx, 5*time.Second) {
 		return
 	}
 	go s.certRenewLoop(ctx)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
 // serverCopies lists the secrets copies on the servers' volumes, failing
@@ -152,4 +153,75 @@ func TestAdoptLostStateWithSecrets(t *testing.T) {
 		t.Fatal("the stored secrets are not the ones from before the state loss")
 	}
 	scanForSecrets(t, fc.opts.WorkDir, collected, sec, tasks, nil)
+}
+
+// TestAdoptLostStateAfterFrameworkRemovedWithSecrets: defaults. Mesos
+// removed the framework (its tasks killed), then the state is lost. The
+// new framework adopts each server's reservation; the relaunched servers
+// find the scheduler's secrets lost (409) and present the copy on their
+// own volumes; no server runs to verify it, so it is accepted on the
+// adopted volume's word and the ACL bootstrap confirms its management
+// token. The same management token reads every key; a new client joins.
+func TestAdoptLostStateAfterFrameworkRemovedWithSecrets(t *testing.T) {
+	fc := startFaultCluster(t, 30, 5, 3, config.EnvFailover+"=1m")
+	tasks, _ := fc.healthy(t, 3, 4*time.Minute)
+	mgmtBefore, err := readManagementToken(fc.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeThroughClient(t, fc.Cluster, tasks, "before-loss", 30)
+	written := map[string]int{"before-loss": 30}
+	fwID := frameworkIDOf(t, tasks)
+	vols, raft := volumes(t, fc.opts.WorkDir), raftIDs(t, fc.Cluster, tasks)
+
+	fc.stopScheduler(15 * time.Second)
+	eventually(t, 4*time.Minute, "Mesos removes the framework after its failover timeout", func() error {
+		st, err := readMasterState(fc.Cluster)
+		if err != nil {
+			return err
+		}
+		for _, f := range st.Frameworks {
+			if f.ID == fwID {
+				return fmt.Errorf("framework %s still registered with %d tasks", fwID, len(f.Tasks))
+			}
+		}
+		return nil
+	})
+	start := time.Now()
+	fc.loseState(t)
+	schedLog := filepath.Join(fc.opts.WorkDir, "scheduler.log")
+	eventually(t, 5*time.Minute, "the secrets recovered from a server's copy", func() error {
+		if countInFile(schedLog, "the service's secrets are recovered from a server's copy") < 1 {
+			return fmt.Errorf("not in the scheduler log yet")
+		}
+		return nil
+	})
+	t.Logf("RECOVERY secrets recovered from a relaunched server's volume after %s", time.Since(start).Round(100*time.Millisecond))
+	tasks, _ = fc.healthy(t, 3, 5*time.Minute)
+	t.Logf("RECOVERY lost state after the framework was removed, with ACLs and gossip encryption: healthy after %s", time.Since(start).Round(100*time.Millisecond))
+	if mgmtAfter, err := readManagementToken(fc.Cluster); err != nil || mgmtAfter != mgmtBefore {
+		t.Fatalf("the management token after recovery: same %v, %v", mgmtAfter == mgmtBefore, err)
+	}
+	sameCluster(t, "after adoption", vols, raft, volumes(t, fc.opts.WorkDir), raftIDs(t, fc.Cluster, tasks))
+	checkAllKeys(t, fc.Cluster, tasks, written)
+	eventually(t, 3*time.Minute, "the ACL bootstrap confirms the recovered tokens", func() error {
+		if countInFile(schedLog, aclBootstrappedLine) < 2 {
+			return fmt.Errorf("the new scheduler did not log %q yet", aclBootstrappedLine)
+		}
+		return nil
+	})
+	added := fc.addAgentWithClient(t)
+	cc := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP)
+	eventually(t, 3*time.Minute, "the new client alive in the LAN pool", func() error {
+		members, err := cc.Agent().Members(false)
+		if err != nil {
+			return err
+		}
+		for _, m := range members {
+			if m.Addr == added.AgentIP && m.Status == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not an alive member", added.AgentIP)
+	})
 }
