@@ -301,6 +301,9 @@ func (s *Scheduler) askCluster(ctx context.Context, c secrets.Copy, u secrets.Us
 		}
 		return out
 	}
+	if len(errs) == 0 {
+		errs = append(errs, "no server is running")
+	}
 	return secrets.Cluster{Err: strings.Join(errs, "; ")}
 }
 
@@ -321,6 +324,8 @@ func clusterFacts(ctx context.Context, cl *consulapi.Client, u secrets.Uses) (se
 	if u.Gossip {
 		if keys, err := keyringOf(ctx, cl); err == nil {
 			out.Keys = keys
+		} else {
+			out.KeysErr = err.Error()
 		}
 	}
 	return out, nil

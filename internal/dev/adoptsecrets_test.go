@@ -46,7 +46,18 @@ func serverCopies(t *testing.T, workDir string) []string {
 // server is a voter, a new client joins with the recovered gossip key and
 // agent token, and no secret shows anywhere it does not belong.
 func TestAdoptLostStateWithSecrets(t *testing.T) {
-	fc := startFaultCluster(t, 29, 5, 3)
+	adoptLostStateWithSecrets(t, 29)
+}
+
+// TestAdoptLostStateWithSecretsTLS: the same with TLS on: the copy's CA
+// verifies the servers' HTTPS API before the copy is accepted, and the
+// servers keep their certificates.
+func TestAdoptLostStateWithSecretsTLS(t *testing.T) {
+	adoptLostStateWithSecrets(t, 31, config.EnvTLS+"=true")
+}
+
+func adoptLostStateWithSecrets(t *testing.T, n int, extraEnv ...string) {
+	fc := startFaultCluster(t, n, 5, 3, extraEnv...)
 	tasks, _ := fc.healthy(t, 3, 4*time.Minute)
 	opBefore, _ := os.ReadFile(fc.OperatorTokenFile())
 	mgmtBefore, err := readManagementToken(fc.Cluster)

@@ -97,8 +97,10 @@ type Cluster struct {
 	// ManagementOK: the copy's management token is a global-management
 	// token of this cluster (ACLs on).
 	ManagementOK bool
-	// Keys is the cluster's LAN keyring, primary first (gossip on).
-	Keys []string
+	// Keys is the cluster's LAN keyring, primary first (gossip on);
+	// KeysErr why it could not be read.
+	Keys    []string
+	KeysErr string
 }
 
 // Uses is what the service uses (the target's security options).
@@ -147,7 +149,7 @@ func Judge(lost bool, p Presenter, c Copy, u Uses, cl Cluster) Verdict {
 		return Verdict{Why: fmt.Sprintf("the copy from %s is refused: the cluster does not accept its management token as global-management", from)}
 	}
 	if u.Gossip {
-		if why := sharedPrimaries(c.Secrets.GossipKeys, cl.Keys); why != "" {
+		if why := sharedPrimaries(c.Secrets.GossipKeys, cl.Keys, cl.KeysErr); why != "" {
 			return Verdict{Why: fmt.Sprintf("the copy from %s is refused: %s", from, why)}
 		}
 	}
@@ -157,9 +159,9 @@ func Judge(lost bool, p Presenter, c Copy, u Uses, cl Cluster) Verdict {
 // sharedPrimaries: agents given the copy's keyring must talk to the
 // running ones: the copy's primary key is in the cluster's keyring, and
 // the cluster's primary is in the copy's. "" when they are.
-func sharedPrimaries(copyKeys, live []string) string {
+func sharedPrimaries(copyKeys, live []string, liveErr string) string {
 	if len(live) == 0 {
-		return "the cluster answered no gossip keyring"
+		return "the cluster answered no gossip keyring (" + orNone(liveErr) + ")"
 	}
 	if !contains(live, copyKeys[0]) {
 		return "its primary gossip key is not in the cluster's keyring"
@@ -181,7 +183,7 @@ func contains(xs []string, x string) bool {
 
 func orNone(s string) string {
 	if s == "" {
-		return "no server is running"
+		return "no answer"
 	}
 	return s
 }
