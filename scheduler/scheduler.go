@@ -294,6 +294,9 @@ type Scheduler struct {
 	// operator token (scheduler/secrets).
 	secrets  *secrets.Holder
 	rotateMu sync.Mutex // one rotation (gossip key, management token) at a time
+	// presented: server name → the copy it presented while the secrets
+	// were lost (secrets.SameCopy), under rotateMu (lostsecrets.go).
+	presented map[string]string
 
 	snap *snapshots // Consul snapshots (backup plan, snapshot commands)
 

@@ -11,6 +11,8 @@ package secrets
 // the copy's format and the decision to trust one.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +86,10 @@ type Presenter struct {
 	// AdoptedServer: Task is the live server record of a volume this
 	// scheduler adopted (not one it placed itself).
 	AdoptedServer bool
+	// Agree is how many adopted servers (this one included) presented
+	// the same copy (SameCopy) since the scheduler started; Need is a
+	// majority of the servers. Only used when no Consul server answers.
+	Agree, Need int
 }
 
 // Cluster is what the running Consul cluster said about a copy, read by
@@ -142,6 +148,9 @@ func Judge(lost bool, p Presenter, c Copy, u Uses, cl Cluster) Verdict {
 	if !p.Operator {
 		from = "server task " + p.Task
 	}
+	if !cl.Reached && !p.Operator && p.Agree < p.Need {
+		return Verdict{Why: fmt.Sprintf("no Consul server answers to verify the copy from %s (%s): waiting until a majority of the servers (%d) present the same copy from their volumes, %d so far", from, orNone(cl.Err), p.Need, p.Agree)}
+	}
 	if !cl.Reached {
 		return Verdict{Accept: true, Why: fmt.Sprintf("copy from %s accepted unverified: no Consul server answers (%s); the ACL bootstrap verifies its management token once the servers run", from, orNone(cl.Err))}
 	}
@@ -154,6 +163,19 @@ func Judge(lost bool, p Presenter, c Copy, u Uses, cl Cluster) Verdict {
 		}
 	}
 	return Verdict{Accept: true, Verified: true, Why: fmt.Sprintf("copy from %s verified against the running cluster (ACL management token: %v, gossip keyring: %v, TLS CA: %v)", from, u.ACL, u.Gossip, u.TLS)}
+}
+
+// SameCopy is what copies must share to count as the same: the
+// secrets the running cluster depends on (not when they were written).
+func SameCopy(c Copy) string {
+	h := sha256.New()
+	for _, k := range c.Secrets.GossipKeys {
+		h.Write([]byte(k + "\x00"))
+	}
+	for _, v := range []string{c.Secrets.ManagementToken, c.Secrets.SchedulerToken, c.Secrets.AgentToken, c.Secrets.CA.CertPEM, string(c.Secrets.ExecutorKey)} {
+		h.Write([]byte(v + "\x00"))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // sharedPrimaries: agents given the copy's keyring must talk to the

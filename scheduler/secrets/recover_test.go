@@ -78,7 +78,8 @@ func TestJudge(t *testing.T) {
 	other := fullSecrets(t)
 	c := Copy{Version: CopyVersion, Service: "consul", Secrets: s}
 	all := Uses{ACL: true, Gossip: true, TLS: true, Service: "consul"}
-	adopted := Presenter{Task: "consul-server-0__x", AdoptedServer: true}
+	adopted := Presenter{Task: "consul-server-0__x", AdoptedServer: true, Agree: 2, Need: 2}
+	alone := Presenter{Task: "consul-server-0__x", AdoptedServer: true, Agree: 1, Need: 2}
 	good := Cluster{Reached: true, ManagementOK: true, Keys: []string{s.GossipKey()}}
 	cases := []struct {
 		name     string
@@ -102,7 +103,9 @@ func TestJudge(t *testing.T) {
 		{"cluster rotated past the copy", true, adopted, c, all, Cluster{Reached: true, ManagementOK: true, Keys: []string{other.GossipKey(), s.GossipKey()}}, false, false, "cluster's primary gossip key is not in its keyring"},
 		{"rotation under way in both", true, adopted, Copy{Version: 1, Secrets: withKeys(s, s.GossipKey(), other.GossipKey())}, all, Cluster{Reached: true, ManagementOK: true, Keys: []string{s.GossipKey(), other.GossipKey()}}, true, true, "verified"},
 		{"no keyring answered", true, adopted, c, all, Cluster{Reached: true, ManagementOK: true}, false, false, "no gossip keyring"},
-		{"no server answers: volume's word", true, adopted, c, all, Cluster{Err: "connection refused"}, true, false, "unverified"},
+		{"no server answers: a majority's word", true, adopted, c, all, Cluster{Err: "connection refused"}, true, false, "unverified"},
+		{"no server answers: one volume alone", true, alone, c, all, Cluster{Err: "connection refused"}, false, false, "majority of the servers (2) present the same copy from their volumes, 1 so far"},
+		{"a server answers: one volume is enough", true, alone, c, all, good, true, true, "verified"},
 		{"operator, no server", true, Presenter{Operator: true}, c, all, Cluster{}, true, false, "the operator"},
 		{"operator, wrong token", true, Presenter{Operator: true}, c, all, Cluster{Reached: true, Keys: good.Keys}, false, false, "management token"},
 	}
@@ -144,5 +147,23 @@ func TestRecoveredKeepsBothExecutorKeys(t *testing.T) {
 	}
 	if again := Recovered(Copy{Version: 1, Secrets: s}, s); len(again.OldExecutorKeys) != 0 {
 		t.Fatal("the copy's own key is added as an old key")
+	}
+}
+
+func TestSameCopy(t *testing.T) {
+	s := fullSecrets(t)
+	a := Copy{Version: 1, Secrets: s, WrittenAt: time.Now()}
+	b := Copy{Version: 1, Secrets: s, WrittenAt: time.Now().Add(time.Hour)}
+	if SameCopy(a) != SameCopy(b) {
+		t.Fatal("copies of the same secrets written at different times differ")
+	}
+	rotated := s
+	rotated.GossipKeys = append([]string{fullSecrets(t).GossipKey()}, s.GossipKeys...)
+	mgmt := s
+	mgmt.ManagementToken = fullSecrets(t).ManagementToken
+	for name, other := range map[string]Secrets{"another keyring": rotated, "another management token": mgmt} {
+		if SameCopy(Copy{Secrets: other}) == SameCopy(a) {
+			t.Errorf("%s: counted as the same copy", name)
+		}
 	}
 }
