@@ -74,6 +74,30 @@ func adoptLostStateWithSecrets(t *testing.T, n int, extraEnv ...string) {
 		}
 		return nil
 	})
+	// A gossip key rotation before the loss: every copy is refreshed (a
+	// stale copy's key would not be the cluster's, and be refused).
+	before := map[string][]byte{}
+	for _, p := range serverCopies(t, fc.opts.WorkDir) {
+		before[p], _ = os.ReadFile(p)
+	}
+	req, _ := http.NewRequest(http.MethodPost, fc.SchedulerURL+"/v1/keyring/rotate", nil)
+	req.Header.Set("X-Dcos-Consul-Token", strings.TrimSpace(string(opBefore)))
+	resp, err := (&http.Client{Timeout: 4 * time.Minute}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("keyring rotate: %s", resp.Status)
+	}
+	eventually(t, 2*time.Minute, "every server's copy refreshed after the rotation", func() error {
+		for p, b := range before {
+			if now, _ := os.ReadFile(p); string(now) == string(b) {
+				return fmt.Errorf("%s unchanged", p)
+			}
+		}
+		return nil
+	})
 
 	start := time.Now()
 	fc.loseState(t)
