@@ -403,3 +403,17 @@ func (s *Scheduler) planErrors() []string {
 	}
 	return s.refused
 }
+
+// refreshCopiesOnStart asks the running servers once, when subscribed, to
+// rewrite their copies: a refresh MESSAGE a previous scheduler sent after
+// a rotation may never have arrived (Mesos does not say).
+func (s *Scheduler) refreshCopiesOnStart(ctx context.Context) {
+	for i := 0; i < 120 && !s.Snapshot().Subscribed; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	s.refreshCopies(ctx)
+}

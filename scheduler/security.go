@@ -275,6 +275,7 @@ func (s *Scheduler) securityLoop(ctx context.Context) {
 		return
 	}
 	go s.certRenewLoop(ctx)
+	go s.refreshCopiesOnStart(ctx)
 	s.aclLoop(ctx)
 	s.resumeManagementRotation(ctx)
 	s.resumeRotation(ctx)
