@@ -441,8 +441,8 @@ func (e *executorLoop) handle(ev executor.Event) {
 }
 
 // message handles a scheduler MESSAGE: join addresses, a TLS
-// certificate renewal, or a graceful leave (the server goes away for
-// good); anything else is logged and ignored.
+// certificate renewal, a graceful leave (the server goes away for good)
+// or a request for the secrets copy; anything else is logged and ignored.
 func (e *executorLoop) message(data []byte) {
 	kind, err := taskspec.MessageKind(data)
 	if err == nil && kind == taskspec.KindLeave {
@@ -468,6 +468,22 @@ func (e *executorLoop) message(data []byte) {
 		e.log.Info("MESSAGE: renew the server's TLS certificate in place", zap.String("scheduler", m.SchedulerURL))
 		for _, r := range e.runners {
 			r.renewTLS(m.SchedulerURL, secretsClient())
+		}
+		return
+	}
+	if err == nil && kind == taskspec.KindSecretsCopy {
+		m, err := taskspec.DecodeSecretsCopyRequest(data)
+		if err != nil {
+			e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
+			return
+		}
+		if m.Refresh {
+			e.log.Info("MESSAGE: the scheduler's secrets changed; refreshing the copy on this server's volume", zap.String("scheduler", m.SchedulerURL))
+		} else {
+			e.log.Warn("MESSAGE: the scheduler lost its secrets with its state; presenting the copy on this server's volume", zap.String("scheduler", m.SchedulerURL))
+		}
+		for _, r := range e.runners {
+			r.copyAsked(m, secretsClient())
 		}
 		return
 	}

@@ -33,10 +33,19 @@ func withSecrets(start startFunc, taskID string, client *http.Client) startFunc 
 		}
 		fctx, cancel := context.WithTimeout(ctx, secretsFetchTimeout)
 		defer cancel()
-		sec, err := fetchSecrets(fctx, client, *spec.Secrets, taskID, log)
+		var onLost func(context.Context) error
+		if spec.Role == taskspec.RoleServer {
+			// A scheduler that lost its state relaunched this server onto
+			// its volume: the volume's copy gives the secrets back.
+			onLost = func(ctx context.Context) error {
+				return presentCopy(ctx, client, spec, env.Sandbox, spec.Secrets.URL, taskID, log)
+			}
+		}
+		sec, err := fetchSecrets(fctx, client, *spec.Secrets, taskID, log, onLost)
 		if err != nil {
 			return nil, err
 		}
+		keepCopy(spec, env.Sandbox, sec, log)
 		if spec.GossipEncryption {
 			if err := taskspec.ValidGossipKey(sec.GossipKey); err != nil {
 				return nil, fmt.Errorf("the scheduler's answer for task %s: %w", taskID, err)
@@ -75,10 +84,14 @@ func withSecrets(start startFunc, taskID string, client *http.Client) startFunc 
 // or ctx ends. Every failure is retried (the scheduler may be restarting,
 // or may not have published the task's record yet); the token never
 // appears in a log line or an error.
-func fetchSecrets(ctx context.Context, client *http.Client, ref taskspec.SecretsRef, taskID string, log *zap.Logger) (taskspec.Secrets, error) {
+//
+// onLost (nil: none) runs when the scheduler answers that its secrets
+// are lost (taskspec.SecretsLost), at most every 20 s.
+func fetchSecrets(ctx context.Context, client *http.Client, ref taskspec.SecretsRef, taskID string, log *zap.Logger, onLost func(context.Context) error) (taskspec.Secrets, error) {
 	u := strings.TrimRight(ref.URL, "/") + taskspec.SecretsPath + "?task_id=" + url.QueryEscape(taskID)
 	delay := 200 * time.Millisecond
 	var last error
+	var lastPresented time.Time
 	for attempt := 1; ; attempt++ {
 		s, err := fetchOnce(ctx, client, u, ref.Token)
 		if err == nil {
@@ -86,6 +99,13 @@ func fetchSecrets(ctx context.Context, client *http.Client, ref taskspec.Secrets
 			return s, nil
 		}
 		last = err
+		var lost errSecretsLost
+		if errors.As(err, &lost) && onLost != nil && time.Since(lastPresented) > 20*time.Second {
+			lastPresented = time.Now()
+			if perr := onLost(ctx); perr != nil {
+				log.Warn("the scheduler's secrets are lost and the copy on this volume could not be presented", zap.Error(perr))
+			}
+		}
 		log.Warn("fetching the task's secrets from the scheduler failed; retrying", zap.String("scheduler", ref.URL),
 			zap.Int("attempt", attempt), zap.Error(err))
 		select {
@@ -121,6 +141,9 @@ func fetchOnce(ctx context.Context, client *http.Client, u, token string) (tasks
 			Message string `json:"message"`
 		}
 		_ = json.Unmarshal(body, &e)
+		if resp.StatusCode == taskspec.SecretsLost {
+			return taskspec.Secrets{}, errSecretsLost{resp.Status + ": " + e.Message}
+		}
 		return taskspec.Secrets{}, fmt.Errorf("%s: %s", resp.Status, e.Message)
 	}
 	var s taskspec.Secrets
@@ -144,3 +167,9 @@ func secretsClient() *http.Client {
 	tr.Proxy = nil
 	return &http.Client{Transport: tr}
 }
+
+// errSecretsLost: the scheduler lost its secrets with its state and waits
+// for a server's copy.
+type errSecretsLost struct{ msg string }
+
+func (e errSecretsLost) Error() string { return e.msg }

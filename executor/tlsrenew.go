@@ -69,11 +69,12 @@ func (r *taskRunner) reloadTLS(ctx context.Context, client *http.Client, ref tas
 		return taskspec.TLSRenewReport{Error: "the Consul agent is not running here yet"}
 	}
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
-	sec, err := fetchSecrets(fctx, client, ref, r.id.Value, r.log)
+	sec, err := fetchSecrets(fctx, client, ref, r.id.Value, r.log, nil)
 	cancel()
 	if err != nil {
 		return taskspec.TLSRenewReport{Error: err.Error()}
 	}
+	keepCopy(r.spec, r.env.Sandbox, sec, r.log)
 	if sec.TLSCACert == "" || sec.TLSCert == "" || sec.TLSKey == "" {
 		return taskspec.TLSRenewReport{Error: "the scheduler's answer has no server certificate"}
 	}

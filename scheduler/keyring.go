@@ -126,8 +126,23 @@ func (s *Scheduler) rotateGossipKey(ctx context.Context) (RotationResult, error)
 }
 
 // saveSecrets writes the secrets through the loop (which owns the store),
-// then makes them current.
+// then makes them current and asks the servers to refresh the copy on
+// their volumes. Never while the secrets are lost: the interim ones must
+// not be stored.
 func (s *Scheduler) saveSecrets(ctx context.Context, sec secrets.Secrets) error {
+	if why := s.secrets.Lost(); why != "" {
+		return errors.New(lostSecretsWhy(why))
+	}
+	if err := s.writeSecrets(ctx, sec); err != nil {
+		return err
+	}
+	s.secrets.Set(sec)
+	s.refreshCopies(ctx)
+	return nil
+}
+
+// writeSecrets writes the secrets through the loop.
+func (s *Scheduler) writeSecrets(ctx context.Context, sec secrets.Secrets) error {
 	b, err := json.Marshal(sec)
 	if err != nil {
 		return err
@@ -153,7 +168,6 @@ func (s *Scheduler) saveSecrets(ctx context.Context, sec secrets.Secrets) error 
 	case <-s.done:
 		return errStopping
 	}
-	s.secrets.Set(sec)
 	return nil
 }
 

@@ -82,6 +82,7 @@ type Options struct {
 	onStart     func(*Scheduler)                      // tests: the scheduler once loaded
 	consul      consulAdmin                           // tests: a fake Consul
 	masterState func(context.Context) ([]byte, error) // tests: the master's /master/state
+	adoptWait   map[string]string                     // unexplained reservations at start (set by RunWith)
 }
 
 func (o *Options) defaults() {
@@ -159,6 +160,7 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		ln = l
 	}
 	opts.apiURL = advertisedURL(cfg, ln, log)
+	opts.adoptWait = adoptWait
 	s, err := newScheduler(ctx, cfg, log, st, opts)
 	if err != nil {
 		_ = ln.Close()
@@ -297,6 +299,9 @@ type Scheduler struct {
 	// operator token (scheduler/secrets).
 	secrets  *secrets.Holder
 	rotateMu sync.Mutex // one rotation (gossip key, management token) at a time
+	// presented: server name → the copy it presented while the secrets
+	// were lost (secrets.SameCopy), under rotateMu (lostsecrets.go).
+	presented map[string]string
 
 	snap *snapshots // Consul snapshots (backup plan, snapshot commands)
 
@@ -552,13 +557,13 @@ func (s *Scheduler) publish() {
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
 		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
 		ScaleDown: s.scaleDownView(), Gate: s.gateView(), Control: s.control,
-		Errors: s.refused})
+		Errors: s.planErrors()})
 	if s.snap != nil && !s.target.Uninstall {
 		plans[backupPlan] = s.snap.plan()
 	}
 	plans[plan.Recovery] = s.withOutage(plans[plan.Recovery])
 	v := api.View{FrameworkID: s.frameworkID, Subscribed: s.subscribed, Target: s.target, Tasks: s.tasks.Sorted(), Plans: plans,
-		ConfigErrors: s.refused, Quorum: s.quorumView()}
+		ConfigErrors: s.refused, Quorum: s.quorumView(), SecretsLost: s.secretsLostView()}
 	s.mu.Lock()
 	if s.view.Err != "" && s.subscribed {
 		v.Err = ""
@@ -684,6 +689,11 @@ func (s *Scheduler) blocked() map[string]string {
 	}
 	for n, why := range s.adoptBlocked() {
 		out[n] = why
+	}
+	if s.secrets != nil {
+		for n, why := range lostBlocked(s.secrets.Lost(), s.last.Launch, s.tasks) {
+			out[n] = why
+		}
 	}
 	for id := range s.reconciling {
 		if n := state.NameOfTaskID(id); n != "" {

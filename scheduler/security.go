@@ -41,8 +41,10 @@ func (s *Scheduler) loadSecrets(ctx context.Context) error {
 		s.secrets = secrets.NewHolder(secrets.Secrets{})
 		return nil
 	}
-	if err := s.recoverLostSecrets(ctx); err != nil {
-		return err
+	if _, err := s.store.Get(ctx, secrets.Key); errors.Is(err, store.ErrNotFound) {
+		if lost, why := secretsLostAtStart(s.tasks, s.opts.adoptWait, s.cfg.ACL, s.cfg.GossipEncryption, s.cfg.TLS); lost {
+			return s.startLost(why)
+		}
 	}
 	sec, err := secrets.LoadOrCreate(ctx, s.store, s.opts.Rand, store.ErrNotFound)
 	if err != nil {
@@ -58,6 +60,23 @@ func (s *Scheduler) loadSecrets(ctx context.Context) error {
 	if sec, err = s.federationSecrets(ctx, sec); err != nil {
 		return err
 	}
+	if err := s.useSecrets(sec); err != nil {
+		return err
+	}
+	s.secrets = secrets.NewHolder(sec)
+	// Always: Consul without ACLs ignores a token, and a service whose
+	// ACL option change was refused keeps ACLs as installed.
+	if hc, ok := s.consul.(httpConsul); ok {
+		hc.token = sec.SchedulerToken
+		s.consul = hc
+	}
+	return nil
+}
+
+// useSecrets puts loaded (or recovered) secrets in use outside the
+// holder: the CA the scheduler verifies Consul with, and the operator
+// token file.
+func (s *Scheduler) useSecrets(sec secrets.Secrets) error {
 	// Trusted whether or not TLS is on (the installed target, not this
 	// configuration, decides; a refused change keeps it): only https
 	// addresses use it.
@@ -72,14 +91,7 @@ func (s *Scheduler) loadSecrets(ctx context.Context) error {
 	}
 	if s.cfg.TLS {
 		s.log.Info("TLS on: Consul servers get certificates from the service's CA; the scheduler reaches Consul over HTTPS",
-			zap.String("ca", pki.Fingerprint(ca.CertPEM)), zap.Bool("user_ca", ok), zap.String("ca_cert_at", secrets.CAPath))
-	}
-	s.secrets = secrets.NewHolder(sec)
-	// Always: Consul without ACLs ignores a token, and a service whose
-	// ACL option change was refused keeps ACLs as installed.
-	if hc, ok := s.consul.(httpConsul); ok {
-		hc.token = sec.SchedulerToken
-		s.consul = hc
+			zap.String("ca", pki.Fingerprint(ca.CertPEM)), zap.Bool("user_ca", !sec.UserCA.Empty()), zap.String("ca_cert_at", secrets.CAPath))
 	}
 	if f := s.cfg.OperatorTokenFile; f != "" {
 		if err := writeSecretFile(f, sec.OperatorToken); err != nil {
@@ -142,6 +154,9 @@ func (s *Scheduler) liveTask(id string) (bool, secrets.Needs) {
 		if t.Name == name {
 			n := secrets.Needs{Gossip: v.Target.GossipEncryption, ACL: v.Target.ACL, TLS: v.Target.TLS,
 				Replication: v.Target.Secondary && t.Role == taskspec.RoleServer}
+			if t.Role == taskspec.RoleServer {
+				n.CopyFor = s.cfg.ServiceName // kept on its volume (lostsecrets.go)
+			}
 			if n.TLS && t.Role == taskspec.RoleServer {
 				n.Server = &pki.ServerRequest{Datacenter: v.Target.Datacenter, Domain: v.Target.Domain, NodeName: t.Name,
 					Hosts: []string{t.IP, t.Hostname}, Lifetime: s.cfg.TLSServerCertLifetime}
@@ -168,8 +183,11 @@ func (s *Scheduler) httpHandler(reg prometheus.Gatherer) http.Handler {
 	mux.Handle(backup.ExecutorPath+"/", s.snapshotExecutorHandler())
 	// The executors' TLS renewal reports (certrenew.go): task credential.
 	mux.Handle(taskspec.TLSRenewPath, s.tlsRenewHandler())
+	// A server's copy of the secrets after lost state (lostsecrets.go):
+	// task credential or operator token, checked by the handler.
+	mux.Handle(taskspec.SecretsCopyPath, s.secretsCopyHandler())
 	mux.Handle("/", api.Handler(s, reg))
-	h := secrets.RequireOperator(s.secrets, mux, backup.ExecutorPath, taskspec.TLSRenewPath)
+	h := secrets.RequireOperator(s.secrets, mux, backup.ExecutorPath, taskspec.TLSRenewPath, taskspec.SecretsCopyPath)
 	if u := s.cfg.DCOSJWKSURL; u != "" {
 		// A valid DC/OS token is as good as the operator token on the
 		// mutating routes (the management token route is GET: operator
@@ -251,7 +269,13 @@ const ManagementTokenPath = "/v1/acl/management-token"
 // securityLoop runs the background security work: the ACL bootstrap, then
 // a gossip key rotation a previous scheduler left unfinished.
 func (s *Scheduler) securityLoop(ctx context.Context) {
+	// Nothing below can work with interim secrets: it waits until the
+	// lost ones are recovered (lostsecrets.go).
+	if !s.awaitSecrets(ctx, 5*time.Second) {
+		return
+	}
 	go s.certRenewLoop(ctx)
+	go s.refreshCopiesOnStart(ctx)
 	s.aclLoop(ctx)
 	s.resumeManagementRotation(ctx)
 	s.resumeRotation(ctx)
@@ -305,60 +329,9 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 	}
 }
 
-// recoverLostSecrets: with no secrets stored but server records present
-// (the state was lost and the running tasks adopted), a new gossip key
-// would keep every agent launched from now on out of the running cluster.
-// The cluster's keyring is read from a running server instead (Consul
-// answers GET /v1/operator/keyring to anyone without ACLs; with ACLs the
-// management token was lost with the state, see docs/security.md) and
-// stored as the service's keyring before anything else is generated.
-func (s *Scheduler) recoverLostSecrets(ctx context.Context) error {
-	if _, err := s.store.Get(ctx, secrets.Key); !errors.Is(err, store.ErrNotFound) {
-		return nil // stored (or unreadable: LoadOrCreate reports it)
-	}
-	var addrs []string
-	for _, t := range s.tasks.Sorted() {
-		if a, ok := consulclient.Addr(t.IP, t.Ports); ok && t.Role == taskspec.RoleServer && t.Active() {
-			addrs = append(addrs, a)
-		}
-	}
-	if len(addrs) == 0 {
-		return nil // a new service
-	}
-	var lastErr error
-	for _, addr := range addrs {
-		keys, err := liveKeyring(ctx, addr)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		sec, _, err := secrets.Fill(secrets.Secrets{GossipKeys: keys}, s.opts.Rand)
-		if err != nil {
-			return err
-		}
-		b, err := json.Marshal(sec)
-		if err != nil {
-			return err
-		}
-		if err := s.store.Put(ctx, secrets.Key, b); err != nil {
-			return fmt.Errorf("write the recovered secrets: %w", err)
-		}
-		s.log.Warn("the scheduler's secrets were lost with its state: the running cluster's gossip keyring was recovered from a server; the other secrets are new",
-			zap.String("via", addr), zap.String("primary", config.Fingerprint(keys[0])), zap.Int("keys", len(keys)))
-		return nil
-	}
-	s.log.Error("the scheduler's secrets were lost with its state and the running cluster's gossip key could not be read: a new key is generated, and agents launched from now on cannot join the running ones (see docs/security.md)",
-		zap.Strings("servers", addrs), zap.Error(lastErr))
-	return nil
-}
-
-// liveKeyring reads the LAN keyring of the cluster behind addr, primary
-// key first.
-func liveKeyring(ctx context.Context, addr string) ([]string, error) {
-	cl, err := consulacl.Client(addr, "")
-	if err != nil {
-		return nil, err
-	}
+// keyringOf reads the LAN keyring of the cluster cl reaches, primary key
+// first.
+func keyringOf(ctx context.Context, cl *consulapi.Client) ([]string, error) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	rings, err := cl.Operator().KeyringList((&consulapi.QueryOptions{}).WithContext(rctx))
@@ -374,7 +347,7 @@ func liveKeyring(ctx context.Context, addr string) ([]string, error) {
 			keys = append(keys, k)
 		}
 		if len(keys) != 1 {
-			return nil, fmt.Errorf("%s: the LAN keyring has %d primary keys", addr, len(keys))
+			return nil, fmt.Errorf("the LAN keyring has %d primary keys", len(keys))
 		}
 		for k := range r.Keys {
 			if k != keys[0] {
@@ -383,12 +356,12 @@ func liveKeyring(ctx context.Context, addr string) ([]string, error) {
 		}
 		for _, k := range keys {
 			if err := taskspec.ValidGossipKey(k); err != nil {
-				return nil, fmt.Errorf("%s: %w", addr, err)
+				return nil, err
 			}
 		}
 		return keys, nil
 	}
-	return nil, fmt.Errorf("%s: no LAN keyring (is gossip encryption on?)", addr)
+	return nil, errors.New("no LAN keyring (is gossip encryption on?)")
 }
 
 // federationSecrets adds what a federated install reads from files: the

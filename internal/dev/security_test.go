@@ -180,7 +180,9 @@ func scanForSecrets(t *testing.T, workDir string, collected map[string][]byte, s
 			return err
 		}
 		rel, _ := filepath.Rel(workDir, path)
-		if rel == "scheduler" || rel == "operator-token" {
+		// The servers' copies of the secrets on their volumes (lost
+		// scheduler state, docs/security.md) hold them by design.
+		if rel == "scheduler" || rel == "operator-token" || d.Name() == taskspec.SecretsCopyFile {
 			checkPrivate(t, path)
 			if d.IsDir() {
 				return fs.SkipDir

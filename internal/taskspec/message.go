@@ -110,18 +110,63 @@ func MessageKind(data []byte) (string, error) {
 		return "", fmt.Errorf("taskspec: message version %d is not supported (this executor reads %d)", m.Version, MessageVersion)
 	}
 	switch m.Kind {
-	case kindJoin, kindTLSRenew, kindLeave:
+	case kindJoin, kindTLSRenew, kindLeave, kindSecretsCopy:
 		return m.Kind, nil
 	}
-	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q, %q or %q)", m.Kind, kindJoin, kindTLSRenew, kindLeave)
+	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q, %q, %q or %q)", m.Kind, kindJoin, kindTLSRenew, kindLeave, kindSecretsCopy)
 }
 
-// KindJoin, KindTLSRenew and KindLeave are what MessageKind returns.
+// KindJoin, KindTLSRenew, KindLeave and KindSecretsCopy are what
+// MessageKind returns.
 const (
-	KindJoin     = kindJoin
-	KindTLSRenew = kindTLSRenew
-	KindLeave    = kindLeave
+	KindJoin        = kindJoin
+	KindTLSRenew    = kindTLSRenew
+	KindLeave       = kindLeave
+	KindSecretsCopy = kindSecretsCopy
 )
+
+// SecretsCopyRequest is a framework MESSAGE to a server's executor about
+// the secrets copy on its volume. From a scheduler whose secrets were lost
+// with its state: present the copy to the scheduler API at SchedulerURL
+// (SecretsCopyPath, with the task's credential). With Refresh, from a
+// scheduler whose secrets changed (a rotation): fetch the task's secrets
+// again there (SecretsPath) and rewrite the copy.
+type SecretsCopyRequest struct {
+	Version      int    `json:"version"`
+	Kind         string `json:"kind"` // "secrets_copy"
+	SchedulerURL string `json:"scheduler_url"`
+	Refresh      bool   `json:"refresh,omitempty"`
+}
+
+const kindSecretsCopy = "secrets_copy"
+
+// EncodeSecretsCopyRequest returns the MESSAGE data asking for the copy.
+func EncodeSecretsCopyRequest(schedulerURL string, refresh bool) ([]byte, error) {
+	if err := validSchedulerURL(schedulerURL); err != nil {
+		return nil, err
+	}
+	return json.Marshal(SecretsCopyRequest{Version: MessageVersion, Kind: kindSecretsCopy, SchedulerURL: schedulerURL, Refresh: refresh})
+}
+
+// DecodeSecretsCopyRequest parses MESSAGE data written by
+// EncodeSecretsCopyRequest.
+func DecodeSecretsCopyRequest(data []byte) (SecretsCopyRequest, error) {
+	k, err := MessageKind(data)
+	if err != nil {
+		return SecretsCopyRequest{}, err
+	}
+	if k != kindSecretsCopy {
+		return SecretsCopyRequest{}, fmt.Errorf("taskspec: message kind %q, want %q", k, kindSecretsCopy)
+	}
+	var m SecretsCopyRequest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return SecretsCopyRequest{}, fmt.Errorf("taskspec: message is not a scheduler message: %w", err)
+	}
+	if err := validSchedulerURL(m.SchedulerURL); err != nil {
+		return SecretsCopyRequest{}, err
+	}
+	return m, nil
+}
 
 // EncodeTLSRenew returns the MESSAGE data asking for a renewal from the
 // scheduler API at schedulerURL.

@@ -46,7 +46,27 @@ type Secrets struct {
 	TLSCACert string `json:"tls_ca_cert,omitempty"`
 	TLSCert   string `json:"tls_cert,omitempty"`
 	TLSKey    string `json:"tls_key,omitempty"`
+	// SecretsCopy (servers only) is the scheduler's whole secrets
+	// document, which the executor keeps on the server's persistent
+	// volume (mode 0600) so that a scheduler that lost its state gets the
+	// cluster's secrets back from it (SecretsCopyPath).
+	SecretsCopy string `json:"secrets_copy,omitempty"`
 }
+
+// SecretsCopyPath is the scheduler API route where a server's executor
+// presents the copy from its volume: POST SecretsCopyPath?task_id=<id>
+// with the task's credential as "Authorization: Bearer" and the copy as
+// the body. The scheduler accepts it only while its secrets are lost.
+const SecretsCopyPath = "/v1/executor/secrets-copy"
+
+// SecretsCopyFile is the copy's file name in a server's data directory
+// (on its persistent volume).
+const SecretsCopyFile = "dcos-consul-secrets.json"
+
+// SecretsLost is the status the secrets route answers while the
+// scheduler's secrets are lost: a server's executor then presents its
+// copy on SecretsCopyPath and asks again.
+const SecretsLost = 409
 
 // String never shows a secret.
 func (Secrets) String() string { return "task-secrets{redacted}" }

@@ -43,6 +43,9 @@ type View struct {
 	// Quorum is the scheduler's latest verdict on Consul's raft quorum
 	// (nil before the first one).
 	Quorum *recovery.Quorum
+	// SecretsLost says why the service's secrets are lost with the
+	// scheduler's state and not recovered yet ("" when they are not).
+	SecretsLost string
 }
 
 // ErrUnknownPod is returned by Restart and Replace for an unknown pod.
@@ -198,6 +201,12 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	case v.Err != "":
 		body["error"] = v.Err
 		writeJSON(w, http.StatusInternalServerError, body)
+	case v.SecretsLost != "":
+		// 417: the scheduler is fine (Marathon must not restart it) but
+		// waits for a server's copy of the secrets, or the operator.
+		body["secrets_lost"] = true
+		body["error"] = v.SecretsLost
+		writeJSON(w, http.StatusExpectationFailed, body)
 	case len(v.ConfigErrors) > 0:
 		// 417, as the SDK answers for plans with errors: the scheduler
 		// itself is fine (Marathon must not restart it), but the

@@ -2,6 +2,8 @@ package secrets
 
 import (
 	"encoding/json"
+
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +15,32 @@ import (
 type Holder struct {
 	mu sync.RWMutex
 	s  Secrets
+	// lost says why the secrets held are only interim ones (the stored
+	// secrets were lost with the scheduler's state and are being
+	// recovered from a server's copy); "" when they are the service's.
+	lost string
+}
+
+// Lost is why the secrets held are interim ones ("" when they are not).
+func (h *Holder) Lost() string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.lost
+}
+
+// SetLost marks the secrets held as interim, with why.
+func (h *Holder) SetLost(why string) {
+	h.mu.Lock()
+	h.lost = why
+	h.mu.Unlock()
+}
+
+// Recover replaces the interim secrets by the recovered ones (after they
+// are stored) and ends the lost state.
+func (h *Holder) Recover(s Secrets) {
+	h.mu.Lock()
+	h.s, h.lost = s, ""
+	h.mu.Unlock()
 }
 
 // NewHolder returns a holder of s.
@@ -51,6 +79,12 @@ func ExecutorHandler(h *Holder, live LiveTask) http.HandlerFunc {
 		}
 		id := r.URL.Query().Get("task_id")
 		tok := bearer(r)
+		if why := h.Lost(); why != "" {
+			// Nothing interim is handed out: it would not work with the
+			// running cluster. A server presents its volume's copy.
+			writeError(w, taskspec.SecretsLost, "the scheduler's secrets are lost and being recovered from a server's copy: "+why)
+			return
+		}
 		s := h.Get()
 		if id == "" || tok == "" {
 			writeError(w, http.StatusUnauthorized, "an executor presents ?task_id= and its task credential as Authorization: Bearer")
@@ -156,6 +190,10 @@ func ManagementTokenHandler(h *Holder) http.HandlerFunc {
 		if !s.VerifyOperator(tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dcos-consul scheduler"`)
 			writeError(w, http.StatusUnauthorized, "the ACL management token is given only with the operator token")
+			return
+		}
+		if why := h.Lost(); why != "" {
+			writeError(w, http.StatusConflict, "the ACL management token is not known yet: "+why)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"secret_id": s.ManagementToken})

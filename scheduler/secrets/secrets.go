@@ -40,9 +40,13 @@ type Secrets struct {
 	GossipKeys []string `json:"gossip_keys"`
 	// RotatingTo is the key a gossip key rotation under way installs
 	// (also in GossipKeys); "" when none is.
-	RotatingTo    string `json:"rotating_to,omitempty"`
-	ExecutorKey   []byte `json:"executor_key"`
-	OperatorToken string `json:"operator_token"`
+	RotatingTo  string `json:"rotating_to,omitempty"`
+	ExecutorKey []byte `json:"executor_key"`
+	// OldExecutorKeys still verify credentials (never sign new ones):
+	// after secrets recovered from a server's copy, the key tasks
+	// launched while they were lost got their credentials under.
+	OldExecutorKeys [][]byte `json:"old_executor_keys,omitempty"`
+	OperatorToken   string   `json:"operator_token"`
 	// Consul ACL secrets (UUIDs, as Consul wants them): the initial
 	// management token the scheduler bootstraps ACLs with, its own
 	// narrower token, and the token every agent uses.
@@ -246,7 +250,11 @@ func (s Secrets) VerifyCredential(taskID, token string) bool {
 	if len(s.ExecutorKey) == 0 || taskID == "" {
 		return false
 	}
-	return hmac.Equal([]byte(s.Credential(taskID)), []byte(token))
+	ok := hmac.Equal([]byte(s.Credential(taskID)), []byte(token))
+	for _, k := range s.OldExecutorKeys {
+		ok = hmac.Equal([]byte(Secrets{ExecutorKey: k}.Credential(taskID)), []byte(token)) || ok
+	}
+	return ok
 }
 
 // VerifyOperator reports whether token is the operator token (in constant
@@ -266,6 +274,9 @@ type Needs struct {
 	// primary's ACLs with the replication token.
 	Replication bool
 	Server      *pki.ServerRequest
+	// CopyFor (a server: its service's name) asks for the copy of the
+	// whole document that the server keeps on its volume.
+	CopyFor string
 }
 
 // ForTask is what a task's executor receives: only what it uses. With
@@ -293,6 +304,13 @@ func (s Secrets) ForTask(n Needs, rnd io.Reader, now time.Time) (taskspec.Secret
 	}
 	if n.ACL {
 		out.ACLAgentToken = s.AgentToken
+	}
+	if n.CopyFor != "" {
+		c, err := CopyFor(s, n.CopyFor, now)
+		if err != nil {
+			return taskspec.Secrets{}, err
+		}
+		out.SecretsCopy = c
 	}
 	if n.Replication {
 		if s.ReplicationToken == "" {
