@@ -153,9 +153,42 @@ func update(in Input) Plan {
 		}
 	}
 	servers.Status, clients.Status = aggregate(servers.Steps), aggregate(clients.Steps)
-	p := Plan{Name: Update, Strategy: "serial", Phases: []Phase{servers, clients}, Errors: []string{}}
+	phases := []Phase{servers, clients}
+	if tls, ok := tlsRollout(in); ok {
+		phases = append([]Phase{tls}, phases...)
+	}
+	p := Plan{Name: Update, Strategy: "serial", Phases: phases, Errors: []string{}}
 	p.Status = aggregatePhases(p.Phases)
 	return p
+}
+
+// tlsRollout is the phase turning TLS on in a running cluster, while it
+// is under way: one step per phase of state.TLSRollout, the current one
+// saying what it waits for (its rolling restart is the server and client
+// phases of this plan).
+func tlsRollout(in Input) (Phase, bool) {
+	n := in.Target.TLSPhaseNumber()
+	if n == 0 {
+		return Phase{}, false
+	}
+	ph := Phase{ID: id("update/tls"), Name: "tls-rollout", Strategy: "serial"}
+	_, _, why := state.TLSRollout(in.Target, in.Tasks)
+	for i := 1; i <= state.TLSPhases; i++ {
+		name := fmt.Sprintf("tls-phase-%d", i)
+		st := Step{ID: id("update/tls/" + name), Name: name, Status: Pending, Message: state.TLSPhaseWhat(i)}
+		switch {
+		case i < n:
+			st.Status = Complete
+		case i == n:
+			st.Status = InProgress
+			if why != "" {
+				st.Message = why
+			}
+		}
+		ph.Steps = append(ph.Steps, st)
+	}
+	ph.Status = aggregate(ph.Steps)
+	return ph, true
 }
 
 func batchPercent(tg state.Target) int {
