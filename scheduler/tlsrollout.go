@@ -34,9 +34,13 @@ func (s *Scheduler) advanceTLSRollout(ctx context.Context) {
 	}
 	from := s.target.TLSPhaseNumber()
 	s.target = next
+	if err := recordConfiguration(wctx, s.store, next); err != nil {
+		s.log.Warn("the configuration of the TLS rollout's phase is not in /v1/configurations", zap.Error(err))
+	}
 	n := next.TLSPhaseNumber()
 	if n == 0 {
-		n = state.TLSPhases
+		s.log.Info("TLS rollout complete: every agent runs TLS as installed with it", zap.Int("phases", state.TLSPhases))
+		return
 	}
 	s.log.Info("TLS rollout: next phase", zap.Int("from", from), zap.Int("phase", n), zap.Int("phases", state.TLSPhases),
 		zap.String("what", state.TLSPhaseWhat(n)), zap.String("server_config_id", next.ServerConfigID),

@@ -72,6 +72,7 @@ func TestDevTLSTurnedOn(t *testing.T) {
 	fc.healthy(t, 3, 4*time.Minute)
 	time.Sleep(10 * time.Second) // autopilot's stabilisation before the update
 
+	logFrom := len(schedulerLog(t, fc.opts.WorkDir))
 	w := startTLSOnWriter(ctx, ips, token)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
@@ -156,9 +157,23 @@ func TestDevTLSTurnedOn(t *testing.T) {
 	ok, failed, hops, byScheme := w.counts()
 	t.Logf("TLS TURNED ON: rollout %.0f s; writes ok %d (%v), failed %d, connections refused and retried at the next agent %d",
 		rollout.Seconds(), ok, byScheme, failed, hops)
+	// A write in flight when a server stops (a client's RPC stream to it
+	// closes) or when leadership moves fails in every rolling restart of
+	// this service (docs/BENCHMARKS.md, the rolling update: 1-5 a run); the
+	// rollout restarts each server three times. Those are logged; any other
+	// failure (a TLS handshake, a certificate, a plaintext connection
+	// refused, no agent answering) fails the test.
+	inFlight := 0
 	for _, f := range w.failureList() {
+		if strings.Contains(f, "stream closed") || strings.Contains(f, "leadership lost while committing log") ||
+			strings.Contains(f, "No cluster leader") {
+			inFlight++
+			t.Logf("failed write, in flight when a server stopped or leadership moved: %s", f)
+			continue
+		}
 		t.Errorf("failed write: %s", f)
 	}
+	t.Logf("failed writes in flight at a server stop or leadership change: %d of %d", inFlight, failed)
 	if ok == 0 || byScheme["https"] == 0 {
 		t.Errorf("writes ok %d, over HTTPS %d", ok, byScheme["https"])
 	}
@@ -192,9 +207,40 @@ func TestDevTLSTurnedOn(t *testing.T) {
 		}
 		return nil
 	})
-	if log := schedulerLog(t, fc.opts.WorkDir); strings.Contains(log, "cannot read Consul's raft configuration") {
+	if log := schedulerLog(t, fc.opts.WorkDir); len(log) > logFrom && strings.Contains(log[logFrom:], "cannot read Consul's raft configuration") {
 		t.Error("the scheduler could not read Consul's raft configuration during the rollout")
 	}
+	// The scheduler reads raft over HTTPS now: a server restart through
+	// its API passes the quorum gate (a raft read newer than every
+	// server's start) and the server comes back.
+	tok, err := os.ReadFile(fc.OperatorTokenFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	authed, err := operator.NewClient(operator.Location{BaseURL: fc.SchedulerURL, OperatorToken: strings.TrimSpace(string(tok)), From: "test"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim masterTask
+	for _, tk := range after {
+		if tk.Name == "consul-server-0" {
+			victim = tk
+		}
+	}
+	eventually(t, 2*time.Minute, "pod restart consul-server-0 through the quorum gate", func() error {
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+		defer rcancel()
+		return (&operator.Commands{Client: authed, Out: io.Discard}).PodRestart(rctx, victim.Name)
+	})
+	eventually(t, 3*time.Minute, "consul-server-0 running again", func() error {
+		for _, tk := range runningTasks(t, fc.Cluster) {
+			if tk.Name == victim.Name && tk.ID != victim.ID {
+				return nil
+			}
+		}
+		return errors.New("not restarted yet")
+	})
+	fc.healthy(t, 3, 4*time.Minute)
 }
 
 // connectRoots are Consul's CA roots (which sign the clients'
