@@ -106,6 +106,12 @@ type Spec struct {
 	// TLS (servers verified by name) and still accepts plaintext. Plain
 	// HTTP stays on in both. Empty: TLS as installed with it.
 	TLSRollout string `json:"tls_rollout,omitempty"`
+	// GossipRollout (with gossip encryption, while it is being turned on
+	// in a running cluster): GossipOpen, the agent encrypts gossip but
+	// neither requires nor sends only encrypted messages; GossipOutgoing,
+	// it sends encrypted messages only but still accepts plain ones.
+	// Empty: both directions verified.
+	GossipRollout string `json:"gossip_rollout,omitempty"`
 	// Secrets says where the executor fetches the task's secrets; nil when
 	// the task needs none.
 	Secrets *SecretsRef `json:"secrets,omitempty"`
@@ -115,6 +121,13 @@ type Spec struct {
 const (
 	TLSAccept   = "accept"
 	TLSOutgoing = "outgoing"
+)
+
+// The phases of turning gossip encryption on in a running cluster
+// (Spec.GossipRollout), Consul's three steps.
+const (
+	GossipOpen     = "open"
+	GossipOutgoing = "outgoing"
 )
 
 // RaftPeer is one entry of Consul's peers.json (raft protocol 3).
@@ -218,6 +231,14 @@ func (s Spec) Validate() error {
 		}
 	default:
 		return fmt.Errorf("taskspec: tls_rollout %q: want %q, %q or empty", s.TLSRollout, TLSAccept, TLSOutgoing)
+	}
+	switch s.GossipRollout {
+	case "", GossipOpen, GossipOutgoing:
+	default:
+		return fmt.Errorf("taskspec: gossip_rollout %q: want %q, %q or empty", s.GossipRollout, GossipOpen, GossipOutgoing)
+	}
+	if s.GossipRollout != "" && !s.GossipEncryption {
+		return errors.New("taskspec: gossip_rollout needs gossip_encryption")
 	}
 	if s.TLSRollout != "" && !s.TLS {
 		return errors.New("taskspec: tls_rollout needs tls")

@@ -272,9 +272,12 @@ var updateRules = []updateRule{
 	{env: EnvACL, get: func(c Config) string { return strconv.FormatBool(c.ACL) },
 		why:     "turning ACLs on or off on a running cluster is not supported yet",
 		instead: "keep security.acl.enabled as it was at install"},
-	{env: EnvGossipKey, get: func(c Config) string { return strconv.FormatBool(c.GossipEncryption) },
-		why:     "turning gossip encryption on or off on a running cluster is not supported yet",
-		instead: "keep security.gossip_encryption.enabled as it was at install"},
+	// Turning gossip encryption on is rolled out in Consul's three steps
+	// (state.Rollouts); off is refused.
+	{env: EnvGossipKey, get: func(c Config) string { return strconv.FormatBool(c.GossipEncryption) }, effect: EffectAllTasks,
+		allow:   func(o, n string) bool { return o == "false" && n == "true" },
+		why:     "turning gossip encryption off on a running cluster is not supported (turning it on is: it is rolled out in Consul's three steps)",
+		instead: "keep security.gossip_encryption.enabled on; to run without it, " + reinstall},
 
 	{env: EnvExecutorURI, get: func(c Config) string { return c.ExecutorURI }, effect: EffectAllTasks},
 	{env: EnvMesosDNSDomain, get: func(c Config) string { return c.MesosDNSDomain }, effect: EffectAllTasks},

@@ -863,6 +863,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption, ACLs or TLS are on but the scheduler has no secrets access to hand out")
 		}
 		spec.GossipEncryption, spec.ACL = tg.GossipEncryption, tg.ACL
+		spec.GossipRollout = tg.GossipRollout()
 		spec.TLS, spec.TLSRollout = tg.TLSFor(t.Role)
 		spec.Secrets = &taskspec.SecretsRef{URL: tg.Secrets.URL, Token: tg.Secrets.Credential(taskID)}
 	}

@@ -154,6 +154,9 @@ func update(in Input) Plan {
 	}
 	servers.Status, clients.Status = aggregate(servers.Steps), aggregate(clients.Steps)
 	phases := []Phase{servers, clients}
+	if g, ok := gossipRollout(in); ok {
+		phases = append([]Phase{g}, phases...)
+	}
 	if tls, ok := tlsRollout(in); ok {
 		phases = append([]Phase{tls}, phases...)
 	}
@@ -171,11 +174,25 @@ func tlsRollout(in Input) (Phase, bool) {
 	if n == 0 {
 		return Phase{}, false
 	}
-	ph := Phase{ID: id("update/tls"), Name: "tls-rollout", Strategy: "serial"}
-	_, _, why := state.TLSRollout(in.Target, in.Tasks)
-	for i := 1; i <= state.TLSPhases; i++ {
-		name := fmt.Sprintf("tls-phase-%d", i)
-		st := Step{ID: id("update/tls/" + name), Name: name, Status: Pending, Message: state.TLSPhaseWhat(i)}
+	return rolloutPhase(in, "tls", n, state.TLSPhases, state.TLSPhaseWhat), true
+}
+
+// gossipRollout is tlsRollout for turning gossip encryption on.
+func gossipRollout(in Input) (Phase, bool) {
+	n := in.Target.GossipPhaseNumber()
+	if n == 0 {
+		return Phase{}, false
+	}
+	return rolloutPhase(in, "gossip", n, state.GossipPhases, state.GossipPhaseWhat), true
+}
+
+// rolloutPhase is the phase <kind>-rollout at phase n of phases.
+func rolloutPhase(in Input, kind string, n, phases int, what func(int) string) Phase {
+	ph := Phase{ID: id("update/" + kind), Name: kind + "-rollout", Strategy: "serial"}
+	_, _, why := state.Rollouts(in.Target, in.Tasks)
+	for i := 1; i <= phases; i++ {
+		name := fmt.Sprintf("%s-phase-%d", kind, i)
+		st := Step{ID: id("update/" + kind + "/" + name), Name: name, Status: Pending, Message: what(i)}
 		switch {
 		case i < n:
 			st.Status = Complete
@@ -188,7 +205,7 @@ func tlsRollout(in Input) (Phase, bool) {
 		ph.Steps = append(ph.Steps, st)
 	}
 	ph.Status = aggregate(ph.Steps)
-	return ph, true
+	return ph
 }
 
 func batchPercent(tg state.Target) int {

@@ -136,6 +136,9 @@ type Target struct {
 	// the target, so a restarted scheduler resumes the phase it was in
 	// (TLSRollout).
 	TLSPhase string `json:"tls_phase,omitempty"`
+	// GossipPhase: gossip encryption is being turned on in a running
+	// cluster and this is the phase rolled out now (GossipRollout).
+	GossipPhase string `json:"gossip_phase,omitempty"`
 	// Secrets is how a launched task reaches its secrets; set by the
 	// running scheduler, never stored or shown.
 	Secrets *SecretsAccess `json:"-"`
@@ -220,13 +223,16 @@ func (t Target) configHashes() (server, client, both string) {
 		UI                            bool
 		Extra                         string
 		DNSDomain, DNSServer, ExecURI string
+		// Gossip: the gossip rollout's phase, absent outside one (every
+		// agent takes each phase).
+		Gossip string `json:",omitempty"`
 	}
 	extra := string(t.ExtraConfig)
 	var b bytes.Buffer
 	if json.Compact(&b, t.ExtraConfig) == nil {
 		extra = b.String() // re-indenting is no change (config.CheckUpdate)
 	}
-	sh := shared{t.Ports, t.Datacenter, t.Domain, t.UI, extra, t.MesosDNSDomain, t.DNSServer, t.ExecutorURI}
+	sh := shared{t.Ports, t.Datacenter, t.Domain, t.UI, extra, t.MesosDNSDomain, t.DNSServer, t.ExecutorURI, t.gossipMark()}
 	csh := sh
 	csh.Ports = t.ClientPorts()
 	// The TLS rollout's phases are absent outside a rollout: the IDs of

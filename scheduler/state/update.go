@@ -54,7 +54,7 @@ func DecideStart(stored *config.Config, storedTarget *Target, next config.Config
 	if legacy {
 		running = *storedTarget
 	}
-	running = carryTLSRollout(storedTarget, running, old.Ports.HTTP)
+	running = carryGossipRollout(storedTarget, carryTLSRollout(storedTarget, running, old.Ports.HTTP))
 	ch, err := config.CheckUpdate(old, next)
 	if err != nil {
 		d := StartDecision{Target: running, Config: old, Err: err}
@@ -69,7 +69,7 @@ func DecideStart(stored *config.Config, storedTarget *Target, next config.Config
 		return d
 	}
 	d := StartDecision{Config: next, Change: ch, Write: true}
-	d.Target = carryTLSRollout(storedTarget, TargetFrom(d.Config), next.Ports.HTTP)
+	d.Target = carryGossipRollout(storedTarget, carryTLSRollout(storedTarget, TargetFrom(d.Config), next.Ports.HTTP))
 	return d
 }
 
