@@ -771,3 +771,26 @@ func TestExecutorServerStopsWithoutLeaving(t *testing.T) {
 		})
 	}
 }
+
+// hangingConsul is a Consul agent whose shutdown never returns.
+type hangingConsul struct{ fakeConsul }
+
+func (h *hangingConsul) Stop() { select {} }
+
+// TestServerStopIsBoundedByTheGrace: a Consul server whose shutdown hangs
+// is reported stopped once the kill's grace has passed (the executor then
+// exits, ending it), instead of staying TASK_KILLING for good.
+func TestServerStopIsBoundedByTheGrace(t *testing.T) {
+	began := time.Now()
+	msg, hung := stopWithin(&hangingConsul{}, 200*time.Millisecond)
+	if !hung || !strings.Contains(msg, "did not finish within 200ms") {
+		t.Fatalf("hung %v, message %q", hung, msg)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("waited %v", took)
+	}
+	f := &fakeConsul{done: make(chan struct{})}
+	if _, hung := stopWithin(f, time.Minute); hung {
+		t.Fatal("a shutdown that returns reported as hung")
+	}
+}

@@ -271,14 +271,38 @@ func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix strin
 	}
 	r.emit(taskEvent{state: mesos.TASK_KILLING, message: "stopping the Consul server without leaving (raft membership and data stay on the volume): " + k.why})
 	began := time.Now()
-	agent.Stop()
+	msg, hung := stopWithin(agent, k.grace)
 	took := time.Since(began).Round(time.Millisecond)
-	msg := fmt.Sprintf("the Consul server stopped in %v without leaving; it keeps its raft membership and data on its volume", took)
+	if !hung {
+		msg = fmt.Sprintf("the Consul server stopped in %v without leaving; it keeps its raft membership and data on its volume", took)
+	}
 	if prefix != "" {
 		msg = prefix + "; " + msg
 	}
-	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("stop", took), zap.Bool("left", false))
+	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("stop", took), zap.Bool("left", false), zap.Bool("shutdown_hung", hung))
 	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
+}
+
+// stopWithin stops agent, waiting at most grace: Consul's server shutdown
+// has been seen to hang after a leadership transfer (the task then stayed
+// TASK_KILLING for good, and a rolling restart with it). Past grace the
+// task is reported killed anyway: the executor exits once that is
+// acknowledged, which ends the agent with the process.
+func stopWithin(agent consulAgent, grace time.Duration) (msg string, hung bool) {
+	stopped := make(chan struct{})
+	go func() {
+		agent.Stop()
+		close(stopped)
+	}()
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	select {
+	case <-stopped:
+		return "", false
+	case <-time.After(grace):
+		return fmt.Sprintf("the Consul server's shutdown did not finish within %v; the executor exits, which ends it (it keeps its raft membership and data on its volume)", grace), true
+	}
 }
 
 // leave gracefully leaves within the kill's grace and reports TASK_KILLED.

@@ -59,6 +59,7 @@ func TestDevGossipTurnedOn(t *testing.T) {
 	time.Sleep(10 * time.Second)
 
 	w := startTLSOnWriter(ctx, ips, token)
+	tw := startTaskWatch(ctx, fc.Cluster)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
 	if err := ops.UpdateStart(ctx, cosmosURL, "consul", []byte(`{"security": {"gossip_encryption": {"enabled": true}}}`), false); err != nil {
@@ -75,10 +76,11 @@ func TestDevGossipTurnedOn(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	cancel()
 	w.wait()
+	tw.wait()
 	ok, failed, hops, _ := w.counts()
 	t.Logf("GOSSIP ENCRYPTION TURNED ON: rollout %.0f s; writes ok %d, failed %d, connections refused and retried at the next agent %d",
 		rollout.Seconds(), ok, failed, hops)
-	judgeFailures(t, w)
+	judgeFailures(t, w, tw)
 	if lost := w.lostPlain(ips); lost != "" {
 		t.Errorf("acknowledged write lost: %s", lost)
 	}
@@ -172,21 +174,26 @@ func followRollout(t *testing.T, fc *faultCluster, kind string, start time.Time)
 	return seen
 }
 
-// judgeFailures fails the test for any failed write but those in flight
+// judgeFailures fails the test for any failed write but one in flight
 // when a server stopped or leadership moved, which every rolling restart
-// of this service can cost (docs/BENCHMARKS.md); those are logged.
-func judgeFailures(t *testing.T, w *tlsOnWriter) {
+// of this service can cost (docs/BENCHMARKS.md): Consul's answer says the
+// RPC to a server broke off (its connection closed: "EOF", "stream
+// closed") or leadership was lost, and a server task of tw ended or
+// started within 3 s before to 6 s after the write. Those are logged.
+func judgeFailures(t *testing.T, w *tlsOnWriter, tw *taskWatch) {
 	t.Helper()
 	inFlight := 0
 	all := w.failureList()
 	for _, f := range all {
-		if strings.Contains(f, "stream closed") || strings.Contains(f, "leadership lost while committing log") ||
-			strings.Contains(f, "No cluster leader") {
+		broke := strings.Contains(f.msg, "rpc error making call: EOF") || strings.Contains(f.msg, "stream closed") ||
+			strings.Contains(f.msg, "leadership lost while committing log") || strings.Contains(f.msg, "No cluster leader")
+		near := tw.describe(f.at.Add(-3*time.Second), f.at.Add(6*time.Second))
+		if broke && near != "" {
 			inFlight++
-			t.Logf("failed write, in flight when a server stopped or leadership moved: %s", f)
+			t.Logf("failed write, in flight when a server stopped or leadership moved (server tasks around it: %s): %s", near, f)
 			continue
 		}
-		t.Errorf("failed write: %s", f)
+		t.Errorf("failed write (server tasks around it: %q): %s", near, f)
 	}
 	t.Logf("failed writes in flight at a server stop or leadership change: %d of %d", inFlight, len(all))
 }

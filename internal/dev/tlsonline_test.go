@@ -74,6 +74,7 @@ func TestDevTLSTurnedOn(t *testing.T) {
 
 	logFrom := len(schedulerLog(t, fc.opts.WorkDir))
 	w := startTLSOnWriter(ctx, ips, token)
+	tw := startTaskWatch(ctx, fc.Cluster)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
 	if err := ops.UpdateStart(ctx, cosmosURL, "consul", []byte(`{"security": {"tls": {"enabled": true}}}`), false); err != nil {
@@ -111,11 +112,12 @@ func TestDevTLSTurnedOn(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	cancel()
 	w.wait()
+	tw.wait()
 
 	ok, failed, hops, byScheme := w.counts()
 	t.Logf("TLS TURNED ON: rollout %.0f s; writes ok %d (%v), failed %d, connections refused and retried at the next agent %d",
 		rollout.Seconds(), ok, byScheme, failed, hops)
-	judgeFailures(t, w)
+	judgeFailures(t, w, tw)
 	if ok == 0 || byScheme["https"] == 0 {
 		t.Errorf("writes ok %d, over HTTPS %d", ok, byScheme["https"])
 	}
@@ -267,9 +269,17 @@ type tlsOnWriter struct {
 	ok, hops int
 	lastOK   int
 	byScheme map[string]int
-	failures []string
+	failures []writeFailure
 	done     chan struct{}
 }
+
+// writeFailure is one failed write: when it was sent, and what failed.
+type writeFailure struct {
+	at  time.Time
+	msg string
+}
+
+func (f writeFailure) String() string { return f.at.Format("15:04:05.000") + " " + f.msg }
 
 func startTLSOnWriter(ctx context.Context, ips []string, token string) *tlsOnWriter {
 	w := &tlsOnWriter{ips: ips, token: token, byScheme: map[string]int{}, done: make(chan struct{}),
@@ -308,7 +318,7 @@ func startTLSOnWriter(ctx context.Context, ips []string, token string) *tlsOnWri
 					errs = append(errs, "every agent refused the connection")
 				}
 				w.mu.Lock()
-				w.failures = append(w.failures, fmt.Sprintf("write %d at %s: %s", i, at.Format("15:04:05.000"), strings.Join(errs, "; ")))
+				w.failures = append(w.failures, writeFailure{at, fmt.Sprintf("write %d: %s", i, strings.Join(errs, "; "))})
 				w.mu.Unlock()
 			}
 			select {
@@ -368,10 +378,10 @@ func (w *tlsOnWriter) counts() (ok, failed, hops int, byScheme map[string]int) {
 	return w.ok, len(w.failures), w.hops, m
 }
 
-func (w *tlsOnWriter) failureList() []string {
+func (w *tlsOnWriter) failureList() []writeFailure {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]string(nil), w.failures...)
+	return append([]writeFailure(nil), w.failures...)
 }
 
 // lost reads the key back (?consistent over HTTPS through any agent): it
