@@ -178,17 +178,24 @@ func followRollout(t *testing.T, fc *faultCluster, kind string, start time.Time)
 // when a server stopped or leadership moved, which every rolling restart
 // of this service can cost (docs/BENCHMARKS.md): Consul's answer says the
 // RPC to a server broke off (its connection closed: "EOF", "stream
-// closed") or leadership was lost, and a server task of tw ended or
-// started within 3 s before to 6 s after the write. Those are logged.
+// closed") and a server task of tw ended or started within 3 s before to
+// 6 s after the write, or that leadership was lost or moving and a server
+// task ended or started within 3 s before to 20 s after it (the scheduler
+// hands leadership over, then waits for its next raft read before it
+// restarts the old leader). Those are logged.
 func judgeFailures(t *testing.T, w *tlsOnWriter, tw *taskWatch) {
 	t.Helper()
 	inFlight := 0
 	all := w.failureList()
 	for _, f := range all {
-		broke := strings.Contains(f.msg, "rpc error making call: EOF") || strings.Contains(f.msg, "stream closed") ||
-			strings.Contains(f.msg, "leadership lost while committing log") || strings.Contains(f.msg, "No cluster leader")
+		broke := strings.Contains(f.msg, "rpc error making call: EOF") || strings.Contains(f.msg, "stream closed")
+		leader := strings.Contains(f.msg, "leadership lost while committing log") || strings.Contains(f.msg, "No cluster leader") ||
+			strings.Contains(f.msg, "leadership transfer in progress")
 		near := tw.describe(f.at.Add(-3*time.Second), f.at.Add(6*time.Second))
-		if broke && near != "" {
+		if leader {
+			near = tw.describe(f.at.Add(-3*time.Second), f.at.Add(20*time.Second))
+		}
+		if (broke || leader) && near != "" {
 			inFlight++
 			t.Logf("failed write, in flight when a server stopped or leadership moved (server tasks around it: %s): %s", near, f)
 			continue
