@@ -52,13 +52,14 @@ func (t Target) TLSFor(r taskspec.Role) (on bool, rollout string) {
 	return true, ""
 }
 
-// ClientPorts are the ports of a client under t: no HTTPS while clients
-// run without TLS (the first phase of turning TLS on, where the target
-// has the HTTPS port for the servers already).
+// ClientPorts are the ports of a client under t: no HTTPS nor gRPC TLS
+// while clients run without TLS (the first phase of turning TLS on, where
+// the target has those ports for the servers already), as in a target
+// without TLS.
 func (t Target) ClientPorts() taskspec.Ports {
 	p := t.Ports
 	if on, _ := t.TLSFor(taskspec.RoleClient); !on {
-		p.HTTPS = -1
+		p.HTTPS, p.GRPCTLS = -1, 0
 	}
 	return p
 }

@@ -15,7 +15,7 @@ func tlsConfigs() (off, on config.Config) {
 	off.ExecutorURI = "http://h/0.1.0/dcos-consul"
 	off.TLS, off.Ports.HTTPS = false, -1
 	on = off
-	on.TLS, on.Ports.HTTPS = true, config.DefaultHTTPSPort
+	on.TLS, on.Ports.HTTPS, on.Ports.GRPCTLS = true, config.DefaultHTTPSPort, config.DefaultGRPCTLSPort
 	return off, on
 }
 
