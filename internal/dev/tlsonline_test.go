@@ -132,12 +132,14 @@ func TestDevTLSTurnedOn(t *testing.T) {
 		}
 		if isServerTask(tk) {
 			checkServerCertificate(t, caPool, tk.AgentIP)
+			// gRPC over TLS too: its port was reserved at the relaunch.
+			checkVerifiesOn(t, caPool, tk.AgentIP, "8503")
 			if !plainRPCClosed(t, net.JoinHostPort(tk.AgentIP, "8300")) {
 				t.Errorf("server %s keeps a plaintext RPC connection open", tk.Name)
 			}
 			continue
 		}
-		checkVerifies(t, all, tk.AgentIP)
+		checkVerifiesOn(t, all, tk.AgentIP, "8501")
 	}
 	eventually(t, time.Minute, "the scheduler's UI proxy reaches Consul over HTTPS", func() error {
 		resp, err := http.Get(fc.SchedulerURL + "/consul/v1/catalog/datacenters")
@@ -228,14 +230,14 @@ func readPlan(schedulerURL, name string) (plan.Plan, error) {
 	return p, err
 }
 
-// checkVerifies: the HTTPS API at ip presents a certificate that verifies
-// against pool for ip.
-func checkVerifies(t *testing.T, pool *x509.CertPool, ip string) {
+// checkVerifiesOn: the TLS listener at ip:port presents a certificate
+// that verifies against pool for ip.
+func checkVerifiesOn(t *testing.T, pool *x509.CertPool, ip, port string) {
 	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", net.JoinHostPort(ip, "8501"),
-		&tls.Config{RootCAs: pool, ServerName: ip, MinVersion: tls.VersionTLS12})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", net.JoinHostPort(ip, port),
+		&tls.Config{RootCAs: pool, ServerName: ip, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
 	if err != nil {
-		t.Errorf("HTTPS on %s:8501 verified against the scheduler's and Consul's CA: %v", ip, err)
+		t.Errorf("TLS on %s:%s verified against the CA: %v", ip, port, err)
 		return
 	}
 	conn.Close()
