@@ -294,7 +294,7 @@ func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix strin
 	if prefix != "" {
 		msg = prefix + "; " + msg
 	}
-	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("stop", took), zap.Bool("left", false))
+	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("stop", took), zap.Bool("left", false), zap.Bool("shutdown_hung", !stopped))
 	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
 }
 

@@ -423,6 +423,7 @@ func (s *Scheduler) handle(ctx context.Context, batch []*scheduler.Event) error 
 
 // act reconciles, writes the state and sends the batch's calls.
 func (s *Scheduler) act(ctx context.Context, now time.Time, out *outbox) error {
+	s.advanceTLSRollout(ctx)
 	s.afterChange(now, out)
 	if err := s.flush(ctx); err != nil {
 		s.setErr(err)

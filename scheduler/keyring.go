@@ -14,6 +14,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
+	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
 // KeyringRotatePath rotates the gossip key (POST, operator token).
@@ -45,6 +46,9 @@ func (s *Scheduler) rotateGossipKey(ctx context.Context) (RotationResult, error)
 	defer s.rotateMu.Unlock()
 	if !s.Snapshot().Target.GossipEncryption {
 		return RotationResult{}, errors.New("gossip encryption is off for this service: there is no key to rotate")
+	}
+	if n := s.Snapshot().Target.GossipPhaseNumber(); n > 0 {
+		return RotationResult{}, fmt.Errorf("gossip encryption is being turned on (phase %d of %d, the update plan): rotate the key once that is complete", n, state.GossipPhases)
 	}
 	if cur := s.secrets.Get(); s.cfg.GossipKeyFile != "" && cur.RotatingTo == "" {
 		// A random key here would differ from the other datacenters'.

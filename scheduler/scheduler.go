@@ -253,7 +253,9 @@ type Scheduler struct {
 	deregistered   bool // uninstall finished
 	// refused: configuration changes not applied at start, one line each
 	// (deploy plan errors, /v1/health).
-	refused         []string
+	refused []string
+	// tlsWhy is what the TLS rollout last waited for (logged on change).
+	tlsWhy          string
 	lastPublish     time.Time
 	publishCost     time.Duration // how long the last publish took
 	lastJoinMessage time.Time

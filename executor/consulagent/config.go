@@ -156,8 +156,10 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 		// Both directions verified from the start: an agent without the
 		// key can neither read nor inject gossip.
 		cfg["encrypt"] = env.GossipKey
-		cfg["encrypt_verify_incoming"] = true
-		cfg["encrypt_verify_outgoing"] = true
+		// While gossip encryption is turned on in a running cluster
+		// (Consul's three steps): first neither direction, then outgoing.
+		cfg["encrypt_verify_incoming"] = spec.GossipRollout == ""
+		cfg["encrypt_verify_outgoing"] = spec.GossipRollout != taskspec.GossipOpen
 		// The key stays in memory: a keyring file in the sandbox would be
 		// readable through the Mesos agent's /files API. Only an agent
 		// started during a rotation (several keys in use) gets a keyring

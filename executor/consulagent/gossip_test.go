@@ -172,3 +172,32 @@ func TestStaleKeyringIsReplaced(t *testing.T) {
 		t.Fatalf("during a rotation: %d keys, want 2", len(keys))
 	}
 }
+
+// TestConfigGossipRollout: Consul's three steps of turning gossip
+// encryption on: the key with neither direction verified, then outgoing,
+// then both.
+func TestConfigGossipRollout(t *testing.T) {
+	for _, tc := range []struct {
+		phase   string
+		in, out bool
+	}{{taskspec.GossipOpen, false, false}, {taskspec.GossipOutgoing, false, true}, {"", true, true}} {
+		spec := serverSpec("consul-server-0", 1, testPorts([]int{8300, 8301, 8500}))
+		spec.GossipEncryption, spec.GossipRollout = true, tc.phase
+		spec.Secrets = &taskspec.SecretsRef{URL: "http://127.0.0.1:1", Token: "t"}
+		doc, err := Config(spec, Env{BindIP: "127.3.0.40", Sandbox: "/sb", GossipKey: "cg8StVXbQJ0gPvMd9o7yrg=="})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.phase, err)
+		}
+		var got struct {
+			Encrypt string `json:"encrypt"`
+			In      bool   `json:"encrypt_verify_incoming"`
+			Out     bool   `json:"encrypt_verify_outgoing"`
+		}
+		if err := json.Unmarshal(doc, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Encrypt == "" || got.In != tc.in || got.Out != tc.out {
+			t.Errorf("%q: encrypt %q, verify incoming %v outgoing %v; want %v %v", tc.phase, got.Encrypt, got.In, got.Out, tc.in, tc.out)
+		}
+	}
+}

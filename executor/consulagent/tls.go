@@ -92,10 +92,30 @@ func tlsConfig(spec taskspec.Spec, env Env, cfg map[string]any) {
 		"grpc":  grpc,
 	}
 	ports := cfg["ports"].(map[string]any)
-	ports["http"] = -1
 	ports["https"] = spec.Ports.HTTPS
 	if spec.Ports.GRPCTLS > 0 {
 		ports["grpc_tls"] = spec.Ports.GRPCTLS
+	}
+	if spec.TLSRollout == "" {
+		ports["http"] = -1
+		return
+	}
+	rolloutTLS(spec, defaults, rpc)
+}
+
+// rolloutTLS relaxes the settings of tlsConfig while TLS is being turned
+// on in a running cluster (Consul's guide for an existing datacenter):
+// plain HTTP stays on (ports.http as the spec says) for callers not on
+// HTTPS yet, and a server accepts plaintext RPC from agents not restarted
+// yet. In the accept phase a server does not send TLS either: the servers
+// not restarted yet have no certificate to answer it with.
+func rolloutTLS(spec taskspec.Spec, defaults, rpc map[string]any) {
+	if spec.Role == taskspec.RoleServer {
+		rpc["verify_incoming"] = false
+	}
+	if spec.TLSRollout == taskspec.TLSAccept {
+		defaults["verify_outgoing"] = false
+		rpc["verify_server_hostname"] = false
 	}
 }
 

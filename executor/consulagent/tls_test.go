@@ -332,3 +332,58 @@ func checkWithConsulBuilder(t *testing.T, doc []byte) consulconfig.RuntimeConfig
 	}
 	return *res.RuntimeConfig
 }
+
+// TestConfigTLSRollout: while TLS is turned on in a running cluster plain
+// HTTP stays on beside HTTPS and servers accept plaintext RPC; in the
+// accept phase a server does not send TLS yet (the others may have no
+// certificate), in the outgoing phase it does and checks servers' names.
+func TestConfigTLSRollout(t *testing.T) {
+	env := Env{BindIP: "127.3.0.40", Sandbox: "/sb", TLSCACert: "ca", TLSCert: "cert", TLSKey: "key"}
+	for _, tc := range []struct {
+		phase     string
+		role      taskspec.Role
+		outgoing  bool
+		incoming  any
+		hostname  bool
+		wantError bool
+	}{
+		{phase: taskspec.TLSAccept, role: taskspec.RoleServer, outgoing: false, incoming: false, hostname: false},
+		{phase: taskspec.TLSOutgoing, role: taskspec.RoleServer, outgoing: true, incoming: false, hostname: true},
+		{phase: taskspec.TLSOutgoing, role: taskspec.RoleClient, outgoing: true, incoming: nil, hostname: true},
+		{phase: taskspec.TLSAccept, role: taskspec.RoleClient, wantError: true},
+	} {
+		spec := tlsSpec(serverSpec("consul-server-0", 1, testPorts([]int{8300, 8301, 8500})), 8501)
+		if tc.role == taskspec.RoleClient {
+			spec.Role, spec.BootstrapExpect, spec.NodeName = taskspec.RoleClient, 0, "consul-client-a"
+		}
+		spec.TLSRollout, spec.Ports.HTTP = tc.phase, 8500
+		doc, err := Config(spec, env)
+		if tc.wantError {
+			if err == nil {
+				t.Errorf("%s %s: accepted", tc.phase, tc.role)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.phase, tc.role, err)
+		}
+		checkWithConsulBuilder(t, doc)
+		var got struct {
+			Ports map[string]int `json:"ports"`
+			TLS   struct {
+				Defaults    map[string]any `json:"defaults"`
+				InternalRPC map[string]any `json:"internal_rpc"`
+			} `json:"tls"`
+		}
+		if err := json.Unmarshal(doc, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Ports["http"] != 8500 || got.Ports["https"] != 8501 {
+			t.Errorf("%s %s: ports %v, want http 8500 and https 8501", tc.phase, tc.role, got.Ports)
+		}
+		if got.TLS.Defaults["verify_outgoing"] != tc.outgoing || got.TLS.InternalRPC["verify_incoming"] != tc.incoming ||
+			got.TLS.InternalRPC["verify_server_hostname"] != tc.hostname {
+			t.Errorf("%s %s: tls.defaults %v, tls.internal_rpc %v", tc.phase, tc.role, got.TLS.Defaults, got.TLS.InternalRPC)
+		}
+	}
+}

@@ -100,10 +100,35 @@ type Spec struct {
 	// fetched through Secrets; clients through auto_encrypt) and serves
 	// its API over HTTPS only.
 	TLS bool `json:"tls,omitempty"`
+	// TLSRollout (with TLS, while TLS is being turned on in a running
+	// cluster): TLSAccept, the server has its certificate and accepts TLS
+	// and plaintext RPC but sends plaintext; TLSOutgoing, the agent sends
+	// TLS (servers verified by name) and still accepts plaintext. Plain
+	// HTTP stays on in both. Empty: TLS as installed with it.
+	TLSRollout string `json:"tls_rollout,omitempty"`
+	// GossipRollout (with gossip encryption, while it is being turned on
+	// in a running cluster): GossipOpen, the agent encrypts gossip but
+	// neither requires nor sends only encrypted messages; GossipOutgoing,
+	// it sends encrypted messages only but still accepts plain ones.
+	// Empty: both directions verified.
+	GossipRollout string `json:"gossip_rollout,omitempty"`
 	// Secrets says where the executor fetches the task's secrets; nil when
 	// the task needs none.
 	Secrets *SecretsRef `json:"secrets,omitempty"`
 }
+
+// The phases of turning TLS on in a running cluster (Spec.TLSRollout).
+const (
+	TLSAccept   = "accept"
+	TLSOutgoing = "outgoing"
+)
+
+// The phases of turning gossip encryption on in a running cluster
+// (Spec.GossipRollout), Consul's three steps.
+const (
+	GossipOpen     = "open"
+	GossipOutgoing = "outgoing"
+)
 
 // RaftPeer is one entry of Consul's peers.json (raft protocol 3).
 type RaftPeer struct {
@@ -197,6 +222,26 @@ func (s Spec) Validate() error {
 	}
 	if s.TLS && s.Secrets == nil {
 		return errors.New("taskspec: tls needs secrets (where to fetch the certificates)")
+	}
+	switch s.TLSRollout {
+	case "", TLSOutgoing:
+	case TLSAccept:
+		if s.Role != RoleServer {
+			return fmt.Errorf("taskspec: tls_rollout %q is for servers only (clients stay plaintext until servers accept TLS)", s.TLSRollout)
+		}
+	default:
+		return fmt.Errorf("taskspec: tls_rollout %q: want %q, %q or empty", s.TLSRollout, TLSAccept, TLSOutgoing)
+	}
+	switch s.GossipRollout {
+	case "", GossipOpen, GossipOutgoing:
+	default:
+		return fmt.Errorf("taskspec: gossip_rollout %q: want %q, %q or empty", s.GossipRollout, GossipOpen, GossipOutgoing)
+	}
+	if s.GossipRollout != "" && !s.GossipEncryption {
+		return errors.New("taskspec: gossip_rollout needs gossip_encryption")
+	}
+	if s.TLSRollout != "" && !s.TLS {
+		return errors.New("taskspec: tls_rollout needs tls")
 	}
 	if s.TLS && s.Ports.HTTPS == -1 {
 		return errors.New("taskspec: tls needs ports.https (the API is served over HTTPS only)")

@@ -137,6 +137,9 @@ type updateRule struct {
 	why, instead string
 	// hidden: the value may hold secrets; changes show fingerprints.
 	hidden bool
+	// allow, when set, says which changes (old, new) are applied with
+	// effect; the others are refused with why.
+	allow func(o, n string) bool
 }
 
 func fstr(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
@@ -254,9 +257,12 @@ var updateRules = []updateRule{
 	{env: EnvPortGRPCTLS, get: func(c Config) string { return strconv.Itoa(c.Ports.GRPCTLS) }, effect: EffectAllTasks},
 	{env: EnvPortDNS, get: func(c Config) string { return strconv.Itoa(c.Ports.DNS) }, effect: EffectAllTasks},
 
-	{env: EnvTLS, get: func(c Config) string { return strconv.FormatBool(c.TLS) },
-		why:     "turning TLS on or off on a running cluster is not supported yet: during the rolling restart agents with and without TLS could not talk to each other (RPC verify_incoming), so writes would fail",
-		instead: "keep security.tls.enabled as it was at install"},
+	// Turning TLS on is rolled out in phases (state.TLSRollout); off is
+	// refused.
+	{env: EnvTLS, get: func(c Config) string { return strconv.FormatBool(c.TLS) }, effect: EffectAllTasks,
+		allow:   func(o, n string) bool { return o == "false" && n == "true" },
+		why:     "turning TLS off on a running cluster is not supported: during the rolling restart the agents still requiring TLS (RPC verify_incoming) would refuse the ones without it, so writes would fail (turning it on is supported: it is rolled out in phases)",
+		instead: "keep security.tls.enabled on; to run without TLS, " + reinstall},
 	{env: EnvTLSCACertFile, get: func(c Config) string { return c.TLSCACertFile },
 		why:     "a new CA on a running cluster is not supported yet: during the rolling restart servers of the old and the new CA would refuse each other's certificates",
 		instead: "keep security.tls.ca_cert_file as it was at install"},
@@ -266,9 +272,12 @@ var updateRules = []updateRule{
 	{env: EnvACL, get: func(c Config) string { return strconv.FormatBool(c.ACL) },
 		why:     "turning ACLs on or off on a running cluster is not supported yet",
 		instead: "keep security.acl.enabled as it was at install"},
-	{env: EnvGossipKey, get: func(c Config) string { return strconv.FormatBool(c.GossipEncryption) },
-		why:     "turning gossip encryption on or off on a running cluster is not supported yet",
-		instead: "keep security.gossip_encryption.enabled as it was at install"},
+	// Turning gossip encryption on is rolled out in Consul's three steps
+	// (state.Rollouts); off is refused.
+	{env: EnvGossipKey, get: func(c Config) string { return strconv.FormatBool(c.GossipEncryption) }, effect: EffectAllTasks,
+		allow:   func(o, n string) bool { return o == "false" && n == "true" },
+		why:     "turning gossip encryption off on a running cluster is not supported (turning it on is: it is rolled out in Consul's three steps)",
+		instead: "keep security.gossip_encryption.enabled on; to run without it, " + reinstall},
 
 	{env: EnvExecutorURI, get: func(c Config) string { return c.ExecutorURI }, effect: EffectAllTasks},
 	{env: EnvMesosDNSDomain, get: func(c Config) string { return c.MesosDNSDomain }, effect: EffectAllTasks},
@@ -296,7 +305,7 @@ func CheckUpdate(old, new Config) (Change, error) {
 		if r.hidden {
 			o, n = Fingerprint(o), Fingerprint(n)
 		}
-		if r.why != "" {
+		if r.why != "" && (r.allow == nil || !r.allow(o, n)) {
 			refused = append(refused, Refusal{Env: r.env, Option: OptionOf(r.env), Old: o, New: n, Why: r.why, Instead: r.instead})
 			continue
 		}

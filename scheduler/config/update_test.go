@@ -57,7 +57,10 @@ func TestCheckUpdate(t *testing.T) {
 		{name: "disk size", change: func(c *Config) { c.ServerDisk = 2048 }, refused: []string{EnvServerDisk}, why: "cannot resize"},
 		{name: "disk type", change: func(c *Config) { c.ServerDiskType = "MOUNT" }, refused: []string{EnvServerDiskType}, why: "disk type"},
 		{name: "state store", change: func(c *Config) { c.ZK = "zk2:2181" }, refused: []string{EnvZK}, why: "not find its own tasks"},
-		{name: "TLS", change: func(c *Config) { c.TLS = true }, refused: []string{EnvTLS}, why: "not supported yet"},
+		// Plain HTTP goes with TLS on (state.TLSRollout keeps it until the
+		// rollout's last phase).
+		{name: "TLS on", change: func(c *Config) { c.TLS, c.Ports.HTTPS = true, DefaultHTTPSPort },
+			effects: []Effect{EffectAllTasks, EffectAllTasks, EffectAllTasks}},
 		{name: "refused and allowed together: only the refusal", change: func(c *Config) {
 			c.ServerCount, c.Datacenter = 5, "dc2"
 		}, refused: []string{EnvDatacenter}, why: "Instead"},
@@ -253,5 +256,22 @@ func TestStoredConfigRoundTrips(t *testing.T) {
 		if ch, err := CheckUpdate(back, c); err != nil || !ch.None() {
 			t.Fatalf("round trip changed the config: %v %v", ch, err)
 		}
+	}
+}
+
+// TestCheckUpdateTLSOff: turning TLS off on a running cluster is refused,
+// saying that turning it on is what works.
+func TestCheckUpdateTLSOff(t *testing.T) {
+	on := Defaults()
+	on.ServiceName, on.TLS, on.Ports.HTTPS = "consul", true, DefaultHTTPSPort
+	off := on
+	off.TLS = false
+	_, err := CheckUpdate(on, off)
+	var ue *UpdateError
+	if !errors.As(err, &ue) || len(ue.Refused) != 1 || ue.Refused[0].Env != EnvTLS {
+		t.Fatalf("want the TLS change refused, got %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "turning it on is supported") || !strings.Contains(msg, "keep security.tls.enabled on") {
+		t.Errorf("the refusal does not say what works: %s", msg)
 	}
 }

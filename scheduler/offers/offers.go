@@ -649,12 +649,20 @@ func relaunchServer(in Input, t state.Task, groups map[string]*group) (launchPla
 	}
 	res = append(res, vol)
 	t = placedOn(t, in.Offer)
-	if okp {
-		res = append(res, prt)
-		t.Ports = portsFrom(in.Target.Ports, prt)
-	} else {
+	if !okp {
 		return launchPlan{}, fmt.Errorf("its reservation %s is offered without its ports; waiting", t.Reservation.ID)
 	}
+	prt = g.ports()
+	if extra, ok := morePorts(in, prt); ok {
+		// A port the target has since enabled (HTTPS when TLS is turned
+		// on): reserved now, on the same reservation.
+		r := reserve(extra, in.Target.Role, in.Target.Principal, in.Target.ServiceName, t.Name, t.Reservation.ID)
+		ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_RESERVE, Reserve: &mesos.Offer_Operation_Reserve{Resources: []mesos.Resource{r}}})
+		res = append(res, r)
+		prt.Ranges = &mesos.Value_Ranges{Range: append(append(mesos.Ranges{}, prt.Ranges.Range...), extra.Ranges.Range...).Sort().Squash()}
+	}
+	res = append(res, g.portsResources()...)
+	t.Ports = portsFrom(in.Target.Ports, prt)
 	t.Reservation.Confirmed = true
 	launch, rec, err := launchOp(in, t, res)
 	if err != nil {
@@ -796,7 +804,7 @@ func takePorts(o mesos.Offer, ports []int, okRole func(string) bool) (mesos.Reso
 // does not use the server RPC port or serf WAN, so those are not taken
 // from the offer (the server port keeps its number: the spec needs one).
 func clientPorts(tg state.Target) (taskspec.Ports, []int) {
-	p := tg.Ports
+	p := tg.ClientPorts()
 	p.SerfWAN = -1
 	var list []int
 	for _, v := range []int{p.SerfLAN, p.HTTP, p.HTTPS, p.GRPC, p.DNS, p.GRPCTLS} {
@@ -854,7 +862,9 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		if tg.Secrets == nil || tg.Secrets.Credential == nil {
 			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption, ACLs or TLS are on but the scheduler has no secrets access to hand out")
 		}
-		spec.GossipEncryption, spec.ACL, spec.TLS = tg.GossipEncryption, tg.ACL, tg.TLS
+		spec.GossipEncryption, spec.ACL = tg.GossipEncryption, tg.ACL
+		spec.GossipRollout = tg.GossipRollout()
+		spec.TLS, spec.TLSRollout = tg.TLSFor(t.Role)
 		spec.Secrets = &taskspec.SecretsRef{URL: tg.Secrets.URL, Token: tg.Secrets.Credential(taskID)}
 	}
 	data, err := taskspec.Encode(spec)

@@ -722,3 +722,47 @@ func TestPlacementStoredInvalidRuleSaysWhy(t *testing.T) {
 		t.Fatalf("%s %s", opTypes(d), d.Reason)
 	}
 }
+
+// TestRelaunchReservesThePortTLSAdds: a server placed with TLS off has no
+// HTTPS port in its reservation; relaunched in the first phase of turning
+// TLS on, the port is reserved on the same reservation from the offer and
+// the task gets it (with TLS, plain HTTP kept, the accept phase). Once
+// reserved (offered as a resource of its own) it is used as it is.
+func TestRelaunchReservesThePortTLSAdds(t *testing.T) {
+	tg := target(func(c *config.Config) { c.TLS, c.Ports.HTTPS = true, config.DefaultHTTPSPort })
+	tg.TLSPhase, tg.Ports.HTTP = taskspec.TLSAccept, 8500
+	tg = tg.WithConfigID()
+	res := &state.Reservation{ID: "r0", PersistenceID: "consul-server-0-p", Confirmed: true}
+	restarting := running("consul-server-0", 1, res)
+	restarting.State, restarting.Goal = "TASK_KILLED", state.GoalRestart
+	tasks := state.Tasks{"consul-server-0": restarting,
+		"consul-server-1": running("consul-server-1", 2, &state.Reservation{ID: "r1", Confirmed: true}),
+		"consul-server-2": running("consul-server-2", 3, &state.Reservation{ID: "r2", Confirmed: true}),
+	}
+	d := Evaluate(input(tg, tasks, reservedOffer(1, "consul-server-0", "r0", "consul-server-0-p", true)))
+	if opTypes(d) != "RESERVE,LAUNCH" {
+		t.Fatalf("ops %s: %s", opTypes(d), d.Reason)
+	}
+	r := d.Operations[0].Reserve.Resources[0]
+	if r.Name != "ports" || describePorts(r.Ranges.Range) != "8501-8501" || reservationLabels(r)[state.LabelReservation] != "r0" {
+		t.Fatalf("reserved %s %v labels %v", r.Name, r.Ranges, reservationLabels(r))
+	}
+	spec, err := taskspec.Decode(launchedTask(t, d).Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !spec.TLS || spec.TLSRollout != taskspec.TLSAccept || spec.Ports.HTTPS != 8501 || spec.Ports.HTTP != 8500 {
+		t.Fatalf("spec tls %v rollout %q ports %+v", spec.TLS, spec.TLSRollout, spec.Ports)
+	}
+
+	withHTTPS := reservedOffer(1, "consul-server-0", "r0", "consul-server-0-p", true)
+	withHTTPS.Resources = append(withHTTPS.Resources,
+		reserve(portsResource([]int{8501}, tg.Role), tg.Role, tg.Principal, tg.ServiceName, "consul-server-0", "r0"))
+	d = Evaluate(input(tg, tasks, withHTTPS))
+	if opTypes(d) != "LAUNCH" {
+		t.Fatalf("ops %s: %s", opTypes(d), d.Reason)
+	}
+	if spec, _ := taskspec.Decode(launchedTask(t, d).Data); spec.Ports.HTTPS != 8501 {
+		t.Fatalf("ports %+v", spec.Ports)
+	}
+}

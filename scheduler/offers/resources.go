@@ -129,6 +129,60 @@ func (g group) find(name string) (mesos.Resource, bool) {
 	return mesos.Resource{}, false
 }
 
+// ports is the group's reserved ports as one resource: the ranges of
+// every ports resource of the reservation (a port reserved after the
+// others may come as a resource of its own).
+func (g group) ports() mesos.Resource {
+	var out mesos.Resource
+	var rs mesos.Ranges
+	for _, r := range g.resources {
+		if r.Name != "ports" || r.Ranges == nil {
+			continue
+		}
+		if out.Name == "" {
+			out = r
+		}
+		rs = append(rs, r.Ranges.Range...)
+	}
+	out.Ranges = &mesos.Value_Ranges{Range: rs.Sort().Squash()}
+	return out
+}
+
+// portsResources is every ports resource of the group, as offered.
+func (g group) portsResources() []mesos.Resource {
+	var out []mesos.Resource
+	for _, r := range g.resources {
+		if r.Name == "ports" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// morePorts is the ports the target wants that reserved (a server's
+// reserved ports) lacks and the offer has unreserved, as one unreserved
+// resource to reserve; false when there is none.
+func morePorts(in Input, reserved mesos.Resource) (mesos.Resource, bool) {
+	var have mesos.Ranges
+	if reserved.Ranges != nil {
+		have = reserved.Ranges.Range
+	}
+	free := unreservedPool(in.Offer).ports
+	var add []int
+	for _, p := range in.Target.PortList() {
+		if _, miss := missingPort(have, []int{p}); !miss {
+			continue
+		}
+		if _, miss := missingPort(free, []int{p}); !miss {
+			add = append(add, p)
+		}
+	}
+	if len(add) == 0 {
+		return mesos.Resource{}, false
+	}
+	return portsResource(add, in.Target.Role), true
+}
+
 // ourGroups collects the dynamically reserved resources of role that carry
 // our reservation label, by reservation ID.
 func ourGroups(o mesos.Offer, role string) map[string]*group {

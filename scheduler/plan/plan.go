@@ -153,9 +153,59 @@ func update(in Input) Plan {
 		}
 	}
 	servers.Status, clients.Status = aggregate(servers.Steps), aggregate(clients.Steps)
-	p := Plan{Name: Update, Strategy: "serial", Phases: []Phase{servers, clients}, Errors: []string{}}
+	phases := []Phase{servers, clients}
+	if g, ok := gossipRollout(in); ok {
+		phases = append([]Phase{g}, phases...)
+	}
+	if tls, ok := tlsRollout(in); ok {
+		phases = append([]Phase{tls}, phases...)
+	}
+	p := Plan{Name: Update, Strategy: "serial", Phases: phases, Errors: []string{}}
 	p.Status = aggregatePhases(p.Phases)
 	return p
+}
+
+// tlsRollout is the phase turning TLS on in a running cluster, while it
+// is under way: one step per phase of state.TLSRollout, the current one
+// saying what it waits for (its rolling restart is the server and client
+// phases of this plan).
+func tlsRollout(in Input) (Phase, bool) {
+	n := in.Target.TLSPhaseNumber()
+	if n == 0 {
+		return Phase{}, false
+	}
+	return rolloutPhase(in, "tls", n, state.TLSPhases, state.TLSPhaseWhat), true
+}
+
+// gossipRollout is tlsRollout for turning gossip encryption on.
+func gossipRollout(in Input) (Phase, bool) {
+	n := in.Target.GossipPhaseNumber()
+	if n == 0 {
+		return Phase{}, false
+	}
+	return rolloutPhase(in, "gossip", n, state.GossipPhases, state.GossipPhaseWhat), true
+}
+
+// rolloutPhase is the phase <kind>-rollout at phase n of phases.
+func rolloutPhase(in Input, kind string, n, phases int, what func(int) string) Phase {
+	ph := Phase{ID: id("update/" + kind), Name: kind + "-rollout", Strategy: "serial"}
+	_, _, why := state.Rollouts(in.Target, in.Tasks)
+	for i := 1; i <= phases; i++ {
+		name := fmt.Sprintf("%s-phase-%d", kind, i)
+		st := Step{ID: id("update/" + kind + "/" + name), Name: name, Status: Pending, Message: what(i)}
+		switch {
+		case i < n:
+			st.Status = Complete
+		case i == n:
+			st.Status = InProgress
+			if why != "" {
+				st.Message = why
+			}
+		}
+		ph.Steps = append(ph.Steps, st)
+	}
+	ph.Status = aggregate(ph.Steps)
+	return ph
 }
 
 func batchPercent(tg state.Target) int {

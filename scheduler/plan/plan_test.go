@@ -217,3 +217,39 @@ func TestAdoptPhaseCompletesAndReadsDone(t *testing.T) {
 		t.Fatalf("adoption done: %+v", ph)
 	}
 }
+
+// TestUpdatePlanShowsTheTLSRollout: while TLS is being turned on the
+// update plan has a tls-rollout phase, one step per phase: the past ones
+// complete, the current one saying which tasks it waits for, the next
+// ones pending; none once the rollout is over.
+func TestUpdatePlanShowsTheTLSRollout(t *testing.T) {
+	c := config.Defaults()
+	c.TLS, c.Ports.HTTPS = true, config.DefaultHTTPSPort
+	tg := state.TargetFrom(c)
+	tg.TLSPhase, tg.Ports.HTTP = taskspec.TLSOutgoing, 8500
+	tg = tg.WithConfigID()
+	tasks := state.Tasks{}
+	for i := 0; i < 3; i++ {
+		s := srv(i, "TASK_RUNNING")
+		s.ConfigID = tg.ServerConfigID
+		tasks[s.Name] = s
+	}
+	s := tasks[state.ServerName(1)]
+	s.ConfigID = "old"
+	tasks[s.Name] = s
+	p := Build(Input{Target: tg, Tasks: tasks, Now: now})[Update]
+	if len(p.Phases) != 3 || p.Phases[0].Name != "tls-rollout" || p.Status == Complete {
+		t.Fatalf("update plan %s, phases %+v", p.Status, p.Phases)
+	}
+	steps := p.Phases[0].Steps
+	if len(steps) != 3 || steps[0].Status != Complete || steps[1].Status != InProgress || steps[2].Status != Pending {
+		t.Fatalf("steps %+v", steps)
+	}
+	if !strings.Contains(steps[1].Message, "phase 2 of 3") || !strings.Contains(steps[1].Message, "consul-server-1") {
+		t.Errorf("the current step does not say what it waits for: %q", steps[1].Message)
+	}
+	tg.TLSPhase = ""
+	if p := Build(Input{Target: tg, Tasks: tasks, Now: now})[Update]; len(p.Phases) != 2 {
+		t.Errorf("after the rollout: phases %+v", p.Phases)
+	}
+}

@@ -130,6 +130,15 @@ type Target struct {
 	// TLS: agents use TLS for RPC and serve their API over HTTPS only
 	// (Ports.HTTP is -1); fixed at install like GossipEncryption.
 	TLS bool `json:"tls,omitempty"`
+	// TLSPhase: TLS is being turned on in a running cluster and this is
+	// the phase rolled out now (taskspec.TLSAccept, then TLSOutgoing);
+	// empty once every agent runs TLS as installed with it. Stored with
+	// the target, so a restarted scheduler resumes the phase it was in
+	// (TLSRollout).
+	TLSPhase string `json:"tls_phase,omitempty"`
+	// GossipPhase: gossip encryption is being turned on in a running
+	// cluster and this is the phase rolled out now (GossipRollout).
+	GossipPhase string `json:"gossip_phase,omitempty"`
 	// Secrets is how a launched task reaches its secrets; set by the
 	// running scheduler, never stored or shown.
 	Secrets *SecretsAccess `json:"-"`
@@ -214,23 +223,34 @@ func (t Target) configHashes() (server, client, both string) {
 		UI                            bool
 		Extra                         string
 		DNSDomain, DNSServer, ExecURI string
+		// Gossip: the gossip rollout's phase, absent outside one (every
+		// agent takes each phase).
+		Gossip string `json:",omitempty"`
 	}
 	extra := string(t.ExtraConfig)
 	var b bytes.Buffer
 	if json.Compact(&b, t.ExtraConfig) == nil {
 		extra = b.String() // re-indenting is no change (config.CheckUpdate)
 	}
-	sh := shared{t.Ports, t.Datacenter, t.Domain, t.UI, extra, t.MesosDNSDomain, t.DNSServer, t.ExecutorURI}
+	sh := shared{t.Ports, t.Datacenter, t.Domain, t.UI, extra, t.MesosDNSDomain, t.DNSServer, t.ExecutorURI, t.gossipMark()}
+	csh := sh
+	csh.Ports = t.ClientPorts()
+	// The TLS rollout's phases are absent outside a rollout: the IDs of
+	// clusters that never went through one stay.
+	_, serverTLS := t.TLSFor(taskspec.RoleServer)
+	_, clientTLS := t.TLSFor(taskspec.RoleClient)
 	server = hash(struct {
 		Shared         shared
 		Server         Resources
 		RaftMultiplier int
 		WANJoin        []string `json:",omitempty"` // absent when empty: IDs from before it existed stay
-	}{sh, t.Server, t.RaftMultiplier, t.WANJoin})
+		TLSRollout     string   `json:",omitempty"`
+	}{sh, t.Server, t.RaftMultiplier, t.WANJoin, serverTLS})
 	client = hash(struct {
-		Shared shared
-		Client Resources
-	}{sh, t.Client})
+		Shared     shared
+		Client     Resources
+		TLSRollout string `json:",omitempty"`
+	}{csh, t.Client, clientTLS})
 	return server, client, hash([]string{server, client})
 }
 

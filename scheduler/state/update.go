@@ -54,6 +54,7 @@ func DecideStart(stored *config.Config, storedTarget *Target, next config.Config
 	if legacy {
 		running = *storedTarget
 	}
+	running = carryGossipRollout(storedTarget, carryTLSRollout(storedTarget, running, old.Ports.HTTP))
 	ch, err := config.CheckUpdate(old, next)
 	if err != nil {
 		d := StartDecision{Target: running, Config: old, Err: err}
@@ -68,7 +69,7 @@ func DecideStart(stored *config.Config, storedTarget *Target, next config.Config
 		return d
 	}
 	d := StartDecision{Config: next, Change: ch, Write: true}
-	d.Target = TargetFrom(d.Config)
+	d.Target = carryGossipRollout(storedTarget, carryTLSRollout(storedTarget, TargetFrom(d.Config), next.Ports.HTTP))
 	return d
 }
 
