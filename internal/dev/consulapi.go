@@ -32,7 +32,7 @@ func (c *Cluster) envValue(key string) string {
 }
 
 // ConsulTLS reports whether this dev cluster's Consul runs with TLS: as
-// dev told the scheduler (--env, an option update), else the default.
+// dev told the scheduler (--env, an option update), else the default (on).
 func (c *Cluster) ConsulTLS() bool {
 	on, err := strconv.ParseBool(c.envValue(config.EnvTLS))
 	if err != nil {

@@ -50,8 +50,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 }
 
 // consulConfig is the one place these tests build a Consul API
-// configuration: the agent at hostPort (with TLS its HTTPS port instead,
-// verified as consulTLS says), the service's ACL
+// configuration: the agent at hostPort (with TLS, on by default, its HTTPS
+// port instead, verified as consulTLS says), the service's ACL
 // management token (read from the scheduler s once it works there: the
 // scheduler bootstraps ACLs after the servers elect a leader), a timeout
 // on every request.

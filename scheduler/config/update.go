@@ -252,7 +252,7 @@ var updateRules = []updateRule{
 
 	{env: EnvTLS, get: func(c Config) string { return strconv.FormatBool(c.TLS) },
 		why:     "turning TLS on or off on a running cluster is not supported yet: during the rolling restart agents with and without TLS could not talk to each other (RPC verify_incoming), so writes would fail",
-		instead: "keep security.tls.enabled as it was at install"},
+		instead: "keep security.tls.enabled as it was at install (a service installed while TLS was off by default: set it to false)"},
 	{env: EnvTLSCACertFile, get: func(c Config) string { return c.TLSCACertFile },
 		why:     "a new CA on a running cluster is not supported yet: during the rolling restart servers of the old and the new CA would refuse each other's certificates",
 		instead: "keep security.tls.ca_cert_file as it was at install"},

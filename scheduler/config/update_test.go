@@ -34,8 +34,10 @@ func TestCheckUpdate(t *testing.T) {
 			c.RaftMultiplier, c.UI, c.ExtraConfig = 5, false, []byte(`{"log_json":true}`)
 		}, effects: []Effect{EffectServers, EffectAllTasks, EffectAllTasks}},
 		{name: "client-facing ports", change: func(c *Config) {
-			c.Ports.HTTP, c.Ports.GRPC, c.Ports.DNS = 9500, 8502, -1
+			c.Ports.HTTPS, c.Ports.GRPC, c.Ports.DNS = 9501, 8502, -1
 		}, effects: []Effect{EffectAllTasks, EffectAllTasks, EffectAllTasks}},
+		// Plain HTTP is off with TLS: its port changes nothing.
+		{name: "http port with TLS", change: func(c *Config) { c.Ports.HTTP = 9500 }},
 		{name: "placement", change: func(c *Config) { c.ServerPlacement = `[["@zone","GROUP_BY","3"]]` },
 			effects: []Effect{EffectNewPlacements}},
 		{name: "package upgrade (executor URI)", change: func(c *Config) { c.ExecutorURI = "http://h/0.2.0/dcos-consul" },
@@ -57,7 +59,7 @@ func TestCheckUpdate(t *testing.T) {
 		{name: "disk size", change: func(c *Config) { c.ServerDisk = 2048 }, refused: []string{EnvServerDisk}, why: "cannot resize"},
 		{name: "disk type", change: func(c *Config) { c.ServerDiskType = "MOUNT" }, refused: []string{EnvServerDiskType}, why: "disk type"},
 		{name: "state store", change: func(c *Config) { c.ZK = "zk2:2181" }, refused: []string{EnvZK}, why: "not find its own tasks"},
-		{name: "TLS", change: func(c *Config) { c.TLS = true }, refused: []string{EnvTLS}, why: "not supported yet"},
+		{name: "TLS off", change: func(c *Config) { c.TLS, c.Ports.HTTPS = false, -1 }, refused: []string{EnvTLS}, why: "not supported yet"},
 		{name: "refused and allowed together: only the refusal", change: func(c *Config) {
 			c.ServerCount, c.Datacenter = 5, "dc2"
 		}, refused: []string{EnvDatacenter}, why: "Instead"},
@@ -156,10 +158,10 @@ func TestExtraConfigReformattingIsNoChange(t *testing.T) {
 func TestEveryFieldIsClassified(t *testing.T) {
 	// Each field must be noticed from one of the bases: ports.http is
 	// ignored with TLS (plain HTTP off), so it counts with TLS off.
-	withTLS := Defaults()
-	withTLS.TLS, withTLS.Ports.HTTPS = true, DefaultHTTPSPort
+	noTLS := Defaults()
+	noTLS.TLS, noTLS.Ports.HTTPS = false, -1
 	noticed, fields := map[string]bool{}, []string{}
-	for _, base := range []Config{Defaults(), withTLS} {
+	for _, base := range []Config{Defaults(), noTLS} {
 		walkFields(t, base, noticed, &fields)
 	}
 	for _, name := range fields {
@@ -253,5 +255,25 @@ func TestStoredConfigRoundTrips(t *testing.T) {
 		if ch, err := CheckUpdate(back, c); err != nil || !ch.None() {
 			t.Fatalf("round trip changed the config: %v %v", ch, err)
 		}
+	}
+}
+
+// TestInstallWithoutTLSKeepsRunningUnderTheNewDefault: a service installed
+// while TLS was off by default, whose scheduler restarts with a package
+// where it is on, keeps its configuration: the change is refused, with the
+// reason, rather than rolled out with failing writes.
+func TestInstallWithoutTLSKeepsRunningUnderTheNewDefault(t *testing.T) {
+	old := Defaults()
+	old.TLS, old.Ports.HTTPS = false, -1
+	if err := old.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := CheckUpdate(old, Defaults())
+	var ue *UpdateError
+	if !errors.As(err, &ue) || !ch.None() {
+		t.Fatalf("got %v, %v; want the change refused", ch, err)
+	}
+	if len(ue.Refused) != 1 || ue.Refused[0].Env != EnvTLS || !strings.Contains(err.Error(), "security.tls.enabled") {
+		t.Fatalf("refused %+v, want %s alone (the HTTPS port follows it): %v", ue.Refused, EnvTLS, err)
 	}
 }
