@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -190,6 +191,19 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 		t.Fatalf("the snapshot's ACL companion: %v %v, want mode 0600", fi, err)
 	}
 	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", name)))
+	restored := time.Now()
+	for prefix, n := range written {
+		for _, s := range servers(tasks) {
+			checkKeys(t, fc.Cluster, s.AgentIP, prefix, n)
+		}
+	}
+	t.Logf("RESTORE every key back on every server %s after the restore", time.Since(restored).Round(100*time.Millisecond))
+	// With TLS the restore replaced Consul's CA (the Connect CA that signs
+	// the client agents' auto_encrypt HTTPS certificates) with the first
+	// install's: the clients present a certificate of the replaced CA
+	// until Consul reissues it (docs/operations.md, section 5).
+	waitClientCertificates(t, fc.Cluster, tasks, 4*time.Minute)
+	t.Logf("RESTORE every client's HTTPS certificate verified by the restored CA roots %s after the restore", time.Since(restored).Round(100*time.Millisecond))
 	checkAllKeys(t, fc.Cluster, tasks, written)
 	// The snapshot's ACL state replaced the fresh install's: its
 	// management token is the one re-created from the companion.
@@ -211,6 +225,38 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// waitClientCertificates waits until every client agent's HTTPS API is
+// verified by Consul's CA roots as they are now (read anew on every try),
+// when c runs with TLS: a restore of another install's snapshot replaces
+// Consul's CA, and a client agent presents its auto_encrypt certificate
+// of the replaced CA until Consul reissues it (Consul spreads the renewals
+// after a roots change over up to 30 s, after it notices the change).
+func waitClientCertificates(t *testing.T, c *Cluster, tasks []masterTask, timeout time.Duration) {
+	t.Helper()
+	if !c.ConsulTLS() {
+		return
+	}
+	for _, task := range tasks {
+		if !strings.HasPrefix(task.Name, "consul-client-") {
+			continue
+		}
+		eventually(t, timeout, task.Name+"'s HTTPS certificate verified by Consul's CA roots", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cfg, err := c.ConsulConfigAll(ctx, task.AgentIP, "")
+			if err != nil {
+				return err
+			}
+			cl, err := consul.NewClient(cfg)
+			if err != nil {
+				return err
+			}
+			_, err = cl.Status().Leader()
+			return err
+		})
+	}
 }
 
 type locatedSnapshot struct {
