@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,11 +182,34 @@ func (c *Cluster) consulRoots(ctx context.Context) (pool *x509.CertPool, pems st
 			continue
 		}
 		pems := ca
-		for _, r := range roots.Roots {
-			pool.AppendCertsFromPEM([]byte(r.RootCert))
-			pems += "\n" + r.RootCert
+		for _, r := range c.seenRoots.add(roots.Roots) {
+			pool.AppendCertsFromPEM([]byte(r))
+			pems += "\n" + r
 		}
 		return pool, pems, true, nil
 	}
 	return pool, ca, false, nil
+}
+
+// seenRoots is every Consul CA root certificate a Cluster has read, in
+// the order first read. The HTTPS configurations trust all of them: a
+// restore of another install's snapshot replaces Consul's CA, and the
+// client agents keep presenting their certificate of the replaced CA
+// (docs/operations.md, section 5), as a caller that keeps the roots it
+// trusted would see them.
+type seenRoots struct {
+	mu   sync.Mutex
+	pems []string
+}
+
+// add records roots and returns every root seen.
+func (s *seenRoots) add(roots []struct{ RootCert string }) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range roots {
+		if !slices.Contains(s.pems, r.RootCert) {
+			s.pems = append(s.pems, r.RootCert)
+		}
+	}
+	return slices.Clone(s.pems)
 }

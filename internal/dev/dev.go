@@ -108,6 +108,7 @@ type Cluster struct {
 	logFile      *os.File
 	upd          updater // options applied by Update (Cosmos's service update)
 	transports   transportCache
+	seenRoots    seenRoots
 }
 
 // Start brings up the simulator, its Mesos-DNS and the scheduler process.

@@ -1,13 +1,17 @@
 package dev
 
 import (
-	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,10 +204,10 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	t.Logf("RESTORE every key back on every server %s after the restore", time.Since(restored).Round(100*time.Millisecond))
 	// With TLS the restore replaced Consul's CA (the Connect CA that signs
 	// the client agents' auto_encrypt HTTPS certificates) with the first
-	// install's: the clients present a certificate of the replaced CA
-	// until Consul reissues it (docs/operations.md, section 5).
-	waitClientCertificates(t, fc.Cluster, tasks, 4*time.Minute)
-	t.Logf("RESTORE every client's HTTPS certificate verified by the restored CA roots %s after the restore", time.Since(restored).Round(100*time.Millisecond))
+	// install's. The reads through a client below trust every Consul CA
+	// root the test has seen (Cluster.seenRoots): the clients keep their
+	// certificate of the replaced CA (docs/operations.md, section 5).
+	logClientCertificates(t, fc.Cluster, tasks)
 	checkAllKeys(t, fc.Cluster, tasks, written)
 	// The snapshot's ACL state replaced the fresh install's: its
 	// management token is the one re-created from the companion.
@@ -225,38 +229,65 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("RESTORE %s after the restore:", time.Since(restored).Round(time.Second))
+	logClientCertificates(t, fc.Cluster, tasks)
 }
 
-// waitClientCertificates waits until every client agent's HTTPS API is
-// verified by Consul's CA roots as they are now (read anew on every try),
-// when c runs with TLS: a restore of another install's snapshot replaces
-// Consul's CA, and a client agent presents its auto_encrypt certificate
-// of the replaced CA until Consul reissues it (Consul spreads the renewals
-// after a roots change over up to 30 s, after it notices the change).
-func waitClientCertificates(t *testing.T, c *Cluster, tasks []masterTask, timeout time.Duration) {
+// logClientCertificates says, for each client agent, whether its HTTPS
+// certificate verifies against Consul's CA roots as the leader lists them
+// now (with TLS).
+func logClientCertificates(t *testing.T, c *Cluster, tasks []masterTask) {
 	t.Helper()
 	if !c.ConsulTLS() {
 		return
 	}
+	leader := consulClient(t, c, servers(tasks)[0].AgentIP)
 	for _, task := range tasks {
 		if !strings.HasPrefix(task.Name, "consul-client-") {
 			continue
 		}
-		eventually(t, timeout, task.Name+"'s HTTPS certificate verified by Consul's CA roots", func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			cfg, err := c.ConsulConfigAll(ctx, task.AgentIP, "")
-			if err != nil {
-				return err
-			}
-			cl, err := consul.NewClient(cfg)
-			if err != nil {
-				return err
-			}
-			_, err = cl.Status().Leader()
-			return err
-		})
+		addr := net.JoinHostPort(task.AgentIP, strconv.Itoa(c.consulHTTPSPort()))
+		if err := clientCertVerifies(leader, addr); err != nil {
+			t.Logf("RESTORE %s's HTTPS certificate is not of the restored CA: %v", task.Name, err)
+		} else {
+			t.Logf("RESTORE %s's HTTPS certificate is of the restored CA", task.Name)
+		}
 	}
+}
+
+// clientCertVerifies: the certificate the agent at addr presents verifies
+// against the CA roots Consul's leader lists now; the error names the
+// certificate's issuer key and the roots.
+func clientCertVerifies(leader *consul.Client, addr string) error {
+	roots, _, err := leader.Connect().CARoots(nil)
+	if err != nil {
+		return fmt.Errorf("Consul's CA roots from the leader: %w", err)
+	}
+	pool := x509.NewCertPool()
+	var keys []string
+	for _, r := range roots.Roots {
+		pool.AppendCertsFromPEM([]byte(r.RootCertPEM))
+		keys = append(keys, fmt.Sprintf("%s (active %v)", r.ID, r.Active))
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // verified below, against pool
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	certs := conn.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return errors.New("no certificate presented")
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: host}); err != nil {
+		return fmt.Errorf("issuer key %x, roots %v: %w", certs[0].AuthorityKeyId, keys, err)
+	}
+	return nil
 }
 
 type locatedSnapshot struct {
