@@ -231,6 +231,23 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 	})
 	t.Logf("RESTORE %s after the restore:", time.Since(restored).Round(time.Second))
 	logClientCertificates(t, fc.Cluster, tasks)
+	if !fc.ConsulTLS() {
+		return
+	}
+	// The remedy docs/operations.md gives: a client agent restarted
+	// (`pod restart`) presents a certificate of the restored CA.
+	leader := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP)
+	for _, task := range tasks {
+		if !strings.HasPrefix(task.Name, "consul-client-") {
+			continue
+		}
+		t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "pod", "restart", task.Name)))
+		addr := net.JoinHostPort(task.AgentIP, strconv.Itoa(fc.consulHTTPSPort()))
+		eventually(t, 3*time.Minute, task.Name+" restarted, with a certificate of the restored CA", func() error {
+			return clientCertVerifies(leader, addr)
+		})
+		t.Logf("RESTORE %s restarted: its HTTPS certificate is of the restored CA", task.Name)
+	}
 }
 
 // logClientCertificates says, for each client agent, whether its HTTPS
