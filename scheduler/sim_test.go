@@ -255,7 +255,7 @@ func TestSimDeploysServersOnReservationsAndClientsEverywhereElse(t *testing.T) {
 	if code, body := h.get("/v1/plans/deploy"); code != http.StatusOK {
 		t.Errorf("deploy plan %d %s", code, body)
 	}
-	code, body := h.get("/v1/endpoints/http")
+	code, body := h.get("/v1/endpoints/https") // TLS by default: HTTPS only
 	var ep struct{ Address, DNS []string }
 	if err := json.Unmarshal(body, &ep); code != 200 || err != nil || len(ep.Address) != 5 {
 		t.Errorf("endpoints %d %s", code, body)

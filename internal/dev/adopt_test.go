@@ -116,7 +116,10 @@ func sameCluster(t *testing.T, what string, vols []string, ids map[string]string
 func TestAdoptLostStateWhileRunning(t *testing.T) {
 	// ACLs off: the ACL tokens are lost with the state, and Consul's ACL
 	// reset is not automated (docs/security.md, "Lost scheduler state").
-	fc := startFaultCluster(t, 20, 5, 3, noACL)
+	// TLS off: the CA is lost with the state too, and the adopted servers'
+	// certificates would not verify against the new one (docs/security.md,
+	// "TLS after lost scheduler state").
+	fc := startFaultCluster(t, 20, 5, 3, noACL, noTLS)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
 	writeThroughClient(t, fc.Cluster, tasks, "before-loss", 30)
 	written := map[string]int{"before-loss": 30}
@@ -169,7 +172,7 @@ func TestAdoptLostStateAfterFrameworkRemoved(t *testing.T) {
 	// new scheduler generates a new gossip key while the adopted servers keep
 	// the old keyring on their volumes, so new clients cannot join. The
 	// adoption itself is what this test checks: gossip encryption off.
-	fc := startFaultCluster(t, 21, 5, 3, config.EnvFailover+"=1m", noGossipKey, noACL) // as above
+	fc := startFaultCluster(t, 21, 5, 3, config.EnvFailover+"=1m", noGossipKey, noACL, noTLS) // as above
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
 	writeThroughClient(t, fc.Cluster, tasks, "before-loss", 30)
 	written := map[string]int{"before-loss": 30}

@@ -18,9 +18,10 @@ import (
 // status line that reaches "leader elected", the summary; then, from a
 // second shell with no flag and no export, `dcos-consul consul plan show`
 // and `dev status` work, the faults of `dev fault` heal, and `dev stop` ends
-// everything. Consul's HTTP port is moved (--env CONSUL_PORT_HTTP), which
-// dev's own leader check must follow, as its DNS port
-// (--env CONSUL_PORT_DNS) the summary must.
+// everything. Consul's HTTPS port is moved (--env CONSUL_PORT_HTTPS; TLS is
+// on by default, so the API is HTTPS only), which dev's own leader check
+// must follow, as the summary must follow its DNS port (--env
+// CONSUL_PORT_DNS).
 func TestDevConsoleInATerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
@@ -46,7 +47,7 @@ func TestDevConsoleInATerminal(t *testing.T) {
 	}
 	env = append(env, "HOME="+home)
 
-	shell := fmt.Sprintf("env -u DCOS_URL -u DCOS_CONSUL_URL -u DCOS_DIR HOME=%s TERM=xterm %s dev --work-dir %s --master-ip 127.5.93.1 --agents 2 --servers 1 --dns-refresh 1s --env CONSUL_PORT_HTTP=8510 --env CONSUL_PORT_DNS=8653; echo DEV-EXITED $?; sleep 600",
+	shell := fmt.Sprintf("env -u DCOS_URL -u DCOS_CONSUL_URL -u DCOS_DIR HOME=%s TERM=xterm %s dev --work-dir %s --master-ip 127.5.93.1 --agents 2 --servers 1 --dns-refresh 1s --env CONSUL_PORT_HTTPS=8511 --env CONSUL_PORT_DNS=8653; echo DEV-EXITED $?; sleep 600",
 		home, binary, work)
 	if out, err := tm("new-session", "-d", "-x", "200", "-y", "60", shell); err != nil {
 		t.Fatalf("tmux new-session: %v %s", err, out)
@@ -86,8 +87,8 @@ func TestDevConsoleInATerminal(t *testing.T) {
 	if !strings.Contains(s, work+"/dev.log") {
 		t.Errorf("the log file's path is not on the screen")
 	}
-	if !strings.Contains(s, "Consul HTTP API   http://127.5.93.") || !strings.Contains(s, ":8510\n") {
-		t.Errorf("the summary does not give Consul's HTTP API on the port set with --env CONSUL_PORT_HTTP=8510")
+	if !strings.Contains(s, "Consul HTTP API   https://127.5.93.") || !strings.Contains(s, ":8511   (TLS: curl --cacert") {
+		t.Errorf("the summary does not give Consul's HTTPS API on the port set with --env CONSUL_PORT_HTTPS=8511")
 	}
 	if !strings.Contains(s, " -p 8653 consul.service.consul") {
 		t.Errorf("the summary does not give Consul's DNS on the port set with --env CONSUL_PORT_DNS=8653")

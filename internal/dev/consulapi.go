@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
@@ -32,7 +34,7 @@ func (c *Cluster) envValue(key string) string {
 }
 
 // ConsulTLS reports whether this dev cluster's Consul runs with TLS: as
-// dev told the scheduler (--env, an option update), else the default.
+// dev told the scheduler (--env, an option update), else the default (on).
 func (c *Cluster) ConsulTLS() bool {
 	on, err := strconv.ParseBool(c.envValue(config.EnvTLS))
 	if err != nil {
@@ -114,30 +116,59 @@ func (c *Cluster) consulConfig(ctx context.Context, ip, token string) (*consul.C
 		cfg.Address, cfg.Scheme = net.JoinHostPort(ip, strconv.Itoa(c.consulHTTPPort())), "http"
 		return cfg, false, nil
 	}
-	pool, roots, err := c.consulRoots(ctx)
+	pool, pems, roots, err := c.consulRoots(ctx)
 	if err != nil {
 		return nil, false, err
 	}
 	cfg.Address, cfg.Scheme = net.JoinHostPort(ip, strconv.Itoa(c.consulHTTPSPort())), "https"
-	cfg.HttpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil,
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	cfg.HttpClient = &http.Client{Timeout: 30 * time.Second, Transport: c.transports.get(pems, pool)}
 	return cfg, roots, nil
+}
+
+// transportCache holds one keep-alive HTTPS transport per set of TLS
+// roots, shared by every configuration built with those roots. A
+// transport per configuration (callers build one per poll) kept its idle
+// connections open for good, and Consul, which allows 200 HTTP
+// connections per client address (limits.http_max_conns_per_client),
+// then answered 429 to every call from this process.
+type transportCache struct {
+	mu     sync.Mutex
+	byPEMs map[string]*http.Transport
+}
+
+// get is the transport verifying with pool, whose certificates are pems.
+func (tc *transportCache) get(pems string, pool *x509.CertPool) *http.Transport {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tr, ok := tc.byPEMs[pems]; ok {
+		return tr
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if tc.byPEMs == nil {
+		tc.byPEMs = map[string]*http.Transport{}
+	}
+	tc.byPEMs[pems] = tr
+	return tr
 }
 
 // consulRoots: the service's CA, plus Consul's own CA roots (roots true)
 // when a server answers for them over HTTPS verified by the service's CA;
 // ?stale lets a server answer from its own state while there is no leader.
-func (c *Cluster) consulRoots(ctx context.Context) (*x509.CertPool, bool, error) {
+// pems is the pool's certificates as PEM, in the order read.
+func (c *Cluster) consulRoots(ctx context.Context) (pool *x509.CertPool, pems string, roots bool, err error) {
 	ca, err := c.FetchCA(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("the service's CA: %w", err)
+		return nil, "", false, fmt.Errorf("the service's CA: %w", err)
 	}
-	pool := x509.NewCertPool()
+	pool = x509.NewCertPool()
 	if !pool.AppendCertsFromPEM([]byte(ca)) {
-		return nil, false, errors.New("the scheduler's /v1/tls/ca is not a PEM certificate")
+		return nil, "", false, errors.New("the scheduler's /v1/tls/ca is not a PEM certificate")
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil,
-		TLSClientConfig: &tls.Config{RootCAs: pool.Clone(), MinVersion: tls.VersionTLS12}}}
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: pool.Clone(), MinVersion: tls.VersionTLS12}}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	port := strconv.Itoa(c.consulHTTPSPort())
 	for _, a := range c.Sim.Agents() {
 		resp, err := hc.Get("https://" + net.JoinHostPort(a.IP, port) + "/v1/connect/ca/roots?stale")
@@ -150,10 +181,35 @@ func (c *Cluster) consulRoots(ctx context.Context) (*x509.CertPool, bool, error)
 		if err != nil || resp.StatusCode != http.StatusOK || len(roots.Roots) == 0 {
 			continue
 		}
-		for _, r := range roots.Roots {
-			pool.AppendCertsFromPEM([]byte(r.RootCert))
+		pems := ca
+		for _, r := range c.seenRoots.add(roots.Roots) {
+			pool.AppendCertsFromPEM([]byte(r))
+			pems += "\n" + r
 		}
-		return pool, true, nil
+		return pool, pems, true, nil
 	}
-	return pool, false, nil
+	return pool, ca, false, nil
+}
+
+// seenRoots is every Consul CA root certificate a Cluster has read, in
+// the order first read. The HTTPS configurations trust all of them: a
+// restore of another install's snapshot replaces Consul's CA, and the
+// client agents keep presenting their certificate of the replaced CA
+// (docs/operations.md, section 5), as a caller that keeps the roots it
+// trusted would see them.
+type seenRoots struct {
+	mu   sync.Mutex
+	pems []string
+}
+
+// add records roots and returns every root seen.
+func (s *seenRoots) add(roots []struct{ RootCert string }) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range roots {
+		if !slices.Contains(s.pems, r.RootCert) {
+			s.pems = append(s.pems, r.RootCert)
+		}
+	}
+	return slices.Clone(s.pems)
 }

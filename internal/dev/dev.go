@@ -107,6 +107,8 @@ type Cluster struct {
 	schedDone    chan error
 	logFile      *os.File
 	upd          updater // options applied by Update (Cosmos's service update)
+	transports   transportCache
+	seenRoots    seenRoots
 }
 
 // Start brings up the simulator, its Mesos-DNS and the scheduler process.

@@ -72,7 +72,7 @@ func startRealMesosDNS(t *testing.T, c *Cluster, ip string) string {
 
 // TestDevStableNames: the Consul tasks carry DiscoveryInfo with named ports
 // and the SDK's VIP labels; the simulated Mesos-DNS answers the SRV queries
-// of the named ports (_http._consul-server-0._tcp.consul.mesos) exactly as
+// of the named ports (_https._consul-server-0._tcp.consul.mesos) exactly as
 // the real Mesos-DNS does on the same master state; /v1/endpoints gives the
 // load balancer's names.
 //
@@ -136,8 +136,9 @@ func TestDevStableNames(t *testing.T) {
 		client = tasks[len(tasks)-1].Name
 	}
 	for k, want := range map[string]string{
-		"consul-server-0/http": "consul:8500", "consul-server-0/rpc": "consul-server:8300",
-		client + "/http": "consul:8500", client + "/dns": "consul:8600",
+		// TLS (the default): the API is HTTPS only, on 8501.
+		"consul-server-0/https": "consul:8501", "consul-server-0/rpc": "consul-server:8300",
+		client + "/https": "consul:8501", client + "/dns": "consul:8600",
 	} {
 		if vips[k] != want {
 			t.Errorf("VIP label of %s = %q, want %q (all: %v)", k, vips[k], want, vips)
@@ -145,14 +146,14 @@ func TestDevStableNames(t *testing.T) {
 	}
 
 	queries := []string{
-		"_http._consul-server-0._tcp.consul.mesos",
+		"_https._consul-server-0._tcp.consul.mesos",
 		"_rpc._consul-server-0._tcp.consul.mesos",
 		"_serf-lan._consul-server-0._udp.consul.mesos",
 		"_serf-wan._consul-server-0._tcp.consul.mesos",
 		"_dns._consul-server-0._udp.consul.mesos",
 		"_consul-server-0._tcp.consul.mesos",
 		"_consul-server-0._tcp.consul.slave.mesos",
-		"_http._" + client + "._tcp.consul.mesos",
+		"_https._" + client + "._tcp.consul.mesos",
 		"_rpc._" + client + "._tcp.consul.mesos",
 	}
 	eventually(t, time.Minute, "SRV records of the named ports", func() error {
@@ -177,25 +178,25 @@ func TestDevStableNames(t *testing.T) {
 		}
 		return nil
 	})
-	got, _ := resolveSRV(fc.DNS.Addr(), "_http._consul-server-0._tcp.consul.mesos")
-	if len(got) != 1 || !strings.HasSuffix(got[0], ".consul.mesos.:8500") {
-		t.Fatalf("_http._consul-server-0._tcp.consul.mesos = %v", got)
+	got, _ := resolveSRV(fc.DNS.Addr(), "_https._consul-server-0._tcp.consul.mesos")
+	if len(got) != 1 || !strings.HasSuffix(got[0], ".consul.mesos.:8501") {
+		t.Fatalf("_https._consul-server-0._tcp.consul.mesos = %v", got)
 	}
-	if ips, err := resolveA(fc.DNS.Addr(), strings.TrimSuffix(got[0], ":8500")); err != nil || len(ips) != 1 || ips[0] != tasks[0].AgentIP && ips[0] != tasks[len(tasks)-1].AgentIP {
+	if ips, err := resolveA(fc.DNS.Addr(), strings.TrimSuffix(got[0], ":8501")); err != nil || len(ips) != 1 || ips[0] != tasks[0].AgentIP && ips[0] != tasks[len(tasks)-1].AgentIP {
 		t.Errorf("the SRV target %s resolves to %v %v", got[0], ips, err)
 	}
 
-	// /v1/endpoints/http names the load balancer's address.
+	// /v1/endpoints/https names the load balancer's address.
 	var ep struct {
 		VIP string `json:"vip"`
 	}
-	resp, err = http.Get(fc.SchedulerURL + "/v1/endpoints/http")
+	resp, err = http.Get(fc.SchedulerURL + "/v1/endpoints/https")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&ep)
 	resp.Body.Close()
-	if ep.VIP != "consul.consul.l4lb.thisdcos.directory:8500" {
-		t.Errorf("/v1/endpoints/http vip = %q", ep.VIP)
+	if ep.VIP != "consul.consul.l4lb.thisdcos.directory:8501" {
+		t.Errorf("/v1/endpoints/https vip = %q", ep.VIP)
 	}
 }

@@ -1,12 +1,17 @@
 package dev
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,6 +195,19 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 		t.Fatalf("the snapshot's ACL companion: %v %v, want mode 0600", fi, err)
 	}
 	t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "snapshot", "restore", name)))
+	restored := time.Now()
+	for prefix, n := range written {
+		for _, s := range servers(tasks) {
+			checkKeys(t, fc.Cluster, s.AgentIP, prefix, n)
+		}
+	}
+	t.Logf("RESTORE every key back on every server %s after the restore", time.Since(restored).Round(100*time.Millisecond))
+	// With TLS the restore replaced Consul's CA (the Connect CA that signs
+	// the client agents' auto_encrypt HTTPS certificates) with the first
+	// install's. The reads through a client below trust every Consul CA
+	// root the test has seen (Cluster.seenRoots): the clients keep their
+	// certificate of the replaced CA (docs/operations.md, section 5).
+	logClientCertificates(t, fc.Cluster, tasks)
 	checkAllKeys(t, fc.Cluster, tasks, written)
 	// The snapshot's ACL state replaced the fresh install's: its
 	// management token is the one re-created from the companion.
@@ -211,6 +229,82 @@ func TestSnapshotRestoreIntoAFreshInstall(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("RESTORE %s after the restore:", time.Since(restored).Round(time.Second))
+	logClientCertificates(t, fc.Cluster, tasks)
+	if !fc.ConsulTLS() {
+		return
+	}
+	// The remedy docs/operations.md gives: a client agent restarted
+	// (`pod restart`) presents a certificate of the restored CA.
+	leader := consulClient(t, fc.Cluster, servers(tasks)[0].AgentIP)
+	for _, task := range tasks {
+		if !strings.HasPrefix(task.Name, "consul-client-") {
+			continue
+		}
+		t.Logf("%s", strings.TrimSpace(fc.operatorCmd(t, "pod", "restart", task.Name)))
+		addr := net.JoinHostPort(task.AgentIP, strconv.Itoa(fc.consulHTTPSPort()))
+		eventually(t, 3*time.Minute, task.Name+" restarted, with a certificate of the restored CA", func() error {
+			return clientCertVerifies(leader, addr)
+		})
+		t.Logf("RESTORE %s restarted: its HTTPS certificate is of the restored CA", task.Name)
+	}
+}
+
+// logClientCertificates says, for each client agent, whether its HTTPS
+// certificate verifies against Consul's CA roots as the leader lists them
+// now (with TLS).
+func logClientCertificates(t *testing.T, c *Cluster, tasks []masterTask) {
+	t.Helper()
+	if !c.ConsulTLS() {
+		return
+	}
+	leader := consulClient(t, c, servers(tasks)[0].AgentIP)
+	for _, task := range tasks {
+		if !strings.HasPrefix(task.Name, "consul-client-") {
+			continue
+		}
+		addr := net.JoinHostPort(task.AgentIP, strconv.Itoa(c.consulHTTPSPort()))
+		if err := clientCertVerifies(leader, addr); err != nil {
+			t.Logf("RESTORE %s's HTTPS certificate is not of the restored CA: %v", task.Name, err)
+		} else {
+			t.Logf("RESTORE %s's HTTPS certificate is of the restored CA", task.Name)
+		}
+	}
+}
+
+// clientCertVerifies: the certificate the agent at addr presents verifies
+// against the CA roots Consul's leader lists now; the error names the
+// certificate's issuer key and the roots.
+func clientCertVerifies(leader *consul.Client, addr string) error {
+	roots, _, err := leader.Connect().CARoots(nil)
+	if err != nil {
+		return fmt.Errorf("Consul's CA roots from the leader: %w", err)
+	}
+	pool := x509.NewCertPool()
+	var keys []string
+	for _, r := range roots.Roots {
+		pool.AppendCertsFromPEM([]byte(r.RootCertPEM))
+		keys = append(keys, fmt.Sprintf("%s (active %v)", r.ID, r.Active))
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // verified below, against pool
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	certs := conn.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return errors.New("no certificate presented")
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: host}); err != nil {
+		return fmt.Errorf("issuer key %x, roots %v: %w", certs[0].AuthorityKeyId, keys, err)
+	}
+	return nil
 }
 
 type locatedSnapshot struct {

@@ -27,7 +27,7 @@ func TestStatusLine(t *testing.T) {
 	if sum := Summary(Status{Leader: "l", ConsulHTTP: "127.0.0.2:8500", ConsulDNSPort: 8653}, "http://127.0.0.1:9", "http://127.0.0.1:5050", "127.0.0.1:61053", "/w"); !strings.Contains(sum, "dig @127.0.0.2 -p 8653 consul.service.consul") {
 		t.Errorf("summary with a moved DNS port:\n%s", sum)
 	}
-	// TLS: HTTPS, where the CA is, and the https named port.
+	// TLS (the default): HTTPS, where the CA is, and the https named port.
 	if sum := Summary(Status{Leader: "l", ConsulHTTP: "https://127.0.0.2:8501", Agents: 5}, "http://127.0.0.1:9", "http://127.0.0.1:5050", "127.0.0.1:61053", "/w"); !strings.Contains(sum, "Consul HTTP API   https://127.0.0.2:8501   (TLS: curl --cacert <(curl -s http://127.0.0.1:9/v1/tls/ca))") ||
 		!strings.Contains(sum, "dig @127.0.0.1 -p 61053 _https._consul-server-0._tcp.consul.mesos SRV") || !strings.Contains(sum, "dig @127.0.0.2 -p 8600") {
 		t.Errorf("summary with TLS:\n%s", sum)

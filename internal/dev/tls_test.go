@@ -16,11 +16,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 )
 
-// TestDevTLS: with security.tls.enabled a dev cluster comes up with TLS:
+// TestDevTLS: with the defaults (security.tls.enabled) a dev cluster comes up with TLS:
 // every server's HTTPS API presents a certificate that verifies against
 // the CA the scheduler serves at /v1/tls/ca (as server.dc1.consul and as
 // its address); plain HTTP is off; a plaintext RPC connection to a
@@ -38,7 +37,6 @@ func TestDevTLS(t *testing.T) {
 		Agents: 5, Servers: 3, WorkDir: workDir, Binary: binary,
 		MasterIP: "127.8.0.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
 		DNSRefresh: time.Second, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named("dev"),
-		ExtraEnv: []string{config.EnvTLS + "=true"},
 	}
 	ctx := context.Background()
 	c, _, stop := startLeading(t, opts, 4*time.Minute)

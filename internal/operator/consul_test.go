@@ -53,14 +53,14 @@ func (f *fakeConsul) RaftPeers(_ context.Context, addr string, stale bool) ([]Pe
 	return nil, errors.New("Unexpected response code: 500 (No cluster leader)")
 }
 
-// The servers come from the scheduler's http endpoint; the first that
-// answers is used.
+// The servers come from the scheduler's https endpoint (TLS is on by
+// default: no http endpoint); the first that answers is used.
 func TestMembersThroughScheduler(t *testing.T) {
 	s := startScheduler(t)
 	v := testView()
 	v.Tasks[1].State = "TASK_RUNNING" // consul-server-1 at 10.0.0.2
 	s.sched.view = v
-	fc := &fakeConsul{members: map[string][]Member{"10.0.0.2:8500": {
+	fc := &fakeConsul{members: map[string][]Member{"https://10.0.0.2:8501": {
 		{Name: "consul-client-s2", Address: "10.0.0.3:8301", Status: "alive", Role: "client", Datacenter: "dc1"},
 		{Name: "consul-server-1", Address: "10.0.0.2:8301", Status: "alive", Role: "server", Datacenter: "dc1", Build: "1.16.1"},
 		{Name: "consul-server-0", Address: "10.0.0.1:8301", Status: "failed", Role: "server", Datacenter: "dc1", Build: "1.16.1"},
@@ -75,7 +75,7 @@ consul-server-0   10.0.0.1:8301  failed  server  dc1  1.16.1
 consul-server-1   10.0.0.2:8301  alive   server  dc1  1.16.1
 consul-client-s2  10.0.0.3:8301  alive   client  dc1  -
 `)
-	if fmt.Sprint(fc.asked) != "[members 10.0.0.1:8500 members 10.0.0.2:8500]" {
+	if fmt.Sprint(fc.asked) != "[members https://10.0.0.1:8501 members https://10.0.0.2:8501]" {
 		t.Fatalf("asked %v", fc.asked)
 	}
 	out.Reset()
@@ -95,7 +95,7 @@ func TestRaftPeers(t *testing.T) {
 		{Node: "consul-server-1", ID: "id-1", Address: "10.0.0.2:8300", Voter: true},
 		{Node: "consul-server-0", ID: "id-0", Address: "10.0.0.1:8300", Leader: true, Voter: true},
 	}
-	fc := &fakeConsul{peers: map[string][]Peer{"10.0.0.1:8500": peers}}
+	fc := &fakeConsul{peers: map[string][]Peer{"https://10.0.0.1:8501": peers}}
 	c, out := commands(t, s.URL, false)
 	c.Consul = fc
 	if err := c.RaftPeers(ctx); err != nil {
@@ -107,14 +107,14 @@ consul-server-1  id-1  10.0.0.2:8300  false   true
 `)
 
 	// No leader: the stale view, with a warning on Err.
-	fc = &fakeConsul{stale: map[string][]Peer{"10.0.0.1:8500": peers[:1]}}
+	fc = &fakeConsul{stale: map[string][]Peer{"https://10.0.0.1:8501": peers[:1]}}
 	var warn bytes.Buffer
 	c, out = commands(t, s.URL, false)
 	c.Consul, c.Err = fc, &warn
 	if err := c.RaftPeers(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(warn.String(), "no server answered through a raft leader; this is 10.0.0.1:8500's own view") ||
+	if !strings.Contains(warn.String(), "no server answered through a raft leader; this is https://10.0.0.1:8501's own view") ||
 		!strings.Contains(warn.String(), "No cluster leader") || !strings.Contains(out.String(), "consul-server-1") {
 		t.Fatalf("warn %q out %q", warn.String(), out.String())
 	}
@@ -125,7 +125,7 @@ func TestConsulErrors(t *testing.T) {
 	c, _ := commands(t, s.URL, false)
 	c.Consul = &fakeConsul{}
 	err := c.Members(ctx)
-	if err == nil || !strings.Contains(err.Error(), "no Consul server answered:\n  10.0.0.1:8500: connection refused") ||
+	if err == nil || !strings.Contains(err.Error(), "no Consul server answered:\n  https://10.0.0.1:8501: connection refused") ||
 		!strings.Contains(err.Error(), "--consul") {
 		t.Fatalf("%v", err)
 	}

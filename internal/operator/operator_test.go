@@ -339,7 +339,7 @@ Role:         server
 Task ID:      consul-server-0__a
 Agent:        S0
 Host:         agent-1 (10.0.0.1)
-Ports:        server 8300, serf-lan 8301, serf-wan 8302, http 8500, dns 8600
+Ports:        server 8300, serf-lan 8301, serf-wan 8302, https 8501, dns 8600
 Config ID:    `+tg.ConfigID+`
 Reservation:  res-0
 Volume:       consul-server-0-vol
@@ -424,15 +424,15 @@ func TestEndpoints(t *testing.T) {
 	if err := c.Endpoints(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, out.String(), "dns\nhttp\nserf-lan\nserf-wan\nserver\n")
+	expect(t, out.String(), "dns\nhttps\nserf-lan\nserf-wan\nserver\n")
 	out.Reset()
-	if err := c.Endpoints(ctx, "http"); err != nil {
+	if err := c.Endpoints(ctx, "https"); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, out.String(), `ADDRESS        DNS                                 ROLE
-10.0.0.1:8500  consul-server-0.consul.mesos:8500   server
-10.0.0.3:8500  consul-client-s2.consul.mesos:8500  client
-Load-balanced on DC/OS: consul.consul.l4lb.thisdcos.directory:8500
+10.0.0.1:8501  consul-server-0.consul.mesos:8501   server
+10.0.0.3:8501  consul-client-s2.consul.mesos:8501  client
+Load-balanced on DC/OS: consul.consul.l4lb.thisdcos.directory:8501
 `)
 	out.Reset()
 	c.JSON = true
@@ -443,7 +443,8 @@ Load-balanced on DC/OS: consul.consul.l4lb.thisdcos.directory:8500
 	if err := json.Unmarshal(out.Bytes(), &ep); err != nil || fmt.Sprint(ep.Address) != "[10.0.0.1:8300]" {
 		t.Fatalf("%v %s", err, out)
 	}
-	if err := c.Endpoints(ctx, "https"); err == nil || !strings.Contains(err.Error(), `endpoint "https" not found`) {
+	// TLS (the default): plain HTTP is off, so no http endpoint.
+	if err := c.Endpoints(ctx, "http"); err == nil || !strings.Contains(err.Error(), `endpoint "http" not found`) {
 		t.Fatalf("%v", err)
 	}
 }

@@ -50,17 +50,17 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 }
 
 // consulConfig is the one place these tests build a Consul API
-// configuration: the agent at hostPort (with TLS its HTTPS port instead,
-// verified as consulTLS says), the service's ACL
+// configuration: the agent at hostPort (with TLS, on by default, its HTTPS
+// port instead, verified as consulTLS says), the service's ACL
 // management token (read from the scheduler s once it works there: the
 // scheduler bootstraps ACLs after the servers elect a leader), a timeout
 // on every request.
 func consulConfig(t *testing.T, s *Scheduler, hostPort string) *consul.Config {
 	t.Helper()
 	cfg := &consul.Config{Address: hostPort, HttpClient: &http.Client{Timeout: 10 * time.Second}}
-	if tc := consulTLS(t, s); tc != nil {
+	if tr := consulTLS(t, s); tr != nil {
 		cfg.Address, cfg.Scheme = net.JoinHostPort(hostOf(hostPort), strconv.Itoa(config.DefaultHTTPSPort)), "https"
-		cfg.HttpClient.Transport = &http.Transport{Proxy: nil, TLSClientConfig: tc}
+		cfg.HttpClient.Transport = tr
 	}
 	cfg.Token = managementToken(t, s, cfg)
 	return cfg
@@ -81,20 +81,22 @@ var (
 	tokenMu sync.Mutex
 	tokens  = map[*Scheduler]string{}
 	tlsMu   sync.Mutex
-	tlsCfgs = map[*Scheduler]*tls.Config{}
+	tlsTrs  = map[*Scheduler]*http.Transport{}
 )
 
-// consulTLS is how the tests verify s's Consul agents over HTTPS: nil with
-// TLS off (the scheduler's GET /v1/tls/ca answers 404); else the service's
-// CA plus Consul's own CA roots, which sign the clients' auto_encrypt
-// certificates, read from a server (GET /v1/connect/ca/roots, verified
-// against the service's CA).
-func consulTLS(t *testing.T, s *Scheduler) *tls.Config {
+// consulTLS is how the tests reach s's Consul agents over HTTPS: nil with
+// TLS off (the scheduler's GET /v1/tls/ca answers 404); else one
+// keep-alive transport, shared by every configuration (one each kept its
+// idle connections open until Consul's 200 connections per client address
+// answered 429), verifying with the service's CA plus Consul's own CA
+// roots, which sign the clients' auto_encrypt certificates, read from a
+// server (GET /v1/connect/ca/roots, verified against the service's CA).
+func consulTLS(t *testing.T, s *Scheduler) *http.Transport {
 	t.Helper()
 	tlsMu.Lock()
 	defer tlsMu.Unlock()
-	if tc, ok := tlsCfgs[s]; ok {
-		return tc
+	if tr, ok := tlsTrs[s]; ok {
+		return tr
 	}
 	var tc *tls.Config
 	eventually(t, 4*time.Minute, "the service's CA and Consul's CA roots", func() error {
@@ -115,7 +117,7 @@ func consulTLS(t *testing.T, s *Scheduler) *tls.Config {
 		if err != nil || json.Unmarshal(b, &ep) != nil || len(ep.Servers) == 0 {
 			return fmt.Errorf("no server listed at /v1/endpoints/https yet: %v %s", err, b)
 		}
-		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil,
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
 			TLSClientConfig: &tls.Config{RootCAs: pool.Clone(), MinVersion: tls.VersionTLS12}}}
 		var errs []string
 		for _, a := range ep.Servers {
@@ -139,8 +141,13 @@ func consulTLS(t *testing.T, s *Scheduler) *tls.Config {
 		}
 		return fmt.Errorf("Consul's CA roots: %s", strings.Join(errs, "; "))
 	})
-	tlsCfgs[s] = tc
-	return tc
+	var tr *http.Transport
+	if tc != nil {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy, tr.TLSClientConfig = nil, tc
+	}
+	tlsTrs[s] = tr
+	return tr
 }
 
 // managementToken is s's management token, once it reads itself at the

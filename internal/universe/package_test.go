@@ -163,8 +163,8 @@ const testBaseURL = "http://10.0.0.5:8080/universe"
 
 var optionSets = []optionSet{
 	{name: "defaults", options: `{}`, want: func(c *config.Config) {}},
-	{name: "TLS", options: `{"security": {"tls": {"enabled": true}}}`, want: func(c *config.Config) {
-		c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = true, config.DefaultHTTPSPort, config.DefaultGRPCTLSPort
+	{name: "TLS off", options: `{"security": {"tls": {"enabled": false}}}`, want: func(c *config.Config) {
+		c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = false, -1, -1
 	}},
 	{name: "TLS on other ports", options: `{"security": {"tls": {"enabled": true}}, "ports": {"https": 9501, "grpc_tls": 9503}}`, want: func(c *config.Config) {
 		c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = true, 9501, 9503
@@ -181,7 +181,7 @@ var optionSets = []optionSet{
 		  "clients": {"enabled": false, "cpus": 0.1, "mem": 128, "public_agents": true, "update_batch_percent": 10},
 		  "consul": {"datacenter": "east_1", "domain": "consul.example", "raft_multiplier": 5, "ui": false,
 		             "extra_config": "{\"log_json\": true, \"telemetry\": {\"disable_hostname\": true}}"},
-		  "ports": {"server": 9300, "serf_lan": 9301, "serf_wan": -1, "http": 9500, "grpc": 8502, "dns": -1},
+		  "ports": {"server": 9300, "serf_lan": 9301, "serf_wan": -1, "http": 9500, "https": 9501, "grpc": 8502, "dns": -1},
 		  "security": {"gossip_encryption": {"enabled": false}, "acl": {"enabled": false}},
 		  "backup": {"target": "https://backups.example.com/consul-east/", "interval_minutes": 60, "keep": 24}
 		}`,
@@ -196,7 +196,7 @@ var optionSets = []optionSet{
 			c.ClientsEnabled, c.ClientCPUs, c.ClientMem, c.ClientsOnPublic, c.ClientBatchPercent = false, 0.1, 128, true, 10
 			c.Datacenter, c.Domain, c.RaftMultiplier, c.UI = "east_1", "consul.example", 5, false
 			c.ExtraConfig = json.RawMessage(`{"log_json": true, "telemetry": {"disable_hostname": true}}`)
-			c.Ports = config.Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: -1, GRPC: 8502, DNS: -1, GRPCTLS: -1}
+			c.Ports = config.Ports{Server: 9300, SerfLAN: 9301, SerfWAN: -1, HTTP: 9500, HTTPS: 9501, GRPC: 8502, DNS: -1, GRPCTLS: config.DefaultGRPCTLSPort}
 			c.GossipEncryption, c.ACL = false, false
 			c.BackupTarget, c.BackupInterval, c.BackupKeep = "https://backups.example.com/consul-east/", time.Hour, 24
 		},
@@ -659,8 +659,8 @@ func TestBadOptionsAreRejected(t *testing.T) {
 // naming the option and what is allowed.
 var loadRefused = []struct{ options, env, allowed string }{
 	{`{"ports": {"http": 8300}}`, config.EnvPortHTTP, "CONSUL_PORT_SERVER already uses it"},
-	{`{"ports": {"https": 8501}}`, config.EnvPortHTTPS, "needs TLS"},
-	{`{"ports": {"grpc_tls": 8503}}`, config.EnvPortGRPCTLS, "needs TLS"},
+	{`{"ports": {"https": 8501}, "security": {"tls": {"enabled": false}}}`, config.EnvPortHTTPS, "needs TLS"},
+	{`{"ports": {"grpc_tls": 8503}, "security": {"tls": {"enabled": false}}}`, config.EnvPortGRPCTLS, "needs TLS"},
 	{`{"servers": {"placement_constraint": "[[\"hostname\", \"UNIQ\"]]"}}`, config.EnvServerPlacement, "not one of UNIQUE"},
 	{`{"servers": {"placement_constraint": "hostname:UNIQUE"}}`, config.EnvServerPlacement, "JSON list"},
 	{`{"consul": {"extra_config": "{\"datacenter\": \"x\"}"}}`, config.EnvExtraConfig, "consul.datacenter option"},
@@ -712,9 +712,6 @@ func TestSchemaBoundsAreAcceptedByTheScheduler(t *testing.T) {
 			}
 		}
 		for _, v := range values {
-			if (path == "ports.https" || path == "ports.grpc_tls") && v != json.Number("-1") {
-				continue // needs TLS: refused with a clear message (loadRefused)
-			}
 			if strings.HasPrefix(path, "ports.") && v == json.Number("1") && path != "ports.server" {
 				continue // port 1 would clash with ports.server set below; ports are checked pairwise by Load
 			}

@@ -103,9 +103,9 @@ func TestAPI(t *testing.T) {
 		{"POST", "/v1/pod/consul-server-0/explode", 404, "unknown pod command"},
 		{"GET", "/v1/pod/a/b/c", 404, "no such endpoint"},
 		{"GET", "/v1/endpoints", 200, `"serf-lan"`},
-		{"GET", "/v1/endpoints/http", 200, `"10.0.0.1:8500"`},
+		{"GET", "/v1/endpoints/https", 200, `"10.0.0.1:8501"`},
 		{"GET", "/v1/endpoints/server", 200, `"servers"`},
-		{"GET", "/v1/endpoints/https", 404, `endpoint \"https\" not found`},
+		{"GET", "/v1/endpoints/http", 404, `endpoint \"http\" not found`}, // TLS: plain HTTP off
 		{"GET", "/v1/state/frameworkId", 200, `"fw-1"`},
 		{"GET", "/v2/whatever", 404, "no such endpoint"},
 		{"DELETE", "/v1/health", 405, "only GET"},
@@ -128,9 +128,9 @@ func TestAPI(t *testing.T) {
 
 func TestEndpointsListRunningTasksOnly(t *testing.T) {
 	h := Handler(&fakeSource{view: view(plan.Complete)}, prometheus.NewRegistry())
-	_, obj, body := do(t, h, "GET", "/v1/endpoints/http")
+	_, obj, body := do(t, h, "GET", "/v1/endpoints/https")
 	addrs := fmt.Sprint(obj["address"])
-	if addrs != "[10.0.0.1:8500 10.0.0.2:8500]" || !strings.Contains(body, "consul-server-0.consul.mesos:8500") {
+	if addrs != "[10.0.0.1:8501 10.0.0.2:8501]" || !strings.Contains(body, "consul-server-0.consul.mesos:8501") {
 		t.Fatalf("%s", body)
 	}
 	_, obj, _ = do(t, h, "GET", "/v1/endpoints/server")

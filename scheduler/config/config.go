@@ -258,15 +258,18 @@ func Defaults() Config {
 		Domain:          "consul",
 		RaftMultiplier:  1,
 		UI:              true,
-		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: -1, GRPC: -1, DNS: 8600, GRPCTLS: -1},
+		Ports:           Ports{Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTP: 8500, HTTPS: DefaultHTTPSPort, GRPC: -1, DNS: 8600, GRPCTLS: DefaultGRPCTLSPort},
 		FailoverTimeout: 7 * 24 * time.Hour,
 		ReplaceAfter:    10 * time.Minute,
 
 		ClientBatchPercent: 5,
-		// Gossip encryption and ACLs (default deny, bootstrapped by the
-		// scheduler) are on by default: secure unless switched off.
+		// Gossip encryption, ACLs (default deny, bootstrapped by the
+		// scheduler) and TLS (the API over HTTPS only, on DefaultHTTPSPort:
+		// what ports.https -1 means with TLS) are on by default: secure
+		// unless switched off.
 		GossipEncryption: true,
 		ACL:              true,
+		TLS:              true,
 		BackupInterval:   6 * time.Hour,
 		BackupKeep:       7,
 	}
@@ -294,6 +297,10 @@ func FromEnviron() (Config, error) { return Load(os.LookupEnv) }
 // it comes from, the value and what is allowed.
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	c := Defaults()
+	// ports.https's and ports.grpc_tls's defaults are -1 (config.json):
+	// DefaultHTTPSPort and DefaultGRPCTLSPort with TLS, set below, and off
+	// with TLS switched off.
+	c.Ports.HTTPS, c.Ports.GRPCTLS = -1, -1
 	r := reader{lookup: lookup}
 	r.str(EnvServiceName, &c.ServiceName)
 	r.str(EnvUser, &c.User)

@@ -195,7 +195,6 @@ func TestBadValuesNameTheVariableOptionAndAllowedValues(t *testing.T) {
 		{EnvPortSerfLAN, "0", "1-65535"},
 		{EnvPortSerfWAN, "0", "1-65535, or -1 to disable"},
 		{EnvPortHTTP, "8300", "CONSUL_PORT_SERVER already uses it"},
-		{EnvPortHTTPS, "8501", "needs TLS"},
 		{EnvPortGRPC, "65536", "or -1 to disable"},
 		{EnvPortDNS, "8500", "already uses it"},
 		{EnvTLSCACertFile, "/nonexistent/ca.pem", "give both files"},

@@ -11,12 +11,22 @@ import (
 )
 
 func TestTLSOnServesHTTPSOnItsDefaultPort(t *testing.T) {
-	c, err := Load(env(map[string]string{EnvTLS: "true"}))
-	if err != nil {
-		t.Fatal(err)
+	for _, e := range []map[string]string{nil, {EnvTLS: "true"}, {EnvTLS: "true", EnvPortHTTPS: "-1"}} {
+		c, err := Load(env(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.TLS || c.Ports.HTTPS != DefaultHTTPSPort {
+			t.Fatalf("%v: TLS %v, HTTPS port %d, want on by default, on %d", e, c.TLS, c.Ports.HTTPS, DefaultHTTPSPort)
+		}
 	}
-	if !c.TLS || c.Ports.HTTPS != DefaultHTTPSPort {
-		t.Fatalf("TLS %v, HTTPS port %d", c.TLS, c.Ports.HTTPS)
+	c, err := Load(env(map[string]string{EnvTLS: "false"}))
+	if err != nil || c.TLS || c.Ports.HTTPS != -1 {
+		t.Fatalf("TLS switched off: %v, TLS %v, HTTPS port %d", err, c.TLS, c.Ports.HTTPS)
+	}
+	_, err = Load(env(map[string]string{EnvTLS: "false", EnvPortHTTPS: "8501"}))
+	if err == nil || !strings.Contains(err.Error(), EnvPortHTTPS) || !strings.Contains(err.Error(), "needs TLS") {
+		t.Fatalf("an HTTPS port without TLS: %v, want refused naming %s", err, EnvPortHTTPS)
 	}
 	c, err = Load(env(map[string]string{EnvTLS: "true", EnvPortHTTPS: "9443"}))
 	if err != nil || c.Ports.HTTPS != 9443 {
@@ -41,10 +51,10 @@ func TestTLSOnServesGRPCOverTLS(t *testing.T) {
 	if err != nil || c.Ports.GRPCTLS != 9503 {
 		t.Fatalf("%v %d", err, c.Ports.GRPCTLS)
 	}
-	if c, err := Load(env(nil)); err != nil || c.Ports.GRPCTLS != -1 {
+	if c, err := Load(env(map[string]string{EnvTLS: "false"})); err != nil || c.Ports.GRPCTLS != -1 {
 		t.Fatalf("without TLS: %v, gRPC TLS port %d", err, c.Ports.GRPCTLS)
 	}
-	_, err = Load(env(map[string]string{EnvPortGRPCTLS: "8503"}))
+	_, err = Load(env(map[string]string{EnvTLS: "false", EnvPortGRPCTLS: "8503"}))
 	if err == nil || !strings.Contains(err.Error(), EnvPortGRPCTLS) || !strings.Contains(err.Error(), "needs TLS") {
 		t.Fatalf("a gRPC TLS port without TLS: %v", err)
 	}

@@ -34,8 +34,10 @@ func TestCheckUpdate(t *testing.T) {
 			c.RaftMultiplier, c.UI, c.ExtraConfig = 5, false, []byte(`{"log_json":true}`)
 		}, effects: []Effect{EffectServers, EffectAllTasks, EffectAllTasks}},
 		{name: "client-facing ports", change: func(c *Config) {
-			c.Ports.HTTP, c.Ports.GRPC, c.Ports.DNS = 9500, 8502, -1
+			c.Ports.HTTPS, c.Ports.GRPC, c.Ports.DNS = 9501, 8502, -1
 		}, effects: []Effect{EffectAllTasks, EffectAllTasks, EffectAllTasks}},
+		// Plain HTTP is off with TLS: its port changes nothing.
+		{name: "http port with TLS", change: func(c *Config) { c.Ports.HTTP = 9500 }},
 		{name: "placement", change: func(c *Config) { c.ServerPlacement = `[["@zone","GROUP_BY","3"]]` },
 			effects: []Effect{EffectNewPlacements}},
 		{name: "package upgrade (executor URI)", change: func(c *Config) { c.ExecutorURI = "http://h/0.2.0/dcos-consul" },
@@ -57,10 +59,6 @@ func TestCheckUpdate(t *testing.T) {
 		{name: "disk size", change: func(c *Config) { c.ServerDisk = 2048 }, refused: []string{EnvServerDisk}, why: "cannot resize"},
 		{name: "disk type", change: func(c *Config) { c.ServerDiskType = "MOUNT" }, refused: []string{EnvServerDiskType}, why: "disk type"},
 		{name: "state store", change: func(c *Config) { c.ZK = "zk2:2181" }, refused: []string{EnvZK}, why: "not find its own tasks"},
-		// Plain HTTP goes with TLS on (state.TLSRollout keeps it until the
-		// rollout's last phase).
-		{name: "TLS on", change: func(c *Config) { c.TLS, c.Ports.HTTPS = true, DefaultHTTPSPort },
-			effects: []Effect{EffectAllTasks, EffectAllTasks, EffectAllTasks}},
 		{name: "refused and allowed together: only the refusal", change: func(c *Config) {
 			c.ServerCount, c.Datacenter = 5, "dc2"
 		}, refused: []string{EnvDatacenter}, why: "Instead"},
@@ -159,10 +157,10 @@ func TestExtraConfigReformattingIsNoChange(t *testing.T) {
 func TestEveryFieldIsClassified(t *testing.T) {
 	// Each field must be noticed from one of the bases: ports.http is
 	// ignored with TLS (plain HTTP off), so it counts with TLS off.
-	withTLS := Defaults()
-	withTLS.TLS, withTLS.Ports.HTTPS = true, DefaultHTTPSPort
+	noTLS := Defaults()
+	noTLS.TLS, noTLS.Ports.HTTPS = false, -1
 	noticed, fields := map[string]bool{}, []string{}
-	for _, base := range []Config{Defaults(), withTLS} {
+	for _, base := range []Config{Defaults(), noTLS} {
 		walkFields(t, base, noticed, &fields)
 	}
 	for _, name := range fields {
@@ -273,5 +271,30 @@ func TestCheckUpdateTLSOff(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, "turning it on is supported") || !strings.Contains(msg, "keep security.tls.enabled on") {
 		t.Errorf("the refusal does not say what works: %s", msg)
+	}
+}
+
+// TestInstallWithoutTLSUpgradedToTheNewDefault: a service installed while
+// TLS was off by default, whose scheduler restarts with a package where it
+// is on (and the option not set to false), gets TLS turned on: the change
+// is accepted and rolled out (state.TLSRollout phases it), not refused.
+func TestInstallWithoutTLSUpgradedToTheNewDefault(t *testing.T) {
+	old := Defaults()
+	old.TLS, old.Ports.HTTPS, old.Ports.GRPCTLS = false, -1, -1
+	if err := old.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := CheckUpdate(old, Defaults())
+	if err != nil {
+		t.Fatalf("turning TLS on refused: %v", err)
+	}
+	found := false
+	for _, f := range ch.Fields {
+		if f.Env == EnvTLS {
+			found = f.Old == "false" && f.New == "true" && f.Effect == EffectAllTasks
+		}
+	}
+	if !found {
+		t.Fatalf("change %v does not turn TLS on for every task", ch)
 	}
 }

@@ -1,10 +1,12 @@
 package offers
 
 import (
+	"strings"
 	"testing"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
@@ -37,14 +39,27 @@ func itoa(n int) string {
 // CLUSTER visibility, one EXTERNAL port per Consul listener the task has,
 // and the SDK's VIP labels where any agent can answer.
 func TestLaunchedTasksCarryDiscoveryInfo(t *testing.T) {
-	tg := target()
+	for _, tc := range []struct {
+		name, api, apiPort string
+		tg                 state.Target
+	}{
+		{"TLS (the default): HTTPS only", "https", "8501", target()},
+		{"TLS off: plain HTTP", "http", "8500", target(func(c *config.Config) { c.TLS, c.Ports.HTTPS = false, -1 })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkDiscoveryInfo(t, tc.tg, tc.api, tc.apiPort)
+		})
+	}
+}
+
+func checkDiscoveryInfo(t *testing.T, tg state.Target, api, apiPort string) {
 	d := Evaluate(input(tg, state.Tasks{}, offer(1)))
 	di := launchedTask(t, d).Discovery
 	if di == nil || di.GetName() != "consul-server-0" || di.Visibility != mesos.CLUSTER {
 		t.Fatalf("server DiscoveryInfo %+v", di)
 	}
 	want := map[string]string{
-		"http":     "8500 tcp VIP_HTTP=consul:8500 network-scope=host",
+		api:        apiPort + " tcp VIP_" + strings.ToUpper(api) + "=consul:" + apiPort + " network-scope=host",
 		"dns":      "8600  VIP_DNS=consul:8600 network-scope=host",
 		"serf-lan": "8301 ",
 		"rpc":      "8300 tcp VIP_RPC=consul-server:8300 network-scope=host",
@@ -70,7 +85,7 @@ func TestLaunchedTasksCarryDiscoveryInfo(t *testing.T) {
 		t.Fatalf("client DiscoveryInfo %+v", di)
 	}
 	got = portsOf(di)
-	if _, ok := got["rpc"]; ok || len(got) != 3 || got["http"] != want["http"] {
-		t.Errorf("client ports %v: want http, dns and serf-lan only (no server RPC, no serf WAN)", got)
+	if _, ok := got["rpc"]; ok || len(got) != 3 || got[api] != want[api] {
+		t.Errorf("client ports %v: want %s, dns and serf-lan only (no server RPC, no serf WAN)", got, api)
 	}
 }

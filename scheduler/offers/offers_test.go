@@ -272,7 +272,7 @@ func TestTaskSpecOfAServer(t *testing.T) {
 	if fmt.Sprint(spec.JoinAddrs) != "[127.2.0.11:8301]" {
 		t.Fatalf("join addrs = %v", spec.JoinAddrs)
 	}
-	if spec.DNSServer != "127.2.0.1:53" || spec.ConfigID != tg.ServerConfigID || spec.Ports.Server != 8300 || spec.Ports.HTTP != 8500 {
+	if spec.DNSServer != "127.2.0.1:53" || spec.ConfigID != tg.ServerConfigID || spec.Ports.Server != 8300 || spec.Ports.HTTP != -1 || spec.Ports.HTTPS != 8501 || !spec.TLS {
 		t.Fatalf("spec = %+v", spec)
 	}
 }
@@ -362,7 +362,7 @@ func TestClientsWaitForServersThenFillEveryOtherAgent(t *testing.T) {
 		if reservationRole(r) != "" {
 			t.Fatalf("client uses reserved %s", r.Name)
 		}
-		if r.Name == "ports" && describePorts(r.Ranges.Range) != "8301-8301,8500-8500,8600-8600" {
+		if r.Name == "ports" && describePorts(r.Ranges.Range) != "8301-8301,8501-8501,8600-8600" {
 			t.Fatalf("client ports %s", describePorts(r.Ranges.Range))
 		}
 	}
@@ -389,7 +389,7 @@ func reservedOffer(n int, task, resID, persistence string, withVol bool) mesos.O
 		disk = withVolume(disk, persistence, tg.Principal)
 	}
 	return offer(n, withScalar("cpus", 3.5), withResources(
-		rv(scalar("cpus", 0.5, tg.Role)), rv(scalar("mem", 512, tg.Role)), rv(portsResource([]int{8300, 8301, 8302, 8500, 8600}, tg.Role)), disk))
+		rv(scalar("cpus", 0.5, tg.Role)), rv(scalar("mem", 512, tg.Role)), rv(portsResource([]int{8300, 8301, 8302, 8501, 8600}, tg.Role)), disk))
 }
 
 func TestRelaunchUsesTheSameReservationAndVolume(t *testing.T) {
@@ -544,7 +544,7 @@ func TestLegacyReservationFormatIsRecognised(t *testing.T) {
 		return r
 	}
 	o := offer(1, withResources(legacy(scalar("cpus", 0.5, tg.Role)), legacy(scalar("mem", 512, tg.Role)),
-		legacy(portsResource([]int{8300, 8301, 8302, 8500, 8600}, tg.Role)), withVolume(legacy(scalar("disk", 1024, tg.Role)), "p", tg.Principal)))
+		legacy(portsResource([]int{8300, 8301, 8302, 8501, 8600}, tg.Role)), withVolume(legacy(scalar("disk", 1024, tg.Role)), "p", tg.Principal)))
 	g := ourGroups(o, tg.Role)
 	if len(g["r0"].resources) != 4 {
 		t.Fatalf("groups %+v", g)
