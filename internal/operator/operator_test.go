@@ -339,7 +339,7 @@ Role:         server
 Task ID:      consul-server-0__a
 Agent:        S0
 Host:         agent-1 (10.0.0.1)
-Ports:        server 8300, serf-lan 8301, serf-wan 8302, https 8501, dns 8600
+Ports:        server 8300, serf-lan 8301, serf-wan 8302, https 8501, grpc-tls 8503, dns 8600
 Config ID:    `+tg.ConfigID+`
 Reservation:  res-0
 Volume:       consul-server-0-vol
@@ -424,7 +424,7 @@ func TestEndpoints(t *testing.T) {
 	if err := c.Endpoints(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, out.String(), "dns\nhttps\nserf-lan\nserf-wan\nserver\n")
+	expect(t, out.String(), "dns\ngrpc-tls\nhttps\nserf-lan\nserf-wan\nserver\n")
 	out.Reset()
 	if err := c.Endpoints(ctx, "https"); err != nil {
 		t.Fatal(err)
