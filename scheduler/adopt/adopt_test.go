@@ -32,9 +32,9 @@ func TestDecide(t *testing.T) {
 	agents := []Agent{{ID: "S1", Hostname: "a1", PID: "slave(1)@10.0.0.1:5051"}, {ID: "S2", Hostname: "a2", PID: "slave(1)@10.0.0.2:5051"}}
 	ours := Framework{ID: "F-old", Name: "consul", Principal: "consul-principal", Roles: []string{"consul-role"}, RegisteredTime: 100,
 		Tasks: []Task{
-			task("consul-server-0__a", "S1", "TASK_RUNNING", "[8300-8302, 8501-8501, 8600-8600]"),
+			task("consul-server-0__a", "S1", "TASK_RUNNING", "[8300-8302, 8501-8501, 8503-8503, 8600-8600]"),
 			task("consul-server-0__stale", "S1", "TASK_STAGING", "[8300-8302]"),
-			task("consul-client-s2__b", "S2", "TASK_RUNNING", "[8301-8301, 8501-8501, 8600-8600]"),
+			task("consul-client-s2__b", "S2", "TASK_RUNNING", "[8301-8301, 8501-8501, 8503-8503, 8600-8600]"),
 			task("consul-server-1__c", "S2", "TASK_FINISHED", "[8300-8302]"),
 			task("someone-else__d", "S2", "TASK_RUNNING", ""),
 		},

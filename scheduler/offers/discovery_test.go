@@ -65,6 +65,9 @@ func checkDiscoveryInfo(t *testing.T, tg state.Target, api, apiPort string) {
 		"rpc":      "8300 tcp VIP_RPC=consul-server:8300 network-scope=host",
 		"serf-wan": "8302 ",
 	}
+	if api == "https" { // gRPC over TLS comes with TLS
+		want["grpc-tls"] = "8503 tcp VIP_GRPC_TLS=consul:8503 network-scope=host"
+	}
 	got := portsOf(di)
 	if len(got) != len(want) {
 		t.Errorf("server ports %v, want %v", got, want)
@@ -85,7 +88,11 @@ func checkDiscoveryInfo(t *testing.T, tg state.Target, api, apiPort string) {
 		t.Fatalf("client DiscoveryInfo %+v", di)
 	}
 	got = portsOf(di)
-	if _, ok := got["rpc"]; ok || len(got) != 3 || got[api] != want[api] {
-		t.Errorf("client ports %v: want %s, dns and serf-lan only (no server RPC, no serf WAN)", got, api)
+	wantClient := 3 // the API, dns and serf-lan
+	if api == "https" {
+		wantClient = 4 // and grpc-tls
+	}
+	if _, ok := got["rpc"]; ok || len(got) != wantClient || got[api] != want[api] {
+		t.Errorf("client ports %v: want %s, dns, serf-lan (and grpc-tls with TLS) only (no server RPC, no serf WAN)", got, api)
 	}
 }

@@ -362,7 +362,7 @@ func TestClientsWaitForServersThenFillEveryOtherAgent(t *testing.T) {
 		if reservationRole(r) != "" {
 			t.Fatalf("client uses reserved %s", r.Name)
 		}
-		if r.Name == "ports" && describePorts(r.Ranges.Range) != "8301-8301,8501-8501,8600-8600" {
+		if r.Name == "ports" && describePorts(r.Ranges.Range) != "8301-8301,8501-8501,8503-8503,8600-8600" {
 			t.Fatalf("client ports %s", describePorts(r.Ranges.Range))
 		}
 	}
@@ -389,7 +389,7 @@ func reservedOffer(n int, task, resID, persistence string, withVol bool) mesos.O
 		disk = withVolume(disk, persistence, tg.Principal)
 	}
 	return offer(n, withScalar("cpus", 3.5), withResources(
-		rv(scalar("cpus", 0.5, tg.Role)), rv(scalar("mem", 512, tg.Role)), rv(portsResource([]int{8300, 8301, 8302, 8501, 8600}, tg.Role)), disk))
+		rv(scalar("cpus", 0.5, tg.Role)), rv(scalar("mem", 512, tg.Role)), rv(portsResource([]int{8300, 8301, 8302, 8501, 8503, 8600}, tg.Role)), disk))
 }
 
 func TestRelaunchUsesTheSameReservationAndVolume(t *testing.T) {
@@ -544,7 +544,7 @@ func TestLegacyReservationFormatIsRecognised(t *testing.T) {
 		return r
 	}
 	o := offer(1, withResources(legacy(scalar("cpus", 0.5, tg.Role)), legacy(scalar("mem", 512, tg.Role)),
-		legacy(portsResource([]int{8300, 8301, 8302, 8501, 8600}, tg.Role)), withVolume(legacy(scalar("disk", 1024, tg.Role)), "p", tg.Principal)))
+		legacy(portsResource([]int{8300, 8301, 8302, 8501, 8503, 8600}, tg.Role)), withVolume(legacy(scalar("disk", 1024, tg.Role)), "p", tg.Principal)))
 	g := ourGroups(o, tg.Role)
 	if len(g["r0"].resources) != 4 {
 		t.Fatalf("groups %+v", g)
@@ -735,16 +735,28 @@ func TestRelaunchReservesThePortTLSAdds(t *testing.T) {
 	res := &state.Reservation{ID: "r0", PersistenceID: "consul-server-0-p", Confirmed: true}
 	restarting := running("consul-server-0", 1, res)
 	restarting.State, restarting.Goal = "TASK_KILLED", state.GoalRestart
+	// Placed with TLS off: no HTTPS or gRPC TLS port in its reservation.
+	restarting.Ports = target(func(c *config.Config) { c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = false, -1, -1 }).Ports
 	tasks := state.Tasks{"consul-server-0": restarting,
 		"consul-server-1": running("consul-server-1", 2, &state.Reservation{ID: "r1", Confirmed: true}),
 		"consul-server-2": running("consul-server-2", 3, &state.Reservation{ID: "r2", Confirmed: true}),
 	}
-	d := Evaluate(input(tg, tasks, reservedOffer(1, "consul-server-0", "r0", "consul-server-0-p", true)))
+	// Its reservation, placed with TLS off: plain HTTP, no HTTPS or gRPC TLS.
+	placedPlain := func() mesos.Offer {
+		o := reservedOffer(1, "consul-server-0", "r0", "consul-server-0-p", true)
+		for i, r := range o.Resources {
+			if r.Name == "ports" && reservationLabels(r)[state.LabelReservation] == "r0" {
+				o.Resources[i] = reserve(portsResource([]int{8300, 8301, 8302, 8500, 8600}, tg.Role), tg.Role, tg.Principal, tg.ServiceName, "consul-server-0", "r0")
+			}
+		}
+		return o
+	}
+	d := Evaluate(input(tg, tasks, placedPlain()))
 	if opTypes(d) != "RESERVE,LAUNCH" {
 		t.Fatalf("ops %s: %s", opTypes(d), d.Reason)
 	}
 	r := d.Operations[0].Reserve.Resources[0]
-	if r.Name != "ports" || describePorts(r.Ranges.Range) != "8501-8501" || reservationLabels(r)[state.LabelReservation] != "r0" {
+	if r.Name != "ports" || describePorts(r.Ranges.Range) != "8501-8501,8503-8503" || reservationLabels(r)[state.LabelReservation] != "r0" {
 		t.Fatalf("reserved %s %v labels %v", r.Name, r.Ranges, reservationLabels(r))
 	}
 	spec, err := taskspec.Decode(launchedTask(t, d).Data)
@@ -755,9 +767,9 @@ func TestRelaunchReservesThePortTLSAdds(t *testing.T) {
 		t.Fatalf("spec tls %v rollout %q ports %+v", spec.TLS, spec.TLSRollout, spec.Ports)
 	}
 
-	withHTTPS := reservedOffer(1, "consul-server-0", "r0", "consul-server-0-p", true)
+	withHTTPS := placedPlain()
 	withHTTPS.Resources = append(withHTTPS.Resources,
-		reserve(portsResource([]int{8501}, tg.Role), tg.Role, tg.Principal, tg.ServiceName, "consul-server-0", "r0"))
+		reserve(portsResource([]int{8501, 8503}, tg.Role), tg.Role, tg.Principal, tg.ServiceName, "consul-server-0", "r0"))
 	d = Evaluate(input(tg, tasks, withHTTPS))
 	if opTypes(d) != "LAUNCH" {
 		t.Fatalf("ops %s: %s", opTypes(d), d.Reason)

@@ -110,6 +110,7 @@ func TestTargetConfigID(t *testing.T) {
 // configuration IDs (no restart) of a cluster without TLS.
 func TestTargetGRPCTLSPort(t *testing.T) {
 	c := config.Defaults()
+	c.TLS, c.Ports.HTTPS, c.Ports.GRPCTLS = false, -1, -1
 	plain := TargetFrom(c)
 	b, _ := json.Marshal(plain.Ports)
 	if plain.Ports.GRPCTLS != 0 || strings.Contains(string(b), "grpc_tls") {
