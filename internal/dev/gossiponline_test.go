@@ -178,7 +178,7 @@ func followRollout(t *testing.T, fc *faultCluster, kind string, start time.Time)
 // when a server stopped or leadership moved, which every rolling restart
 // of this service can cost (docs/BENCHMARKS.md): Consul's answer says the
 // RPC to a server broke off (its connection closed: "EOF", "stream
-// closed") and a server task of tw ended or started within 3 s before to
+// closed", or refused while it restarted) and a server task of tw ended or started within 3 s before to
 // 6 s after the write, or that leadership was lost or moving and a server
 // task ended or started within 3 s before to 20 s after it (the scheduler
 // hands leadership over, then waits for its next raft read before it
@@ -188,7 +188,10 @@ func judgeFailures(t *testing.T, w *tlsOnWriter, tw *taskWatch) {
 	inFlight := 0
 	all := w.failureList()
 	for _, f := range all {
-		broke := strings.Contains(f.msg, "rpc error making call: EOF") || strings.Contains(f.msg, "stream closed")
+		// A forward to a server whose listener is down for its restart
+		// ("failed to get conn: ... connection refused") is the same.
+		broke := strings.Contains(f.msg, "rpc error making call: EOF") || strings.Contains(f.msg, "stream closed") ||
+			strings.Contains(f.msg, "failed to get conn") && strings.Contains(f.msg, "connection refused")
 		leader := strings.Contains(f.msg, "leadership lost while committing log") || strings.Contains(f.msg, "No cluster leader") ||
 			strings.Contains(f.msg, "leadership transfer in progress")
 		near := tw.describe(f.at.Add(-3*time.Second), f.at.Add(6*time.Second))

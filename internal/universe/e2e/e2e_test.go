@@ -28,13 +28,15 @@ import (
 // The options an operator would give `dcos package install consul
 // --options=...`: five servers, another service name and datacenter, and
 // every Consul port moved (inside the simulated agents' port range,
-// 8000-9000 and 31000-32000).
+// 8000-9000 and 31000-32000). TLS off: with TLS (the default) plain HTTP
+// is off, and this test reads the cluster on the HTTP port it moved.
 const options = `{
   "service": {"name": "consul-east", "log_level": "debug"},
   "servers": {"count": 5, "cpus": 0.2, "mem": 256, "disk": 256},
   "clients": {"cpus": 0.1, "mem": 128},
   "consul": {"datacenter": "east", "extra_config": "{\"node_meta\": {\"installed_by\": \"e2e\"}}"},
-  "ports": {"server": 8310, "serf_lan": 8311, "serf_wan": 8312, "http": 8510, "grpc": 8512, "dns": 8610}
+  "ports": {"server": 8310, "serf_lan": 8311, "serf_wan": 8312, "http": 8510, "grpc": 8512, "dns": 8610},
+  "security": {"tls": {"enabled": false}}
 }`
 
 const (
