@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dcos-consul/dcos-consul/internal/ownerfile"
 	"net"
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -106,28 +106,7 @@ func (s *Scheduler) useSecrets(sec secrets.Secrets) error {
 // new file renamed over the old one (never a moment with a wider mode or
 // a partial token).
 func writeSecretFile(path, v string) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".operator-token-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.WriteString(v + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return ownerfile.Write(path, v+"\n")
 }
 
 // secretsAccess is what launches hand to executors.
