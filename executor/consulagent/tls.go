@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -129,7 +130,7 @@ func writeTLSFiles(spec taskspec.Spec, env Env) error {
 	if err := os.MkdirAll(filepath.Dir(f.CA), 0o700); err != nil {
 		return fmt.Errorf("consulagent: TLS directory: %w", err)
 	}
-	files := map[string]string{f.CA: env.TLSCACert}
+	files := map[string]string{f.CA: caBundle(spec, env)}
 	if spec.Role == taskspec.RoleServer {
 		files[f.Cert], files[f.Key] = env.TLSCert, env.TLSKey
 	}
@@ -143,6 +144,21 @@ func writeTLSFiles(spec taskspec.Spec, env Env) error {
 		}
 	}
 	return nil
+}
+
+// caBundle is the agent's ca_file: its service's CA certificate and, for
+// a server, the other datacenters' CA certificates it trusts
+// (spec.TLSTrustedCAs), so that it verifies their servers on WAN RPC
+// (verify_outgoing, verify_server_hostname) and they it (verify_incoming).
+func caBundle(spec taskspec.Spec, env Env) string {
+	ca := env.TLSCACert
+	if spec.Role != taskspec.RoleServer || spec.TLSTrustedCAs == "" {
+		return ca
+	}
+	if !strings.HasSuffix(ca, "\n") {
+		ca += "\n"
+	}
+	return ca + spec.TLSTrustedCAs
 }
 
 // removeTLSFiles deletes the TLS files once Consul has read them.

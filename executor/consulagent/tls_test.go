@@ -387,3 +387,28 @@ func TestConfigTLSRollout(t *testing.T) {
 		}
 	}
 }
+
+// TestCAFileHoldsTheTrustedCAs: a server's ca_file holds its service's CA
+// and then the other datacenters' (spec.TLSTrustedCAs); a client's only
+// its service's.
+func TestCAFileHoldsTheTrustedCAs(t *testing.T) {
+	server := tlsSpec(serverSpec("consul-server-0", 1, testPorts([]int{8300, 8301, 8500})), 8501)
+	server.TLSTrustedCAs = "OTHER-DC-CA\n"
+	env := Env{BindIP: "127.3.0.40", Sandbox: t.TempDir(), TLSCACert: "OWN-CA", TLSCert: "cert", TLSKey: "key"}
+	if err := writeTLSFiles(server, env); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(tlsFiles(env.Sandbox).CA); err != nil || string(b) != "OWN-CA\nOTHER-DC-CA\n" {
+		t.Fatalf("server ca_file %q %v", b, err)
+	}
+	client := tlsSpec(taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleClient, NodeName: "c", Datacenter: "dc1",
+		Ports: testPorts([]int{8300, 8301, 8500}), DataDir: "d"}, 8501)
+	client.TLSTrustedCAs = "OTHER-DC-CA\n" // refused by Validate; ignored here all the same
+	env.Sandbox = t.TempDir()
+	if err := writeTLSFiles(client, env); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(tlsFiles(env.Sandbox).CA); err != nil || string(b) != "OWN-CA" {
+		t.Fatalf("client ca_file %q %v", b, err)
+	}
+}

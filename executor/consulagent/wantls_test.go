@@ -18,8 +18,10 @@ import (
 // same security.tls.ca_cert_file/ca_key_file) a request sent to dc1 for
 // dc2 is forwarded over WAN RPC and answered; with each datacenter's own
 // CA (the default: each install generates one) the WAN pool still forms
-// (gossip is not TLS) but the forwarded request fails: TLS between
-// datacenters needs the shared CA.
+// (gossip is not TLS) but the forwarded request fails, and still fails
+// when only dc2 trusts dc1's CA (dc1 does not verify dc2's server);
+// with a CA each and each server trusting the other's CA
+// (spec.TLSTrustedCAs, security.tls.trusted_ca_certs) it is answered.
 func TestWANFederationTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms two real Consul datacenters")
@@ -33,25 +35,28 @@ func TestWANFederationTLS(t *testing.T) {
 		return ca
 	}
 	shared := newCA()
+	dc2Own := newCA()
 	for _, tc := range []struct {
 		name     string
 		dc2CA    pki.CA
+		ips      [2]string
+		dc1Trust string // CAs dc1's server trusts besides its own
+		dc2Trust string
 		forwards bool
 	}{
-		{"one CA", shared, true},
-		{"a CA each", newCA(), false},
+		{"one CA", shared, [2]string{"127.3.0.90", "127.3.0.91"}, "", "", true},
+		{"a CA each", newCA(), [2]string{"127.3.0.92", "127.3.0.93"}, "", "", false},
+		{"a CA each, only dc2 trusting dc1's", dc2Own, [2]string{"127.3.0.96", "127.3.0.97"}, "", shared.CertPEM, false},
+		{"a CA each, each trusting the other", dc2Own, [2]string{"127.3.0.94", "127.3.0.95"}, dc2Own.CertPEM, shared.CertPEM, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ip1, ip2 := "127.3.0.90", "127.3.0.91"
-			if !tc.forwards {
-				ip1, ip2 = "127.3.0.92", "127.3.0.93"
-			}
+			ip1, ip2 := tc.ips[0], tc.ips[1]
 			p := freePorts(t, []string{ip1, ip2}, 5)
 			ports := testPorts(p)
 			ports.SerfWAN = p[4]
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			start := func(ip, dc string, ca pki.CA, wan []string) {
+			start := func(ip, dc string, ca pki.CA, trust string, wan []string) {
 				parsed, err := ca.Parse(now)
 				if err != nil {
 					t.Fatal(err)
@@ -61,7 +66,10 @@ func TestWANFederationTLS(t *testing.T) {
 					t.Fatal(err)
 				}
 				spec := tlsSpec(serverSpec("server-"+dc, 1, ports), p[3])
-				spec.Datacenter, spec.WANJoin = dc, wan
+				spec.Datacenter, spec.WANJoin, spec.TLSTrustedCAs = dc, wan, trust
+				if err := spec.Validate(); err != nil {
+					t.Fatal(err)
+				}
 				a, err := Start(ctx, spec, Env{BindIP: ip, Sandbox: t.TempDir(), TLSCACert: ca.CertPEM, TLSCert: cert.CertPEM, TLSKey: cert.KeyPEM}, testLogger(t))
 				if err != nil {
 					t.Fatal(err)
@@ -71,8 +79,8 @@ func TestWANFederationTLS(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			start(ip1, "dc1", shared, nil)
-			start(ip2, "dc2", tc.dc2CA, []string{addr(ip1, ports.SerfWAN)})
+			start(ip1, "dc1", shared, tc.dc1Trust, nil)
+			start(ip2, "dc2", tc.dc2CA, tc.dc2Trust, []string{addr(ip1, ports.SerfWAN)})
 
 			pool, _ := pki.Pool(shared.CertPEM)
 			cfg := api.DefaultConfig()
@@ -104,13 +112,13 @@ func TestWANFederationTLS(t *testing.T) {
 				time.Sleep(time.Second)
 			}
 			if tc.forwards && werr != nil {
-				t.Fatalf("a write sent to dc1 for dc2 with one CA: %v", werr)
+				t.Fatalf("a write sent to dc1 for dc2 (%s): %v", tc.name, werr)
 			}
 			if !tc.forwards {
 				if werr == nil {
 					t.Fatal("a write sent to dc1 for dc2 succeeded although dc2's certificate is from another CA")
 				}
-				t.Logf("with a CA each, as expected: %v", werr)
+				t.Logf("%s, as expected: %v", tc.name, werr)
 			}
 		})
 	}

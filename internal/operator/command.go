@@ -196,6 +196,10 @@ DCOS_CLUSTER). The default --name is DCOS_CONSUL_SERVICE_NAME
 	acl.AddCommand(sub("rotate-management-token", "Replace the Consul ACL management token: create a new one, delete the old (needs the operator token)",
 		cobra.NoArgs, noArg((*Commands).ACLRotateManagementToken)))
 
-	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring, acl, recover)
+	tlsCmd := &cobra.Command{Use: "tls", Short: "Consul TLS (security.tls.enabled)"}
+	tlsCmd.AddCommand(sub("ca", "Print the service's CA certificate (PEM, public): what callers verify Consul against, and what other federated installs trust (security.tls.trusted_ca_certs)",
+		cobra.NoArgs, noArg((*Commands).TLSCA)))
+
+	root.AddCommand(plan, update, pod, endpoints, members, raft, snapshot, keyring, acl, recover, tlsCmd)
 	return root
 }

@@ -369,3 +369,18 @@ func (c *Commands) ACLManagementToken(ctx context.Context) error {
 	fmt.Fprintln(c.Out, res.SecretID)
 	return nil
 }
+
+// TLSCA prints the service's CA certificate (PEM) as its scheduler serves
+// it (public): what clients verify the Consul servers against, and what
+// another federated install trusts (security.tls.trusted_ca_certs).
+func (c *Commands) TLSCA(ctx context.Context) error {
+	b, err := c.Client.GetPEM(ctx, "/v1/tls/ca")
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN CERTIFICATE-----")) {
+		return fmt.Errorf("GET /v1/tls/ca: the scheduler's answer is not a PEM certificate")
+	}
+	_, err = c.Out.Write(b)
+	return err
+}

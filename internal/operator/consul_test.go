@@ -280,3 +280,29 @@ func TestHTTPSServersVerifiedWithTheSchedulersCA(t *testing.T) {
 		t.Fatalf("members without the CA: %v, want a verification error", err)
 	}
 }
+
+// TestTLSCAPrintsTheSchedulersCA: `tls ca` prints the PEM the scheduler
+// serves at /v1/tls/ca as it is, and fails on a 404 (TLS off).
+func TestTLSCAPrintsTheSchedulersCA(t *testing.T) {
+	const caPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	serve := true
+	sched := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/tls/ca" || !serve {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"message": "TLS is off for this service (security.tls.enabled)"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write([]byte(caPEM))
+	}))
+	defer sched.Close()
+	c, out := commands(t, sched.URL, false)
+	if err := c.TLSCA(ctx); err != nil || out.String() != caPEM {
+		t.Fatalf("tls ca: %v, printed %q", err, out)
+	}
+	serve = false
+	c, _ = commands(t, sched.URL, false)
+	if err := c.TLSCA(ctx); err == nil || !strings.Contains(err.Error(), "TLS is off") {
+		t.Fatalf("tls ca with TLS off: %v", err)
+	}
+}

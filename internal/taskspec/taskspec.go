@@ -106,6 +106,12 @@ type Spec struct {
 	// TLS (servers verified by name) and still accepts plaintext. Plain
 	// HTTP stays on in both. Empty: TLS as installed with it.
 	TLSRollout string `json:"tls_rollout,omitempty"`
+	// TLSTrustedCAs (servers with TLS only): CA certificates (PEM) of
+	// other datacenters the server trusts besides its service's CA
+	// (security.tls.trusted_ca_certs): its Consul ca_file holds both, so
+	// that it verifies their servers' certificates on WAN RPC, both ways.
+	// Public: CA certificates only. Empty: only the service's CA.
+	TLSTrustedCAs string `json:"tls_trusted_cas,omitempty"`
 	// GossipRollout (with gossip encryption, while it is being turned on
 	// in a running cluster): GossipOpen, the agent encrypts gossip but
 	// neither requires nor sends only encrypted messages; GossipOutgoing,
@@ -242,6 +248,14 @@ func (s Spec) Validate() error {
 	}
 	if s.TLSRollout != "" && !s.TLS {
 		return errors.New("taskspec: tls_rollout needs tls")
+	}
+	if s.TLSTrustedCAs != "" {
+		if !s.TLS || s.Role != RoleServer {
+			return errors.New("taskspec: tls_trusted_cas is for servers with tls")
+		}
+		if _, _, err := ParseTrustedCAs(s.TLSTrustedCAs); err != nil {
+			return fmt.Errorf("taskspec: tls_trusted_cas: %w", err)
+		}
 	}
 	if s.TLS && s.Ports.HTTPS == -1 {
 		return errors.New("taskspec: tls needs ports.https (the API is served over HTTPS only)")

@@ -230,6 +230,13 @@ var optionSets = []optionSet{
 		},
 	},
 	{
+		name:    "TLS trusting another datacenter's CA (a PEM bundle in a string)",
+		options: `{"security": {"tls": {"trusted_ca_certs": ` + jsonString(otherDCCA) + `}}}`,
+		want: func(c *config.Config) {
+			c.TLSTrustedCACerts = otherDCCA
+		},
+	},
+	{
 		name:    "ZooKeeper credentials alone, from a DC/OS secret",
 		options: `{"service": {"zookeeper_credentials_secret": "consul/zk-digest"}}`,
 		want: func(c *config.Config) {
@@ -670,6 +677,9 @@ var loadRefused = []struct{ options, env, allowed string }{
 		config.EnvTLSCACertFile, "a readable PEM file"},
 	{`{"consul": {"datacenter": "dc2", "primary_datacenter": "dc1"}}`, config.EnvACLReplicationTokenSecret, "created in the primary datacenter dc1"},
 	{`{"security": {"acl": {"replication_token_secret": "consul/acl-replication"}}}`, config.EnvACLReplicationTokenSecret, "secondary datacenter"},
+	{`{"security": {"tls": {"trusted_ca_certs": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}}}`,
+		config.EnvTLSTrustedCACerts, "PEM CA certificates"},
+	{`{"security": {"tls": {"enabled": false, "trusted_ca_certs": ` + jsonString(otherDCCA) + `}}}`, config.EnvTLSTrustedCACerts, "empty while TLS is off"},
 }
 
 func TestSchedulerRefusesWhatTheSchemaCannotCheck(t *testing.T) {
@@ -866,4 +876,26 @@ func TestVersionNamesTheConsulItEmbeds(t *testing.T) {
 	if !strings.HasSuffix(s.Version(), "-"+string(m[1])) {
 		t.Errorf("package version %s does not end in the Consul version %s", s.Version(), m[1])
 	}
+}
+
+// otherDCCA is a CA certificate another install generated (public: a
+// certificate, no key), as its scheduler's GET /v1/tls/ca serves it.
+const otherDCCA = `-----BEGIN CERTIFICATE-----
+MIIBtzCCAV2gAwIBAgIQMsY3rpjMr6VJBkxPPuAMKDAKBggqhkjOPQQDAjA6MRQw
+EgYDVQQKEwtkY29zLWNvbnN1bDEiMCAGA1UEAxMZZGNvcy1jb25zdWwgQ0EgY29u
+c3VsLWRjMjAeFw0yNjEyMDMyMzEzMjhaFw0zNjExMzAyMzE4MjhaMDoxFDASBgNV
+BAoTC2Rjb3MtY29uc3VsMSIwIAYDVQQDExlkY29zLWNvbnN1bCBDQSBjb25zdWwt
+ZGMyMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQtjCHU8P64vMd6QWUdPLUH6E
+hj+4sYojf1h0idfp8Y9qgEDHaGpki0mCB7l1T5/BJL1Wk00B+eCXZEJR8zI6d6NF
+MEMwDgYDVR0PAQH/BAQDAgGGMBIGA1UdEwEB/wQIMAYBAf8CAQAwHQYDVR0OBBYE
+FDKRaUCtyXsMWMawC7iHsQApiN9MMAoGCCqGSM49BAMCA0gAMEUCIQDw2IYwYXrN
+ywRyQse96/3LslVj4+nz5WCyGYm7SBiSYwIgSZDIfP20fmiRJyYQp5ya6VD9n237
+pdwVjB5BHzQlop4=
+-----END CERTIFICATE-----
+`
+
+// jsonString is s as a JSON string literal.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

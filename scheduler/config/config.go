@@ -92,6 +92,11 @@ const (
 	// /master/state).
 	EnvTLSCACertFile = "SECURITY_TLS_CA_CERT_FILE"
 	EnvTLSCAKeyFile  = "SECURITY_TLS_CA_KEY_FILE"
+	// EnvTLSTrustedCACerts holds (the PEM itself: CA certificates are
+	// public) the CA certificates of other datacenters whose servers this
+	// install's servers trust, for TLS across a WAN federation of installs
+	// that each have their own CA (trustedca.go).
+	EnvTLSTrustedCACerts = "SECURITY_TLS_TRUSTED_CA_CERTS"
 	// EnvTLSServerCertLifetime (dev and tests only) shortens the servers'
 	// certificates' lifetime, to see their renewal happen.
 	EnvTLSServerCertLifetime = "TLS_SERVER_CERT_LIFETIME"
@@ -174,6 +179,9 @@ type Config struct {
 	TLS, ACL, GossipEncryption bool
 	// TLSCACertFile and TLSCAKeyFile: the user's own CA (both or none).
 	TLSCACertFile, TLSCAKeyFile string
+	// TLSTrustedCACerts: other datacenters' CA certificates (PEM bundle)
+	// the servers trust besides this service's CA; empty: none.
+	TLSTrustedCACerts string
 	// GossipKeyFile: the shared gossip key of federated datacenters;
 	// ACLReplicationTokenFile: a secondary datacenter's ACL replication
 	// token (federation.go). Paths, never the secrets.
@@ -357,6 +365,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.boolean(EnvTLS, &c.TLS)
 	r.str(EnvTLSCACertFile, &c.TLSCACertFile)
 	r.str(EnvTLSCAKeyFile, &c.TLSCAKeyFile)
+	r.str(EnvTLSTrustedCACerts, &c.TLSTrustedCACerts)
 	r.duration(EnvTLSServerCertLifetime, &c.TLSServerCertLifetime)
 	r.boolean(EnvACL, &c.ACL)
 	r.boolean(EnvGossipKey, &c.GossipEncryption)
@@ -516,6 +525,7 @@ func (c Config) Validate() error {
 	add(validExtraConfig(c.ExtraConfig))
 	add(c.Ports.validate())
 	add(c.validTLSCA())
+	add(c.validTrustedCAs())
 	if c.TLSServerCertLifetime != 0 && c.TLSServerCertLifetime < time.Minute {
 		add(bad(EnvTLSServerCertLifetime, c.TLSServerCertLifetime, "at least 1m, or unset for a year"))
 	}

@@ -75,6 +75,7 @@ var Options = []Option{
 	{EnvTLS, "security.tls.enabled", FromOption},
 	{EnvTLSCACertFile, "security.tls.ca_cert_file", FromOption},
 	{EnvTLSCAKeyFile, "security.tls.ca_key_file", FromOption},
+	{EnvTLSTrustedCACerts, "security.tls.trusted_ca_certs", FromOption},
 	{EnvACL, "security.acl.enabled", FromOption},
 	{EnvACLReplicationTokenSecret, "security.acl.replication_token_secret", FromOption},
 	// Set by the template only when the secret is given: its sandbox path.

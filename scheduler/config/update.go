@@ -269,6 +269,10 @@ var updateRules = []updateRule{
 	{env: EnvTLSCAKeyFile, get: func(c Config) string { return c.TLSCAKeyFile },
 		why:     "a new CA on a running cluster is not supported yet: during the rolling restart servers of the old and the new CA would refuse each other's certificates",
 		instead: "keep security.tls.ca_key_file as it was at install"},
+	// Other datacenters' CAs the servers trust: in their ca_file, read at
+	// start, so the servers restart one at a time. Compared canonically:
+	// reformatting the same certificates is no change.
+	{env: EnvTLSTrustedCACerts, get: func(c Config) string { return trustedCAsMark(c) }, effect: EffectServers},
 	{env: EnvACL, get: func(c Config) string { return strconv.FormatBool(c.ACL) },
 		why:     "turning ACLs on or off on a running cluster is not supported yet",
 		instead: "keep security.acl.enabled as it was at install"},

@@ -865,6 +865,9 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		spec.GossipEncryption, spec.ACL = tg.GossipEncryption, tg.ACL
 		spec.GossipRollout = tg.GossipRollout()
 		spec.TLS, spec.TLSRollout = tg.TLSFor(t.Role)
+		if spec.TLS && t.Role == taskspec.RoleServer {
+			spec.TLSTrustedCAs = tg.TLSTrustedCAs
+		}
 		spec.Secrets = &taskspec.SecretsRef{URL: tg.Secrets.URL, Token: tg.Secrets.Credential(taskID)}
 	}
 	data, err := taskspec.Encode(spec)

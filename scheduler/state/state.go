@@ -130,6 +130,10 @@ type Target struct {
 	// TLS: agents use TLS for RPC and serve their API over HTTPS only
 	// (Ports.HTTP is -1); fixed at install like GossipEncryption.
 	TLS bool `json:"tls,omitempty"`
+	// TLSTrustedCAs (with TLS): other datacenters' CA certificates (PEM,
+	// canonical) the servers trust besides the service's CA
+	// (security.tls.trusted_ca_certs); a change restarts the servers.
+	TLSTrustedCAs string `json:"tls_trusted_cas,omitempty"`
 	// TLSPhase: TLS is being turned on in a running cluster and this is
 	// the phase rolled out now (taskspec.TLSAccept, then TLSOutgoing);
 	// empty once every agent runs TLS as installed with it. Stored with
@@ -195,6 +199,7 @@ func TargetFrom(c config.Config) Target {
 		GossipEncryption:   c.GossipEncryption,
 		ACL:                c.ACL,
 		TLS:                c.TLS,
+		TLSTrustedCAs:      c.TrustedCAs(),
 	}
 	if c.TLS {
 		// Plain HTTP is off with TLS: the port is neither reserved nor
@@ -245,7 +250,8 @@ func (t Target) configHashes() (server, client, both string) {
 		RaftMultiplier int
 		WANJoin        []string `json:",omitempty"` // absent when empty: IDs from before it existed stay
 		TLSRollout     string   `json:",omitempty"`
-	}{sh, t.Server, t.RaftMultiplier, t.WANJoin, serverTLS})
+		TrustedCAs     string   `json:",omitempty"` // absent when empty, like WANJoin
+	}{sh, t.Server, t.RaftMultiplier, t.WANJoin, serverTLS, t.TLSTrustedCAs})
 	client = hash(struct {
 		Shared     shared
 		Client     Resources
