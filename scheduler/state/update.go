@@ -106,6 +106,7 @@ func ConfigFromTarget(base config.Config, t Target) config.Config {
 	c.ExtraConfig = t.ExtraConfig
 	c.MesosDNSDomain, c.ExecutorDNSServer, c.ExecutorURI = t.MesosDNSDomain, t.DNSServer, t.ExecutorURI
 	c.ReplaceAfter = t.ReplaceAfter
+	c.TLSTrustedCACerts = t.TLSTrustedCAs
 	return c
 }
 
