@@ -78,33 +78,112 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// consulAt is a client of the agent at ip:port of the dev cluster c.
-func consulAt(t *testing.T, c *Cluster, ip string, port int) *consul.Client {
+// tlsCAOf is the CA certificate of the install whose scheduler is at
+// url, as an operator gets it: `dcos-consul consul --url <url> tls ca`
+// (GET /v1/tls/ca).
+func tlsCAOf(t *testing.T, url string) string {
 	t.Helper()
-	cl, err := consul.NewClient(consulConfig(t, c, net.JoinHostPort(ip, strconv.Itoa(port))))
+	var ca string
+	eventually(t, 2*time.Minute, "the CA of "+url+" (tls ca)", func() error {
+		out, err := exec.Command(binary, "consul", "--url", url, "tls", "ca").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("tls ca: %v: %s", err, out)
+		}
+		ca = string(out)
+		return nil
+	})
+	return ca
+}
+
+// tlsConsulAt is a client of the Consul agent at ip:port over HTTPS,
+// verified against caPEM (the agent's install's CA), with token ("":
+// anonymous).
+func tlsConsulAt(t *testing.T, caPEM, ip string, port int, token string) *consul.Client {
+	t.Helper()
+	cfg := consul.DefaultNonPooledConfig()
+	cfg.Address, cfg.Scheme, cfg.Token = net.JoinHostPort(ip, strconv.Itoa(port)), "https", token
+	cfg.TLSConfig = consul.TLSConfig{CAPem: []byte(caPEM)}
+	cl, err := consul.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cl
 }
 
+// trustOther updates the install of fc to trust caPEM (another
+// datacenter's CA) as docs/operations.md says:
+// `dcos-consul consul update start --options` with
+// security.tls.trusted_ca_certs (through dev's stand-in for Cosmos, as the
+// rolling update tests do), then waits for every server of fc to be
+// relaunched (the rolling restart of the servers) and the update plan to
+// be complete.
+func trustOther(t *testing.T, fc *faultCluster, caPEM string) {
+	t.Helper()
+	before := map[string]string{}
+	for _, s := range servers(runningTasks(t, fc.Cluster)) {
+		before[s.Name] = s.ID
+	}
+	cosmosURL, stop, err := fc.ServeCosmos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	opts, _ := json.Marshal(map[string]any{"security": map[string]any{"tls": map[string]any{"trusted_ca_certs": caPEM}}})
+	f := filepath.Join(t.TempDir(), "options.json")
+	if err := os.WriteFile(f, opts, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("update start: %s", strings.TrimSpace(fc.operatorCmd(t, "update", "start", "--options", f, "--cosmos", cosmosURL)))
+	eventually(t, 8*time.Minute, "every server relaunched with the other datacenter's CA and the update plan complete", func() error {
+		running := map[string]string{}
+		for _, s := range servers(runningTasks(t, fc.Cluster)) {
+			running[s.Name] = s.ID
+		}
+		for name, id := range before {
+			if running[name] == "" || running[name] == id {
+				return fmt.Errorf("%s not relaunched yet", name)
+			}
+		}
+		var plan struct {
+			Status string `json:"status"`
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(fc.SchedulerURL + "/v1/plans/update")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&plan); err != nil {
+			return fmt.Errorf("update plan (%s): %w", resp.Status, err)
+		}
+		if plan.Status != "COMPLETE" {
+			return fmt.Errorf("update plan %s", plan.Status)
+		}
+		return nil
+	})
+}
+
 // TestWANFederationTwoDatacenters: two installs on one simulated cluster,
-// with ACLs and gossip encryption on (TLS off: see noTLS): "consul" (dc1, the
-// ACL primary, 3 servers) and "consul-dc2" (dc2, a secondary, 1 server,
-// other ports), each told of the other's servers by their Mesos-DNS names
-// (consul.wan_join), both given the same gossip key from a file
+// with the secure defaults (ACLs, gossip encryption, and TLS with a CA
+// each, as installed): "consul" (dc1, the ACL primary, 3 servers) and
+// "consul-dc2" (dc2, a secondary, 1 server, other ports), each told of
+// the other's servers by their Mesos-DNS names (consul.wan_join), both
+// given the same gossip key from a file
 // (security.gossip_encryption.key_file), dc2 the ACL replication token an
-// operator creates in dc1 (security.acl.replication_token_file): the WAN
-// pool lists both sets of servers, a KV read and write sent to dc1 for
-// dc2 are answered by dc2, catalog/datacenters lists both, anonymous
-// requests are refused in both, and dc2's scheduler made its own
-// (local) tokens. Three agents: dc2's server shares an agent with a dc1
-// server (only their ports differ).
+// operator creates in dc1 (security.acl.replication_token_file). TLS in
+// the runbook's order (docs/operations.md, section 7): dc2 is installed
+// trusting dc1's CA (`tls ca` of dc1), then dc1 is updated to trust dc2's
+// (security.tls.trusted_ca_certs through the update, a rolling restart
+// of dc1's servers). Then the WAN pool lists both sets of servers, a KV
+// read and write sent to dc1 for dc2 are answered by dc2,
+// catalog/datacenters lists both, anonymous requests are refused in
+// both, and dc2's scheduler made its own (local) tokens. Three agents:
+// dc2's server shares an agent with a dc1 server (only their ports
+// differ).
 func TestWANFederationTwoDatacenters(t *testing.T) {
 	sharedKey := newGossipKey(t)
 	keyFile := writeSecret(t, "gossip-key", sharedKey)
 	fc := startFaultCluster(t, 23, 3, 3, config.EnvWANJoin+"=consul-server-0.consul-dc2.mesos:8312",
-		config.EnvGossipKeyFile+"="+keyFile, noTLS)
+		config.EnvGossipKeyFile+"="+keyFile)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
 	dc1IP := servers(tasks)[0].AgentIP
 	dc1 := consulClient(t, fc.Cluster, dc1IP)
@@ -112,14 +191,19 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 	// (docs/operations.md, Federating datacenters), into a file.
 	repl := replicationToken(t, dc1)
 	replFile := writeSecret(t, "replication-token", repl)
+	dc1CA := tlsCAOf(t, fc.SchedulerURL)
 
-	dc2URL := fc.startSecondScheduler(t, "consul-dc2", noTLS,
+	dc2URL := fc.startSecondScheduler(t, "consul-dc2",
 		config.EnvDatacenter+"=dc2", config.EnvServerCount+"=1", config.EnvClientsEnabled+"=false",
 		config.EnvPortServer+"=8310", config.EnvPortSerfLAN+"=8311", config.EnvPortSerfWAN+"=8312",
-		config.EnvPortHTTP+"=8510", config.EnvPortDNS+"=8610",
+		config.EnvPortHTTP+"=8510", config.EnvPortHTTPS+"=8511", config.EnvPortGRPCTLS+"=8513", config.EnvPortDNS+"=8610",
 		config.EnvWANJoin+"=consul-server-0.consul.mesos:8302,consul-server-1.consul.mesos:8302",
 		config.EnvPrimaryDatacenter+"=dc1", config.EnvGossipKeyFile+"="+keyFile,
-		config.EnvACLReplicationTokenFile+"="+replFile)
+		config.EnvACLReplicationTokenFile+"="+replFile, config.EnvTLSTrustedCACerts+"="+dc1CA)
+	dc2CA := tlsCAOf(t, dc2URL)
+	start := time.Now()
+	trustOther(t, fc, dc2CA)
+	t.Logf("FEDERATION dc1 updated to trust dc2's CA: every dc1 server restarted, update plan complete, %s", time.Since(start).Round(100*time.Millisecond))
 
 	var dc2IP string
 	eventually(t, 3*time.Minute, "dc2's server running", func() error {
@@ -128,14 +212,18 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 			return fmt.Errorf("consul-server-0.consul-dc2.mesos: %v %v", ips, err)
 		}
 		dc2IP = ips[0]
-		leader, err := consulAt(t, fc.Cluster, dc2IP, 8510).Status().Leader()
+		leader, err := tlsConsulAt(t, dc2CA, dc2IP, 8511, "").Status().Leader()
 		if err != nil || leader == "" {
 			return fmt.Errorf("dc2 leader %q: %v", leader, err)
 		}
 		return nil
 	})
 	// dc1's management token is global: replicated to dc2, it works there.
-	dc2 := consulAt(t, fc.Cluster, dc2IP, 8510)
+	dc1Mgmt, err := readManagementToken(fc.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc2 := tlsConsulAt(t, dc2CA, dc2IP, 8511, dc1Mgmt)
 	dc2Log := filepath.Join(fc.opts.WorkDir, "consul-dc2-scheduler.log")
 	eventually(t, 3*time.Minute, "dc2's scheduler sets up its ACL tokens with the replication token", func() error {
 		if countInFile(dc2Log, secondaryACLLine) < 1 {
@@ -143,7 +231,7 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 		}
 		return nil
 	})
-	start := time.Now()
+	start = time.Now()
 	eventually(t, 3*time.Minute, "the WAN pool lists every server of both datacenters", func() error {
 		ms, err := dc1.Agent().Members(true)
 		if err != nil {
@@ -199,18 +287,17 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 	// Anonymous requests are refused in both datacenters, directly and
 	// across.
 	for _, c := range []struct {
-		ip, dc string
-		port   int
-	}{{dc1IP, "", 8500}, {dc2IP, "", 8510}, {dc1IP, "dc2", 8500}} {
-		anon := aclClientAt(t, fc.Cluster, c.ip, c.port, "")
-		if _, _, err := anon.KV().Get("x", &consul.QueryOptions{Datacenter: c.dc}); !isStatus(err, 403) {
-			t.Fatalf("anonymous KV read at %s:%d (dc %q): %v, want 403", c.ip, c.port, c.dc, err)
+		at *consul.Client
+		dc string
+	}{{aclClientAt(t, fc.Cluster, dc1IP, 8500, ""), ""}, {tlsConsulAt(t, dc2CA, dc2IP, 8511, ""), ""}, {aclClientAt(t, fc.Cluster, dc1IP, 8500, ""), "dc2"}} {
+		if _, _, err := c.at.KV().Get("x", &consul.QueryOptions{Datacenter: c.dc}); !isStatus(err, 403) {
+			t.Fatalf("anonymous KV read (dc %q): %v, want 403", c.dc, err)
 		}
 	}
 	// dc2's own management token (made by its scheduler, local to dc2)
 	// works in dc2 and nowhere else.
 	dc2Mgmt := managementTokenAt(t, dc2URL, filepath.Join(fc.opts.WorkDir, "operator-token-consul-dc2"))
-	if _, err := aclClientAt(t, fc.Cluster, dc2IP, 8510, dc2Mgmt).KV().Put(&consul.KVPair{Key: "z", Value: []byte("dc2")}, nil); err != nil {
+	if _, err := tlsConsulAt(t, dc2CA, dc2IP, 8511, dc2Mgmt).KV().Put(&consul.KVPair{Key: "z", Value: []byte("dc2")}, nil); err != nil {
 		t.Fatalf("dc2's management token in dc2: %v", err)
 	}
 	if _, _, err := aclClientAt(t, fc.Cluster, dc1IP, 8500, dc2Mgmt).KV().Get("z", nil); !isStatus(err, 403) {
@@ -272,13 +359,15 @@ func scanFederationSecrets(t *testing.T, fc *faultCluster, dc2URL string, needle
 // TestWANFederationTwoClusters: dc1 on one simulated cluster, the ACL
 // primary; dc2 on another, a secondary told dc1's server addresses
 // (consul.wan_join), with the replication token made in dc1; both with
-// one gossip key file, ACLs on and TLS off (see noTLS): both datacenters' servers
-// in one WAN pool, cross-datacenter KV both ways (with dc1's management
-// token, which is global), catalog/datacenters lists both, as seen from
-// either side.
+// one gossip key file, ACLs on and TLS with a CA each (the defaults),
+// dc2 installed trusting dc1's CA and dc1 then updated to trust dc2's
+// (security.tls.trusted_ca_certs): both datacenters' servers in one WAN
+// pool, cross-datacenter KV both ways (with dc1's management token,
+// which is global), catalog/datacenters lists both, as seen from either
+// side.
 func TestWANFederationTwoClusters(t *testing.T) {
 	keyFile := writeSecret(t, "gossip-key", newGossipKey(t))
-	a := startFaultCluster(t, 27, 3, 3, config.EnvGossipKeyFile+"="+keyFile, noTLS)
+	a := startFaultCluster(t, 27, 3, 3, config.EnvGossipKeyFile+"="+keyFile)
 	tasksA, _ := a.healthy(t, 3, 3*time.Minute)
 	dc1 := consulClient(t, a.Cluster, servers(tasksA)[0].AgentIP)
 	replFile := writeSecret(t, "replication-token", replicationToken(t, dc1))
@@ -287,7 +376,13 @@ func TestWANFederationTwoClusters(t *testing.T) {
 		join = append(join, net.JoinHostPort(s.AgentIP, "8302"))
 	}
 	b := startFaultCluster(t, 26, 3, 3, config.EnvDatacenter+"=dc2", config.EnvWANJoin+"="+strings.Join(join, ","),
-		config.EnvPrimaryDatacenter+"=dc1", config.EnvGossipKeyFile+"="+keyFile, config.EnvACLReplicationTokenFile+"="+replFile, noTLS)
+		config.EnvPrimaryDatacenter+"=dc1", config.EnvGossipKeyFile+"="+keyFile, config.EnvACLReplicationTokenFile+"="+replFile,
+		config.EnvTLSTrustedCACerts+"="+tlsCAOf(t, a.SchedulerURL))
+	// dc2's servers cannot replicate dc1's ACLs (WAN RPC, verified both
+	// ways) until dc1 trusts dc2's CA too.
+	start := time.Now()
+	trustOther(t, a, tlsCAOf(t, b.SchedulerURL))
+	t.Logf("FEDERATION dc1 updated to trust dc2's CA: every dc1 server restarted, update plan complete, %s", time.Since(start).Round(100*time.Millisecond))
 	tasksB, _ := b.healthy(t, 3, 3*time.Minute)
 	dc1Token, err := readManagementToken(a.Cluster)
 	if err != nil {
@@ -463,9 +558,6 @@ const noGossipKey = config.EnvGossipKey + "=false"
 // management token; the UI test of the ACLs-off rules).
 const noACL = config.EnvACL + "=false"
 
-// noTLS turns TLS off: each install has its own CA, and servers of two CAs
-// refuse each other's RPC (verify_incoming, verify_server_hostname); a CA
-// shared across installs is not supported yet (docs/operations.md). The
-// adoption tests use it too: the CA is lost with the scheduler's state
-// (docs/security.md, "TLS after lost scheduler state").
+// noTLS turns TLS off. The adoption tests use it: the CA is lost with the
+// scheduler's state (docs/security.md, "TLS after lost scheduler state").
 const noTLS = config.EnvTLS + "=false"
