@@ -21,6 +21,7 @@ import (
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 )
 
 // startSecondScheduler runs another install (its own service name, state
@@ -366,8 +367,29 @@ func scanFederationSecrets(t *testing.T, fc *faultCluster, dc2URL string, needle
 // which is global), catalog/datacenters lists both, as seen from either
 // side.
 func TestWANFederationTwoClusters(t *testing.T) {
+	federateTwoClusters(t, 27, 26, nil)
+}
+
+// TestWANFederationOneCA: as TestWANFederationTwoClusters, with the other
+// way docs/operations.md gives for TLS: both installs given the same CA
+// at install (security.tls.ca_cert_file, ca_key_file) and no trusted CAs.
+func TestWANFederationOneCA(t *testing.T) {
+	ca, err := pki.NewCA(nil, "federation", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFiles := []string{config.EnvTLSCACertFile + "=" + writeSecret(t, "ca.pem", ca.CertPEM),
+		config.EnvTLSCAKeyFile + "=" + writeSecret(t, "ca-key.pem", ca.KeyPEM)}
+	federateTwoClusters(t, 44, 45, caFiles)
+}
+
+// federateTwoClusters federates dc1 on one simulated cluster (n1) with dc2
+// on another (n2). With oneCA (the CA options) both are installed with
+// that CA; without, each generates its own, and dc2 is installed trusting
+// dc1's, dc1 then updated to trust dc2's.
+func federateTwoClusters(t *testing.T, n1, n2 int, oneCA []string) {
 	keyFile := writeSecret(t, "gossip-key", newGossipKey(t))
-	a := startFaultCluster(t, 27, 3, 3, config.EnvGossipKeyFile+"="+keyFile)
+	a := startFaultCluster(t, n1, 3, 3, append([]string{config.EnvGossipKeyFile + "=" + keyFile}, oneCA...)...)
 	tasksA, _ := a.healthy(t, 3, 3*time.Minute)
 	dc1 := consulClient(t, a.Cluster, servers(tasksA)[0].AgentIP)
 	replFile := writeSecret(t, "replication-token", replicationToken(t, dc1))
@@ -375,14 +397,21 @@ func TestWANFederationTwoClusters(t *testing.T) {
 	for _, s := range servers(tasksA) {
 		join = append(join, net.JoinHostPort(s.AgentIP, "8302"))
 	}
-	b := startFaultCluster(t, 26, 3, 3, config.EnvDatacenter+"=dc2", config.EnvWANJoin+"="+strings.Join(join, ","),
-		config.EnvPrimaryDatacenter+"=dc1", config.EnvGossipKeyFile+"="+keyFile, config.EnvACLReplicationTokenFile+"="+replFile,
-		config.EnvTLSTrustedCACerts+"="+tlsCAOf(t, a.SchedulerURL))
-	// dc2's servers cannot replicate dc1's ACLs (WAN RPC, verified both
-	// ways) until dc1 trusts dc2's CA too.
-	start := time.Now()
-	trustOther(t, a, tlsCAOf(t, b.SchedulerURL))
-	t.Logf("FEDERATION dc1 updated to trust dc2's CA: every dc1 server restarted, update plan complete, %s", time.Since(start).Round(100*time.Millisecond))
+	envB := []string{config.EnvDatacenter + "=dc2", config.EnvWANJoin + "=" + strings.Join(join, ","),
+		config.EnvPrimaryDatacenter + "=dc1", config.EnvGossipKeyFile + "=" + keyFile, config.EnvACLReplicationTokenFile + "=" + replFile}
+	if oneCA == nil {
+		envB = append(envB, config.EnvTLSTrustedCACerts+"="+tlsCAOf(t, a.SchedulerURL))
+	}
+	b := startFaultCluster(t, n2, 3, 3, append(envB, oneCA...)...)
+	if oneCA == nil {
+		// dc2's servers cannot replicate dc1's ACLs (WAN RPC, verified
+		// both ways) until dc1 trusts dc2's CA too.
+		start := time.Now()
+		trustOther(t, a, tlsCAOf(t, b.SchedulerURL))
+		t.Logf("FEDERATION dc1 updated to trust dc2's CA: every dc1 server restarted, update plan complete, %s", time.Since(start).Round(100*time.Millisecond))
+	} else if ca1, ca2 := tlsCAOf(t, a.SchedulerURL), tlsCAOf(t, b.SchedulerURL); ca1 != ca2 {
+		t.Fatalf("the two installs given one CA serve different CAs:\n%s\n%s", ca1, ca2)
+	}
 	tasksB, _ := b.healthy(t, 3, 3*time.Minute)
 	dc1Token, err := readManagementToken(a.Cluster)
 	if err != nil {
