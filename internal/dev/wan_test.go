@@ -117,12 +117,12 @@ func tlsConsulAt(t *testing.T, caPEM, ip string, port int, token string) *consul
 // security.tls.trusted_ca_certs (through dev's stand-in for Cosmos, as the
 // rolling update tests do), then waits for every server of fc to be
 // relaunched (the rolling restart of the servers) and the update plan to
-// be complete.
+// be complete; each server relaunched in place (the same agent).
 func trustOther(t *testing.T, fc *faultCluster, caPEM string) {
 	t.Helper()
-	before := map[string]string{}
+	before := map[string]masterTask{}
 	for _, s := range servers(runningTasks(t, fc.Cluster)) {
-		before[s.Name] = s.ID
+		before[s.Name] = s
 	}
 	cosmosURL, stop, err := fc.ServeCosmos()
 	if err != nil {
@@ -136,13 +136,17 @@ func trustOther(t *testing.T, fc *faultCluster, caPEM string) {
 	}
 	t.Logf("update start: %s", strings.TrimSpace(fc.operatorCmd(t, "update", "start", "--options", f, "--cosmos", cosmosURL)))
 	eventually(t, 8*time.Minute, "every server relaunched with the other datacenter's CA and the update plan complete", func() error {
-		running := map[string]string{}
+		running := map[string]masterTask{}
 		for _, s := range servers(runningTasks(t, fc.Cluster)) {
-			running[s.Name] = s.ID
+			running[s.Name] = s
 		}
-		for name, id := range before {
-			if running[name] == "" || running[name] == id {
+		for name, old := range before {
+			now, ok := running[name]
+			if !ok || now.ID == old.ID {
 				return fmt.Errorf("%s not relaunched yet", name)
+			}
+			if now.AgentID != old.AgentID {
+				t.Fatalf("%s relaunched on agent %s, not in place on %s", name, now.AgentIP, old.AgentIP)
 			}
 		}
 		var plan struct {
