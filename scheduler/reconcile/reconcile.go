@@ -629,7 +629,7 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 	}
 	why := restartWhy(t, in.Target.ServerConfigID) + " (rolling restart)"
 	t.Goal = state.GoalRestart
-	t.RestartQueued = false
+	t.RestartQueued, t.RestartWhy = false, ""
 	set(t)
 	r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	return true
@@ -645,6 +645,9 @@ func needsRestart(t state.Task, configID string) bool {
 func restartWhy(t state.Task, configID string) string {
 	if t.ConfigID != "" && t.ConfigID != configID {
 		return "configuration changed"
+	}
+	if t.RestartWhy != "" {
+		return t.RestartWhy
 	}
 	return "restart requested through the plan API"
 }
@@ -697,7 +700,7 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 		room--
 		why := restartWhy(t, in.Target.ClientConfigID) + " (rolling restart, clients in batches)"
 		t.Goal = state.GoalRestart
-		t.RestartQueued = false
+		t.RestartQueued, t.RestartWhy = false, ""
 		set(t)
 		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	}

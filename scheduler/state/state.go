@@ -372,6 +372,11 @@ type Task struct {
 	// clients in batches), as a configuration change would; cleared when
 	// it is killed for it, or by forceComplete.
 	RestartQueued bool `json:"restart_queued,omitempty"`
+	// RestartWhy says why the scheduler itself queued the restart (a
+	// snapshot restore that replaced Consul's CA roots: the client agents
+	// present auto_encrypt certificates of the replaced CA until they
+	// restart); empty for a plan restart. Cleared with RestartQueued.
+	RestartWhy string `json:"restart_why,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).
