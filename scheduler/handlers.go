@@ -355,7 +355,11 @@ func (s *Scheduler) askToLeave(l reconcile.Leave, out *outbox) {
 		s.log.Error("leave message", zap.String("task", l.Name), zap.Error(err))
 		return
 	}
-	s.log.Info("asking a server that goes away for good to leave the Consul cluster gracefully", zap.String("task", l.Name),
+	msg := "asking a server that goes away for good to leave the Consul cluster gracefully"
+	if l.Again {
+		msg = "asking a server that goes away for good again to leave the Consul cluster gracefully: it still runs (the last MESSAGE may have been lost)"
+	}
+	s.log.Info(msg, zap.String("task", l.Name),
 		zap.String("task_id", l.TaskID), zap.String("why", l.Why), zap.Duration("within", reconcile.LeaveWithin),
 		zap.Duration("fallback_after", reconcile.LeaveTimeout))
 	out.add(calls.Message(l.AgentID, l.TaskID, data))

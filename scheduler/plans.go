@@ -235,7 +235,7 @@ func (s *Scheduler) forceComplete(ctx context.Context, c api.PlanCommand, el pla
 		if t.ConfigID != "" {
 			t.ConfigID = target
 		}
-		t.RestartQueued = false
+		t.RestartQueued, t.RestartWhy = false, ""
 		s.setTask(t)
 		names = append(names, t.Name)
 	}

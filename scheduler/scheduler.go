@@ -179,6 +179,7 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		}
 		return tg.ACL, t
 	}
+	s.snap.clientsTLS, s.snap.queueRestarts = s.clientsTLS, s.queueRestoreRestarts
 	go s.snap.loop(ctx)
 	srv := &http.Server{Handler: s.httpHandler(s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -42,6 +42,11 @@ type snapshots struct {
 	// narrower token for them would protect nothing. Without ACLs Consul
 	// ignores it.
 	acl func() (bool, consulacl.Tokens)
+	// clientsTLS says whether the client agents run with TLS;
+	// queueRestarts queues their restarts in place after a restore that
+	// replaced Consul's CA (restoreroll.go). Either nil: no such restarts.
+	clientsTLS    func() bool
+	queueRestarts func(ctx context.Context, why string) ([]string, error)
 
 	mu      sync.Mutex // one snapshot or restore at a time; guards the fields below
 	busy    sync.Mutex
@@ -50,6 +55,8 @@ type snapshots struct {
 	next    time.Time
 	listed  bool
 	running string
+	// restored: what the last restore did, for the backup plan.
+	restored string
 
 	// Copies on the servers' volumes (snapshot_volumes.go): staging holds
 	// the newest snapshot on the scheduler's disk for the executors to
@@ -170,12 +177,16 @@ func (s *snapshots) servers() []string {
 }
 
 func (s *snapshots) consul(addr string) (*consulapi.Client, error) {
+	return s.consulWithin(addr, s.client.Timeout)
+}
+
+func (s *snapshots) consulWithin(addr string, timeout time.Duration) (*consulapi.Client, error) {
 	token := ""
 	if s.acl != nil {
 		_, t := s.acl()
 		token = t.Management // GET and PUT /v1/snapshot need acl = "write"
 	}
-	return consulclient.New(addr, token, s.client.Timeout)
+	return consulclient.New(addr, token, timeout)
 }
 
 // Save takes a snapshot now, stores it and prunes the oldest.
@@ -273,6 +284,10 @@ func (s *snapshots) Restore(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	var before caRoots
+	if s.clientsTLS != nil && s.clientsTLS() {
+		before = s.caRoots(ctx) // to tell whether the restore replaces them
+	}
 	var last error = errNoServer
 	for _, addr := range s.servers() {
 		r, err := from.Open(ctx, name)
@@ -286,7 +301,13 @@ func (s *snapshots) Restore(ctx context.Context, name string) error {
 		r.Close()
 		if err == nil {
 			s.log.Warn("Consul snapshot restored", zap.String("name", name), zap.String("via", addr), zap.String("from", from.String()))
-			return s.afterRestore(ctx, addr, previous)
+			err := s.afterRestore(ctx, addr, previous)
+			// The CA is replaced whether or not the ACL tokens work again;
+			// the restore is done even if its caller stops waiting now.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			s.rollClientsAfterRestore(rctx, name, before)
+			cancel()
+			return err
 		}
 		last = fmt.Errorf("PUT %s/v1/snapshot: %w", addr, err)
 	}
@@ -392,6 +413,9 @@ func (s *snapshots) plan() plan.Plan {
 		if !s.listed {
 			st.Message = fmt.Sprintf("every %s into %s, keeping %d; reading the target", s.every, where, s.keep)
 		}
+	}
+	if s.restored != "" {
+		st.Message += "; last restore: " + s.restored
 	}
 	ph := plan.Phase{ID: "backup", Name: "backup", Strategy: "serial", Status: st.Status, Steps: []plan.Step{st}}
 	p := plan.Plan{Name: backupPlan, Strategy: "serial", Status: st.Status, Phases: []plan.Phase{ph}, Errors: []string{}}

@@ -454,6 +454,9 @@ func step(in Input, name string, t state.Task) Step {
 		s.Message = fmt.Sprintf("running with configuration %s, target is %s: waiting for its turn in the rolling restart", t.ConfigID, in.Target.ConfigIDOf(t.Role))
 		if t.ConfigID == in.Target.ConfigIDOf(t.Role) || t.ConfigID == "" {
 			s.Message = "restart requested through the plan API (plan restart): waiting for its turn in the rolling restart"
+			if t.RestartWhy != "" {
+				s.Message = t.RestartWhy + ": waiting for its turn in the rolling restart"
+			}
 		}
 		if w := settlingSummary(in.Settling); w != "" && t.Role == taskspec.RoleServer {
 			s.Message += "; first " + w

@@ -253,3 +253,17 @@ func TestUpdatePlanShowsTheTLSRollout(t *testing.T) {
 		t.Errorf("after the rollout: phases %+v", p.Phases)
 	}
 }
+
+// TestUpdatePlanSaysWhyAClientWaitsForItsRestart: a client the scheduler
+// queued itself (after a snapshot restore) waits in the update plan with
+// the scheduler's reason.
+func TestUpdatePlanSaysWhyAClientWaitsForItsRestart(t *testing.T) {
+	tg := target()
+	c := state.Task{Name: "consul-client-s9", Role: taskspec.RoleClient, TaskID: "c9", AgentID: "S9", Hostname: "h9",
+		State: "TASK_RUNNING", ConfigID: tg.ClientConfigID, RestartQueued: true, RestartWhy: "the snapshot restore replaced Consul's CA roots"}
+	p := Build(Input{Target: tg, Tasks: state.Tasks{c.Name: c}, Now: now})[Update]
+	st := p.Phases[len(p.Phases)-1].Steps[0]
+	if st.Status != Pending || st.Message != "the snapshot restore replaced Consul's CA roots: waiting for its turn in the rolling restart" {
+		t.Fatalf("client step %s: %s", st.Status, st.Message)
+	}
+}

@@ -16,6 +16,14 @@ import (
 const (
 	LeaveTimeout = 45 * time.Second
 	LeaveWithin  = 30 * time.Second
+	// LeaveResendEvery is how long the scheduler waits for a sign that
+	// the executor got the leave MESSAGE (the task leaves TASK_RUNNING:
+	// the executor reports TASK_KILLING as it starts leaving) before it
+	// sends the MESSAGE again: Mesos delivers a MESSAGE at most once, and
+	// without a resend one lost MESSAGE cost the graceful leave (the
+	// fallback's peer removal and kill followed). At most a third of the
+	// fallback timeout, so resends fit before it.
+	LeaveResendEvery = 12 * time.Second
 )
 
 // Leave asks a running server's executor to leave the Consul cluster
@@ -23,6 +31,9 @@ const (
 // taskspec.Leave).
 type Leave struct {
 	Name, TaskID, AgentID, Why string
+	// Again: the MESSAGE was sent before and no sign of it came (it was
+	// lost, or the executor was not subscribed yet).
+	Again bool
 }
 
 // departStep is the next step of a server that goes away for good:
@@ -36,6 +47,9 @@ const (
 	departLeave
 	// departWaitLeave: asked; waiting for the task to end with its report.
 	departWaitLeave
+	// departResendLeave: asked, but the task still runs as if it had not
+	// been: ask again (the MESSAGE may have been lost).
+	departResendLeave
 	// departKill: no graceful leave (not running, or no report in time):
 	// the peer is removed through the operator API and the task killed,
 	// as before leaves existed.
@@ -59,8 +73,7 @@ func depart(t state.Task, h *RaftHealth, tg state.Target, now time.Time, timeout
 		return departEnded, "ended without a graceful leave"
 	case !t.LeaveSentAt.IsZero():
 		if waited := now.Sub(t.LeaveSentAt); waited < timeout {
-			return departWaitLeave, fmt.Sprintf("leaving the Consul cluster gracefully (asked %s ago; the kill and peer removal follow if it has not ended within %s)",
-				waited.Round(time.Second), timeout)
+			return leaveWait(t, now, timeout)
 		}
 		return departKill, fmt.Sprintf("no report of its graceful leave within %s (executor gone, or older than the leave MESSAGE): removing its peer and killing it", timeout)
 	case !t.Running():
@@ -70,6 +83,41 @@ func depart(t state.Task, h *RaftHealth, tg state.Target, now time.Time, timeout
 		return departHold, why
 	}
 	return departLeave, "asking its executor to leave the Consul cluster gracefully (LAN and WAN; the raft leader removes its peer)"
+}
+
+// leaveWait decides (pure) while a server asked to leave has time left
+// before the fallback: it waits, or the leave MESSAGE is sent again when
+// the task still runs (TASK_RUNNING: its executor did not start leaving,
+// which it reports with TASK_KILLING) leaveResendAfter(timeout) after the
+// last send. A MESSAGE the executor got twice is harmless: it is already
+// leaving.
+func leaveWait(t state.Task, now time.Time, timeout time.Duration) (departStep, string) {
+	waited := now.Sub(t.LeaveSentAt)
+	last := t.LeaveSentAt
+	if t.LeaveResentAt.After(last) {
+		last = t.LeaveResentAt
+	}
+	if t.Running() && now.Sub(last) >= leaveResendAfter(timeout) {
+		return departResendLeave, fmt.Sprintf("asking its executor again to leave the Consul cluster gracefully: still running %s after the last request "+
+			"(first asked %s ago; a MESSAGE is delivered at most once); the kill and peer removal follow if it has not ended within %s",
+			now.Sub(last).Round(time.Second), waited.Round(time.Second), timeout)
+	}
+	again := ""
+	if !t.LeaveResentAt.IsZero() {
+		again = fmt.Sprintf(", again %s ago", now.Sub(t.LeaveResentAt).Round(time.Second))
+	}
+	return departWaitLeave, fmt.Sprintf("leaving the Consul cluster gracefully (asked %s ago%s; the kill and peer removal follow if it has not ended within %s)",
+		waited.Round(time.Second), again, timeout)
+}
+
+// leaveResendAfter is how long after a leave MESSAGE with no sign of it
+// the next is sent: LeaveResendEvery, at most a third of the fallback
+// timeout.
+func leaveResendAfter(timeout time.Duration) time.Duration {
+	if q := timeout / 3; q < LeaveResendEvery {
+		return q
+	}
+	return LeaveResendEvery
 }
 
 // leaveGate is the quorum gate of a graceful leave: the leader removes a

@@ -90,7 +90,10 @@ func TestDepartStateMachine(t *testing.T) {
 		want departStep
 	}{
 		{func(*state.Task) {}, now, departLeave},
-		{func(t *state.Task) { t.LeaveSentAt = now }, now.Add(LeaveTimeout - time.Second), departWaitLeave},
+		{func(t *state.Task) { t.LeaveSentAt = now }, now.Add(LeaveResendEvery - time.Second), departWaitLeave},
+		{func(*state.Task) {}, now.Add(LeaveResendEvery), departResendLeave}, // no sign of it: the MESSAGE may be lost
+		{func(t *state.Task) { t.LeaveResentAt = now.Add(LeaveResendEvery) }, now.Add(LeaveResendEvery + time.Second), departWaitLeave},
+		{func(t *state.Task) { t.State = "TASK_KILLING" }, now.Add(LeaveTimeout - time.Second), departWaitLeave}, // leaving
 		{func(*state.Task) {}, now.Add(LeaveTimeout), departKill},
 		{func(t *state.Task) { t.State, t.Left = "TASK_KILLED", true }, now.Add(LeaveTimeout), departEnded},
 	}
@@ -117,5 +120,94 @@ func TestReplacingTheOnlyServerThatLeftWaitsForNoPeerRemoval(t *testing.T) {
 		if got := r.Tasks["consul-server-0"].OldPeer; (got == "") != left {
 			t.Errorf("left %v: old peer %q", left, got)
 		}
+	}
+}
+
+// TestLeaveResent: Mesos delivers a MESSAGE at most once. A server asked
+// to leave that still runs LeaveResendEvery after the last request is
+// asked again (the record says when, the first request's time stays for
+// the fallback deadline); one whose executor started leaving
+// (TASK_KILLING) is not; the fallback still comes LeaveTimeout after the
+// first request.
+func TestLeaveResent(t *testing.T) {
+	replace := func(f func(*state.Task)) state.Tasks {
+		ts := []state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")}
+		ts[0].Goal = state.GoalReplace
+		f(&ts[0])
+		return tasks(ts...)
+	}
+	scaleDown := func(f func(*state.Task)) state.Tasks {
+		ts := []state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING"), srv(3, "TASK_RUNNING")}
+		ts[3].Goal = state.GoalDecommission
+		f(&ts[3])
+		return tasks(ts...)
+	}
+	first := now.Add(-LeaveResendEvery)
+	for _, c := range []struct {
+		name     string
+		ts       state.Tasks
+		who      string
+		again    bool
+		kill     bool
+		resentAt time.Time
+	}{
+		{name: "replace: still running after LeaveResendEvery: asked again", who: "consul-server-0", again: true, resentAt: now,
+			ts: replace(func(t *state.Task) { t.LeaveSentAt = first })},
+		{name: "replace: asked a moment ago: waits", who: "consul-server-0", resentAt: now.Add(-time.Second),
+			ts: replace(func(t *state.Task) { t.LeaveSentAt, t.LeaveResentAt = now.Add(-30*time.Second), now.Add(-time.Second) })},
+		{name: "replace: resent LeaveResendEvery ago, still running: asked again", who: "consul-server-0", again: true, resentAt: now,
+			ts: replace(func(t *state.Task) { t.LeaveSentAt, t.LeaveResentAt = now.Add(-2*LeaveResendEvery), first })},
+		{name: "replace: its executor is leaving (TASK_KILLING): not asked again", who: "consul-server-0",
+			ts: replace(func(t *state.Task) { t.LeaveSentAt, t.State = now.Add(-30*time.Second), "TASK_KILLING" })},
+		{name: "replace: the fallback deadline counts from the first request", who: "consul-server-0", kill: true, resentAt: now.Add(-time.Second),
+			ts: replace(func(t *state.Task) { t.LeaveSentAt, t.LeaveResentAt = now.Add(-LeaveTimeout), now.Add(-time.Second) })},
+		{name: "scale-down: still running after LeaveResendEvery: asked again", who: "consul-server-3", again: true, resentAt: now,
+			ts: scaleDown(func(t *state.Task) { t.LeaveSentAt = first })},
+		{name: "scale-down: its executor is leaving: not asked again", who: "consul-server-3",
+			ts: scaleDown(func(t *state.Task) { t.LeaveSentAt, t.State = first, "TASK_KILLING" })},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tg := target()
+			var list []state.Task
+			for _, x := range c.ts {
+				list = append(list, x)
+			}
+			led1 := func(m map[string]*RaftServer) { // neither departing server leads
+				for n, x := range m {
+					x.Leader = n == "consul-server-1"
+				}
+			}
+			r := Reconcile(Input{Target: tg, Tasks: c.ts, Now: now, Raft: raftOf(now, led1, list...)})
+			leaves := r.Leave
+			switch {
+			case c.again && (len(leaves) != 1 || leaves[0].Name != c.who || !leaves[0].Again):
+				t.Fatalf("leave MESSAGEs %+v, want %s again (scale-down %v, settling %v)", leaves, c.who, r.ScaleDown, r.Settling)
+			case !c.again && len(leaves) != 0:
+				t.Fatalf("leave MESSAGEs %+v, want none", leaves)
+			}
+			rec := r.Tasks[c.who]
+			if !rec.LeaveResentAt.Equal(c.resentAt) || !rec.LeaveSentAt.Equal(c.ts[c.who].LeaveSentAt) {
+				t.Errorf("record: sent %s, resent %s; want sent %s, resent %s", rec.LeaveSentAt, rec.LeaveResentAt, c.ts[c.who].LeaveSentAt, c.resentAt)
+			}
+			if killed := kills(r) == "["+c.who+"]"; killed != c.kill {
+				t.Errorf("kill %s, want %s killed: %v", kills(r), c.who, c.kill)
+			}
+		})
+	}
+}
+
+// TestLeaveResendAfter: every LeaveResendEvery, at most a third of the
+// fallback timeout (a short one in tests still gets resends before it).
+func TestLeaveResendAfter(t *testing.T) {
+	if got := leaveResendAfter(LeaveTimeout); got != LeaveResendEvery {
+		t.Errorf("with %s: %s", LeaveTimeout, got)
+	}
+	if got := leaveResendAfter(9 * time.Second); got != 3*time.Second {
+		t.Errorf("with 9s: %s", got)
+	}
+	s := srv(0, "TASK_RUNNING")
+	s.LeaveSentAt = now.Add(-3 * time.Second)
+	if step, why := leaveWait(s, now, 9*time.Second); step != departResendLeave || !strings.Contains(why, "again") {
+		t.Errorf("3 s after the request with a 9 s timeout: %v %q", step, why)
 	}
 }

@@ -423,10 +423,9 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 			return
 		}
 		r.ScaleDown[n] = why
-		if step == departLeave {
-			cur.LeaveSentAt = in.Now
+		if step == departLeave || step == departResendLeave {
+			r.Leave = append(r.Leave, leaveSent(&cur, step, in.Now, "scaling servers down to "+strconv.Itoa(in.Target.Servers)))
 			set(cur)
-			r.Leave = append(r.Leave, Leave{n, cur.TaskID, cur.AgentID, "scaling servers down to " + strconv.Itoa(in.Target.Servers)})
 		}
 		return
 	}
@@ -511,12 +510,22 @@ func replaceLeave(in Input, r *Result, set func(state.Task), t state.Task) bool 
 		return true
 	}
 	r.Settling[t.Name] = "being replaced: " + why
-	if step == departLeave {
-		t.LeaveSentAt = in.Now
+	if step == departLeave || step == departResendLeave {
+		r.Leave = append(r.Leave, leaveSent(&t, step, in.Now, "replace requested"))
 		set(t)
-		r.Leave = append(r.Leave, Leave{t.Name, t.TaskID, t.AgentID, "replace requested"})
 	}
 	return true
+}
+
+// leaveSent records on t that its leave MESSAGE is sent now (the first,
+// or again) and returns the MESSAGE to send.
+func leaveSent(t *state.Task, step departStep, now time.Time, why string) Leave {
+	if step == departResendLeave {
+		t.LeaveResentAt = now
+	} else {
+		t.LeaveSentAt = now
+	}
+	return Leave{Name: t.Name, TaskID: t.TaskID, AgentID: t.AgentID, Why: why, Again: step == departResendLeave}
 }
 
 // serverWaitingUpdate: a server waits for its turn in a rolling restart.
@@ -629,7 +638,7 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 	}
 	why := restartWhy(t, in.Target.ServerConfigID) + " (rolling restart)"
 	t.Goal = state.GoalRestart
-	t.RestartQueued = false
+	t.RestartQueued, t.RestartWhy = false, ""
 	set(t)
 	r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	return true
@@ -645,6 +654,9 @@ func needsRestart(t state.Task, configID string) bool {
 func restartWhy(t state.Task, configID string) string {
 	if t.ConfigID != "" && t.ConfigID != configID {
 		return "configuration changed"
+	}
+	if t.RestartWhy != "" {
+		return t.RestartWhy
 	}
 	return "restart requested through the plan API"
 }
@@ -697,7 +709,7 @@ func rollClients(in Input, r *Result, set func(state.Task), names []string) {
 		room--
 		why := restartWhy(t, in.Target.ClientConfigID) + " (rolling restart, clients in batches)"
 		t.Goal = state.GoalRestart
-		t.RestartQueued = false
+		t.RestartQueued, t.RestartWhy = false, ""
 		set(t)
 		r.Kill = append(r.Kill, Kill{t.Name, t.TaskID, t.AgentID, why})
 	}

@@ -423,3 +423,31 @@ func TestRestartQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartQueuedWithReason: clients the scheduler queued itself (after
+// a snapshot restore that replaced Consul's CA) roll in batches like a
+// plan restart; the kill says the scheduler's reason and clears it.
+func TestRestartQueuedWithReason(t *testing.T) {
+	why := "the snapshot restore replaced Consul's CA roots"
+	var cs []state.Task
+	for _, a := range []string{"S6", "S7", "S8", "S9"} {
+		c := cli(a, "TASK_RUNNING")
+		c.RestartQueued, c.RestartWhy = true, why
+		cs = append(cs, c)
+	}
+	all := tasks(append([]state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")}, cs...)...)
+	tg := target(func(*config.Config) {})
+	r := Reconcile(Input{Target: tg, Tasks: all, Now: now, Raft: viewOf(all)})
+	if got := kills(r); got != "[consul-client-s6]" {
+		t.Fatalf("kill %s, want one client (a batch of 5 %% of 4, at least 1) and no server", got)
+	}
+	if r.Kill[0].Why != why+" (rolling restart, clients in batches)" {
+		t.Errorf("kill why %q", r.Kill[0].Why)
+	}
+	if k := r.Tasks["consul-client-s6"]; k.RestartQueued || k.RestartWhy != "" || k.Goal != state.GoalRestart {
+		t.Errorf("after its kill: queued %v why %q goal %s", k.RestartQueued, k.RestartWhy, k.Goal)
+	}
+	if k := r.Tasks["consul-client-s7"]; !k.RestartQueued || k.RestartWhy != why {
+		t.Errorf("the next client lost its mark: queued %v why %q", k.RestartQueued, k.RestartWhy)
+	}
+}

@@ -344,6 +344,10 @@ type Task struct {
 	// scale-down, replace); zero when it did not. Kept so that a restarted
 	// scheduler waits for the same leave, then falls back on its timeout.
 	LeaveSentAt time.Time `json:"leave_sent_at,omitempty"`
+	// LeaveResentAt: when the leave MESSAGE was last sent again (Mesos
+	// delivers a MESSAGE at most once: a lost one is resent while the task
+	// still runs, until LeaveSentAt's fallback deadline); zero when never.
+	LeaveResentAt time.Time `json:"leave_resent_at,omitempty"`
 	// Left: the incarnation ended after leaving gracefully (its executor's
 	// terminal status said so, taskspec.LabelLeft): serf saw it leave and
 	// the raft leader removed its peer; nothing is left to prune.
@@ -378,6 +382,11 @@ type Task struct {
 	// clients in batches), as a configuration change would; cleared when
 	// it is killed for it, or by forceComplete.
 	RestartQueued bool `json:"restart_queued,omitempty"`
+	// RestartWhy says why the scheduler itself queued the restart (a
+	// snapshot restore that replaced Consul's CA roots: the client agents
+	// present auto_encrypt certificates of the replaced CA until they
+	// restart); empty for a plan restart. Cleared with RestartQueued.
+	RestartWhy string `json:"restart_why,omitempty"`
 }
 
 // Launched reports whether an incarnation exists (launched or about to be).
