@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
@@ -243,20 +244,9 @@ func states(ups []mesos.TaskStatus) []string {
 
 func freePortsOn(t *testing.T, ip string, n int) []int {
 	t.Helper()
-	var ports []int
-	for len(ports) < n {
-		l, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		ports = append(ports, p)
+	ports, err := freeport.Take([]string{ip}, n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }

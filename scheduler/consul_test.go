@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
@@ -24,38 +25,13 @@ import (
 func freePort(t *testing.T, ips []string, used map[int]bool) int {
 	t.Helper()
 	for tries := 0; tries < 200; tries++ {
-		ln, err := net.Listen("tcp", ips[0]+":0")
+		p, err := freeport.Take(ips, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if used[p] {
-			continue
-		}
-		ok := true
-		for _, ip := range ips {
-			for _, nw := range []string{"tcp", "udp"} {
-				if nw == "tcp" {
-					l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
-					if err != nil {
-						ok = false
-						continue
-					}
-					l.Close()
-				} else {
-					l, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p)))
-					if err != nil {
-						ok = false
-						continue
-					}
-					l.Close()
-				}
-			}
-		}
-		if ok {
-			used[p] = true
-			return p
+		if !used[p[0]] {
+			used[p[0]] = true
+			return p[0]
 		}
 	}
 	t.Fatal("no free port")

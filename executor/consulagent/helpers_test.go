@@ -2,18 +2,15 @@ package consulagent
 
 import (
 	"fmt"
-	"math/rand"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
@@ -24,38 +21,11 @@ import (
 // name is joined on the joiner's own serf LAN port).
 func freePorts(t *testing.T, ips []string, n int) []int {
 	t.Helper()
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	var ports []int
-	used := map[int]bool{}
-	for tries := 0; len(ports) < n && tries < 2000; tries++ {
-		p := 20000 + rng.Intn(30000)
-		if used[p] || !portFree(ips, p) {
-			continue
-		}
-		used[p] = true
-		ports = append(ports, p)
-	}
-	if len(ports) < n {
-		t.Fatalf("found only %d free ports on %v", len(ports), ips)
+	ports, err := freeport.Take(ips, n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
-}
-
-func portFree(ips []string, p int) bool {
-	for _, ip := range ips {
-		addr := net.JoinHostPort(ip, strconv.Itoa(p))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return false
-		}
-		l.Close()
-		u, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return false
-		}
-		u.Close()
-	}
-	return true
 }
 
 // testPorts is a port plan: HTTP and the cluster ports; WAN, HTTPS, gRPC

@@ -23,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/mesosdns/server"
 	"github.com/dcos-consul/dcos-consul/internal/mesossim"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
@@ -318,12 +319,7 @@ func nextIP(ip string) (string, error) {
 }
 
 func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return freeport.One(ip)
 }
 
 func currentUser() string {

@@ -19,6 +19,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"go.uber.org/zap"
 
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/mesossim/agent"
 )
 
@@ -517,12 +518,7 @@ func (c *Cluster) AddAgent() (AgentInfo, error) {
 }
 
 func freePort(ip string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return freeport.One(ip)
 }
 
 func (c *Cluster) record(id string) (*agentRecord, *master, error) {

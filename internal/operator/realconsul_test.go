@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
@@ -18,21 +19,11 @@ import (
 
 func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p)))
-		if err == nil {
-			u.Close()
-			return p
-		}
+	p, err := freeport.One(ip)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return p
 }
 
 // members and raft peers end to end: the scheduler API (real handler) lists

@@ -41,6 +41,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/mesossim"
 	"github.com/dcos-consul/dcos-consul/scheduler"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
@@ -799,12 +800,7 @@ func checkMaster(ctx context.Context, master string, agents, servers int) error 
 }
 
 func freePort(ip string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return freeport.One(ip)
 }
 
 func selfCPU() time.Duration {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dcos-consul/dcos-consul/executor/consulagent"
+	"github.com/dcos-consul/dcos-consul/internal/freeport"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
@@ -256,20 +257,9 @@ func eventuallyDNS(t *testing.T, server, name string) {
 
 func freePorts(t *testing.T, ip string, n int) []int {
 	t.Helper()
-	var out []int
-	for len(out) < n {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		u.Close()
-		out = append(out, p)
+	ports, err := freeport.Take([]string{ip}, n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return ports
 }
