@@ -466,8 +466,13 @@ func (e *executorLoop) message(data []byte) {
 			return
 		}
 		e.log.Info("MESSAGE: renew the server's TLS certificate in place", zap.String("scheduler", m.SchedulerURL))
+		client, err := channelClient(m.SchedulerURL, m.CACert)
+		if err != nil {
+			e.log.Warn("MESSAGE from the scheduler ignored", zap.Error(err))
+			return
+		}
 		for _, r := range e.runners {
-			r.renewTLS(m.SchedulerURL, secretsClient())
+			r.renewTLS(m.SchedulerURL, client)
 		}
 		return
 	}
@@ -482,8 +487,13 @@ func (e *executorLoop) message(data []byte) {
 		} else {
 			e.log.Warn("MESSAGE: the scheduler lost its secrets with its state; presenting the copy on this server's volume", zap.String("scheduler", m.SchedulerURL))
 		}
+		client, err := channelClient(m.SchedulerURL, m.CACert)
+		if err != nil {
+			e.log.Warn("MESSAGE from the scheduler ignored", zap.Error(err))
+			return
+		}
 		for _, r := range e.runners {
-			r.copyAsked(m, secretsClient())
+			r.copyAsked(m, client)
 		}
 		return
 	}
@@ -527,7 +537,13 @@ func (e *executorLoop) launch(t mesos.TaskInfo) {
 		zap.String("config_id", spec.ConfigID))
 	start := e.start
 	if spec.Secrets != nil {
-		start = withSecrets(start, t.TaskID.Value, secretsClient())
+		client, err := channelClient(spec.Secrets.URL, spec.Secrets.CACert)
+		if err != nil {
+			log.Error("bad task spec", zap.Error(err))
+			e.refuse(t.TaskID, mesos.REASON_TASK_INVALID, err.Error())
+			return
+		}
+		start = withSecrets(start, t.TaskID.Value, client)
 	}
 	r := newTaskRunner(t.TaskID, spec, env, start, e.taskEvents, e.log)
 	r.stopWait = e.cfg.AgentStopWait

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +32,10 @@ func withSecrets(start startFunc, taskID string, client *http.Client) startFunc 
 	return func(ctx context.Context, spec taskspec.Spec, env consulagent.Env, log *zap.Logger) (consulAgent, error) {
 		if spec.Secrets == nil {
 			return start(ctx, spec, env, log)
+		}
+		if spec.Secrets.CACert == "" {
+			log.Warn("the task spec names the scheduler's plain API (a spec from a scheduler from before the TLS executor channel): the secrets cross the network unencrypted",
+				zap.String("scheduler", spec.Secrets.URL))
 		}
 		fctx, cancel := context.WithTimeout(ctx, secretsFetchTimeout)
 		defer cancel()
@@ -95,10 +101,15 @@ func fetchSecrets(ctx context.Context, client *http.Client, ref taskspec.Secrets
 	for attempt := 1; ; attempt++ {
 		s, err := fetchOnce(ctx, client, u, ref.Token)
 		if err == nil {
-			log.Info("task secrets received from the scheduler", zap.String("scheduler", ref.URL), zap.Int("attempt", attempt))
+			log.Info("task secrets received from the scheduler", zap.String("scheduler", ref.URL), zap.Int("attempt", attempt),
+				zap.Bool("tls", strings.HasPrefix(ref.URL, "https:")))
 			return s, nil
 		}
 		last = err
+		var untrusted errUntrusted
+		if errors.As(err, &untrusted) {
+			return taskspec.Secrets{}, fmt.Errorf("no secrets from the scheduler at %s for task %s: %w", ref.URL, taskID, err)
+		}
 		var lost errSecretsLost
 		if errors.As(err, &lost) && onLost != nil && time.Since(lastPresented) > 20*time.Second {
 			lastPresented = time.Now()
@@ -129,7 +140,7 @@ func fetchOnce(ctx context.Context, client *http.Client, u, token string) (tasks
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
-		return taskspec.Secrets{}, errors.New(redact(err.Error(), token))
+		return taskspec.Secrets{}, channelError(err, token)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -160,12 +171,53 @@ func redact(s, secret string) string {
 	return strings.ReplaceAll(s, secret, "<redacted>")
 }
 
-// secretsClient is the HTTP client for the scheduler API: never through a
-// proxy an agent's environment may carry (it would see the token).
-func secretsClient() *http.Client {
+// channelClient is the HTTP client for the scheduler's executor channel
+// at schedulerURL: over https it trusts caPEM only (the service's CA,
+// from the task spec or the scheduler's MESSAGE; never the system's
+// roots, never without verification); over plain http, which only a
+// scheduler from before the TLS channel names, it has no TLS at all.
+// Never through a proxy an agent's environment may carry (it would see
+// the token).
+func channelClient(schedulerURL, caPEM string) (*http.Client, error) {
+	if err := taskspec.ValidChannel(schedulerURL, caPEM); err != nil {
+		return nil, fmt.Errorf("the scheduler's executor channel: %w", err)
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
-	return &http.Client{Transport: tr}
+	if caPEM != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+			return nil, errors.New("the scheduler's executor channel: the CA certificate is not a PEM certificate")
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+// channelError is the error of a request to the scheduler that got no
+// answer, without the token: errUntrusted when the scheduler's
+// certificate does not verify against the CA the executor was given.
+func channelError(err error, token string) error {
+	msg := redact(err.Error(), token)
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) {
+		return errUntrusted{msg}
+	}
+	return errors.New(msg)
+}
+
+// errUntrusted: the scheduler's executor channel presented a certificate
+// that does not verify against the CA from the task spec (or the
+// scheduler's MESSAGE). Nothing is sent over such a connection and the
+// fetch is not retried: the task fails and is relaunched with the
+// scheduler's current CA.
+type errUntrusted struct{ msg string }
+
+func (e errUntrusted) Error() string {
+	return "the scheduler's certificate does not verify against the CA this task was given; nothing was sent: " + e.msg
 }
 
 // errSecretsLost: the scheduler lost its secrets with its state and waits

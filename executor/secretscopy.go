@@ -96,7 +96,7 @@ func presentCopy(ctx context.Context, client *http.Client, spec taskspec.Spec, s
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return errors.New(redact(err.Error(), spec.Secrets.Token))
+		return channelError(err, spec.Secrets.Token)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

@@ -3,7 +3,6 @@ package executor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,7 +53,12 @@ func startSnapshotSync(ctx context.Context, spec taskspec.Spec, env consulagent.
 		log.Warn("no snapshot copies on this volume", zap.Error(err))
 		return
 	}
-	ss := &snapshotSync{client: secretsClient(), ref: *spec.Secrets, taskID: taskID, vol: vol, log: log.Named("snapshots")}
+	client, err := channelClient(spec.Secrets.URL, spec.Secrets.CACert)
+	if err != nil {
+		log.Warn("no snapshot copies on this volume", zap.Error(err))
+		return
+	}
+	ss := &snapshotSync{client: client, ref: *spec.Secrets, taskID: taskID, vol: vol, log: log.Named("snapshots")}
 	go ss.run(ctx)
 }
 
@@ -138,7 +142,7 @@ func (ss *snapshotSync) do(ctx context.Context, method, name string, body io.Rea
 	req.Header.Set("Authorization", "Bearer "+ss.ref.Token)
 	resp, err := ss.client.Do(req)
 	if err != nil {
-		return nil, errors.New(redact(err.Error(), ss.ref.Token))
+		return nil, channelError(err, ss.ref.Token)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()

@@ -105,6 +105,10 @@ func reportTLSRenewal(ctx context.Context, client *http.Client, ref taskspec.Sec
 		if last = postReport(ctx, client, u, ref.Token, body); last == nil {
 			return nil
 		}
+		var untrusted errUntrusted
+		if errors.As(last, &untrusted) {
+			return last
+		}
 	}
 	return last
 }
@@ -120,7 +124,7 @@ func postReport(ctx context.Context, client *http.Client, u, token string, body 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return errors.New(redact(err.Error(), token))
+		return channelError(err, token)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

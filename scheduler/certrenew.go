@@ -259,10 +259,6 @@ func (s *Scheduler) runningTaskID(name string) string {
 // sender). Mesos does not say whether it was delivered: the executor's
 // report or the certificate the server presents do.
 func (s *Scheduler) sendTLSRenew(ctx context.Context, name, taskID string) error {
-	data, err := taskspec.EncodeTLSRenew(s.secretsAccess().URL)
-	if err != nil {
-		return err
-	}
 	return s.inLoop(ctx, func() error {
 		t, ok := s.tasks[name]
 		switch {
@@ -270,6 +266,11 @@ func (s *Scheduler) sendTLSRenew(ctx context.Context, name, taskID string) error
 			return fmt.Errorf("%s is no longer the running task %s", name, taskID)
 		case !s.subscribed || s.sender == nil:
 			return errors.New("not subscribed to the master")
+		}
+		u, ca := s.channelFor(t)
+		data, err := taskspec.EncodeTLSRenew(u, ca)
+		if err != nil {
+			return err
 		}
 		var out outbox
 		out.add(calls.Message(t.AgentID, t.TaskID, data))

@@ -130,11 +130,6 @@ func (s *Scheduler) refreshCopies(ctx context.Context) {
 }
 
 func (s *Scheduler) copyMessage(ctx context.Context, refresh bool) []string {
-	data, err := taskspec.EncodeSecretsCopyRequest(s.secretsAccess().URL, refresh)
-	if err != nil {
-		s.log.Error("cannot send the servers the secrets copy MESSAGE", zap.Error(err))
-		return nil
-	}
 	var asked []string
 	_ = s.inLoop(ctx, func() error {
 		if !s.subscribed || s.sender == nil {
@@ -143,6 +138,12 @@ func (s *Scheduler) copyMessage(ctx context.Context, refresh bool) []string {
 		var out outbox
 		for _, t := range s.tasks.Sorted() {
 			if t.Role == taskspec.RoleServer && t.Running() && t.AgentID != "" {
+				u, ca := s.channelFor(t)
+				data, err := taskspec.EncodeSecretsCopyRequest(u, ca, refresh)
+				if err != nil {
+					s.log.Error("cannot send a server the secrets copy MESSAGE", zap.String("server", t.Name), zap.Error(err))
+					continue
+				}
 				out.add(calls.Message(t.AgentID, t.TaskID, data))
 				asked = append(asked, t.Name)
 			}

@@ -11,6 +11,7 @@ package scheduler
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/consulacl"
 	"github.com/dcos-consul/dcos-consul/scheduler/offers"
+	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 	"github.com/dcos-consul/dcos-consul/scheduler/plan"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
 	"github.com/dcos-consul/dcos-consul/scheduler/secrets"
@@ -44,6 +46,10 @@ type Options struct {
 	Store Store
 	// Listener serves the HTTP API; nil listens on cfg.APIHost:cfg.APIPort.
 	Listener net.Listener
+	// ExecutorListener serves the executor channel over TLS
+	// (executorchannel.go); nil listens on cfg.ExecutorPort where the API
+	// listens.
+	ExecutorListener net.Listener
 	// Registry receives the metrics; nil makes a private one served on /metrics.
 	Registry *prometheus.Registry
 	// HeartbeatMisses: the subscription is dropped after this many heartbeat
@@ -77,7 +83,8 @@ type Options struct {
 	// Rand is the source of the generated secrets (nil: crypto/rand).
 	Rand io.Reader
 
-	apiURL      string                                // where executors reach the API (set by RunWith)
+	apiURL      string                                // the plain API's advertised URL (set by RunWith)
+	executorURL string                                // the executor channel's https URL (set by RunWith)
 	mesosAuth   mesosAuth                             // Authorization toward the master, nil for none (set by RunWith)
 	onStart     func(*Scheduler)                      // tests: the scheduler once loaded
 	consul      consulAdmin                           // tests: a fake Consul
@@ -160,15 +167,27 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		ln = l
 	}
 	opts.apiURL = advertisedURL(cfg, ln, log)
+	eln := opts.ExecutorListener
+	if eln == nil {
+		l, err := executorListen(cfg, ln)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		eln = l
+	}
+	opts.executorURL = "https://" + advertisedAddr(cfg, eln, cfg.ExecutorPort, nil)
 	opts.adoptWait = adoptWait
 	s, err := newScheduler(ctx, cfg, log, st, opts)
 	if err != nil {
 		_ = ln.Close()
+		_ = eln.Close()
 		return err
 	}
 	s.adoptWait, s.adoptUntil = adoptWait, opts.Now().Add(adoptWindow)
 	if s.snap, err = newSnapshots(cfg, s.Snapshot, opts.Now, log.Named("backup")); err != nil {
 		_ = ln.Close()
+		_ = eln.Close()
 		return err
 	}
 	s.snap.acl = func() (bool, consulacl.Tokens) {
@@ -181,13 +200,25 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 	}
 	s.snap.clientsTLS, s.snap.queueRestarts = s.clientsTLS, s.queueRestoreRestarts
 	go s.snap.loop(ctx)
-	srv := &http.Server{Handler: s.httpHandler(s.metrics.registry), ReadHeaderTimeout: 10 * time.Second}
+	h := s.httpHandler(s.metrics.registry)
+	srv := &http.Server{Handler: s.plainGate(h), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("API server stopped", zap.Error(err))
 		}
 	}()
 	log.Info("scheduler API listening", zap.String("address", ln.Addr().String()))
+	cc := &channelCert{hosts: channelHosts(opts.executorURL), ca: func() pki.CA { return s.secrets.Get().ActiveCA() },
+		now: opts.Now, log: log.Named("executor-channel")}
+	esrv := &http.Server{Handler: executorOnly(h), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log.Named("executor-channel")),
+		TLSConfig: &tls.Config{GetCertificate: cc.get, MinVersion: tls.VersionTLS12}}
+	go func() {
+		if err := esrv.ServeTLS(eln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("executor channel stopped", zap.Error(err))
+		}
+	}()
+	log.Info("executor channel listening (TLS, the executor routes only)", zap.String("address", eln.Addr().String()),
+		zap.String("url", opts.executorURL))
 	defer func() {
 		// A stop is a failover, not an uninstall: no task is touched, and
 		// the process must go at once (Marathon starts the next scheduler
@@ -199,6 +230,9 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			_ = srv.Close()
+		}
+		if err := esrv.Shutdown(sctx); err != nil {
+			_ = esrv.Close()
 		}
 	}()
 	go s.securityLoop(ctx)

@@ -112,11 +112,13 @@ func writeSecretFile(path, v string) error {
 // secretsAccess is what launches hand to executors.
 func (s *Scheduler) secretsAccess() *state.SecretsAccess {
 	h := s.secrets
-	u := s.opts.apiURL
-	if u == "" { // tests that build a scheduler without its API
-		u = advertisedURL(s.cfg, nil, nil)
+	a := &state.SecretsAccess{URL: s.opts.executorURL, Credential: func(id string) string { return h.Get().Credential(id) }}
+	if a.URL == "" { // tests that build a scheduler without its listeners
+		a.URL = advertisedURL(s.cfg, nil, nil)
+		return a
 	}
-	return &state.SecretsAccess{URL: u, Credential: func(id string) string { return h.Get().Credential(id) }}
+	a.CACert = func() string { return h.Get().ActiveCA().CertPEM }
+	return a
 }
 
 // liveTask: id is the current incarnation of a record and may be alive.
@@ -215,7 +217,13 @@ func orAll(h string) string {
 // address when it is bound to one, else cfg.APIHost, else Marathon's
 // $HOST, else this machine's host name, with the listener's port.
 func advertisedURL(cfg config.Config, ln net.Listener, log *zap.Logger) string {
-	host, port := "", strconv.Itoa(cfg.APIPort)
+	return "http://" + advertisedAddr(cfg, ln, cfg.APIPort, log)
+}
+
+// advertisedAddr is advertisedURL's host:port, for a listener ln (nil:
+// port). log nil: no warning.
+func advertisedAddr(cfg config.Config, ln net.Listener, defPort int, log *zap.Logger) string {
+	host, port := "", strconv.Itoa(defPort)
 	if ln != nil {
 		if a, ok := ln.Addr().(*net.TCPAddr); ok {
 			port = strconv.Itoa(a.Port)
@@ -238,7 +246,7 @@ func advertisedURL(cfg config.Config, ln net.Listener, log *zap.Logger) string {
 				zap.String("host", host))
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return net.JoinHostPort(host, port)
 }
 
 // ManagementTokenPath serves the Consul ACL management token to a caller

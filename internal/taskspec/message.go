@@ -76,6 +76,9 @@ type TLSRenew struct {
 	Version      int    `json:"version"`
 	Kind         string `json:"kind"` // "tls_renew"
 	SchedulerURL string `json:"scheduler_url"`
+	// CACert (PEM) comes with an https SchedulerURL: the executor trusts
+	// it only (as SecretsRef.CACert).
+	CACert string `json:"ca_cert,omitempty"`
 }
 
 const kindTLSRenew = "tls_renew"
@@ -135,17 +138,20 @@ type SecretsCopyRequest struct {
 	Version      int    `json:"version"`
 	Kind         string `json:"kind"` // "secrets_copy"
 	SchedulerURL string `json:"scheduler_url"`
-	Refresh      bool   `json:"refresh,omitempty"`
+	// CACert (PEM) comes with an https SchedulerURL (as TLSRenew.CACert).
+	CACert  string `json:"ca_cert,omitempty"`
+	Refresh bool   `json:"refresh,omitempty"`
 }
 
 const kindSecretsCopy = "secrets_copy"
 
-// EncodeSecretsCopyRequest returns the MESSAGE data asking for the copy.
-func EncodeSecretsCopyRequest(schedulerURL string, refresh bool) ([]byte, error) {
-	if err := validSchedulerURL(schedulerURL); err != nil {
+// EncodeSecretsCopyRequest returns the MESSAGE data asking for the copy
+// at schedulerURL (with caPEM when it is https).
+func EncodeSecretsCopyRequest(schedulerURL, caPEM string, refresh bool) ([]byte, error) {
+	if err := validMessageChannel(schedulerURL, caPEM); err != nil {
 		return nil, err
 	}
-	return json.Marshal(SecretsCopyRequest{Version: MessageVersion, Kind: kindSecretsCopy, SchedulerURL: schedulerURL, Refresh: refresh})
+	return json.Marshal(SecretsCopyRequest{Version: MessageVersion, Kind: kindSecretsCopy, SchedulerURL: schedulerURL, CACert: caPEM, Refresh: refresh})
 }
 
 // DecodeSecretsCopyRequest parses MESSAGE data written by
@@ -162,19 +168,19 @@ func DecodeSecretsCopyRequest(data []byte) (SecretsCopyRequest, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return SecretsCopyRequest{}, fmt.Errorf("taskspec: message is not a scheduler message: %w", err)
 	}
-	if err := validSchedulerURL(m.SchedulerURL); err != nil {
+	if err := validMessageChannel(m.SchedulerURL, m.CACert); err != nil {
 		return SecretsCopyRequest{}, err
 	}
 	return m, nil
 }
 
 // EncodeTLSRenew returns the MESSAGE data asking for a renewal from the
-// scheduler API at schedulerURL.
-func EncodeTLSRenew(schedulerURL string) ([]byte, error) {
-	if err := validSchedulerURL(schedulerURL); err != nil {
+// scheduler at schedulerURL (with caPEM when it is https).
+func EncodeTLSRenew(schedulerURL, caPEM string) ([]byte, error) {
+	if err := validMessageChannel(schedulerURL, caPEM); err != nil {
 		return nil, err
 	}
-	return json.Marshal(TLSRenew{Version: MessageVersion, Kind: kindTLSRenew, SchedulerURL: schedulerURL})
+	return json.Marshal(TLSRenew{Version: MessageVersion, Kind: kindTLSRenew, SchedulerURL: schedulerURL, CACert: caPEM})
 }
 
 // DecodeTLSRenew parses MESSAGE data written by EncodeTLSRenew.
@@ -190,10 +196,20 @@ func DecodeTLSRenew(data []byte) (TLSRenew, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return TLSRenew{}, fmt.Errorf("taskspec: message is not a scheduler message: %w", err)
 	}
-	if err := validSchedulerURL(m.SchedulerURL); err != nil {
+	if err := validMessageChannel(m.SchedulerURL, m.CACert); err != nil {
 		return TLSRenew{}, err
 	}
 	return m, nil
+}
+
+func validMessageChannel(u, caPEM string) error {
+	if err := validSchedulerURL(u); err != nil {
+		return err
+	}
+	if err := ValidChannel(u, caPEM); err != nil {
+		return fmt.Errorf("taskspec: %w", err)
+	}
+	return nil
 }
 
 func validSchedulerURL(s string) error {

@@ -4,7 +4,7 @@ import "testing"
 
 func TestSecretsCopyMessage(t *testing.T) {
 	for _, refresh := range []bool{false, true} {
-		data, err := EncodeSecretsCopyRequest("http://127.0.0.1:9090", refresh)
+		data, err := EncodeSecretsCopyRequest("http://127.0.0.1:9090", "", refresh)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -17,11 +17,11 @@ func TestSecretsCopyMessage(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "ftp://x", "http://user:pw@host:1", "http://"} {
-		if _, err := EncodeSecretsCopyRequest(bad, false); err == nil {
+		if _, err := EncodeSecretsCopyRequest(bad, "", false); err == nil {
 			t.Errorf("scheduler URL %q accepted", bad)
 		}
 	}
-	tls, _ := EncodeTLSRenew("http://127.0.0.1:9090")
+	tls, _ := EncodeTLSRenew("http://127.0.0.1:9090", "")
 	if _, err := DecodeSecretsCopyRequest(tls); err == nil {
 		t.Fatal("a TLS renewal decoded as a secrets copy request")
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestTLSRenewMessage(t *testing.T) {
-	data, err := EncodeTLSRenew("http://127.0.0.1:9090")
+	data, err := EncodeTLSRenew("http://127.0.0.1:9090", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestTLSRenewMessage(t *testing.T) {
 		t.Error("a TLS renewal decoded as a join message")
 	}
 	for _, u := range []string{"", "ftp://x:1", "http://", "http://user:pw@h:1", "not a url"} {
-		if _, err := EncodeTLSRenew(u); err == nil {
+		if _, err := EncodeTLSRenew(u, ""); err == nil {
 			t.Errorf("EncodeTLSRenew(%q) accepted", u)
 		}
 	}

@@ -1,6 +1,7 @@
 package taskspec
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,8 +14,17 @@ import (
 // it on the agent for the task's lifetime and after. The executor trades
 // this reference once, over the scheduler API, for the secrets.
 type SecretsRef struct {
-	// URL is the scheduler API's base URL (http://host:port).
+	// URL is the base URL of the scheduler's executor channel: since
+	// this field's sibling CACert exists, https://host:port of the
+	// scheduler's TLS listener for the /v1/executor/ routes. A spec from
+	// an older scheduler has http://host:port of its plain API and no
+	// CACert; the executor still follows it (tasks running across an
+	// upgrade).
 	URL string `json:"url"`
+	// CACert (PEM, public) is the only CA the executor trusts for an
+	// https URL: the service's CA, which issued the scheduler's
+	// certificate. Required with https, refused with http.
+	CACert string `json:"ca_cert,omitempty"`
 	// Token is the task's own credential: an HMAC of the task ID under a
 	// key only the scheduler holds. The scheduler accepts it only while
 	// the task is a live record, so a token of a finished task is useless.
@@ -84,6 +94,29 @@ func (r *SecretsRef) validate() error {
 	}
 	if r.Token == "" {
 		return errors.New("taskspec: secrets.token is empty")
+	}
+	if err := ValidChannel(r.URL, r.CACert); err != nil {
+		return fmt.Errorf("taskspec: secrets: %w", err)
+	}
+	return nil
+}
+
+// ValidChannel checks that the scheduler URL u and the CA certificate
+// caPEM make a usable executor channel: https with a CA certificate that
+// parses (the executor trusts that CA only), or plain http with none (a
+// spec or MESSAGE from a scheduler from before the TLS channel).
+func ValidChannel(u, caPEM string) error {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("scheduler URL %q: %w", u, err)
+	}
+	switch {
+	case pu.Scheme == "https" && caPEM == "":
+		return fmt.Errorf("scheduler URL %q is https but no CA certificate comes with it", u)
+	case pu.Scheme == "https" && !x509.NewCertPool().AppendCertsFromPEM([]byte(caPEM)):
+		return errors.New("the scheduler's CA certificate is not a PEM certificate")
+	case pu.Scheme == "http" && caPEM != "":
+		return fmt.Errorf("scheduler URL %q is plain http but a CA certificate comes with it", u)
 	}
 	return nil
 }

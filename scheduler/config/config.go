@@ -44,9 +44,15 @@ const (
 	EnvStateDir                 = "STATE_DIR"
 	EnvAPIPort                  = "PORT_API"
 	EnvAPIPort0                 = "PORT0"
-	EnvExecutorURI              = "EXECUTOR_URI"
-	EnvMesosDNSDomain           = "MESOS_DNS_DOMAIN"
-	EnvExecutorDNSServer        = "EXECUTOR_DNS_SERVER"
+	// EnvExecutorPort is the port of the executor channel: the scheduler's
+	// TLS listener for the /v1/executor/ routes (Marathon sets it for the
+	// port named "executor", and PORT1); unset off DC/OS: a free port
+	// chosen at start, advertised in the task specs.
+	EnvExecutorPort      = "PORT_EXECUTOR"
+	EnvExecutorPort1     = "PORT1"
+	EnvExecutorURI       = "EXECUTOR_URI"
+	EnvMesosDNSDomain    = "MESOS_DNS_DOMAIN"
+	EnvExecutorDNSServer = "EXECUTOR_DNS_SERVER"
 	// EnvAPIHost is the address the scheduler API listens on and that
 	// executors reach it at (dev: a loopback address); unset, the API
 	// listens on every address and is advertised as $HOST (which
@@ -139,9 +145,11 @@ type Config struct {
 	ZK                       string // ZooKeeper connection string; empty: file store
 	StateDir                 string // file store directory when ZK is empty
 	APIPort                  int
-	ExecutorURI              string
-	MesosDNSDomain           string
-	ExecutorDNSServer        string // ip:port; empty: the system resolver
+	// ExecutorPort is the executor channel's TLS port (0: any free port).
+	ExecutorPort      int
+	ExecutorURI       string
+	MesosDNSDomain    string
+	ExecutorDNSServer string // ip:port; empty: the system resolver
 	// APIHost: the API listens on it and executors reach it there;
 	// empty: every address, advertised as $HOST.
 	APIHost string
@@ -327,6 +335,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r.str(EnvStateDir, &c.StateDir)
 	r.integer(EnvAPIPort0, &c.APIPort)
 	r.integer(EnvAPIPort, &c.APIPort)
+	r.integer(EnvExecutorPort1, &c.ExecutorPort)
+	r.integer(EnvExecutorPort, &c.ExecutorPort)
 	r.str(EnvExecutorURI, &c.ExecutorURI)
 	r.str(EnvMesosDNSDomain, &c.MesosDNSDomain)
 	r.str(EnvExecutorDNSServer, &c.ExecutorDNSServer)
@@ -483,6 +493,9 @@ func (c Config) Validate() error {
 	}
 	if c.APIPort < 0 || c.APIPort > 65535 {
 		add(bad(EnvAPIPort, c.APIPort, "0-65535"))
+	}
+	if c.ExecutorPort < 0 || c.ExecutorPort > 65535 {
+		add(bad(EnvExecutorPort, c.ExecutorPort, "0-65535"))
 	}
 	if !validDomain(c.MesosDNSDomain) {
 		add(bad(EnvMesosDNSDomain, c.MesosDNSDomain, "a DNS domain such as mesos"))

@@ -99,6 +99,9 @@ var Options = []Option{
 	// Marathon sets PORT_API for the port named "api" (and PORT0).
 	{EnvAPIPort, "", FromMarathon},
 	{EnvAPIPort0, "", FromMarathon},
+	// ... and PORT_EXECUTOR for the port named "executor" (and PORT1).
+	{EnvExecutorPort, "", FromMarathon},
+	{EnvExecutorPort1, "", FromMarathon},
 
 	// Cosmos adds SDK_UNINSTALL=true to the app on dcos package uninstall.
 	{EnvUninstall, "", FromCosmos},

@@ -191,6 +191,7 @@ var updateRules = []updateRule{
 		why:     "the service's state is stored there; a scheduler using another directory would not find its own tasks",
 		instead: "keep STATE_DIR"},
 	{env: EnvAPIPort, get: func(c Config) string { return strconv.Itoa(c.APIPort) }, effect: EffectScheduler},
+	{env: EnvExecutorPort, get: func(c Config) string { return strconv.Itoa(c.ExecutorPort) }, effect: EffectScheduler},
 	{env: EnvAPIHost, get: func(c Config) string { return c.APIHost }, effect: EffectScheduler},
 	{env: EnvOperatorTokenFile, get: func(c Config) string { return c.OperatorTokenFile }, effect: EffectScheduler},
 

@@ -869,6 +869,9 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 			spec.TLSTrustedCAs = tg.TLSTrustedCAs
 		}
 		spec.Secrets = &taskspec.SecretsRef{URL: tg.Secrets.URL, Token: tg.Secrets.Credential(taskID)}
+		if tg.Secrets.CACert != nil {
+			spec.Secrets.CACert = tg.Secrets.CACert()
+		}
 	}
 	data, err := taskspec.Encode(spec)
 	if err != nil {
@@ -906,6 +909,7 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		}},
 	}
 	t.TaskID = taskID
+	t.ExecutorTLS = spec.Secrets != nil && spec.Secrets.CACert != ""
 	t.State = "TASK_STAGING"
 	t.Reason, t.Message = "", ""
 	t.Healthy = nil

@@ -148,11 +148,14 @@ type Target struct {
 	Secrets *SecretsAccess `json:"-"`
 }
 
-// SecretsAccess is how a task's executor reaches its secrets: the
-// scheduler API's URL, and the credential of a task ID (which the
-// scheduler alone can compute and check).
+// SecretsAccess is how a task's executor reaches its secrets: the URL of
+// the scheduler's executor channel (https, its TLS listener), the CA
+// certificate that verifies it (PEM; empty with a plain http URL, as in
+// tests that run no listener), and the credential of a task ID (which
+// the scheduler alone can compute and check).
 type SecretsAccess struct {
 	URL        string
+	CACert     func() string // nil with a plain URL
 	Credential func(taskID string) string
 }
 
@@ -371,6 +374,12 @@ type Task struct {
 	// RecoverPeers (outage recovery): the raft peers the next incarnation
 	// of this server starts with (peers.json); cleared once it runs.
 	RecoverPeers []taskspec.RaftPeer `json:"recover_peers,omitempty"`
+	// ExecutorTLS: this incarnation's spec sends its executor to the
+	// scheduler's executor channel over TLS (an https URL and the CA).
+	// False for incarnations launched by a scheduler from before that
+	// channel (and adopted ones): the plain API still answers their
+	// executor routes, and MESSAGEs to them name the plain API.
+	ExecutorTLS bool `json:"executor_tls,omitempty"`
 	// RecoverReplace (outage recovery): a server lost when the operator
 	// confirmed the recovery; it is replaced by a new server (new volume)
 	// through the normal replacement path once the survivors have a
