@@ -105,6 +105,9 @@ type Cluster struct {
 	SchedulerURL string // http://ip:port of the scheduler's API
 	opts         Options
 	sched        *exec.Cmd
+	// executorPort is the scheduler's executor channel (TLS) port on
+	// MasterIP, chosen once and kept across restarts as the API port is.
+	executorPort int
 	schedDone    chan error
 	logFile      *os.File
 	upd          updater // options applied by Update (Cosmos's service update)
@@ -229,6 +232,14 @@ func (c *Cluster) startScheduler() error {
 		c.opts.APIPort = p
 	}
 	c.SchedulerURL = "http://" + net.JoinHostPort(o.MasterIP, strconv.Itoa(apiPort))
+	if c.executorPort == 0 {
+		// Kept for restarts, as the API port: task specs name it.
+		p, err := freePort(o.MasterIP)
+		if err != nil {
+			return fmt.Errorf("dev: choosing a port for the scheduler's executor channel: %w", err)
+		}
+		c.executorPort = p
+	}
 	out := o.SchedulerOutput
 	if out == nil {
 		f, err := os.OpenFile(filepath.Join(o.WorkDir, "scheduler.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -238,7 +249,7 @@ func (c *Cluster) startScheduler() error {
 		c.logFile, out = f, f
 	}
 	cmd := exec.Command(o.Binary, "scheduler")
-	cmd.Env = c.SchedulerEnv(apiPort)
+	cmd.Env = append(c.SchedulerEnv(apiPort), config.EnvExecutorPort+"="+strconv.Itoa(c.executorPort))
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -47,6 +47,14 @@ func (c *Cluster) NewScheduler(o SchedulerOptions) (*Scheduler, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	// The executor channel (TLS) on a port of its own, kept across the
+	// scheduler's restarts as under Marathon (PORT_EXECUTOR).
+	el, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return nil, fmt.Errorf("choosing a port for the scheduler's executor channel: %w", err)
+	}
+	eport := el.Addr().(*net.TCPAddr).Port
+	el.Close()
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
@@ -59,6 +67,7 @@ func (c *Cluster) NewScheduler(o SchedulerOptions) (*Scheduler, error) {
 		config.EnvMesosMaster + "=" + c.MasterZK(),
 		config.EnvZK + "=" + o.StateZK,
 		config.EnvAPIPort + "=" + strconv.Itoa(port),
+		config.EnvExecutorPort + "=" + strconv.Itoa(eport),
 		config.EnvExecutorURI + "=file://" + o.Binary,
 		config.EnvExecutorDNSServer + "=" + c.DNSAddr(),
 		config.EnvServerCount + "=3",
