@@ -265,6 +265,7 @@ func dcosConfig(t *testing.T, s *Source) config.Config {
 	c.MesosDNSDomain = "mesos"
 	c.ExecutorURI = dir + "/" + ExecutorAsset
 	c.APIPort = 31000
+	c.ExecutorPort = 31001
 	return c
 }
 
@@ -295,7 +296,7 @@ var (
 )
 
 // marathonEnv is what Marathon adds to the app's env for the task.
-var marathonEnv = map[string]string{"PORT_API": "31000", "PORT0": "31000", "MESOS_SANDBOX": "/mnt/mesos/sandbox"}
+var marathonEnv = map[string]string{"PORT_API": "31000", "PORT0": "31000", "PORT_EXECUTOR": "31001", "PORT1": "31001", "MESOS_SANDBOX": "/mnt/mesos/sandbox"}
 
 func render(t *testing.T, s *Source, options string) map[string]any {
 	t.Helper()
@@ -563,6 +564,13 @@ func checkMarathonRules(t *testing.T, app map[string]any) {
 	ports := app["portDefinitions"].([]any)
 	if p := ports[0].(map[string]any); p["name"] != "api" || p["port"] != json.Number("0") {
 		t.Errorf("port 0 is %v, want a dynamic port named api (PORT_API)", p)
+	}
+	// The executor channel (TLS): PORT_EXECUTOR / PORT1.
+	if len(ports) != 2 {
+		t.Fatalf("%d port definitions, want the API and the executor channel", len(ports))
+	}
+	if p := ports[1].(map[string]any); p["name"] != "executor" || p["port"] != json.Number("0") {
+		t.Errorf("port 1 is %v, want a dynamic port named executor (PORT_EXECUTOR)", p)
 	}
 	hc := app["healthChecks"].([]any)[0].(map[string]any)
 	if hc["path"] != "/v1/health" || hc["portIndex"] != json.Number("0") || hc["protocol"] != "MESOS_HTTP" {
