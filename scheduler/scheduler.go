@@ -208,8 +208,13 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		}
 	}()
 	log.Info("scheduler API listening", zap.String("address", ln.Addr().String()))
+	// Real time, not opts.Now: executors check the certificate's validity
+	// against their clocks.
 	cc := &channelCert{hosts: channelHosts(opts.executorURL), ca: func() pki.CA { return s.secrets.Get().ActiveCA() },
-		now: opts.Now, log: log.Named("executor-channel")}
+		now: time.Now, log: log.Named("executor-channel")}
+	if _, err := cc.get(nil); err != nil {
+		log.Error("the executor channel has no certificate yet: executors cannot fetch their secrets until it has", zap.Error(err))
+	}
 	esrv := &http.Server{Handler: executorOnly(h), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log.Named("executor-channel")),
 		TLSConfig: &tls.Config{GetCertificate: cc.get, MinVersion: tls.VersionTLS12}}
 	go func() {

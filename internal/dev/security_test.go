@@ -99,6 +99,7 @@ func TestDevSecurityDefaults(t *testing.T) {
 	checkWrongKeyCannotJoin(t, c, srv[0].AgentIP)
 	checkMutatingRoutesNeedTheToken(t, c, operatorToken)
 	checkLoopbackListeners(t, workDir)
+	checkExecutorChannel(t, c, workDir, tasks)
 	newKey := checkKeyringRotation(t, c, tasks, gossipKey)
 
 	collected := collectObservable(t, c)
