@@ -24,7 +24,8 @@ func newSchedulerCommand() *cobra.Command {
 environment the package template sets (SERVICE_NAME, FRAMEWORK_ROLE, MESOS_MASTER,
 EXECUTOR_URI, SERVER_COUNT, ...). It places Consul servers and clients on the
 agents, keeps its state in ZooKeeper (STATE_ZK) or a file store (STATE_DIR), and
-serves its API on PORT_API (or PORT0).`,
+serves its API on PORT_API (or PORT0) and the executors' routes over TLS on
+PORT_EXECUTOR (or PORT1; unset: any free port).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.FromEnviron()
