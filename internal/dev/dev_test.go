@@ -223,18 +223,35 @@ func consulClient(t testing.TB, c *Cluster, ip string) *consul.Client {
 	return cl
 }
 
+// tokens caches each cluster's management token. The map's lock is held
+// only to find a cluster's entry: the wait for one cluster's token (up to
+// minutes, while its servers elect a leader) must not hold up the tests
+// of other clusters running in parallel.
 var (
 	tokensMu sync.Mutex
-	tokens   = map[*Cluster]string{}
+	tokens   = map[*Cluster]*clusterTokenEntry{}
 )
+
+type clusterTokenEntry struct {
+	mu  sync.Mutex
+	tok string
+	ok  bool
+}
 
 // clusterToken returns c's management token once it works at the agent at.
 func clusterToken(t testing.TB, c *Cluster, at *consul.Config) string {
 	t.Helper()
 	tokensMu.Lock()
-	defer tokensMu.Unlock()
-	if tok, ok := tokens[c]; ok {
-		return tok
+	e := tokens[c]
+	if e == nil {
+		e = &clusterTokenEntry{}
+		tokens[c] = e
+	}
+	tokensMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ok {
+		return e.tok
 	}
 	var tok string
 	deadline := time.Now().Add(4 * time.Minute)
@@ -251,7 +268,7 @@ func clusterToken(t testing.TB, c *Cluster, at *consul.Config) string {
 		}
 		time.Sleep(time.Second)
 	}
-	tokens[c] = tok
+	e.tok, e.ok = tok, true
 	return tok
 }
 
@@ -465,6 +482,7 @@ func checkKeys(t *testing.T, c *Cluster, ip, prefix string, n int) {
 // relaunched on the same agent with the same data and raft identity; a
 // second start on the same work dir resumes the same cluster and keys.
 func TestDevClusterEndToEnd(t *testing.T) {
+	besideOthers(t)
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
 	}
