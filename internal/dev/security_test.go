@@ -37,6 +37,7 @@ import (
 // shows up in the scheduler log, the executor logs, /master/state, the
 // agents' /state, the Marathon env or any scheduler API answer.
 func TestDevSecurityDefaults(t *testing.T) {
+	besideOthers(t)
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
 	}
