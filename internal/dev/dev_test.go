@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,9 +24,17 @@ import (
 
 // binary is the dcos-consul executable built once for these tests: the
 // scheduler process runs it and the simulated agents fetch it as the executor.
+// Not built under -short, where every test that runs it skips.
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// -short (make race) skips every test that runs a dev cluster:
+		// nothing runs the binary, so it is not built (a link of the
+		// whole product, minutes on a loaded machine).
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "dcos-consul-dev-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

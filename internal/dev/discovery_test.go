@@ -80,6 +80,9 @@ func startRealMesosDNS(t *testing.T, c *Cluster, ip string) string {
 // that the fetcher extracts.
 func TestDevStableNames(t *testing.T) {
 	besideOthers(t)
+	if testing.Short() {
+		t.Skip("runs a whole dev cluster with real Consul")
+	}
 	archive := filepath.Join(t.TempDir(), universe.ExecutorAsset)
 	if err := universe.ExecutorArchive(archive, binary); err != nil {
 		t.Fatal(err)
