@@ -18,10 +18,11 @@ import "testing"
 //     ZooKeeper restart test stays serial);
 //   - it asserts nothing a busier CPU could break: every wait is an
 //     eventually with minutes of slack, and no check measures an outage,
-//     a gap or a count of failed writes while servers change. The tests
-//     that judge availability, leadership gaps or failed writes (rolling
-//     updates, TLS and gossip rollouts, the availability run) stay serial,
-//     alone in the package.
+//     a gap or a count of failed writes while servers change or keys and
+//     certificates rotate. The tests that judge availability, leadership
+//     gaps or failed writes (the availability run, rolling updates, TLS
+//     and gossip rollouts, TLS renewal, the security defaults' key
+//     rotation) stay serial, alone in the package.
 func besideOthers(t *testing.T) {
 	t.Helper()
 	t.Parallel()
