@@ -29,6 +29,7 @@ const aclBootstrappedLine = "Consul ACLs bootstrapped"
 // runs the bootstrap again to the same end; and no ACL secret shows up
 // anywhere an observer can read.
 func TestDevACLs(t *testing.T) {
+	besideOthers(t)
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
 	}

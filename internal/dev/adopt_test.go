@@ -114,6 +114,7 @@ func sameCluster(t *testing.T, what string, vols []string, ids map[string]string
 // task restarts. A server that fails afterwards relaunches on its own
 // volume, its reservation adopted from the offer.
 func TestAdoptLostStateWhileRunning(t *testing.T) {
+	besideOthers(t)
 	// ACLs off: the ACL tokens are lost with the state, and Consul's ACL
 	// reset is not automated (docs/security.md, "Lost scheduler state").
 	// TLS off: the CA is lost with the state too, and the adopted servers'
@@ -168,6 +169,7 @@ func TestAdoptLostStateWhileRunning(t *testing.T) {
 // server's reservation, offered with no record, is adopted: the servers
 // relaunch on their volumes with their raft data.
 func TestAdoptLostStateAfterFrameworkRemoved(t *testing.T) {
+	besideOthers(t)
 	// Known limit (docs/security.md): after Mesos removed the framework, the
 	// new scheduler generates a new gossip key while the adopted servers keep
 	// the old keyring on their volumes, so new clients cannot join. The

@@ -46,6 +46,7 @@ func serverCopies(t *testing.T, workDir string) []string {
 // server is a voter, a new client joins with the recovered gossip key and
 // agent token, and no secret shows anywhere it does not belong.
 func TestAdoptLostStateWithSecrets(t *testing.T) {
+	besideOthers(t)
 	adoptLostStateWithSecrets(t, 29)
 }
 
@@ -53,6 +54,7 @@ func TestAdoptLostStateWithSecrets(t *testing.T) {
 // verifies the servers' HTTPS API before the copy is accepted, and the
 // servers keep their certificates.
 func TestAdoptLostStateWithSecretsTLS(t *testing.T) {
+	besideOthers(t)
 	adoptLostStateWithSecrets(t, 31, config.EnvTLS+"=true")
 }
 
@@ -198,6 +200,7 @@ func adoptLostStateWithSecrets(t *testing.T, n int, extraEnv ...string) {
 // adopted volume's word and the ACL bootstrap confirms its management
 // token. The same management token reads every key; a new client joins.
 func TestAdoptLostStateAfterFrameworkRemovedWithSecrets(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 30, 5, 3, config.EnvFailover+"=1m")
 	tasks, _ := fc.healthy(t, 3, 4*time.Minute)
 	mgmtBefore, err := readManagementToken(fc.Cluster)

@@ -23,6 +23,7 @@ import (
 // must follow, as the summary must follow its DNS port (--env
 // CONSUL_PORT_DNS).
 func TestDevConsoleInATerminal(t *testing.T) {
+	besideOthers(t)
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,9 +24,17 @@ import (
 
 // binary is the dcos-consul executable built once for these tests: the
 // scheduler process runs it and the simulated agents fetch it as the executor.
+// Not built under -short, where every test that runs it skips.
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// -short (make race) skips every test that runs a dev cluster:
+		// nothing runs the binary, so it is not built (a link of the
+		// whole product, minutes on a loaded machine).
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "dcos-consul-dev-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -223,18 +232,35 @@ func consulClient(t testing.TB, c *Cluster, ip string) *consul.Client {
 	return cl
 }
 
+// tokens caches each cluster's management token. The map's lock is held
+// only to find a cluster's entry: the wait for one cluster's token (up to
+// minutes, while its servers elect a leader) must not hold up the tests
+// of other clusters running in parallel.
 var (
 	tokensMu sync.Mutex
-	tokens   = map[*Cluster]string{}
+	tokens   = map[*Cluster]*clusterTokenEntry{}
 )
+
+type clusterTokenEntry struct {
+	mu  sync.Mutex
+	tok string
+	ok  bool
+}
 
 // clusterToken returns c's management token once it works at the agent at.
 func clusterToken(t testing.TB, c *Cluster, at *consul.Config) string {
 	t.Helper()
 	tokensMu.Lock()
-	defer tokensMu.Unlock()
-	if tok, ok := tokens[c]; ok {
-		return tok
+	e := tokens[c]
+	if e == nil {
+		e = &clusterTokenEntry{}
+		tokens[c] = e
+	}
+	tokensMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ok {
+		return e.tok
 	}
 	var tok string
 	deadline := time.Now().Add(4 * time.Minute)
@@ -251,7 +277,7 @@ func clusterToken(t testing.TB, c *Cluster, at *consul.Config) string {
 		}
 		time.Sleep(time.Second)
 	}
-	tokens[c] = tok
+	e.tok, e.ok = tok, true
 	return tok
 }
 
@@ -465,6 +491,7 @@ func checkKeys(t *testing.T, c *Cluster, ip, prefix string, n int) {
 // relaunched on the same agent with the same data and raft identity; a
 // second start on the same work dir resumes the same cluster and keys.
 func TestDevClusterEndToEnd(t *testing.T) {
+	besideOthers(t)
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
 	}

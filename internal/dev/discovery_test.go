@@ -79,6 +79,10 @@ func startRealMesosDNS(t *testing.T, c *Cluster, ip string) string {
 // The agents fetch the executor as the package publishes it: a .tar.gz
 // that the fetcher extracts.
 func TestDevStableNames(t *testing.T) {
+	besideOthers(t)
+	if testing.Short() {
+		t.Skip("runs a whole dev cluster with real Consul")
+	}
 	archive := filepath.Join(t.TempDir(), universe.ExecutorAsset)
 	if err := universe.ExecutorArchive(archive, binary); err != nil {
 		t.Fatal(err)

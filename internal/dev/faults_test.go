@@ -624,6 +624,7 @@ func frameworkIDOf(t *testing.T, tasks []masterTask) string {
 // TestFaultKillServerExecutor kills a non-leader server's executor, then
 // the leader's: each is relaunched on its own agent with its data.
 func TestFaultKillServerExecutor(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 1, 5, 3)
 	tasks, leader := fc.healthy(t, 3, 3*time.Minute)
 	written := map[string]int{}
@@ -671,6 +672,7 @@ func TestFaultKillServerExecutor(t *testing.T) {
 // every agent runs a task) and its old raft peer is removed. The scheduler
 // is also killed and restarted in the middle of the replacement.
 func TestFaultRemoveServerAgent(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 2, 6, 3, config.EnvReplaceAft+"=10s")
 	tasks, leader := fc.healthy(t, 3, 3*time.Minute)
 	writeThroughClient(t, fc.Cluster, tasks, "before-remove", 20)
@@ -748,6 +750,7 @@ func TestFaultRemoveServerAgent(t *testing.T) {
 // while it was down (SIGKILL). No task is ever killed or duplicated, the
 // framework ID stays, no reservation is left behind.
 func TestFaultSchedulerRestarts(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 3, 5, 3)
 
 	// 1. Right after start, before any task runs.
@@ -868,6 +871,7 @@ func (fc *faultCluster) onlyEnded(t *testing.T, fwID string, allowed ...string) 
 // TestFaultRestartMaster restarts the Mesos master: no task is lost or
 // relaunched, the scheduler re-subscribes and keeps acting.
 func TestFaultRestartMaster(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 4, 5, 3)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
 	writeThroughClient(t, fc.Cluster, tasks, "before-master-restart", 20)
@@ -1088,6 +1092,7 @@ wait:
 // TestFaultClientAgents adds two agents (each gets a client) and removes
 // two client agents (their members are force-left, none stays alive).
 func TestFaultClientAgents(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 6, 5, 3, config.EnvReplaceAft+"=10s")
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
 	writeThroughClient(t, fc.Cluster, tasks, "before-add", 20)

@@ -36,6 +36,7 @@ type recoverVerdict struct {
 // by new ones: every key written before is there, and the cluster is
 // back at 3 servers, 3 raft voters, with the verdict cleared.
 func TestRecoverAfterLosingTwoOfThreeServers(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 28, 5, 3)
 	tasks, _ := fc.healthy(t, 3, 3*time.Minute)
 	writeThroughClient(t, fc.Cluster, tasks, "before-outage", 10)

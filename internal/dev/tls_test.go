@@ -29,6 +29,7 @@ import (
 // proxy); gRPC is served over TLS only (checkDevGRPCTLS); and neither
 // the CA key nor any private key shows up anywhere an observer can read.
 func TestDevTLS(t *testing.T) {
+	besideOthers(t)
 	if testing.Short() {
 		t.Skip("runs a whole dev cluster with real Consul")
 	}

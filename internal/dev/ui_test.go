@@ -33,6 +33,7 @@ func get(client *http.Client, url string) (int, string, error) {
 // /consul/v1/, with ACLs on (the default): Consul's 403 without a token,
 // the answer with one.
 func TestDevConsulUIThroughScheduler(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 90, 2, 1)
 	tasks, _ := fc.healthy(t, 1, 4*time.Minute)
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -193,6 +194,7 @@ func send(t *testing.T, client *http.Client, method, url, body string, headers .
 // a write, so the proxy's writes need the scheduler's operator
 // authentication (401 without it, and nothing written); reads stay open.
 func TestDevConsulUIWritesWithoutACL(t *testing.T) {
+	besideOthers(t)
 	fc := startFaultCluster(t, 92, 2, 1, noACL)
 	tasks, _ := fc.healthy(t, 1, 4*time.Minute)
 	client := &http.Client{Timeout: 10 * time.Second}
