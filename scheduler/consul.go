@@ -502,6 +502,7 @@ func (s *Scheduler) pollRaft() {
 				if h.Err != "" && (s.raft == nil || s.raft.Err == "") {
 					s.log.Info("Consul answered without a raft view; replacements and rolling restarts wait", zap.String("error", h.Err))
 				}
+				h.CarryLeaderSince(s.raft)
 				s.raft = h
 			case errors.Is(err, errNoRaftView):
 				if !s.raftDenied {
@@ -525,7 +526,8 @@ func (s *Scheduler) pollRaft() {
 }
 
 // startScaleDownRemovals removes the raft peer of each server being
-// scaled down (reconcile.Result.RemovePeer), before it is killed. It never
+// scaled down (reconcile.Result.RemovePeer), before it leaves or is
+// killed. It never
 // gives up: the server runs until Consul answers and the others keep
 // quorum without it (the gate fails closed).
 func (s *Scheduler) startScaleDownRemovals() {
@@ -563,7 +565,7 @@ func (s *Scheduler) startScaleDownRemovals() {
 				if t, ok := s.tasks[name]; ok && t.TaskID == taskID && t.Goal == state.GoalDecommission {
 					t.PeerRemoved = true
 					s.setTask(t) // written by the next flush, before the kill is sent
-					s.log.Warn("scale-down: raft peer removed; killing the server", zap.String("task", name), zap.String("raft_address", addr))
+					s.log.Warn("scale-down: raft peer removed; the server leaves gracefully next (or is killed when it cannot)", zap.String("task", name), zap.String("raft_address", addr))
 				}
 			}
 			select {

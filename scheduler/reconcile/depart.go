@@ -82,6 +82,9 @@ func depart(t state.Task, h *RaftHealth, tg state.Target, now time.Time, timeout
 	if why := leaveGate(t, h, tg); why != "" {
 		return departHold, why
 	}
+	if t.PeerRemoved {
+		return departLeave, "raft peer removed; asking its executor to leave the Consul cluster gracefully (LAN and WAN)"
+	}
 	return departLeave, "asking its executor to leave the Consul cluster gracefully (LAN and WAN; the raft leader removes its peer)"
 }
 
@@ -127,6 +130,9 @@ func leaveResendAfter(timeout time.Duration) time.Duration {
 func leaveGate(t state.Task, h *RaftHealth, tg state.Target) string {
 	if tg.Servers <= 1 && t.Index == 0 {
 		return ""
+	}
+	if t.PeerRemoved {
+		return "" // no raft peer any more: its leave changes no quorum
 	}
 	if w := h.viewWait(); w != "" {
 		return "its graceful leave waits: " + w

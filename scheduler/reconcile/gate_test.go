@@ -30,6 +30,7 @@ func TestRollingRestartFollowersFirstLeaderLast(t *testing.T) {
 		kill     string
 		transfer string
 		gate     string
+		led      time.Duration // the leader's run in the reads (0: unknown)
 	}{
 		{name: "leader is server-0: server-1 first", ts: []state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")},
 			leader: "consul-server-0", kill: "[consul-server-1]"},
@@ -39,10 +40,18 @@ func TestRollingRestartFollowersFirstLeaderLast(t *testing.T) {
 			leader: "consul-server-2", kill: "[]", transfer: "consul-server-2->consul-server-0 (id-consul-server-0)", gate: "handing raft leadership"},
 		{name: "handed over: the old leader restarts as a follower", ts: []state.Task{updated(0), updated(1), srv(2, "TASK_RUNNING")},
 			leader: "consul-server-0", kill: "[consul-server-2]"},
+		{name: "handed over, but the new leader is in one read only: the old leader waits", ts: []state.Task{updated(0), updated(1), srv(2, "TASK_RUNNING")},
+			leader: "consul-server-0", led: time.Second, kill: "[]", gate: "restarting consul-server-2 waits: the raft leader consul-server-0 has led for 1s only"},
+		{name: "handed over, the new leader in reads 3 s apart: the old leader restarts", ts: []state.Task{updated(0), updated(1), srv(2, "TASK_RUNNING")},
+			leader: "consul-server-0", led: 3 * time.Second, kill: "[consul-server-2]"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ts := tasks(c.ts...)
-			r := Reconcile(Input{Target: tg, Tasks: ts, Now: now, Raft: raftOf(now, leaderIs(c.leader), c.ts...)})
+			h := raftOf(now, leaderIs(c.leader), c.ts...)
+			if c.led > 0 {
+				h.LeaderSince = now.Add(-c.led)
+			}
+			r := Reconcile(Input{Target: tg, Tasks: ts, Now: now, Raft: h})
 			if got := kills(r); got != c.kill {
 				t.Errorf("kill %s, want %s", got, c.kill)
 			}

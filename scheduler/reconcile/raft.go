@@ -39,6 +39,57 @@ type RaftHealth struct {
 	// an outage).
 	Healthy          bool
 	FailureTolerance int
+	// LeaderSince is when the scheduler first read the current leader
+	// leading, in an unbroken run of reads that all showed it (zero:
+	// unknown). See LeaderSettleWait.
+	LeaderSince time.Time
+}
+
+// LeaderSettle is how long, per unit of raft_multiplier, a new raft
+// leader must have led in the scheduler's reads before a server is
+// stopped. Right after a leadership transfer the old leader, now a
+// follower, can win an election again before the new leader's
+// heartbeats settle (the availability test on a loaded machine saw the
+// old leader back at a higher term 1.7 s after a transfer, and killed
+// moments later: two voters down for an instant). Consul's heartbeat
+// and election timeouts are 1 s per unit of raft_multiplier.
+const LeaderSettle = 3 * time.Second
+
+// CarryLeaderSince sets h.LeaderSince from the previous view: kept when
+// both show the same leader, else the new view's read time (zero without
+// a leader).
+func (h *RaftHealth) CarryLeaderSince(prev *RaftHealth) {
+	l, ok := h.Leader()
+	if !ok {
+		h.LeaderSince = time.Time{}
+		return
+	}
+	if p, pok := prev.Leader(); pok && p.ID == l.ID && !prev.LeaderSince.IsZero() {
+		h.LeaderSince = prev.LeaderSince
+		return
+	}
+	h.LeaderSince = h.At
+}
+
+// LeaderSettleWait says why a server must not be stopped yet because the
+// raft leader is new (it has led for less than LeaderSettle per unit of
+// multiplier in the scheduler's reads), or "".
+func (h *RaftHealth) LeaderSettleWait(multiplier int) string {
+	if h == nil || h.LeaderSince.IsZero() {
+		return ""
+	}
+	if multiplier < 1 {
+		multiplier = 1
+	}
+	settle := LeaderSettle * time.Duration(multiplier)
+	// Judged on the reads, not on now: a read settle after the first one
+	// must still show it leading.
+	if led := h.At.Sub(h.LeaderSince); led < settle {
+		l, _ := h.Leader()
+		return fmt.Sprintf("the raft leader %s has led for %s only in the scheduler's reads; waiting for a read that shows it leading for %s (a leadership just handed over can bounce back)",
+			l.Name, led.Round(100*time.Millisecond), settle)
+	}
+	return ""
 }
 
 // NoConsul is the reason every server action waits when no Consul server

@@ -155,3 +155,72 @@ func TestSettlingOnlyWhenSomethingWaits(t *testing.T) {
 		t.Fatalf("settling %v kill %v", r.Settling, r.Kill)
 	}
 }
+
+func TestCarryLeaderSince(t *testing.T) {
+	three := []state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")}
+	leads := func(at time.Time, name string) *RaftHealth {
+		return raftOf(at, func(m map[string]*RaftServer) {
+			for n, s := range m {
+				s.Leader = n == name
+			}
+		}, three...)
+	}
+	t0 := now.Add(-10 * time.Second)
+	first := leads(t0, "consul-server-0")
+	first.CarryLeaderSince(nil)
+	if !first.LeaderSince.Equal(t0) {
+		t.Fatalf("first view: leader since %v, want its read time %v", first.LeaderSince, t0)
+	}
+	same := leads(t0.Add(3*time.Second), "consul-server-0")
+	same.CarryLeaderSince(first)
+	if !same.LeaderSince.Equal(t0) {
+		t.Errorf("same leader: since %v, want kept %v", same.LeaderSince, t0)
+	}
+	moved := leads(t0.Add(6*time.Second), "consul-server-1")
+	moved.CarryLeaderSince(same)
+	if !moved.LeaderSince.Equal(t0.Add(6 * time.Second)) {
+		t.Errorf("new leader: since %v, want the read time", moved.LeaderSince)
+	}
+	none := &RaftHealth{At: t0.Add(7 * time.Second), Err: "no leader"}
+	none.CarryLeaderSince(moved)
+	if !none.LeaderSince.IsZero() {
+		t.Errorf("no leader: since %v, want zero", none.LeaderSince)
+	}
+	back := leads(t0.Add(8*time.Second), "consul-server-1")
+	back.CarryLeaderSince(none)
+	if !back.LeaderSince.Equal(t0.Add(8 * time.Second)) {
+		t.Errorf("leader after a read without one: since %v, want the read time (the run of reads was broken)", back.LeaderSince)
+	}
+}
+
+func TestLeaderSettleWait(t *testing.T) {
+	three := []state.Task{srv(0, "TASK_RUNNING"), srv(1, "TASK_RUNNING"), srv(2, "TASK_RUNNING")}
+	for _, c := range []struct {
+		name       string
+		led        time.Duration // At - LeaderSince
+		since      bool
+		multiplier int
+		wait       bool
+	}{
+		{name: "unknown since: no wait", since: false, wait: false},
+		{name: "new leader, one read", since: true, led: 0, wait: true},
+		{name: "led 2.9 s in the reads", since: true, led: 2900 * time.Millisecond, wait: true},
+		{name: "led 3 s in the reads", since: true, led: 3 * time.Second, wait: false},
+		{name: "raft_multiplier 5: 3 s is not enough", since: true, led: 3 * time.Second, multiplier: 5, wait: true},
+		{name: "raft_multiplier 5: 15 s", since: true, led: 15 * time.Second, multiplier: 5, wait: false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := raftOf(now, nil, three...)
+			if c.since {
+				h.LeaderSince = now.Add(-c.led)
+			}
+			w := h.LeaderSettleWait(c.multiplier)
+			if (w != "") != c.wait {
+				t.Errorf("wait %q, want a wait: %v", w, c.wait)
+			}
+			if c.wait && !strings.Contains(w, "consul-server-2") {
+				t.Errorf("wait %q does not name the leader", w)
+			}
+		})
+	}
+}

@@ -220,6 +220,10 @@ func Reconcile(in Input) Result {
 			continue
 		case state.GoalRestart:
 			if t.Active() {
+				if w := leaderSettling(in, t); w != "" {
+					r.Gate = "restarting " + n + " waits: " + w
+					continue
+				}
 				if tr := handOver(in, r.Tasks, t, ""); tr != nil && r.Transfer == nil {
 					// The leader: hand its leadership over first.
 					r.Transfer = tr
@@ -406,27 +410,8 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		set(cur)
 	}
 	step, why := depart(cur, in.Raft, in.Target, in.Now, in.LeaveTimeout)
-	if cur.Active() && !cur.PeerRemoved && step != departKill {
-		// The graceful way: the leader first hands its leadership over,
-		// then the server leaves (serf LAN and WAN see it "left", the raft
-		// leader removes its peer) and ends its task. Nothing moves while
-		// the quorum gate holds the leave.
-		if step == departHold {
-			r.ScaleDown[n] = why
-			return
-		}
-		if tr := handOver(in, r.Tasks, cur, ""); tr != nil {
-			if r.Transfer == nil {
-				r.Transfer = tr
-			}
-			r.ScaleDown[n] = fmt.Sprintf("handing raft leadership from %s to %s before it leaves", tr.From, tr.To)
-			return
-		}
-		r.ScaleDown[n] = why
-		if step == departLeave || step == departResendLeave {
-			r.Leave = append(r.Leave, leaveSent(&cur, step, in.Now, "scaling servers down to "+strconv.Itoa(in.Target.Servers)))
-			set(cur)
-		}
+	if cur.Active() && !cur.Left && step != departKill {
+		scaleDownDepart(in, r, set, cur, step, why)
 		return
 	}
 	switch {
@@ -435,6 +420,10 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		// not answer): the leader first hands its leadership over, since
 		// removing the leader's own peer makes it step down into an
 		// election.
+		if w := leaderSettling(in, cur); w != "" {
+			r.ScaleDown[n] = w
+			return
+		}
 		if tr := handOver(in, r.Tasks, cur, ""); tr != nil {
 			if r.Transfer == nil {
 				r.Transfer = tr
@@ -487,6 +476,48 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 	}
 }
 
+// scaleDownDepart is the graceful way of a server scaled down: the
+// leader first hands its leadership over; then its raft peer is removed
+// through the operator API (RemoveServer's own quorum check applies),
+// so the voters shrink while every one of them is healthy and the
+// failure tolerance never dips (leaving first kept it a voter marked
+// "left" in serf until the leader removed it: 4 voters, one leaving,
+// tolerance 0 on the way from 5 to 3, as the availability test saw);
+// then the server leaves the LAN and WAN pools gracefully and its task
+// ends. Nothing moves while the quorum gate holds it. A leave asked
+// before its peer was removed (a scheduler of an older version) goes on.
+func scaleDownDepart(in Input, r *Result, set func(state.Task), cur state.Task, step departStep, why string) {
+	n := cur.Name
+	if step == departHold {
+		r.ScaleDown[n] = why
+		return
+	}
+	if !cur.PeerRemoved && cur.LeaveSentAt.IsZero() {
+		if w := leaderSettling(in, cur); w != "" {
+			r.ScaleDown[n] = w
+			return
+		}
+		if tr := handOver(in, r.Tasks, cur, ""); tr != nil {
+			if r.Transfer == nil {
+				r.Transfer = tr
+			}
+			r.ScaleDown[n] = fmt.Sprintf("handing raft leadership from %s to %s before its peer is removed", tr.From, tr.To)
+			return
+		}
+		if addr := raftAddr(cur, in.Target); addr != "" {
+			r.RemovePeer[n] = addr
+			r.ScaleDown[n] = "removing its raft peer " + addr + " through the Consul operator API (only while the others keep quorum) " +
+				"before it leaves, so the voters shrink while all of them are healthy; then it leaves the gossip pools gracefully"
+			return
+		}
+	}
+	r.ScaleDown[n] = why
+	if step == departLeave || step == departResendLeave {
+		r.Leave = append(r.Leave, leaveSent(&cur, step, in.Now, "scaling servers down to "+strconv.Itoa(in.Target.Servers)))
+		set(cur)
+	}
+}
+
 // replaceLeave takes a server being replaced through its graceful
 // departure: leadership handed over when it leads, then its executor asked
 // to leave (through the quorum gate), then a wait for the task to end. It
@@ -500,6 +531,10 @@ func replaceLeave(in Input, r *Result, set func(state.Task), t state.Task) bool 
 	}
 	if step == departHold {
 		r.Settling[t.Name] = "being replaced: " + why
+		return true
+	}
+	if w := leaderSettling(in, t); w != "" && t.LeaveSentAt.IsZero() {
+		r.Settling[t.Name] = "being replaced: " + w
 		return true
 	}
 	if tr := handOver(in, r.Tasks, t, ""); tr != nil {
@@ -636,6 +671,10 @@ func rollServers(in Input, r *Result, set func(state.Task), names []string, sett
 		r.Gate = "waiting for a restarted server to be a healthy voter to hand raft leadership to"
 		return false
 	}
+	if w := leaderSettling(in, t); w != "" {
+		r.Gate = "restarting " + t.Name + " waits: " + w
+		return false
+	}
 	why := restartWhy(t, in.Target.ServerConfigID) + " (rolling restart)"
 	t.Goal = state.GoalRestart
 	t.RestartQueued, t.RestartWhy = false, ""
@@ -749,6 +788,15 @@ func handOver(in Input, ts state.Tasks, t state.Task, configID string) *Transfer
 		}
 	}
 	return best
+}
+
+// leaderSettling says why server t must not be stopped (killed, asked to
+// leave, its peer removed) yet because the raft leader is new, or "".
+func leaderSettling(in Input, t state.Task) string {
+	if t.Role != taskspec.RoleServer || in.Target.Servers <= 1 {
+		return ""
+	}
+	return in.Raft.LeaderSettleWait(in.Target.RaftMultiplier)
 }
 
 // replacedMessage says where a replaced server was and, when it had a

@@ -268,10 +268,25 @@ func TestScaleDown(t *testing.T) {
 		decommissioning, why4, why3 string
 		transfer, leave, old        string
 	}{
-		{name: "starts with the highest: asked to leave gracefully", tasks: five, raft: led0,
-			leave: "[consul-server-4]", decommissioning: "consul-server-4", why4: "asking its executor to leave", why3: "waiting for the removal of consul-server-4"},
-		{name: "the leader hands its leadership over before it leaves", tasks: five, transfer: "consul-server-4->consul-server-0",
-			decommissioning: "consul-server-4", why4: "handing raft leadership from consul-server-4 to consul-server-0"},
+		{name: "starts with the highest: its raft peer is removed first, while every voter is healthy", tasks: five, raft: led0,
+			removePeer: "[consul-server-4]", decommissioning: "consul-server-4", why4: "removing its raft peer 10.0.0.4:8300 through the Consul operator API (only while the others keep quorum) before it leaves",
+			why3: "waiting for the removal of consul-server-4"},
+		{name: "the leader hands its leadership over before its peer is removed", tasks: five, transfer: "consul-server-4->consul-server-0",
+			decommissioning: "consul-server-4", why4: "handing raft leadership from consul-server-4 to consul-server-0 before its peer is removed"},
+		{name: "peer removed: asked to leave gracefully", raft: raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Leader = true }, five[:4]...),
+			tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved = state.GoalDecommission, true }),
+			leave: "[consul-server-4]", why4: "raft peer removed; asking its executor to leave the Consul cluster gracefully"},
+		{name: "peer removed: its leave is not held by the quorum gate (it changes no quorum)",
+			raft: raftOf(now, func(m map[string]*RaftServer) {
+				m["consul-server-1"].Healthy, m["consul-server-2"].Healthy = false, false
+			}, five[:4]...),
+			tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved = state.GoalDecommission, true }),
+			leave: "[consul-server-4]", why4: "raft peer removed; asking its executor to leave"},
+		{name: "a leave asked before its peer was removed (older scheduler) goes on", raft: led0,
+			tasks: with(4, func(t *state.Task) {
+				t.Goal, t.LeaveSentAt, t.State = state.GoalDecommission, now.Add(-time.Second), "TASK_RUNNING"
+			}),
+			why4: "leaving the Consul cluster gracefully (asked 1s ago"},
 		{name: "leaving: waits for the task to end, no kill, no peer removal", raft: led0,
 			tasks: with(4, func(t *state.Task) {
 				t.Goal, t.LeaveSentAt, t.State = state.GoalDecommission, now.Add(-10*time.Second), "TASK_KILLING"
@@ -305,7 +320,14 @@ func TestScaleDown(t *testing.T) {
 			tasks: with(4, func(t *state.Task) { *t = killed4 }), removePeer: "[consul-server-4]", why4: "is back in the configuration"},
 		{name: "killed: the record waits for a raft read after the kill", raft: raftOf(now.Add(-time.Second), nil, five[:4]...),
 			tasks: with(4, func(t *state.Task) { *t = killed4 }), why4: "read after the kill"},
-		{name: "peer removed: kill", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved = state.GoalDecommission, true }),
+		{name: "peer removed, no report of the leave within the timeout: kill",
+			tasks: with(4, func(t *state.Task) {
+				t.Goal, t.PeerRemoved, t.LeaveSentAt = state.GoalDecommission, true, now.Add(-LeaveTimeout)
+			}),
+			kill: "[consul-server-4]", why4: "raft peer removed; killing"},
+		{name: "peer removed, not running: kill", tasks: with(4, func(t *state.Task) {
+			t.Goal, t.PeerRemoved, t.State = state.GoalDecommission, true, "TASK_STAGING"
+		}),
 			kill: "[consul-server-4]", why4: "raft peer removed; killing"},
 		{name: "killed: the record goes", tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved, t.State = state.GoalDecommission, true, "TASK_KILLED" }),
 			deleted: "[consul-server-4]", why3: "waiting for the removal of consul-server-4", old: "[consul-server-4]"},
