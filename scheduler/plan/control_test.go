@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 	"github.com/dcos-consul/dcos-consul/scheduler/reconcile"
@@ -116,14 +117,23 @@ func TestDecommissionPlanShowsTheGracefulLeave(t *testing.T) {
 		want string
 	}{
 		{func(t *state.Task) { t.Left, t.State = true, "TASK_KILLED" }, "left the Consul cluster gracefully"},
-		{func(t *state.Task) { t.PeerRemoved = true }, "raft peer removed through the Consul operator API"},
+		{func(t *state.Task) { t.Left, t.PeerRemoved, t.State = true, true, "TASK_KILLED" }, "raft peer removed through the Consul operator API, then left"},
+		{func(t *state.Task) { t.PeerRemoved, t.State = true, "TASK_KILLED" }, "raft peer removed through the Consul operator API"},
+		{func(t *state.Task) { t.PeerRemoved, t.LeaveSentAt = true, time.Now().Add(-time.Hour) }, "raft peer removed through the Consul operator API"},
+		{func(t *state.Task) { t.PeerRemoved = true }, "STARTING: waiting"},
 	} {
 		gone := state.Task{Name: "consul-server-1", Role: "server", Index: 1, TaskID: "t", State: "TASK_RUNNING", Goal: state.GoalDecommission}
 		c.mod(&gone)
 		ts := state.Tasks{gone.Name: gone,
 			"consul-server-0": {Name: "consul-server-0", Role: "server", TaskID: "t0", State: "TASK_RUNNING", ConfigID: tg.ServerConfigID}}
-		dec := Build(Input{Target: tg, Tasks: ts, ScaleDown: map[string]string{gone.Name: "waiting"}})[Decommission]
+		dec := Build(Input{Target: tg, Tasks: ts, Now: time.Now(), ScaleDown: map[string]string{gone.Name: "waiting"}})[Decommission]
 		leave := dec.Phases[0].Steps[0]
+		if w, ok := strings.CutPrefix(c.want, "STARTING: "); ok {
+			if leave.Status != Starting || leave.Message != w {
+				t.Errorf("leave step %+v, want starting saying %q (peer removed, the graceful leave follows)", leave, w)
+			}
+			continue
+		}
 		if leave.Status != Complete || !strings.Contains(leave.Message, c.want) {
 			t.Errorf("leave step %+v, want complete saying %q", leave, c.want)
 		}

@@ -233,13 +233,19 @@ func decommission(in Input) Plan {
 		why := in.ScaleDown[n]
 		started := t.Goal == state.GoalDecommission
 		leave := Step{ID: id("decommission/leave/" + n), Name: "leave-" + n, Status: Pending, Message: why}
-		kill := Step{ID: id("decommission/kill/" + n), Name: "kill-" + n, Status: Pending, Message: "after its raft peer is removed"}
+		kill := Step{ID: id("decommission/kill/" + n), Name: "kill-" + n, Status: Pending, Message: "after its raft peer is removed and it leaves (or does not in time)"}
 		unreserve := Step{ID: id("decommission/unreserve/" + n), Name: "unreserve-" + n, Status: Pending,
 			Message: "after the kill: destroy its volume and unreserve at its agent's next offer"}
+		leaving := t.Running() && (t.LeaveSentAt.IsZero() || in.Now.Sub(t.LeaveSentAt) < reconcile.LeaveTimeout)
 		switch {
+		case t.Left && t.PeerRemoved:
+			leave.Status, leave.Message = Complete, "raft peer removed through the Consul operator API, then left the Consul cluster gracefully"
+			kill.Status, kill.Message = Starting, "its task ended after the leave; "+why
 		case t.Left:
 			leave.Status, leave.Message = Complete, "left the Consul cluster gracefully (the raft leader removed its peer)"
 			kill.Status, kill.Message = Starting, "its task ended after the leave; "+why
+		case t.PeerRemoved && leaving:
+			leave.Status = Starting // peer removed; the graceful leave of the gossip pools follows
 		case t.PeerRemoved:
 			leave.Status, leave.Message = Complete, "raft peer removed through the Consul operator API"
 			kill.Status, kill.Message = Starting, why
