@@ -94,16 +94,31 @@ func TestWrongGossipKeyCannotJoin(t *testing.T) {
 	if err := friend.Ready(ctx); err != nil {
 		t.Fatalf("an agent with the cluster's key did not join: %v", err)
 	}
-	members, err := apiClient(t, server).Agent().Members(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, m := range members {
-		names = append(names, m.Name)
-	}
-	if strings.Contains(strings.Join(names, ","), "wrong-key") || !strings.Contains(strings.Join(names, ","), "right-key") {
-		t.Fatalf("members %v: want right-key and not wrong-key", names)
+	// The friend is ready once it sees the server; the server's own list
+	// gets the friend a moment later (serf handles the join's state
+	// exchange asynchronously: CI once read it without the friend). Poll
+	// until the friend shows, and never accept the intruder.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		members, err := apiClient(t, server).Agent().Members(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, m := range members {
+			names = append(names, m.Name)
+		}
+		all := strings.Join(names, ",")
+		if strings.Contains(all, "wrong-key") {
+			t.Fatalf("members %v: the agent with another gossip key is a member", names)
+		}
+		if strings.Contains(all, "right-key") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members %v: want right-key (the agent with the cluster's key) within 30 s", names)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	self, err := apiClient(t, server).Agent().Self()
 	if err != nil {
