@@ -219,3 +219,25 @@ func TestPlanCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthSaysWhatARolloutWaitsFor: while ACLs (or TLS, gossip
+// encryption) are being turned on, /v1/health says the phase and what it
+// waits for, from the update plan.
+func TestHealthSaysWhatARolloutWaitsFor(t *testing.T) {
+	v := view(plan.Complete)
+	v.Plans[plan.Update] = plan.Plan{Status: plan.InProgress, Phases: []plan.Phase{
+		{Name: "acl-rollout", Status: plan.InProgress, Steps: []plan.Step{
+			{Name: "acl-phase-1", Status: plan.InProgress, Message: "turning ACLs on, phase 1 of 3 (...): waiting for the scheduler's ACL bootstrap"},
+			{Name: "acl-phase-2", Status: plan.Pending, Message: "every agent ..."}}},
+		{Name: "server", Status: plan.Complete}}}
+	code, got, body := do(t, Handler(&fakeSource{view: v}, prometheus.NewRegistry()), "GET", "/v1/health")
+	r, _ := got["rollouts"].(map[string]any)
+	msg, _ := r["acl-rollout"].(string)
+	if code != 200 || !strings.HasPrefix(msg, "acl-phase-1: turning ACLs on, phase 1 of 3") ||
+		!strings.Contains(msg, "waiting for the scheduler's ACL bootstrap") {
+		t.Fatalf("health during the ACL rollout: %d %s", code, body)
+	}
+	if _, _, body := do(t, Handler(&fakeSource{view: view(plan.Complete)}, prometheus.NewRegistry()), "GET", "/v1/health"); strings.Contains(body, "rollouts") {
+		t.Fatalf("health without a rollout: %s", body)
+	}
+}
