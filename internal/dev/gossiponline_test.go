@@ -245,7 +245,7 @@ func (w *tlsOnWriter) lostPlain(ips []string) string {
 	var errs []string
 	for _, ip := range ips {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+net.JoinHostPort(ip, "8500")+"/v1/kv/tlson/last?consistent&raw", nil)
-		req.Header.Set("X-Consul-Token", w.token)
+		req.Header.Set("X-Consul-Token", w.currentToken())
 		resp, err := w.plain.Do(req)
 		if err != nil {
 			errs = append(errs, err.Error())
