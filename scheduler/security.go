@@ -282,6 +282,9 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 	}
 	tokens := consulacl.Tokens{Management: sec.ManagementToken, Scheduler: sec.SchedulerToken, Agent: sec.AgentToken}
 	what := "Consul ACLs bootstrapped: default deny; scheduler, agent and anonymous DNS tokens in place"
+	if s.Snapshot().Target.ACLPhaseNumber() > 0 {
+		what = "Consul ACLs bootstrapped while turning ACLs on (default allow until the rollout's phase 3): scheduler, agent and anonymous DNS tokens in place"
+	}
 	if tg := s.Snapshot().Target; tg.Secondary {
 		// A secondary datacenter replicates the primary's ACL system: its
 		// tokens are made with the operator's replication token.

@@ -26,7 +26,8 @@ import (
 // bootstrapped (phase 2), then with the management token the scheduler
 // hands out (an application given its token before default deny). The
 // update plan shows the rollout's three phases; the scheduler is
-// SIGKILLed in phase 2 and resumes it. Once complete: no write failed
+// SIGKILLed in phase 1, once a server has restarted with ACLs, and
+// resumes it (bootstrapping ACLs itself). Once complete: no write failed
 // but in flight at a server stop or leadership change, the last
 // acknowledged write is there, an anonymous KV read and an anonymous
 // agent read get 403 on every agent (default deny everywhere), the
@@ -77,7 +78,12 @@ func TestDevACLTurnedOn(t *testing.T) {
 	if err := ops.UpdateStart(ctx, cosmosURL, "consul", []byte(`{"security": {"acl": {"enabled": true}}}`), false); err != nil {
 		t.Fatalf("update start (ACLs on): %v", err)
 	}
-	seen := followRollout(t, fc, "acl", start)
+	// SIGKILL in phase 1 once a server runs ACLs: the next scheduler
+	// calls Consul without its token again until its own bootstrap.
+	seen := followRolloutKill(t, fc, "acl", start, func(st plan.Step) bool {
+		return st.Name == "acl-phase-1" && strings.Contains(st.Message, "waiting for") &&
+			!strings.Contains(st.Message, "consul-server-0, consul-server-1, consul-server-2")
+	})
 	rollout := time.Since(start)
 	for i := 1; i <= 3; i++ {
 		if _, ok := seen[fmt.Sprintf("acl-phase-%d", i)]; !ok {
