@@ -64,9 +64,12 @@ func TestDevACLTurnedOn(t *testing.T) {
 		t.Fatalf("update start (ACLs off): %v", err)
 	}
 	fc.healthy(t, 3, 4*time.Minute)
-	if code := anonymousStatus(t, ips[0], "/v1/kv/tlson/last"); code != http.StatusNotFound {
-		t.Fatalf("anonymous KV read before ACLs are on: %d, want 404 (no key yet, no ACLs)", code)
-	}
+	eventually(t, time.Minute, "an anonymous KV read without ACLs", func() error {
+		if code := anonymousStatus(t, ips[0], "/v1/kv/tlson/last"); code != http.StatusNotFound {
+			return fmt.Errorf("anonymous KV read before ACLs are on: %d, want 404 (no key yet, no ACLs)", code)
+		}
+		return nil
+	})
 	time.Sleep(10 * time.Second) // autopilot's stabilisation before the update
 
 	logFrom := len(schedulerLog(t, fc.opts.WorkDir))
