@@ -241,3 +241,24 @@ func TestHealthSaysWhatARolloutWaitsFor(t *testing.T) {
 		t.Fatalf("health without a rollout: %s", body)
 	}
 }
+
+// TestConsulACLsDecideOnlyOnceEnforced: the UI proxy leaves writes to
+// Consul's ACLs only when every agent enforces them with default deny:
+// not without ACLs, nor in any phase of turning them on.
+func TestConsulACLsDecideOnlyOnceEnforced(t *testing.T) {
+	v := view(plan.Complete)
+	v.Target.ACL, v.Target.ACLPhase = true, ""
+	if !ConsulACLsDecide(v) {
+		t.Fatal("ACLs installed: Consul must decide")
+	}
+	for _, phase := range []string{taskspec.ACLOpen, taskspec.ACLAllow, state.ACLRequired} {
+		v.Target.ACLPhase = phase
+		if ConsulACLsDecide(v) {
+			t.Errorf("ACL rollout phase %q: Consul decides, want the scheduler's authentication", phase)
+		}
+	}
+	v.Target.ACL, v.Target.ACLPhase = false, ""
+	if ConsulACLsDecide(v) {
+		t.Error("ACLs off: Consul decides")
+	}
+}
