@@ -61,11 +61,23 @@ var errNoConsul = errors.New("no Consul server answered")
 type httpConsul struct {
 	log   *zap.Logger
 	token string // the scheduler's ACL token; "" without ACLs
+	// anonymous (nil: never) says to send no token for now: ACLs are
+	// being turned on and the token does not exist in Consul yet, which
+	// would refuse it even under default allow (state.ACLTokensWithheld).
+	anonymous func() bool
+}
+
+// tok is the token to send now.
+func (c httpConsul) tok() string {
+	if c.anonymous != nil && c.anonymous() {
+		return ""
+	}
+	return c.token
 }
 
 func (c httpConsul) client(addr string) (*consulapi.Client, error) {
 	// force-leave with prune can take seconds
-	return consulclient.New(addr, c.token, 15*time.Second)
+	return consulclient.New(addr, c.tok(), 15*time.Second)
 }
 
 // memberLeave is what RemoveServer does with the server's LAN member.
@@ -250,8 +262,8 @@ func (c httpConsul) TransferLeader(ctx context.Context, via []string, id string)
 		if err != nil {
 			return err
 		}
-		if c.token != "" { // operator = "write" in the scheduler's policy
-			req.Header.Set("X-Consul-Token", c.token)
+		if tok := c.tok(); tok != "" { // operator = "write" in the scheduler's policy
+			req.Header.Set("X-Consul-Token", tok)
 		}
 		resp, err := hc.Do(req)
 		if err != nil {

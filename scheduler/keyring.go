@@ -179,6 +179,9 @@ func (s *Scheduler) writeSecrets(ctx context.Context, sec secrets.Secrets) error
 // the scheduler's ACL token, and returns its address.
 func (s *Scheduler) onAServer(ctx context.Context, f func(*consulapi.Operator) error) (string, error) {
 	token := s.secrets.Get().SchedulerToken
+	if s.aclTokensWithheld() {
+		token = "" // ACLs being turned on, not bootstrapped yet: default allow
+	}
 	return s.onAServerAddr(ctx, func(addr string) error {
 		cl, err := consulacl.Client(addr, token)
 		if err != nil {

@@ -48,6 +48,9 @@ func (s *Scheduler) rotateManagementToken(ctx context.Context) (ManagementRotati
 	if !s.Snapshot().Target.ACL {
 		return ManagementRotation{}, errors.New("ACLs are off for this service: there is no management token to rotate")
 	}
+	if s.aclTokensWithheld() {
+		return ManagementRotation{}, errors.New("ACLs are being turned on and not bootstrapped yet (phase 1 of the ACL rollout, update plan): the management token does not exist in Consul yet; rotate it once phase 2 has started")
+	}
 	next, changed, err := secrets.BeginManagementRotation(s.secrets.Get(), s.opts.Rand)
 	if err != nil {
 		return ManagementRotation{}, err

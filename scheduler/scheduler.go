@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,6 +197,12 @@ func RunWith(ctx context.Context, cfg config.Config, log *zap.Logger, opts Optio
 		if tg.Secondary {
 			t.SecondaryDC, t.Replication = tg.Datacenter, sec.ReplicationToken
 		}
+		if s.aclTokensWithheld() {
+			// ACLs are being turned on and the management token does not
+			// exist in Consul yet: snapshots go anonymously (default allow),
+			// and there is no ACL state to restore.
+			return false, consulacl.Tokens{}
+		}
 		return tg.ACL, t
 	}
 	s.snap.clientsTLS, s.snap.queueRestarts = s.clientsTLS, s.queueRestoreRestarts
@@ -294,8 +301,13 @@ type Scheduler struct {
 	// refused: configuration changes not applied at start, one line each
 	// (deploy plan errors, /v1/health).
 	refused []string
-	// tlsWhy is what the TLS rollout last waited for (logged on change).
-	tlsWhy          string
+	// tlsWhy is what the rollouts (TLS, gossip, ACLs) last waited for
+	// (logged on change).
+	tlsWhy string
+	// aclBootstrapped: this scheduler's ACL bootstrap succeeded (aclLoop);
+	// read by the loop (the ACL rollout's first phase waits for it) and by
+	// the Consul callers (ACL tokens withheld until then in that phase).
+	aclBootstrapped atomic.Bool
 	lastPublish     time.Time
 	publishCost     time.Duration // how long the last publish took
 	lastJoinMessage time.Time
@@ -385,7 +397,7 @@ func newScheduler(ctx context.Context, cfg config.Config, log *zap.Logger, st St
 		metrics: newMetrics(opts.Registry),
 	}
 	if s.consul == nil {
-		s.consul = httpConsul{log: log}
+		s.consul = httpConsul{log: log, anonymous: s.aclTokensWithheld}
 	}
 	if err := s.loadSecrets(ctx); err != nil {
 		return nil, err
@@ -599,7 +611,7 @@ func (s *Scheduler) publish() {
 	plans := plan.Build(plan.Input{Target: s.target, Tasks: s.tasks, Launch: s.last.Launch, Waiting: s.waiting,
 		Blocked: blocked, Agents: s.agents, Now: now, Release: s.last.Release, Deregistered: s.deregistered, Settling: s.last.Settling,
 		ScaleDown: s.scaleDownView(), Gate: s.gateView(), Control: s.control,
-		Errors: s.planErrors()})
+		Errors: s.planErrors(), ACLBootstrapped: s.aclBootstrapped.Load()})
 	if s.snap != nil && !s.target.Uninstall {
 		plans[backupPlan] = s.snap.plan()
 	}

@@ -282,11 +282,17 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 	}
 	tokens := consulacl.Tokens{Management: sec.ManagementToken, Scheduler: sec.SchedulerToken, Agent: sec.AgentToken}
 	what := "Consul ACLs bootstrapped: default deny; scheduler, agent and anonymous DNS tokens in place"
+	if s.Snapshot().Target.ACLPhaseNumber() > 0 {
+		what = "Consul ACLs bootstrapped while turning ACLs on (default allow until the rollout's phase 3): scheduler, agent and anonymous DNS tokens in place"
+	}
 	if tg := s.Snapshot().Target; tg.Secondary {
 		// A secondary datacenter replicates the primary's ACL system: its
 		// tokens are made with the operator's replication token.
 		tokens.SecondaryDC, tokens.Replication = tg.Datacenter, sec.ReplicationToken
 		what = "Consul ACLs set up in secondary datacenter " + tg.Datacenter + " (replicated from " + tg.PrimaryDatacenter + "): this datacenter's management, scheduler and agent tokens in place"
+	}
+	if !s.awaitACLServers(ctx) {
+		return
 	}
 	var lastLog time.Time
 	for {
@@ -300,6 +306,9 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 			done, err := consulacl.Bootstrap(ctx, addr, tokens)
 			if err == nil {
 				s.log.Info(what, zap.String("via", addr), zap.Strings("done", done))
+				s.aclBootstrapped.Store(true)
+				// Wake the loop: the ACL rollout's first phase waits for this.
+				_ = s.inLoop(ctx, func() error { return nil })
 				return
 			}
 			lastErr = err
@@ -314,6 +323,44 @@ func (s *Scheduler) aclLoop(ctx context.Context) {
 		case <-time.After(3 * time.Second):
 		}
 	}
+}
+
+// awaitACLServers waits, while ACLs are being turned on, until every
+// server runs them (state.ACLBootstrapWaits): a bootstrap must not reach
+// a leader without ACLs. It logs what it waits for when that changes, and
+// returns false when ctx ends.
+func (s *Scheduler) awaitACLServers(ctx context.Context) bool {
+	last := ""
+	for {
+		v := s.Snapshot()
+		ts := make(state.Tasks, len(v.Tasks))
+		for _, t := range v.Tasks {
+			ts[t.Name] = t
+		}
+		why := state.ACLBootstrapWaits(v.Target, ts)
+		if why == "" {
+			if last != "" {
+				s.log.Info("turning ACLs on: every server runs ACLs (default allow); bootstrapping ACLs")
+			}
+			return true
+		}
+		if why != last {
+			s.log.Info("ACL bootstrap waits", zap.String("why", why))
+			last = why
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// aclTokensWithheld: the scheduler calls Consul without its ACL tokens
+// for now (state.ACLTokensWithheld: ACLs being turned on, not
+// bootstrapped yet). Safe from any goroutine.
+func (s *Scheduler) aclTokensWithheld() bool {
+	return state.ACLTokensWithheld(s.Snapshot().Target, s.aclBootstrapped.Load())
 }
 
 // keyringOf reads the LAN keyring of the cluster cl reaches, primary key

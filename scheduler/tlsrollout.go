@@ -9,14 +9,14 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/state"
 )
 
-// advanceTLSRollout moves the rollouts of TLS and gossip encryption to
-// their next phase once the current one is rolled out (state.Rollouts
-// decides): the new target is
-// stored first, so a scheduler killed at any moment resumes the phase it
-// stored, then used. A failed write keeps the current phase (retried at
-// the next change).
+// advanceTLSRollout moves the rollouts of TLS, gossip encryption and
+// ACLs to their next phase once the current one is rolled out
+// (state.Rollouts decides; the ACL rollout's first phase also waits for
+// this scheduler's ACL bootstrap): the new target is stored first, so a
+// scheduler killed at any moment resumes the phase it stored, then used.
+// A failed write keeps the current phase (retried at the next change).
 func (s *Scheduler) advanceTLSRollout(ctx context.Context) {
-	next, advanced, why := state.Rollouts(s.target, s.tasks)
+	next, advanced, why := state.Rollouts(s.target, s.tasks, s.aclBootstrapped.Load())
 	if why != s.tlsWhy {
 		s.tlsWhy = why
 		if why != "" {
@@ -33,27 +33,29 @@ func (s *Scheduler) advanceTLSRollout(ctx context.Context) {
 		s.log.Error("cannot store the next phase of the rollout; staying in this one", zap.Error(err))
 		return
 	}
-	from, gfrom := s.target.TLSPhaseNumber(), s.target.GossipPhaseNumber()
+	prev := s.target
 	s.target = next
 	if err := recordConfiguration(wctx, s.store, next); err != nil {
-		s.log.Warn("the configuration of the TLS rollout's phase is not in /v1/configurations", zap.Error(err))
+		s.log.Warn("the configuration of the rollout's phase is not in /v1/configurations", zap.Error(err))
 	}
-	if from > 0 {
-		if n := next.TLSPhaseNumber(); n == 0 {
-			s.log.Info("TLS rollout complete: every agent runs TLS as installed with it", zap.Int("phases", state.TLSPhases))
-		} else {
-			s.log.Info("TLS rollout: next phase", zap.Int("from", from), zap.Int("phase", n), zap.Int("phases", state.TLSPhases),
-				zap.String("what", state.TLSPhaseWhat(n)), zap.String("server_config_id", next.ServerConfigID),
-				zap.String("client_config_id", next.ClientConfigID))
-		}
-	}
-	if gfrom > 0 {
-		if n := next.GossipPhaseNumber(); n == 0 {
-			s.log.Info("gossip encryption rollout complete: every agent encrypts and verifies gossip", zap.Int("phases", state.GossipPhases))
-		} else {
-			s.log.Info("gossip encryption rollout: next phase", zap.Int("from", gfrom), zap.Int("phase", n), zap.Int("phases", state.GossipPhases),
-				zap.String("what", state.GossipPhaseWhat(n)), zap.String("server_config_id", next.ServerConfigID),
-				zap.String("client_config_id", next.ClientConfigID))
-		}
+	s.logRolloutPhase("TLS", prev.TLSPhaseNumber(), next.TLSPhaseNumber(), state.TLSPhases, state.TLSPhaseWhat,
+		"every agent runs TLS as installed with it", next)
+	s.logRolloutPhase("gossip encryption", prev.GossipPhaseNumber(), next.GossipPhaseNumber(), state.GossipPhases, state.GossipPhaseWhat,
+		"every agent encrypts and verifies gossip", next)
+	s.logRolloutPhase("ACL", prev.ACLPhaseNumber(), next.ACLPhaseNumber(), state.ACLPhases, state.ACLPhaseWhat,
+		"every agent enforces ACLs with default policy deny, as installed with them", next)
+}
+
+// logRolloutPhase logs one rollout's move from phase from to phase n (0:
+// complete); nothing when it was not under way.
+func (s *Scheduler) logRolloutPhase(kind string, from, n, phases int, what func(int) string, complete string, next state.Target) {
+	switch {
+	case from == 0:
+	case n == 0:
+		s.log.Info(kind+" rollout complete: "+complete, zap.Int("phases", phases))
+	default:
+		s.log.Info(kind+" rollout: next phase", zap.Int("from", from), zap.Int("phase", n), zap.Int("phases", phases),
+			zap.String("what", what(n)), zap.String("server_config_id", next.ServerConfigID),
+			zap.String("client_config_id", next.ClientConfigID))
 	}
 }

@@ -167,30 +167,9 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 		cfg["disable_keyring_file"] = len(keyringKeys(env.GossipKey, env.GossipKeys)) == 1
 	}
 	if spec.ACL {
-		if env.ACLAgentToken == "" {
-			return nil, errors.New("consulagent: the task needs ACLs but has no agent token")
-		}
-		tokens := map[string]any{"agent": env.ACLAgentToken}
-		acl := map[string]any{
-			"enabled":        true,
-			"default_policy": "deny",
-			// A partition from the leader keeps cached answers rather than
-			// denying everything.
-			"down_policy": "extend-cache",
-			// The token comes from the scheduler on every launch; nothing
-			// is written into the data directory.
-			"enable_token_persistence": false,
-			"tokens":                   tokens,
-		}
-		if spec.ACLReplication {
-			// A secondary datacenter's server: it replicates the primary's
-			// policies and tokens (global tokens then resolve here while
-			// the primary is unreachable, and local tokens can be made).
-			if env.ACLReplicationToken == "" {
-				return nil, errors.New("consulagent: the server of a secondary datacenter needs an ACL replication token")
-			}
-			acl["enable_token_replication"] = true
-			tokens["replication"] = env.ACLReplicationToken
+		acl, err := aclConfig(spec, env)
+		if err != nil {
+			return nil, err
 		}
 		cfg["acl"] = acl
 	}
@@ -211,6 +190,46 @@ func Config(spec taskspec.Spec, env Env) ([]byte, error) {
 		mergeInto(cfg, extra)
 	}
 	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// aclConfig is the agent's acl block: default deny with its agent token
+// as installed with ACLs, or a phase of turning ACLs on in a running
+// cluster (spec.ACLRollout): default allow, with the agent token
+// (taskspec.ACLAllow) or, on a server before the scheduler's bootstrap
+// has created the tokens, without one (taskspec.ACLOpen).
+func aclConfig(spec taskspec.Spec, env Env) (map[string]any, error) {
+	acl := map[string]any{
+		"enabled":        true,
+		"default_policy": "deny",
+		// A partition from the leader keeps cached answers rather than
+		// denying everything.
+		"down_policy": "extend-cache",
+		// The token comes from the scheduler on every launch; nothing
+		// is written into the data directory.
+		"enable_token_persistence": false,
+	}
+	if spec.ACLRollout != "" {
+		acl["default_policy"] = "allow"
+	}
+	if spec.ACLRollout == taskspec.ACLOpen {
+		return acl, nil
+	}
+	if env.ACLAgentToken == "" {
+		return nil, errors.New("consulagent: the task needs ACLs but has no agent token")
+	}
+	tokens := map[string]any{"agent": env.ACLAgentToken}
+	acl["tokens"] = tokens
+	if spec.ACLReplication {
+		// A secondary datacenter's server: it replicates the primary's
+		// policies and tokens (global tokens then resolve here while
+		// the primary is unreachable, and local tokens can be made).
+		if env.ACLReplicationToken == "" {
+			return nil, errors.New("consulagent: the server of a secondary datacenter needs an ACL replication token")
+		}
+		acl["enable_token_replication"] = true
+		tokens["replication"] = env.ACLReplicationToken
+	}
+	return acl, nil
 }
 
 // mergeInto merges src over dst: nested objects key by key, any other

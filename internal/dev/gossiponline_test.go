@@ -127,6 +127,13 @@ func TestDevGossipTurnedOn(t *testing.T) {
 // returns the steps seen in progress with their messages.
 func followRollout(t *testing.T, fc *faultCluster, kind string, start time.Time) map[string]string {
 	t.Helper()
+	return followRolloutKill(t, fc, kind, start, func(st plan.Step) bool { return st.Name == kind+"-phase-2" })
+}
+
+// followRolloutKill is followRollout with the SIGKILL at the first
+// in-progress step killAt accepts.
+func followRolloutKill(t *testing.T, fc *faultCluster, kind string, start time.Time, killAt func(plan.Step) bool) map[string]string {
+	t.Helper()
 	seen := map[string]string{}
 	killed := false
 	eventually(t, 30*time.Minute, "the "+kind+" rollout complete", func() error {
@@ -157,9 +164,9 @@ func followRollout(t *testing.T, fc *faultCluster, kind string, start time.Time)
 				t.Logf("@%.0f s %s: %s", time.Since(start).Seconds(), st.Name, st.Message)
 			}
 			seen[st.Name] = st.Message
-			if st.Name == kind+"-phase-2" && !killed {
+			if !killed && killAt(st) {
 				killed = true
-				t.Logf("@%.0f s SIGKILL the scheduler in phase 2, then start it again", time.Since(start).Seconds())
+				t.Logf("@%.0f s SIGKILL the scheduler in %s (%s), then start it again", time.Since(start).Seconds(), st.Name, st.Message)
 				fc.KillScheduler()
 				if err := fc.startScheduler(); err != nil {
 					t.Fatal(err)
@@ -169,7 +176,7 @@ func followRollout(t *testing.T, fc *faultCluster, kind string, start time.Time)
 		return fmt.Errorf("in the %s-rollout phase (%s)", kind, ph.Status)
 	})
 	if !killed {
-		t.Error("the scheduler was not killed during phase 2")
+		t.Error("the scheduler was not killed during the rollout")
 	}
 	return seen
 }
@@ -245,7 +252,7 @@ func (w *tlsOnWriter) lostPlain(ips []string) string {
 	var errs []string
 	for _, ip := range ips {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+net.JoinHostPort(ip, "8500")+"/v1/kv/tlson/last?consistent&raw", nil)
-		req.Header.Set("X-Consul-Token", w.token)
+		req.Header.Set("X-Consul-Token", w.currentToken())
 		resp, err := w.plain.Do(req)
 		if err != nil {
 			errs = append(errs, err.Error())

@@ -264,6 +264,9 @@ func schedulerLog(t *testing.T, workDir string) string {
 type tlsOnWriter struct {
 	ips   []string
 	token string
+	// tok, once set, is sent instead of token (an application given a
+	// token while ACLs are being turned on).
+	tok   atomic.Pointer[string]
 	roots atomic.Pointer[x509.CertPool]
 	plain *http.Client
 
@@ -334,6 +337,17 @@ func startTLSOnWriter(ctx context.Context, ips []string, token string) *tlsOnWri
 
 func (w *tlsOnWriter) setRoots(p *x509.CertPool) { w.roots.Store(p) }
 
+// setToken makes the writer send tok from its next write on.
+func (w *tlsOnWriter) setToken(tok string) { w.tok.Store(&tok) }
+
+// currentToken is the token the writer sends now.
+func (w *tlsOnWriter) currentToken() string {
+	if p := w.tok.Load(); p != nil {
+		return *p
+	}
+	return w.token
+}
+
 // put writes key=v through the agent at ip: HTTP on 8500, or when that
 // is refused HTTPS on 8501. ECONNREFUSED when neither listens.
 func (w *tlsOnWriter) put(ctx context.Context, ip, key string, v int) (string, error) {
@@ -355,7 +369,7 @@ func (w *tlsOnWriter) putURL(ctx context.Context, hc *http.Client, base, key str
 	if err != nil {
 		return err
 	}
-	req.Header.Set("X-Consul-Token", w.token)
+	req.Header.Set("X-Consul-Token", w.currentToken())
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
@@ -397,7 +411,7 @@ func (w *tlsOnWriter) lost(roots *x509.CertPool, ips []string) string {
 	var errs []string
 	for _, ip := range ips {
 		req, _ := http.NewRequest(http.MethodGet, "https://"+net.JoinHostPort(ip, "8501")+"/v1/kv/tlson/last?consistent&raw", nil)
-		req.Header.Set("X-Consul-Token", w.token)
+		req.Header.Set("X-Consul-Token", w.currentToken())
 		resp, err := hc.Do(req)
 		if err != nil {
 			errs = append(errs, err.Error())

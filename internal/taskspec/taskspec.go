@@ -118,6 +118,13 @@ type Spec struct {
 	// it sends encrypted messages only but still accepts plain ones.
 	// Empty: both directions verified.
 	GossipRollout string `json:"gossip_rollout,omitempty"`
+	// ACLRollout (with ACL, while ACLs are being turned on in a running
+	// cluster): ACLOpen (servers only), ACLs enabled with default policy
+	// allow and no agent token (the tokens do not exist in Consul before
+	// the scheduler's bootstrap, and Consul refuses an unknown token even
+	// under allow); ACLAllow, default policy allow with the agent token.
+	// Empty: default deny with the agent token, as installed with ACLs.
+	ACLRollout string `json:"acl_rollout,omitempty"`
 	// Secrets says where the executor fetches the task's secrets; nil when
 	// the task needs none.
 	Secrets *SecretsRef `json:"secrets,omitempty"`
@@ -134,6 +141,12 @@ const (
 const (
 	GossipOpen     = "open"
 	GossipOutgoing = "outgoing"
+)
+
+// The phases of turning ACLs on in a running cluster (Spec.ACLRollout).
+const (
+	ACLOpen  = "open"
+	ACLAllow = "allow"
 )
 
 // RaftPeer is one entry of Consul's peers.json (raft protocol 3).
@@ -263,6 +276,9 @@ func (s Spec) Validate() error {
 	if s.ACLReplication && (!s.ACL || s.Role != RoleServer || s.PrimaryDatacenter == "" || s.PrimaryDatacenter == s.Datacenter) {
 		return errors.New("taskspec: acl_replication is for the servers of a secondary datacenter with acl (primary_datacenter another datacenter)")
 	}
+	if err := s.validateACLRollout(); err != nil {
+		return err
+	}
 	if s.ACL && s.Secrets == nil {
 		return errors.New("taskspec: acl needs secrets (where to fetch the agent token)")
 	}
@@ -271,6 +287,28 @@ func (s Spec) Validate() error {
 		if err := json.Unmarshal(s.ExtraConfig, &obj); err != nil {
 			return fmt.Errorf("taskspec: extra_config must be a JSON object: %w", err)
 		}
+	}
+	return nil
+}
+
+// validateACLRollout checks ACLRollout against the role and ACL.
+func (s Spec) validateACLRollout() error {
+	switch s.ACLRollout {
+	case "":
+		return nil
+	case ACLOpen:
+		if s.Role != RoleServer {
+			return fmt.Errorf("taskspec: acl_rollout %q is for servers only (clients run without ACLs until every server has them)", s.ACLRollout)
+		}
+	case ACLAllow:
+	default:
+		return fmt.Errorf("taskspec: acl_rollout %q: want %q, %q or empty", s.ACLRollout, ACLOpen, ACLAllow)
+	}
+	if !s.ACL {
+		return errors.New("taskspec: acl_rollout needs acl")
+	}
+	if s.ACLReplication {
+		return errors.New("taskspec: acl_rollout is not for the servers of a secondary datacenter (acl_replication)")
 	}
 	return nil
 }

@@ -76,3 +76,40 @@ func TestJoinUpdate(t *testing.T) {
 		}
 	}
 }
+
+// TestACLRolloutValidated: the ACL rollout's phases need ACLs, the
+// first is for servers only, and none is for a secondary's servers.
+func TestACLRolloutValidated(t *testing.T) {
+	withACL := func(role Role, phase string) Spec {
+		s := validSpec()
+		s.Version, s.Role = Version, role
+		if role == RoleClient {
+			s.BootstrapExpect = 0
+		}
+		s.ACL, s.ACLRollout = true, phase
+		s.Secrets = &SecretsRef{URL: "http://127.0.0.1:1", Token: "t"}
+		return s
+	}
+	for _, s := range []Spec{withACL(RoleServer, ACLOpen), withACL(RoleServer, ACLAllow), withACL(RoleClient, ACLAllow), withACL(RoleClient, "")} {
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s %q: %v", s.Role, s.ACLRollout, err)
+		}
+	}
+	noACL := withACL(RoleServer, ACLAllow)
+	noACL.ACL = false
+	secondary := withACL(RoleServer, ACLAllow)
+	secondary.ACLReplication, secondary.Datacenter, secondary.PrimaryDatacenter = true, "dc2", "dc1"
+	for name, c := range map[string]struct {
+		s    Spec
+		want string
+	}{
+		"client in the servers' phase": {withACL(RoleClient, ACLOpen), "servers only"},
+		"unknown phase":                {withACL(RoleServer, "later"), "want"},
+		"no ACLs":                      {noACL, "needs acl"},
+		"a secondary's server":         {secondary, "secondary"},
+	} {
+		if err := c.s.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", name, err, c.want)
+		}
+	}
+}

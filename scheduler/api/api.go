@@ -197,6 +197,11 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	v := a.src.Snapshot()
 	d := v.Plans[plan.Deploy]
 	body := map[string]any{"deploy": d.Status, "recovery": v.Plans[plan.Recovery].Status, "subscribed": v.Subscribed}
+	if r := rollouts(v); len(r) > 0 {
+		// Turning TLS, gossip encryption or ACLs on: what each phase
+		// under way does or waits for (the update plan's rollout phases).
+		body["rollouts"] = r
+	}
 	switch {
 	case v.Err != "":
 		body["error"] = v.Err
@@ -230,6 +235,23 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusAccepted, body)
 	}
+}
+
+// rollouts are the update plan's rollout phases under way (tls-rollout,
+// gossip-rollout, acl-rollout), each with its current step's message.
+func rollouts(v View) map[string]string {
+	out := map[string]string{}
+	for _, ph := range v.Plans[plan.Update].Phases {
+		if !strings.HasSuffix(ph.Name, "-rollout") {
+			continue
+		}
+		for _, st := range ph.Steps {
+			if st.Status == plan.InProgress {
+				out[ph.Name] = st.Name + ": " + st.Message
+			}
+		}
+	}
+	return out
 }
 
 func (a *api) frameworkID(w http.ResponseWriter, r *http.Request) {

@@ -219,3 +219,46 @@ func TestPlanCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthSaysWhatARolloutWaitsFor: while ACLs (or TLS, gossip
+// encryption) are being turned on, /v1/health says the phase and what it
+// waits for, from the update plan.
+func TestHealthSaysWhatARolloutWaitsFor(t *testing.T) {
+	v := view(plan.Complete)
+	v.Plans[plan.Update] = plan.Plan{Status: plan.InProgress, Phases: []plan.Phase{
+		{Name: "acl-rollout", Status: plan.InProgress, Steps: []plan.Step{
+			{Name: "acl-phase-1", Status: plan.InProgress, Message: "turning ACLs on, phase 1 of 3 (...): waiting for the scheduler's ACL bootstrap"},
+			{Name: "acl-phase-2", Status: plan.Pending, Message: "every agent ..."}}},
+		{Name: "server", Status: plan.Complete}}}
+	code, got, body := do(t, Handler(&fakeSource{view: v}, prometheus.NewRegistry()), "GET", "/v1/health")
+	r, _ := got["rollouts"].(map[string]any)
+	msg, _ := r["acl-rollout"].(string)
+	if code != 200 || !strings.HasPrefix(msg, "acl-phase-1: turning ACLs on, phase 1 of 3") ||
+		!strings.Contains(msg, "waiting for the scheduler's ACL bootstrap") {
+		t.Fatalf("health during the ACL rollout: %d %s", code, body)
+	}
+	if _, _, body := do(t, Handler(&fakeSource{view: view(plan.Complete)}, prometheus.NewRegistry()), "GET", "/v1/health"); strings.Contains(body, "rollouts") {
+		t.Fatalf("health without a rollout: %s", body)
+	}
+}
+
+// TestConsulACLsDecideOnlyOnceEnforced: the UI proxy leaves writes to
+// Consul's ACLs only when every agent enforces them with default deny:
+// not without ACLs, nor in any phase of turning them on.
+func TestConsulACLsDecideOnlyOnceEnforced(t *testing.T) {
+	v := view(plan.Complete)
+	v.Target.ACL, v.Target.ACLPhase = true, ""
+	if !ConsulACLsDecide(v) {
+		t.Fatal("ACLs installed: Consul must decide")
+	}
+	for _, phase := range []string{taskspec.ACLOpen, taskspec.ACLAllow, state.ACLRequired} {
+		v.Target.ACLPhase = phase
+		if ConsulACLsDecide(v) {
+			t.Errorf("ACL rollout phase %q: Consul decides, want the scheduler's authentication", phase)
+		}
+	}
+	v.Target.ACL, v.Target.ACLPhase = false, ""
+	if ConsulACLsDecide(v) {
+		t.Error("ACLs off: Consul decides")
+	}
+}

@@ -51,10 +51,11 @@ const ConsulAPIPrefix = "/consul"
 // anonymous token, which may not write, so Consul answers 403), and the
 // scheduler asks for nothing; with ACLs off nothing in Consul would check
 // them, so the scheduler asks for its operator authentication, as on its
-// own mutating routes. security.acl is fixed at install
-// (config.CheckUpdate refuses a change), so the target says what every
-// agent runs.
-func ConsulACLsDecide(v View) bool { return v.Target.ACL }
+// own mutating routes. Turning ACLs off is refused (config.CheckUpdate);
+// while they are being turned on (default allow on some or every agent)
+// the scheduler still asks for its authentication, until the rollout is
+// complete.
+func ConsulACLsDecide(v View) bool { return v.Target.ACLEnforced() }
 
 // consulBearer says whether an Authorization header carries what Consul
 // takes for an ACL token: "Bearer <secret ID>", a secret ID being a UUID

@@ -274,9 +274,13 @@ var updateRules = []updateRule{
 	// start, so the servers restart one at a time. Compared canonically:
 	// reformatting the same certificates is no change.
 	{env: EnvTLSTrustedCACerts, get: func(c Config) string { return trustedCAsMark(c) }, effect: EffectServers},
-	{env: EnvACL, get: func(c Config) string { return strconv.FormatBool(c.ACL) },
-		why:     "turning ACLs on or off on a running cluster is not supported yet",
-		instead: "keep security.acl.enabled as it was at install"},
+	// Turning ACLs on is rolled out in phases (state.ACLFor), except in a
+	// secondary datacenter; off is refused.
+	{env: EnvACL, get: aclMark, effect: EffectAllTasks,
+		allow: func(o, n string) bool { return o == "false" && n == "true" },
+		why: "turning ACLs off on a running cluster is not supported: every anonymous client would read and write the KV store and the catalog again (during the rolling restart, those reaching an agent already restarted first); " +
+			"turning them on is supported (rolled out in phases, default policy allow until every agent has its token), but not in a secondary datacenter of a federation (" + aclSecondaryMark + "), whose ACLs are replicated from the primary's, set up at install",
+		instead: "keep security.acl.enabled as it is; to run without ACLs, or to turn them on in a secondary datacenter, " + reinstall},
 	// Turning gossip encryption on is rolled out in Consul's three steps
 	// (state.Rollouts); off is refused.
 	{env: EnvGossipKey, get: func(c Config) string { return strconv.FormatBool(c.GossipEncryption) }, effect: EffectAllTasks,
@@ -287,6 +291,20 @@ var updateRules = []updateRule{
 	{env: EnvExecutorURI, get: func(c Config) string { return c.ExecutorURI }, effect: EffectAllTasks},
 	{env: EnvMesosDNSDomain, get: func(c Config) string { return c.MesosDNSDomain }, effect: EffectAllTasks},
 	{env: EnvExecutorDNSServer, get: func(c Config) string { return c.ExecutorDNSServer }, effect: EffectAllTasks},
+}
+
+// aclSecondaryMark is what a secondary datacenter's security.acl.enabled
+// compares as when on: turning ACLs on there is refused.
+const aclSecondaryMark = "true, secondary datacenter"
+
+// aclMark is security.acl.enabled as CheckUpdate compares it: "true" or
+// "false", and aclSecondaryMark for a secondary datacenter with ACLs, so
+// that turning them on there is not the allowed false -> true.
+func aclMark(c Config) string {
+	if c.ACL && c.Secondary() {
+		return aclSecondaryMark
+	}
+	return strconv.FormatBool(c.ACL)
 }
 
 // CheckUpdate classifies the change from old (the stored target

@@ -298,3 +298,41 @@ func TestInstallWithoutTLSUpgradedToTheNewDefault(t *testing.T) {
 		t.Fatalf("change %v does not turn TLS on for every task", ch)
 	}
 }
+
+// TestCheckUpdateACL: turning ACLs on in a running cluster is accepted
+// (every task restarts: state.ACLFor phases it); off is refused, saying
+// what works; on in a secondary datacenter of a federation is refused.
+func TestCheckUpdateACL(t *testing.T) {
+	off := Defaults()
+	off.ServiceName, off.ACL = "consul", false
+	on := off
+	on.ACL = true
+	ch, err := CheckUpdate(off, on)
+	if err != nil {
+		t.Fatalf("turning ACLs on refused: %v", err)
+	}
+	if len(ch.Fields) != 1 || ch.Fields[0].Env != EnvACL || ch.Fields[0].Old != "false" || ch.Fields[0].New != "true" ||
+		ch.Fields[0].Effect != EffectAllTasks {
+		t.Fatalf("turning ACLs on: %v, want security.acl.enabled false -> true restarting every task", ch)
+	}
+	_, err = CheckUpdate(on, off)
+	var ue *UpdateError
+	if !errors.As(err, &ue) || len(ue.Refused) != 1 || ue.Refused[0].Env != EnvACL {
+		t.Fatalf("turning ACLs off: want it refused, got %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "turning ACLs off on a running cluster is not supported") ||
+		!strings.Contains(msg, "turning them on is supported") || !strings.Contains(msg, "keep security.acl.enabled") {
+		t.Errorf("the refusal does not say why and what works: %s", msg)
+	}
+	sOff := off
+	sOff.Datacenter, sOff.PrimaryDatacenter = "dc2", "dc1"
+	sOn := sOff
+	sOn.ACL = true
+	_, err = CheckUpdate(sOff, sOn)
+	if !errors.As(err, &ue) || len(ue.Refused) != 1 || ue.Refused[0].Env != EnvACL || !strings.Contains(err.Error(), "secondary datacenter") {
+		t.Fatalf("turning ACLs on in a secondary datacenter: want it refused naming why, got %v", err)
+	}
+	if ch, err := CheckUpdate(sOn, sOn); err != nil || !ch.None() {
+		t.Fatalf("a secondary with ACLs, unchanged: %v %v", ch, err)
+	}
+}

@@ -862,7 +862,8 @@ func launchOp(in Input, t state.Task, res []mesos.Resource) (mesos.Offer_Operati
 		if tg.Secrets == nil || tg.Secrets.Credential == nil {
 			return mesos.Offer_Operation{}, t, errors.New("task spec: gossip encryption, ACLs or TLS are on but the scheduler has no secrets access to hand out")
 		}
-		spec.GossipEncryption, spec.ACL = tg.GossipEncryption, tg.ACL
+		spec.GossipEncryption = tg.GossipEncryption
+		spec.ACL, spec.ACLRollout = tg.ACLFor(t.Role)
 		spec.GossipRollout = tg.GossipRollout()
 		spec.TLS, spec.TLSRollout = tg.TLSFor(t.Role)
 		if spec.TLS && t.Role == taskspec.RoleServer {

@@ -778,3 +778,44 @@ func TestRelaunchReservesThePortTLSAdds(t *testing.T) {
 		t.Fatalf("ports %+v", spec.Ports)
 	}
 }
+
+// TestLaunchInACLRolloutPhases: while ACLs are being turned on, a server
+// is launched in the stored phase (phase 1: ACLs, default allow, no agent
+// token) and a client without ACLs until phase 2.
+func TestLaunchInACLRolloutPhases(t *testing.T) {
+	for _, c := range []struct {
+		phase         string
+		serverACL     bool
+		serverRollout string
+		clientACL     bool
+		clientRollout string
+	}{
+		{taskspec.ACLOpen, true, taskspec.ACLOpen, false, ""},
+		{taskspec.ACLAllow, true, taskspec.ACLAllow, true, taskspec.ACLAllow},
+		{state.ACLRequired, true, "", true, ""},
+	} {
+		tg := target(func(c *config.Config) { c.ACL = true })
+		tg.ACLPhase = c.phase
+		tg = tg.WithConfigID()
+		spec, err := taskspec.Decode(launchedTask(t, Evaluate(input(tg, state.Tasks{}, offer(1)))).Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Role != taskspec.RoleServer || spec.ACL != c.serverACL || spec.ACLRollout != c.serverRollout || spec.ConfigID != tg.ServerConfigID {
+			t.Errorf("%s: server %s ACL %v %q", c.phase, spec.Role, spec.ACL, spec.ACLRollout)
+		}
+		tasks := state.Tasks{}
+		for i := 0; i < 3; i++ {
+			s := running(state.ServerName(i), i+1, &state.Reservation{ID: fmt.Sprint("r", i), Confirmed: true})
+			s.ConfigID = tg.ServerConfigID
+			tasks[s.Name] = s
+		}
+		spec, err = taskspec.Decode(launchedTask(t, Evaluate(input(tg, tasks, offer(5)))).Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Role != taskspec.RoleClient || spec.ACL != c.clientACL || spec.ACLRollout != c.clientRollout || spec.Secrets == nil {
+			t.Errorf("%s: client %s ACL %v %q, secrets %v", c.phase, spec.Role, spec.ACL, spec.ACLRollout, spec.Secrets != nil)
+		}
+	}
+}

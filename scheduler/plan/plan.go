@@ -84,6 +84,9 @@ type Input struct {
 	// and Deregistered says the framework is torn down and the state gone.
 	Release      map[string]string
 	Deregistered bool
+	// ACLBootstrapped: the scheduler's ACL bootstrap succeeded since it
+	// started (the first phase of turning ACLs on waits for it).
+	ACLBootstrapped bool
 	// Control: the plans and phases the operator paused.
 	Control Control
 	// Errors are problems of the whole deployment, such as configuration
@@ -154,6 +157,9 @@ func update(in Input) Plan {
 	}
 	servers.Status, clients.Status = aggregate(servers.Steps), aggregate(clients.Steps)
 	phases := []Phase{servers, clients}
+	if a, ok := aclRollout(in); ok {
+		phases = append([]Phase{a}, phases...)
+	}
 	if g, ok := gossipRollout(in); ok {
 		phases = append([]Phase{g}, phases...)
 	}
@@ -186,10 +192,19 @@ func gossipRollout(in Input) (Phase, bool) {
 	return rolloutPhase(in, "gossip", n, state.GossipPhases, state.GossipPhaseWhat), true
 }
 
+// aclRollout is tlsRollout for turning ACLs on.
+func aclRollout(in Input) (Phase, bool) {
+	n := in.Target.ACLPhaseNumber()
+	if n == 0 {
+		return Phase{}, false
+	}
+	return rolloutPhase(in, "acl", n, state.ACLPhases, state.ACLPhaseWhat), true
+}
+
 // rolloutPhase is the phase <kind>-rollout at phase n of phases.
 func rolloutPhase(in Input, kind string, n, phases int, what func(int) string) Phase {
 	ph := Phase{ID: id("update/" + kind), Name: kind + "-rollout", Strategy: "serial"}
-	_, _, why := state.Rollouts(in.Target, in.Tasks)
+	_, _, why := state.Rollouts(in.Target, in.Tasks, in.ACLBootstrapped)
 	for i := 1; i <= phases; i++ {
 		name := fmt.Sprintf("%s-phase-%d", kind, i)
 		st := Step{ID: id("update/" + kind + "/" + name), Name: name, Status: Pending, Message: what(i)}

@@ -267,3 +267,48 @@ func TestUpdatePlanSaysWhyAClientWaitsForItsRestart(t *testing.T) {
 		t.Fatalf("client step %s: %s", st.Status, st.Message)
 	}
 }
+
+// TestUpdatePlanShowsTheACLRollout: while ACLs are being turned on the
+// update plan has an acl-rollout phase: phase 1 says which servers it
+// waits for, then that it waits for the scheduler's ACL bootstrap; the
+// next phases are pending with what they do.
+func TestUpdatePlanShowsTheACLRollout(t *testing.T) {
+	c := config.Defaults()
+	c.ACL = true
+	tg := state.TargetFrom(c)
+	tg.ACLPhase = taskspec.ACLOpen
+	tg = tg.WithConfigID()
+	tasks := state.Tasks{}
+	for i := 0; i < 3; i++ {
+		s := srv(i, "TASK_RUNNING")
+		s.ConfigID = tg.ServerConfigID
+		tasks[s.Name] = s
+	}
+	s := tasks[state.ServerName(2)]
+	s.ConfigID = "old"
+	tasks[s.Name] = s
+	p := Build(Input{Target: tg, Tasks: tasks, Now: now})[Update]
+	if len(p.Phases) != 3 || p.Phases[0].Name != "acl-rollout" || p.Status == Complete {
+		t.Fatalf("update plan %s, phases %+v", p.Status, p.Phases)
+	}
+	steps := p.Phases[0].Steps
+	if len(steps) != 3 || steps[0].Status != InProgress || steps[1].Status != Pending || steps[2].Status != Pending {
+		t.Fatalf("steps %+v", steps)
+	}
+	if !strings.Contains(steps[0].Message, "turning ACLs on, phase 1 of 3") || !strings.Contains(steps[0].Message, "consul-server-2") {
+		t.Errorf("phase 1 does not say what it waits for: %q", steps[0].Message)
+	}
+	if !strings.Contains(steps[2].Message, "default policy deny") {
+		t.Errorf("phase 3 does not say what it does: %q", steps[2].Message)
+	}
+	s.ConfigID = tg.ServerConfigID
+	tasks[s.Name] = s
+	st := Build(Input{Target: tg, Tasks: tasks, Now: now})[Update].Phases[0].Steps[0]
+	if st.Status != InProgress || !strings.Contains(st.Message, "waiting for the scheduler's ACL bootstrap") {
+		t.Errorf("phase 1 rolled out, no bootstrap: %s %q", st.Status, st.Message)
+	}
+	tg.ACLPhase = ""
+	if p := Build(Input{Target: tg, Tasks: tasks, Now: now})[Update]; len(p.Phases) != 2 {
+		t.Errorf("after the rollout: phases %+v", p.Phases)
+	}
+}

@@ -1,9 +1,6 @@
 package state
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
@@ -93,34 +90,4 @@ func gossipNext(n int) string {
 		return GossipRequired
 	}
 	return ""
-}
-
-// Rollouts decides whether the rollouts under way (TLS, gossip
-// encryption) move to their next phase: once every server and every
-// launched client runs the target's configuration, each moves on (their
-// next phases are restarted together). Otherwise why says what they wait
-// for (empty when none is under way).
-func Rollouts(t Target, ts Tasks) (next Target, advanced bool, why string) {
-	tn, gn := t.TLSPhaseNumber(), t.GossipPhaseNumber()
-	if tn == 0 && gn == 0 {
-		return t, false, ""
-	}
-	if waiting := tlsPhaseWaiting(t, ts); len(waiting) > 0 {
-		var what []string
-		if tn > 0 {
-			what = append(what, fmt.Sprintf("turning TLS on, phase %d of %d (%s)", tn, TLSPhases, TLSPhaseWhat(tn)))
-		}
-		if gn > 0 {
-			what = append(what, fmt.Sprintf("turning gossip encryption on, phase %d of %d (%s)", gn, GossipPhases, GossipPhaseWhat(gn)))
-		}
-		return t, false, fmt.Sprintf("%s: waiting for %s to run this phase's configuration", strings.Join(what, "; "), strings.Join(waiting, ", "))
-	}
-	if tn > 0 {
-		t, _, _ = TLSRollout(t, ts)
-	}
-	if gn > 0 {
-		t.GossipPhase = gossipNext(gn)
-		t = t.WithConfigID()
-	}
-	return t, true, ""
 }

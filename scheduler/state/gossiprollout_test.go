@@ -40,10 +40,10 @@ func TestGossipRolloutPhases(t *testing.T) {
 		c := ts[ClientName("a2")]
 		c.ConfigID = prev.ClientConfigID
 		ts[c.Name] = c
-		if _, adv, why := Rollouts(cur, ts); adv || !strings.Contains(why, c.Name) || !strings.Contains(why, "gossip encryption on, phase") {
+		if _, adv, why := Rollouts(cur, ts, false); adv || !strings.Contains(why, c.Name) || !strings.Contains(why, "gossip encryption on, phase") {
 			t.Fatalf("phase %d with a client on the previous one: advanced %v, why %q", i, adv, why)
 		}
-		next, adv, _ := Rollouts(cur, runningOn(cur))
+		next, adv, _ := Rollouts(cur, runningOn(cur), false)
 		if !adv {
 			t.Fatalf("phase %d rolled out did not advance", i)
 		}

@@ -124,8 +124,10 @@ type Target struct {
 	// scheduler keeps (security.gossip_encryption.enabled). Fixed at
 	// install (config.CheckUpdate refuses a change), so not hashed.
 	GossipEncryption bool `json:"gossip_encryption,omitempty"`
-	// ACL: agents enforce ACLs, default deny (security.acl.enabled);
-	// fixed at install like GossipEncryption.
+	// ACL: agents enforce ACLs, default deny (security.acl.enabled).
+	// Turning it on in a running cluster is rolled out in phases
+	// (ACLPhase); off is refused (config.CheckUpdate). Not hashed: the
+	// rollout's phases are.
 	ACL bool `json:"acl,omitempty"`
 	// TLS: agents use TLS for RPC and serve their API over HTTPS only
 	// (Ports.HTTP is -1); fixed at install like GossipEncryption.
@@ -143,6 +145,9 @@ type Target struct {
 	// GossipPhase: gossip encryption is being turned on in a running
 	// cluster and this is the phase rolled out now (GossipRollout).
 	GossipPhase string `json:"gossip_phase,omitempty"`
+	// ACLPhase: ACLs are being turned on in a running cluster and this
+	// is the phase rolled out now (ACLFor, Rollouts).
+	ACLPhase string `json:"acl_phase,omitempty"`
 	// Secrets is how a launched task reaches its secrets; set by the
 	// running scheduler, never stored or shown.
 	Secrets *SecretsAccess `json:"-"`
@@ -247,6 +252,9 @@ func (t Target) configHashes() (server, client, both string) {
 	// clusters that never went through one stay.
 	_, serverTLS := t.TLSFor(taskspec.RoleServer)
 	_, clientTLS := t.TLSFor(taskspec.RoleClient)
+	// Likewise the ACL rollout's.
+	_, serverACL := t.ACLFor(taskspec.RoleServer)
+	_, clientACL := t.ACLFor(taskspec.RoleClient)
 	server = hash(struct {
 		Shared         shared
 		Server         Resources
@@ -254,12 +262,14 @@ func (t Target) configHashes() (server, client, both string) {
 		WANJoin        []string `json:",omitempty"` // absent when empty: IDs from before it existed stay
 		TLSRollout     string   `json:",omitempty"`
 		TrustedCAs     string   `json:",omitempty"` // absent when empty, like WANJoin
-	}{sh, t.Server, t.RaftMultiplier, t.WANJoin, serverTLS, t.TLSTrustedCAs})
+		ACLRollout     string   `json:",omitempty"`
+	}{sh, t.Server, t.RaftMultiplier, t.WANJoin, serverTLS, t.TLSTrustedCAs, serverACL})
 	client = hash(struct {
 		Shared     shared
 		Client     Resources
 		TLSRollout string `json:",omitempty"`
-	}{csh, t.Client, clientTLS})
+		ACLRollout string `json:",omitempty"`
+	}{csh, t.Client, clientTLS, clientACL})
 	return server, client, hash([]string{server, client})
 }
 

@@ -54,7 +54,7 @@ func DecideStart(stored *config.Config, storedTarget *Target, next config.Config
 	if legacy {
 		running = *storedTarget
 	}
-	running = carryGossipRollout(storedTarget, carryTLSRollout(storedTarget, running, old.Ports.HTTP))
+	running = carryRollouts(storedTarget, running, old.Ports.HTTP)
 	ch, err := config.CheckUpdate(old, next)
 	if err != nil {
 		d := StartDecision{Target: running, Config: old, Err: err}
@@ -69,8 +69,14 @@ func DecideStart(stored *config.Config, storedTarget *Target, next config.Config
 		return d
 	}
 	d := StartDecision{Config: next, Change: ch, Write: true}
-	d.Target = carryGossipRollout(storedTarget, carryTLSRollout(storedTarget, TargetFrom(d.Config), next.Ports.HTTP))
+	d.Target = carryRollouts(storedTarget, TargetFrom(d.Config), next.Ports.HTTP)
 	return d
+}
+
+// carryRollouts carries every rollout (TLS, gossip encryption, ACLs) from
+// the stored target over to t, or starts one that t turns on.
+func carryRollouts(stored *Target, t Target, httpPort int) Target {
+	return carryACLRollout(stored, carryGossipRollout(stored, carryTLSRollout(stored, t, httpPort)))
 }
 
 // ConfigFromTarget rebuilds the configuration of a target stored before
