@@ -414,6 +414,15 @@ func scaleDown(in Input, r *Result, set func(state.Task), settled bool) {
 		scaleDownDepart(in, r, set, cur, step, why)
 		return
 	}
+	scaleDownEnd(in, r, cur)
+}
+
+// scaleDownEnd is the end of a server scaled down that did not leave in
+// time or cannot (not running), or that has ended: the fallback peer
+// removal (the leader handing over first), the kill, then, once a raft
+// read after the kill shows the peer gone, the record goes.
+func scaleDownEnd(in Input, r *Result, cur state.Task) {
+	n := cur.Name
 	switch {
 	case !cur.PeerRemoved && cur.Launched() && cur.IP != "" && !cur.Left:
 		// The fallback when it did not leave (its executor is gone or did
