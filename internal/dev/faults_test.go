@@ -414,8 +414,12 @@ func (fc *faultCluster) checkHealthy(t *testing.T, nServers int) ([]masterTask, 
 	return tasks, leader, nil
 }
 
-// memberAlive is serf's StatusAlive (1); 3 is left, 4 failed.
-const memberAlive = 1
+// memberAlive is serf's StatusAlive (1); memberLeft its StatusLeft (3);
+// 4 is failed.
+const (
+	memberAlive = 1
+	memberLeft  = 3
+)
 
 // nonZero drops the zero quantities of a resources object (scalars are
 // numbers, ranges such as ports strings like "[31000-31000]").

@@ -29,11 +29,20 @@ import (
 // and returns its API's URL.
 func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env ...string) string {
 	t.Helper()
+	url, _ := fc.runSecondScheduler(t, service, env...)
+	return url
+}
+
+// runSecondScheduler is startSecondScheduler, with a stop (SIGTERM, as
+// Marathon's) the test may call before its end. Its log is appended to,
+// so that a restarted scheduler's lines follow the first one's.
+func (fc *faultCluster) runSecondScheduler(t *testing.T, service string, env ...string) (string, func()) {
+	t.Helper()
 	port, err := freePort(fc.opts.MasterIP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(fc.opts.WorkDir, service+"-scheduler.log"))
+	logf, err := os.OpenFile(filepath.Join(fc.opts.WorkDir, service+"-scheduler.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +62,7 @@ func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env .
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
+	stop := func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-done:
@@ -61,6 +70,9 @@ func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env .
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
+	}
+	t.Cleanup(func() {
+		stop()
 		logf.Close()
 		if t.Failed() {
 			if b, err := os.ReadFile(logf.Name()); err == nil {
@@ -68,7 +80,7 @@ func (fc *faultCluster) startSecondScheduler(t *testing.T, service string, env .
 			}
 		}
 	})
-	return "http://" + net.JoinHostPort(fc.opts.MasterIP, strconv.Itoa(port))
+	return "http://" + net.JoinHostPort(fc.opts.MasterIP, strconv.Itoa(port)), stop
 }
 
 func tail(s string, n int) string {
@@ -198,13 +210,13 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 	replFile := writeSecret(t, "replication-token", repl)
 	dc1CA := tlsCAOf(t, fc.SchedulerURL)
 
-	dc2URL := fc.startSecondScheduler(t, "consul-dc2",
-		config.EnvDatacenter+"=dc2", config.EnvServerCount+"=1", config.EnvClientsEnabled+"=false",
-		config.EnvPortServer+"=8310", config.EnvPortSerfLAN+"=8311", config.EnvPortSerfWAN+"=8312",
-		config.EnvPortHTTP+"=8510", config.EnvPortHTTPS+"=8511", config.EnvPortGRPCTLS+"=8513", config.EnvPortDNS+"=8610",
-		config.EnvWANJoin+"=consul-server-0.consul.mesos:8302,consul-server-1.consul.mesos:8302",
-		config.EnvPrimaryDatacenter+"=dc1", config.EnvGossipKeyFile+"="+keyFile,
-		config.EnvACLReplicationTokenFile+"="+replFile, config.EnvTLSTrustedCACerts+"="+dc1CA)
+	dc2Env := []string{config.EnvDatacenter + "=dc2", config.EnvServerCount + "=1", config.EnvClientsEnabled + "=false",
+		config.EnvPortServer + "=8310", config.EnvPortSerfLAN + "=8311", config.EnvPortSerfWAN + "=8312",
+		config.EnvPortHTTP + "=8510", config.EnvPortHTTPS + "=8511", config.EnvPortGRPCTLS + "=8513", config.EnvPortDNS + "=8610",
+		config.EnvWANJoin + "=consul-server-0.consul.mesos:8302,consul-server-1.consul.mesos:8302",
+		config.EnvPrimaryDatacenter + "=dc1", config.EnvGossipKeyFile + "=" + keyFile,
+		config.EnvACLReplicationTokenFile + "=" + replFile, config.EnvTLSTrustedCACerts + "=" + dc1CA}
+	dc2URL, stopDC2 := fc.runSecondScheduler(t, "consul-dc2", dc2Env...)
 	dc2CA := tlsCAOf(t, dc2URL)
 	start := time.Now()
 	trustOther(t, fc, dc2CA)
@@ -321,6 +333,48 @@ func TestWANFederationTwoDatacenters(t *testing.T) {
 	// agents' state, both schedulers' API answers and logs, every
 	// executor's output.
 	scanFederationSecrets(t, fc, dc2URL, map[string]string{"shared gossip key": sharedKey, "replication token": repl})
+
+	// dc2 uninstalled (its scheduler restarted with SDK_UNINSTALL=true,
+	// as Cosmos does): its server leaves the WAN pool gracefully, so dc1
+	// forgets dc2 at once instead of keeping a failed member and a
+	// datacenter whose every request fails for reconnect_timeout_wan.
+	stopDC2()
+	start = time.Now()
+	dc2Uninstall, _ := fc.runSecondScheduler(t, "consul-dc2", append(dc2Env, config.EnvUninstall+"=true")...)
+	eventually(t, 3*time.Minute, "dc2's server left dc1's WAN pool and dc1 lists only itself", func() error {
+		ms, err := dc1.Agent().Members(true)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Name == "consul-server-0.dc2" && m.Status != memberLeft {
+				return fmt.Errorf("%s has WAN status %d, want %d (left)", m.Name, m.Status, memberLeft)
+			}
+		}
+		dcs, err := dc1.Catalog().Datacenters()
+		if err != nil {
+			return err
+		}
+		if strings.Join(dcs, ",") != "dc1" {
+			return fmt.Errorf("datacenters %v, want dc1 only", dcs)
+		}
+		return nil
+	})
+	t.Logf("FEDERATION dc2 uninstalled: its server left the WAN pool, dc1 lists only itself, %s after the uninstall started", time.Since(start).Round(100*time.Millisecond))
+	eventually(t, 3*time.Minute, "dc2's uninstall complete", func() error {
+		resp, err := http.Get(dc2Uninstall + "/v1/plans/deploy")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("dc2's deploy (uninstall) plan: HTTP %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if n := countInFile(dc2Log, "asking a server that goes away for good to leave"); n < 1 {
+		t.Errorf("dc2's scheduler never asked its server to leave (%d lines)", n)
+	}
 }
 
 func scanFederationSecrets(t *testing.T, fc *faultCluster, dc2URL string, needles map[string]string) {

@@ -289,6 +289,10 @@ func uninstall(in Input) Plan {
 		if t.Active() && t.State != "TASK_UNREACHABLE" {
 			st.Status = Starting
 			st.Message = "killing " + t.TaskID + ": " + t.Describe()
+			if !t.LeaveSentAt.IsZero() {
+				st.Message = fmt.Sprintf("leaving the Consul cluster (LAN and WAN pools) gracefully before its task ends (asked %s ago): %s",
+					in.Now.Sub(t.LeaveSentAt).Round(time.Second), t.Describe())
+			}
 		}
 		kill.Steps = append(kill.Steps, st)
 		if t.Reservation != nil {

@@ -110,6 +110,14 @@ func TestUninstallPlan(t *testing.T) {
 	if p.Status != InProgress || p.Phases[0].Name != "kill-tasks" || p.Phases[1].Steps[0].Name != "unreserve-r0" || p.Phases[2].Name != "deregister-service" {
 		t.Fatalf("%+v", p)
 	}
+	if m := p.Phases[0].Steps[0].Message; !strings.HasPrefix(m, "killing ") {
+		t.Errorf("kill step before any leave: %q", m)
+	}
+	s0.LeaveSentAt = now.Add(-7 * time.Second)
+	p = Build(Input{Target: tg, Tasks: state.Tasks{"consul-server-0": s0}, Now: now})[Deploy]
+	if st := p.Phases[0].Steps[0]; st.Status != Starting || !strings.HasPrefix(st.Message, "leaving the Consul cluster (LAN and WAN pools) gracefully before its task ends (asked 7s ago)") {
+		t.Errorf("kill step of a leaving server: %s %q", st.Status, st.Message)
+	}
 	p = Build(Input{Target: tg, Tasks: state.Tasks{}, Now: now})[Deploy]
 	if p.Status == Complete {
 		t.Fatalf("complete before deregistering: %s", p.Status)

@@ -621,6 +621,9 @@ func uninstall(in Input, r *Result, set func(state.Task)) {
 				t.Goal = state.GoalStop
 				set(t)
 			}
+			if t.Role == taskspec.RoleServer && uninstallLeave(in, r, set, t) {
+				continue
+			}
 			r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "uninstalling"})
 			continue
 		}
@@ -638,6 +641,44 @@ func uninstall(in Input, r *Result, set func(state.Task)) {
 		delete(r.Tasks, n)
 		r.Deleted = append(r.Deleted, n)
 	}
+}
+
+// uninstallLeave takes a running server through its graceful leave before
+// an uninstall kills it: every server at once, with no quorum gate (the
+// whole datacenter goes), so that the LAN and WAN pools record it as left.
+// Killed without a leave, a server stays a failed member of the other
+// datacenters' WAN pool (reconnect_timeout_wan: 72 h), its datacenter
+// listed and every request forwarded there failing. It reports false
+// when the server is to be killed now: not running, or no report of its
+// leave in time.
+func uninstallLeave(in Input, r *Result, set func(state.Task), t state.Task) bool {
+	step, _ := uninstallDepart(t, in.Now, in.LeaveTimeout)
+	switch step {
+	case departLeave, departResendLeave:
+		r.Leave = append(r.Leave, leaveSent(&t, step, in.Now, "uninstalling: the whole datacenter goes"))
+		set(t)
+		return true
+	case departWaitLeave:
+		return true
+	}
+	return false
+}
+
+// uninstallDepart is depart for an uninstall (pure): no quorum gate and no
+// peer removal, only the leave and, failing it, the kill.
+func uninstallDepart(t state.Task, now time.Time, timeout time.Duration) (departStep, string) {
+	if timeout <= 0 {
+		timeout = LeaveTimeout
+	}
+	switch {
+	case !t.LeaveSentAt.IsZero() && now.Sub(t.LeaveSentAt) < timeout:
+		return leaveWait(t, now, timeout)
+	case !t.LeaveSentAt.IsZero():
+		return departKill, fmt.Sprintf("no report of its graceful leave within %s: killing it", timeout)
+	case !t.Running():
+		return departKill, t.State + ": no graceful leave possible; killing it"
+	}
+	return departLeave, "asking its executor to leave the Consul cluster gracefully (LAN and WAN) before the uninstall kills it"
 }
 
 // rollServers restarts the servers launched with another configuration,

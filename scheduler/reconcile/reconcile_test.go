@@ -204,9 +204,39 @@ func TestUninstall(t *testing.T) {
 	unconfirmed := srv(2, "TASK_UNKNOWN")
 	unconfirmed.Reservation.Confirmed = false
 	r := Reconcile(Input{Target: tg, Tasks: tasks(srv(0, "TASK_RUNNING"), srv(1, "TASK_KILLED"), unconfirmed,
-		cli("S8", "TASK_RUNNING"), cli("S9", "TASK_FINISHED")), Now: now})
-	if kills(r) != "[consul-client-s8 consul-server-0]" {
+		srv(3, "TASK_STAGING"), cli("S8", "TASK_RUNNING"), cli("S9", "TASK_FINISHED")), Now: now})
+	// The running server leaves the Consul cluster first (no WAN pool
+	// keeps it as failed); one not running yet is killed at once, as are
+	// the clients (which leave on every stop).
+	if kills(r) != "[consul-client-s8 consul-server-3]" {
 		t.Errorf("kill %s", kills(r))
+	}
+	if len(r.Leave) != 1 || r.Leave[0].Name != "consul-server-0" || r.Leave[0].Again || !r.Tasks["consul-server-0"].LeaveSentAt.Equal(now) {
+		t.Errorf("leave %+v, leave sent at %v", r.Leave, r.Tasks["consul-server-0"].LeaveSentAt)
+	}
+	leaving := tasks(r.Tasks["consul-server-0"])
+	for _, c := range []struct {
+		after       time.Duration
+		kill, leave string
+	}{
+		{5 * time.Second, "[]", "[]"},                       // leaving: nothing
+		{LeaveResendEvery, "[]", "[consul-server-0 again]"}, // still TASK_RUNNING: asked again
+		{LeaveTimeout, "[consul-server-0]", "[]"},           // no report in time: killed
+	} {
+		in := Input{Target: tg, Tasks: leaving, Now: now.Add(c.after)}
+		r := Reconcile(in)
+		var ls []string
+		for _, l := range r.Leave {
+			ls = append(ls, l.Name+map[bool]string{true: " again"}[l.Again])
+		}
+		if kills(r) != c.kill || fmt.Sprint(ls) != c.leave {
+			t.Errorf("%s after the leave: kill %s leave %v, want %s %s", c.after, kills(r), ls, c.kill, c.leave)
+		}
+	}
+	left := r.Tasks["consul-server-0"]
+	left.State, left.Left = "TASK_FINISHED", true
+	if r := Reconcile(Input{Target: tg, Tasks: tasks(left), Now: now.Add(time.Second)}); kills(r) != "[]" || keys(r.Release) != "[consul-server-0]" {
+		t.Errorf("left: kill %s release %s, want its volume released", kills(r), keys(r.Release))
 	}
 	if keys(r.Release) != "[consul-server-1]" || len(r.Launch) != 0 || len(r.Place) != 0 {
 		t.Errorf("release %s launch %v place %v", keys(r.Release), r.Launch, r.Place)
