@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # .ci/isolated.sh NAME CMD...: run CMD in its own network namespace NAME (its own
 # loopback, so 127.0.0.0/8 ports never collide with another run) with its
-# own ZooKeeper on 127.0.0.1:2181 (data under /work/iso/NAME), which
+# own ZooKeeper on 127.0.0.1:2181 (data under $ISOLATED_DIR/NAME, default /tmp/isolated), which
 # .ci/zookeeper.sh then finds answering and leaves alone.
 set -euo pipefail
 name=$1; shift
-dir=/work/iso/$name
+dir=${ISOLATED_DIR:-/tmp/isolated}/$name
 rm -rf "$dir/zk"; mkdir -p "$dir/zk/data" "$dir/zk/conf" "$dir/zk/log"
 cat > "$dir/zk/conf/zoo.cfg" <<CFG
 tickTime=2000
