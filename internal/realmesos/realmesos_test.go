@@ -17,6 +17,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
 
@@ -239,6 +240,41 @@ func (su *suite) dumpLogs(t *testing.T) {
 // task is a RUNNING task of our framework as the master lists it.
 type task struct {
 	Name, ID, AgentID, AgentIP, ExecutorID, FrameworkID string
+}
+
+// checkServersLeft: each of these server tasks, running when the
+// uninstall started, ended by its own graceful leave (TASK_KILLED
+// labelled by its executor), not by the uninstall's kill, so that no
+// federated datacenter keeps it as a failed WAN member.
+func (su *suite) checkServersLeft(t *testing.T, running []task) {
+	t.Helper()
+	st, err := su.c.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := map[string]Task{}
+	for _, f := range append(st.Frameworks, st.CompletedFrameworks...) {
+		for _, tk := range append(append([]Task(nil), f.Tasks...), f.CompletedTasks...) {
+			ended[tk.ID] = tk
+		}
+	}
+	for _, r := range running {
+		tk, ok := ended[r.ID]
+		left := ""
+		for _, s := range tk.Statuses {
+			for _, l := range s.Labels {
+				if l.Key == taskspec.LabelLeft {
+					left = l.Value
+				}
+			}
+		}
+		if !ok || tk.State != "TASK_KILLED" || left != "true" {
+			t.Errorf("server task %s ended %q with %s=%q, want TASK_KILLED with \"true\" (a graceful leave before the uninstall's kill)", r.ID, tk.State, taskspec.LabelLeft, left)
+		}
+	}
+	if b, _ := os.ReadFile(su.s.LogPath()); strings.Contains(string(b), "no report of its graceful leave") {
+		t.Error("the uninstall fell back to killing a server that did not report its leave")
+	}
 }
 
 func isServer(tk task) bool { return strings.HasPrefix(tk.Name, "consul-server-") }
@@ -776,7 +812,7 @@ func (su *suite) loseServerAgent(t *testing.T) {
 }
 
 func (su *suite) uninstall(t *testing.T) {
-	su.healthy(t, 3, time.Minute)
+	tasks, _ := su.healthy(t, 3, time.Minute)
 	start := time.Now()
 	su.s.Stop(30 * time.Second)
 	if err := su.s.Start(config.EnvUninstall + "=true"); err != nil {
@@ -815,6 +851,7 @@ func (su *suite) uninstall(t *testing.T) {
 		return nil
 	})
 	t.Logf("TIMING uninstalled %s after the scheduler restarted with %s=true", time.Since(start).Round(100*time.Millisecond), config.EnvUninstall)
+	su.checkServersLeft(t, servers(tasks))
 	if vs := su.c.VolumeDirs(); len(vs) > 0 {
 		t.Fatalf("persistent volumes left on the agents' disks: %v", vs)
 	}
