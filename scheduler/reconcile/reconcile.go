@@ -621,10 +621,15 @@ func uninstall(in Input, r *Result, set func(state.Task)) {
 				t.Goal = state.GoalStop
 				set(t)
 			}
-			if t.Role == taskspec.RoleServer && uninstallLeave(in, r, set, t) {
-				continue
+			why := "uninstalling"
+			if t.Role == taskspec.RoleServer {
+				w, leaving := uninstallLeave(in, r, set, t)
+				if leaving {
+					continue
+				}
+				why += ": " + w
 			}
-			r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, "uninstalling"})
+			r.Kill = append(r.Kill, Kill{n, t.TaskID, t.AgentID, why})
 			continue
 		}
 		agent := in.Agents[t.AgentID]
@@ -648,20 +653,20 @@ func uninstall(in Input, r *Result, set func(state.Task)) {
 // whole datacenter goes), so that the LAN and WAN pools record it as left.
 // Killed without a leave, a server stays a failed member of the other
 // datacenters' WAN pool (reconnect_timeout_wan: 72 h), its datacenter
-// listed and every request forwarded there failing. It reports false
-// when the server is to be killed now: not running, or no report of its
-// leave in time.
-func uninstallLeave(in Input, r *Result, set func(state.Task), t state.Task) bool {
-	step, _ := uninstallDepart(t, in.Now, in.LeaveTimeout)
+// listed and every request forwarded there failing. It reports whether
+// the server is leaving, and otherwise why it is to be killed now (not
+// running, or no report of its leave in time).
+func uninstallLeave(in Input, r *Result, set func(state.Task), t state.Task) (string, bool) {
+	step, why := uninstallDepart(t, in.Now, in.LeaveTimeout)
 	switch step {
 	case departLeave, departResendLeave:
 		r.Leave = append(r.Leave, leaveSent(&t, step, in.Now, "uninstalling: the whole datacenter goes"))
 		set(t)
-		return true
+		return why, true
 	case departWaitLeave:
-		return true
+		return why, true
 	}
-	return false
+	return why, false
 }
 
 // uninstallDepart is depart for an uninstall (pure): no quorum gate and no

@@ -232,6 +232,9 @@ func TestUninstall(t *testing.T) {
 		if kills(r) != c.kill || fmt.Sprint(ls) != c.leave {
 			t.Errorf("%s after the leave: kill %s leave %v, want %s %s", c.after, kills(r), ls, c.kill, c.leave)
 		}
+		if len(r.Kill) == 1 && !strings.Contains(r.Kill[0].Why, "no report of its graceful leave within") {
+			t.Errorf("the fallback kill does not say why: %q", r.Kill[0].Why)
+		}
 	}
 	left := r.Tasks["consul-server-0"]
 	left.State, left.Left = "TASK_FINISHED", true
