@@ -575,7 +575,7 @@ func (s *Scheduler) startScaleDownRemovals() {
 				delete(s.peerRemoval, name)
 				delete(s.removalWhy, name)
 				if t, ok := s.tasks[name]; ok && t.TaskID == taskID && t.Goal == state.GoalDecommission {
-					t.PeerRemoved = true
+					t.PeerRemoved, t.PeerRemovedAt = true, time.Now()
 					s.setTask(t) // written by the next flush, before the kill is sent
 					s.log.Warn("scale-down: raft peer removed; the server leaves gracefully next (or is killed when it cannot)", zap.String("task", name), zap.String("raft_address", addr))
 				}

@@ -396,8 +396,8 @@ func TestSimClientsFollowAgents(t *testing.T) {
 // fakeConsul records cleanup requests; RemoveServer takes a while, so a
 // replacement placed before it returns is caught. Its raft view (the
 // simulator's in-process executors run no Consul) is derived from the
-// scheduler's records: every running server is a healthy voter unless
-// hold says otherwise; the leader stays until it stops or hands over.
+// scheduler's records: every running server whose peer was not removed is
+// a healthy voter unless hold says otherwise; the leader stays until it stops or hands over.
 type fakeConsul struct {
 	mu        sync.Mutex
 	removed   []string
@@ -435,8 +435,8 @@ func (f *fakeConsul) RaftHealth(ctx context.Context, via []string) (*reconcile.R
 	out := &reconcile.RaftHealth{}
 	healthy, leaderUp := 0, false
 	for _, t := range v.Tasks {
-		if t.Role != taskspec.RoleServer || !t.Running() {
-			continue
+		if t.Role != taskspec.RoleServer || !t.Running() || t.PeerRemoved {
+			continue // a removed peer is out of the configuration, running or not
 		}
 		voter := f.hold == nil || !f.hold(t)
 		if voter {

@@ -309,6 +309,14 @@ func TestScaleDown(t *testing.T) {
 		{name: "peer removed: asked to leave gracefully", raft: raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Leader = true }, five[:4]...),
 			tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved = state.GoalDecommission, true }),
 			leave: "[consul-server-4]", why4: "raft peer removed; asking its executor to leave the Consul cluster gracefully"},
+		{name: "peer removed: the leave waits for a raft read begun after the removal", raft: raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Leader = true }, five[:4]...),
+			tasks: with(4, func(t *state.Task) { t.Goal, t.PeerRemoved, t.PeerRemovedAt = state.GoalDecommission, true, now }),
+			why4:  "raft peer removed; waiting for a raft read begun after the removal before it leaves"},
+		{name: "peer removed, but Consul's leader re-added it: removed again, no leave", raft: raftOf(now, func(m map[string]*RaftServer) { m["consul-server-0"].Leader = true }, five...),
+			tasks: with(4, func(t *state.Task) {
+				t.Goal, t.PeerRemoved, t.PeerRemovedAt = state.GoalDecommission, true, now.Add(-5*time.Second)
+			}),
+			removePeer: "[consul-server-4]", why4: "its raft peer 10.0.0.4:8300 is back in the configuration (Consul's leader re-added the alive server): removing it again before it leaves"},
 		{name: "peer removed: its leave is not held by the quorum gate (it changes no quorum)",
 			raft: raftOf(now, func(m map[string]*RaftServer) {
 				m["consul-server-1"].Healthy, m["consul-server-2"].Healthy = false, false

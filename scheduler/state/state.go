@@ -352,6 +352,10 @@ type Task struct {
 	// PeerRemoved: a decommissioned server's raft peer is removed; it may
 	// be killed now.
 	PeerRemoved bool `json:"peer_removed,omitempty"`
+	// PeerRemovedAt: when the scheduler last saw that removal done; a raft
+	// read begun after it tells whether Consul's leader re-added the
+	// server (it adds an alive server it finds in serf back to raft).
+	PeerRemovedAt time.Time `json:"peer_removed_at,omitempty"`
 	// LeaveSentAt: when the scheduler asked this incarnation's executor to
 	// leave the Consul cluster gracefully (a server going away for good:
 	// scale-down, replace); zero when it did not. Kept so that a restarted
