@@ -171,17 +171,7 @@ func adoptLostStateWithSecrets(t *testing.T, n int, extraEnv ...string) {
 		}
 		return fmt.Errorf("%s is not an alive member", added.AgentIP)
 	})
-	eventually(t, 2*time.Minute, "health 200", func() error {
-		resp, err := http.Get(fc.SchedulerURL + "/v1/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("health %s", resp.Status)
-		}
-		return nil
-	})
+	eventually(t, 2*time.Minute, "health 200", func() error { return getOK(fc.SchedulerURL + "/v1/health") })
 	tasks = runningTasks(t, fc.Cluster)
 	collected := collectObservable(t, fc.Cluster)
 	fc.stopScheduler(15 * time.Second) // its store is read next

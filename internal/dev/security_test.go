@@ -297,6 +297,20 @@ func httpBody(t *testing.T, u string) []byte {
 	return b
 }
 
+// getOK is nil when a GET of u answers 200, an error naming the status
+// otherwise (for eventually).
+func getOK(u string) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
+}
+
 // apiReadPaths: every GET route of the scheduler API, per pod and
 // endpoint as listed.
 func apiReadPaths(t *testing.T, c *Cluster) []string {
