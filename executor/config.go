@@ -57,6 +57,10 @@ type Config struct {
 	// a leave or a stop; past it the task is reported ended anyway and
 	// the executor exits, which ends the in-process agent.
 	AgentStopWait time.Duration
+	// DrainWait is how long a server stopped in place refuses client
+	// requests (retried by Consul's clients on another server) before
+	// it stops; at most half the kill's grace.
+	DrainWait time.Duration
 
 	// AuthToken is MESOS_EXECUTOR_AUTHENTICATION_TOKEN, set by an agent
 	// with executor authentication (--authenticate_http_executors): sent
@@ -80,7 +84,11 @@ const (
 	// replication goroutine of a former leader (stuck in
 	// netPipeline.AppendEntries) after a leadership transfer.
 	DefaultAgentStopWait = 15 * time.Second
-	defaultBackoffMax    = 2 * time.Second
+	// DefaultDrainWait: a client moves off a draining server at its next
+	// request, and a forward in flight takes milliseconds; 1 s sufficed
+	// for 8 busy writers in consulagent's TestDrainBeforeStop.
+	DefaultDrainWait  = 2 * time.Second
+	defaultBackoffMax = 2 * time.Second
 )
 
 // FromEnv reads the environment a Mesos agent gives a custom executor
@@ -125,6 +133,7 @@ func (c Config) withDefaults() Config {
 	set(&c.AckWait, DefaultAckWait)
 	set(&c.CallTimeout, DefaultCallTimeout)
 	set(&c.AgentStopWait, DefaultAgentStopWait)
+	set(&c.DrainWait, DefaultDrainWait)
 	set(&c.SubscriptionBackoffMax, defaultBackoffMax)
 	set(&c.ShutdownGracePeriod, 5*time.Second)
 	return c

@@ -547,6 +547,7 @@ func (e *executorLoop) launch(t mesos.TaskInfo) {
 	}
 	r := newTaskRunner(t.TaskID, spec, env, start, e.taskEvents, e.log)
 	r.stopWait = e.cfg.AgentStopWait
+	r.drainWait = e.cfg.DrainWait
 	e.runners[t.TaskID.Value] = r
 	go r.run()
 }

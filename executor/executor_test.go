@@ -62,6 +62,9 @@ type fakeConsul struct {
 	joins   []string
 	// leaveErr is what Leave returns (after stopping, as the real one).
 	leaveErr error
+	// drained counts Drain calls; drainErr is what Drain returns.
+	drained  int
+	drainErr error
 	// hang, when set, makes Stop (and so Leave) block until it is closed,
 	// as hashicorp/raft's Shutdown was seen to.
 	hang chan struct{}
@@ -101,6 +104,19 @@ func (f *fakeConsul) Leave(ctx context.Context) error {
 	f.mu.Unlock()
 	f.Stop()
 	return err
+}
+
+func (f *fakeConsul) Drain() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drained++
+	return f.drainErr
+}
+
+func (f *fakeConsul) drains() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.drained
 }
 
 func (f *fakeConsul) hasLeft() bool {
@@ -302,8 +318,8 @@ func TestExecutorRunsConsulServer(t *testing.T) {
 		t.Errorf("updates %q, want one of %q", got, want)
 	}
 	last := ups[len(ups)-1]
-	if !strings.Contains(last.GetMessage(), "without leaving") {
-		t.Errorf("KILLED message %q does not say the server stopped without leaving", last.GetMessage())
+	if !strings.Contains(last.GetMessage(), "without leaving") || !strings.Contains(last.GetMessage(), "client requests drained") {
+		t.Errorf("KILLED message %q does not say the server was drained and stopped without leaving", last.GetMessage())
 	}
 	// The Consul agent is gone.
 	if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(ports.HTTP)), time.Second); err == nil {
@@ -766,8 +782,12 @@ func TestExecutorServerStopsWithoutLeaving(t *testing.T) {
 				t.Errorf("the server's agent was not stopped")
 			}
 			_, ups, _, _ := fa.snapshot()
-			if last := ups[len(ups)-1]; !strings.Contains(last.GetMessage(), "without leaving") {
-				t.Errorf("KILLED message %q does not say it stopped without leaving", last.GetMessage())
+			if last := ups[len(ups)-1]; !strings.Contains(last.GetMessage(), "without leaving") ||
+				!strings.Contains(last.GetMessage(), "client requests drained to the other servers") {
+				t.Errorf("KILLED message %q does not say it drained and stopped without leaving", last.GetMessage())
+			}
+			if n := fc.drains(); n != 1 {
+				t.Errorf("the server was drained %d times before its stop, want 1", n)
 			}
 		})
 	}

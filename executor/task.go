@@ -21,6 +21,8 @@ type consulAgent interface {
 	Ready(ctx context.Context) error
 	Health() consulagent.Health
 	Leave(ctx context.Context) error
+	// Drain readies a server for a stop in place (consulagent.Drain).
+	Drain() error
 	Stop()
 	Done() <-chan struct{}
 	Err() error
@@ -77,6 +79,8 @@ type taskRunner struct {
 	kill        chan killRequest // buffered 1
 	// stopWait bounds the wait for the agent's shutdown (Config.AgentStopWait).
 	stopWait time.Duration
+	// drainWait: how long a server stopped in place drains (Config.DrainWait).
+	drainWait time.Duration
 
 	joinMu    sync.Mutex
 	agent     consulAgent // set once started
@@ -94,6 +98,7 @@ func newTaskRunner(id mesos.TaskID, spec taskspec.Spec, env consulagent.Env, sta
 		log:         log.With(zap.String("task_id", id.Value)),
 		healthEvery: time.Second,
 		stopWait:    DefaultAgentStopWait,
+		drainWait:   DefaultDrainWait,
 		kill:        make(chan killRequest, 1),
 		ctx:         ctx,
 		hardStop:    cancel,
@@ -284,6 +289,7 @@ func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix strin
 		return
 	}
 	r.emit(taskEvent{state: mesos.TASK_KILLING, message: "stopping the Consul server without leaving (raft membership and data stay on the volume): " + k.why})
+	drained := r.drain(agent, k.grace)
 	began := time.Now()
 	_, stopped := r.bounded(func() error { agent.Stop(); return nil }, r.stopWait)
 	took := time.Since(began).Round(time.Millisecond)
@@ -291,11 +297,38 @@ func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix strin
 	if !stopped {
 		msg = fmt.Sprintf("the Consul server did not finish its shutdown within %v (it did not leave); the executor exits, which ends it", r.stopWait)
 	}
+	msg = drained + "; " + msg
 	if prefix != "" {
 		msg = prefix + "; " + msg
 	}
 	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("stop", took), zap.Bool("left", false), zap.Bool("shutdown_hung", !stopped))
 	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
+}
+
+// drain has a server refuse client requests with Consul's "try a
+// different server" for drainWait (at most half the kill's grace) before
+// it stops: requests in flight through it finish and its busy clients
+// move to another server, instead of failing the writes that meet the
+// stop (consulagent.Drain). It says what it did, for the KILLED message.
+func (r *taskRunner) drain(agent consulAgent, grace time.Duration) string {
+	wait := r.drainWait
+	if wait > grace/2 {
+		wait = grace / 2
+	}
+	if wait <= 0 {
+		return "not drained (no drain wait)"
+	}
+	if err := agent.Drain(); err != nil {
+		r.log.Warn("the Consul server could not be drained; stopping it anyway", zap.Error(err))
+		return "not drained: " + err.Error()
+	}
+	select {
+	case <-time.After(wait):
+	case <-agent.Done():
+	case <-r.ctx.Done():
+	}
+	r.log.Info("consul server drained before its stop", zap.Duration("drain", wait))
+	return fmt.Sprintf("client requests drained to the other servers for %v", wait)
 }
 
 // leave gracefully leaves within the kill's grace and reports TASK_KILLED.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	consul "github.com/hashicorp/consul/agent"
@@ -44,6 +45,8 @@ type Agent struct {
 	tlsConf  *tlsutil.Configurator
 	tlsBase  tlsutil.Config
 	reloadMu sync.Mutex
+	// draining: the loader adds drainSource (Drain).
+	draining *atomic.Bool
 
 	cancelJoin context.CancelFunc
 	joinMu     sync.Mutex
@@ -99,15 +102,17 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	}
 	repairServerMetadata(dataDir, log)
 	log = log.With(zap.String("consul_node", spec.NodeName))
+	draining := new(atomic.Bool)
 	loader := func(source config.Source) (config.LoadResult, error) {
-		return config.Load(config.LoadOpts{
-			DefaultConfig: source,
-			Overrides: []config.Source{config.FileSource{
-				Name:   "dcos-consul-task-spec.json",
-				Format: "json",
-				Data:   string(doc),
-			}},
-		})
+		overrides := []config.Source{config.FileSource{
+			Name:   "dcos-consul-task-spec.json",
+			Format: "json",
+			Data:   string(doc),
+		}}
+		if draining.Load() {
+			overrides = append(overrides, drainSource)
+		}
+		return config.Load(config.LoadOpts{DefaultConfig: source, Overrides: overrides})
 	}
 	bd, err := consul.NewBaseDeps(loader, &logWriter{log: log.Named("consul")}, nil)
 	if err != nil {
@@ -126,17 +131,18 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	ca.StartSync()
 
 	a := &Agent{
-		spec:    spec,
-		log:     log,
-		agent:   ca,
-		nodeID:  string(bd.RuntimeConfig.NodeID),
-		selfLAN: net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.SerfLAN)),
-		env:     Env{BindIP: env.BindIP, Sandbox: env.Sandbox},
-		tlsConf: bd.TLSConfigurator,
-		tlsBase: bd.RuntimeConfig.TLS,
-		done:    make(chan struct{}),
-		targets: joinTargets(spec),
-		kick:    make(chan struct{}, 1),
+		spec:     spec,
+		log:      log,
+		agent:    ca,
+		nodeID:   string(bd.RuntimeConfig.NodeID),
+		selfLAN:  net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.SerfLAN)),
+		env:      Env{BindIP: env.BindIP, Sandbox: env.Sandbox},
+		tlsConf:  bd.TLSConfigurator,
+		tlsBase:  bd.RuntimeConfig.TLS,
+		done:     make(chan struct{}),
+		draining: draining,
+		targets:  joinTargets(spec),
+		kick:     make(chan struct{}, 1),
 	}
 	if spec.TLS {
 		a.httpURL = "https://" + net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.HTTPS))

@@ -134,6 +134,11 @@ func writeTLSFiles(spec taskspec.Spec, env Env) error {
 	if spec.Role == taskspec.RoleServer {
 		files[f.Cert], files[f.Key] = env.TLSCert, env.TLSKey
 	}
+	return writeSecretFiles(files)
+}
+
+// writeSecretFiles writes each path's content 0600, through a rename.
+func writeSecretFiles(files map[string]string) error {
 	for path, v := range files {
 		tmp := path + ".tmp"
 		if err := os.WriteFile(tmp, []byte(v), 0o600); err != nil {

@@ -191,7 +191,7 @@ func TestDevAvailability(t *testing.T) {
 		}
 	}
 	ok, failed, unknown, refused := w.counts()
-	t.Logf("writes ok %d, failed %d (of which %d refused by Consul before raft took them: left out of the history; the others left open), unknown %d, refused at connect %d (no agent there: not sent)",
+	t.Logf("writes ok %d, failed %d (of which %d refused by Consul before raft took them: left out of the history; the others left open), unknown %d, refused at connect or sent elsewhere by a draining server %d (not sent)",
 		ok, failed, w.notAppliedCount(), unknown, refused)
 	t.Logf("failed writes by error: %s", w.errorKinds())
 	if lost := w.lost(cfgs); lost != "" {
@@ -462,7 +462,7 @@ func startRotatingWriter(ctx context.Context, cfgs []*consul.Config, h *history)
 			// (notApplied) was never applied: both are left out. (Left
 			// open, 41 writes refused at a forward once made porcupine's
 			// search time out: "Unknown".)
-			sent := !errors.Is(err, syscall.ECONNREFUSED)
+			sent := !errors.Is(err, syscall.ECONNREFUSED) && !retryElsewhere(err)
 			if sent && !notApplied(err) {
 				h.add(0, regInput{key: key, write: true, value: i}, 0, call, ret, err == nil)
 			}
@@ -475,7 +475,7 @@ func startRotatingWriter(ctx context.Context, cfgs []*consul.Config, h *history)
 				w.okAt = append(w.okAt, ret)
 				w.lastOK[key] = i
 				w.lastKey = key
-			case errors.Is(err, syscall.ECONNREFUSED):
+			case errors.Is(err, syscall.ECONNREFUSED), retryElsewhere(err):
 				w.refused++
 			case isTimeout(err):
 				w.unknown++
@@ -497,6 +497,15 @@ func startRotatingWriter(ctx context.Context, cfgs []*consul.Config, h *history)
 }
 
 func (w *rotatingWriter) wait() { <-w.done }
+
+// retryElsewhere: a server refused the request before its handler ran
+// and told the caller to go to another server (Consul's request limits:
+// HTTP 429 "rate limit exceeded, try again later or against a different
+// server"), as a server draining before its restart in place does.
+// Nothing was applied; the writers take it like a refused connection.
+func retryElsewhere(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "429") && strings.Contains(err.Error(), "against a different server")
+}
 
 // notApplied: Consul answered a write with an error that says raft never
 // took it, so it cannot have been applied: the agent could not connect to

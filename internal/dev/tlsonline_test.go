@@ -31,8 +31,10 @@ import (
 // way a DC/OS user changes an option (Cosmos update: the scheduler
 // restarts with the new environment) while a writer puts a key every
 // 200 ms through the agents (plain HTTP while an agent serves it, HTTPS
-// once it does not; a connection refused by an agent restarting goes to
-// the next agent). The update plan shows the rollout's three phases; the
+// once it does not; a connection refused by an agent restarting, or
+// Consul's 429 "try ... against a different server" from a server
+// draining before its restart, goes to the next agent: nothing was
+// applied). The update plan shows the rollout's three phases; the
 // scheduler is SIGKILLed in the middle of phase 2 and resumes it. Once the
 // plan is complete: no write failed, the last acknowledged value is
 // there, every server's HTTPS certificate verifies against the
@@ -307,7 +309,7 @@ func startTLSOnWriter(ctx context.Context, ips []string, token string) *tlsOnWri
 					w.lastOK = i
 					w.byScheme[scheme]++
 					w.mu.Unlock()
-				case errors.Is(err, syscall.ECONNREFUSED):
+				case errors.Is(err, syscall.ECONNREFUSED) || retryElsewhere(err):
 					w.mu.Lock()
 					w.hops++
 					w.mu.Unlock()
