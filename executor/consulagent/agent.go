@@ -118,6 +118,15 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("consul agent configuration: %w", err)
 	}
+	// No idle RPC stream kept for reuse (Consul keeps 32 on a client, 64
+	// on a server): a stream cached on the session to a server that has
+	// since restarted in place was handed to the next request, which
+	// failed ("rpc error making call: EOF" or "stream closed"; Consul
+	// retries neither for a write). Without one the pool opens a stream,
+	// finds the session shut and dials the server again. A stream costs a
+	// yamux frame on the open session, not a connection.
+	// TestClientBackOnRestartedServer.
+	bd.ConnPool.MaxStreams = 0
 	ca, err := consul.New(bd)
 	if err != nil {
 		bd.Close()

@@ -3,14 +3,17 @@ package consulagent
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,11 +26,130 @@ import (
 	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 )
 
+// drainCluster is three TLS servers (0-2) and a client (3) on ips.
+type drainCluster struct {
+	ips       []string
+	ports     taskspec.Ports
+	https     int
+	ca        pki.CA
+	specs     []taskspec.Spec
+	envs      []Env
+	agents    []*Agent
+	servers   []*api.Client // each server's own HTTPS API
+	client    *api.Client   // the client agent's HTTPS API
+	seen      *observer.ObservedLogs
+	log       *zap.Logger
+	sandboxes []string
+}
+
+func startDrainCluster(ctx context.Context, t *testing.T, ips []string) *drainCluster {
+	t.Helper()
+	p := freePorts(t, ips, 4)
+	now := time.Now()
+	ca, err := pki.NewCA(nil, "test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, _ := ca.Parse(now)
+	obs, seen := observer.New(zapcore.WarnLevel)
+	c := &drainCluster{ips: ips, ports: testPorts(p), https: p[3], ca: ca, seen: seen,
+		log: zap.New(zapcore.NewTee(testLogger(t).Core(), obs)), agents: make([]*Agent, 4)}
+	t.Cleanup(func() {
+		for _, a := range c.agents {
+			if a != nil {
+				a.Stop()
+			}
+		}
+	})
+	for i := 0; i < 3; i++ {
+		cert, err := pki.IssueServer(parsed, pki.ServerRequest{Datacenter: "dc1", Hosts: []string{ips[i]}}, nil, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := tlsSpec(serverSpec(fmt.Sprintf("drain-server-%d", i), 3, c.ports), c.https)
+		spec.JoinAddrs = []string{addr(ips[0], c.ports.SerfLAN)}
+		c.specs = append(c.specs, spec)
+		c.sandboxes = append(c.sandboxes, t.TempDir())
+		c.envs = append(c.envs, Env{BindIP: ips[i], Sandbox: c.sandboxes[i], TLSCACert: ca.CertPEM, TLSCert: cert.CertPEM, TLSKey: cert.KeyPEM})
+	}
+	c.specs = append(c.specs, tlsSpec(taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleClient, NodeName: "drain-client", Datacenter: "dc1",
+		Ports: c.ports, DataDir: "consul-data", JoinAddrs: []string{addr(ips[0], c.ports.SerfLAN)}, LogLevel: "INFO"}, c.https))
+	c.sandboxes = append(c.sandboxes, t.TempDir())
+	c.envs = append(c.envs, Env{BindIP: ips[3], Sandbox: c.sandboxes[3], TLSCACert: ca.CertPEM})
+	for i := range c.specs {
+		if c.agents[i], err = Start(ctx, c.specs[i], c.envs[i], c.log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range c.agents {
+		if err := a.Ready(ctx); err != nil {
+			t.Fatalf("%s not ready: %v", a.spec.NodeName, err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		cfg := api.DefaultConfig()
+		cfg.Address, cfg.Scheme = addr(ips[i], c.https), "https"
+		cfg.TLSConfig.CAPem = []byte(ca.CertPEM)
+		sc, err := api.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.servers = append(c.servers, sc)
+	}
+	cfg := api.DefaultConfig()
+	cfg.Address, cfg.Scheme = addr(ips[3], c.https), "https"
+	cfg.TLSConfig.InsecureSkipVerify = true // the client's HTTPS certificate is from Consul's own CA
+	if c.client, err = api.NewClient(cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "a write through the client", func() error { return put(c.client, "drain", 0) })
+	return c
+}
+
+func put(c *api.Client, key string, v int) error {
+	_, err := c.KV().Put(&api.KVPair{Key: key, Value: []byte(strconv.Itoa(v))}, nil)
+	return err
+}
+
+// clientServer is the server the client sends its RPCs to (from the
+// servers' established TCP connections), made a follower first if it
+// leads (as the scheduler hands leadership over before a restart).
+func (c *drainCluster) clientServer(t *testing.T) int {
+	t.Helper()
+	victim := -1
+	eventually(t, time.Minute, "the client's server found, and not the leader", func() error {
+		if err := put(c.client, "drain", 0); err != nil {
+			return err
+		}
+		victim = -1
+		for i := 0; i < 3; i++ {
+			if n, err := established(c.ips[i], c.ports.Server, c.ips[3]); err != nil {
+				return err
+			} else if n > 0 {
+				victim = i
+			}
+		}
+		if victim < 0 {
+			return errors.New("no RPC connection from the client to a server")
+		}
+		leader, err := c.servers[victim].Status().Leader()
+		if err != nil {
+			return err
+		}
+		if leader == addr(c.ips[victim], c.ports.Server) {
+			if _, err := c.servers[victim].Operator().RaftLeaderTransfer(nil); err != nil {
+				return fmt.Errorf("transfer leadership off the client's server: %w", err)
+			}
+			return errors.New("the client's server was the leader; leadership transferred")
+		}
+		return nil
+	})
+	return victim
+}
+
 // TestDrainBeforeStop: in a real 3-server cluster with TLS and a client,
-// the server the client sends its RPCs to (found from the server's
-// established TCP connections; leadership is moved off it first, as the
-// scheduler does before a restart) is drained: its own HTTPS API refuses
-// a write with 429, nothing applied; the scheduler's reads (raft
+// the server the client sends its RPCs to is drained: its own HTTPS API
+// refuses a write with 429, nothing applied; the scheduler's reads (raft
 // configuration) still work on it and it stays a voter; it presents the
 // same certificate (its TLS files were written back for Consul's reload
 // and removed again). Writes through the client go on succeeding while it
@@ -38,125 +160,108 @@ func TestDrainBeforeStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a real Consul cluster")
 	}
-	ips := []string{"127.3.0.90", "127.3.0.91", "127.3.0.92", "127.3.0.93"}
-	p := freePorts(t, ips, 4)
-	ports := testPorts(p)
-	now := time.Now()
-	ca, err := pki.NewCA(nil, "test", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, _ := ca.Parse(now)
-	obs, seen := observer.New(zapcore.WarnLevel)
-	log := zap.New(zapcore.NewTee(testLogger(t).Core(), obs))
-	agents := make([]*Agent, 4)
-	t.Cleanup(func() {
-		for _, a := range agents {
-			if a != nil {
-				a.Stop()
-			}
-		}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sandboxes := make([]string, 4)
-	for i := 0; i < 3; i++ {
-		cert, err := pki.IssueServer(parsed, pki.ServerRequest{Datacenter: "dc1", Hosts: []string{ips[i]}}, nil, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec := tlsSpec(serverSpec(fmt.Sprintf("drain-server-%d", i), 3, ports), p[3])
-		spec.JoinAddrs = []string{addr(ips[0], ports.SerfLAN)}
-		sandboxes[i] = t.TempDir()
-		if agents[i], err = Start(ctx, spec, Env{BindIP: ips[i], Sandbox: sandboxes[i], TLSCACert: ca.CertPEM, TLSCert: cert.CertPEM, TLSKey: cert.KeyPEM}, log); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cl := tlsSpec(taskspec.Spec{Version: taskspec.Version, Role: taskspec.RoleClient, NodeName: "drain-client", Datacenter: "dc1",
-		Ports: ports, DataDir: "consul-data", JoinAddrs: []string{addr(ips[0], ports.SerfLAN)}, LogLevel: "INFO"}, p[3])
-	if agents[3], err = Start(ctx, cl, Env{BindIP: ips[3], Sandbox: t.TempDir(), TLSCACert: ca.CertPEM}, log); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range agents {
-		if err := a.Ready(ctx); err != nil {
-			t.Fatalf("%s not ready: %v", a.spec.NodeName, err)
-		}
-	}
-	servers := make([]*api.Client, 3)
-	for i := range servers {
-		cfg := api.DefaultConfig()
-		cfg.Address, cfg.Scheme = addr(ips[i], p[3]), "https"
-		cfg.TLSConfig.CAPem = []byte(ca.CertPEM)
-		if servers[i], err = api.NewClient(cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ccfg := api.DefaultConfig()
-	ccfg.Address, ccfg.Scheme = addr(ips[3], p[3]), "https"
-	ccfg.TLSConfig.InsecureSkipVerify = true // the client's HTTPS certificate is from Consul's own CA
-	client, err := api.NewClient(ccfg)
+	c := startDrainCluster(ctx, t, []string{"127.3.0.90", "127.3.0.91", "127.3.0.92", "127.3.0.93"})
+	victim := c.clientServer(t)
+	serialBefore, err := c.agents[victim].presentedSerial(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(c *api.Client, v int) error {
-		_, err := c.KV().Put(&api.KVPair{Key: "drain", Value: []byte(strconv.Itoa(v))}, nil)
-		return err
-	}
-	eventually(t, 2*time.Minute, "a write through the client", func() error { return put(client, 0) })
-
-	// The server the client uses, not the leader.
-	var victim int
-	eventually(t, time.Minute, "the client's server found, and not the leader", func() error {
-		if err := put(client, 0); err != nil {
-			return err
-		}
-		victim = -1
-		for i := 0; i < 3; i++ {
-			if n, err := established(ips[i], ports.Server, ips[3]); err != nil {
-				return err
-			} else if n > 0 {
-				victim = i
-			}
-		}
-		if victim < 0 {
-			return errors.New("no RPC connection from the client to a server")
-		}
-		leader, err := servers[victim].Status().Leader()
-		if err != nil {
-			return err
-		}
-		if leader == addr(ips[victim], ports.Server) {
-			if _, err := servers[victim].Operator().RaftLeaderTransfer(nil); err != nil {
-				return fmt.Errorf("transfer leadership off the client's server: %w", err)
-			}
-			return errors.New("the client's server was the leader; leadership transferred")
-		}
-		return nil
-	})
-	serialBefore, err := agents[victim].presentedSerial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// Writers busy through the client from before the drain until after
 	// the stop.
-	failed := writeThrough(client, func() {
-		if err := agents[victim].Drain(); err != nil {
+	failed := writeThrough(c.client, func() {
+		if err := c.agents[victim].Drain(); err != nil {
 			t.Errorf("drain: %v", err)
 			return
 		}
-		checkDraining(ctx, t, agents[victim], servers[victim], serialBefore, sandboxes[victim])
+		checkDraining(ctx, t, c.agents[victim], c.servers[victim], serialBefore, c.sandboxes[victim])
 		time.Sleep(time.Second)
-		agents[victim].Stop()
+		c.agents[victim].Stop()
 	})
 	if len(failed) > 0 {
 		t.Errorf("%d writes through the client failed while its server drained and stopped, first: %v", len(failed), failed[0])
 	}
-	if n := clientLines(seen, "Retrying RPC to server", "IP:"+ips[victim]+" "); n == 0 {
-		t.Errorf("the client never retried a request the draining server %s refused: the test did not drain the client's server", ips[victim])
+	if n := clientLines(c.seen, "Retrying RPC to server", "IP:"+c.ips[victim]+" "); n == 0 {
+		t.Errorf("the client never retried a request the draining server %s refused: the test did not drain the client's server", c.ips[victim])
 	}
-	if n := clientLines(seen, "RPC failed to server", ""); n > 0 {
+	if n := clientLines(c.seen, "RPC failed to server", ""); n > 0 {
 		t.Errorf("the client logged %d failed RPCs", n)
+	}
+}
+
+// TestClientBackOnRestartedServer is a rolling restart's pattern: the
+// client's server A drains and stops while writers are busy, comes back
+// in place (same data dir and address), and leads; then the two others
+// drain, so the client goes back to A. Its connection pool still held the
+// session to A's previous process: Consul cached idle streams on it
+// (MaxStreams), and a write given one of those failed ("rpc error making
+// call: stream closed"). With no stream cached the pool opens one, finds
+// the session shut and dials A again.
+func TestClientBackOnRestartedServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a real Consul cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := startDrainCluster(ctx, t, []string{"127.3.0.94", "127.3.0.95", "127.3.0.96", "127.3.0.97"})
+	a := c.clientServer(t)
+	failed := writeThrough(c.client, func() {
+		if err := c.agents[a].Drain(); err != nil {
+			t.Errorf("drain: %v", err)
+		}
+		time.Sleep(time.Second)
+		c.agents[a].Stop()
+		// The executor's exit closes the sockets Consul's shutdown
+		// leaves open (accepted RPC sessions); here it is the test's
+		// own process.
+		if err := shutdownSockets(c.ips[a], c.ports.Server); err != nil {
+			t.Error(err)
+		}
+	})
+	if len(failed) > 0 {
+		t.Errorf("%d writes failed while the client's server drained and stopped, first: %v", len(failed), failed[0])
+	}
+	var err error
+	if c.agents[a], err = Start(ctx, c.specs[a], c.envs[a], c.log); err != nil {
+		t.Fatalf("restart in place: %v", err)
+	}
+	if err := c.agents[a].Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the restarted server leads", func() error {
+		leader, err := c.servers[a].Status().Leader()
+		if err != nil {
+			return err
+		}
+		if leader == addr(c.ips[a], c.ports.Server) {
+			return nil
+		}
+		req, _ := http.NewRequest(http.MethodPost, "https://"+addr(c.ips[a], c.https)+"/v1/operator/raft/transfer-leader?id="+c.agents[a].NodeID(), nil)
+		pool, _ := pki.Pool(c.ca.CertPEM)
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return fmt.Errorf("leader %s; transfer asked: %s", leader, resp.Status)
+	})
+	// The others drain: the client goes back to A.
+	failed = writeThrough(c.client, func() {
+		for i := 0; i < 3; i++ {
+			if i != a {
+				if err := c.agents[i].Drain(); err != nil {
+					t.Errorf("drain: %v", err)
+				}
+			}
+		}
+	})
+	if len(failed) > 0 {
+		t.Errorf("%d writes through the client failed once it went back to the restarted server, first: %v", len(failed), failed[0])
+	}
+	if n, _ := established(c.ips[a], c.ports.Server, c.ips[3]); n == 0 {
+		t.Errorf("the client did not go back to the restarted server")
 	}
 }
 
@@ -165,7 +270,7 @@ func TestDrainBeforeStop(t *testing.T) {
 // certificate it had and its key file is not left in the sandbox.
 func checkDraining(ctx context.Context, t *testing.T, a *Agent, c *api.Client, serial, sandbox string) {
 	t.Helper()
-	_, err := c.KV().Put(&api.KVPair{Key: "drain/own", Value: []byte("x")}, nil)
+	err := put(c, "drain/own", 1)
 	if err == nil || !strings.Contains(err.Error(), "429") {
 		t.Errorf("a write to the draining server's own API: %v, want a 429", err)
 	}
@@ -204,8 +309,7 @@ func writeThrough(c *api.Client, stop func()) []error {
 					return
 				default:
 				}
-				key := fmt.Sprintf("drain/%d", w)
-				if _, err := c.KV().Put(&api.KVPair{Key: key, Value: []byte(strconv.Itoa(i))}, nil); err != nil {
+				if err := put(c, fmt.Sprintf("drain/%d", w), i); err != nil {
 					mu.Lock()
 					failed = append(failed, err)
 					mu.Unlock()
@@ -254,6 +358,38 @@ func established(ip string, port int, peerIP string) (int, error) {
 		}
 	}
 	return n, sc.Err()
+}
+
+// shutdownSockets shuts down (both ways) every socket of this process
+// accepted on ip:port, as the exit of the process holding them would.
+func shutdownSockets(ip string, port int) error {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return err
+	}
+	local := procAddr(ip) + ":" + fmt.Sprintf("%04X", port)
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) > 9 && fs[1] == local && fs[3] == "01" {
+			inodes["socket:["+fs[9]+"]"] = true
+		}
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if err != nil || !inodes[target] {
+			continue
+		}
+		n, _ := strconv.Atoi(fd.Name())
+		if err := syscall.Shutdown(n, syscall.SHUT_RDWR); err != nil {
+			return fmt.Errorf("shutdown of fd %d: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // procAddr is an IPv4 address as /proc/net/tcp writes it (hex, little
