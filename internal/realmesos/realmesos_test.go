@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/dcos-consul/dcos-consul/internal/operator"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
 )
@@ -129,7 +131,8 @@ type suite struct {
 
 // TestRealMesos runs dcos-consul on a real Mesos 1.12.0 cluster (master,
 // five agents, Mesos-DNS) and checks, in order on one cluster: the
-// deploy, KV, Mesos-DNS names, a SIGKILLed server executor, a scheduler
+// deploy, KV, Mesos-DNS names, a SIGKILLed server executor, an operator's
+// pod restart of a server (drained, then stopped in place), a scheduler
 // restart, a master restart, the loss of a server's agent, and the
 // uninstall; the whole time, that the master never shows a second
 // framework of ours nor a duplicate task.
@@ -167,6 +170,7 @@ func TestRealMesos(t *testing.T) {
 		{"KV", su.kv},
 		{"MesosDNS", su.mesosDNS},
 		{"KillServerExecutor", su.killServerExecutor},
+		{"RestartServerInPlace", su.restartServerInPlace},
 		{"RestartScheduler", su.restartScheduler},
 		{"RestartMaster", su.restartMaster},
 		{"LoseServerAgent", su.loseServerAgent},
@@ -678,6 +682,71 @@ func (su *suite) killServerExecutor(t *testing.T) {
 	su.checkAllKeys(t, tasks)
 	t.Logf("TIMING healthy %s after the kill", time.Since(start).Round(100*time.Millisecond))
 	su.writeKeys(t, tasks, "after-executor-kill", 10)
+}
+
+// restartServerInPlace: an operator's `pod restart` of a follower (the
+// quorum gate, then KILL): on real Mesos the executor drains the server
+// before it stops (its TASK_KILLED message, in the scheduler's log, says
+// so), and it comes back on its agent as the same raft peer.
+func (su *suite) restartServerInPlace(t *testing.T) {
+	tasks, leader := su.healthy(t, 3, time.Minute)
+	var victim task
+	for _, s := range servers(tasks) {
+		if s.AgentIP != hostOf(leader) {
+			victim = s
+			break
+		}
+	}
+	before := su.peers(t, hostOf(leader))[victim.Name]
+	if before == nil {
+		t.Fatalf("%s is not a raft peer", victim.Name)
+	}
+	tok, err := os.ReadFile(su.s.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := operator.NewClient(operator.Location{BaseURL: su.s.URL, OperatorToken: strings.TrimSpace(string(tok)), From: "test"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFrom := len(readFile(su.s.LogPath()))
+	start := time.Now()
+	ops := &operator.Commands{Client: cl, Out: io.Discard}
+	eventually(t, 2*time.Minute, "pod restart "+victim.Name+" through the quorum gate", func() error {
+		return ops.PodRestart(context.Background(), victim.Name)
+	})
+	var again task
+	eventually(t, 3*time.Minute, victim.Name+" relaunched", func() error {
+		st, err := su.c.State(context.Background())
+		if err != nil {
+			return err
+		}
+		tk, ok := findTask(running(st), victim.Name)
+		if !ok || tk.ID == victim.ID {
+			return fmt.Errorf("%s not running as a new task yet (%+v)", victim.Name, tk)
+		}
+		again = tk
+		return nil
+	})
+	t.Logf("TIMING %s RUNNING again as %s %s after the pod restart", victim.Name, again.ID, time.Since(start).Round(100*time.Millisecond))
+	if again.AgentIP != victim.AgentIP {
+		t.Fatalf("%s relaunched on %s, want its own agent %s", victim.Name, again.AgentIP, victim.AgentIP)
+	}
+	tasks, leader = su.healthy(t, 3, 3*time.Minute)
+	if after := su.peers(t, hostOf(leader))[victim.Name]; after == nil || after.ID != before.ID {
+		t.Fatalf("%s came back with raft ID %v, want %s", victim.Name, after, before.ID)
+	}
+	log := readFile(su.s.LogPath())[logFrom:]
+	if !strings.Contains(log, "client requests drained to the other servers") {
+		t.Errorf("the old task's TASK_KILLED message does not say the server drained; scheduler log tail:\n%s", tail(su.s.LogPath(), 20))
+	}
+	su.checkAllKeys(t, tasks)
+	su.writeKeys(t, tasks, "after-pod-restart", 10)
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
 
 func (su *suite) peers(t *testing.T, ip string) map[string]*consul.RaftServer {
