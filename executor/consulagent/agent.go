@@ -29,6 +29,11 @@ import (
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
 
+// rpcIdleStreams is the idle RPC streams Consul's connection pool keeps
+// per server session (see Start); negative keeps Consul's default, for
+// the benchmark's comparison.
+var rpcIdleStreams = 0
+
 // Agent is one running Consul agent.
 type Agent struct {
 	spec    taskspec.Spec
@@ -125,8 +130,10 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	// retries neither for a write). Without one the pool opens a stream,
 	// finds the session shut and dials the server again. A stream costs a
 	// yamux frame on the open session, not a connection.
-	// TestClientBackOnRestartedServer.
-	bd.ConnPool.MaxStreams = 0
+	// TestClientBackOnRestartedServer; the cost: BenchmarkWriteThroughClient.
+	if rpcIdleStreams >= 0 {
+		bd.ConnPool.MaxStreams = rpcIdleStreams
+	}
 	ca, err := consul.New(bd)
 	if err != nil {
 		bd.Close()

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ type drainCluster struct {
 	sandboxes []string
 }
 
-func startDrainCluster(ctx context.Context, t *testing.T, ips []string) *drainCluster {
+func startDrainCluster(ctx context.Context, t testing.TB, ips []string) *drainCluster {
 	t.Helper()
 	p := freePorts(t, ips, 4)
 	now := time.Now()
@@ -262,6 +263,45 @@ func TestClientBackOnRestartedServer(t *testing.T) {
 	}
 	if n, _ := established(c.ips[a], c.ports.Server, c.ips[3]); n == 0 {
 		t.Errorf("the client did not go back to the restarted server")
+	}
+}
+
+// BenchmarkWriteThroughClient: KV writes through a client agent of a
+// 3-server TLS cluster, 8 at a time, with no idle RPC stream kept (the
+// product) and with Consul's default (32 on a client).
+//
+//	go test ./executor/consulagent/ -run '^$' -bench WriteThroughClient -benchtime 3000x
+func BenchmarkWriteThroughClient(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		streams int
+	}{{"no-idle-stream", 0}, {"consul-default", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			defer func(v int) { rpcIdleStreams = v }(rpcIdleStreams)
+			rpcIdleStreams = bc.streams
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			c := startDrainCluster(ctx, b, []string{"127.3.0.100", "127.3.0.101", "127.3.0.102", "127.3.0.103"})
+			var next, failed atomic.Int64
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for w := 0; w < 8; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if err := put(c.client, fmt.Sprintf("bench/%d", w), w); err != nil {
+							failed.Add(1)
+						}
+					}
+				}(w)
+			}
+			wg.Wait()
+			b.StopTimer()
+			if failed.Load() > 0 {
+				b.Errorf("%d writes failed", failed.Load())
+			}
+		})
 	}
 }
 

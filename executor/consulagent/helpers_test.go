@@ -19,7 +19,7 @@ import (
 // freePorts returns n ports that are free for TCP and UDP on every ip, so
 // that agents on different addresses can share one port plan (a Mesos-DNS
 // name is joined on the joiner's own serf LAN port).
-func freePorts(t *testing.T, ips []string, n int) []int {
+func freePorts(t testing.TB, ips []string, n int) []int {
 	t.Helper()
 	ports, err := freeport.Take(ips, n)
 	if err != nil {
@@ -36,7 +36,7 @@ func testPorts(p []int) taskspec.Ports {
 
 // testLogger logs to a file (Consul's goroutines may still log after the
 // test ended, which t.Log does not allow) and prints its tail on failure.
-func testLogger(t *testing.T) *zap.Logger {
+func testLogger(t testing.TB) *zap.Logger {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "test.log")
 	f, err := os.Create(path)
