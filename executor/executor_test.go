@@ -65,6 +65,7 @@ type fakeConsul struct {
 	// drained counts Drain calls; drainErr is what Drain returns.
 	drained  int
 	drainErr error
+	leads    bool // what Leads says
 	// hang, when set, makes Stop (and so Leave) block until it is closed,
 	// as hashicorp/raft's Shutdown was seen to.
 	hang chan struct{}
@@ -111,6 +112,12 @@ func (f *fakeConsul) Drain() error {
 	defer f.mu.Unlock()
 	f.drained++
 	return f.drainErr
+}
+
+func (f *fakeConsul) Leads() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leads
 }
 
 func (f *fakeConsul) drains() int {
@@ -318,8 +325,10 @@ func TestExecutorRunsConsulServer(t *testing.T) {
 		t.Errorf("updates %q, want one of %q", got, want)
 	}
 	last := ups[len(ups)-1]
-	if !strings.Contains(last.GetMessage(), "without leaving") || !strings.Contains(last.GetMessage(), "client requests drained") {
-		t.Errorf("KILLED message %q does not say the server was drained and stopped without leaving", last.GetMessage())
+	// A single server leads: it stops without a drain (no other server
+	// to send its clients to).
+	if !strings.Contains(last.GetMessage(), "without leaving") || !strings.Contains(last.GetMessage(), "not drained (it is the raft leader)") {
+		t.Errorf("KILLED message %q does not say the single server (the leader) stopped undrained without leaving", last.GetMessage())
 	}
 	// The Consul agent is gone.
 	if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(ports.HTTP)), time.Second); err == nil {
@@ -790,6 +799,34 @@ func TestExecutorServerStopsWithoutLeaving(t *testing.T) {
 				t.Errorf("the server was drained %d times before its stop, want 1", n)
 			}
 		})
+	}
+}
+
+// TestExecutorLeaderDoesNotDrain: a server that leads when it is killed
+// (a single server, or one the scheduler's handover missed) stops at
+// once without a drain, which would make its followers hold and then
+// fail every write they forward to it.
+func TestExecutorLeaderDoesNotDrain(t *testing.T) {
+	ip := "127.3.0.43"
+	fa := newFakeAgent(t, ip)
+	fc := newFakeConsul()
+	fc.leads = true
+	close(fc.ready)
+	res := runExecutor(t, context.Background(), testConfig(fa, ip, t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+	fa.send(executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: "t1"}}})
+	if err := waitExit(t, res, 10*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	fa.waitState(time.Second, mesos.TASK_KILLED, nil)
+	if n := fc.drains(); n != 0 {
+		t.Errorf("the leader was drained %d times", n)
+	}
+	_, ups, _, _ := fa.snapshot()
+	if last := ups[len(ups)-1]; !strings.Contains(last.GetMessage(), "not drained (it is the raft leader)") {
+		t.Errorf("KILLED message %q does not say the leader was not drained", last.GetMessage())
 	}
 }
 

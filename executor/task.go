@@ -23,6 +23,8 @@ type consulAgent interface {
 	Leave(ctx context.Context) error
 	// Drain readies a server for a stop in place (consulagent.Drain).
 	Drain() error
+	// Leads: the server is the raft leader now (consulagent.Leads).
+	Leads() bool
 	Stop()
 	Done() <-chan struct{}
 	Err() error
@@ -79,8 +81,9 @@ type taskRunner struct {
 	kill        chan killRequest // buffered 1
 	// stopWait bounds the wait for the agent's shutdown (Config.AgentStopWait).
 	stopWait time.Duration
-	// drainWait: how long a server stopped in place drains (Config.DrainWait).
-	drainWait time.Duration
+	// drainWait: how long a server stopped in place drains (Config.DrainWait);
+	// drainPoll: how often it checks meanwhile that it does not lead.
+	drainWait, drainPoll time.Duration
 
 	joinMu    sync.Mutex
 	agent     consulAgent // set once started
@@ -99,6 +102,7 @@ func newTaskRunner(id mesos.TaskID, spec taskspec.Spec, env consulagent.Env, sta
 		healthEvery: time.Second,
 		stopWait:    DefaultAgentStopWait,
 		drainWait:   DefaultDrainWait,
+		drainPoll:   250 * time.Millisecond,
 		kill:        make(chan killRequest, 1),
 		ctx:         ctx,
 		hardStop:    cancel,
@@ -318,17 +322,45 @@ func (r *taskRunner) drain(agent consulAgent, grace time.Duration) string {
 	if wait <= 0 {
 		return "not drained (no drain wait)"
 	}
+	// A leader does not drain (consulagent.Leads): the scheduler hands
+	// leadership over before it stops one; a single server, or one the
+	// handover missed, stops at once, as before the drain existed.
+	if agent.Leads() {
+		r.log.Info("the Consul server leads: not drained before its stop")
+		return "not drained (it is the raft leader)"
+	}
 	if err := agent.Drain(); err != nil {
 		r.log.Warn("the Consul server could not be drained; stopping it anyway", zap.Error(err))
 		return "not drained: " + err.Error()
 	}
-	select {
-	case <-time.After(wait):
-	case <-agent.Done():
-	case <-r.ctx.Done():
+	return r.drainWaitNotLeading(agent, wait)
+}
+
+// drainWaitNotLeading waits out a drain, and ends it early (the stop
+// follows) if the server becomes the raft leader meanwhile.
+func (r *taskRunner) drainWaitNotLeading(agent consulAgent, wait time.Duration) string {
+	began := time.Now()
+	tick := time.NewTicker(r.drainPoll)
+	defer tick.Stop()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			r.log.Info("consul server drained before its stop", zap.Duration("drain", wait))
+			return fmt.Sprintf("client requests drained to the other servers for %v", wait)
+		case <-agent.Done():
+			return "drain cut short: the agent stopped"
+		case <-r.ctx.Done():
+			return "drain cut short: the executor is ending"
+		case <-tick.C:
+			if agent.Leads() {
+				took := time.Since(began).Round(time.Millisecond)
+				r.log.Warn("the draining Consul server became the raft leader: stopping it now", zap.Duration("drained", took))
+				return fmt.Sprintf("drain ended after %v: the server became the raft leader", took)
+			}
+		}
 	}
-	r.log.Info("consul server drained before its stop", zap.Duration("drain", wait))
-	return fmt.Sprintf("client requests drained to the other servers for %v", wait)
 }
 
 // leave gracefully leaves within the kill's grace and reports TASK_KILLED.

@@ -41,6 +41,7 @@ type Agent struct {
 	agent   *consul.Agent
 	nodeID  string
 	selfLAN string // ip:serf_lan
+	rpcAddr string // ip:server (a server's raft address)
 	httpURL string // "" when the HTTP port is disabled
 	env     Env    // the start's, for ReloadTLS (its secrets are not kept)
 
@@ -152,6 +153,7 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 		agent:    ca,
 		nodeID:   string(bd.RuntimeConfig.NodeID),
 		selfLAN:  net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.SerfLAN)),
+		rpcAddr:  net.JoinHostPort(net.ParseIP(env.BindIP).String(), strconv.Itoa(spec.Ports.Server)),
 		env:      Env{BindIP: env.BindIP, Sandbox: env.Sandbox},
 		tlsConf:  bd.TLSConfigurator,
 		tlsBase:  bd.RuntimeConfig.TLS,

@@ -1,6 +1,7 @@
 package consulagent
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -8,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/consul/agent/config"
+	"github.com/hashicorp/consul/agent/structs"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
 )
@@ -74,6 +77,24 @@ func (a *Agent) Drain() error {
 	}
 	a.log.Info("consul server draining: client requests are refused with 'try a different server' until it stops")
 	return nil
+}
+
+// Leads reports whether this server is the raft leader now, from its own
+// raft view (Status.Leader, which the drain's request limits exempt). A
+// leader must not drain: refused by it, a write forwarded by a follower
+// is retried there until Consul's hold timeout and then fails, and one
+// from a client fails at once ("try again later").
+func (a *Agent) Leads() bool {
+	if a.spec.Role != taskspec.RoleServer {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var leader string
+	if err := a.agent.RPC(ctx, "Status.Leader", &structs.DCSpecificRequest{Datacenter: a.spec.Datacenter}, &leader); err != nil {
+		return false
+	}
+	return leader != "" && leader == a.rpcAddr
 }
 
 // currentTLSFiles are the server's TLS files as Consul holds them now

@@ -165,6 +165,18 @@ func TestDrainBeforeStop(t *testing.T) {
 	defer cancel()
 	c := startDrainCluster(ctx, t, []string{"127.3.0.90", "127.3.0.91", "127.3.0.92", "127.3.0.93"})
 	victim := c.clientServer(t)
+	leaders := 0
+	for i := 0; i < 3; i++ {
+		if c.agents[i].Leads() {
+			leaders++
+			if i == victim {
+				t.Errorf("server %d leads, but its raft leader is another", i)
+			}
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d servers say they lead, want 1", leaders)
+	}
 	serialBefore, err := c.agents[victim].presentedSerial(ctx)
 	if err != nil {
 		t.Fatal(err)
