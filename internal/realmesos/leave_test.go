@@ -52,16 +52,8 @@ func TestRealMesosLeaveMessage(t *testing.T) {
 	first := runningServer(t, su, "")
 	t.Logf("TIMING server healthy %s after the cluster start (task %s)", time.Since(start).Round(100*time.Millisecond), first.ID)
 
-	tok, err := os.ReadFile(su.s.tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := operator.NewClient(operator.Location{BaseURL: su.s.URL, OperatorToken: strings.TrimSpace(string(tok)), From: "test"}, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out strings.Builder
-	ops := &operator.Commands{Client: cl, Out: &out}
+	ops := &operator.Commands{Client: su.operatorClient(t), Out: &out}
 	asked := time.Now()
 	eventually(t, 2*time.Minute, "pod replace consul-server-0 accepted", func() error { return ops.PodReplace(ctx, "consul-server-0") })
 

@@ -639,47 +639,14 @@ func (su *suite) mesosDNS(t *testing.T) {
 }
 
 func (su *suite) killServerExecutor(t *testing.T) {
-	tasks, leader := su.healthy(t, 3, time.Minute)
-	var victim task
-	for _, s := range servers(tasks) {
-		if s.AgentIP != hostOf(leader) {
-			victim = s
-			break
-		}
-	}
-	before := su.peers(t, hostOf(leader))[victim.Name]
-	if before == nil {
-		t.Fatalf("%s is not a raft peer", victim.Name)
-	}
 	start := time.Now()
-	pids, err := su.c.KillExecutors(victim.ExecutorID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("SIGKILLed executor %s of %s on %s: pids %v", victim.ExecutorID, victim.Name, victim.AgentIP, pids)
-	var again task
-	eventually(t, 3*time.Minute, victim.Name+" relaunched", func() error {
-		st, err := su.c.State(context.Background())
+	tasks := su.restartFollower(t, "the kill", func(victim task) {
+		pids, err := su.c.KillExecutors(victim.ExecutorID)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		tk, ok := findTask(running(st), victim.Name)
-		if !ok || tk.ID == victim.ID {
-			return fmt.Errorf("%s not running as a new task yet (%+v)", victim.Name, tk)
-		}
-		again = tk
-		return nil
+		t.Logf("SIGKILLed executor %s of %s on %s: pids %v", victim.ExecutorID, victim.Name, victim.AgentIP, pids)
 	})
-	t.Logf("TIMING %s RUNNING again as %s %s after the kill", victim.Name, again.ID, time.Since(start).Round(100*time.Millisecond))
-	if again.AgentIP != victim.AgentIP {
-		t.Fatalf("%s relaunched on %s, want its own agent %s (its volume is there)", victim.Name, again.AgentIP, victim.AgentIP)
-	}
-	tasks, leader = su.healthy(t, 3, 3*time.Minute)
-	after := su.peers(t, hostOf(leader))[victim.Name]
-	if after == nil || after.ID != before.ID {
-		t.Fatalf("%s came back with raft ID %v, want %s (the same data on its volume)", victim.Name, after, before.ID)
-	}
-	su.checkAllKeys(t, tasks)
 	t.Logf("TIMING healthy %s after the kill", time.Since(start).Round(100*time.Millisecond))
 	su.writeKeys(t, tasks, "after-executor-kill", 10)
 }
@@ -689,6 +656,24 @@ func (su *suite) killServerExecutor(t *testing.T) {
 // before it stops (its TASK_KILLED message, in the scheduler's log, says
 // so), and it comes back on its agent as the same raft peer.
 func (su *suite) restartServerInPlace(t *testing.T) {
+	logFrom := len(readFile(su.s.LogPath()))
+	ops := &operator.Commands{Client: su.operatorClient(t), Out: io.Discard}
+	tasks := su.restartFollower(t, "the pod restart", func(victim task) {
+		eventually(t, 2*time.Minute, "pod restart "+victim.Name+" through the quorum gate", func() error {
+			return ops.PodRestart(context.Background(), victim.Name)
+		})
+	})
+	log := readFile(su.s.LogPath())[logFrom:]
+	if !strings.Contains(log, "client requests drained to the other servers") {
+		t.Errorf("the old task's TASK_KILLED message does not say the server drained; scheduler log tail:\n%s", tail(su.s.LogPath(), 20))
+	}
+	su.writeKeys(t, tasks, "after-pod-restart", 10)
+}
+
+// restartFollower ends a server that does not lead with end, then checks
+// that it comes back as a new task on its own agent (its volume), the
+// same raft peer, with every key written so far; it returns the tasks.
+func (su *suite) restartFollower(t *testing.T, what string, end func(victim task)) []task {
 	tasks, leader := su.healthy(t, 3, time.Minute)
 	var victim task
 	for _, s := range servers(tasks) {
@@ -701,20 +686,8 @@ func (su *suite) restartServerInPlace(t *testing.T) {
 	if before == nil {
 		t.Fatalf("%s is not a raft peer", victim.Name)
 	}
-	tok, err := os.ReadFile(su.s.tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := operator.NewClient(operator.Location{BaseURL: su.s.URL, OperatorToken: strings.TrimSpace(string(tok)), From: "test"}, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logFrom := len(readFile(su.s.LogPath()))
 	start := time.Now()
-	ops := &operator.Commands{Client: cl, Out: io.Discard}
-	eventually(t, 2*time.Minute, "pod restart "+victim.Name+" through the quorum gate", func() error {
-		return ops.PodRestart(context.Background(), victim.Name)
-	})
+	end(victim)
 	var again task
 	eventually(t, 3*time.Minute, victim.Name+" relaunched", func() error {
 		st, err := su.c.State(context.Background())
@@ -728,20 +701,31 @@ func (su *suite) restartServerInPlace(t *testing.T) {
 		again = tk
 		return nil
 	})
-	t.Logf("TIMING %s RUNNING again as %s %s after the pod restart", victim.Name, again.ID, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("TIMING %s RUNNING again as %s %s after %s", victim.Name, again.ID, time.Since(start).Round(100*time.Millisecond), what)
 	if again.AgentIP != victim.AgentIP {
-		t.Fatalf("%s relaunched on %s, want its own agent %s", victim.Name, again.AgentIP, victim.AgentIP)
+		t.Fatalf("%s relaunched on %s, want its own agent %s (its volume is there)", victim.Name, again.AgentIP, victim.AgentIP)
 	}
 	tasks, leader = su.healthy(t, 3, 3*time.Minute)
 	if after := su.peers(t, hostOf(leader))[victim.Name]; after == nil || after.ID != before.ID {
-		t.Fatalf("%s came back with raft ID %v, want %s", victim.Name, after, before.ID)
-	}
-	log := readFile(su.s.LogPath())[logFrom:]
-	if !strings.Contains(log, "client requests drained to the other servers") {
-		t.Errorf("the old task's TASK_KILLED message does not say the server drained; scheduler log tail:\n%s", tail(su.s.LogPath(), 20))
+		t.Fatalf("%s came back with raft ID %v, want %s (the same data on its volume)", victim.Name, after, before.ID)
 	}
 	su.checkAllKeys(t, tasks)
-	su.writeKeys(t, tasks, "after-pod-restart", 10)
+	return tasks
+}
+
+// operatorClient is the scheduler API's client with the operator token
+// the scheduler wrote.
+func (su *suite) operatorClient(t *testing.T) *operator.Client {
+	t.Helper()
+	tok, err := os.ReadFile(su.s.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := operator.NewClient(operator.Location{BaseURL: su.s.URL, OperatorToken: strings.TrimSpace(string(tok)), From: "test"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
 
 func readFile(path string) string {
