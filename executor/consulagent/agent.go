@@ -291,11 +291,7 @@ func (a *Agent) Health() Health {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if a.spec.Role == taskspec.RoleServer {
-		// The server's own raft view: no forwarding, no leader round trip.
-		var leader string
-		if err := a.agent.RPC(ctx, "Status.Leader", &structs.DCSpecificRequest{Datacenter: a.spec.Datacenter}, &leader); err == nil {
-			h.Leader = leader
-		}
+		h.Leader = a.raftLeader(ctx)
 		// Only with a leader: without one the raft configuration RPC waits
 		// for a leader (seconds), which would hold up TASK_RUNNING.
 		var voter, known bool

@@ -6,8 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -90,11 +88,18 @@ func (a *Agent) Leads() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	leader := a.raftLeader(ctx)
+	return leader != "" && leader == a.rpcAddr
+}
+
+// raftLeader is the raft leader's address in the server's own raft view
+// (no forwarding, no round trip to the leader); "" when none is known.
+func (a *Agent) raftLeader(ctx context.Context) string {
 	var leader string
 	if err := a.agent.RPC(ctx, "Status.Leader", &structs.DCSpecificRequest{Datacenter: a.spec.Datacenter}, &leader); err != nil {
-		return false
+		return ""
 	}
-	return leader != "" && leader == a.rpcAddr
+	return leader
 }
 
 // currentTLSFiles are the server's TLS files as Consul holds them now
@@ -114,9 +119,6 @@ func (a *Agent) currentTLSFiles() (map[string]string, error) {
 		chain.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	}
 	f := tlsFiles(a.env.Sandbox)
-	if err := os.MkdirAll(filepath.Dir(f.CA), 0o700); err != nil {
-		return nil, fmt.Errorf("consulagent: TLS directory: %w", err)
-	}
 	return map[string]string{
 		f.CA:   strings.Join(cas, "\n"),
 		f.Cert: chain.String(),

@@ -127,9 +127,6 @@ func writeTLSFiles(spec taskspec.Spec, env Env) error {
 		return nil
 	}
 	f := tlsFiles(env.Sandbox)
-	if err := os.MkdirAll(filepath.Dir(f.CA), 0o700); err != nil {
-		return fmt.Errorf("consulagent: TLS directory: %w", err)
-	}
 	files := map[string]string{f.CA: caBundle(spec, env)}
 	if spec.Role == taskspec.RoleServer {
 		files[f.Cert], files[f.Key] = env.TLSCert, env.TLSKey
@@ -137,9 +134,13 @@ func writeTLSFiles(spec taskspec.Spec, env Env) error {
 	return writeSecretFiles(files)
 }
 
-// writeSecretFiles writes each path's content 0600, through a rename.
+// writeSecretFiles writes each path's content 0600, through a rename,
+// in a directory it creates 0700.
 func writeSecretFiles(files map[string]string) error {
 	for path, v := range files {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("consulagent: TLS directory: %w", err)
+		}
 		tmp := path + ".tmp"
 		if err := os.WriteFile(tmp, []byte(v), 0o600); err != nil {
 			return fmt.Errorf("consulagent: writing %s: %w", filepath.Base(path), err)
