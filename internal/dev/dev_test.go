@@ -19,7 +19,6 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 	"github.com/miekg/dns"
-	"go.uber.org/zap/zaptest"
 )
 
 // binary is the dcos-consul executable built once for these tests: the
@@ -499,7 +498,7 @@ func TestDevClusterEndToEnd(t *testing.T) {
 	opts := Options{
 		Agents: 5, Servers: 3, WorkDir: workDir, Binary: binary,
 		MasterIP: "127.4.0.1", MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
-		DNSRefresh: time.Second, Logger: zaptest.NewLogger(t).Named("dev"),
+		DNSRefresh: time.Second, Logger: harnessLogger(t, workDir),
 	}
 	ctx := context.Background()
 	start := time.Now()
@@ -615,13 +614,16 @@ func mustPeers(t *testing.T, c *Cluster, ip string) map[string]*consul.RaftServe
 }
 
 func dumpLogs(t *testing.T, workDir string) {
-	b, err := os.ReadFile(filepath.Join(workDir, "scheduler.log"))
-	if err == nil {
+	for _, name := range []string{harnessLogName, "scheduler.log"} {
+		b, err := os.ReadFile(filepath.Join(workDir, name))
+		if err != nil {
+			continue
+		}
 		lines := strings.Split(string(b), "\n")
 		if len(lines) > 80 {
 			lines = lines[len(lines)-80:]
 		}
-		t.Logf("scheduler.log (tail):\n%s", strings.Join(lines, "\n"))
+		t.Logf("%s (tail):\n%s", name, strings.Join(lines, "\n"))
 	}
 }
 

@@ -26,7 +26,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	consul "github.com/hashicorp/consul/api"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/dcos-consul/dcos-consul/internal/zktest"
 	"github.com/dcos-consul/dcos-consul/scheduler/config"
@@ -57,7 +56,7 @@ func startFaultCluster(t *testing.T, n, agents, servers int, extraEnv ...string)
 	opts := Options{
 		Agents: agents, Servers: servers, WorkDir: workDir, Binary: binary,
 		MasterIP: fmt.Sprintf("127.5.%d.1", n), MasterPort: 5050, AgentPort: 5051, DNSPort: 61053,
-		DNSRefresh: time.Second, ExtraEnv: extraEnv, Logger: zaptest.NewLogger(t).Named("dev"),
+		DNSRefresh: time.Second, ExtraEnv: extraEnv, Logger: harnessLogger(t, workDir),
 	}
 	c, err := Start(context.Background(), opts)
 	if err != nil {
@@ -85,7 +84,7 @@ func keepLogs(t *testing.T, workDir, dest string) {
 			return err
 		}
 		switch d.Name() {
-		case "scheduler.log", "stdout", "stderr":
+		case "scheduler.log", harnessLogName, "stdout", "stderr":
 		default:
 			return nil
 		}
