@@ -244,7 +244,7 @@ func (a *Agent) Stop() {
 	}
 	a.stopped = true
 	srv := a.srv
-	var pgids []int
+	var pgids, groups []int // groups: every run's, ended ones included
 	for _, fw := range a.frameworks {
 		for _, e := range fw.executors {
 			e.stopTimers()
@@ -254,6 +254,9 @@ func (a *Agent) Stop() {
 			}
 			if e.pid > 0 && !e.exited {
 				pgids = append(pgids, e.pid)
+			}
+			if e.pid > 0 {
+				groups = append(groups, e.pid)
 			}
 		}
 	}
@@ -281,13 +284,23 @@ func (a *Agent) Stop() {
 	go func() { a.procs.Wait(); close(done) }()
 	select {
 	case <-done:
+		// A SIGKILLed process is torn down in milliseconds: 5 s is for a
+		// loaded machine (and bounds the wait should an ended run's process
+		// group ID have been reused).
+		if !groupsGone(groups, time.Now().Add(groupWait)) {
+			a.log.Warn("agent stopped with processes of its executors' groups still running", zap.Duration("waited", groupWait))
+		}
 	case <-time.After(stopWait):
 		a.log.Warn("agent stopped with executor processes or fetches still running", zap.Duration("waited", stopWait))
 	}
 }
 
-// stopWait bounds how long Stop waits for executor processes and fetches.
-const stopWait = 60 * time.Second
+// stopWait bounds how long Stop waits for executor processes and fetches;
+// groupWait how long it then waits for the rest of their process groups.
+const (
+	stopWait  = 60 * time.Second
+	groupWait = 5 * time.Second
+)
 
 // SetPartitioned cuts (true) or restores (false) the agent's link to the
 // master. While cut, no status update, executor message or executor

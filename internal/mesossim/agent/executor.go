@@ -815,8 +815,9 @@ func (a *Agent) KillExecutorProcess(fw mesos.FrameworkID, ex mesos.ExecutorID) e
 	return nil
 }
 
-// groupMembers lists the processes of process group pgid other than its
-// leader, from /proc.
+// groupMembers lists the live processes of process group pgid other than
+// its leader, from /proc (a zombie runs nothing and holds no file: it is
+// left out).
 func groupMembers(pgid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -838,9 +839,26 @@ func groupMembers(pgid int) []int {
 			rest = rest[i+1:]
 		}
 		f := strings.Fields(rest)
-		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) {
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
 			out = append(out, pid)
 		}
 	}
 	return out
+}
+
+// groupsGone waits, until deadline, for every live process of the process
+// groups to end. A SIGKILL is delivered at once but a process ends when
+// the kernel has torn it down: the executor under `sh -c` can outlive the
+// shell that cmd.Wait saw end, for long enough to create a file in a
+// sandbox its caller is about to remove.
+func groupsGone(pgids []int, deadline time.Time) bool {
+	for _, pg := range pgids {
+		for len(groupMembers(pg)) > 0 {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return true
 }
