@@ -11,8 +11,9 @@ import (
 )
 
 // harnessLogName is the file in a test's work dir that holds the dev
-// harness's own log (simulated master and agents, Mesos-DNS) at debug
-// level; dumpLogs prints its tail when the test fails.
+// harness's own log (simulated master and agents, Mesos-DNS) at info
+// level, as `dcos-consul dev` writes it (at debug, Mesos-DNS's reload
+// every second filled the tail dumpLogs prints when the test fails).
 const harnessLogName = "dev.log"
 
 // harnessLogger logs the dev harness to workDir/dev.log and only its
@@ -27,7 +28,7 @@ func harnessLogger(t *testing.T, workDir string) *zap.Logger {
 		t.Fatalf("dev harness log: %v", err)
 	}
 	t.Cleanup(func() { _ = f.Close() })
-	file := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(f), zapcore.DebugLevel)
+	file := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(f), zapcore.InfoLevel)
 	toTest := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Core()
 	return zap.New(zapcore.NewTee(file, toTest)).Named("dev")
 }
