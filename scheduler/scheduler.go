@@ -670,12 +670,31 @@ func (s *Scheduler) command(ctx context.Context, pod string, goal state.Goal) ([
 	return names, err
 }
 
+// The states of a command inLoop hands the loop.
+const (
+	cmdQueued int32 = iota
+	cmdRunning
+	cmdAbandoned
+)
+
 // inLoop runs f on the loop's goroutine (which owns the state) and waits
-// for it.
+// for it. Callers read what f wrote once inLoop returns, so inLoop never
+// returns while f may still run: a caller that gives up (ctx ended, the
+// loop stopped) before the loop took f up abandons it, and the loop then
+// skips it; once f has started, inLoop waits for it to finish (the loop
+// runs it to the end before it stops). A caller that returned early while
+// f ran later had raced with it (the race detector saw
+// refreshCopiesOnStart read the servers f was still appending).
 func (s *Scheduler) inLoop(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
+	var st atomic.Int32
+	cmd := func() {
+		if st.CompareAndSwap(cmdQueued, cmdRunning) {
+			done <- f()
+		}
+	}
 	select {
-	case s.cmds <- func() { done <- f() }:
+	case s.cmds <- cmd:
 	case <-s.done:
 		return errStopping
 	case <-ctx.Done():
@@ -685,10 +704,15 @@ func (s *Scheduler) inLoop(ctx context.Context, f func() error) error {
 	case err := <-done:
 		return err
 	case <-s.done:
-		return errStopping
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	if st.CompareAndSwap(cmdQueued, cmdAbandoned) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return errStopping
+	}
+	return <-done
 }
 
 // podCommand sets a pod's goal (restart, replace) through the quorum gate
