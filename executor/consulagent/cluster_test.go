@@ -10,6 +10,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/serf/serf"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dcos-consul/dcos-consul/executor/internal/testdns"
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
@@ -253,7 +256,8 @@ func TestJoinAddrsAddedLater(t *testing.T) {
 	}
 	ips := []string{"127.3.0.50", "127.3.0.51"}
 	ports := testPorts(freePorts(t, ips, 3))
-	log := testLogger(t)
+	obs, logs := observer.New(zap.InfoLevel)
+	log := zap.New(zapcore.NewTee(testLogger(t).Core(), obs))
 	var agents []*Agent
 	t.Cleanup(func() {
 		for _, a := range agents {
@@ -285,6 +289,13 @@ func TestJoinAddrsAddedLater(t *testing.T) {
 			if h := a.Health(); !h.Healthy {
 				return errors.New(h.Message)
 			}
+		}
+		return nil
+	})
+	// Each agent joins once more, reannounceAfter after its first join.
+	eventually(t, reannounceAfter+time.Minute, "repeated joins", func() error {
+		if n := logs.FilterMessageSnippet("joined the LAN pool once more").Len(); n < len(agents) {
+			return fmt.Errorf("%d of %d agents joined once more", n, len(agents))
 		}
 		return nil
 	})

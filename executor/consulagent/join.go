@@ -108,16 +108,84 @@ func missingTargets(targets []string, self string, alive map[string]bool) []stri
 	return out
 }
 
+// Why the agent joins once more, reannounceAfter after its first join:
+// serf (v0.10.1, as in Consul 1.16) can leave a member that left and came
+// back "leaving" for ever in the view of one node (Consul issues 6882 and
+// 13379). A push-pull from a peer that still lists the old instance as
+// left hands a leave intent at that peer's status time + 1; the new
+// instance's join intent carries its Lamport clock, which after a quiet
+// leave is exactly that same time, so a node that hears the leave first
+// (one that just started, such as a server restarted in place) marks the
+// member leaving and then ignores the join as not newer; nothing later
+// moves it. A second join broadcasts a join intent one tick later, newer
+// than any such leave, and every node takes the member as alive again.
+// Seen in a dev TLS rollout: a server restarted 0.9 s after a client
+// rejoined never listed that client alive.
+const reannounceAfter = 10 * time.Second
+
+// reannounceWait says whether the repeated join is due at now, and when it
+// is not, how long until it is (0: never, it is done or the agent has not
+// joined yet). joinedAt is when the agent first saw another alive member.
+func reannounceWait(joinedAt, now time.Time, done bool) (bool, time.Duration) {
+	if done || joinedAt.IsZero() {
+		return false, 0
+	}
+	if left := joinedAt.Add(reannounceAfter).Sub(now); left > 0 {
+		return false, left
+	}
+	return true, 0
+}
+
+// reannounceTarget is the address the repeated join goes to: the first
+// join target that is an alive member, else the lowest alive member's
+// address, never the agent itself; "" when it is alone.
+func reannounceTarget(targets []string, self string, alive map[string]bool) string {
+	for _, t := range targets {
+		if t != self && alive[t] {
+			return t
+		}
+	}
+	var others []string
+	for addr, ok := range alive {
+		if ok && addr != self {
+			others = append(others, addr)
+		}
+	}
+	sort.Strings(others)
+	if len(others) == 0 {
+		return ""
+	}
+	return others[0]
+}
+
+// reannounce joins target once more (see reannounceAfter) and reports
+// whether it is done: an error leaves it for the next round.
+func (a *Agent) reannounce(target string) bool {
+	if target == "" {
+		return false
+	}
+	if _, err := a.agent.JoinLAN([]string{target}, nil); err != nil {
+		a.log.Info("repeated LAN join failed, will retry", zap.String("address", target), zap.Error(err))
+		return false
+	}
+	a.log.Info("joined the LAN pool once more, so that no member keeps a stale leave of this node",
+		zap.String("address", target), zap.Duration("after_first_join", reannounceAfter))
+	return true
+}
+
 // joinLoop joins the LAN pool until ctx ends: quickly while the agent is
 // alone, slowly while some targets are still missing, and it keeps
 // re-resolving names so that Mesos-DNS's refresh delay only ever adds
-// targets, never blocks on them.
+// targets, never blocks on them. Once, reannounceAfter after its first
+// join, it joins again (see reannounceAfter).
 func (a *Agent) joinLoop(ctx context.Context, r Resolver) {
 	const (
 		fast = 1 * time.Second
 		slow = 10 * time.Second
 	)
 	lastResolved := "\x00" // log the first round, even when it finds nothing
+	var joinedAt time.Time
+	reannounced := false
 	for {
 		addrs, failed := resolveTargets(ctx, r, a.joinTargets())
 		if ctx.Err() != nil {
@@ -142,11 +210,21 @@ func (a *Agent) joinLoop(ctx context.Context, r Resolver) {
 			alive, others = a.aliveMembers()
 			missing = missingTargets(addrs, a.selfLAN, alive)
 		}
+		if others > 0 && joinedAt.IsZero() {
+			joinedAt = time.Now()
+		}
+		due, left := reannounceWait(joinedAt, time.Now(), reannounced)
+		if due {
+			reannounced = a.reannounce(reannounceTarget(addrs, a.selfLAN, alive))
+		}
 		wait := slow
 		if others == 0 {
 			wait = fast
 		} else if len(missing) == 0 && len(failed) == 0 {
 			wait = 3 * slow
+		}
+		if left > 0 && left < wait {
+			wait = left
 		}
 		select {
 		case <-ctx.Done():
