@@ -113,12 +113,14 @@ func missingTargets(targets []string, self string, alive map[string]bool) []stri
 // back "leaving" for ever in the view of one node (Consul issues 6882 and
 // 13379). A push-pull from a peer that still lists the old instance as
 // left hands a leave intent at that peer's status time + 1; the new
-// instance's join intent carries its Lamport clock, which after a quiet
-// leave is exactly that same time, so a node that hears the leave first
-// (one that just started, such as a server restarted in place) marks the
-// member leaving and then ignores the join as not newer; nothing later
-// moves it. A second join broadcasts a join intent one tick later, newer
-// than any such leave, and every node takes the member as alive again.
+// instance's join intent carries its Lamport clock, which can be no newer
+// (after a quiet leave it is that same time, and peers that list the
+// member as left push each other's time up by one at every push-pull), so
+// a node that hears the leave first (one that just started, such as a
+// server restarted in place) marks the member leaving and then ignores the
+// join as not newer; nothing later moves it. A second join, once every
+// peer has seen the member back, broadcasts a join intent newer than any
+// such leave, and every node takes the member as alive again.
 // Seen in a dev TLS rollout: a server restarted 0.9 s after a client
 // rejoined never listed that client alive.
 const reannounceAfter = 10 * time.Second
