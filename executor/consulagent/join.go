@@ -257,10 +257,17 @@ func (a *Agent) joinEach(addrs []string) {
 // wanJoinLoop joins the WAN pool of other datacenters' servers (a server
 // whose spec has WANJoin) until ctx ends: each round re-resolves the names
 // and joins every target that is not an alive WAN member, every 5 s while
-// some are missing, every 30 s once all are there.
+// some are missing, every 30 s once all are there. Like the LAN join, it
+// joins once more reannounceAfter after its first join: the WAN pool is
+// serf too, and a server replaced under the same name (it left the WAN
+// pool, its successor joins it) can be held "leaving" by a server of the
+// other datacenter that starts at that moment.
 func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 	t := JoinTargets{DNSNames: a.spec.WANJoin, Port: a.spec.Ports.SerfWAN}
+	selfWAN := net.JoinHostPort(net.ParseIP(a.env.BindIP).String(), strconv.Itoa(a.spec.Ports.SerfWAN))
 	lastResolved := "\x00"
+	var joinedAt time.Time
+	reannounced := false
 	for {
 		addrs, failed := resolveTargets(ctx, r, t)
 		if ctx.Err() != nil {
@@ -276,7 +283,7 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 				alive[net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))] = true
 			}
 		}
-		missing := missingTargets(addrs, "", alive)
+		missing := missingTargets(addrs, selfWAN, alive)
 		for _, addr := range missing {
 			if _, err := a.agent.JoinWAN([]string{addr}); err != nil {
 				a.log.Debug("WAN join failed, will retry", zap.String("address", addr), zap.Error(err))
@@ -284,9 +291,19 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 				a.log.Info("joined the WAN pool", zap.String("address", addr))
 			}
 		}
+		if joinedAt.IsZero() && a.otherWANMember(selfWAN) {
+			joinedAt = time.Now()
+		}
+		due, left := reannounceWait(joinedAt, time.Now(), reannounced)
+		if due {
+			reannounced = a.reannounceWAN(reannounceTarget(addrs, selfWAN, alive))
+		}
 		wait := 30 * time.Second
 		if len(missing) > 0 || len(failed) > 0 || len(addrs) == 0 {
 			wait = 5 * time.Second
+		}
+		if left > 0 && left < wait {
+			wait = left
 		}
 		select {
 		case <-ctx.Done():
@@ -294,4 +311,29 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// reannounceWAN is reannounce for the WAN pool.
+func (a *Agent) reannounceWAN(target string) bool {
+	if target == "" {
+		return false
+	}
+	if _, err := a.agent.JoinWAN([]string{target}); err != nil {
+		a.log.Info("repeated WAN join failed, will retry", zap.String("address", target), zap.Error(err))
+		return false
+	}
+	a.log.Info("joined the WAN pool once more, so that no member keeps a stale leave of this server",
+		zap.String("address", target), zap.Duration("after_first_join", reannounceAfter))
+	return true
+}
+
+// otherWANMember says whether the WAN pool has an alive member besides
+// this server (selfWAN): from then on, others have seen it.
+func (a *Agent) otherWANMember(selfWAN string) bool {
+	for _, m := range a.agent.WANMembers() {
+		if m.Status == serf.StatusAlive && net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))) != selfWAN {
+			return true
+		}
+	}
+	return false
 }

@@ -3,11 +3,15 @@ package consulagent
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dcos-consul/dcos-consul/scheduler/pki"
 )
@@ -22,6 +26,8 @@ import (
 // when only dc2 trusts dc1's CA (dc1 does not verify dc2's server);
 // with a CA each and each server trusting the other's CA
 // (spec.TLSTrustedCAs, security.tls.trusted_ca_certs) it is answered.
+// In the first case dc2's server, which joins the WAN pool, also joins it
+// once more (reannounceAfter).
 func TestWANFederationTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms two real Consul datacenters")
@@ -56,6 +62,7 @@ func TestWANFederationTLS(t *testing.T) {
 			ports.SerfWAN = p[4]
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
+			obs, logs := observer.New(zap.InfoLevel)
 			start := func(ip, dc string, ca pki.CA, trust string, wan []string) {
 				parsed, err := ca.Parse(now)
 				if err != nil {
@@ -70,7 +77,8 @@ func TestWANFederationTLS(t *testing.T) {
 				if err := spec.Validate(); err != nil {
 					t.Fatal(err)
 				}
-				a, err := Start(ctx, spec, Env{BindIP: ip, Sandbox: t.TempDir(), TLSCACert: ca.CertPEM, TLSCert: cert.CertPEM, TLSKey: cert.KeyPEM}, testLogger(t))
+				log := zap.New(zapcore.NewTee(testLogger(t).Core(), obs))
+				a, err := Start(ctx, spec, Env{BindIP: ip, Sandbox: t.TempDir(), TLSCACert: ca.CertPEM, TLSCert: cert.CertPEM, TLSKey: cert.KeyPEM}, log)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -126,6 +134,15 @@ func TestWANFederationTLS(t *testing.T) {
 				}
 				t.Logf("%s, as expected: %v", tc.name, werr)
 			}
+			if tc.name != "one CA" {
+				return
+			}
+			eventually(t, reannounceAfter+time.Minute, "the repeated WAN join", func() error {
+				if n := logs.FilterMessageSnippet("joined the WAN pool once more").Len(); n != 1 {
+					return fmt.Errorf("%d servers joined the WAN pool once more (want dc2's)", n)
+				}
+				return nil
+			})
 		})
 	}
 }
