@@ -224,3 +224,30 @@ func TestLeaderSettleWait(t *testing.T) {
 		})
 	}
 }
+
+// The raft view is read every second while a server action waits on it,
+// every 3 s otherwise (clients rolling, nothing to do).
+func TestRaftPollEvery(t *testing.T) {
+	server := state.Task{Name: state.ServerName(0), Role: taskspec.RoleServer}
+	client := state.Task{Name: "consul-client-a1", Role: taskspec.RoleClient}
+	tasks := state.Tasks{server.Name: server, client.Name: client}
+	for _, tc := range []struct {
+		name string
+		r    Result
+		want time.Duration
+	}{
+		{"nothing to do", Result{Tasks: tasks}, RaftPollIdle},
+		{"a client rolling", Result{Tasks: tasks, Update: []string{client.Name}}, RaftPollIdle},
+		{"a server rolling", Result{Tasks: tasks, Update: []string{client.Name, server.Name}}, RaftPollBusy},
+		{"a restarted server settling", Result{Tasks: tasks, Settling: map[string]string{server.Name: "not a voter yet"}}, RaftPollBusy},
+		{"a hand-over", Result{Tasks: tasks, Transfer: &Transfer{From: server.Name, To: "consul-server-1"}}, RaftPollBusy},
+		{"the gate shut", Result{Tasks: tasks, Gate: "no leader"}, RaftPollBusy},
+		{"a scale-down", Result{Tasks: tasks, ScaleDown: map[string]string{server.Name: "removing its peer"}}, RaftPollBusy},
+		{"a peer to remove", Result{Tasks: tasks, RemovePeer: map[string]string{server.Name: "127.0.0.1:8300"}}, RaftPollBusy},
+		{"a replacement", Result{Tasks: tasks, Replace: []string{server.Name}}, RaftPollBusy},
+	} {
+		if got := tc.r.RaftPollEvery(); got != tc.want {
+			t.Errorf("%s: every %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
