@@ -160,31 +160,19 @@ func reannounceTarget(targets []string, self string, alive map[string]bool) stri
 	return others[0]
 }
 
-// reannounce joins target once more in pool ("LAN" or "WAN") with join
-// (see reannounceAfter) and reports whether it is done: an error leaves
-// it for the next round.
-func (a *Agent) reannounce(pool string, join func(addr string) error, target string) bool {
+// reannounce joins target once more (see reannounceAfter) and reports
+// whether it is done: an error leaves it for the next round.
+func (a *Agent) reannounce(target string) bool {
 	if target == "" {
 		return false
 	}
-	if err := join(target); err != nil {
-		a.log.Info("repeated "+pool+" join failed, will retry", zap.String("address", target), zap.Error(err))
+	if _, err := a.agent.JoinLAN([]string{target}, nil); err != nil {
+		a.log.Info("repeated LAN join failed, will retry", zap.String("address", target), zap.Error(err))
 		return false
 	}
-	a.log.Info("joined the "+pool+" pool once more, so that no member keeps a stale leave of this agent",
+	a.log.Info("joined the LAN pool once more, so that no member keeps a stale leave of this node",
 		zap.String("address", target), zap.Duration("after_first_join", reannounceAfter))
 	return true
-}
-
-// joinLAN and joinWAN join one address, for reannounce.
-func (a *Agent) joinLAN(addr string) error {
-	_, err := a.agent.JoinLAN([]string{addr}, nil)
-	return err
-}
-
-func (a *Agent) joinWAN(addr string) error {
-	_, err := a.agent.JoinWAN([]string{addr})
-	return err
 }
 
 // joinLoop joins the LAN pool until ctx ends: quickly while the agent is
@@ -229,7 +217,7 @@ func (a *Agent) joinLoop(ctx context.Context, r Resolver) {
 		}
 		due, left := reannounceWait(joinedAt, time.Now(), reannounced)
 		if due {
-			reannounced = a.reannounce("LAN", a.joinLAN, reannounceTarget(addrs, a.selfLAN, alive))
+			reannounced = a.reannounce(reannounceTarget(addrs, a.selfLAN, alive))
 		}
 		wait := slow
 		if others == 0 {
@@ -258,7 +246,7 @@ func (a *Agent) joinEach(addrs []string) {
 		wg.Add(1)
 		go func(addr string) {
 			defer wg.Done()
-			if err := a.joinLAN(addr); err != nil {
+			if _, err := a.agent.JoinLAN([]string{addr}, nil); err != nil {
 				a.log.Debug("join failed, will retry", zap.String("address", addr), zap.Error(err))
 			}
 		}(addr)
@@ -297,7 +285,7 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 		}
 		missing := missingTargets(addrs, selfWAN, alive)
 		for _, addr := range missing {
-			if err := a.joinWAN(addr); err != nil {
+			if _, err := a.agent.JoinWAN([]string{addr}); err != nil {
 				a.log.Debug("WAN join failed, will retry", zap.String("address", addr), zap.Error(err))
 			} else {
 				a.log.Info("joined the WAN pool", zap.String("address", addr))
@@ -308,7 +296,7 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 		}
 		due, left := reannounceWait(joinedAt, time.Now(), reannounced)
 		if due {
-			reannounced = a.reannounce("WAN", a.joinWAN, reannounceTarget(addrs, selfWAN, alive))
+			reannounced = a.reannounceWAN(reannounceTarget(addrs, selfWAN, alive))
 		}
 		wait := 30 * time.Second
 		if len(missing) > 0 || len(failed) > 0 || len(addrs) == 0 {
@@ -323,6 +311,20 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// reannounceWAN is reannounce for the WAN pool.
+func (a *Agent) reannounceWAN(target string) bool {
+	if target == "" {
+		return false
+	}
+	if _, err := a.agent.JoinWAN([]string{target}); err != nil {
+		a.log.Info("repeated WAN join failed, will retry", zap.String("address", target), zap.Error(err))
+		return false
+	}
+	a.log.Info("joined the WAN pool once more, so that no member keeps a stale leave of this server",
+		zap.String("address", target), zap.Duration("after_first_join", reannounceAfter))
+	return true
 }
 
 // otherWANMember says whether the WAN pool has an alive member besides
