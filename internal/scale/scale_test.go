@@ -111,11 +111,14 @@ func TestSmallCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The figures come from log timestamps of millisecond resolution: on 40
+	// agents a phase can start and end within the same millisecond, so 0 is
+	// a valid figure and only a negative one (events out of order) is wrong.
 	d, r := res.Deploy, res.Reconcile
-	if d.FirstOfferToAllRunning <= 0 || d.SubscribeToFirstOffer < 0 || d.OffersReceived < 40 || d.Accepted != 40 {
+	if d.FirstOfferToAllRunning < 0 || d.SubscribeToFirstOffer < 0 || d.OffersReceived < 40 || d.Accepted != 40 {
 		t.Errorf("deploy figures: %+v", d)
 	}
-	if r.Tasks != 40 || r.SubscribedToReconciled <= 0 || r.StartToReconciled < r.SubscribedToReconciled {
+	if r.Tasks != 40 || r.SubscribedToReconciled < 0 || r.StartToReconciled < r.SubscribedToReconciled {
 		t.Errorf("reconcile figures: %+v", r)
 	}
 	t.Logf("\n%s", res.Markdown())
