@@ -476,9 +476,6 @@ func (s *Scheduler) removePeer(name, raftAddr string, via []string) {
 // a killed server failed within a few seconds).
 const serfFailWait = 20 * time.Second
 
-// raftPollInterval is how often the scheduler reads Consul's raft view.
-const raftPollInterval = 3 * time.Second
-
 // pollRaft reads Consul's raft view now and then (a goroutine; the
 // result reaches the loop as a command, so the pure core sees plain data),
 // and starts the Consul actions the last reconciliation asked for: a raft
@@ -496,7 +493,9 @@ func (s *Scheduler) pollRaft() {
 		return
 	}
 	s.raftPolling = true
-	s.raftNext = now.Add(raftPollInterval)
+	// Less a tenth of the 1 s tick, so that a read due every second is
+	// not put off to the tick after (ticks are never exactly 1 s apart).
+	s.raftNext = now.Add(s.last.RaftPollEvery() - 100*time.Millisecond)
 	go func() {
 		// At is when the read started: a read under way while a server
 		// restarts must not count as a view of its new incarnation.

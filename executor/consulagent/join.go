@@ -160,19 +160,31 @@ func reannounceTarget(targets []string, self string, alive map[string]bool) stri
 	return others[0]
 }
 
-// reannounce joins target once more (see reannounceAfter) and reports
-// whether it is done: an error leaves it for the next round.
-func (a *Agent) reannounce(target string) bool {
+// reannounce joins target once more in pool ("LAN" or "WAN") with join
+// (see reannounceAfter) and reports whether it is done: an error leaves
+// it for the next round.
+func (a *Agent) reannounce(pool string, join func(addr string) error, target string) bool {
 	if target == "" {
 		return false
 	}
-	if _, err := a.agent.JoinLAN([]string{target}, nil); err != nil {
-		a.log.Info("repeated LAN join failed, will retry", zap.String("address", target), zap.Error(err))
+	if err := join(target); err != nil {
+		a.log.Info("repeated "+pool+" join failed, will retry", zap.String("address", target), zap.Error(err))
 		return false
 	}
-	a.log.Info("joined the LAN pool once more, so that no member keeps a stale leave of this node",
+	a.log.Info("joined the "+pool+" pool once more, so that no member keeps a stale leave of this agent",
 		zap.String("address", target), zap.Duration("after_first_join", reannounceAfter))
 	return true
+}
+
+// joinLAN and joinWAN join one address, for reannounce.
+func (a *Agent) joinLAN(addr string) error {
+	_, err := a.agent.JoinLAN([]string{addr}, nil)
+	return err
+}
+
+func (a *Agent) joinWAN(addr string) error {
+	_, err := a.agent.JoinWAN([]string{addr})
+	return err
 }
 
 // joinLoop joins the LAN pool until ctx ends: quickly while the agent is
@@ -217,7 +229,7 @@ func (a *Agent) joinLoop(ctx context.Context, r Resolver) {
 		}
 		due, left := reannounceWait(joinedAt, time.Now(), reannounced)
 		if due {
-			reannounced = a.reannounce(reannounceTarget(addrs, a.selfLAN, alive))
+			reannounced = a.reannounce("LAN", a.joinLAN, reannounceTarget(addrs, a.selfLAN, alive))
 		}
 		wait := slow
 		if others == 0 {
@@ -246,7 +258,7 @@ func (a *Agent) joinEach(addrs []string) {
 		wg.Add(1)
 		go func(addr string) {
 			defer wg.Done()
-			if _, err := a.agent.JoinLAN([]string{addr}, nil); err != nil {
+			if err := a.joinLAN(addr); err != nil {
 				a.log.Debug("join failed, will retry", zap.String("address", addr), zap.Error(err))
 			}
 		}(addr)
@@ -285,7 +297,7 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 		}
 		missing := missingTargets(addrs, selfWAN, alive)
 		for _, addr := range missing {
-			if _, err := a.agent.JoinWAN([]string{addr}); err != nil {
+			if err := a.joinWAN(addr); err != nil {
 				a.log.Debug("WAN join failed, will retry", zap.String("address", addr), zap.Error(err))
 			} else {
 				a.log.Info("joined the WAN pool", zap.String("address", addr))
@@ -296,7 +308,7 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 		}
 		due, left := reannounceWait(joinedAt, time.Now(), reannounced)
 		if due {
-			reannounced = a.reannounceWAN(reannounceTarget(addrs, selfWAN, alive))
+			reannounced = a.reannounce("WAN", a.joinWAN, reannounceTarget(addrs, selfWAN, alive))
 		}
 		wait := 30 * time.Second
 		if len(missing) > 0 || len(failed) > 0 || len(addrs) == 0 {
@@ -311,20 +323,6 @@ func (a *Agent) wanJoinLoop(ctx context.Context, r Resolver) {
 		case <-time.After(wait):
 		}
 	}
-}
-
-// reannounceWAN is reannounce for the WAN pool.
-func (a *Agent) reannounceWAN(target string) bool {
-	if target == "" {
-		return false
-	}
-	if _, err := a.agent.JoinWAN([]string{target}); err != nil {
-		a.log.Info("repeated WAN join failed, will retry", zap.String("address", target), zap.Error(err))
-		return false
-	}
-	a.log.Info("joined the WAN pool once more, so that no member keeps a stale leave of this server",
-		zap.String("address", target), zap.Duration("after_first_join", reannounceAfter))
-	return true
 }
 
 // otherWANMember says whether the WAN pool has an alive member besides

@@ -55,6 +55,17 @@ type RaftHealth struct {
 // and election timeouts are 1 s per unit of raft_multiplier.
 const LeaderSettle = 3 * time.Second
 
+// HealthLag is how long after a server's task is RUNNING a read of
+// Consul's raft view must start to count as a view of that incarnation.
+// Autopilot refreshes each server's health every 2 s (Consul's
+// ServerHealthInterval) and answers from its last refresh, so a read
+// just after a restart can show the health of the incarnation that was
+// stopped, draining and healthy; one second more covers the refresh's own
+// round of RaftStats calls. (With a read every 3 s this was rarely hit;
+// reading every second, the scheduler's simulation test restarted a second
+// server while the first was held a non-voter.)
+const HealthLag = 3 * time.Second
+
 // CarryLeaderSince sets h.LeaderSince from the previous view: kept when
 // both show the same leader, else the new view's read time (zero without
 // a leader).
@@ -201,8 +212,8 @@ func (h *RaftHealth) VoterWait(t state.Task, tg state.Target) string {
 	if w := h.viewWait(); w != "" {
 		return "running; " + w
 	}
-	if h.At.Before(t.RunningSince) {
-		return "running; waiting for Consul's raft configuration read after it started"
+	if h.At.Before(t.RunningSince.Add(HealthLag)) {
+		return fmt.Sprintf("running; waiting for a read of Consul's raft view started %s after it started (autopilot's health can be that old)", HealthLag)
 	}
 	s, ok := h.find(t, tg)
 	switch {

@@ -94,7 +94,9 @@ func TestReplacementWaitsForAHealthyVoter(t *testing.T) {
 		{name: "replacement not in the raft configuration yet", tg: target(), tasks: tasks(replaced(), gone, running(2)),
 			raft: raftOf(now, nil, running(2)), waiting: "not in Consul's raft configuration"},
 		{name: "view read before the replacement ran", tg: target(), tasks: tasks(replaced(), gone, running(2)),
-			raft: raftOf(now.Add(-10*time.Second), nil, replaced(), running(2)), waiting: "read after it started"},
+			raft: raftOf(now.Add(-10*time.Second), nil, replaced(), running(2)), waiting: "started 3s after it started"},
+		{name: "view read 1 s after the replacement ran: autopilot's health can be its predecessor's", tg: target(), tasks: tasks(replaced(), gone, running(2)),
+			raft: raftOf(now.Add(-4*time.Second), nil, replaced(), running(2)), waiting: "autopilot's health can be that old"},
 		{name: "no leader: nothing counts", tg: target(), tasks: tasks(replaced(), gone, running(2)),
 			raft: &RaftHealth{At: now, Err: "No cluster leader"}, waiting: "No cluster leader"},
 		{name: "replacement a healthy voter: done, the next one goes", tg: target(), tasks: tasks(replaced(), gone, running(2)),
@@ -222,5 +224,32 @@ func TestLeaderSettleWait(t *testing.T) {
 				t.Errorf("wait %q does not name the leader", w)
 			}
 		})
+	}
+}
+
+// The raft view is read every second while a server action waits on it,
+// every 3 s otherwise (clients rolling, nothing to do).
+func TestRaftPollEvery(t *testing.T) {
+	server := state.Task{Name: state.ServerName(0), Role: taskspec.RoleServer}
+	client := state.Task{Name: "consul-client-a1", Role: taskspec.RoleClient}
+	tasks := state.Tasks{server.Name: server, client.Name: client}
+	for _, tc := range []struct {
+		name string
+		r    Result
+		want time.Duration
+	}{
+		{"nothing to do", Result{Tasks: tasks}, RaftPollIdle},
+		{"a client rolling", Result{Tasks: tasks, Update: []string{client.Name}}, RaftPollIdle},
+		{"a server rolling", Result{Tasks: tasks, Update: []string{client.Name, server.Name}}, RaftPollBusy},
+		{"a restarted server settling", Result{Tasks: tasks, Settling: map[string]string{server.Name: "not a voter yet"}}, RaftPollBusy},
+		{"a hand-over", Result{Tasks: tasks, Transfer: &Transfer{From: server.Name, To: "consul-server-1"}}, RaftPollBusy},
+		{"the gate shut", Result{Tasks: tasks, Gate: "no leader"}, RaftPollBusy},
+		{"a scale-down", Result{Tasks: tasks, ScaleDown: map[string]string{server.Name: "removing its peer"}}, RaftPollBusy},
+		{"a peer to remove", Result{Tasks: tasks, RemovePeer: map[string]string{server.Name: "127.0.0.1:8300"}}, RaftPollBusy},
+		{"a replacement", Result{Tasks: tasks, Replace: []string{server.Name}}, RaftPollBusy},
+	} {
+		if got := tc.r.RaftPollEvery(); got != tc.want {
+			t.Errorf("%s: every %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }

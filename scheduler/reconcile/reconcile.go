@@ -112,6 +112,32 @@ type Transfer struct {
 // NeedsOffers reports whether anything waits for an offer.
 func (r Result) NeedsOffers() bool { return len(r.Launch) > 0 || len(r.Release) > 0 }
 
+// How often the scheduler reads Consul's raft view: RaftPollBusy while a
+// server action waits on that view (a restarted server to be a healthy
+// voter, a leadership hand-over and its new leader to settle, a closed
+// gate, a scale-down or a replacement), RaftPollIdle otherwise. At 3 s a
+// read, each step of a rolling restart waited 1.5 s on average for the
+// read that shows it done.
+const (
+	RaftPollBusy = time.Second
+	RaftPollIdle = 3 * time.Second
+)
+
+// RaftPollEvery is how long after a read the scheduler reads Consul's
+// raft view again, given the last reconciliation.
+func (r Result) RaftPollEvery() time.Duration {
+	if len(r.Settling) > 0 || r.Transfer != nil || r.Gate != "" || len(r.ScaleDown) > 0 ||
+		len(r.RemovePeer) > 0 || len(r.Replace) > 0 {
+		return RaftPollBusy
+	}
+	for _, n := range r.Update {
+		if r.Tasks[n].Role == taskspec.RoleServer {
+			return RaftPollBusy
+		}
+	}
+	return RaftPollIdle
+}
+
 // Backoff is the delay before relaunching a task that failed n times in a row.
 func Backoff(n int) time.Duration {
 	if n <= 1 {

@@ -59,7 +59,7 @@ func TestRecoverReplacesLostServersOneAtATime(t *testing.T) {
 			t.Fatalf("replace %v while consul-server-0's replacement is not a voter yet", r.Replace)
 		}
 		// Once it is a healthy voter, the second is replaced.
-		r = Reconcile(Input{Target: tg, Tasks: r.Tasks, Now: now, Raft: raftOf(now.Add(time.Second), nil, first, survivor)})
+		r = Reconcile(Input{Target: tg, Tasks: r.Tasks, Now: now, Raft: raftOf(now.Add(HealthLag), nil, first, survivor)})
 		if len(r.Replace) != 1 || r.Replace[0] != "consul-server-1" {
 			t.Fatalf("replace %v, want consul-server-1; settling %v; %+v", r.Replace, r.Settling, r.Tasks["consul-server-0"])
 		}
