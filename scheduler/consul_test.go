@@ -118,7 +118,7 @@ func TestRemoveServerWithRealConsul(t *testing.T) {
 	tg := state.TargetFrom(config.Defaults())
 	taskOn := func(i int) state.Task {
 		return state.Task{Name: fmt.Sprintf("consul-server-%d", i), Role: taskspec.RoleServer, Index: i, IP: ips[i], Ports: ports,
-			TaskID: "x", State: "TASK_RUNNING", RunningSince: time.Now().Add(-time.Second)}
+			TaskID: "x", State: "TASK_RUNNING", RunningSince: time.Now().Add(-time.Minute)} // long running (reconcile.HealthLag)
 	}
 	// Every server is a healthy voter in the scheduler's view.
 	h, err := admin.RaftHealth(ctx, []string{httpAddr(2), httpAddr(0)})
