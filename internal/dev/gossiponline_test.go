@@ -216,7 +216,10 @@ func judgeFailures(t *testing.T, w *tlsOnWriter, tw *taskWatch) {
 		}
 		t.Errorf("failed write (server tasks around it: %q): %s", near, f)
 	}
-	t.Logf("failed writes in flight at a server stop or leadership change: %d of %d", inFlight, len(all))
+	w.mu.Lock()
+	resets := w.resets
+	w.mu.Unlock()
+	t.Logf("failed writes in flight at a server stop or leadership change: %d of %d; connections an agent reset, the write's outcome read back: %d", inFlight, len(all), resets)
 }
 
 // agentsEncrypted counts the agents whose LAN gossip is encrypted

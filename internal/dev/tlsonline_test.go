@@ -261,8 +261,10 @@ func schedulerLog(t *testing.T, workDir string) string {
 // tlsOnWriter puts tlson/last = n every 200 ms through one agent: plain
 // HTTP while the agent serves it, else HTTPS (once the roots are set). A
 // connection refused (an agent restarting) moves the write to the next
-// agent at once: a write fails only on an answer other than success, or
-// when no agent takes it.
+// agent at once; a connection the agent reset (its listener closing) has
+// the write's outcome read back through the next agent and, when it was
+// not applied, retried there. A write fails only on an answer other than
+// success, or when no agent takes it.
 type tlsOnWriter struct {
 	ips   []string
 	token string
@@ -274,6 +276,9 @@ type tlsOnWriter struct {
 
 	mu       sync.Mutex
 	ok, hops int
+	// resets counts the connections an agent reset whose write's outcome
+	// was then read back (applied or not; a not-applied one is retried).
+	resets   int
 	lastOK   int
 	byScheme map[string]int
 	failures []writeFailure
@@ -314,6 +319,31 @@ func startTLSOnWriter(ctx context.Context, ips []string, token string) *tlsOnWri
 					w.hops++
 					w.mu.Unlock()
 					cur = (cur + 1) % len(ips)
+				case errors.Is(err, syscall.ECONNRESET):
+					// The agent reset the connection: its listener closed
+					// (its task stopping) with this connection still in
+					// the accept queue, the moment after which it would
+					// have been refused. The outcome is read back, as a
+					// careful application would, through the next agent.
+					cur = (cur + 1) % len(ips)
+					applied, rerr := w.appliedAt(ctx, ips[cur], "tlson/last", i)
+					switch {
+					case rerr != nil:
+						errs = append(errs, fmt.Sprintf("%s %s: %v; reading it back through %s: %v", scheme, ip, err, ips[cur], rerr))
+						n = len(ips)
+					case applied:
+						written = true
+						w.mu.Lock()
+						w.ok++
+						w.lastOK = i
+						w.byScheme[scheme]++
+						w.resets++
+						w.mu.Unlock()
+					default:
+						w.mu.Lock()
+						w.resets++
+						w.mu.Unlock()
+					}
 				default:
 					errs = append(errs, fmt.Sprintf("%s %s: %v", scheme, ip, err))
 					cur = (cur + 1) % len(ips)
@@ -382,6 +412,41 @@ func (w *tlsOnWriter) putURL(ctx context.Context, hc *http.Client, base, key str
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
 	return nil
+}
+
+// appliedAt reads key back through the agent at ip (?consistent, the
+// way put reaches it) and reports whether it holds v or a later value.
+func (w *tlsOnWriter) appliedAt(ctx context.Context, ip, key string, v int) (bool, error) {
+	got, err := w.getURL(ctx, w.plain, "http://"+net.JoinHostPort(ip, "8500"), key)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		if roots := w.roots.Load(); roots != nil {
+			hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+				TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+			got, err = w.getURL(ctx, hc, "https://"+net.JoinHostPort(ip, "8501"), key)
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	return got >= v, nil
+}
+
+func (w *tlsOnWriter) getURL(ctx context.Context, hc *http.Client, base, key string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/kv/"+key+"?consistent&raw", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Consul-Token", w.currentToken())
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
 func (w *tlsOnWriter) wait() { <-w.done }
