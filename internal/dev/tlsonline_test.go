@@ -380,73 +380,69 @@ func (w *tlsOnWriter) currentToken() string {
 	return w.token
 }
 
-// put writes key=v through the agent at ip: HTTP on 8500, or when that
-// is refused HTTPS on 8501. ECONNREFUSED when neither listens.
+// put writes key=v through the agent at ip (see call).
 func (w *tlsOnWriter) put(ctx context.Context, ip, key string, v int) (string, error) {
-	err := w.putURL(ctx, w.plain, "http://"+net.JoinHostPort(ip, "8500"), key, v)
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return "http", err
+	scheme, answer, err := w.call(ctx, ip, http.MethodPut, "/v1/kv/"+key, strconv.Itoa(v))
+	if err == nil && answer != "true" {
+		err = fmt.Errorf("200 OK: %s", answer)
 	}
-	roots := w.roots.Load()
-	if roots == nil {
-		return "http", err
-	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
-		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
-	return "https", w.putURL(ctx, hc, "https://"+net.JoinHostPort(ip, "8501"), key, v)
+	return scheme, err
 }
 
-func (w *tlsOnWriter) putURL(ctx context.Context, hc *http.Client, base, key string, v int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+"/v1/kv/"+key, strings.NewReader(strconv.Itoa(v)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Consul-Token", w.currentToken())
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != "true" {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return nil
-}
-
-// appliedAt reads key back through the agent at ip (?consistent, the
-// way put reaches it) and reports whether it holds v or a later value.
+// appliedAt reads key back through the agent at ip (?consistent, see
+// call) and reports whether it holds v or a later value.
 func (w *tlsOnWriter) appliedAt(ctx context.Context, ip, key string, v int) (bool, error) {
-	got, err := w.getURL(ctx, w.plain, "http://"+net.JoinHostPort(ip, "8500"), key)
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		if roots := w.roots.Load(); roots != nil {
-			hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
-				TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
-			got, err = w.getURL(ctx, hc, "https://"+net.JoinHostPort(ip, "8501"), key)
-		}
-	}
+	_, answer, err := w.call(ctx, ip, http.MethodGet, "/v1/kv/"+key+"?consistent&raw", "")
 	if err != nil {
 		return false, err
+	}
+	got, err := strconv.Atoi(answer)
+	if err != nil {
+		return false, fmt.Errorf("the value %q: %w", answer, err)
 	}
 	return got >= v, nil
 }
 
-func (w *tlsOnWriter) getURL(ctx context.Context, hc *http.Client, base, key string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/kv/"+key+"?consistent&raw", nil)
+// call sends method to path through the agent at ip: HTTP on 8500, or
+// when that is refused HTTPS on 8501 (once the roots are set). It returns
+// the scheme used and the answer's body; an error for a status other than
+// 200, ECONNREFUSED when neither port listens.
+func (w *tlsOnWriter) call(ctx context.Context, ip, method, path, body string) (string, string, error) {
+	answer, err := w.callURL(ctx, w.plain, "http://"+net.JoinHostPort(ip, "8500"), method, path, body)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return "http", answer, err
+	}
+	roots := w.roots.Load()
+	if roots == nil {
+		return "http", answer, err
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	answer, err = w.callURL(ctx, hc, "https://"+net.JoinHostPort(ip, "8501"), method, path, body)
+	return "https", answer, err
+}
+
+func (w *tlsOnWriter) callURL(ctx context.Context, hc *http.Client, base, method, path, body string) (string, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	req.Header.Set("X-Consul-Token", w.currentToken())
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	answer := strings.TrimSpace(string(b))
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return answer, fmt.Errorf("%s: %s", resp.Status, answer)
 	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
+	return answer, nil
 }
 
 func (w *tlsOnWriter) wait() { <-w.done }
