@@ -497,6 +497,10 @@ func (e *executorLoop) message(data []byte) {
 		}
 		return
 	}
+	if err == nil && kind == taskspec.KindHandOver {
+		e.handOver(data)
+		return
+	}
 	u, err := taskspec.DecodeJoinUpdate(data)
 	if err != nil {
 		e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
@@ -505,6 +509,46 @@ func (e *executorLoop) message(data []byte) {
 	e.log.Info("MESSAGE: join addresses from the scheduler", zap.Strings("join_addrs", u.JoinAddrs))
 	for _, r := range e.runners {
 		r.addJoinAddrs(u.JoinAddrs)
+	}
+}
+
+// handOver answers the scheduler's hand-over request (taskspec.HandOver):
+// the server, if it leads, holds the requests that need the leader, and
+// the executor says so in a MESSAGE back; the scheduler then asks Consul
+// for the transfer. Mesos delivers neither MESSAGE for sure: the
+// scheduler asks again, and transfers without the hold after a few tries.
+func (e *executorLoop) handOver(data []byte) {
+	m, err := taskspec.DecodeHandOver(data)
+	if err != nil {
+		e.log.Warn("MESSAGE from the scheduler ignored", zap.Int("bytes", len(data)), zap.Error(err))
+		return
+	}
+	for id, r := range e.runners {
+		if e.ledger.terminal(mesos.TaskID{Value: id}) {
+			continue
+		}
+		leads := r.holdForHandOver(m.Hold())
+		e.log.Info("MESSAGE: raft leadership is to be handed over", zap.String("task_id", id), zap.String("to", m.To),
+			zap.Int64("seq", m.Seq), zap.Bool("leads", leads), zap.Duration("hold", m.Hold()))
+		reply, err := taskspec.EncodeHandOverReady(m.Seq, id, leads)
+		if err != nil {
+			e.log.Error("hand-over answer", zap.Error(err))
+			return
+		}
+		go e.sendMessage(reply)
+	}
+}
+
+// sendMessage sends the scheduler a MESSAGE through the agent (best effort).
+func (e *executorLoop) sendMessage(data []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CallTimeout)
+	defer cancel()
+	resp, err := e.sender.Send(ctx, calls.NonStreaming(calls.Message(data)))
+	if resp != nil {
+		resp.Close()
+	}
+	if err != nil {
+		e.log.Warn("MESSAGE to the scheduler not sent", zap.Error(err))
 	}
 }
 

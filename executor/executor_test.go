@@ -65,7 +65,8 @@ type fakeConsul struct {
 	// drained counts Drain calls; drainErr is what Drain returns.
 	drained  int
 	drainErr error
-	leads    bool // what Leads says
+	leads    bool            // what Leads says
+	holds    []time.Duration // HoldForHandOver calls
 	// hang, when set, makes Stop (and so Leave) block until it is closed,
 	// as hashicorp/raft's Shutdown was seen to.
 	hang chan struct{}
@@ -117,6 +118,13 @@ func (f *fakeConsul) Drain() error {
 func (f *fakeConsul) Leads() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.leads
+}
+
+func (f *fakeConsul) HoldForHandOver(hold time.Duration) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.holds = append(f.holds, hold)
 	return f.leads
 }
 
@@ -827,6 +835,46 @@ func TestExecutorLeaderDoesNotDrain(t *testing.T) {
 	_, ups, _, _ := fa.snapshot()
 	if last := ups[len(ups)-1]; !strings.Contains(last.GetMessage(), "not drained (it is the raft leader)") {
 		t.Errorf("KILLED message %q does not say the leader was not drained", last.GetMessage())
+	}
+}
+
+// TestExecutorHoldsForHandOver: the scheduler's hand-over MESSAGE makes
+// the server hold its requests for the bound it names, and the executor
+// answers with a MESSAGE naming the request and the task and saying
+// whether the server leads.
+func TestExecutorHoldsForHandOver(t *testing.T) {
+	fa := newFakeAgent(t, "127.3.0.47")
+	fc := newFakeConsul()
+	fc.leads = true
+	close(fc.ready)
+	runExecutor(t, context.Background(), testConfig(fa, "127.3.0.47", t.TempDir()), fakeStart(fc))
+	fa.waitFor(10*time.Second, "SUBSCRIBE", func() bool { s, _, _, _ := fa.snapshot(); return len(s) == 1 })
+	fa.send(launchEvent("t1", testSpec(t, 3, anyPorts())))
+	fa.waitState(10*time.Second, mesos.TASK_RUNNING, nil)
+	msg, err := taskspec.EncodeHandOver(99, "consul-server-1", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.send(executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: msg}})
+	var got [][]byte
+	fa.waitFor(10*time.Second, "the hand-over answer", func() bool {
+		fa.mu.Lock()
+		defer fa.mu.Unlock()
+		got = append([][]byte(nil), fa.messages...)
+		return len(got) > 0
+	})
+	m, err := taskspec.DecodeHandOverReady(got[0])
+	if err != nil {
+		t.Fatalf("answer %q: %v", got[0], err)
+	}
+	if m.Seq != 99 || m.TaskID != "t1" || !m.Leads {
+		t.Errorf("answer %+v, want seq 99, task t1, leads", m)
+	}
+	fc.mu.Lock()
+	holds := fc.holds
+	fc.mu.Unlock()
+	if len(holds) != 1 || holds[0] != 3*time.Second {
+		t.Errorf("holds %v, want one of 3s", holds)
 	}
 }
 

@@ -40,6 +40,7 @@ type fakeAgent struct {
 	updates  []mesos.TaskStatus
 	badCalls []string
 	hbCalls  int
+	messages [][]byte // MESSAGE calls' data, executor to scheduler
 	hbFail   bool
 	notify   chan struct{} // pinged on every call
 }
@@ -129,6 +130,14 @@ func (fa *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 			fa.ack(st)
 		}
 	case executor.Call_MESSAGE:
+		if call.Message == nil {
+			fa.bad("MESSAGE without 'message'")
+			http.Error(w, "Expecting 'message' to be present", http.StatusBadRequest)
+			return
+		}
+		fa.mu.Lock()
+		fa.messages = append(fa.messages, call.Message.Data)
+		fa.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	case executor.Call_SUBSCRIBE:
 		fa.subscribe(w, r, *call.Subscribe)

@@ -25,6 +25,10 @@ type consulAgent interface {
 	Drain() error
 	// Leads: the server is the raft leader now (consulagent.Leads).
 	Leads() bool
+	// HoldForHandOver: a leading server holds the requests that need the
+	// leader until it no longer leads, at most hold
+	// (consulagent.HoldForHandOver); it says whether it leads.
+	HoldForHandOver(hold time.Duration) bool
 	Stop()
 	Done() <-chan struct{}
 	Err() error
@@ -122,6 +126,19 @@ func (r *taskRunner) addJoinAddrs(addrs []string) {
 	if a != nil {
 		a.AddJoinAddrs(addrs)
 	}
+}
+
+// holdForHandOver is the scheduler's hand-over request for this task's
+// server: it says whether the server leads and holds its requests now
+// (false before the agent has started).
+func (r *taskRunner) holdForHandOver(hold time.Duration) bool {
+	r.joinMu.Lock()
+	a := r.agent
+	r.joinMu.Unlock()
+	if a == nil || r.spec.Role != taskspec.RoleServer {
+		return false
+	}
+	return a.HoldForHandOver(hold)
 }
 
 // requestKill asks for a graceful stop; later requests are ignored.

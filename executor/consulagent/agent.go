@@ -53,6 +53,9 @@ type Agent struct {
 	reloadMu sync.Mutex
 	// draining: the loader adds drainSource (Drain).
 	draining *atomic.Bool
+	// fence holds a leader's RPCs while its leadership is handed over
+	// (servers only).
+	fence *writeFence
 
 	cancelJoin context.CancelFunc
 	joinMu     sync.Mutex
@@ -135,6 +138,13 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 	if rpcIdleStreams >= 0 {
 		bd.ConnPool.MaxStreams = rpcIdleStreams
 	}
+	// A server holds the RPCs that need its leadership while that
+	// leadership is handed over (HoldForHandOver).
+	var fence *writeFence
+	if spec.Role == taskspec.RoleServer {
+		fence = &writeFence{}
+		bd.GetNetRPCInterceptorFunc = fence.interceptor
+	}
 	ca, err := consul.New(bd)
 	if err != nil {
 		bd.Close()
@@ -159,6 +169,7 @@ func Start(ctx context.Context, spec taskspec.Spec, env Env, log *zap.Logger) (*
 		tlsBase:  bd.RuntimeConfig.TLS,
 		done:     make(chan struct{}),
 		draining: draining,
+		fence:    fence,
 		targets:  joinTargets(spec),
 		kick:     make(chan struct{}, 1),
 	}

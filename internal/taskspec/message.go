@@ -113,15 +113,16 @@ func MessageKind(data []byte) (string, error) {
 		return "", fmt.Errorf("taskspec: message version %d is not supported (this executor reads %d)", m.Version, MessageVersion)
 	}
 	switch m.Kind {
-	case kindJoin, kindTLSRenew, kindLeave, kindSecretsCopy:
+	case kindJoin, kindTLSRenew, kindLeave, kindSecretsCopy, kindHandOver:
 		return m.Kind, nil
 	}
-	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q, %q, %q or %q)", m.Kind, kindJoin, kindTLSRenew, kindLeave, kindSecretsCopy)
+	return "", fmt.Errorf("taskspec: message kind %q is not known (want %q, %q, %q, %q or %q)", m.Kind, kindJoin, kindTLSRenew, kindLeave, kindSecretsCopy, kindHandOver)
 }
 
-// KindJoin, KindTLSRenew, KindLeave and KindSecretsCopy are what
-// MessageKind returns.
+// KindJoin, KindTLSRenew, KindLeave, KindSecretsCopy and KindHandOver
+// are what MessageKind returns.
 const (
+	KindHandOver    = kindHandOver
 	KindJoin        = kindJoin
 	KindTLSRenew    = kindTLSRenew
 	KindLeave       = kindLeave
