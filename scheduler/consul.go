@@ -481,7 +481,6 @@ const serfFailWait = 20 * time.Second
 // and starts the Consul actions the last reconciliation asked for: a raft
 // leadership transfer, autopilot's configuration. Called every tick.
 func (s *Scheduler) pollRaft() {
-	s.startTransfer(s.last.Transfer, s.now())
 	s.syncAutopilot(s.now())
 	now := time.Now()
 	if s.raftPolling || now.Before(s.raftNext) {
@@ -588,26 +587,22 @@ func (s *Scheduler) startScaleDownRemovals() {
 }
 
 // startTransfer asks Consul to hand raft leadership over before the
-// rolling restart restarts the leader (reconcile.Result.Transfer). One at
-// a time; after an attempt the next raft read (sooner than usual) shows
-// the new leader, and the old one is restarted as a follower.
-func (s *Scheduler) startTransfer(tr *reconcile.Transfer, now time.Time) {
-	if tr == nil || s.transferring || now.Before(s.transferNext) {
-		return
-	}
-	if s.raft != nil && s.raft.At.Before(s.transferDone) {
-		return // a view read before the last transfer: wait for a fresh one
-	}
+// rolling restart restarts the leader (reconcile.Result.Transfer); held
+// says whether the leader holds its requests meanwhile (handover.go).
+// One at a time; after an attempt the next raft read (sooner than usual)
+// shows the new leader, and the old one is restarted as a follower.
+func (s *Scheduler) startTransfer(tr *reconcile.Transfer, held bool) {
 	s.transferring = true
 	via := consulHTTPAddrs(s.tasks, s.target, "")
 	s.log.Info("handing raft leadership over before restarting the leader", zap.String("from", tr.From), zap.String("to", tr.To),
-		zap.String("to_id", tr.ToID))
+		zap.String("to_id", tr.ToID), zap.Bool("requests_held", held))
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := s.consul.TransferLeader(ctx, via, tr.ToID)
 		cancel()
 		f := func() {
 			s.transferring = false
+			s.ask = handOverAsk{} // the next attempt asks anew
 			s.transferNext = s.now().Add(5 * time.Second)
 			s.raftNext = time.Now().Add(time.Second)
 			if err != nil {

@@ -387,7 +387,7 @@ func (s *Scheduler) handle(ctx context.Context, batch []*scheduler.Event) error 
 				s.onAgentLost(f.AgentID.Value, &out)
 			}
 		case scheduler.Event_MESSAGE:
-			s.log.Info("executor message", zap.String("executor", e.Message.ExecutorID.Value), zap.ByteString("data", e.Message.Data))
+			s.onExecutorMessage(e.Message.ExecutorID.Value, e.Message.Data, now, &out)
 		case scheduler.Event_ERROR:
 			msg := e.GetError().GetMessage()
 			s.log.Error("Mesos master sent ERROR", zap.String("message", msg))
@@ -452,6 +452,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 	s.reconcileCalls(now, &out)
 	s.joinMessages(now, &out)
 	s.pollRaft()
+	s.handOver(now, &out)
 	s.pollQuorum()
 	if err := s.act(ctx, now, &out); err != nil {
 		return err

@@ -340,6 +340,10 @@ type Scheduler struct {
 	transferNext time.Time
 	transferWhy  string
 	transferDone time.Time // when the last transfer succeeded
+	// ask: the hand-over request to the leader's executor (handover.go).
+	ask handOverAsk
+	// lastWaits is the last logged reconcile.Result.Waits.
+	lastWaits string
 	// autopilotFor: the server count autopilot was configured for;
 	// autopilotBusy while a write is under way.
 	autopilotFor  int
@@ -500,6 +504,14 @@ func (s *Scheduler) applyReconcile(r reconcile.Result) {
 	}
 	if len(r.Old) > 0 {
 		s.forceLeave(r.Old)
+	}
+	if w := r.Waits(); w != s.lastWaits {
+		if w == "" {
+			s.log.Info("server actions no longer wait")
+		} else {
+			s.log.Info("server actions wait", zap.String("waits", w))
+		}
+		s.lastWaits = w
 	}
 	s.last = r
 	s.prune(s.now()) // records just deleted may free their agents' entries

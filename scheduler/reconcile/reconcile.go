@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dcos-consul/dcos-consul/internal/taskspec"
@@ -136,6 +137,26 @@ func (r Result) RaftPollEvery() time.Duration {
 		}
 	}
 	return RaftPollIdle
+}
+
+// Waits is what server actions wait for in this result, one line: the
+// gate, then each settling server with its reason, sorted ("" when
+// nothing waits). The scheduler logs it when it changes, so each wait of
+// a rolling restart or replacement shows in the log with its reason.
+func (r Result) Waits() string {
+	var parts []string
+	if r.Gate != "" {
+		parts = append(parts, "gate: "+r.Gate)
+	}
+	names := make([]string, 0, len(r.Settling))
+	for n := range r.Settling {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		parts = append(parts, n+": "+r.Settling[n])
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Backoff is the delay before relaunching a task that failed n times in a row.
