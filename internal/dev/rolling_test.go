@@ -169,6 +169,7 @@ func TestDevRollingUpdate(t *testing.T) {
 	t.Logf("ROLLING UPDATE 3 servers: total %.1f s (%.1f s a server); longest write gap %.2f s; writes ok %d, failed %d, unknown %d; "+
 		"no leader on any server %.2f s; samples with more than one server without a leader: %d; leaders seen %v",
 		total.Seconds(), total.Seconds()/3, gap.Seconds(), ok, failed, unknown, noLeader.Seconds(), multi, order)
+	t.Logf("longest write gaps: %v", w.longestGaps(start, 3))
 	if lost := w.lost(ctx, consulConfig(t, fc.Cluster, net.JoinHostPort(client.AgentIP, "8500"))); lost != "" {
 		t.Errorf("acknowledged write lost: %s", lost)
 	}
@@ -253,6 +254,33 @@ func (w *writer) result(from time.Time) (gap time.Duration, ok, failed, unknown 
 		prev = at
 	}
 	return gap, len(w.okAt), w.failed, w.unknown
+}
+
+// longestGaps are the n longest gaps between successful writes after
+// from, longest first, each with the time it ended (to find it in the
+// scheduler's and executors' logs).
+func (w *writer) longestGaps(from time.Time, n int) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	type gap struct {
+		d   time.Duration
+		end time.Time
+	}
+	var gaps []gap
+	prev := from
+	for _, at := range w.okAt {
+		if at.Before(from) {
+			continue
+		}
+		gaps = append(gaps, gap{at.Sub(prev), at})
+		prev = at
+	}
+	sort.Slice(gaps, func(i, j int) bool { return gaps[i].d > gaps[j].d })
+	var out []string
+	for i := 0; i < n && i < len(gaps); i++ {
+		out = append(out, fmt.Sprintf("%.2f s ending %s", gaps[i].d.Seconds(), gaps[i].end.UTC().Format("15:04:05.000")))
+	}
+	return out
 }
 
 // lost reads the key back (consistent): it must hold the last
