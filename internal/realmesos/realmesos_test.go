@@ -171,6 +171,7 @@ func TestRealMesos(t *testing.T) {
 		{"MesosDNS", su.mesosDNS},
 		{"KillServerExecutor", su.killServerExecutor},
 		{"RestartServerInPlace", su.restartServerInPlace},
+		{"RestartLeaderInPlace", su.restartLeaderInPlace},
 		{"RestartScheduler", su.restartScheduler},
 		{"RestartMaster", su.restartMaster},
 		{"LoseServerAgent", su.loseServerAgent},
@@ -668,6 +669,67 @@ func (su *suite) restartServerInPlace(t *testing.T) {
 		t.Errorf("the old task's TASK_KILLED message does not say the server drained; scheduler log tail:\n%s", tail(su.s.LogPath(), 20))
 	}
 	su.writeKeys(t, tasks, "after-pod-restart", 10)
+}
+
+// restartLeaderInPlace: an operator's `pod restart` of the raft leader.
+// The scheduler first asks the leader's executor (a MESSAGE through the
+// real master and agent) to hold the requests that need the leader; the
+// executor answers with a MESSAGE of its own, which the real agent and
+// master deliver to the scheduler; only then is leadership handed over,
+// with the requests held, and the old leader restarted as a follower. It
+// comes back on its agent as the same raft peer, with every key.
+func (su *suite) restartLeaderInPlace(t *testing.T) {
+	logFrom := len(readFile(su.s.LogPath()))
+	ops := &operator.Commands{Client: su.operatorClient(t), Out: io.Discard}
+	tasks, leader := su.healthy(t, 3, time.Minute)
+	var victim task
+	for _, s := range servers(tasks) {
+		if s.AgentIP == hostOf(leader) {
+			victim = s
+		}
+	}
+	if victim.Name == "" {
+		t.Fatalf("no server task on the leader's host %s: %v", leader, taskNames(tasks))
+	}
+	before := su.peers(t, hostOf(leader))[victim.Name]
+	if before == nil {
+		t.Fatalf("%s is not a raft peer", victim.Name)
+	}
+	start := time.Now()
+	eventually(t, 2*time.Minute, "pod restart "+victim.Name+" through the quorum gate", func() error {
+		return ops.PodRestart(context.Background(), victim.Name)
+	})
+	eventually(t, 3*time.Minute, victim.Name+" relaunched", func() error {
+		st, err := su.c.State(context.Background())
+		if err != nil {
+			return err
+		}
+		tk, ok := findTask(running(st), victim.Name)
+		if !ok || tk.ID == victim.ID {
+			return fmt.Errorf("%s not running as a new task yet (%+v)", victim.Name, tk)
+		}
+		if tk.AgentIP != victim.AgentIP {
+			return fmt.Errorf("%s relaunched on %s, want its own agent %s", victim.Name, tk.AgentIP, victim.AgentIP)
+		}
+		return nil
+	})
+	t.Logf("TIMING %s (the leader) RUNNING again %s after the pod restart", victim.Name, time.Since(start).Round(100*time.Millisecond))
+	tasks, leader = su.healthy(t, 3, 3*time.Minute)
+	if after := su.peers(t, hostOf(leader))[victim.Name]; after == nil || after.ID != before.ID {
+		t.Fatalf("%s came back with raft ID %v, want %s (the same data on its volume)", victim.Name, after, before.ID)
+	}
+	log := readFile(su.s.LogPath())[logFrom:]
+	for _, want := range []string{
+		"the raft leader's executor holds the requests that need the leader", // its MESSAGE reached the scheduler
+		`"requests_held":true`,
+		"raft leadership handed over",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the scheduler's log since the pod restart lacks %q; its tail:\n%s", want, tail(su.s.LogPath(), 30))
+		}
+	}
+	su.checkAllKeys(t, tasks)
+	su.writeKeys(t, tasks, "after-leader-restart", 10)
 }
 
 // restartFollower ends a server that does not lead with end, then checks
