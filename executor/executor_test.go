@@ -882,7 +882,8 @@ func TestExecutorHoldsForHandOver(t *testing.T) {
 // (a server going away for good) makes a server leave gracefully, which a
 // KILL does not, and end its task with TASK_KILLED labelled with the
 // outcome: consul_left=true, or false with the error when the leave did
-// not complete (the scheduler then removes the peer itself).
+// not complete (the scheduler then removes the peer itself). It drains
+// before it leaves.
 func TestExecutorServerLeavesOnLeaveMessage(t *testing.T) {
 	for _, tc := range []struct {
 		ip       string
@@ -924,6 +925,14 @@ func TestExecutorServerLeavesOnLeaveMessage(t *testing.T) {
 			}
 			if tc.leaveErr != nil && !strings.Contains(killed.GetMessage(), "did not complete") {
 				t.Errorf("KILLED message %q does not say the leave did not complete", killed.GetMessage())
+			}
+			// A server that goes away for good drains first: once left
+			// it knows no leader, and a write sent to it would wait.
+			if n := fc.drains(); n != 1 {
+				t.Errorf("drained %d times before the leave, want 1", n)
+			}
+			if !strings.Contains(killed.GetMessage(), "client requests sent to the other servers from the leave on") {
+				t.Errorf("KILLED message %q does not say the server drained before its leave", killed.GetMessage())
 			}
 		})
 	}

@@ -301,6 +301,9 @@ func (r *taskRunner) run() {
 func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix string) {
 	if k.leave {
 		r.emit(taskEvent{state: mesos.TASK_KILLING, message: "leaving the Consul cluster for good (the scheduler's request): " + k.why})
+		if d := r.drainBeforeLeave(agent); d != "" {
+			prefix = joinPrefix(prefix, d)
+		}
 		r.leave(agent, k, prefix)
 		return
 	}
@@ -324,6 +327,32 @@ func (r *taskRunner) stopForKill(agent consulAgent, k *killRequest, prefix strin
 	}
 	r.log.Info("task killed", zap.String("why", k.why), zap.Duration("stop", took), zap.Bool("left", false), zap.Bool("shutdown_hung", !stopped))
 	r.emit(taskEvent{state: mesos.TASK_KILLED, message: msg})
+}
+
+// drainBeforeLeave has a server that goes away for good refuse client
+// requests with "try a different server" (consulagent.Drain) for the
+// rest of its life, before its graceful leave: once it has left (and
+// after a scale-down's peer removal) it knows no raft leader, and a
+// write sent to it waited for one until Consul's RPC hold timeout
+// (writes of 2 s through such a server on dev, "No cluster leader"). A
+// leader does not drain (a write it refuses is not retried). It says
+// what it did, "" when nothing.
+func (r *taskRunner) drainBeforeLeave(agent consulAgent) string {
+	if r.spec.Role != taskspec.RoleServer || agent.Leads() {
+		return ""
+	}
+	if err := agent.Drain(); err != nil {
+		r.log.Warn("the Consul server could not be drained before its leave; leaving anyway", zap.Error(err))
+		return "not drained before the leave: " + err.Error()
+	}
+	return "client requests sent to the other servers from the leave on"
+}
+
+func joinPrefix(prefix, s string) string {
+	if prefix == "" {
+		return s
+	}
+	return prefix + "; " + s
 }
 
 // drain has a server refuse client requests with Consul's "try a
