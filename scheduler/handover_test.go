@@ -41,3 +41,17 @@ func TestNextHandOverStep(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitsShape: a wait whose figures alone changed is the same wait
+// (logged once); another reason is not.
+func TestWaitsShape(t *testing.T) {
+	a := "consul-server-4: leaving the Consul cluster gracefully (asked 1s ago; within 45s)"
+	b := "consul-server-4: leaving the Consul cluster gracefully (asked 12s ago; within 45s)"
+	if waitsShape(a) != waitsShape(b) {
+		t.Errorf("%q and %q differ only in figures", a, b)
+	}
+	other := "consul-server-3: leaving the Consul cluster gracefully (asked 1s ago; within 45s)"
+	if waitsShape(a) == waitsShape("gate: Consul has no raft leader") || waitsShape(a) == waitsShape("") || waitsShape(a) == waitsShape(other) {
+		t.Error("different waits have one shape")
+	}
+}

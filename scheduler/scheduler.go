@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -490,6 +491,14 @@ func (s *Scheduler) reconcile(now time.Time) reconcile.Result {
 		Pause: s.control.Pause(), LeaveTimeout: s.opts.LeaveTimeout})
 }
 
+// waitsShape is a Waits line without its figures ("asked 3s ago", "led
+// for 2s"): the log says what server actions wait for when that changes,
+// not every second as its figures do.
+// Task names keep their index ("consul-server-4").
+func waitsShape(w string) string { return figures.ReplaceAllString(w, "${1}#") }
+
+var figures = regexp.MustCompile(`(^|[\s(:=,])[0-9]+(\.[0-9]+)*`)
+
 // applyReconcile adopts a reconciliation result's records.
 func (s *Scheduler) applyReconcile(r reconcile.Result) {
 	for _, n := range r.Changed {
@@ -505,7 +514,7 @@ func (s *Scheduler) applyReconcile(r reconcile.Result) {
 	if len(r.Old) > 0 {
 		s.forceLeave(r.Old)
 	}
-	if w := r.Waits(); w != s.lastWaits {
+	if w := r.Waits(); waitsShape(w) != waitsShape(s.lastWaits) {
 		if w == "" {
 			s.log.Info("server actions no longer wait")
 		} else {
