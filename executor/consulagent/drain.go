@@ -41,8 +41,10 @@ var drainSource = config.FileSource{
 // conn: connection refused") until serf marked it failed: Consul retries
 // neither for a write, whose outcome it cannot know. The caller waits a
 // moment (requests in flight finish, busy clients move on), then stops
-// the agent. A server that leaves does not need it: its serf leave takes
-// it off the clients' lists before it stops.
+// the agent. A server that leaves for good drains first too (without the
+// wait): its serf leave takes it off the clients' lists, but once it has
+// left it knows no raft leader, and a write sent to its own API waited
+// for one until Consul's RPC hold timeout.
 func (a *Agent) Drain() error {
 	if a.spec.Role != taskspec.RoleServer {
 		return errors.New("consulagent: only a server drains")
