@@ -478,8 +478,8 @@ const serfFailWait = 20 * time.Second
 
 // pollRaft reads Consul's raft view now and then (a goroutine; the
 // result reaches the loop as a command, so the pure core sees plain data),
-// and starts the Consul actions the last reconciliation asked for: a raft
-// leadership transfer, autopilot's configuration. Called every tick.
+// and starts autopilot's configuration when the last reconciliation asks
+// for it (a leadership transfer starts in handOver). Called every tick.
 func (s *Scheduler) pollRaft() {
 	s.syncAutopilot(s.now())
 	now := time.Now()

@@ -77,6 +77,7 @@ func (s *Scheduler) handOver(now time.Time, out *outbox) {
 		s.ask = handOverAsk{}
 		return
 	}
+	// One transfer at a time, and after one a view read since it.
 	if s.transferring || now.Before(s.transferNext) || (s.raft != nil && s.raft.At.Before(s.transferDone)) {
 		return
 	}
