@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -141,15 +142,22 @@ func download(ctx context.Context, uri, dest string) error {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("HTTP %d from '%s'", resp.StatusCode, uri)
 		}
-		f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		// Downloaded beside dest, then copied in without forks (writeNoFork):
+		// a download can be slow, and forks must not wait for it.
+		part := dest + ".part"
+		f, err := os.OpenFile(part, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 		if err != nil {
 			return err
 		}
+		defer os.Remove(part)
 		if _, err := io.Copy(f, resp.Body); err != nil {
 			f.Close()
 			return err
 		}
-		return f.Close()
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return copyFile(part, dest)
 	default:
 		return fmt.Errorf("unsupported URI '%s' (file://, http://, https:// or an absolute path)", uri)
 	}
@@ -168,11 +176,27 @@ func copyFile(src, dest string) error {
 	if fi.IsDir() {
 		return fmt.Errorf("'%s' is a directory", src)
 	}
+	return writeNoFork(dest, func(out *os.File) error {
+		_, err := io.Copy(out, in)
+		return err
+	})
+}
+
+// writeNoFork writes dest with fill while no process of this one can be
+// forked. The simulated agents share one process and launch executors
+// concurrently: a process forked while dest was open for writing kept the
+// descriptor until it exec'd, and an exec of dest meanwhile failed with
+// ETXTBSY (sh: "Text file busy", exit 126; golang/go#22315). Forks take
+// syscall.ForkLock for writing; holding it for reading keeps them out.
+// The real fetcher is a process of its own and has no such window.
+func writeNoFork(dest string, fill func(*os.File) error) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
 	out, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	if err := fill(out); err != nil {
 		out.Close()
 		return err
 	}
@@ -294,15 +318,12 @@ func writeFile(target string, r io.Reader, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	// An archive member can be the executor: written without forks too.
+	err := writeNoFork(target, func(f *os.File) error {
+		_, err := io.Copy(f, r)
+		return err
+	})
 	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
 		return err
 	}
 	return os.Chmod(target, mode)
