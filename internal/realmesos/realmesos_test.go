@@ -681,43 +681,11 @@ func (su *suite) restartServerInPlace(t *testing.T) {
 func (su *suite) restartLeaderInPlace(t *testing.T) {
 	logFrom := len(readFile(su.s.LogPath()))
 	ops := &operator.Commands{Client: su.operatorClient(t), Out: io.Discard}
-	tasks, leader := su.healthy(t, 3, time.Minute)
-	var victim task
-	for _, s := range servers(tasks) {
-		if s.AgentIP == hostOf(leader) {
-			victim = s
-		}
-	}
-	if victim.Name == "" {
-		t.Fatalf("no server task on the leader's host %s: %v", leader, taskNames(tasks))
-	}
-	before := su.peers(t, hostOf(leader))[victim.Name]
-	if before == nil {
-		t.Fatalf("%s is not a raft peer", victim.Name)
-	}
-	start := time.Now()
-	eventually(t, 2*time.Minute, "pod restart "+victim.Name+" through the quorum gate", func() error {
-		return ops.PodRestart(context.Background(), victim.Name)
+	tasks := su.restartServer(t, "the pod restart of the leader", true, func(victim task) {
+		eventually(t, 2*time.Minute, "pod restart "+victim.Name+" through the quorum gate", func() error {
+			return ops.PodRestart(context.Background(), victim.Name)
+		})
 	})
-	eventually(t, 3*time.Minute, victim.Name+" relaunched", func() error {
-		st, err := su.c.State(context.Background())
-		if err != nil {
-			return err
-		}
-		tk, ok := findTask(running(st), victim.Name)
-		if !ok || tk.ID == victim.ID {
-			return fmt.Errorf("%s not running as a new task yet (%+v)", victim.Name, tk)
-		}
-		if tk.AgentIP != victim.AgentIP {
-			return fmt.Errorf("%s relaunched on %s, want its own agent %s", victim.Name, tk.AgentIP, victim.AgentIP)
-		}
-		return nil
-	})
-	t.Logf("TIMING %s (the leader) RUNNING again %s after the pod restart", victim.Name, time.Since(start).Round(100*time.Millisecond))
-	tasks, leader = su.healthy(t, 3, 3*time.Minute)
-	if after := su.peers(t, hostOf(leader))[victim.Name]; after == nil || after.ID != before.ID {
-		t.Fatalf("%s came back with raft ID %v, want %s (the same data on its volume)", victim.Name, after, before.ID)
-	}
 	log := readFile(su.s.LogPath())[logFrom:]
 	for _, want := range []string{
 		"the raft leader's executor holds the requests that need the leader", // its MESSAGE reached the scheduler
@@ -728,7 +696,6 @@ func (su *suite) restartLeaderInPlace(t *testing.T) {
 			t.Errorf("the scheduler's log since the pod restart lacks %q; its tail:\n%s", want, tail(su.s.LogPath(), 30))
 		}
 	}
-	su.checkAllKeys(t, tasks)
 	su.writeKeys(t, tasks, "after-leader-restart", 10)
 }
 
@@ -736,13 +703,22 @@ func (su *suite) restartLeaderInPlace(t *testing.T) {
 // that it comes back as a new task on its own agent (its volume), the
 // same raft peer, with every key written so far; it returns the tasks.
 func (su *suite) restartFollower(t *testing.T, what string, end func(victim task)) []task {
+	return su.restartServer(t, what, false, end)
+}
+
+// restartServer is restartFollower for the leader (leader true) or a
+// server that does not lead.
+func (su *suite) restartServer(t *testing.T, what string, leading bool, end func(victim task)) []task {
 	tasks, leader := su.healthy(t, 3, time.Minute)
 	var victim task
 	for _, s := range servers(tasks) {
-		if s.AgentIP != hostOf(leader) {
+		if (s.AgentIP == hostOf(leader)) == leading {
 			victim = s
 			break
 		}
+	}
+	if victim.Name == "" {
+		t.Fatalf("no server task to restart (leader %v) among %v; leader at %s", leading, taskNames(tasks), leader)
 	}
 	before := su.peers(t, hostOf(leader))[victim.Name]
 	if before == nil {
